@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libzcnotify: MSG_ZEROCOPY sends with exactly one completion per send.
+ *
+ * Every function returns 0, a count, or a negative errno value; errno is
+ * never the channel. The full contract of each function is in its man page
+ * (zc_open(3), zc_sendmsg(3), zc_completions(3), ... and zcnotify(7)).
+ *
+ * Threading: the send side (zc_send, zc_sendmsg) and the reap side
+ * (zc_completions, zc_wait, zc_foreign) of one zc_sock may each run in
+ * their own thread, without a lock. Two threads on the same side need the
+ * caller's lock. The getters may be called from any thread.
+ */
+#ifndef ZCNOTIFY_H
+#define ZCNOTIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZCNOTIFY_VERSION_MAJOR 0
+#define ZCNOTIFY_VERSION_MINOR 1
+
+struct zc_sock;				/* opaque, one per socket */
+
+enum {
+	ZC_BACKEND_AUTO = 0,		/* choose: SCM, else error queue */
+	ZC_BACKEND_ERRQUEUE,		/* MSG_ZEROCOPY + recvmsg(MSG_ERRQUEUE) */
+	ZC_BACKEND_SCM,			/* MSG_ZEROCOPY + SCM_ZC_NOTIFICATION */
+	ZC_BACKEND_URING,		/* io_uring SENDMSG_ZC / SEND_ZC */
+	ZC_BACKEND_COPY,		/* plain copying sends */
+};
+
+/* zc_completion.flags */
+#define ZC_COPIED	(1u << 0)	/* data was copied, not sent from the pages */
+#define ZC_LIB_COPY	(1u << 1)	/* the library chose to copy (ZC_COPIED is set too) */
+
+/* zc_opts.flags */
+#define ZC_OPT_NO_ADAPT	(1u << 0)	/* keep trying zero-copy even when the
+					 * kernel keeps reporting COPIED */
+
+struct zc_opts {
+	size_t   sz;		/* sizeof(struct zc_opts); lets the struct grow */
+	int      backend;	/* ZC_BACKEND_*; 0 = choose automatically */
+	uint32_t max_inflight;	/* sends tracked until reaped; power of two; 0 = default */
+	uint32_t copy_below;	/* shorter sends are copied; 0 = default */
+	uint32_t flags;		/* ZC_OPT_* */
+};
+
+struct zc_completion {
+	uint64_t cookie;	/* as given to the send */
+	uint32_t bytes;		/* bytes that send accepted */
+	uint32_t flags;		/* ZC_COPIED, ZC_LIB_COPY */
+};
+
+/*
+ * An error-queue record that is not a zero-copy completion (an ICMP error,
+ * a TX timestamp, ...), kept for the caller: see zc_foreign(3).
+ */
+#define ZC_ERRREC_OFFENDER	(1u << 0)	/* offender holds an address */
+#define ZC_ERRREC_TIMESTAMP	(1u << 1)	/* ts[] holds SCM_TIMESTAMPING */
+
+struct zc_errrec {
+	int      level;		/* cmsg level: SOL_IP or SOL_IPV6 */
+	int      type;		/* cmsg type: IP_RECVERR or IPV6_RECVERR */
+	uint32_t ee_errno;	/* struct sock_extended_err, field by field */
+	uint8_t  ee_origin;
+	uint8_t  ee_type;
+	uint8_t  ee_code;
+	uint8_t  ee_pad;
+	uint32_t ee_info;
+	uint32_t ee_data;
+	uint32_t flags;		/* ZC_ERRREC_* */
+	struct sockaddr_storage offender;
+	struct timespec ts[3];
+};
+
+/*
+ * Counters; each only grows. Read with zc_get_stats(). "Syscalls per
+ * completed send" is syscalls / completions.
+ */
+struct zc_stats {
+	size_t   sz;			/* sizeof(struct zc_stats) */
+	uint64_t sends;			/* send calls that returned >= 0 */
+	uint64_t sends_zc;		/* ... that went zero-copy (took a kernel id) */
+	uint64_t sends_copy;		/* ... that the library sent by copy */
+	uint64_t enobufs_fallback;	/* zero-copy refused (ENOBUFS), resent by copy */
+	uint64_t adapt_copy;		/* copied because the kernel kept copying */
+	uint64_t completions;		/* completions handed to the caller */
+	uint64_t completions_zc;	/* ... kernel-reported zero-copy */
+	uint64_t completions_copied;	/* ... copied (by kernel or library) */
+	uint64_t harvest_cmsg;		/* kernel ranges read from sendmsg's cmsg */
+	uint64_t harvest_recvmsg;	/* kernel ranges read from the error queue */
+	uint64_t errqueue_reads;	/* recvmmsg(MSG_ERRQUEUE) calls */
+	uint64_t syscalls;		/* every syscall the library made */
+	uint64_t foreign;		/* non-zero-copy error-queue records */
+	uint64_t foreign_dropped;	/* ... lost because the stash was full */
+	uint64_t ctrunc;		/* error-queue reads with MSG_CTRUNC */
+	uint64_t bad_ranges;		/* kernel ids outside the in-flight window */
+};
+
+/*
+ * Wrap a connected (or sendto-style UDP) socket. Enables SO_ZEROCOPY.
+ * Does not take ownership of fd. opts may be NULL.
+ * Returns 0 and *out, or -ENOTSOCK, -EOPNOTSUPP, -EINVAL, -E2BIG, -ENOMEM...
+ */
+int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out);
+
+/* Free zs. Sends still in flight are forgotten: see zc_close(3). */
+void zc_close(struct zc_sock *zs);
+
+/*
+ * Send like sendmsg(2), zero-copy when it pays. Returns the bytes sent, or
+ * -errno (-ENOBUFS without sending when max_inflight sends await reaping).
+ * Every call that returns >= 0 yields exactly one completion with cookie.
+ * The pages of msg's iovecs must stay unmodified until then.
+ */
+ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags,
+		   uint64_t cookie);
+ssize_t zc_send(struct zc_sock *zs, const void *buf, size_t len, int flags,
+		uint64_t cookie);
+
+/* Reap up to max completions without blocking. Returns the count or -errno. */
+int zc_completions(struct zc_sock *zs, struct zc_completion *out,
+		   unsigned int max);
+
+/*
+ * Like zc_completions, but wait up to timeout_ms (-1: forever) for at least
+ * one. Returns the count, 0 on timeout, or -errno.
+ */
+int zc_wait(struct zc_sock *zs, struct zc_completion *out, unsigned int max,
+	    int timeout_ms);
+
+/* Sends not yet reaped (in flight or completed but not yet returned). */
+unsigned int zc_inflight(const struct zc_sock *zs);
+
+/* The backend in use (ZC_BACKEND_*), never ZC_BACKEND_AUTO. */
+int zc_backend(const struct zc_sock *zs);
+
+/* "auto", "errqueue", "scm", "uring", "copy"; NULL for an unknown value. */
+const char *zc_backend_name(int backend);
+
+/* Non-zero-copy error-queue records, oldest first. Reap side. */
+int zc_foreign(struct zc_sock *zs, struct zc_errrec *out, unsigned int max);
+
+/* Copy the counters into *st (st->sz set by the caller). Returns 0 or -errno. */
+int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st);
+
+/*
+ * A message that says why the last failing call of this thread failed,
+ * or "" if none did. Valid until the thread's next libzcnotify call.
+ */
+const char *zc_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZCNOTIFY_H */

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The copy backend: plain sends, each complete on return. Used for sockets
+ * that cannot do zero-copy (AF_UNIX, ...) when the caller asked for
+ * ZC_BACKEND_AUTO, and as the baseline.
+ */
+#include "internal.h"
+
+static int copy_collect(struct zc_sock *zs)
+{
+	(void)zs;
+	return 0;
+}
+
+const struct zc_ops zc_ops_copy = {
+	.id = ZC_BACKEND_COPY,
+	.zerocopy = false,
+	.send = zc_sys_sendmsg,
+	.collect = copy_collect,
+};

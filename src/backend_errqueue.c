@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The error-queue backend: MSG_ZEROCOPY sends, completions read with
+ * recvmmsg(MSG_ERRQUEUE) on the reap side. Works on every kernel since 4.14.
+ */
+#include "internal.h"
+
+static int eq_collect(struct zc_sock *zs)
+{
+	return zc_eq_drain(zs);
+}
+
+const struct zc_ops zc_ops_errqueue = {
+	.id = ZC_BACKEND_ERRQUEUE,
+	.zerocopy = true,
+	.send = zc_sys_sendmsg,
+	.collect = eq_collect,
+};

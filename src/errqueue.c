@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The socket error queue: parse one record, drain the queue in batches.
+ *
+ * A zero-copy completion is a sock_extended_err with ee_errno 0 and origin
+ * SO_EE_ORIGIN_ZEROCOPY, for the inclusive range [ee_info, ee_data]. It
+ * arrives as SOL_IP/IP_RECVERR or SOL_IPV6/IPV6_RECVERR (an IPv6 socket with
+ * IPv4-mapped traffic may use either). Anything else on the queue (ICMP
+ * errors, TX timestamps) is a foreign record: kept for zc_foreign(), never
+ * silently dropped.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#ifndef SO_TIMESTAMPING_NEW
+#define SO_TIMESTAMPING_NEW	65
+#endif
+
+struct zc_eq {
+	struct mmsghdr msgs[ZC_EQ_BATCH];
+	alignas(struct cmsghdr) unsigned char ctrl[ZC_EQ_BATCH][ZC_EQ_CTRL];
+};
+
+/*
+ * Parse one error-queue message. Bounds-checks every cmsg against
+ * msg_controllen, so it is safe on any bytes (it is fuzzed).
+ */
+enum zc_rec_kind zc_parse_errmsg(const struct msghdr *m, struct zc_range *r,
+				 struct zc_errrec *rec)
+{
+	const unsigned char *ctrl = m->msg_control;
+	size_t len = m->msg_control ? m->msg_controllen : 0;
+	bool have_ee = false, have_ts = false;
+	struct sock_extended_err ee;
+	struct timespec ts[3];
+	struct sockaddr_storage off;
+	int level = 0, type = 0;
+	size_t offlen = 0;
+
+	for (size_t pos = 0; pos + sizeof(struct cmsghdr) <= len;) {
+		struct cmsghdr c;
+		size_t dlen;
+		const unsigned char *data;
+
+		memcpy(&c, ctrl + pos, sizeof(c));
+		if (c.cmsg_len < CMSG_LEN(0) || c.cmsg_len > len - pos)
+			break;	/* malformed or truncated: stop here */
+		data = ctrl + pos + CMSG_LEN(0);
+		dlen = c.cmsg_len - CMSG_LEN(0);
+
+		if (((c.cmsg_level == SOL_IP && c.cmsg_type == IP_RECVERR) ||
+		     (c.cmsg_level == SOL_IPV6 && c.cmsg_type == IPV6_RECVERR)) &&
+		    dlen >= sizeof(ee) && !have_ee) {
+			memcpy(&ee, data, sizeof(ee));
+			have_ee = true;
+			level = c.cmsg_level;
+			type = c.cmsg_type;
+			offlen = dlen - sizeof(ee);
+			if (offlen > sizeof(off))
+				offlen = sizeof(off);
+			memset(&off, 0, sizeof(off));
+			memcpy(&off, data + sizeof(ee), offlen);
+		} else if (c.cmsg_level == SOL_SOCKET &&
+			   (c.cmsg_type == SO_TIMESTAMPING_OLD ||
+			    c.cmsg_type == SO_TIMESTAMPING_NEW) &&
+			   dlen >= sizeof(ts)) {
+			memcpy(ts, data, sizeof(ts));
+			have_ts = true;
+		}
+		if (CMSG_ALIGN(c.cmsg_len) > len - pos)
+			break;
+		pos += CMSG_ALIGN(c.cmsg_len);
+	}
+
+	if (!have_ee)
+		return ZC_REC_NONE;
+	if (ee.ee_errno == 0 && ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY) {
+		r->lo = ee.ee_info;
+		r->hi = ee.ee_data;
+		r->copied = ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED;
+		return ZC_REC_RANGE;
+	}
+	memset(rec, 0, sizeof(*rec));
+	rec->level = level;
+	rec->type = type;
+	rec->ee_errno = ee.ee_errno;
+	rec->ee_origin = ee.ee_origin;
+	rec->ee_type = ee.ee_type;
+	rec->ee_code = ee.ee_code;
+	rec->ee_pad = ee.ee_pad;
+	rec->ee_info = ee.ee_info;
+	rec->ee_data = ee.ee_data;
+	if (offlen >= sizeof(sa_family_t) && off.ss_family != AF_UNSPEC) {
+		rec->offender = off;
+		rec->flags |= ZC_ERRREC_OFFENDER;
+	}
+	if (have_ts) {
+		memcpy(rec->ts, ts, sizeof(ts));
+		rec->flags |= ZC_ERRREC_TIMESTAMP;
+	}
+	return ZC_REC_FOREIGN;
+}
+
+void zc_stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec)
+{
+	ZC_STAT_INC(&zs->rx, foreign);
+	if (zs->nforeign == ZC_FOREIGN_MAX) {
+		ZC_STAT_INC(&zs->rx, foreign_dropped);
+		return;
+	}
+	zs->foreign[(zs->foreign_first + zs->nforeign) % ZC_FOREIGN_MAX] = *rec;
+	zs->nforeign++;
+}
+
+int zc_eq_init(struct zc_sock *zs)
+{
+	struct zc_eq *eq = calloc(1, sizeof(*eq));
+
+	if (!eq)
+		return -ENOMEM;
+	for (int i = 0; i < ZC_EQ_BATCH; i++)
+		eq->msgs[i].msg_hdr.msg_control = eq->ctrl[i];
+	zs->eq = eq;
+	return 0;
+}
+
+void zc_eq_fini(struct zc_sock *zs)
+{
+	free(zs->eq);
+	zs->eq = NULL;
+}
+
+/*
+ * Read everything on the error queue, ZC_EQ_BATCH records a syscall.
+ * Returns the number of records consumed, or -errno.
+ */
+int zc_eq_drain(struct zc_sock *zs)
+{
+	struct zc_eq *eq = zs->eq;
+	int nrec = 0;
+
+	for (;;) {
+		int n;
+
+		for (int i = 0; i < ZC_EQ_BATCH; i++) {
+			struct msghdr *m = &eq->msgs[i].msg_hdr;
+
+			m->msg_controllen = ZC_EQ_CTRL;
+			m->msg_flags = 0;
+		}
+		n = recvmmsg(zs->fd, eq->msgs, ZC_EQ_BATCH,
+			     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
+		ZC_STAT_INC(&zs->rx, syscalls);
+		ZC_STAT_INC(&zs->rx, errqueue_reads);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return nrec;
+			if (errno == EINTR)
+				continue;
+			return nrec ? nrec : -errno;
+		}
+		for (int i = 0; i < n; i++) {
+			struct msghdr *m = &eq->msgs[i].msg_hdr;
+			struct zc_range r;
+			struct zc_errrec rec;
+
+			if (m->msg_flags & MSG_CTRUNC) {
+				ZC_STAT_INC(&zs->rx, ctrunc);
+				zs->pending_err = -EMSGSIZE;
+			}
+			switch (zc_parse_errmsg(m, &r, &rec)) {
+			case ZC_REC_RANGE:
+				zc_apply_range(zs, r.lo, r.hi, r.copied);
+				ZC_STAT_INC(&zs->rx, harvest_recvmsg);
+				nrec++;
+				break;
+			case ZC_REC_FOREIGN:
+				zc_stash_foreign(zs, &rec);
+				nrec++;
+				break;
+			case ZC_REC_NONE:
+				break;
+			}
+		}
+		if (n < ZC_EQ_BATCH)
+			return nrec;
+	}
+}

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZC_INTERNAL_H
+#define ZC_INTERNAL_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "zcnotify.h"
+#include "compat.h"
+
+#define ZC_EXPORT	__attribute__((visibility("default")))
+#define ZC_CACHELINE	64
+
+#define ZC_DEFAULT_MAX_INFLIGHT	1024u
+#define ZC_MAX_MAX_INFLIGHT	(1u << 20)
+/*
+ * Documentation/networking/msg_zerocopy.rst: "zerocopy is generally only
+ * effective at writes over around 10 KB". Pinning and notification cost
+ * more than copying a smaller buffer.
+ */
+#define ZC_DEFAULT_COPY_BELOW	10240u
+/*
+ * After this many consecutive ids the kernel reported COPIED, stop pinning
+ * pages and copy; retry zero-copy once every ZC_ADAPT_RETRY sends.
+ */
+#define ZC_ADAPT_THRESHOLD	64u
+#define ZC_ADAPT_RETRY		256u
+
+#define ZC_EQ_BATCH		16	/* records per recvmmsg() */
+#define ZC_EQ_CTRL		512	/* control bytes per record */
+#define ZC_FOREIGN_MAX		64	/* foreign records kept for zc_foreign() */
+
+/* Ring entry flags (zc_entry.flags); the low bits are the public ZC_*. */
+#define ZC_ENT_PENDING	(1u << 31)	/* waits for kernel id .id */
+
+/* Mark of a kernel id in zc_sock.done[] */
+#define ZC_DONE		1u
+#define ZC_DONE_COPIED	2u
+
+struct zc_entry {
+	uint64_t cookie;
+	uint32_t bytes;
+	uint32_t flags;
+	uint32_t id;
+};
+
+/* A completed range of kernel ids, inclusive; may wrap (hi < lo). */
+struct zc_range {
+	uint32_t lo;
+	uint32_t hi;
+	bool copied;
+};
+
+/* Counters of one side; written by that side only, read by anyone. */
+struct zc_side_stats {
+	_Atomic uint64_t sends, sends_zc, sends_copy, enobufs_fallback,
+		adapt_copy, completions, completions_zc, completions_copied,
+		harvest_cmsg, harvest_recvmsg, errqueue_reads, syscalls,
+		foreign, foreign_dropped, ctrunc, bad_ranges;
+};
+
+/* Single-writer increment: no read-modify-write needed, no lock prefix. */
+#define ZC_STAT_ADD(zs_side, field, n)					\
+	atomic_store_explicit(&(zs_side)->field,			\
+		atomic_load_explicit(&(zs_side)->field,			\
+				     memory_order_relaxed) + (n),	\
+		memory_order_relaxed)
+#define ZC_STAT_INC(side, field)	ZC_STAT_ADD(side, field, 1)
+
+struct zc_sock;
+
+struct zc_ops {
+	int id;
+	bool zerocopy;		/* sends take kernel ids; POLLERR means news */
+	/* Send side: one sendmsg with flags (MSG_ZEROCOPY set or not). */
+	ssize_t (*send)(struct zc_sock *zs, const struct msghdr *msg, int flags);
+	/*
+	 * Reap side: bring what the kernel reported into the done marks.
+	 * Returns the number of kernel records consumed or -errno.
+	 */
+	int (*collect)(struct zc_sock *zs);
+	/* Reap side, optional: called by zc_close(). */
+	void (*teardown)(struct zc_sock *zs);
+};
+
+extern const struct zc_ops zc_ops_errqueue;
+extern const struct zc_ops zc_ops_copy;
+
+struct zc_sock {
+	/* Read-only after zc_open(). */
+	int fd;
+	int family;
+	int type;
+	uint32_t mask;			/* max_inflight - 1 */
+	uint32_t copy_below;
+	uint32_t opt_flags;
+	const struct zc_ops *ops;
+	struct zc_entry *ring;		/* max_inflight send records */
+	uint8_t *done;			/* reap side: marks by kernel id & mask */
+	void *backend_priv;
+
+	/* Send side. */
+	alignas(ZC_CACHELINE) _Atomic uint32_t tail;	/* next ring slot */
+	/*
+	 * Ids up to (not including) this value may have been handed out by
+	 * the kernel; a range beyond it is bogus. Release: pairs with the
+	 * acquire in zc_apply_range().
+	 */
+	_Atomic uint32_t zc_issued;
+	uint32_t zc_next;		/* id the next zero-copy send takes */
+	uint32_t adapt_tick;
+	struct zc_side_stats tx;
+
+	/* Reap side. */
+	alignas(ZC_CACHELINE) _Atomic uint32_t head;	/* oldest unreaped slot */
+	uint32_t zc_head;		/* oldest unreaped kernel id */
+	/* Consecutive ids reported COPIED; read by the send side. */
+	_Atomic uint32_t copied_streak;
+	/* Set while zc_wait() sleeps; full fence both sides (see zc_push). */
+	_Atomic uint32_t waiting;
+	/*
+	 * eventfd that wakes a sleeping zc_wait(); made by the first zc_wait()
+	 * (most servers never wait). Release: pairs with the acquire in
+	 * zc_wake_reaper().
+	 */
+	_Atomic int efd;
+	int pending_err;		/* reported once by zc_completions() */
+	struct zc_side_stats rx;
+	void *eq;			/* error-queue read buffers (errqueue.c) */
+	unsigned int nforeign;
+	unsigned int foreign_first;
+	struct zc_errrec foreign[ZC_FOREIGN_MAX];
+};
+
+/* zcnotify.c */
+int zc_err(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void zc_wake_reaper(struct zc_sock *zs);
+ssize_t zc_sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags);
+
+/* ring.c: the completion ring, kernel ids -> done marks */
+void zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi, bool copied);
+int zc_ring_reap(struct zc_sock *zs, struct zc_completion *out,
+		 unsigned int max);
+bool zc_ring_blocked(struct zc_sock *zs);
+
+/* errqueue.c */
+enum zc_rec_kind { ZC_REC_NONE, ZC_REC_RANGE, ZC_REC_FOREIGN };
+enum zc_rec_kind zc_parse_errmsg(const struct msghdr *m, struct zc_range *r,
+				 struct zc_errrec *rec);
+int zc_eq_init(struct zc_sock *zs);
+void zc_eq_fini(struct zc_sock *zs);
+int zc_eq_drain(struct zc_sock *zs);
+void zc_stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec);
+
+/* Send side: publish a record. */
+static inline void zc_push(struct zc_sock *zs, const struct zc_entry *e)
+{
+	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+
+	zs->ring[t & zs->mask] = *e;
+	/* Release: pairs with the acquire of tail in zc_completions(). */
+	atomic_store_explicit(&zs->tail, t + 1, memory_order_release);
+	/*
+	 * Store tail, then load waiting; zc_wait() stores waiting, then loads
+	 * tail. Full fences on both sides so that one of them sees the other.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&zs->waiting, memory_order_relaxed))
+		zc_wake_reaper(zs);
+}
+
+#endif /* ZC_INTERNAL_H */

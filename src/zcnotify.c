@@ -1,0 +1,573 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Public entry points: open/close, the send path, reaping and waiting.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <assert.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static_assert(sizeof(struct zc_side_stats) ==
+	      sizeof(struct zc_stats) - offsetof(struct zc_stats, sends),
+	      "struct zc_side_stats must mirror struct zc_stats");
+
+/* Flags zc_sendmsg() passes through to sendmsg(2). */
+#define ZC_SEND_FLAGS	(MSG_DONTWAIT | MSG_MORE | MSG_NOSIGNAL | \
+			 MSG_DONTROUTE | MSG_EOR | MSG_CONFIRM | MSG_ZEROCOPY)
+
+static _Thread_local char last_err_buf[256];
+static _Thread_local const char *last_err = "";
+
+/* Record why a call fails, for zc_last_error(); returns err. */
+int zc_err(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_err_buf, sizeof(last_err_buf), fmt, ap);
+	va_end(ap);
+	last_err = last_err_buf;
+	return err;
+}
+
+/* The same for a fixed message: no formatting on hot error paths. */
+static int zc_err_lit(int err, const char *msg)
+{
+	last_err = msg;
+	return err;
+}
+
+ZC_EXPORT const char *zc_last_error(void)
+{
+	return last_err;
+}
+
+ZC_EXPORT const char *zc_backend_name(int backend)
+{
+	static const char *const names[] = {
+		[ZC_BACKEND_AUTO] = "auto",
+		[ZC_BACKEND_ERRQUEUE] = "errqueue",
+		[ZC_BACKEND_SCM] = "scm",
+		[ZC_BACKEND_URING] = "uring",
+		[ZC_BACKEND_COPY] = "copy",
+	};
+
+	if (backend < 0 || backend >= (int)(sizeof(names) / sizeof(names[0])))
+		return NULL;
+	return names[backend];
+}
+
+/*
+ * Options struct that can grow (libbpf's OPTS_VALID): a short struct reads
+ * as zeros; non-zero bytes past the part this version knows are -E2BIG.
+ */
+static int opts_copy(const void *opts, void *dst, size_t known,
+		     const char *what)
+{
+	size_t sz;
+
+	memset(dst, 0, known);
+	if (!opts)
+		return 0;
+	memcpy(&sz, opts, sizeof(sz));
+	if (sz < sizeof(size_t))
+		return zc_err(-EINVAL, "%s: sz is %zu, must be sizeof(struct %s)",
+			      what, sz, what);
+	for (size_t i = known; i < sz; i++)
+		if (((const unsigned char *)opts)[i])
+			return zc_err(-E2BIG, "%s: non-zero byte at offset %zu, "
+				      "past the %zu bytes this libzcnotify knows",
+				      what, i, known);
+	memcpy(dst, opts, sz < known ? sz : known);
+	return 0;
+}
+
+static int parse_backend(const char *s)
+{
+	for (int b = ZC_BACKEND_AUTO; b <= ZC_BACKEND_COPY; b++)
+		if (!strcmp(s, zc_backend_name(b)))
+			return b;
+	return -1;
+}
+
+/* The caller's backend, unless ZCNOTIFY_BACKEND overrides it. */
+static int choose_backend(int asked, int *backend)
+{
+	const char *env = getenv("ZCNOTIFY_BACKEND");
+
+	if (env && *env) {
+		int b = parse_backend(env);
+
+		if (b < 0)
+			return zc_err(-EINVAL, "ZCNOTIFY_BACKEND=\"%s\": want one "
+				      "of auto, errqueue, scm, uring, copy", env);
+		*backend = b;
+		return 0;
+	}
+	if (asked < ZC_BACKEND_AUTO || asked > ZC_BACKEND_COPY)
+		return zc_err(-EINVAL, "zc_opts.backend %d is not a "
+			      "ZC_BACKEND_* value", asked);
+	*backend = asked;
+	return 0;
+}
+
+/*
+ * Enable SO_ZEROCOPY. Returns 0, 1 if this socket cannot do zero-copy, or
+ * -errno.
+ */
+static int enable_zerocopy(int fd, int family, int type)
+{
+	int one = 1;
+
+	if ((family != AF_INET && family != AF_INET6) ||
+	    (type != SOCK_STREAM && type != SOCK_DGRAM))
+		return 1;
+	if (!setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)))
+		return 0;
+	if (errno == EOPNOTSUPP || errno == ENOPROTOOPT)
+		return 1;
+	if (errno == EBUSY)
+		return zc_err(-EBUSY, "SO_ZEROCOPY: this kernel accepts it only "
+			      "before connect(); call zc_open() (or set it on "
+			      "the listening socket) before connecting");
+	return zc_err(-errno, "setsockopt(SO_ZEROCOPY): %s", strerror(errno));
+}
+
+static int sock_int(int fd, int opt, int *val, const char *name)
+{
+	socklen_t len = sizeof(*val);
+
+	if (getsockopt(fd, SOL_SOCKET, opt, val, &len))
+		return zc_err(-errno, "getsockopt(%s): %s", name,
+			      strerror(errno));
+	return 0;
+}
+
+ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
+{
+	struct zc_opts o;
+	struct zc_sock *zs;
+	struct stat st;
+	int backend = ZC_BACKEND_AUTO, family, type, listening = 0, ret;
+	size_t sz;
+
+	if (!out)
+		return zc_err(-EINVAL, "zc_open: out is NULL");
+	*out = NULL;
+	ret = opts_copy(opts, &o, sizeof(o), "zc_opts");
+	if (ret)
+		return ret;
+	ret = choose_backend(o.backend, &backend);
+	if (ret)
+		return ret;
+	if (o.max_inflight == 0)
+		o.max_inflight = ZC_DEFAULT_MAX_INFLIGHT;
+	if (o.max_inflight & (o.max_inflight - 1) ||
+	    o.max_inflight > ZC_MAX_MAX_INFLIGHT)
+		return zc_err(-EINVAL, "zc_opts.max_inflight %u: want a power "
+			      "of two up to %u", o.max_inflight,
+			      ZC_MAX_MAX_INFLIGHT);
+	if (o.copy_below == 0)
+		o.copy_below = ZC_DEFAULT_COPY_BELOW;
+	if (o.flags & ~ZC_OPT_NO_ADAPT)
+		return zc_err(-EINVAL, "zc_opts.flags 0x%x: unknown bits",
+			      o.flags & ~ZC_OPT_NO_ADAPT);
+
+	if (fstat(fd, &st))
+		return zc_err(-errno, "zc_open: fd %d: %s", fd, strerror(errno));
+	if (!S_ISSOCK(st.st_mode))
+		return zc_err(-ENOTSOCK, "zc_open: fd %d is not a socket", fd);
+	if ((ret = sock_int(fd, SO_DOMAIN, &family, "SO_DOMAIN")) ||
+	    (ret = sock_int(fd, SO_TYPE, &type, "SO_TYPE")))
+		return ret;
+	if (type == SOCK_STREAM &&
+	    (ret = sock_int(fd, SO_ACCEPTCONN, &listening, "SO_ACCEPTCONN")))
+		return ret;
+	if (listening)
+		return zc_err(-EINVAL, "zc_open: fd %d is a listening socket; "
+			      "wrap the sockets accept() returns", fd);
+
+	if (backend != ZC_BACKEND_COPY) {
+		ret = enable_zerocopy(fd, family, type);
+		if (ret < 0)
+			return ret;
+		if (ret == 1 && backend != ZC_BACKEND_AUTO)
+			return zc_err(-EOPNOTSUPP, "zc_open: fd %d cannot send "
+				      "zero-copy (only TCP and UDP over IPv4 "
+				      "and IPv6 can)", fd);
+		if (ret == 1)
+			backend = ZC_BACKEND_COPY;
+	}
+	if (backend == ZC_BACKEND_AUTO)
+		backend = ZC_BACKEND_ERRQUEUE;
+	if (backend == ZC_BACKEND_SCM || backend == ZC_BACKEND_URING)
+		return zc_err(-EOPNOTSUPP, "zc_open: backend \"%s\" is not "
+			      "available in this build",
+			      zc_backend_name(backend));
+
+	sz = (sizeof(*zs) + ZC_CACHELINE - 1) & ~(size_t)(ZC_CACHELINE - 1);
+	zs = aligned_alloc(ZC_CACHELINE, sz);
+	if (!zs)
+		return zc_err(-ENOMEM, "zc_open: out of memory");
+	memset(zs, 0, sizeof(*zs));
+	zs->fd = fd;
+	zs->family = family;
+	zs->type = type;
+	zs->mask = o.max_inflight - 1;
+	zs->copy_below = o.copy_below;
+	zs->opt_flags = o.flags;
+	zs->ops = backend == ZC_BACKEND_COPY ? &zc_ops_copy : &zc_ops_errqueue;
+	atomic_init(&zs->efd, -1);
+	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
+	zs->done = calloc(o.max_inflight, sizeof(*zs->done));
+	ret = zs->ring && zs->done ? zc_eq_init(zs) : -ENOMEM;
+	if (ret) {
+		zc_close(zs);
+		return zc_err(ret, "zc_open: out of memory");
+	}
+	*out = zs;
+	return 0;
+}
+
+ZC_EXPORT void zc_close(struct zc_sock *zs)
+{
+	int efd;
+
+	if (!zs)
+		return;
+	if (zs->ops && zs->ops->teardown)
+		zs->ops->teardown(zs);
+	efd = atomic_load_explicit(&zs->efd, memory_order_relaxed);
+	if (efd >= 0)
+		close(efd);
+	zc_eq_fini(zs);
+	free(zs->ring);
+	free(zs->done);
+	free(zs);
+}
+
+ssize_t zc_sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags)
+{
+	ssize_t ret = sendmsg(zs->fd, msg, flags);
+
+	ZC_STAT_INC(&zs->tx, syscalls);
+	return ret < 0 ? -errno : ret;
+}
+
+void zc_wake_reaper(struct zc_sock *zs)
+{
+	/* Acquire: pairs with the release of efd in zc_wait(). */
+	int efd = atomic_load_explicit(&zs->efd, memory_order_acquire);
+	uint64_t one = 1;
+
+	if (efd < 0)
+		return;
+	if (write(efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is already non-zero, the reaper wakes. */
+	}
+	ZC_STAT_INC(&zs->tx, syscalls);
+}
+
+/* Send side: zero-copy for this send, or copy? */
+static bool want_zerocopy(struct zc_sock *zs, size_t len)
+{
+	uint32_t streak;
+
+	if (!zs->ops->zerocopy || len < zs->copy_below || len == 0)
+		return false;
+	if (zs->opt_flags & ZC_OPT_NO_ADAPT)
+		return true;
+	/* Relaxed: a hint from the reap side (zc_apply_range()). */
+	streak = atomic_load_explicit(&zs->copied_streak, memory_order_relaxed);
+	if (streak < ZC_ADAPT_THRESHOLD)
+		return true;
+	/* The kernel keeps copying: copy too, but try again now and then. */
+	if (++zs->adapt_tick % ZC_ADAPT_RETRY == 0)
+		return true;
+	ZC_STAT_INC(&zs->tx, adapt_copy);
+	return false;
+}
+
+ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
+			     int flags, uint64_t cookie)
+{
+	struct zc_entry e = { .cookie = cookie };
+	uint32_t t, h;
+	size_t len = 0;
+	ssize_t ret;
+	bool zc;
+
+	if (!zs || !msg)
+		return zc_err_lit(-EINVAL, "zc_sendmsg: zs or msg is NULL");
+	if (msg->msg_iovlen && !msg->msg_iov)
+		return zc_err_lit(-EINVAL, "zc_sendmsg: msg_iov is NULL");
+	if (flags & ~ZC_SEND_FLAGS)
+		return zc_err(-EINVAL, "zc_sendmsg: flags 0x%x not supported",
+			      flags & ~ZC_SEND_FLAGS);
+	flags &= ~MSG_ZEROCOPY;
+
+	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	/* Acquire: pairs with the release of head in zc_ring_reap(). */
+	h = atomic_load_explicit(&zs->head, memory_order_acquire);
+	if (t - h > zs->mask)
+		return zc_err_lit(-ENOBUFS, "zc_sendmsg: max_inflight sends "
+				  "await reaping; reap with zc_completions() "
+				  "and retry");
+
+	for (size_t i = 0; i < msg->msg_iovlen; i++) {
+		if (msg->msg_iov[i].iov_len > SIZE_MAX - len)
+			return zc_err_lit(-EINVAL, "zc_sendmsg: iovec lengths "
+					  "overflow");
+		len += msg->msg_iov[i].iov_len;
+	}
+
+	zc = want_zerocopy(zs, len);
+	if (zc) {
+		/*
+		 * Release: pairs with the acquire in zc_apply_range(); the
+		 * reap side may see this send's id before we push its entry.
+		 */
+		atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
+				      memory_order_release);
+		ret = zs->ops->send(zs, msg, flags | MSG_ZEROCOPY);
+		if (ret == -ENOBUFS) {
+			/*
+			 * Option memory or RLIMIT_MEMLOCK: no id was taken and
+			 * no POLLERR may ever come. Copy the same data now.
+			 */
+			ZC_STAT_INC(&zs->tx, enobufs_fallback);
+			zc = false;
+			ret = zs->ops->send(zs, msg, flags);
+		}
+	} else {
+		ret = zs->ops->send(zs, msg, flags);
+	}
+	if (ret < 0)
+		return ret;
+
+	e.bytes = (uint32_t)ret;
+	if (zc && ret > 0) {
+		e.flags = ZC_ENT_PENDING;
+		e.id = zs->zc_next++;
+		ZC_STAT_INC(&zs->tx, sends_zc);
+	} else if (!zc) {
+		e.flags = ZC_COPIED | ZC_LIB_COPY;
+		ZC_STAT_INC(&zs->tx, sends_copy);
+	}
+	ZC_STAT_INC(&zs->tx, sends);
+	zc_push(zs, &e);
+	return ret;
+}
+
+ZC_EXPORT ssize_t zc_send(struct zc_sock *zs, const void *buf, size_t len,
+			  int flags, uint64_t cookie)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (!buf && len)
+		return zc_err_lit(-EINVAL, "zc_send: buf is NULL");
+	return zc_sendmsg(zs, &msg, flags, cookie);
+}
+
+ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
+			     unsigned int max)
+{
+	int n, ret;
+
+	if (!zs || (!out && max))
+		return zc_err_lit(-EINVAL, "zc_completions: zs or out is NULL");
+	if (zs->pending_err) {
+		ret = zs->pending_err;
+		zs->pending_err = 0;
+		return zc_err_lit(ret, "zc_completions: an error-queue record "
+				  "was truncated (MSG_CTRUNC)");
+	}
+	if (max > INT_MAX)
+		max = INT_MAX;
+	n = zc_ring_reap(zs, out, max);
+	/* Ask the kernel only when the oldest send still waits for it. */
+	if ((unsigned int)n == max || !zc_ring_blocked(zs))
+		return n;
+	ret = zs->ops->collect(zs);
+	if (ret < 0 && !n)
+		return zc_err(ret, "zc_completions: reading the error queue: %s",
+			      strerror(-ret));
+	return n + zc_ring_reap(zs, out + n, max - (unsigned int)n);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reap side: may the kernel still report ids we have not seen? */
+static bool ids_outstanding(struct zc_sock *zs)
+{
+	/* Acquire: pairs with the release of zc_issued in zc_sendmsg(). */
+	return atomic_load_explicit(&zs->zc_issued, memory_order_acquire) !=
+	       zs->zc_head;
+}
+
+ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
+		      unsigned int max, int timeout_ms)
+{
+	int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+	bool watch_fd = zs && zs->ops->zerocopy;
+	int n;
+
+	if (timeout_ms < -1)
+		return zc_err(-EINVAL, "zc_wait: timeout_ms %d", timeout_ms);
+	n = zc_completions(zs, out, max);
+	if (n || !max)
+		return n;
+	if (atomic_load_explicit(&zs->efd, memory_order_relaxed) < 0) {
+		int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+		if (efd < 0)
+			return zc_err(-errno, "zc_wait: eventfd: %s",
+				      strerror(errno));
+		/* Release: pairs with the acquire in zc_wake_reaper(). */
+		atomic_store_explicit(&zs->efd, efd, memory_order_release);
+	}
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = atomic_load_explicit(&zs->efd,
+						     memory_order_relaxed),
+			  .events = POLLIN },
+			{ .fd = zs->fd, .events = 0 },	/* POLLERR: news */
+		};
+		int tmo = -1, nfds = 1, r;
+
+		atomic_store_explicit(&zs->waiting, 1, memory_order_relaxed);
+		/* Store waiting, then load tail: pairs with zc_push(). */
+		atomic_thread_fence(memory_order_seq_cst);
+		n = zc_completions(zs, out, max);
+		if (n)
+			break;
+		if (timeout_ms >= 0) {
+			int64_t left = deadline - now_ms();
+
+			if (left <= 0)
+				break;
+			tmo = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		if (watch_fd && ids_outstanding(zs))
+			nfds = 2;
+		else if (zs->ops->zerocopy && ids_outstanding(zs) &&
+			 (tmo < 0 || tmo > 10))
+			tmo = 10;	/* POLLERR is stuck on: look now and then */
+		r = poll(pfd, nfds, tmo);
+		ZC_STAT_INC(&zs->rx, syscalls);
+		atomic_store_explicit(&zs->waiting, 0, memory_order_relaxed);
+		if (r < 0) {
+			n = errno == EINTR ? -EINTR : -errno;
+			break;
+		}
+		if (pfd[0].revents & POLLIN) {
+			uint64_t v;
+
+			if (read(pfd[0].fd, &v, sizeof(v)) < 0) {
+				/* EAGAIN: another wake already consumed it */
+			}
+			ZC_STAT_INC(&zs->rx, syscalls);
+		}
+		if (nfds == 2 && pfd[1].revents) {
+			/*
+			 * Read the queue even if the oldest send is not
+			 * blocked: foreign records must not keep POLLERR on.
+			 * POLLERR or POLLHUP with nothing queued is a socket
+			 * error (sk_err) or a hang-up that stays: stop
+			 * watching the fd and look every 10 ms instead.
+			 */
+			int ret = zs->ops->collect(zs);
+
+			if (ret < 0) {
+				n = ret;
+				break;
+			}
+			if (ret == 0)
+				watch_fd = false;
+		}
+	}
+	atomic_store_explicit(&zs->waiting, 0, memory_order_relaxed);
+	return n;
+}
+
+ZC_EXPORT unsigned int zc_inflight(const struct zc_sock *zs)
+{
+	if (!zs)
+		return 0;
+	return atomic_load_explicit(&zs->tail, memory_order_acquire) -
+	       atomic_load_explicit(&zs->head, memory_order_acquire);
+}
+
+ZC_EXPORT int zc_backend(const struct zc_sock *zs)
+{
+	if (!zs)
+		return zc_err_lit(-EINVAL, "zc_backend: zs is NULL");
+	return zs->ops->id;
+}
+
+ZC_EXPORT int zc_foreign(struct zc_sock *zs, struct zc_errrec *out,
+			 unsigned int max)
+{
+	unsigned int n = 0;
+
+	if (!zs || (!out && max))
+		return zc_err_lit(-EINVAL, "zc_foreign: zs or out is NULL");
+	if (zs->ops->zerocopy) {
+		int ret = zs->ops->collect(zs);
+
+		if (ret < 0 && !zs->nforeign)
+			return zc_err(ret, "zc_foreign: reading the error "
+				      "queue: %s", strerror(-ret));
+	}
+	while (n < max && zs->nforeign) {
+		out[n++] = zs->foreign[zs->foreign_first];
+		zs->foreign_first = (zs->foreign_first + 1) % ZC_FOREIGN_MAX;
+		zs->nforeign--;
+	}
+	return (int)n;
+}
+
+ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
+{
+	const _Atomic uint64_t *tx, *rx;
+	struct zc_stats s = { .sz = sizeof(s) };
+	uint64_t *dst;
+	size_t n, sz;
+
+	if (!zs || !st)
+		return zc_err_lit(-EINVAL, "zc_get_stats: zs or st is NULL");
+	sz = st->sz;
+	if (sz < sizeof(size_t))
+		return zc_err(-EINVAL, "zc_get_stats: st->sz is %zu, must be "
+			      "sizeof(struct zc_stats)", sz);
+	/* Both sides count into the same layout: add them field by field. */
+	tx = (const _Atomic uint64_t *)&zs->tx;
+	rx = (const _Atomic uint64_t *)&zs->rx;
+	dst = &s.sends;
+	n = sizeof(zs->tx) / sizeof(uint64_t);
+	for (size_t i = 0; i < n; i++)
+		dst[i] = atomic_load_explicit(&tx[i], memory_order_relaxed) +
+			 atomic_load_explicit(&rx[i], memory_order_relaxed);
+	memcpy(st, &s, sz < sizeof(s) ? sz : sizeof(s));
+	st->sz = sz;
+	return 0;
+}
