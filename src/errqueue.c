@@ -46,10 +46,15 @@ enum zc_rec_kind zc_parse_errmsg(const struct msghdr *m, struct zc_range *r,
 		const unsigned char *data;
 
 		memcpy(&c, ctrl + pos, sizeof(c));
-		if (c.cmsg_len < CMSG_LEN(0) || c.cmsg_len > len - pos)
-			break;	/* malformed or truncated: stop here */
+		if (c.cmsg_len < CMSG_LEN(0))
+			break;	/* malformed: stop here */
+		/*
+		 * With MSG_CTRUNC the kernel keeps the full cmsg_len in the
+		 * header but copies only what fits: use what is there.
+		 */
 		data = ctrl + pos + CMSG_LEN(0);
-		dlen = c.cmsg_len - CMSG_LEN(0);
+		dlen = (c.cmsg_len < len - pos ? c.cmsg_len : len - pos) -
+		       CMSG_LEN(0);
 
 		if (((c.cmsg_level == SOL_IP && c.cmsg_type == IP_RECVERR) ||
 		     (c.cmsg_level == SOL_IPV6 && c.cmsg_type == IPV6_RECVERR)) &&

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The fake kernel behind the unit tests: see fake_kernel.h. It follows the
+ * kernel's own code: one id per successful MSG_ZEROCOPY call that sent
+ * bytes, none for a failed call; error-queue records copied out by
+ * put_cmsg() rules (a cmsg that does not fit is cut, cmsg_len keeps the
+ * full length, MSG_CTRUNC is set); recv of an empty error queue is EAGAIN.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+
+#include "fake_kernel.h"
+
+#ifndef SO_EE_ORIGIN_ZEROCOPY
+#define SO_EE_ORIGIN_ZEROCOPY 5
+#endif
+#ifndef SO_EE_CODE_ZEROCOPY_COPIED
+#define SO_EE_CODE_ZEROCOPY_COPIED 1
+#endif
+#ifndef SCM_TIMESTAMPING
+#define SCM_TIMESTAMPING 37
+#endif
+
+struct fake_kernel fk = { .fd = -1 };
+
+ssize_t __real_sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t __real_recvmsg(int fd, struct msghdr *msg, int flags);
+int __real_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+		    struct timespec *tmo);
+int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
+
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags);
+int __wrap_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+		    struct timespec *tmo);
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
+
+void fk_reset(int fd)
+{
+	memset(&fk, 0, sizeof(fk));
+	fk.fd = fd;
+}
+
+void fk_push(const struct fk_rec *r)
+{
+	if (fk.qlen == FK_MAX_RECS)
+		return;
+	fk.q[(fk.qhead + fk.qlen) % FK_MAX_RECS] = *r;
+	fk.qlen++;
+}
+
+static void complete(int level, int type, uint32_t lo, uint32_t hi,
+		     bool copied)
+{
+	struct fk_rec r = {
+		.level = level,
+		.type = type,
+		.ee = {
+			.ee_errno = 0,
+			.ee_origin = SO_EE_ORIGIN_ZEROCOPY,
+			.ee_code = copied ? SO_EE_CODE_ZEROCOPY_COPIED : 0,
+			.ee_info = lo,
+			.ee_data = hi,
+		},
+	};
+
+	fk_push(&r);
+}
+
+void fk_complete(uint32_t lo, uint32_t hi, bool copied)
+{
+	complete(SOL_IP, IP_RECVERR, lo, hi, copied);
+}
+
+void fk_complete6(uint32_t lo, uint32_t hi, bool copied)
+{
+	complete(SOL_IPV6, IPV6_RECVERR, lo, hi, copied);
+}
+
+void fk_foreign(uint32_t err, uint8_t origin)
+{
+	struct fk_rec r = {
+		.level = SOL_IP,
+		.type = IP_RECVERR,
+		.ee = {
+			.ee_errno = err,
+			.ee_origin = origin,
+			.ee_type = 3,	/* ICMP_DEST_UNREACH */
+			.ee_code = 3,	/* ICMP_PORT_UNREACH */
+		},
+	};
+
+	fk_push(&r);
+}
+
+void fk_script_send_errors(const int *errs, unsigned int n)
+{
+	for (unsigned int i = 0; i < n && fk.nsend_err < FK_MAX_SCRIPT; i++)
+		fk.send_err[fk.nsend_err++] = errs[i];
+}
+
+unsigned int fk_count_sends(bool zerocopy)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < fk.nsends && i < FK_MAX_SENDS; i++)
+		if (!!(fk.sends[i].flags & MSG_ZEROCOPY) == zerocopy)
+			n++;
+	return n;
+}
+
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	struct fk_send s = { .flags = flags, .id = -1 };
+
+	if (fd != fk.fd)
+		return __real_sendmsg(fd, msg, flags);
+	for (size_t i = 0; i < msg->msg_iovlen; i++)
+		s.len += msg->msg_iov[i].iov_len;
+	if (fk.nsend_err && (!fk.err_only_zc || (flags & MSG_ZEROCOPY))) {
+		int err = fk.send_err[0];
+
+		memmove(fk.send_err, fk.send_err + 1,
+			--fk.nsend_err * sizeof(fk.send_err[0]));
+		s.ret = -1;
+		if (fk.nsends < FK_MAX_SENDS)
+			fk.sends[fk.nsends] = s;
+		fk.nsends++;
+		errno = err;
+		return -1;
+	}
+	s.ret = fk.send_cap && s.len > fk.send_cap ? fk.send_cap : s.len;
+	if ((flags & MSG_ZEROCOPY) && s.ret > 0)
+		s.id = fk.next_id++;
+	if (fk.nsends < FK_MAX_SENDS)
+		fk.sends[fk.nsends] = s;
+	fk.nsends++;
+	return s.ret;
+}
+
+/* put_cmsg(): copy what fits, keep the full cmsg_len, flag MSG_CTRUNC. */
+static void put_cmsg(struct msghdr *m, size_t *used, int level, int type,
+		     const void *data, size_t len, size_t limit)
+{
+	struct cmsghdr h = {
+		.cmsg_len = CMSG_LEN(len),
+		.cmsg_level = level,
+		.cmsg_type = type,
+	};
+	size_t room = m->msg_controllen - *used;
+	size_t cm = CMSG_LEN(len);
+	unsigned char *dst = (unsigned char *)m->msg_control + *used;
+
+	if (limit < room)
+		room = limit;
+	if (room < sizeof(h)) {
+		m->msg_flags |= MSG_CTRUNC;
+		return;
+	}
+	if (room < cm) {
+		m->msg_flags |= MSG_CTRUNC;
+		cm = room;
+	}
+	memcpy(dst, &h, sizeof(h));
+	memcpy(dst + sizeof(h), data, cm - sizeof(h));
+	if (cm == CMSG_LEN(len))	/* whole: the kernel pads to SPACE */
+		cm = CMSG_SPACE(len) < room ? CMSG_SPACE(len) : room;
+	*used += cm;
+}
+
+/* One record into one msghdr, as ip_recv_error()/ipv6_recv_error() do. */
+static void deliver(const struct fk_rec *r, struct msghdr *m)
+{
+	unsigned char errhdr[sizeof(struct sock_extended_err) +
+			     sizeof(struct sockaddr_in6)] = { 0 };
+	size_t errlen = sizeof(struct sock_extended_err) +
+		(r->level == SOL_IPV6 ? sizeof(struct sockaddr_in6)
+				      : sizeof(struct sockaddr_in));
+	size_t used = 0, limit = (size_t)-1;
+
+	m->msg_flags = MSG_ERRQUEUE;
+	memcpy(errhdr, &r->ee, sizeof(r->ee));
+	if (r->with_ts) {
+		struct timespec ts[3] = { { 1, 2 }, { 3, 4 }, { 5, 6 } };
+
+		put_cmsg(m, &used, SOL_SOCKET, SCM_TIMESTAMPING, ts,
+			 sizeof(ts), limit);
+	}
+	if (r->cut_ee)
+		limit = CMSG_LEN(8);
+	else if (r->ctrunc)
+		limit = CMSG_LEN(sizeof(struct sock_extended_err));
+	if (r->ctrunc || r->cut_ee)
+		m->msg_flags |= MSG_CTRUNC;
+	put_cmsg(m, &used, r->level, r->type, errhdr, errlen, limit);
+	m->msg_controllen = used;
+}
+
+static int pop_into(struct msghdr *m)
+{
+	if (!fk.qlen)
+		return -1;
+	deliver(&fk.q[fk.qhead], m);
+	fk.qhead = (fk.qhead + 1) % FK_MAX_RECS;
+	fk.qlen--;
+	return 0;
+}
+
+ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	if (fd != fk.fd)
+		return __real_recvmsg(fd, msg, flags);
+	fk.recvmsg_calls++;
+	if (!(flags & MSG_ERRQUEUE) || pop_into(msg)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return 0;
+}
+
+int __wrap_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+		    struct timespec *tmo)
+{
+	unsigned int n = 0;
+
+	if (fd != fk.fd)
+		return __real_recvmmsg(fd, vec, vlen, flags, tmo);
+	fk.recvmmsg_calls++;
+	if (!(flags & MSG_ERRQUEUE)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	while (n < vlen && !pop_into(&vec[n].msg_hdr))
+		vec[n++].msg_len = 0;
+	if (!n) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return (int)n;
+}
+
+/* POLLERR on fk.fd while the queue holds records; other fds are real. */
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	int ours = -1, ready = 0, r;
+
+	fk.poll_calls++;
+	for (nfds_t i = 0; i < n; i++) {
+		if (fds[i].fd == fk.fd && fk.fd >= 0) {
+			ours = (int)i;
+			fds[i].fd = -1;	/* real poll skips it */
+		}
+	}
+	if (ours >= 0 && fk.qlen)
+		ready = 1;
+	r = __real_poll(fds, n, ready ? 0 : timeout);
+	if (ours >= 0) {
+		fds[ours].fd = fk.fd;
+		fds[ours].revents = fk.qlen ? POLLERR : 0;
+	}
+	if (r < 0)
+		return r;
+	return r + ready;
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A fake kernel for unit tests: the test binary links the library's
+ * internal static copy with -Wl,--wrap=sendmsg,--wrap=recvmsg,
+ * --wrap=recvmmsg,--wrap=poll, and these wrappers answer for one socket
+ * (fk.fd) exactly as the kernel would, from state the test controls. Calls
+ * on any other fd go to the real syscall.
+ */
+#ifndef FAKE_KERNEL_H
+#define FAKE_KERNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <linux/errqueue.h>
+
+#define FK_MAX_RECS	4096
+#define FK_MAX_SCRIPT	64
+#define FK_MAX_SENDS	8192
+
+struct fk_rec {
+	int level;			/* SOL_IP or SOL_IPV6 */
+	int type;			/* IP_RECVERR or IPV6_RECVERR */
+	struct sock_extended_err ee;
+	bool ctrunc;			/* deliver cut short, with MSG_CTRUNC */
+	bool cut_ee;			/* ... and cut inside the ee itself */
+	bool with_ts;			/* add an SCM_TIMESTAMPING cmsg */
+};
+
+struct fk_send {
+	int flags;			/* flags sendmsg was called with */
+	size_t len;			/* bytes the caller offered */
+	ssize_t ret;			/* what the fake returned */
+	int64_t id;			/* zero-copy id taken, or -1 */
+};
+
+struct fake_kernel {
+	int fd;				/* the socket we answer for; -1: none */
+	uint32_t next_id;		/* the socket's zerocopy counter */
+	/* Error queue, FIFO. */
+	struct fk_rec q[FK_MAX_RECS];
+	unsigned int qhead, qlen;
+	/* Scripted errors for the next sendmsg calls (0: answer normally). */
+	int send_err[FK_MAX_SCRIPT];
+	unsigned int nsend_err;
+	/* Only MSG_ZEROCOPY calls take the next scripted error. */
+	bool err_only_zc;
+	/* Cap on the bytes one sendmsg accepts (0: all), for partial sends. */
+	size_t send_cap;
+	/* Log of sendmsg calls. */
+	struct fk_send sends[FK_MAX_SENDS];
+	unsigned int nsends;
+	unsigned int recvmmsg_calls, recvmsg_calls, poll_calls;
+};
+
+extern struct fake_kernel fk;
+
+void fk_reset(int fd);
+/* Queue a zero-copy completion of [lo, hi]. */
+void fk_complete(uint32_t lo, uint32_t hi, bool copied);
+/* The same at IPv6 level. */
+void fk_complete6(uint32_t lo, uint32_t hi, bool copied);
+/* Queue a foreign record (an ICMP error). */
+void fk_foreign(uint32_t err, uint8_t origin);
+/* Queue an arbitrary record. */
+void fk_push(const struct fk_rec *r);
+/* Next sendmsg calls fail with these errno values, in order. */
+void fk_script_send_errors(const int *errs, unsigned int n);
+/* Number of sendmsg calls with/without MSG_ZEROCOPY. */
+unsigned int fk_count_sends(bool zerocopy);
+
+#endif /* FAKE_KERNEL_H */

@@ -1,0 +1,779 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of the core against the fake kernel (fake_kernel.c): exact
+ * kernel answers for coalesced, out-of-order and wrapping ranges,
+ * MSG_CTRUNC, foreign records, ENOBUFS and bad options.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "internal.h"
+#include "fake_kernel.h"
+
+static char buf[65536];
+
+struct fixture {
+	int fd;
+	struct zc_sock *zs;
+};
+
+/* A real TCP socket for zc_open(); the fake kernel answers its sends. */
+static int open_zs(struct fixture *f, const struct zc_opts *o)
+{
+	f->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(f->fd >= 0);
+	fk_reset(f->fd);
+	return zc_open(f->fd, o, &f->zs);
+}
+
+static int setup_default(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct zc_opts o = {
+		.sz = sizeof(o), .copy_below = 1, .flags = ZC_OPT_NO_ADAPT,
+		.backend = ZC_BACKEND_ERRQUEUE,
+	};
+
+	unsetenv("ZCNOTIFY_BACKEND");
+	assert_int_equal(open_zs(f, &o), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	zc_close(f->zs);
+	close(f->fd);
+	fk_reset(-1);
+	free(f);
+	return 0;
+}
+
+static void send_n(struct zc_sock *zs, unsigned int n, uint64_t first_cookie,
+		   size_t len)
+{
+	for (unsigned int i = 0; i < n; i++)
+		assert_int_equal(zc_send(zs, buf, len, 0, first_cookie + i),
+				 (ssize_t)len);
+}
+
+/* Reap and check cookies first..first+n-1 in order, then nothing more. */
+static void expect_cookies(struct zc_sock *zs, uint64_t first, unsigned int n,
+			   uint32_t flags)
+{
+	struct zc_completion c[64];
+	unsigned int got = 0;
+
+	while (got < n) {
+		int r = zc_completions(zs, c, 64);
+
+		assert_true(r > 0);
+		for (int i = 0; i < r; i++, got++) {
+			assert_int_equal(c[i].cookie, first + got);
+			assert_int_equal(c[i].flags, flags);
+		}
+	}
+	assert_int_equal(got, n);
+	assert_int_equal(zc_completions(zs, c, 64), 0);
+}
+
+static void test_never_early(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+
+	send_n(f->zs, 3, 100, 20000);
+	assert_int_equal(fk_count_sends(true), 3);
+	assert_int_equal(zc_inflight(f->zs), 3);
+	/* The kernel has said nothing: nothing may complete. */
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	fk_complete(0, 0, false);
+	assert_int_equal(zc_completions(f->zs, c, 8), 1);
+	assert_int_equal(c[0].cookie, 100);
+	assert_int_equal(c[0].bytes, 20000);
+	assert_int_equal(c[0].flags, 0);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	fk_complete(1, 2, false);
+	expect_cookies(f->zs, 101, 2, 0);
+	assert_int_equal(zc_inflight(f->zs), 0);
+}
+
+static void test_coalesced(void **state)
+{
+	struct fixture *f = *state;
+
+	send_n(f->zs, 50, 0, 16384);
+	fk_complete(0, 49, false);
+	expect_cookies(f->zs, 0, 50, 0);
+}
+
+static void test_copied_flag(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[4];
+
+	send_n(f->zs, 2, 7, 16384);
+	fk_complete(0, 0, true);
+	fk_complete(1, 1, false);
+	assert_int_equal(zc_completions(f->zs, c, 4), 2);
+	assert_int_equal(c[0].flags, ZC_COPIED);
+	assert_int_equal(c[1].flags, 0);
+}
+
+static void test_out_of_order(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+
+	send_n(f->zs, 6, 10, 16384);
+	fk_complete(4, 5, false);
+	fk_complete(2, 3, true);
+	/* Ids 2..5 are done, but send order waits for 0 and 1. */
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	fk_complete(1, 1, false);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	fk_complete(0, 0, false);
+	assert_int_equal(zc_completions(f->zs, c, 8), 6);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(c[i].cookie, 10 + i);
+	assert_int_equal(c[2].flags, ZC_COPIED);
+	assert_int_equal(c[3].flags, ZC_COPIED);
+	assert_int_equal(c[4].flags, 0);
+}
+
+/* Start the socket's id counter (and the library's mirror) at base. */
+static void set_id_base(struct fixture *f, uint32_t base)
+{
+	f->zs->zc_next = base;
+	f->zs->zc_head = base;
+	atomic_store(&f->zs->zc_issued, base);
+	fk.next_id = base;
+}
+
+static void test_wrap_coalesced(void **state)
+{
+	struct fixture *f = *state;
+
+	set_id_base(f, 0xfffffffdu);
+	send_n(f->zs, 6, 0, 16384);	/* ids fffffffd..2 */
+	assert_int_equal(fk.sends[5].id, 2);
+	fk_complete(0xfffffffdu, 2, false);	/* hi < lo: wraps */
+	expect_cookies(f->zs, 0, 6, 0);
+	/* And on past the wrap. */
+	send_n(f->zs, 2, 6, 16384);
+	fk_complete(3, 4, false);
+	expect_cookies(f->zs, 6, 2, 0);
+}
+
+static void test_wrap_out_of_order(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+
+	set_id_base(f, 0xfffffffeu);
+	send_n(f->zs, 4, 0, 16384);	/* ids fffffffe, ffffffff, 0, 1 */
+	fk_complete(0, 1, false);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	fk_complete(0xffffffffu, 0xffffffffu, false);
+	fk_complete(0xfffffffeu, 0xfffffffeu, false);
+	expect_cookies(f->zs, 0, 4, 0);
+}
+
+static void test_ipv6_level(void **state)
+{
+	struct fixture *f = *state;
+
+	send_n(f->zs, 3, 0, 16384);
+	fk_complete6(0, 1, false);
+	fk_complete(2, 2, false);	/* v4-mapped traffic: either level */
+	expect_cookies(f->zs, 0, 3, 0);
+}
+
+static void test_bogus_ranges(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	struct zc_stats st = { .sz = sizeof(st) };
+	clock_t t0 = clock();
+
+	send_n(f->zs, 2, 0, 16384);
+	fk_complete(5, 9, false);		/* never sent */
+	fk_complete(1, 0, false);		/* 2^32 ids: bounded work */
+	assert_int_equal(zc_completions(f->zs, c, 8), 2);
+	assert_true(clock() - t0 < CLOCKS_PER_SEC);	/* no 2^32 loop */
+	fk_complete(0, 1, false);		/* both already reported */
+	/* Nothing waits for the kernel: the queue is not even read. */
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_int_equal(fk.qlen, 1);
+	/* Nothing was marked for the future: new sends wait for the kernel. */
+	send_n(f->zs, 8, 2, 16384);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_int_equal(fk.qlen, 0);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.bad_ranges, 3);
+	assert_int_equal(st.completions, 2);
+	fk_complete(2, 9, false);
+	expect_cookies(f->zs, 2, 8, 0);
+}
+
+static void test_duplicate_range(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	struct zc_stats st = { .sz = sizeof(st) };
+
+	send_n(f->zs, 3, 0, 16384);
+	fk_complete(1, 2, false);
+	fk_complete(1, 2, false);	/* the same ids twice */
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	fk_complete(0, 0, false);
+	assert_int_equal(zc_completions(f->zs, c, 8), 3);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.bad_ranges, 1);
+}
+
+static void test_foreign_records(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_errrec rec[4];
+	struct zc_stats st = { .sz = sizeof(st) };
+	struct fk_rec ts = {
+		.level = SOL_IP, .type = IP_RECVERR, .with_ts = true,
+		.ee = { .ee_origin = SO_EE_ORIGIN_TIMESTAMPING, .ee_info = 42,
+			.ee_errno = ENOMSG },
+	};
+
+	send_n(f->zs, 2, 0, 16384);
+	fk_complete(0, 0, false);
+	fk_foreign(ECONNREFUSED, SO_EE_ORIGIN_ICMP);
+	fk_push(&ts);
+	fk_complete(1, 1, false);
+	expect_cookies(f->zs, 0, 2, 0);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.foreign, 2);
+	assert_int_equal(zc_foreign(f->zs, rec, 4), 2);
+	assert_int_equal(rec[0].ee_errno, ECONNREFUSED);
+	assert_int_equal(rec[0].ee_origin, SO_EE_ORIGIN_ICMP);
+	assert_int_equal(rec[0].level, SOL_IP);
+	assert_int_equal(rec[0].type, IP_RECVERR);
+	assert_int_equal(rec[0].flags & ZC_ERRREC_TIMESTAMP, 0);
+	assert_int_equal(rec[1].ee_origin, SO_EE_ORIGIN_TIMESTAMPING);
+	assert_int_equal(rec[1].ee_info, 42);
+	assert_true(rec[1].flags & ZC_ERRREC_TIMESTAMP);
+	assert_int_equal(rec[1].ts[2].tv_sec, 5);
+	assert_int_equal(zc_foreign(f->zs, rec, 4), 0);
+}
+
+static void test_foreign_overflow_counted(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_errrec rec[ZC_FOREIGN_MAX];
+	struct zc_stats st = { .sz = sizeof(st) };
+
+	for (int i = 0; i < ZC_FOREIGN_MAX + 5; i++)
+		fk_foreign(EHOSTUNREACH + 0 * i, SO_EE_ORIGIN_ICMP);
+	assert_int_equal(zc_foreign(f->zs, rec, ZC_FOREIGN_MAX),
+			 ZC_FOREIGN_MAX);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.foreign, ZC_FOREIGN_MAX + 5);
+	assert_int_equal(st.foreign_dropped, 5);
+}
+
+static void test_ctrunc(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	struct zc_stats st = { .sz = sizeof(st) };
+	struct fk_rec cut = {
+		.level = SOL_IP, .type = IP_RECVERR, .ctrunc = true,
+		.ee = { .ee_origin = SO_EE_ORIGIN_ZEROCOPY, .ee_info = 0,
+			.ee_data = 1 },
+	};
+
+	send_n(f->zs, 2, 0, 16384);
+	fk_push(&cut);		/* offender cut off, ee still whole */
+	/* The legible range is applied: two completions now... */
+	assert_int_equal(zc_completions(f->zs, c, 8), 2);
+	/* ...and the truncation is reported once. */
+	assert_int_equal(zc_completions(f->zs, c, 8), -EMSGSIZE);
+	assert_true(strstr(zc_last_error(), "MSG_CTRUNC") != NULL);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.ctrunc, 1);
+
+	/* Cut inside the ee: the range is lost, and that is reported. */
+	send_n(f->zs, 1, 2, 16384);
+	cut.cut_ee = true;
+	cut.ee.ee_info = cut.ee.ee_data = 2;
+	fk_push(&cut);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_int_equal(zc_completions(f->zs, c, 8), -EMSGSIZE);
+	assert_int_equal(zc_inflight(f->zs), 1);
+}
+
+static void test_recvmmsg_batches(void **state)
+{
+	struct fixture *f = *state;
+
+	send_n(f->zs, 40, 0, 16384);
+	/* Completions of every other id cannot coalesce: 40 records. */
+	for (uint32_t i = 0; i < 40; i += 2)
+		fk_complete(i + 1, i + 1, false);
+	for (uint32_t i = 0; i < 40; i += 2)
+		fk_complete(i, i, false);
+	fk.recvmmsg_calls = 0;
+	expect_cookies(f->zs, 0, 40, 0);
+	/*
+	 * 40 records at 16 a call: 3 calls (the last one short, so no fourth
+	 * to meet EAGAIN); the final zc_completions() has nothing pending
+	 * and makes no call at all.
+	 */
+	assert_int_equal(fk.recvmmsg_calls, 3);
+}
+
+static void test_no_syscall_when_idle(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	struct zc_stats st = { .sz = sizeof(st) };
+
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	send_n(f->zs, 1, 0, 100);	/* zero-copy: copy_below is 1 */
+	fk.recvmmsg_calls = 0;
+	fk_complete(0, 0, false);
+	assert_int_equal(zc_completions(f->zs, c, 8), 1);
+	assert_int_equal(fk.recvmmsg_calls, 1);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_int_equal(fk.recvmmsg_calls, 1);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.syscalls, 2);	/* one send, one recvmmsg */
+}
+
+static void test_send_error_no_completion(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	int errs[] = { EAGAIN, EPIPE };
+
+	fk_script_send_errors(errs, 2);
+	assert_int_equal(zc_send(f->zs, buf, 16384, MSG_DONTWAIT, 1), -EAGAIN);
+	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 2), -EPIPE);
+	assert_int_equal(zc_inflight(f->zs), 0);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	/* No id was taken: the next send gets id 0. */
+	send_n(f->zs, 1, 3, 16384);
+	assert_int_equal(fk.sends[2].id, 0);
+	fk_complete(0, 0, false);
+	expect_cookies(f->zs, 3, 1, 0);
+}
+
+static void test_enobufs_resends_by_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	struct zc_stats st = { .sz = sizeof(st) };
+	int errs[] = { ENOBUFS };
+
+	fk.err_only_zc = true;
+	fk_script_send_errors(errs, 1);
+	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 9), 16384);
+	/* Two calls: refused zero-copy, then the same bytes by copy. */
+	assert_int_equal(fk.nsends, 2);
+	assert_true(fk.sends[0].flags & MSG_ZEROCOPY);
+	assert_false(fk.sends[1].flags & MSG_ZEROCOPY);
+	assert_int_equal(fk.sends[1].len, 16384);
+	/* Complete at once, with no kernel record and no wait. */
+	fk.recvmmsg_calls = 0;
+	assert_int_equal(zc_completions(f->zs, c, 8), 1);
+	assert_int_equal(c[0].cookie, 9);
+	assert_int_equal(c[0].bytes, 16384);
+	assert_int_equal(c[0].flags, ZC_COPIED | ZC_LIB_COPY);
+	assert_int_equal(fk.recvmmsg_calls, 0);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.enobufs_fallback, 1);
+	/* The id counter did not move. */
+	send_n(f->zs, 1, 10, 16384);
+	assert_int_equal(fk.sends[2].id, 0);
+}
+
+static void test_enobufs_then_error(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	int errs[] = { ENOBUFS, EAGAIN };
+
+	fk_script_send_errors(errs, 2);
+	assert_int_equal(zc_send(f->zs, buf, 16384, MSG_DONTWAIT, 9), -EAGAIN);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_int_equal(zc_inflight(f->zs), 0);
+}
+
+static void test_partial_send(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+
+	fk.send_cap = 1000;
+	assert_int_equal(zc_send(f->zs, buf, 16384, MSG_DONTWAIT, 5), 1000);
+	fk_complete(0, 0, false);
+	assert_int_equal(zc_completions(f->zs, c, 8), 1);
+	assert_int_equal(c[0].bytes, 1000);
+}
+
+static void test_max_inflight(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[8];
+	struct zc_opts o = {
+		.sz = sizeof(o), .max_inflight = 4, .copy_below = 1,
+		.flags = ZC_OPT_NO_ADAPT,
+	};
+
+	(void)state;
+	assert_int_equal(open_zs(&f, &o), 0);
+	send_n(f.zs, 4, 0, 16384);
+	/* Full: refused without a syscall, nothing lost. */
+	assert_int_equal(zc_send(f.zs, buf, 16384, 0, 4), -ENOBUFS);
+	assert_int_equal(zc_send(f.zs, buf, 10, 0, 4), -ENOBUFS);
+	assert_int_equal(fk.nsends, 4);
+	assert_int_equal(zc_inflight(f.zs), 4);
+	fk_complete(0, 1, false);
+	assert_int_equal(zc_completions(f.zs, c, 8), 2);
+	send_n(f.zs, 2, 4, 16384);	/* ids 4, 5 reuse slots of 0, 1 */
+	assert_int_equal(zc_send(f.zs, buf, 16384, 0, 6), -ENOBUFS);
+	fk_complete(4, 5, false);
+	assert_int_equal(zc_completions(f.zs, c, 8), 0); /* 2, 3 first */
+	fk_complete(2, 3, false);
+	assert_int_equal(zc_completions(f.zs, c, 8), 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(c[i].cookie, 2 + i);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
+static void test_copy_below(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[8];
+	struct zc_opts o = { .sz = sizeof(o), .copy_below = 4096 };
+
+	(void)state;
+	assert_int_equal(open_zs(&f, &o), 0);
+	assert_int_equal(zc_send(f.zs, buf, 4095, 0, 1), 4095);
+	assert_int_equal(zc_send(f.zs, buf, 4096, 0, 2), 4096);
+	assert_int_equal(zc_send(f.zs, buf, 0, 0, 3), 0);
+	assert_false(fk.sends[0].flags & MSG_ZEROCOPY);
+	assert_true(fk.sends[1].flags & MSG_ZEROCOPY);
+	assert_false(fk.sends[2].flags & MSG_ZEROCOPY);
+	assert_int_equal(zc_completions(f.zs, c, 8), 1);
+	assert_int_equal(c[0].cookie, 1);
+	assert_int_equal(c[0].flags, ZC_COPIED | ZC_LIB_COPY);
+	fk_complete(0, 0, true);
+	assert_int_equal(zc_completions(f.zs, c, 8), 2);
+	assert_int_equal(c[0].cookie, 2);
+	assert_int_equal(c[0].flags, ZC_COPIED);
+	assert_int_equal(c[1].cookie, 3);
+	assert_int_equal(c[1].bytes, 0);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
+/* Default options: after ZC_ADAPT_THRESHOLD copied ids, copy instead. */
+static void test_adapt_to_copying(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[64];
+	struct zc_opts o = { .sz = sizeof(o), .copy_below = 1 };
+	unsigned int zc_before, i, tries = 0;
+
+	(void)state;
+	assert_int_equal(open_zs(&f, &o), 0);
+	for (i = 0; i < ZC_ADAPT_THRESHOLD; i++) {
+		send_n(f.zs, 1, i, 16384);
+		fk_complete(i, i, true);
+		assert_int_equal(zc_completions(f.zs, c, 64), 1);
+	}
+	assert_int_equal(fk_count_sends(true), ZC_ADAPT_THRESHOLD);
+	/* Now mostly copies, with a zero-copy try every ZC_ADAPT_RETRY. */
+	zc_before = fk_count_sends(true);
+	for (i = 0; i < 2 * ZC_ADAPT_RETRY; i++) {
+		send_n(f.zs, 1, 1000 + i, 16384);
+		if (fk.sends[fk.nsends - 1].flags & MSG_ZEROCOPY) {
+			uint32_t id = (uint32_t)fk.sends[fk.nsends - 1].id;
+
+			fk_complete(id, id, true);	/* still copied */
+			tries++;
+		}
+		while (zc_completions(f.zs, c, 64) > 0)
+			;
+	}
+	assert_int_equal(fk_count_sends(true) - zc_before, tries);
+	assert_int_equal(tries, 2);
+	/* A try that really went zero-copy switches zero-copy back on. */
+	for (i = 0; i < ZC_ADAPT_RETRY; i++) {
+		send_n(f.zs, 1, 5000 + i, 16384);
+		if (fk.sends[fk.nsends - 1].flags & MSG_ZEROCOPY) {
+			uint32_t id = (uint32_t)fk.sends[fk.nsends - 1].id;
+
+			fk_complete(id, id, false);
+			while (zc_completions(f.zs, c, 64) > 0)
+				;
+			break;
+		}
+		while (zc_completions(f.zs, c, 64) > 0)
+			;
+	}
+	assert_true(i < ZC_ADAPT_RETRY);
+	zc_before = fk_count_sends(true);
+	send_n(f.zs, 3, 9000, 16384);
+	assert_int_equal(fk_count_sends(true) - zc_before, 3);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
+static void test_no_adapt_keeps_zerocopy(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[64];
+
+	for (uint32_t i = 0; i < 4 * ZC_ADAPT_THRESHOLD; i++) {
+		send_n(f->zs, 1, i, 16384);
+		fk_complete(i, i, true);
+		assert_int_equal(zc_completions(f->zs, c, 64), 1);
+	}
+	assert_int_equal(fk_count_sends(true), 4 * ZC_ADAPT_THRESHOLD);
+}
+
+static void test_wait(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	struct timespec t0, t1;
+	long ms;
+
+	send_n(f->zs, 2, 0, 16384);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(zc_wait(f->zs, c, 8, 50), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms >= 45);
+	fk_complete(0, 1, false);
+	assert_int_equal(zc_wait(f->zs, c, 8, -1), 2);
+	assert_int_equal(zc_wait(f->zs, c, 8, -2), -EINVAL);
+	/* Foreign records alone must not make zc_wait() spin or lose them. */
+	fk_foreign(ECONNREFUSED, SO_EE_ORIGIN_ICMP);
+	send_n(f->zs, 1, 2, 16384);
+	assert_int_equal(zc_wait(f->zs, c, 8, 20), 0);
+	assert_int_equal(fk.qlen, 0);
+}
+
+static void test_bad_options(void **state)
+{
+	struct zc_sock *zs = (void *)1;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct {
+		struct zc_opts o;
+		uint64_t future;
+	} big = { .o = { .sz = sizeof(big) } };
+	struct zc_opts o;
+
+	(void)state;
+	unsetenv("ZCNOTIFY_BACKEND");
+	assert_int_equal(zc_open(fd, NULL, NULL), -EINVAL);
+	o = (struct zc_opts){ .sz = 0 };
+	assert_int_equal(zc_open(fd, &o, &zs), -EINVAL);
+	assert_null(zs);
+	assert_true(strstr(zc_last_error(), "sz") != NULL);
+	o = (struct zc_opts){ .sz = sizeof(o), .max_inflight = 3 };
+	assert_int_equal(zc_open(fd, &o, &zs), -EINVAL);
+	assert_true(strstr(zc_last_error(), "max_inflight") != NULL);
+	o = (struct zc_opts){ .sz = sizeof(o), .max_inflight = 1u << 21 };
+	assert_int_equal(zc_open(fd, &o, &zs), -EINVAL);
+	o = (struct zc_opts){ .sz = sizeof(o), .backend = 42 };
+	assert_int_equal(zc_open(fd, &o, &zs), -EINVAL);
+	o = (struct zc_opts){ .sz = sizeof(o), .flags = 0x80 };
+	assert_int_equal(zc_open(fd, &o, &zs), -EINVAL);
+	/* A newer caller's struct: zero tail is fine, non-zero is E2BIG. */
+	big.future = 1;
+	assert_int_equal(zc_open(fd, &big.o, &zs), -E2BIG);
+	assert_true(strstr(zc_last_error(), "offset") != NULL);
+	big.future = 0;
+	assert_int_equal(zc_open(fd, &big.o, &zs), 0);
+	zc_close(zs);
+	/* An older caller's struct: the missing fields read as zero. */
+	o = (struct zc_opts){ .sz = offsetof(struct zc_opts, copy_below),
+			      .max_inflight = 8, .copy_below = 7 };
+	assert_int_equal(zc_open(fd, &o, &zs), 0);
+	assert_int_equal(zs->copy_below, ZC_DEFAULT_COPY_BELOW);
+	assert_int_equal(zs->mask, 7);
+	zc_close(zs);
+	close(fd);
+}
+
+static void test_bad_fds(void **state)
+{
+	struct zc_sock *zs;
+	struct zc_opts eq = { .sz = sizeof(eq), .backend = ZC_BACKEND_ERRQUEUE };
+	int p[2], u[2], l;
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	(void)state;
+	unsetenv("ZCNOTIFY_BACKEND");
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(zc_open(p[0], NULL, &zs), -ENOTSOCK);
+	assert_true(strstr(zc_last_error(), "not a socket") != NULL);
+	close(p[0]);
+	close(p[1]);
+	assert_int_equal(zc_open(p[0], NULL, &zs), -EBADF);
+	assert_int_equal(zc_open(-1, NULL, &zs), -EBADF);
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, u), 0);
+	assert_int_equal(zc_open(u[0], &eq, &zs), -EOPNOTSUPP);
+	assert_int_equal(zc_open(u[0], NULL, &zs), 0);
+	assert_int_equal(zc_backend(zs), ZC_BACKEND_COPY);
+	/* The copy backend still gives one completion per send. */
+	assert_int_equal(zc_send(zs, "hi", 2, 0, 77), 2);
+	{
+		struct zc_completion c;
+
+		assert_int_equal(zc_completions(zs, &c, 1), 1);
+		assert_int_equal(c.cookie, 77);
+		assert_int_equal(c.flags, ZC_COPIED | ZC_LIB_COPY);
+	}
+	zc_close(zs);
+	close(u[0]);
+	close(u[1]);
+
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(zc_open(l, NULL, &zs), -EINVAL);
+	assert_true(strstr(zc_last_error(), "listening") != NULL);
+	close(l);
+}
+
+static void test_env_backend(void **state)
+{
+	struct zc_sock *zs;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	(void)state;
+	setenv("ZCNOTIFY_BACKEND", "bogus", 1);
+	assert_int_equal(zc_open(fd, NULL, &zs), -EINVAL);
+	assert_true(strstr(zc_last_error(), "ZCNOTIFY_BACKEND") != NULL);
+	setenv("ZCNOTIFY_BACKEND", "copy", 1);
+	assert_int_equal(zc_open(fd, NULL, &zs), 0);
+	assert_int_equal(zc_backend(zs), ZC_BACKEND_COPY);
+	zc_close(zs);
+	setenv("ZCNOTIFY_BACKEND", "errqueue", 1);
+	assert_int_equal(zc_open(fd, NULL, &zs), 0);
+	assert_int_equal(zc_backend(zs), ZC_BACKEND_ERRQUEUE);
+	zc_close(zs);
+	unsetenv("ZCNOTIFY_BACKEND");
+	close(fd);
+}
+
+static void test_bad_send_args(void **state)
+{
+	struct fixture *f = *state;
+	struct msghdr m = { .msg_iovlen = 1 };
+	struct iovec iov[2] = { { buf, SIZE_MAX }, { buf, 2 } };
+
+	assert_int_equal(zc_sendmsg(NULL, &m, 0, 0), -EINVAL);
+	assert_int_equal(zc_sendmsg(f->zs, NULL, 0, 0), -EINVAL);
+	assert_int_equal(zc_sendmsg(f->zs, &m, 0, 0), -EINVAL); /* iov NULL */
+	m.msg_iov = iov;
+	m.msg_iovlen = 2;
+	assert_int_equal(zc_sendmsg(f->zs, &m, 0, 0), -EINVAL); /* overflow */
+	assert_int_equal(zc_send(f->zs, buf, 10, MSG_OOB, 0), -EINVAL);
+	assert_int_equal(zc_send(f->zs, NULL, 10, 0, 0), -EINVAL);
+	assert_int_equal(fk.nsends, 0);
+	assert_int_equal(zc_inflight(f->zs), 0);
+	assert_int_equal(zc_completions(f->zs, NULL, 1), -EINVAL);
+}
+
+static void test_names_and_stats(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_stats st = { .sz = sizeof(st) };
+	struct zc_stats small = { .sz = offsetof(struct zc_stats, sends_copy) };
+
+	(void)state;
+	assert_string_equal(zc_backend_name(ZC_BACKEND_AUTO), "auto");
+	assert_string_equal(zc_backend_name(ZC_BACKEND_ERRQUEUE), "errqueue");
+	assert_string_equal(zc_backend_name(ZC_BACKEND_SCM), "scm");
+	assert_string_equal(zc_backend_name(ZC_BACKEND_URING), "uring");
+	assert_string_equal(zc_backend_name(ZC_BACKEND_COPY), "copy");
+	assert_null(zc_backend_name(-1));
+	assert_null(zc_backend_name(5));
+	send_n(f->zs, 3, 0, 16384);
+	fk_complete(0, 2, true);
+	expect_cookies(f->zs, 0, 3, ZC_COPIED);
+	assert_int_equal(zc_send(f->zs, buf, 0, 0, 3), 0);
+	expect_cookies(f->zs, 3, 1, ZC_COPIED | ZC_LIB_COPY);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.sends, 4);
+	assert_int_equal(st.sends_zc, 3);
+	assert_int_equal(st.sends_copy, 1);
+	assert_int_equal(st.completions, 4);
+	assert_int_equal(st.completions_copied, 4);
+	assert_int_equal(st.harvest_recvmsg, 1);
+	assert_int_equal(zc_get_stats(f->zs, &small), 0);
+	assert_int_equal(small.sends_zc, 3);
+	assert_int_equal(small.sz, offsetof(struct zc_stats, sends_copy));
+	small.sz = 2;
+	assert_int_equal(zc_get_stats(f->zs, &small), -EINVAL);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup_default, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_never_early),
+		T(test_coalesced),
+		T(test_copied_flag),
+		T(test_out_of_order),
+		T(test_wrap_coalesced),
+		T(test_wrap_out_of_order),
+		T(test_ipv6_level),
+		T(test_bogus_ranges),
+		T(test_duplicate_range),
+		T(test_foreign_records),
+		T(test_foreign_overflow_counted),
+		T(test_ctrunc),
+		T(test_recvmmsg_batches),
+		T(test_no_syscall_when_idle),
+		T(test_send_error_no_completion),
+		T(test_enobufs_resends_by_copy),
+		T(test_enobufs_then_error),
+		T(test_partial_send),
+		cmocka_unit_test(test_max_inflight),
+		cmocka_unit_test(test_copy_below),
+		cmocka_unit_test(test_adapt_to_copying),
+		T(test_no_adapt_keeps_zerocopy),
+		T(test_wait),
+		cmocka_unit_test(test_bad_options),
+		cmocka_unit_test(test_bad_fds),
+		cmocka_unit_test(test_env_backend),
+		T(test_bad_send_args),
+		T(test_names_and_stats),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
