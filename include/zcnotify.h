@@ -51,6 +51,8 @@ struct zc_opts {
 	uint32_t max_inflight;	/* sends tracked until reaped; power of two; 0 = default */
 	uint32_t copy_below;	/* shorter sends are copied; 0 = default */
 	uint32_t flags;		/* ZC_OPT_* */
+	uint32_t harvest_every;	/* SCM: collect on every k-th send while
+				 * sends are in flight; 0 = default */
 };
 
 struct zc_completion {

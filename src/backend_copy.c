@@ -6,9 +6,10 @@
  */
 #include "internal.h"
 
-static int copy_collect(struct zc_sock *zs)
+static int copy_collect(struct zc_sock *zs, bool force)
 {
 	(void)zs;
+	(void)force;
 	return 0;
 }
 

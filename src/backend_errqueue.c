@@ -5,8 +5,9 @@
  */
 #include "internal.h"
 
-static int eq_collect(struct zc_sock *zs)
+static int eq_collect(struct zc_sock *zs, bool force)
 {
+	(void)force;
 	return zc_eq_drain(zs);
 }
 

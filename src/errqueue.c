@@ -146,6 +146,7 @@ int zc_eq_drain(struct zc_sock *zs)
 {
 	struct zc_eq *eq = zs->eq;
 	int nrec = 0;
+	uint32_t ids = 0;
 
 	for (;;) {
 		int n;
@@ -162,10 +163,12 @@ int zc_eq_drain(struct zc_sock *zs)
 		ZC_STAT_INC(&zs->rx, errqueue_reads);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return nrec;
+				break;
 			if (errno == EINTR)
 				continue;
-			return nrec ? nrec : -errno;
+			if (!nrec)
+				return -errno;
+			break;
 		}
 		for (int i = 0; i < n; i++) {
 			struct msghdr *m = &eq->msgs[i].msg_hdr;
@@ -178,7 +181,8 @@ int zc_eq_drain(struct zc_sock *zs)
 			}
 			switch (zc_parse_errmsg(m, &r, &rec)) {
 			case ZC_REC_RANGE:
-				zc_apply_range(zs, r.lo, r.hi, r.copied);
+				ids += zc_apply_range(zs, r.lo, r.hi,
+						      r.copied);
 				ZC_STAT_INC(&zs->rx, harvest_recvmsg);
 				nrec++;
 				break;
@@ -191,6 +195,12 @@ int zc_eq_drain(struct zc_sock *zs)
 			}
 		}
 		if (n < ZC_EQ_BATCH)
-			return nrec;
+			break;
 	}
+	/* Relaxed: the send side only estimates what is still out. */
+	atomic_store_explicit(&zs->ids_by_recvmsg,
+			      atomic_load_explicit(&zs->ids_by_recvmsg,
+						   memory_order_relaxed) + ids,
+			      memory_order_relaxed);
+	return nrec;
 }

@@ -29,6 +29,17 @@
 #define ZC_ADAPT_THRESHOLD	64u
 #define ZC_ADAPT_RETRY		256u
 
+/*
+ * SCM backend: harvest on every k-th send while ids are out. Over UDP
+ * each SOL_SOCKET cmsg costs a route lookup (the connected-socket route
+ * cache is bypassed), so harvest less often there.
+ */
+#define ZC_DEFAULT_HARVEST_TCP	1u
+#define ZC_DEFAULT_HARVEST_UDP	4u
+#ifndef ZC_SCM_TYPE_DEFAULT
+#define ZC_SCM_TYPE_DEFAULT	78	/* asm-generic; see ABI.md section 2 */
+#endif
+
 #define ZC_EQ_BATCH		16	/* records per recvmmsg() */
 #define ZC_EQ_CTRL		512	/* control bytes per record */
 #define ZC_FOREIGN_MAX		64	/* foreign records kept for zc_foreign() */
@@ -78,16 +89,21 @@ struct zc_ops {
 	/* Send side: one sendmsg with flags (MSG_ZEROCOPY set or not). */
 	ssize_t (*send)(struct zc_sock *zs, const struct msghdr *msg, int flags);
 	/*
-	 * Reap side: bring what the kernel reported into the done marks.
-	 * Returns the number of kernel records consumed or -errno.
+	 * Reap side: bring what the kernel reported into the done marks;
+	 * force: read the error queue even if the backend would rather not
+	 * (POLLERR fired, or zc_foreign() asks). Returns the number of kernel
+	 * records consumed or -errno.
 	 */
-	int (*collect)(struct zc_sock *zs);
+	int (*collect)(struct zc_sock *zs, bool force);
+	/* Set up backend_priv; called by zc_open(). Optional. */
+	int (*setup)(struct zc_sock *zs, const struct zc_opts *o);
 	/* Reap side, optional: called by zc_close(). */
 	void (*teardown)(struct zc_sock *zs);
 };
 
 extern const struct zc_ops zc_ops_errqueue;
 extern const struct zc_ops zc_ops_copy;
+extern const struct zc_ops zc_ops_scm;
 
 struct zc_sock {
 	/* Read-only after zc_open(). */
@@ -97,6 +113,7 @@ struct zc_sock {
 	uint32_t mask;			/* max_inflight - 1 */
 	uint32_t copy_below;
 	uint32_t opt_flags;
+	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;
 	struct zc_entry *ring;		/* max_inflight send records */
 	uint8_t *done;			/* reap side: marks by kernel id & mask */
@@ -128,6 +145,9 @@ struct zc_sock {
 	 */
 	_Atomic int efd;
 	int pending_err;		/* reported once by zc_completions() */
+	/* Ids reported through recvmsg(MSG_ERRQUEUE); read by the SCM send
+	 * side to estimate how many ids are still out. */
+	_Atomic uint32_t ids_by_recvmsg;
 	struct zc_side_stats rx;
 	void *eq;			/* error-queue read buffers (errqueue.c) */
 	unsigned int nforeign;
@@ -142,10 +162,18 @@ void zc_wake_reaper(struct zc_sock *zs);
 ssize_t zc_sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags);
 
 /* ring.c: the completion ring, kernel ids -> done marks */
-void zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi, bool copied);
+uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi,
+		       bool copied);
 int zc_ring_reap(struct zc_sock *zs, struct zc_completion *out,
 		 unsigned int max);
 bool zc_ring_blocked(struct zc_sock *zs);
+
+/* backend_scm.c */
+int zc_scm_parse(const unsigned char *buf, size_t len, int type,
+		 unsigned int asked, struct zc_range *out);
+int zc_scm_supported(int type);
+int zc_scm_type(int *type);
+void zc_scm_probe_reset(void);
 
 /* errqueue.c */
 enum zc_rec_kind { ZC_REC_NONE, ZC_REC_RANGE, ZC_REC_FOREIGN };

@@ -32,9 +32,11 @@ static uint32_t mark(struct zc_sock *zs, uint32_t from, uint32_t to,
  * Apply the kernel's completion of ids [lo, hi] (serial numbers: the range
  * may wrap past 2^32). Only ids in [zc_head, zc_issued) can be live; the
  * rest of a range is counted as bad and ignored, so a bogus or foreign
- * range costs at most the window, never 2^32 steps.
+ * range costs at most the window, never 2^32 steps. Returns the number of
+ * live ids it completed.
  */
-void zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi, bool copied)
+uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi,
+		       bool copied)
 {
 	/* Acquire: pairs with the release of zc_issued in zc_sendmsg(). */
 	uint32_t issued = atomic_load_explicit(&zs->zc_issued,
@@ -64,7 +66,7 @@ void zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi, bool copied)
 	if (cnt - good + dup)
 		ZC_STAT_ADD(&zs->rx, bad_ranges, 1);
 	if (!good)
-		return;
+		return 0;
 
 	/* Feed the send side's choice of zero-copy or copy (relaxed: a hint). */
 	streak = atomic_load_explicit(&zs->copied_streak, memory_order_relaxed);
@@ -73,6 +75,7 @@ void zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi, bool copied)
 	else if (streak < UINT32_MAX - good)
 		streak += (uint32_t)good;
 	atomic_store_explicit(&zs->copied_streak, streak, memory_order_relaxed);
+	return (uint32_t)good;
 }
 
 /* Reap side: hand out up to max complete entries, in send order. */

@@ -160,6 +160,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	struct zc_sock *zs;
 	struct stat st;
 	int backend = ZC_BACKEND_AUTO, family, type, listening = 0, ret;
+	int scm_type;
 	size_t sz;
 
 	if (!out)
@@ -209,12 +210,22 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		if (ret == 1)
 			backend = ZC_BACKEND_COPY;
 	}
-	if (backend == ZC_BACKEND_AUTO)
-		backend = ZC_BACKEND_ERRQUEUE;
-	if (backend == ZC_BACKEND_SCM || backend == ZC_BACKEND_URING)
-		return zc_err(-EOPNOTSUPP, "zc_open: backend \"%s\" is not "
-			      "available in this build",
-			      zc_backend_name(backend));
+	if ((ret = zc_scm_type(&scm_type)))
+		return ret;
+	if (backend == ZC_BACKEND_AUTO || backend == ZC_BACKEND_SCM) {
+		ret = zc_scm_supported(scm_type);
+		if (ret < 0)
+			return ret;
+		if (!ret && backend == ZC_BACKEND_SCM)
+			return zc_err(-EOPNOTSUPP, "zc_open: this kernel does "
+				      "not support SCM_ZC_NOTIFICATION (probed "
+				      "with cmsg type %d)", scm_type);
+		if (backend == ZC_BACKEND_AUTO)
+			backend = ret ? ZC_BACKEND_SCM : ZC_BACKEND_ERRQUEUE;
+	}
+	if (backend == ZC_BACKEND_URING)
+		return zc_err(-EOPNOTSUPP, "zc_open: backend \"uring\" is not "
+			      "available in this build");
 
 	sz = (sizeof(*zs) + ZC_CACHELINE - 1) & ~(size_t)(ZC_CACHELINE - 1);
 	zs = aligned_alloc(ZC_CACHELINE, sz);
@@ -227,11 +238,15 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->mask = o.max_inflight - 1;
 	zs->copy_below = o.copy_below;
 	zs->opt_flags = o.flags;
-	zs->ops = backend == ZC_BACKEND_COPY ? &zc_ops_copy : &zc_ops_errqueue;
+	zs->scm_type = scm_type;
+	zs->ops = backend == ZC_BACKEND_COPY ? &zc_ops_copy :
+		  backend == ZC_BACKEND_SCM ? &zc_ops_scm : &zc_ops_errqueue;
 	atomic_init(&zs->efd, -1);
 	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
 	zs->done = calloc(o.max_inflight, sizeof(*zs->done));
 	ret = zs->ring && zs->done ? zc_eq_init(zs) : -ENOMEM;
+	if (!ret && zs->ops->setup)
+		ret = zs->ops->setup(zs, &o);
 	if (ret) {
 		zc_close(zs);
 		return zc_err(ret, "zc_open: out of memory");
@@ -400,7 +415,7 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 	/* Ask the kernel only when the oldest send still waits for it. */
 	if ((unsigned int)n == max || !zc_ring_blocked(zs))
 		return n;
-	ret = zs->ops->collect(zs);
+	ret = zs->ops->collect(zs, false);
 	if (ret < 0 && !n)
 		return zc_err(ret, "zc_completions: reading the error queue: %s",
 			      strerror(-ret));
@@ -495,7 +510,7 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 			 * error (sk_err) or a hang-up that stays: stop
 			 * watching the fd and look every 10 ms instead.
 			 */
-			int ret = zs->ops->collect(zs);
+			int ret = zs->ops->collect(zs, true);
 
 			if (ret < 0) {
 				n = ret;
@@ -532,7 +547,7 @@ ZC_EXPORT int zc_foreign(struct zc_sock *zs, struct zc_errrec *out,
 	if (!zs || (!out && max))
 		return zc_err_lit(-EINVAL, "zc_foreign: zs or out is NULL");
 	if (zs->ops->zerocopy) {
-		int ret = zs->ops->collect(zs);
+		int ret = zs->ops->collect(zs, true);
 
 		if (ret < 0 && !zs->nforeign)
 			return zc_err(ret, "zc_foreign: reading the error "

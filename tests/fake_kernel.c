@@ -42,6 +42,8 @@ void fk_reset(int fd)
 {
 	memset(&fk, 0, sizeof(fk));
 	fk.fd = fd;
+	fk.scm_type = 78;
+	fk.last_mark = -1;
 }
 
 void fk_push(const struct fk_rec *r)
@@ -112,25 +114,124 @@ unsigned int fk_count_sends(bool zerocopy)
 	return n;
 }
 
+/*
+ * __sock_cmsg_send() with the v5 patch: take up to n zero-copy records off
+ * the error queue, in order, leaving the others; write the header and the
+ * elements at the start of msg_control; write nothing if none was taken.
+ */
+static int scm_harvest(const struct msghdr *msg, const struct cmsghdr *c)
+{
+	size_t dlen = c->cmsg_len - CMSG_LEN(0);
+	unsigned int n, i = 0, left;
+	unsigned char out[CMSG_LEN(16 * 12)];
+	struct cmsghdr h;
+
+	if (!fk.scm || fk.no_sockzc || dlen % 12)
+		return -EINVAL;
+	n = (unsigned int)(dlen / 12);
+	if (n == 0 || n > 16)
+		return -EINVAL;
+	if (fk.scm_calls < FK_MAX_SENDS)
+		fk.scm_asked[fk.scm_calls] = n;
+	fk.scm_calls++;
+
+	memset(out, 0, sizeof(out));
+	left = fk.qlen;
+	for (unsigned int k = 0; k < left; k++) {
+		struct fk_rec r = fk.q[fk.qhead];
+
+		fk.qhead = (fk.qhead + 1) % FK_MAX_RECS;
+		fk.qlen--;
+		if (i < n && r.ee.ee_errno == 0 &&
+		    r.ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY) {
+			unsigned char *e = out + CMSG_LEN(0) + i * 12;
+			uint8_t zc = !(r.ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED);
+
+			memcpy(e, &r.ee.ee_info, 4);
+			memcpy(e + 4, &r.ee.ee_data, 4);
+			e[8] = zc;
+			memset(e + 9, fk.pad_garbage, 3);
+			i++;
+			continue;
+		}
+		fk_push(&r);	/* not ours: back in line, order kept */
+	}
+	if (!i)
+		return 0;
+	h.cmsg_len = CMSG_LEN(i * 12);
+	h.cmsg_level = SOL_SOCKET;
+	h.cmsg_type = fk.scm_type;
+	memcpy(out, &h, sizeof(h));
+	memcpy(msg->msg_control, out, CMSG_LEN(i * 12));
+	fk.scm_taken += i;
+	return 0;
+}
+
+static int process_cmsgs(const struct msghdr *msg)
+{
+	unsigned char copy[sizeof(fk.last_ctrl)];
+	struct msghdr m = *msg;
+
+	fk.last_mark = -1;
+	fk.last_ctrllen = 0;
+	if (!msg->msg_control || !msg->msg_controllen)
+		return 0;
+	/* Walk a copy: the harvest may overwrite the start of the buffer. */
+	if (msg->msg_controllen > sizeof(copy))
+		return -EINVAL;
+	memcpy(copy, msg->msg_control, msg->msg_controllen);
+	memcpy(fk.last_ctrl, copy, msg->msg_controllen);
+	fk.last_ctrllen = msg->msg_controllen;
+	m.msg_control = copy;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		int ret = 0;
+
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == fk.scm_type)
+			ret = scm_harvest(msg, c);
+		else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_MARK)
+			memcpy(&fk.last_mark, CMSG_DATA(c), sizeof(int));
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static ssize_t send_fail(struct fk_send *s, int err)
+{
+	s->ret = -1;
+	if (fk.nsends < FK_MAX_SENDS)
+		fk.sends[fk.nsends] = *s;
+	fk.nsends++;
+	errno = err;
+	return -1;
+}
+
 ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	struct fk_send s = { .flags = flags, .id = -1 };
+	int ret;
 
 	if (fd != fk.fd)
 		return __real_sendmsg(fd, msg, flags);
 	for (size_t i = 0; i < msg->msg_iovlen; i++)
 		s.len += msg->msg_iov[i].iov_len;
+	if (fk.nsend_err && fk.err_before_cmsg &&
+	    (!fk.err_only_zc || (flags & MSG_ZEROCOPY))) {
+		int err = fk.send_err[0];
+
+		memmove(fk.send_err, fk.send_err + 1,
+			--fk.nsend_err * sizeof(fk.send_err[0]));
+		return send_fail(&s, err);
+	}
+	ret = process_cmsgs(msg);
+	if (ret)
+		return send_fail(&s, -ret);
 	if (fk.nsend_err && (!fk.err_only_zc || (flags & MSG_ZEROCOPY))) {
 		int err = fk.send_err[0];
 
 		memmove(fk.send_err, fk.send_err + 1,
 			--fk.nsend_err * sizeof(fk.send_err[0]));
-		s.ret = -1;
-		if (fk.nsends < FK_MAX_SENDS)
-			fk.sends[fk.nsends] = s;
-		fk.nsends++;
-		errno = err;
-		return -1;
+		return send_fail(&s, err);
 	}
 	s.ret = fk.send_cap && s.len > fk.send_cap ? fk.send_cap : s.len;
 	if ((flags & MSG_ZEROCOPY) && s.ret > 0)

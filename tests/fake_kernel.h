@@ -51,6 +51,23 @@ struct fake_kernel {
 	struct fk_send sends[FK_MAX_SENDS];
 	unsigned int nsends;
 	unsigned int recvmmsg_calls, recvmsg_calls, poll_calls;
+
+	/*
+	 * SCM_ZC_NOTIFICATION as the v5 series defines it (ABI.md section 2).
+	 * With scm false the type is unknown: EINVAL, as on a mainline kernel.
+	 */
+	bool scm;
+	int scm_type;			/* 78 unless set */
+	bool no_sockzc;			/* the socket lacks SO_ZEROCOPY */
+	bool err_before_cmsg;		/* scripted errors hit before cmsgs */
+	unsigned char pad_garbage;	/* written into elements' padding */
+	unsigned int scm_calls;		/* sendmsg calls that carried it */
+	unsigned int scm_asked[FK_MAX_SENDS];	/* n asked, per such call */
+	unsigned int scm_taken;		/* records handed over in all */
+	/* The control buffer of the last sendmsg, as the kernel got it. */
+	unsigned char last_ctrl[1024];
+	size_t last_ctrllen;
+	int last_mark;			/* SO_MARK of the last call, or -1 */
 };
 
 extern struct fake_kernel fk;

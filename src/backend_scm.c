@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The SCM_ZC_NOTIFICATION backend (proposed ABI, patch series v5; see
+ * ABI.md section 2): the send side asks each k-th sendmsg to hand back up
+ * to n completion records in its own control buffer, so a steady stream
+ * needs one syscall per send. The ranges go to the reap side through a
+ * second single-producer/single-consumer ring. When no send runs, the reap
+ * side reads the error queue like the errqueue backend: the kernel hands
+ * each record to exactly one of the two paths.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "internal.h"
+
+/* struct zc_info_elem of the v5 series: 12 bytes, alignment 4. */
+struct zc_info_elem {
+	uint32_t lo;
+	uint32_t hi;
+	uint8_t zerocopy;
+};
+_Static_assert(sizeof(struct zc_info_elem) == 12, "v5 element is 12 bytes");
+
+#define SCM_ELEM		sizeof(struct zc_info_elem)
+#define SCM_INFO_MAX		16	/* SOCK_ZC_INFO_MAX */
+#define SCM_RANGES		64	/* range ring; power of two, >= 16 */
+#define SCM_SENTINEL		0xff	/* never a valid zerocopy byte */
+
+struct scm_priv {
+	/* Send side. */
+	alignas(ZC_CACHELINE) _Atomic uint32_t rtail;
+	uint32_t harvest_every;
+	uint32_t tick;
+	uint32_t ids_harvested;		/* live ids the send side collected */
+	int type;			/* the cmsg type */
+	_Atomic bool broken;		/* kernel refused the cmsg: stop */
+	size_t ctrl_cap;
+	unsigned char *ctrl;		/* our cmsg, then the caller's */
+
+	/* Reap side. */
+	alignas(ZC_CACHELINE) _Atomic uint32_t rhead;
+	uint32_t last_tail;		/* send ring tail at the last collect */
+	struct zc_range ranges[SCM_RANGES];
+};
+
+/*
+ * The element parser: n elements written by the kernel at the start of
+ * buf, or nothing (the sentinel survives). Returns the number of ranges
+ * written to out (at most asked), 0 if the kernel wrote nothing, -1 if
+ * what it wrote makes no sense. Separate from the send path so that it
+ * can be fuzzed, and so that a later ABI variant (v7's struct zc_info)
+ * is one more small parser.
+ */
+int zc_scm_parse(const unsigned char *buf, size_t len, int type,
+		 unsigned int asked, struct zc_range *out)
+{
+	struct cmsghdr c;
+	size_t n;
+
+	if (len < CMSG_LEN(SCM_ELEM) || asked == 0)
+		return -1;
+	if (buf[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] ==
+	    SCM_SENTINEL)
+		return 0;
+	memcpy(&c, buf, sizeof(c));
+	if (c.cmsg_level != SOL_SOCKET || c.cmsg_type != type ||
+	    c.cmsg_len < CMSG_LEN(SCM_ELEM) ||
+	    (c.cmsg_len - CMSG_LEN(0)) % SCM_ELEM)
+		return -1;
+	n = (c.cmsg_len - CMSG_LEN(0)) / SCM_ELEM;
+	if (n > asked || CMSG_LEN(n * SCM_ELEM) > len)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct zc_info_elem e;
+
+		/* Three bytes of tail padding may be garbage: read fields. */
+		memcpy(&e, buf + CMSG_LEN(0) + i * SCM_ELEM, SCM_ELEM);
+		if (e.zerocopy > 1)
+			return -1;
+		out[i].lo = e.lo;
+		out[i].hi = e.hi;
+		out[i].copied = !e.zerocopy;
+	}
+	return (int)n;
+}
+
+/* Our cmsg asking for n elements, with the sentinel preset. */
+static size_t scm_prepare(unsigned char *buf, int type, unsigned int n)
+{
+	struct cmsghdr c = {
+		.cmsg_len = CMSG_LEN(n * SCM_ELEM),
+		.cmsg_level = SOL_SOCKET,
+		.cmsg_type = type,
+	};
+
+	memcpy(buf, &c, sizeof(c));
+	buf[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] =
+		SCM_SENTINEL;
+	return CMSG_SPACE(n * SCM_ELEM);
+}
+
+/* ---- detection by behaviour (ABI.md section 4) ---- */
+
+static _Atomic int probe_state;		/* 0 unknown, 1 yes, 2 no */
+
+/*
+ * A private loopback TCP pair: send one byte zero-copy, wait for its
+ * completion to be queued, then a zero-length sendmsg carrying the cmsg
+ * must return 0 and write exactly one element {0, 0} with a valid
+ * zerocopy byte, and leave the error queue empty. Anything else: no.
+ */
+static bool probe_run(int type)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	alignas(struct cmsghdr) unsigned char ctrl[CMSG_SPACE(SCM_ELEM)];
+	struct msghdr m = { .msg_control = ctrl };
+	struct zc_range r;
+	struct pollfd pfd;
+	int l, c = -1, s = -1, one = 1;
+	bool ok = false;
+	char byte = 'z';
+
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0)
+		return false;
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&a, &alen))
+		goto out;
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0 || setsockopt(c, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)) ||
+	    connect(c, (struct sockaddr *)&a, sizeof(a)))
+		goto out;
+	s = accept(l, NULL, NULL);
+	if (s < 0 || send(c, &byte, 1, MSG_ZEROCOPY) != 1)
+		goto out;
+	pfd = (struct pollfd){ .fd = c, .events = 0 };
+	if (poll(&pfd, 1, 2000) != 1 || !(pfd.revents & POLLERR))
+		goto out;
+
+	m.msg_controllen = scm_prepare(ctrl, type, 1);
+	if (sendmsg(c, &m, MSG_DONTWAIT) != 0)
+		goto out;
+	if (zc_scm_parse(ctrl, sizeof(ctrl), type, 1, &r) != 1 ||
+	    r.lo != 0 || r.hi != 0)
+		goto out;
+	/* The record was taken, not copied: the queue must be empty now. */
+	m = (struct msghdr){ .msg_control = ctrl,
+			     .msg_controllen = sizeof(ctrl) };
+	ok = recvmsg(c, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0 &&
+	     errno == EAGAIN;
+out:
+	if (s >= 0)
+		close(s);
+	if (c >= 0)
+		close(c);
+	close(l);
+	return ok;
+}
+
+/* Reset the cached answer (unit tests). */
+void zc_scm_probe_reset(void)
+{
+	atomic_store(&probe_state, 0);
+}
+
+/*
+ * Is SCM_ZC_NOTIFICATION supported? Once per process; ZCNOTIFY_SCM_PROBE
+ * (yes, no) forces the answer. Returns 1, 0, or -EINVAL for a bad value.
+ */
+int zc_scm_supported(int type)
+{
+	const char *env = getenv("ZCNOTIFY_SCM_PROBE");
+	int st;
+
+	if (env && *env && strcmp(env, "auto")) {
+		if (!strcmp(env, "yes"))
+			return 1;
+		if (!strcmp(env, "no"))
+			return 0;
+		return zc_err(-EINVAL, "ZCNOTIFY_SCM_PROBE=\"%s\": want yes, "
+			      "no or auto", env);
+	}
+	st = atomic_load_explicit(&probe_state, memory_order_acquire);
+	if (!st) {
+		/* Two threads may both probe: same answer, no harm. */
+		st = probe_run(type) ? 1 : 2;
+		atomic_store_explicit(&probe_state, st, memory_order_release);
+	}
+	return st == 1;
+}
+
+/* The cmsg type: ZCNOTIFY_SCM_TYPE, else the build's default. */
+int zc_scm_type(int *type)
+{
+	const char *env = getenv("ZCNOTIFY_SCM_TYPE");
+	char *end;
+	long v;
+
+	*type = ZC_SCM_TYPE_DEFAULT;
+	if (!env || !*env)
+		return 0;
+	errno = 0;
+	v = strtol(env, &end, 0);
+	if (errno || *end || v <= 0 || v > 0xffff)
+		return zc_err(-EINVAL, "ZCNOTIFY_SCM_TYPE=\"%s\": want a cmsg "
+			      "type number such as 78", env);
+	*type = (int)v;
+	return 0;
+}
+
+/* ---- the send side ---- */
+
+static bool grow_ctrl(struct scm_priv *p, size_t need)
+{
+	unsigned char *n;
+
+	if (need <= p->ctrl_cap)
+		return true;
+	n = realloc(p->ctrl, need);
+	if (!n)
+		return false;
+	p->ctrl = n;
+	p->ctrl_cap = need;
+	return true;
+}
+
+/* How many elements to ask for on this send: 0 for none. */
+static unsigned int scm_want(struct zc_sock *zs, struct scm_priv *p)
+{
+	uint32_t out, room;
+
+	if (atomic_load_explicit(&p->broken, memory_order_relaxed))
+		return 0;
+	/*
+	 * Ids the kernel may still report. Relaxed: an estimate; a wrong one
+	 * costs a cmsg that finds nothing, or a later harvest.
+	 */
+	out = zs->zc_next - p->ids_harvested -
+	      atomic_load_explicit(&zs->ids_by_recvmsg, memory_order_relaxed);
+	if ((int32_t)out <= 0)
+		return 0;
+	if (++p->tick < p->harvest_every)
+		return 0;
+	p->tick = 0;
+	/* Acquire: pairs with the release of rhead in scm_collect(). */
+	room = SCM_RANGES - (atomic_load_explicit(&p->rtail,
+						  memory_order_relaxed) -
+			     atomic_load_explicit(&p->rhead,
+						  memory_order_acquire));
+	return room < SCM_INFO_MAX ? room : SCM_INFO_MAX;
+}
+
+static ssize_t scm_send(struct zc_sock *zs, const struct msghdr *msg,
+			int flags)
+{
+	struct scm_priv *p = zs->backend_priv;
+	struct zc_range got[SCM_INFO_MAX];
+	unsigned int n = scm_want(zs, p);
+	struct msghdr m;
+	size_t ours;
+	ssize_t ret;
+	int k;
+
+	if (!n)
+		return zc_sys_sendmsg(zs, msg, flags);
+	if (!grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM) +
+			  (msg->msg_control ? msg->msg_controllen : 0)))
+		return zc_sys_sendmsg(zs, msg, flags);
+
+	/*
+	 * The kernel writes its answer at the start of msg_control, so ours
+	 * comes first; the caller's cmsgs follow, unchanged. The caller's
+	 * msghdr is not touched: we send a copy.
+	 */
+	m = *msg;
+	ours = scm_prepare(p->ctrl, p->type, n);
+	if (msg->msg_control && msg->msg_controllen)
+		memcpy(p->ctrl + ours, msg->msg_control, msg->msg_controllen);
+	m.msg_control = p->ctrl;
+	m.msg_controllen = ours + (msg->msg_control ? msg->msg_controllen : 0);
+	ret = zc_sys_sendmsg(zs, &m, flags);
+
+	/* In v5 the records are taken before the send can fail: read them
+	 * whatever sendmsg returned. */
+	k = zc_scm_parse(p->ctrl, ours, p->type, n, got);
+	if (k < 0) {
+		ZC_STAT_INC(&zs->tx, bad_ranges);
+		k = 0;
+	}
+	if (k) {
+		uint32_t t = atomic_load_explicit(&p->rtail,
+						  memory_order_relaxed);
+
+		for (int i = 0; i < k; i++) {
+			p->ranges[(t + i) & (SCM_RANGES - 1)] = got[i];
+			p->ids_harvested += got[i].hi - got[i].lo + 1;
+		}
+		/* Release: pairs with the acquire of rtail in scm_collect(). */
+		atomic_store_explicit(&p->rtail, t + k, memory_order_release);
+		ZC_STAT_ADD(&zs->tx, harvest_cmsg, k);
+		if (ret < 0) {
+			/* No entry push follows to wake a waiting reaper. */
+			atomic_thread_fence(memory_order_seq_cst);
+			if (atomic_load_explicit(&zs->waiting,
+						 memory_order_relaxed))
+				zc_wake_reaper(zs);
+		}
+	}
+	if (ret == -EINVAL && !k) {
+		/*
+		 * The kernel refused the cmsg (the probe passed, so this is a
+		 * kernel that changed under us, or a socket that lost
+		 * SO_ZEROCOPY): stop asking, and send as the caller meant.
+		 */
+		atomic_store_explicit(&p->broken, true, memory_order_relaxed);
+		ret = zc_sys_sendmsg(zs, msg, flags);
+	}
+	return ret;
+}
+
+/* ---- the reap side ---- */
+
+static int scm_collect(struct zc_sock *zs, bool force)
+{
+	struct scm_priv *p = zs->backend_priv;
+	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
+	/* Acquire: pairs with the release of rtail in scm_send(). */
+	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_acquire);
+	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	int n = (int)(t - h), ret;
+
+	for (; h != t; h++) {
+		const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
+
+		zc_apply_range(zs, r->lo, r->hi, r->copied);
+	}
+	/* Release: pairs with the acquire of rhead in scm_want(). */
+	atomic_store_explicit(&p->rhead, h, memory_order_release);
+
+	/*
+	 * Sends ran since we last looked: they will carry the news; a read
+	 * now would cost the syscall SCM is there to save. Otherwise no send
+	 * runs (or sends no longer ask): read the queue ourselves.
+	 */
+	if (!force && (n || tail != p->last_tail) &&
+	    !atomic_load_explicit(&p->broken, memory_order_relaxed)) {
+		p->last_tail = tail;
+		return n;
+	}
+	p->last_tail = tail;
+	ret = zc_eq_drain(zs);
+	if (ret < 0)
+		return n ? n : ret;
+	return n + ret;
+}
+
+static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
+{
+	struct scm_priv *p;
+
+	p = aligned_alloc(ZC_CACHELINE, (sizeof(*p) + ZC_CACHELINE - 1) &
+				       ~(size_t)(ZC_CACHELINE - 1));
+	if (!p)
+		return -ENOMEM;
+	memset(p, 0, sizeof(*p));
+	p->type = zs->scm_type;
+	p->harvest_every = o->harvest_every;
+	if (!p->harvest_every)
+		p->harvest_every = zs->type == SOCK_DGRAM ?
+			ZC_DEFAULT_HARVEST_UDP : ZC_DEFAULT_HARVEST_TCP;
+	zs->backend_priv = p;
+	return 0;
+}
+
+static void scm_teardown(struct zc_sock *zs)
+{
+	struct scm_priv *p = zs->backend_priv;
+
+	if (!p)
+		return;
+	free(p->ctrl);
+	free(p);
+	zs->backend_priv = NULL;
+}
+
+const struct zc_ops zc_ops_scm = {
+	.id = ZC_BACKEND_SCM,
+	.zerocopy = true,
+	.send = scm_send,
+	.collect = scm_collect,
+	.setup = scm_setup,
+	.teardown = scm_teardown,
+};

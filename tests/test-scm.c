@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of the SCM_ZC_NOTIFICATION backend against a fake kernel that
+ * implements the v5 series exactly (fake_kernel.c, scm_harvest()).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "internal.h"
+#include "fake_kernel.h"
+
+static char buf[65536];
+
+struct fixture {
+	int fd;
+	struct zc_sock *zs;
+};
+
+static int open_scm(struct fixture *f, int type, uint32_t every)
+{
+	struct zc_opts o = {
+		.sz = sizeof(o), .backend = ZC_BACKEND_SCM, .copy_below = 1,
+		.flags = ZC_OPT_NO_ADAPT, .harvest_every = every,
+	};
+
+	f->fd = socket(AF_INET, type, 0);
+	assert_true(f->fd >= 0);
+	fk_reset(f->fd);
+	fk.scm = true;
+	return zc_open(f->fd, &o, &f->zs);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	unsetenv("ZCNOTIFY_BACKEND");
+	unsetenv("ZCNOTIFY_SCM_TYPE");
+	setenv("ZCNOTIFY_SCM_PROBE", "yes", 1);
+	assert_int_equal(open_scm(f, SOCK_STREAM, 1), 0);
+	assert_int_equal(zc_backend(f->zs), ZC_BACKEND_SCM);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	zc_close(f->zs);
+	close(f->fd);
+	fk_reset(-1);
+	free(f);
+	unsetenv("ZCNOTIFY_SCM_PROBE");
+	unsetenv("ZCNOTIFY_SCM_TYPE");
+	return 0;
+}
+
+static void send_n(struct zc_sock *zs, unsigned int n, uint64_t first)
+{
+	for (unsigned int i = 0; i < n; i++)
+		assert_int_equal(zc_send(zs, buf, 16384, 0, first + i), 16384);
+}
+
+static void expect_cookies(struct zc_sock *zs, uint64_t first, unsigned int n)
+{
+	struct zc_completion c[64];
+	unsigned int got = 0;
+
+	while (got < n) {
+		int r = zc_completions(zs, c, 64);
+
+		assert_true(r > 0);
+		for (int i = 0; i < r; i++, got++)
+			assert_int_equal(c[i].cookie, first + got);
+	}
+	assert_int_equal(got, n);
+}
+
+/* A cmsg rides only while ids are out, and brings the news back. */
+static void test_harvest_in_sendmsg(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	struct zc_stats st = { .sz = sizeof(st) };
+
+	send_n(f->zs, 1, 0);
+	assert_int_equal(fk.scm_calls, 0);	/* nothing was out */
+	send_n(f->zs, 2, 1);
+	assert_int_equal(fk.scm_calls, 2);
+	assert_int_equal(fk.scm_asked[0], 16);
+	fk_complete(0, 1, false);
+	send_n(f->zs, 1, 3);			/* harvests [0, 1] */
+	assert_int_equal(fk.scm_taken, 1);
+	assert_int_equal(fk.qlen, 0);
+	assert_int_equal(zc_completions(f->zs, c, 8), 2);
+	assert_int_equal(c[0].cookie, 0);
+	assert_int_equal(c[1].cookie, 1);
+	assert_int_equal(c[0].flags, 0);	/* zerocopy byte 1 */
+	assert_int_equal(fk.recvmmsg_calls, 0);
+	assert_int_equal(fk.recvmsg_calls, 0);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.harvest_cmsg, 1);
+	assert_int_equal(st.harvest_recvmsg, 0);
+	/* One syscall per send so far, and none to reap. */
+	assert_int_equal(st.syscalls, 4);
+}
+
+static void test_header_first_caller_cmsgs_follow(void **state)
+{
+	struct fixture *f = *state;
+	alignas(struct cmsghdr) unsigned char ctrl[CMSG_SPACE(sizeof(int)) * 2];
+	unsigned char before[sizeof(ctrl)];
+	struct iovec iov = { buf, 20000 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = ctrl, .msg_controllen = sizeof(ctrl) };
+	struct msghdr m_before;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m), h;
+	int mark = 1234, tos = 0x10;
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SO_MARK;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &mark, sizeof(int));
+	c = CMSG_NXTHDR(&m, c);
+	c->cmsg_level = SOL_IP;
+	c->cmsg_type = IP_TOS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &tos, sizeof(int));
+	memcpy(before, ctrl, sizeof(ctrl));
+	m_before = m;
+
+	send_n(f->zs, 1, 0);
+	fk_complete(0, 0, true);
+	assert_int_equal(zc_sendmsg(f->zs, &m, 0, 1), 20000);
+	/* The caller's msghdr and control bytes are untouched. */
+	assert_memory_equal(&m, &m_before, sizeof(m));
+	assert_memory_equal(ctrl, before, sizeof(ctrl));
+	/* The kernel saw ours first, asking for 16, then the caller's. */
+	memcpy(&h, fk.last_ctrl, sizeof(h));
+	assert_int_equal(h.cmsg_level, SOL_SOCKET);
+	assert_int_equal(h.cmsg_type, 78);
+	assert_int_equal(h.cmsg_len, CMSG_LEN(16 * 12));
+	assert_int_equal(fk.last_ctrllen, CMSG_SPACE(16 * 12) + sizeof(ctrl));
+	assert_memory_equal(fk.last_ctrl + CMSG_SPACE(16 * 12), before,
+			    sizeof(ctrl));
+	assert_int_equal(fk.last_mark, 1234);
+	/* zerocopy byte 0 = copied */
+	{
+		struct zc_completion cc;
+
+		assert_int_equal(zc_completions(f->zs, &cc, 1), 1);
+		assert_int_equal(cc.flags, ZC_COPIED);
+	}
+}
+
+static void test_foreign_left_in_place(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_errrec rec[4];
+
+	send_n(f->zs, 2, 0);
+	fk_complete(0, 0, false);
+	fk_foreign(ECONNREFUSED, SO_EE_ORIGIN_ICMP);
+	fk_complete(1, 1, false);
+	fk_foreign(EHOSTUNREACH, SO_EE_ORIGIN_ICMP);
+	send_n(f->zs, 1, 2);
+	assert_int_equal(fk.scm_taken, 2);
+	assert_int_equal(fk.qlen, 2);
+	assert_int_equal(fk.q[fk.qhead].ee.ee_errno, ECONNREFUSED);
+	expect_cookies(f->zs, 0, 2);
+	/* zc_foreign() reads them through recvmsg, in order. */
+	assert_int_equal(zc_foreign(f->zs, rec, 4), 2);
+	assert_int_equal(rec[0].ee_errno, ECONNREFUSED);
+	assert_int_equal(rec[1].ee_errno, EHOSTUNREACH);
+}
+
+static void test_nothing_written_when_empty(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[4];
+	struct zc_stats st = { .sz = sizeof(st) };
+
+	send_n(f->zs, 3, 0);		/* two cmsgs, queue empty */
+	assert_int_equal(fk.scm_calls, 2);
+	assert_int_equal(fk.scm_taken, 0);
+	assert_int_equal(zc_completions(f->zs, c, 4), 0);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.bad_ranges, 0);
+	assert_int_equal(st.harvest_cmsg, 0);
+}
+
+/* Never more than 16, never more than the range ring can take. */
+static void test_asks_within_ring_room(void **state)
+{
+	struct fixture *f = *state;
+	unsigned int calls;
+
+	send_n(f->zs, 100, 0);
+	for (uint32_t i = 0; i < 100; i += 2)	/* 50 separate records */
+		fk_complete(i + 1, i + 1, false);
+	for (uint32_t i = 0; i < 100; i += 2)
+		fk_complete(i, i, false);
+	/* No reaping: the range ring (64) fills at 16 a send. */
+	send_n(f->zs, 6, 100);
+	for (unsigned int i = 0; i < fk.scm_calls; i++)
+		assert_true(fk.scm_asked[i] >= 1 && fk.scm_asked[i] <= 16);
+	assert_int_equal(fk.scm_taken, 64);
+	assert_int_equal(fk.qlen, 100 - 64);	/* the rest stays queued */
+	calls = fk.scm_calls;
+	send_n(f->zs, 1, 106);
+	assert_int_equal(fk.scm_calls, calls);	/* no room: no cmsg */
+	/* Reap: everything arrives exactly once, in order. */
+	expect_cookies(f->zs, 0, 100);
+	send_n(f->zs, 1, 107);
+	assert_int_equal(fk.scm_calls, calls + 1);
+}
+
+static void test_send_fails_after_harvest(void **state)
+{
+	struct fixture *f = *state;
+	int errs[] = { EPIPE };
+
+	send_n(f->zs, 2, 0);
+	fk_complete(0, 1, false);
+	fk_script_send_errors(errs, 1);
+	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 2), -EPIPE);
+	assert_int_equal(fk.scm_taken, 1);
+	/* The records the failed call took are not lost. */
+	expect_cookies(f->zs, 0, 2);
+	assert_int_equal(zc_inflight(f->zs), 0);
+}
+
+static void test_einval_stops_asking(void **state)
+{
+	struct fixture *f = *state;
+	unsigned int sends;
+
+	send_n(f->zs, 1, 0);
+	fk.no_sockzc = true;	/* the kernel now refuses the cmsg */
+	sends = fk.nsends;
+	send_n(f->zs, 1, 1);	/* refused, resent without it */
+	assert_int_equal(fk.nsends, sends + 2);
+	assert_int_equal(fk.sends[sends].ret, -1);
+	assert_int_equal(fk.last_ctrllen, 0);
+	send_n(f->zs, 1, 2);
+	assert_int_equal(fk.nsends, sends + 3);
+	assert_int_equal(fk.last_ctrllen, 0);
+	/* Completions still come, through the error queue. */
+	fk_complete(0, 2, false);
+	expect_cookies(f->zs, 0, 3);
+}
+
+static void test_harvest_every_k(void **state)
+{
+	struct fixture f;
+
+	(void)state;
+	assert_int_equal(open_scm(&f, SOCK_STREAM, 4), 0);
+	send_n(f.zs, 13, 0);	/* 12 sends with ids out: cmsg on 3 */
+	assert_int_equal(fk.scm_calls, 3);
+	zc_close(f.zs);
+	close(f.fd);
+	/* UDP default is every ZC_DEFAULT_HARVEST_UDP-th send. */
+	assert_int_equal(open_scm(&f, SOCK_DGRAM, 0), 0);
+	send_n(f.zs, 1 + 4 * ZC_DEFAULT_HARVEST_UDP, 0);
+	assert_int_equal(fk.scm_calls, 4);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
+/* With no send running, the reap side reads the queue itself, once. */
+static void test_idle_reaps_by_recvmsg(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	struct zc_stats st = { .sz = sizeof(st) };
+
+	send_n(f->zs, 4, 0);
+	fk_complete(0, 1, false);
+	send_n(f->zs, 1, 4);		/* harvests [0, 1] */
+	fk_complete(2, 4, false);	/* arrives after the last send */
+	assert_int_equal(zc_completions(f->zs, c, 8), 2);
+	assert_int_equal(fk.recvmmsg_calls, 0);	/* sends ran: wait */
+	assert_int_equal(zc_completions(f->zs, c, 8), 3);
+	assert_int_equal(fk.recvmmsg_calls, 1);	/* idle: read it */
+	assert_int_equal(c[0].cookie, 2);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.completions, 5);
+	assert_int_equal(st.harvest_cmsg, 1);
+	assert_int_equal(st.harvest_recvmsg, 1);
+	/* The estimate of ids out is back to 0: no cmsg on the next send. */
+	assert_int_equal(fk.scm_calls, 4);
+	send_n(f->zs, 1, 5);
+	assert_int_equal(fk.scm_calls, 4);
+}
+
+static void test_zc_wait_collects(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+
+	send_n(f->zs, 2, 0);
+	fk_complete(0, 1, false);
+	assert_int_equal(zc_wait(f->zs, c, 8, 1000), 2);
+}
+
+static void test_padding_ignored_bad_byte_rejected(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	struct zc_stats st = { .sz = sizeof(st) };
+	alignas(struct cmsghdr) unsigned char b[CMSG_SPACE(2 * 12)];
+	struct zc_range r[2];
+	struct cmsghdr h = { .cmsg_len = CMSG_LEN(2 * 12),
+			     .cmsg_level = SOL_SOCKET, .cmsg_type = 78 };
+
+	fk.pad_garbage = 0xaa;
+	send_n(f->zs, 2, 0);
+	fk_complete(0, 0, false);
+	send_n(f->zs, 1, 2);
+	assert_int_equal(zc_completions(f->zs, c, 8), 1);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.bad_ranges, 0);
+
+	/* The parser itself: a zerocopy byte that is neither 0 nor 1. */
+	memset(b, 0, sizeof(b));
+	memcpy(b, &h, sizeof(h));
+	b[CMSG_LEN(0) + 8] = 1;
+	b[CMSG_LEN(0) + 12 + 8] = 7;
+	assert_int_equal(zc_scm_parse(b, sizeof(b), 78, 2, r), -1);
+	b[CMSG_LEN(0) + 12 + 8] = 0;
+	assert_int_equal(zc_scm_parse(b, sizeof(b), 78, 2, r), 2);
+	assert_false(r[0].copied);
+	assert_true(r[1].copied);
+	/* More elements than asked for, a foreign type: rejected. */
+	assert_int_equal(zc_scm_parse(b, sizeof(b), 78, 1, r), -1);
+	assert_int_equal(zc_scm_parse(b, sizeof(b), 79, 2, r), -1);
+	/* The sentinel: nothing written. */
+	b[CMSG_LEN(0) + 8] = 0xff;
+	assert_int_equal(zc_scm_parse(b, sizeof(b), 78, 2, r), 0);
+}
+
+static void test_wrapping_element(void **state)
+{
+	struct fixture *f = *state;
+
+	f->zs->zc_next = f->zs->zc_head = 0xfffffffeu;
+	atomic_store(&f->zs->zc_issued, 0xfffffffeu);
+	fk.next_id = 0xfffffffeu;
+	send_n(f->zs, 4, 0);
+	fk_complete(0xfffffffeu, 1, false);
+	send_n(f->zs, 1, 4);
+	assert_int_equal(fk.scm_taken, 1);
+	expect_cookies(f->zs, 0, 4);
+}
+
+static void test_env_and_probe(void **state)
+{
+	struct fixture f;
+	struct zc_opts o = { .sz = sizeof(o), .backend = ZC_BACKEND_SCM };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct zc_sock *zs;
+
+	(void)state;
+	setenv("ZCNOTIFY_SCM_TYPE", "seventy", 1);
+	assert_int_equal(zc_open(fd, &o, &zs), -EINVAL);
+	assert_true(strstr(zc_last_error(), "ZCNOTIFY_SCM_TYPE") != NULL);
+	unsetenv("ZCNOTIFY_SCM_TYPE");
+	setenv("ZCNOTIFY_SCM_PROBE", "maybe", 1);
+	assert_int_equal(zc_open(fd, &o, &zs), -EINVAL);
+	assert_true(strstr(zc_last_error(), "ZCNOTIFY_SCM_PROBE") != NULL);
+	setenv("ZCNOTIFY_SCM_PROBE", "no", 1);
+	assert_int_equal(zc_open(fd, &o, &zs), -EOPNOTSUPP);
+	assert_true(strstr(zc_last_error(), "SCM_ZC_NOTIFICATION") != NULL);
+	o.backend = ZC_BACKEND_AUTO;
+	assert_int_equal(zc_open(fd, &o, &zs), 0);
+	assert_int_equal(zc_backend(zs), ZC_BACKEND_ERRQUEUE);
+	zc_close(zs);
+	setenv("ZCNOTIFY_SCM_PROBE", "yes", 1);
+	assert_int_equal(zc_open(fd, &o, &zs), 0);
+	assert_int_equal(zc_backend(zs), ZC_BACKEND_SCM);
+	zc_close(zs);
+	close(fd);
+
+	/* The type reaches the kernel. */
+	setenv("ZCNOTIFY_SCM_TYPE", "0x63", 1);
+	assert_int_equal(open_scm(&f, SOCK_STREAM, 1), 0);
+	fk.scm_type = 0x63;
+	send_n(f.zs, 2, 0);
+	assert_int_equal(fk.scm_calls, 1);
+	zc_close(f.zs);
+	close(f.fd);
+	unsetenv("ZCNOTIFY_SCM_TYPE");
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_harvest_in_sendmsg),
+		T(test_header_first_caller_cmsgs_follow),
+		T(test_foreign_left_in_place),
+		T(test_nothing_written_when_empty),
+		T(test_asks_within_ring_room),
+		T(test_send_fails_after_harvest),
+		T(test_einval_stops_asking),
+		T(test_harvest_every_k),
+		T(test_idle_reaps_by_recvmsg),
+		T(test_zc_wait_collects),
+		T(test_padding_ignored_bad_byte_rejected),
+		T(test_wrapping_element),
+		T(test_env_and_probe),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
