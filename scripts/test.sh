@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Quick start, step 2: build and run the whole test suite, as CI does:
+#   1. the default build (-Werror): unit, real-socket, stress, install, man
+#   2. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. the unit and threaded suites under ThreadSanitizer
+#   4. the patched-kernel rig: Linux 6.1 + SCM_ZC_NOTIFICATION under qemu
+# Ends with one line "N passed, N failed, N skipped" over all of them.
+# Options: --no-rig (skip step 4), --quick (step 1 only).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+src=$PWD
+rig=1 quick=0
+for a in "$@"; do
+	case $a in
+	--no-rig) rig=0 ;;
+	--quick) quick=1; rig=0 ;;
+	*) echo "usage: $0 [--no-rig] [--quick]" >&2; exit 2 ;;
+	esac
+done
+
+./scripts/deps.sh --test || exit 1
+
+status=0
+summaries=()
+
+# meson test in build dir $1 with setup dir options $2, suites $3...
+stage() {
+	local name=$1 dir=$2 opts=$3; shift 3
+	echo "=== $name"
+	if [ ! -f "$dir/build.ninja" ]; then
+		# shellcheck disable=SC2086
+		meson setup "$dir" $opts >"$dir.setup.log" 2>&1 ||
+			{ cat "$dir.setup.log"; status=1; summaries+=("$name: setup failed"); return; }
+	fi
+	if ! ninja -C "$dir" >"$dir.build.log" 2>&1; then
+		cat "$dir.build.log"; status=1
+		summaries+=("$name: build failed"); return
+	fi
+	meson test -C "$dir" --print-errorlogs "$@" || status=1
+	summaries+=("$(python3 "$src/scripts/testlog-summary.py" "$name" \
+		"$dir/meson-logs/testlog.json")")
+}
+
+mkdir -p build-ci
+stage default build-ci/default "-Dwerror=true"
+if [ $quick -eq 0 ]; then
+	stage asan+ubsan build-ci/asan \
+		"-Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug" \
+		--no-suite install
+	stage tsan build-ci/tsan \
+		"-Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug" \
+		--suite unit --suite stress
+fi
+if [ $rig -eq 1 ]; then
+	echo "=== kernel rig"
+	out=build-ci/rig.log
+	bash tests/kernel/run-suites.sh "$src/build-ci/default" 2>&1 | tee "$out"
+	[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+	summaries+=("rig: ${line:-no result}")
+fi
+
+echo "=== summary"
+printf '%s\n' "${summaries[@]}"
+printf '%s\n' "${summaries[@]}" | python3 -c '
+import re, sys
+p = f = s = 0
+for l in sys.stdin:
+    m = re.search(r"(\d+) passed, (\d+) failed(?:, (\d+) skipped)?", l)
+    if m:
+        p += int(m[1]); f += int(m[2]); s += int(m[3] or 0)
+    elif "failed" in l:
+        f += 1
+print(f"{p} passed, {f} failed, {s} skipped")
+'
+exit $status
