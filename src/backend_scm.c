@@ -112,8 +112,10 @@ static _Atomic int probe_state;		/* 0 unknown, 1 yes, 2 no */
  * completion to be queued, then a zero-length sendmsg carrying the cmsg
  * must return 0 and write exactly one element {0, 0} with a valid
  * zerocopy byte, and leave the error queue empty. Anything else: no.
+ * Returns 1 (yes), 0 (no), or -1 if the probe could not run (no loopback,
+ * out of fds, ...): that answer is not cached.
  */
-static bool probe_run(int type)
+static int probe_run(int type)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -122,13 +124,12 @@ static bool probe_run(int type)
 	struct msghdr m = { .msg_control = ctrl };
 	struct zc_range r;
 	struct pollfd pfd;
-	int l, c = -1, s = -1, one = 1;
-	bool ok = false;
+	int l, c = -1, s = -1, one = 1, ok = -1;
 	char byte = 'z';
 
 	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (l < 0)
-		return false;
+		return -1;
 	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) ||
 	    getsockname(l, (struct sockaddr *)&a, &alen))
 		goto out;
@@ -143,6 +144,8 @@ static bool probe_run(int type)
 	if (poll(&pfd, 1, 2000) != 1 || !(pfd.revents & POLLERR))
 		goto out;
 
+	/* From here on the kernel gives the answer. */
+	ok = 0;
 	m.msg_controllen = scm_prepare(ctrl, type, 1);
 	if (sendmsg(c, &m, MSG_DONTWAIT) != 0)
 		goto out;
@@ -153,7 +156,7 @@ static bool probe_run(int type)
 	m = (struct msghdr){ .msg_control = ctrl,
 			     .msg_controllen = sizeof(ctrl) };
 	ok = recvmsg(c, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0 &&
-	     errno == EAGAIN;
+	     errno == EAGAIN ? 1 : 0;
 out:
 	if (s >= 0)
 		close(s);
@@ -189,7 +192,11 @@ int zc_scm_supported(int type)
 	st = atomic_load_explicit(&probe_state, memory_order_acquire);
 	if (!st) {
 		/* Two threads may both probe: same answer, no harm. */
-		st = probe_run(type) ? 1 : 2;
+		int r = probe_run(type);
+
+		if (r < 0)
+			return 0;	/* no answer: not now, ask again later */
+		st = r ? 1 : 2;
 		atomic_store_explicit(&probe_state, st, memory_order_release);
 	}
 	return st == 1;
@@ -314,12 +321,15 @@ static ssize_t scm_send(struct zc_sock *zs, const struct msghdr *msg,
 	}
 	if (ret == -EINVAL && !k) {
 		/*
-		 * The kernel refused the cmsg (the probe passed, so this is a
-		 * kernel that changed under us, or a socket that lost
-		 * SO_ZEROCOPY): stop asking, and send as the caller meant.
+		 * EINVAL: our cmsg or the caller's? Send as the caller meant.
+		 * If that works, the kernel refused ours (the probe passed, so
+		 * a kernel that changed under us, or a socket that lost
+		 * SO_ZEROCOPY): stop asking on this socket.
 		 */
-		atomic_store_explicit(&p->broken, true, memory_order_relaxed);
 		ret = zc_sys_sendmsg(zs, msg, flags);
+		if (ret != -EINVAL)
+			atomic_store_explicit(&p->broken, true,
+					      memory_order_relaxed);
 	}
 	return ret;
 }

@@ -128,19 +128,26 @@ static int choose_backend(int asked, int *backend)
  */
 static int enable_zerocopy(int fd, int family, int type)
 {
-	int one = 1;
+	int one = 1, on = 0;
+	socklen_t len = sizeof(on);
 
 	if ((family != AF_INET && family != AF_INET6) ||
 	    (type != SOCK_STREAM && type != SOCK_DGRAM))
 		return 1;
+	/* Already on (set by the caller, or inherited from a listener):
+	 * old kernels refuse to set it again once connected. */
+	if (!getsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &on, &len) && on)
+		return 0;
 	if (!setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)))
 		return 0;
-	if (errno == EOPNOTSUPP || errno == ENOPROTOOPT)
+	/* 524 is the kernel's ENOTSUPP: UDP on kernels before 5.0. */
+	if (errno == EOPNOTSUPP || errno == ENOPROTOOPT || errno == 524)
 		return 1;
 	if (errno == EBUSY)
 		return zc_err(-EBUSY, "SO_ZEROCOPY: this kernel accepts it only "
-			      "before connect(); call zc_open() (or set it on "
-			      "the listening socket) before connecting");
+			      "before connect(); call zc_open() before "
+			      "connecting, or set SO_ZEROCOPY on the listening "
+			      "socket so that accepted sockets inherit it");
 	return zc_err(-errno, "setsockopt(SO_ZEROCOPY): %s", strerror(errno));
 }
 
@@ -369,7 +376,8 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 		ret = zs->ops->send(zs, msg, flags);
 	}
 	if (ret < 0)
-		return ret;
+		return zc_err_lit(ret, "zc_sendmsg: sendmsg() failed; nothing "
+				  "was sent, no completion will come");
 
 	e.bytes = (uint32_t)ret;
 	if (zc && ret > 0) {
@@ -491,7 +499,7 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 		ZC_STAT_INC(&zs->rx, syscalls);
 		atomic_store_explicit(&zs->waiting, 0, memory_order_relaxed);
 		if (r < 0) {
-			n = errno == EINTR ? -EINTR : -errno;
+			n = zc_err(-errno, "zc_wait: poll: %s", strerror(errno));
 			break;
 		}
 		if (pfd[0].revents & POLLIN) {
@@ -513,7 +521,8 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 			int ret = zs->ops->collect(zs, true);
 
 			if (ret < 0) {
-				n = ret;
+				n = zc_err(ret, "zc_wait: reading the error "
+					   "queue: %s", strerror(-ret));
 				break;
 			}
 			if (ret == 0)
@@ -583,6 +592,9 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 		dst[i] = atomic_load_explicit(&tx[i], memory_order_relaxed) +
 			 atomic_load_explicit(&rx[i], memory_order_relaxed);
 	memcpy(st, &s, sz < sizeof(s) ? sz : sizeof(s));
+	/* A newer caller's fields we do not know: zero, not stale. */
+	if (sz > sizeof(s))
+		memset((char *)st + sizeof(s), 0, sz - sizeof(s));
 	st->sz = sz;
 	return 0;
 }

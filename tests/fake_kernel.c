@@ -190,6 +190,9 @@ static int process_cmsgs(const struct msghdr *msg)
 			ret = scm_harvest(msg, c);
 		else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_MARK)
 			memcpy(&fk.last_mark, CMSG_DATA(c), sizeof(int));
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_MARK &&
+		    fk.reject_mark)
+			ret = -EINVAL;
 		if (ret)
 			return ret;
 	}

@@ -68,6 +68,7 @@ struct fake_kernel {
 	unsigned char last_ctrl[1024];
 	size_t last_ctrllen;
 	int last_mark;			/* SO_MARK of the last call, or -1 */
+	bool reject_mark;		/* SO_MARK is EINVAL (not permitted) */
 };
 
 extern struct fake_kernel fk;

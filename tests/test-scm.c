@@ -259,6 +259,31 @@ static void test_einval_stops_asking(void **state)
 	expect_cookies(f->zs, 0, 3);
 }
 
+/* The caller's own cmsg is refused: the caller hears it, SCM goes on. */
+static void test_caller_cmsg_einval(void **state)
+{
+	struct fixture *f = *state;
+	alignas(struct cmsghdr) unsigned char ctrl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { buf, 20000 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = ctrl, .msg_controllen = sizeof(ctrl) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	unsigned int calls;
+	int mark = 7;
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SO_MARK;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &mark, sizeof(int));
+	fk.reject_mark = true;
+	send_n(f->zs, 1, 0);
+	assert_int_equal(zc_sendmsg(f->zs, &m, 0, 1), -EINVAL);
+	assert_int_equal(zc_inflight(f->zs), 1);
+	calls = fk.scm_calls;
+	send_n(f->zs, 1, 1);
+	assert_int_equal(fk.scm_calls, calls + 1);	/* still asking */
+}
+
 static void test_harvest_every_k(void **state)
 {
 	struct fixture f;
@@ -415,6 +440,7 @@ int main(void)
 		T(test_asks_within_ring_room),
 		T(test_send_fails_after_harvest),
 		T(test_einval_stops_asking),
+		T(test_caller_cmsg_einval),
 		T(test_harvest_every_k),
 		T(test_idle_reaps_by_recvmsg),
 		T(test_zc_wait_collects),
