@@ -242,7 +242,8 @@ static unsigned int scm_want(struct zc_sock *zs, struct scm_priv *p)
 {
 	uint32_t out, room;
 
-	if (atomic_load_explicit(&p->broken, memory_order_relaxed))
+	if (atomic_load_explicit(&p->broken, memory_order_relaxed) ||
+	    zs->amb_local)	/* amb_resolve() must see every record */
 		return 0;
 	/*
 	 * Ids the kernel may still report. Relaxed: an estimate; a wrong one
@@ -308,16 +309,16 @@ static ssize_t scm_send(struct zc_sock *zs, const struct msghdr *msg,
 			p->ranges[(t + i) & (SCM_RANGES - 1)] = got[i];
 			p->ids_harvested += got[i].hi - got[i].lo + 1;
 		}
-		/* Release: pairs with the acquire of rtail in scm_collect(). */
-		atomic_store_explicit(&p->rtail, t + k, memory_order_release);
+		/*
+		 * Release: pairs with the acquire of rtail in scm_collect().
+		 * Seq_cst, then a seq_cst load of waiting, as in zc_push():
+		 * when the send fails no entry push follows to wake a reaper.
+		 */
+		atomic_store_explicit(&p->rtail, t + k, memory_order_seq_cst);
 		ZC_STAT_ADD(&zs->tx, harvest_cmsg, k);
-		if (ret < 0) {
-			/* No entry push follows to wake a waiting reaper. */
-			atomic_thread_fence(memory_order_seq_cst);
-			if (atomic_load_explicit(&zs->waiting,
-						 memory_order_relaxed))
-				zc_wake_reaper(zs);
-		}
+		if (ret < 0 && atomic_load_explicit(&zs->waiting,
+						    memory_order_seq_cst))
+			zc_wake_reaper(zs);
 	}
 	if (ret == -EINVAL && !k) {
 		/*
@@ -340,8 +341,8 @@ static int scm_collect(struct zc_sock *zs, bool force)
 {
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
-	/* Acquire: pairs with the release of rtail in scm_send(). */
-	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_acquire);
+	/* Acquire (seq_cst for zc_wait()): pairs with the store in scm_send(). */
+	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_seq_cst);
 	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	int n = (int)(t - h), ret;
 

@@ -47,6 +47,9 @@
 /* Ring entry flags (zc_entry.flags); the low bits are the public ZC_*. */
 #define ZC_ENT_PENDING	(1u << 31)	/* waits for kernel id .id */
 
+/* zc_sock.amb */
+enum { ZC_AMB_NONE, ZC_AMB_PENDING, ZC_AMB_TAKEN, ZC_AMB_NOT_TAKEN };
+
 /* Mark of a kernel id in zc_sock.done[] */
 #define ZC_DONE		1u
 #define ZC_DONE_COPIED	2u
@@ -129,6 +132,13 @@ struct zc_sock {
 	_Atomic uint32_t zc_issued;
 	uint32_t zc_next;		/* id the next zero-copy send takes */
 	uint32_t adapt_tick;
+	bool amb_local;			/* an ambiguous ENOBUFS is unsettled */
+	/*
+	 * An ENOBUFS that may have taken id amb_id (UDP with IP_RECVERR):
+	 * send side sets PENDING, reap side settles it, send side clears.
+	 */
+	_Atomic int amb;
+	_Atomic uint32_t amb_id;
 	struct zc_side_stats tx;
 
 	/* Reap side. */
@@ -190,14 +200,14 @@ static inline void zc_push(struct zc_sock *zs, const struct zc_entry *e)
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 
 	zs->ring[t & zs->mask] = *e;
-	/* Release: pairs with the acquire of tail in zc_completions(). */
-	atomic_store_explicit(&zs->tail, t + 1, memory_order_release);
 	/*
-	 * Store tail, then load waiting; zc_wait() stores waiting, then loads
-	 * tail. Full fences on both sides so that one of them sees the other.
+	 * Release (and more): pairs with the acquire of tail in
+	 * zc_ring_reap(). Seq_cst store of tail, then seq_cst load of waiting;
+	 * zc_wait() stores waiting, then loads tail, both seq_cst: one of
+	 * the two sides sees the other's store.
 	 */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&zs->waiting, memory_order_relaxed))
+	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
 		zc_wake_reaper(zs);
 }
 

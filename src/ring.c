@@ -83,8 +83,8 @@ int zc_ring_reap(struct zc_sock *zs, struct zc_completion *out,
 		 unsigned int max)
 {
 	uint32_t h = atomic_load_explicit(&zs->head, memory_order_relaxed);
-	/* Acquire: pairs with the release of tail in zc_push(). */
-	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_acquire);
+	/* Acquire (seq_cst for zc_wait()): pairs with the store in zc_push(). */
+	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_seq_cst);
 	unsigned int n = 0, nzc = 0, ncopied = 0;
 
 	while (n < max && h != t) {
@@ -92,9 +92,20 @@ int zc_ring_reap(struct zc_sock *zs, struct zc_completion *out,
 		uint32_t flags = e->flags;
 
 		if (flags & ZC_ENT_PENDING) {
-			uint8_t *d = &zs->done[e->id & zs->mask];
+			uint8_t *d;
 
-			if (!*d)
+			/*
+			 * Ids below this entry's with no entry of their own
+			 * were taken by a send that failed with ENOBUFS after
+			 * all (amb_resolve() saw their records): step over.
+			 */
+			while (zs->zc_head != e->id &&
+			       zs->done[zs->zc_head & zs->mask]) {
+				zs->done[zs->zc_head & zs->mask] = 0;
+				zs->zc_head++;
+			}
+			d = &zs->done[e->id & zs->mask];
+			if (zs->zc_head != e->id || !*d)
 				break;
 			if (*d & ZC_DONE_COPIED)
 				flags |= ZC_COPIED;

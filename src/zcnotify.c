@@ -301,34 +301,72 @@ void zc_wake_reaper(struct zc_sock *zs)
 	ZC_STAT_INC(&zs->tx, syscalls);
 }
 
+enum zc_choice { ZC_CHOOSE_ZC, ZC_CHOOSE_COPY, ZC_CHOOSE_ADAPT };
+
 /* Send side: zero-copy for this send, or copy? */
-static bool want_zerocopy(struct zc_sock *zs, size_t len)
+static enum zc_choice want_zerocopy(struct zc_sock *zs, size_t len)
 {
 	uint32_t streak;
 
-	if (!zs->ops->zerocopy || len < zs->copy_below || len == 0)
-		return false;
+	if (!zs->ops->zerocopy || len < zs->copy_below || len == 0 ||
+	    zs->amb_local)
+		return ZC_CHOOSE_COPY;
 	if (zs->opt_flags & ZC_OPT_NO_ADAPT)
-		return true;
+		return ZC_CHOOSE_ZC;
 	/* Relaxed: a hint from the reap side (zc_apply_range()). */
 	streak = atomic_load_explicit(&zs->copied_streak, memory_order_relaxed);
 	if (streak < ZC_ADAPT_THRESHOLD)
-		return true;
+		return ZC_CHOOSE_ZC;
 	/* The kernel keeps copying: copy too, but try again now and then. */
-	if (++zs->adapt_tick % ZC_ADAPT_RETRY == 0)
+	if ((zs->adapt_tick + 1) % ZC_ADAPT_RETRY == 0)
+		return ZC_CHOOSE_ZC;
+	return ZC_CHOOSE_ADAPT;
+}
+
+/*
+ * Did a UDP socket ask for IP_RECVERR (or IPV6_RECVERR)? Then the kernel
+ * also returns ENOBUFS when the device queue drops a datagram, after the
+ * send took its zero-copy id; without it that ENOBUFS is turned into
+ * success and only option memory or RLIMIT_MEMLOCK, before any id is
+ * taken, can fail a send with ENOBUFS.
+ */
+static bool enobufs_ambiguous(struct zc_sock *zs)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	if (zs->type != SOCK_DGRAM)
+		return false;
+	if (!getsockopt(zs->fd, SOL_IP, IP_RECVERR, &on, &len) && on)
 		return true;
-	ZC_STAT_INC(&zs->tx, adapt_copy);
-	return false;
+	len = sizeof(on);
+	return zs->family == AF_INET6 &&
+	       !getsockopt(zs->fd, SOL_IPV6, IPV6_RECVERR, &on, &len) && on;
+}
+
+/* Send side: has the reap side settled an ambiguous ENOBUFS? */
+static void amb_poll(struct zc_sock *zs)
+{
+	/* Acquire: pairs with the release in amb_resolve(). */
+	int st = atomic_load_explicit(&zs->amb, memory_order_acquire);
+
+	if (st == ZC_AMB_PENDING)
+		return;
+	if (st == ZC_AMB_TAKEN)
+		zs->zc_next++;		/* the id is gone, its record was read */
+	atomic_store_explicit(&zs->amb, ZC_AMB_NONE, memory_order_relaxed);
+	zs->amb_local = false;
 }
 
 ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 			     int flags, uint64_t cookie)
 {
 	struct zc_entry e = { .cookie = cookie };
+	enum zc_choice choice;
+	bool zc, enobufs = false;
 	uint32_t t, h;
 	size_t len = 0;
 	ssize_t ret;
-	bool zc;
 
 	if (!zs || !msg)
 		return zc_err_lit(-EINVAL, "zc_sendmsg: zs or msg is NULL");
@@ -354,7 +392,10 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 		len += msg->msg_iov[i].iov_len;
 	}
 
-	zc = want_zerocopy(zs, len);
+	if (zs->amb_local)
+		amb_poll(zs);
+	choice = want_zerocopy(zs, len);
+	zc = choice == ZC_CHOOSE_ZC;
 	if (zc) {
 		/*
 		 * Release: pairs with the acquire in zc_apply_range(); the
@@ -366,28 +407,56 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 		if (ret == -ENOBUFS) {
 			/*
 			 * Option memory or RLIMIT_MEMLOCK: no id was taken and
-			 * no POLLERR may ever come. Copy the same data now.
+			 * no POLLERR may ever come; copy the same data now.
+			 * Unless the socket is UDP with IP_RECVERR: then the
+			 * device queue may have dropped it after it took its
+			 * id. Copy it all the same, send no zero-copy until
+			 * the reap side has read the error queue and settled
+			 * which it was (amb_resolve()).
 			 */
-			ZC_STAT_INC(&zs->tx, enobufs_fallback);
+			enobufs = true;
 			zc = false;
+			if (enobufs_ambiguous(zs)) {
+				atomic_store_explicit(&zs->amb_id, zs->zc_next,
+						      memory_order_relaxed);
+				/* Release: pairs with the acquire in
+				 * amb_resolve(). */
+				atomic_store_explicit(&zs->amb, ZC_AMB_PENDING,
+						      memory_order_release);
+				zs->amb_local = true;
+			}
 			ret = zs->ops->send(zs, msg, flags);
 		}
+		if (!zc && !zs->amb_local)
+			/* No id taken: the window shrinks back. */
+			atomic_store_explicit(&zs->zc_issued, zs->zc_next,
+					      memory_order_release);
 	} else {
 		ret = zs->ops->send(zs, msg, flags);
 	}
-	if (ret < 0)
+	if (ret < 0) {
+		if (zc)	/* a failed send takes no id */
+			atomic_store_explicit(&zs->zc_issued, zs->zc_next,
+					      memory_order_release);
 		return zc_err_lit(ret, "zc_sendmsg: sendmsg() failed; nothing "
 				  "was sent, no completion will come");
+	}
 
 	e.bytes = (uint32_t)ret;
 	if (zc && ret > 0) {
 		e.flags = ZC_ENT_PENDING;
 		e.id = zs->zc_next++;
 		ZC_STAT_INC(&zs->tx, sends_zc);
-	} else if (!zc) {
+	} else {
 		e.flags = ZC_COPIED | ZC_LIB_COPY;
 		ZC_STAT_INC(&zs->tx, sends_copy);
+		if (enobufs)
+			ZC_STAT_INC(&zs->tx, enobufs_fallback);
 	}
+	if (choice == ZC_CHOOSE_ADAPT)
+		ZC_STAT_INC(&zs->tx, adapt_copy);
+	if (choice != ZC_CHOOSE_COPY)
+		zs->adapt_tick++;
 	ZC_STAT_INC(&zs->tx, sends);
 	zc_push(zs, &e);
 	return ret;
@@ -402,6 +471,34 @@ ZC_EXPORT ssize_t zc_send(struct zc_sock *zs, const void *buf, size_t len,
 	if (!buf && len)
 		return zc_err_lit(-EINVAL, "zc_send: buf is NULL");
 	return zc_sendmsg(zs, &msg, flags, cookie);
+}
+
+/*
+ * Reap side: the send side met an ENOBUFS that may or may not have taken
+ * id X (see zc_sendmsg()). Its record, if any, was queued before that
+ * sendmsg() returned, and the send side sends no zero-copy and harvests
+ * nothing meanwhile: so a full read of the queue now sees it, or it never
+ * existed. An id taken that way has no ring entry; zc_ring_reap() steps
+ * over it.
+ */
+static int amb_resolve(struct zc_sock *zs)
+{
+	uint32_t x;
+	int ret;
+
+	/* Acquire: pairs with the release in zc_sendmsg(). */
+	if (atomic_load_explicit(&zs->amb, memory_order_acquire) !=
+	    ZC_AMB_PENDING)
+		return 0;
+	x = atomic_load_explicit(&zs->amb_id, memory_order_relaxed);
+	ret = zs->ops->collect(zs, true);
+	if (ret < 0)
+		return ret;
+	/* Release: pairs with the acquire in amb_poll(). */
+	atomic_store_explicit(&zs->amb, zs->done[x & zs->mask] ?
+			      ZC_AMB_TAKEN : ZC_AMB_NOT_TAKEN,
+			      memory_order_release);
+	return 0;
 }
 
 ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
@@ -419,6 +516,10 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 	}
 	if (max > INT_MAX)
 		max = INT_MAX;
+	ret = amb_resolve(zs);
+	if (ret < 0)
+		return zc_err(ret, "zc_completions: reading the error queue: %s",
+			      strerror(-ret));
 	n = zc_ring_reap(zs, out, max);
 	/* Ask the kernel only when the oldest send still waits for it. */
 	if ((unsigned int)n == max || !zc_ring_blocked(zs))
@@ -477,9 +578,13 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 		};
 		int tmo = -1, nfds = 1, r;
 
-		atomic_store_explicit(&zs->waiting, 1, memory_order_relaxed);
-		/* Store waiting, then load tail: pairs with zc_push(). */
-		atomic_thread_fence(memory_order_seq_cst);
+		/*
+		 * Store waiting, then load tail (seq_cst, in zc_ring_reap()):
+		 * the send side stores tail, then loads waiting (zc_push()).
+		 * In the single total order of these seq_cst accesses one side
+		 * sees the other: we see the entry, or the sender wakes us.
+		 */
+		atomic_store_explicit(&zs->waiting, 1, memory_order_seq_cst);
 		n = zc_completions(zs, out, max);
 		if (n)
 			break;
@@ -535,10 +640,20 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 
 ZC_EXPORT unsigned int zc_inflight(const struct zc_sock *zs)
 {
+	uint32_t h, t;
+
 	if (!zs)
 		return 0;
-	return atomic_load_explicit(&zs->tail, memory_order_acquire) -
-	       atomic_load_explicit(&zs->head, memory_order_acquire);
+	/*
+	 * From any thread: head, then tail, then head again. If head did not
+	 * move, tail - head is a count that was true at some instant (tail
+	 * never passes head + max_inflight); if it moved, look again.
+	 */
+	do {
+		h = atomic_load_explicit(&zs->head, memory_order_acquire);
+		t = atomic_load_explicit(&zs->tail, memory_order_acquire);
+	} while (h != atomic_load_explicit(&zs->head, memory_order_acquire));
+	return t - h;
 }
 
 ZC_EXPORT int zc_backend(const struct zc_sock *zs)

@@ -236,6 +236,12 @@ ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
 			--fk.nsend_err * sizeof(fk.send_err[0]));
 		return send_fail(&s, err);
 	}
+	if (fk.drop_enobufs && (flags & MSG_ZEROCOPY) && s.len) {
+		fk.drop_enobufs--;
+		s.id = fk.next_id++;
+		fk_complete((uint32_t)s.id, (uint32_t)s.id, false);
+		return send_fail(&s, ENOBUFS);
+	}
 	s.ret = fk.send_cap && s.len > fk.send_cap ? fk.send_cap : s.len;
 	if ((flags & MSG_ZEROCOPY) && s.ret > 0)
 		s.id = fk.next_id++;

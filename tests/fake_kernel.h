@@ -45,6 +45,12 @@ struct fake_kernel {
 	unsigned int nsend_err;
 	/* Only MSG_ZEROCOPY calls take the next scripted error. */
 	bool err_only_zc;
+	/*
+	 * The next n MSG_ZEROCOPY sends take an id, are dropped by the device
+	 * queue (their completion is queued at once) and fail with ENOBUFS,
+	 * as UDP does with IP_RECVERR set.
+	 */
+	unsigned int drop_enobufs;
 	/* Cap on the bytes one sendmsg accepts (0: all), for partial sends. */
 	size_t send_cap;
 	/* Log of sendmsg calls. */

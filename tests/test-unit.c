@@ -410,6 +410,80 @@ static void test_enobufs_resends_by_copy(void **state)
 	assert_int_equal(fk.sends[2].id, 0);
 }
 
+/*
+ * UDP with IP_RECVERR: ENOBUFS may come after the send took its id (the
+ * device queue dropped it). The library copies, sends no zero-copy until
+ * the reap side has read the queue, and then follows what it found.
+ */
+static void udp_recverr_fixture(struct fixture *f)
+{
+	struct zc_opts o = { .sz = sizeof(o), .copy_below = 1,
+			     .flags = ZC_OPT_NO_ADAPT };
+	int one = 1;
+
+	f->fd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_int_equal(setsockopt(f->fd, SOL_IP, IP_RECVERR, &one,
+				    sizeof(one)), 0);
+	fk_reset(f->fd);
+	assert_int_equal(zc_open(f->fd, &o, &f->zs), 0);
+}
+
+static void test_enobufs_ambiguous_taken(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[8];
+
+	(void)state;
+	udp_recverr_fixture(&f);
+	send_n(f.zs, 1, 0, 16384);			/* id 0 */
+	fk.drop_enobufs = 1;
+	assert_int_equal(zc_send(f.zs, buf, 16384, 0, 1), 16384); /* id 1 */
+	assert_int_equal(fk.sends[1].id, 1);
+	assert_false(fk.sends[2].flags & MSG_ZEROCOPY);	/* resent by copy */
+	/* Unsettled: no zero-copy. */
+	send_n(f.zs, 1, 2, 16384);
+	assert_false(fk.sends[3].flags & MSG_ZEROCOPY);
+	/* The reap side reads the queue (id 1's record is there) ... */
+	assert_int_equal(zc_completions(f.zs, c, 8), 0);	/* 0 waits */
+	assert_int_equal(fk.qlen, 0);
+	/* ... and the next zero-copy send is labelled 2, as the kernel has it. */
+	send_n(f.zs, 1, 3, 16384);
+	assert_true(fk.sends[4].flags & MSG_ZEROCOPY);
+	assert_int_equal(fk.sends[4].id, 2);
+	fk_complete(2, 2, false);
+	assert_int_equal(zc_completions(f.zs, c, 8), 0);	/* 0 still out */
+	fk_complete(0, 0, false);
+	assert_int_equal(zc_completions(f.zs, c, 8), 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(c[i].cookie, i);
+	assert_int_equal(c[1].flags, ZC_COPIED | ZC_LIB_COPY);
+	assert_int_equal(c[3].flags, 0);
+	assert_int_equal(zc_inflight(f.zs), 0);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
+static void test_enobufs_ambiguous_not_taken(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[8];
+	int errs[] = { ENOBUFS };
+
+	(void)state;
+	udp_recverr_fixture(&f);
+	send_n(f.zs, 1, 0, 16384);			/* id 0 */
+	fk.err_only_zc = true;
+	fk_script_send_errors(errs, 1);			/* optmem: no id */
+	assert_int_equal(zc_send(f.zs, buf, 16384, 0, 1), 16384);
+	assert_int_equal(zc_completions(f.zs, c, 8), 0);	/* settles */
+	send_n(f.zs, 1, 2, 16384);
+	assert_int_equal(fk.sends[fk.nsends - 1].id, 1);
+	fk_complete(0, 1, false);
+	assert_int_equal(zc_completions(f.zs, c, 8), 3);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
 static void test_enobufs_then_error(void **state)
 {
 	struct fixture *f = *state;
@@ -762,6 +836,8 @@ int main(void)
 		T(test_send_error_no_completion),
 		T(test_enobufs_resends_by_copy),
 		T(test_enobufs_then_error),
+		cmocka_unit_test(test_enobufs_ambiguous_taken),
+		cmocka_unit_test(test_enobufs_ambiguous_not_taken),
 		T(test_partial_send),
 		cmocka_unit_test(test_max_inflight),
 		cmocka_unit_test(test_copy_below),

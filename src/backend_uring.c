@@ -1,0 +1,650 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The io_uring backend (ABI.md section 3): each zero-copy send is one
+ * IORING_OP_SEND_ZC (one iovec, no address, no control) or
+ * IORING_OP_SENDMSG_ZC on a ring of the socket's own, and zc_sendmsg()
+ * stays synchronous: it submits the request and waits for its result CQE.
+ * The request's notification CQE (IORING_CQE_F_NOTIF, same user_data)
+ * completes the send.
+ *
+ * Ids. io_uring does not use the socket's MSG_ZEROCOPY counter: the ids
+ * are ours. A send's user_data is the id the core gives it, zs->zc_next,
+ * and a notification becomes the range [id, id]. A send that fails takes
+ * no id, so the next send reuses it: the send side therefore waits for
+ * the notification of a failed send (it follows at once, nothing holds
+ * the pages) and drops it, so that it can never be taken for the next
+ * send's. A result without IORING_CQE_F_MORE has no notification: the send
+ * side completes its id at once, the same way, as a range (copied: the
+ * kernel no longer holds the pages).
+ *
+ * Who reads the CQ. It has one consumer at a time, and cq_owner says which:
+ * CQ_FREE, CQ_SEND or CQ_REAP.
+ * - The send side takes it for the whole of a send (it must read the CQ to
+ *   find its result) and forwards the notifications of earlier sends that
+ *   it meets to the reap side through a private single-producer, single-
+ *   consumer range ring, as the SCM backend does.
+ * - The reap side (collect) applies that range ring, then takes the CQ
+ *   only if it is free, and applies what it reads itself. It holds the CQ
+ *   for a short drain that never blocks, so a send that finds the CQ taken
+ *   spins (then yields) until it is free: in steady state the only
+ *   contention is a send racing a reaper's drain. If the CQ is taken by a
+ *   send, the reap side does not wait: that send forwards what it reads.
+ * - When the send side gives the CQ back it looks at the CQ tail again:
+ *   a CQE that came after its last read may have been missed by a reaper
+ *   that found the CQ taken (see cq_give()).
+ * Sleeping: the ring has zs->efd registered as its eventfd, so the kernel
+ * wakes a zc_wait() for every CQE it posts, and the send side wakes it
+ * (zc_wake_reaper()) when it forwards ranges and no push follows.
+ *
+ * Notifications are posted by task work of the thread that submitted the
+ * request. The ring is set up without IORING_SETUP_COOP_TASKRUN or
+ * DEFER_TASKRUN, so the kernel interrupts that thread (or posts from a
+ * kernel worker if it has exited) and the CQE comes even while no send runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "internal.h"
+
+/* user_data of our own requests: above every 32-bit id. */
+#define URING_UD_CANCEL		(1ull << 32)	/* cancels a parked send */
+#define URING_UD_IGNORE		(2ull << 32)	/* withdrawn send, probe */
+#define URING_SQ		2u	/* a send and its cancel */
+#define URING_REAP_BATCH	64u	/* CQEs per hold of the CQ (reap side) */
+
+enum { CQ_FREE, CQ_SEND, CQ_REAP };
+
+struct uring_priv {
+	/*
+	 * The SQ is the send side's. The CQ is read by whoever holds
+	 * cq_owner. The rest of the struct is read-only after setup.
+	 */
+	struct io_uring ring;
+	struct zc_range *ranges;	/* the range ring, rmask + 1 slots */
+	uint32_t rmask;
+	unsigned int zc_flags;		/* IORING_SEND_ZC_REPORT_USAGE or 0 */
+
+	/* CQ_FREE, CQ_SEND or CQ_REAP; both sides CAS it. */
+	alignas(ZC_CACHELINE) _Atomic uint32_t cq_owner;
+
+	/* Send side. */
+	alignas(ZC_CACHELINE) _Atomic uint32_t rtail;
+	bool nonblock;			/* O_NONBLOCK, as last seen */
+
+	/* Reap side. */
+	alignas(ZC_CACHELINE) _Atomic uint32_t rhead;
+};
+
+/* One send in progress (send side). */
+struct uring_op {
+	uint64_t ud;		/* its user_data: the id it would take */
+	int res;		/* its result CQE's res */
+	bool have_res;		/* the result CQE came */
+	bool more;		/* ... with F_MORE: a notification follows */
+	bool notif;		/* the notification came */
+	bool notif_copied;	/* ... and said the data was copied */
+	bool cancel_out;	/* our cancel request's CQE is still to come */
+	bool cancelled;		/* we asked the kernel to cancel it */
+	uint32_t t0;		/* rtail published before this batch */
+	uint32_t t;		/* rtail with this batch */
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+static bool notif_copied(const struct uring_priv *p,
+			 const struct io_uring_cqe *cqe)
+{
+	/* Without REPORT_USAGE the kernel does not say: never COPIED. */
+	return (p->zc_flags & IORING_SEND_ZC_REPORT_USAGE) &&
+	       ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED);
+}
+
+/* ---- the range ring (send side -> reap side) ---- */
+
+/* Send side: queue [id, id], merged into the previous range if it fits. */
+static void fwd(struct zc_sock *zs, struct uring_priv *p, struct uring_op *op,
+		uint32_t id, bool copied)
+{
+	struct zc_range *last = &p->ranges[(op->t - 1) & p->rmask];
+
+	if (op->t != op->t0 && last->hi + 1 == id && last->copied == copied) {
+		last->hi = id;
+		return;
+	}
+	/*
+	 * Never full: each queued range holds at least one id whose entry
+	 * is not reaped yet, and at most max_inflight (rmask + 1) such ids
+	 * exist (zc_sendmsg() refuses a send beyond that). Acquire: pairs
+	 * with the release of rhead in uring_collect().
+	 */
+	if (op->t - atomic_load_explicit(&p->rhead, memory_order_acquire) >
+	    p->rmask) {
+		ZC_STAT_INC(&zs->tx, bad_ranges);
+		return;
+	}
+	p->ranges[op->t & p->rmask] = (struct zc_range){ id, id, copied };
+	op->t++;
+}
+
+/* Send side: publish the queued ranges; wake a sleeping reaper if asked. */
+static void publish(struct zc_sock *zs, struct uring_priv *p,
+		    struct uring_op *op, bool wake)
+{
+	if (op->t == op->t0)
+		return;
+	/* Release: pairs with the acquire of rtail in uring_collect(). */
+	atomic_store_explicit(&p->rtail, op->t, memory_order_release);
+	op->t0 = op->t;
+	if (!wake)
+		return;
+	/* Store rtail, then load waiting: pairs with zc_wait(), as zc_push(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&zs->waiting, memory_order_relaxed))
+		zc_wake_reaper(zs);
+}
+
+/* ---- the send side ---- */
+
+/* Read every CQE there is (the send side holds the CQ). */
+static unsigned int send_drain(struct zc_sock *zs, struct uring_priv *p,
+			       struct uring_op *op)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_for_each_cqe(&p->ring, head, cqe) {
+		uint64_t ud = cqe->user_data;
+
+		n++;
+		if (cqe->flags & IORING_CQE_F_NOTIF) {
+			if (ud == op->ud) {
+				op->notif = true;
+				op->notif_copied = notif_copied(p, cqe);
+			} else if (ud <= UINT32_MAX) {
+				fwd(zs, p, op, (uint32_t)ud,
+				    notif_copied(p, cqe));
+			}
+			/* else: a withdrawn send's or the probe's: drop */
+		} else if (ud == op->ud) {
+			op->have_res = true;
+			op->res = cqe->res;
+			op->more = cqe->flags & IORING_CQE_F_MORE;
+		} else if (ud == URING_UD_CANCEL) {
+			op->cancel_out = false;
+		} else if (ud <= UINT32_MAX) {
+			/* A result no send waits for: cannot happen. */
+			ZC_STAT_INC(&zs->tx, bad_ranges);
+		}
+	}
+	io_uring_cq_advance(&p->ring, n);
+	return n;
+}
+
+/* Is the send over, with nothing of it left to come? */
+static bool op_done(const struct uring_op *op)
+{
+	if (!op->have_res || op->cancel_out)
+		return false;
+	/* A failed send's notification is dropped here, never forwarded. */
+	return !op->more || op->res > 0 || op->notif;
+}
+
+/*
+ * Submit what is in the SQ. The SQE must not stay there if that fails:
+ * the next submit would send it later, from a buffer the caller has
+ * reused, so it becomes a no-op.
+ */
+static int submit(struct zc_sock *zs, struct uring_priv *p,
+		  struct io_uring_sqe *sqe)
+{
+	int r;
+
+	do {
+		r = io_uring_submit(&p->ring);
+		ZC_STAT_INC(&zs->tx, syscalls);
+	} while (r == -EINTR);
+	if (r > 0 && !io_uring_sq_ready(&p->ring))
+		return 0;
+	io_uring_prep_nop(sqe);
+	sqe->user_data = URING_UD_IGNORE;
+	return r < 0 ? r : -EAGAIN;
+}
+
+/* The caller's O_NONBLOCK, asked again (a slow path: the send parked). */
+static bool nonblock_now(struct zc_sock *zs, struct uring_priv *p)
+{
+	int fl = fcntl(zs->fd, F_GETFL);
+
+	ZC_STAT_INC(&zs->tx, syscalls);
+	if (fl >= 0)
+		p->nonblock = fl & O_NONBLOCK;
+	return p->nonblock;
+}
+
+/* The kernel parked the send to wait for room: cancel it. */
+static void cancel(struct zc_sock *zs, struct uring_priv *p,
+		   struct uring_op *op)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
+
+	if (!sqe)
+		return;
+	io_uring_prep_cancel64(sqe, op->ud, 0);
+	sqe->user_data = URING_UD_CANCEL;
+	if (!submit(zs, p, sqe)) {
+		op->cancel_out = true;
+		op->cancelled = true;
+	}
+}
+
+/*
+ * One request: submit, then read the CQ until its result (and, if it
+ * failed, its notification) came. Returns its result.
+ */
+static int send_one(struct zc_sock *zs, struct uring_priv *p,
+		    struct uring_op *op, const struct msghdr *msg, int flags)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
+	const struct iovec *iov = msg->msg_iov;
+	bool checked = false;
+	int r;
+
+	if (!sqe)	/* cannot happen: each send empties the SQ */
+		return -EBUSY;
+	if (msg->msg_iovlen == 1 && !msg->msg_name && !msg->msg_controllen &&
+	    iov->iov_len <= INT32_MAX) {
+		io_uring_prep_send_zc(sqe, zs->fd, iov->iov_base, iov->iov_len,
+				      flags, p->zc_flags);
+	} else {
+		/* io_uring_prep_sendmsg_zc() is not in every liburing 2.3. */
+		io_uring_prep_sendmsg(sqe, zs->fd, msg, (unsigned int)flags);
+		sqe->opcode = IORING_OP_SENDMSG_ZC;
+		sqe->ioprio = (__u16)p->zc_flags;
+	}
+	sqe->user_data = op->ud;
+	r = submit(zs, p, sqe);
+	if (r < 0)
+		return r;
+
+	for (;;) {
+		send_drain(zs, p, op);
+		if (op_done(op))
+			break;
+		/*
+		 * No result yet: the socket had no room and the kernel armed
+		 * a poll to retry (io_uring does not look at O_NONBLOCK). Fine
+		 * for a blocking socket; if the caller made it non-blocking
+		 * since zc_open(), take the send back.
+		 */
+		if (!op->have_res && !checked && !(flags & MSG_DONTWAIT)) {
+			checked = true;
+			if (nonblock_now(zs, p)) {
+				cancel(zs, p, op);
+				continue;
+			}
+		}
+		/* About to sleep: what we forwarded must not wait for us. */
+		publish(zs, p, op, true);
+		r = io_uring_wait_cqe(&p->ring, &(struct io_uring_cqe *){ NULL });
+		ZC_STAT_INC(&zs->tx, syscalls);
+		/*
+		 * The request is the kernel's until its result comes: we
+		 * cannot return without it, whatever the wait says (EINTR).
+		 */
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME)
+			sched_yield();
+	}
+	if (op->cancelled && op->res == -ECANCELED)
+		return -EAGAIN;		/* as a non-blocking sendmsg() */
+	if (op->res == -EINTR)
+		return -EAGAIN;
+	return op->res;
+}
+
+/*
+ * Send side: take the CQ. The reap side holds it only for a drain that
+ * never blocks, so wait for that.
+ */
+static void cq_take(struct uring_priv *p)
+{
+	unsigned int spins = 0;
+	uint32_t want = CQ_FREE;
+
+	/* Acquire: pairs with the release of cq_owner in uring_collect(). */
+	while (!atomic_compare_exchange_weak_explicit(&p->cq_owner, &want,
+			CQ_SEND, memory_order_acquire, memory_order_relaxed)) {
+		want = CQ_FREE;
+		if (++spins % 128)
+			cpu_relax();
+		else
+			sched_yield();
+	}
+}
+
+/*
+ * Send side: give the CQ back. A CQE the kernel posted after our last
+ * read woke a sleeping reaper through the eventfd, but that reaper may
+ * have found the CQ still ours and gone back to sleep. So: store CQ_FREE,
+ * full fence, load the CQ tail. If a CQE is there, read it ourselves
+ * unless the reaper took the CQ in the meantime. If none is there, any
+ * later CQE is posted after our store and its eventfd wake-up leads the
+ * reaper (via the eventfd's lock in read(2), which orders it after the
+ * kernel's tail store) to a CAS that sees CQ_FREE.
+ */
+static void cq_give(struct zc_sock *zs, struct uring_priv *p,
+		    struct uring_op *op)
+{
+	for (;;) {
+		/* Ours to read plainly: we hold the CQ. */
+		unsigned int head = *p->ring.cq.khead;
+		uint32_t want = CQ_FREE;
+
+		/* Release: pairs with the acquire of the CAS in
+		 * uring_collect() and cq_take(). */
+		atomic_store_explicit(&p->cq_owner, CQ_FREE,
+				      memory_order_release);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (io_uring_smp_load_acquire(p->ring.cq.ktail) == head)
+			return;
+		if (!atomic_compare_exchange_strong_explicit(&p->cq_owner,
+				&want, CQ_SEND, memory_order_acquire,
+				memory_order_relaxed))
+			return;		/* the reap side reads it now */
+		send_drain(zs, p, op);
+		publish(zs, p, op, true);
+	}
+}
+
+static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
+			  int flags)
+{
+	struct uring_priv *p = zs->backend_priv;
+	struct uring_op op;
+	int added = 0, ret;
+
+	if (!(flags & MSG_ZEROCOPY))
+		return zc_sys_sendmsg(zs, msg, flags);
+	flags &= ~MSG_ZEROCOPY;
+	/*
+	 * io_uring parks a send that would block and retries it on its own,
+	 * O_NONBLOCK or not: a non-blocking socket needs MSG_DONTWAIT. A
+	 * blocking stream socket needs MSG_WAITALL, or a send that fills the
+	 * buffer returns short where sendmsg(2) would have waited.
+	 */
+	if (!(flags & MSG_DONTWAIT) && p->nonblock)
+		added = MSG_DONTWAIT;
+	else if (!(flags & MSG_DONTWAIT) && zs->type == SOCK_STREAM)
+		added = MSG_WAITALL;
+
+	cq_take(p);
+	for (;;) {
+		op = (struct uring_op){ .ud = zs->zc_next };
+		op.t = op.t0 = atomic_load_explicit(&p->rtail,
+						    memory_order_relaxed);
+		ret = send_one(zs, p, &op, msg, flags | added);
+		/* Our MSG_DONTWAIT, from a stale O_NONBLOCK? Then block. */
+		if (ret != -EAGAIN || added != MSG_DONTWAIT ||
+		    nonblock_now(zs, p))
+			break;
+		publish(zs, p, &op, false);
+		added = zs->type == SOCK_STREAM ? MSG_WAITALL : 0;
+	}
+	if (ret > 0 && op.have_res && (!op.more || op.notif)) {
+		/* Complete now: no notification follows, or it came. */
+		fwd(zs, p, &op, (uint32_t)op.ud, op.more ? op.notif_copied : true);
+	}
+	/* On success the core's push follows and wakes the reaper. */
+	publish(zs, p, &op, ret < 0);
+	cq_give(zs, p, &op);
+	return ret;
+}
+
+/* ---- the reap side ---- */
+
+static int uring_collect(struct zc_sock *zs, bool force)
+{
+	struct uring_priv *p = zs->backend_priv;
+	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
+	/* Acquire: pairs with the release of rtail in publish(). */
+	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_acquire);
+	uint32_t want = CQ_FREE;
+	int n = (int)(t - h);
+
+	for (; h != t; h++) {
+		const struct zc_range *r = &p->ranges[h & p->rmask];
+
+		zc_apply_range(zs, r->lo, r->hi, r->copied);
+	}
+	/* Release: pairs with the acquire of rhead in fwd(). */
+	atomic_store_explicit(&p->rhead, h, memory_order_release);
+
+	/*
+	 * zc_foreign(): the error queue holds no zero-copy records here (no
+	 * MSG_ZEROCOPY sendmsg runs on this socket), only foreign ones.
+	 */
+	if (force) {
+		int r = zc_eq_drain(zs);
+
+		if (r < 0 && !n)
+			return r;
+	}
+
+	/*
+	 * Take the CQ if it is free; if a send holds it, that send forwards
+	 * what it reads. Acquire: pairs with the release in cq_give().
+	 */
+	while (atomic_compare_exchange_strong_explicit(&p->cq_owner, &want,
+			CQ_REAP, memory_order_acquire, memory_order_relaxed)) {
+		struct io_uring_cqe *cqe;
+		unsigned int head, k = 0;
+
+		if (io_uring_cq_has_overflow(&p->ring)) {
+			/* Only if CLAMP shrank the CQ: flush the backlog. */
+			io_uring_get_events(&p->ring);
+			ZC_STAT_INC(&zs->rx, syscalls);
+		}
+		io_uring_for_each_cqe(&p->ring, head, cqe) {
+			uint64_t ud = cqe->user_data;
+
+			if ((cqe->flags & IORING_CQE_F_NOTIF) &&
+			    ud <= UINT32_MAX) {
+				zc_apply_range(zs, (uint32_t)ud, (uint32_t)ud,
+					       notif_copied(p, cqe));
+				n++;
+			} else if (ud <= UINT32_MAX) {
+				/* A result: only the send side reads those. */
+				ZC_STAT_INC(&zs->rx, bad_ranges);
+			}
+			if (++k == URING_REAP_BATCH)
+				break;
+		}
+		io_uring_cq_advance(&p->ring, k);
+		/* Release: pairs with the acquire of the CAS in cq_take(). */
+		atomic_store_explicit(&p->cq_owner, CQ_FREE,
+				      memory_order_release);
+		if (k < URING_REAP_BATCH)
+			break;
+		want = CQ_FREE;
+	}
+	return n;
+}
+
+/* ---- setup ---- */
+
+#define PROBE_DONE	1
+#define PROBE_SEND_ZC	2	/* IORING_OP_SEND_ZC and SENDMSG_ZC */
+#define PROBE_USAGE	4	/* IORING_SEND_ZC_REPORT_USAGE */
+
+static _Atomic int probe_state;
+
+/*
+ * What the kernel supports, asked once per process on the first ring.
+ * REPORT_USAGE: a SEND_ZC with the flag on fd -1 fails in prep with EINVAL
+ * if the flag is unknown (before 6.2), else at issue with EBADF.
+ */
+static int probe_run(struct io_uring *ring)
+{
+	struct io_uring_probe *pr = io_uring_get_probe_ring(ring);
+	struct __kernel_timespec ts = { .tv_sec = 1 };
+	struct io_uring_cqe *cqe;
+	struct io_uring_sqe *sqe;
+	int st = PROBE_DONE;
+	bool more = true;
+
+	if (pr && io_uring_opcode_supported(pr, IORING_OP_SEND_ZC) &&
+	    io_uring_opcode_supported(pr, IORING_OP_SENDMSG_ZC))
+		st |= PROBE_SEND_ZC;
+	if (pr)
+		io_uring_free_probe(pr);
+	if (!(st & PROBE_SEND_ZC))
+		return st;
+
+	sqe = io_uring_get_sqe(ring);
+	io_uring_prep_send_zc(sqe, -1, &st, 1, MSG_DONTWAIT,
+			      IORING_SEND_ZC_REPORT_USAGE);
+	sqe->user_data = URING_UD_IGNORE;
+	if (io_uring_submit(ring) != 1)
+		return st;
+	/* The result, then (F_MORE) the notification; both come at once. */
+	while (more && !io_uring_wait_cqe_timeout(ring, &cqe, &ts)) {
+		if (!(cqe->flags & IORING_CQE_F_NOTIF)) {
+			if (cqe->res == -EBADF)
+				st |= PROBE_USAGE;
+			more = cqe->flags & IORING_CQE_F_MORE;
+		} else {
+			more = false;
+		}
+		io_uring_cqe_seen(ring, cqe);
+	}
+	/* A late notification has user_data URING_UD_IGNORE: dropped. */
+	return st;
+}
+
+/* ZCNOTIFY_URING_USAGE=no turns REPORT_USAGE off (tests, diagnosis). */
+static int usage_env(bool *off)
+{
+	const char *env = getenv("ZCNOTIFY_URING_USAGE");
+
+	*off = false;
+	if (!env || !*env || !strcmp(env, "auto"))
+		return 0;
+	if (!strcmp(env, "no")) {
+		*off = true;
+		return 0;
+	}
+	return zc_err(-EINVAL, "ZCNOTIFY_URING_USAGE=\"%s\": want no or auto",
+		      env);
+}
+
+static int ring_init(struct zc_sock *zs, struct uring_priv *p)
+{
+	/*
+	 * CQ: at most max_inflight notifications are unread (one per id not
+	 * yet reaped) plus our own few CQEs; twice max_inflight holds them.
+	 */
+	struct io_uring_params par = {
+		.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
+		.cq_entries = 2 * (zs->mask + 1),
+	};
+	int r = io_uring_queue_init_params(URING_SQ, &p->ring, &par);
+
+	if (r == -ENOSYS || r == -EPERM || r == -EINVAL)
+		return zc_err(-EOPNOTSUPP, "zc_open: backend \"uring\": "
+			      "io_uring_setup: %s (no io_uring in this kernel, "
+			      "or disabled by kernel.io_uring_disabled or a "
+			      "seccomp filter)", strerror(-r));
+	if (r < 0)
+		return zc_err(r, "zc_open: backend \"uring\": "
+			      "io_uring_setup: %s", strerror(-r));
+	return 0;
+}
+
+static int uring_setup(struct zc_sock *zs, const struct zc_opts *o)
+{
+	struct uring_priv *p;
+	bool usage_off;
+	int r, st, efd, fl;
+
+	(void)o;
+	if ((r = usage_env(&usage_off)))
+		return r;
+	p = aligned_alloc(ZC_CACHELINE, (sizeof(*p) + ZC_CACHELINE - 1) &
+				       ~(size_t)(ZC_CACHELINE - 1));
+	if (!p)
+		return zc_err(-ENOMEM, "zc_open: out of memory");
+	memset(p, 0, sizeof(*p));
+	p->ring.ring_fd = -1;
+	p->rmask = zs->mask;
+	zs->backend_priv = p;
+	p->ranges = calloc(p->rmask + 1, sizeof(*p->ranges));
+	if (!p->ranges)
+		return zc_err(-ENOMEM, "zc_open: out of memory");
+	if ((r = ring_init(zs, p)))
+		return r;
+
+	st = atomic_load_explicit(&probe_state, memory_order_acquire);
+	if (!st) {
+		/* Two threads may both probe: same answer, no harm. */
+		st = probe_run(&p->ring);
+		atomic_store_explicit(&probe_state, st, memory_order_release);
+	}
+	if (!(st & PROBE_SEND_ZC))
+		return zc_err(-EOPNOTSUPP, "zc_open: backend \"uring\": this "
+			      "kernel's io_uring lacks IORING_OP_SEND_ZC and "
+			      "SENDMSG_ZC (Linux 6.0 and later have them)");
+	if ((st & PROBE_USAGE) && !usage_off)
+		p->zc_flags = IORING_SEND_ZC_REPORT_USAGE;
+
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (efd < 0)
+		return zc_err(-errno, "zc_open: eventfd: %s", strerror(errno));
+	/* Not yet shared: zc_close() closes it, as one zc_wait() made. */
+	atomic_store_explicit(&zs->efd, efd, memory_order_relaxed);
+	if ((r = io_uring_register_eventfd(&p->ring, efd)) < 0)
+		return zc_err(r, "zc_open: io_uring_register_eventfd: %s",
+			      strerror(-r));
+
+	fl = fcntl(zs->fd, F_GETFL);
+	if (fl < 0)
+		return zc_err(-errno, "zc_open: fcntl(F_GETFL): %s",
+			      strerror(errno));
+	p->nonblock = fl & O_NONBLOCK;
+	return 0;
+}
+
+static void uring_teardown(struct zc_sock *zs)
+{
+	struct uring_priv *p = zs->backend_priv;
+
+	if (!p)
+		return;
+	if (p->ring.ring_fd >= 0)
+		io_uring_queue_exit(&p->ring);
+	free(p->ranges);
+	free(p);
+	zs->backend_priv = NULL;
+}
+
+const struct zc_ops zc_ops_uring = {
+	.id = ZC_BACKEND_URING,
+	.zerocopy = true,
+	.news_on_efd = true,
+	.send = uring_send,
+	.collect = uring_collect,
+	.setup = uring_setup,
+	.teardown = uring_teardown,
+};
