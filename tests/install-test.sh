@@ -1,0 +1,153 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# install-test.sh SOURCE_DIR
+#
+# Configure a fresh build of SOURCE_DIR into a temporary directory, install
+# it into a prefix there, and check what a user gets: the header, the man
+# pages, the pkg-config file, a library that exports only the API, and a
+# program that builds with nothing but `pkg-config --cflags --libs
+# libzcnotify` and runs against the installed library.
+#
+# Exit: 0 pass, 1 fail, 77 a tool is missing.
+
+set -u
+
+if [ $# -ne 1 ] || [ ! -f "$1/meson.build" ]; then
+	echo "usage: $0 SOURCE_DIR" >&2
+	exit 1
+fi
+src=$(cd "$1" && pwd)
+
+for tool in meson ninja pkg-config "${CC:-cc}"; do
+	if ! command -v "$tool" >/dev/null 2>&1; then
+		echo "SKIP: $tool not found" >&2
+		exit 77
+	fi
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/zcnotify-install.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+fails=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	fails=$((fails + 1))
+}
+
+run() {
+	local log=$tmp/$1.log
+
+	shift
+	if ! "$@" >"$log" 2>&1; then
+		cat "$log" >&2
+		echo "FAIL: $*" >&2
+		exit 1
+	fi
+}
+
+# Start from a clean environment: nothing from an outer (sanitizer) build.
+unset LD_PRELOAD PKG_CONFIG_LIBDIR
+export PKG_CONFIG_PATH=
+run setup meson setup "$tmp/build" "$src" --prefix="$prefix" \
+	-Dtests=false -Dexamples=false -Dman=true
+run build ninja -C "$tmp/build"
+run install meson install -C "$tmp/build"
+
+pc=$(find "$prefix" -name libzcnotify.pc -path '*/pkgconfig/*' | head -n 1)
+if [ -z "$pc" ]; then
+	fail "no libzcnotify.pc under $prefix"
+	exit 1
+fi
+pcdir=$(dirname "$pc")
+libdir=$(dirname "$pcdir")
+export PKG_CONFIG_PATH=$pcdir
+# pkg-config must not find another copy first.
+export PKG_CONFIG_LIBDIR=$pcdir
+
+# --- the header and the pkg-config file
+if ! cmp -s "$src/include/zcnotify.h" "$prefix/include/zcnotify.h"; then
+	fail "include/zcnotify.h not installed as $prefix/include/zcnotify.h"
+fi
+version=$(meson introspect --projectinfo "$tmp/build" |
+	  sed -n 's/.*"version": *"\([^"]*\)".*/\1/p')
+if [ "$(pkg-config --modversion libzcnotify)" != "$version" ]; then
+	fail "pkg-config says version $(pkg-config --modversion libzcnotify), the project $version"
+fi
+cflags=$(pkg-config --cflags libzcnotify | xargs)
+libs=$(pkg-config --libs libzcnotify | xargs)
+if [ "$cflags" != "-I$prefix/include" ]; then
+	fail "Cflags should carry only -I$prefix/include, not: $cflags"
+fi
+if [ ! -e "$libdir/libzcnotify.so" ] || [ ! -e "$libdir/libzcnotify.so.0" ]; then
+	fail "libzcnotify.so and .so.0 not both in $libdir"
+fi
+
+# --- the man pages: one per exported function, and zcnotify(7)
+funcs=$(sed -n 's/^[[:space:]]*\(zc_[a-z_0-9]*\);.*/\1/p' "$src/src/libzcnotify.map")
+mandir=$prefix/share/man
+for page in $(for f in $funcs; do echo "man3/$f.3"; done) man7/zcnotify.7; do
+	if [ ! -s "$mandir/$page" ] && [ ! -s "$mandir/$page.gz" ]; then
+		fail "man page $page not installed (in $mandir)"
+	fi
+done
+
+# --- the header declares, the version script lists and the library
+# exports the same functions
+declared=$(sed -n 's/^[a-z][^(]*[ *]\(zc_[a-z_0-9]*\)(.*/\1/p' "$prefix/include/zcnotify.h" | sort -u)
+if [ "$declared" != "$(echo "$funcs" | sort -u)" ]; then
+	fail "zcnotify.h and src/libzcnotify.map differ:" \
+	     "$(diff <(echo "$funcs" | sort -u) <(echo "$declared") | grep '^[<>]' | tr '\n' ' ')"
+fi
+if command -v nm >/dev/null 2>&1; then
+	so=$(readlink -f "$libdir/libzcnotify.so")
+	exported=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBRVW]$/ { sub(/@.*/, "", $3); print $3 }' |
+		   grep -v '^LIBZCNOTIFY_' | sort -u)
+	if [ "$exported" != "$(echo "$funcs" | sort -u)" ]; then
+		fail "exported symbols differ from src/libzcnotify.map:" \
+		     "$(diff <(echo "$funcs" | sort -u) <(echo "$exported") | grep '^[<>]' | tr '\n' ' ')"
+	fi
+fi
+
+# --- a consumer built with pkg-config only
+# shellcheck disable=SC2086 # word splitting of the flags is wanted
+if ! "${CC:-cc}" -std=c11 -Wall -Wextra -Wpedantic -Werror $cflags \
+	-o "$tmp/consumer" "$src/tests/install/consumer.c" $libs \
+	>"$tmp/cc.log" 2>&1; then
+	cat "$tmp/cc.log" >&2
+	fail "the consumer does not build with: $cflags ... $libs"
+else
+	if command -v ldd >/dev/null 2>&1; then
+		where=$(LD_LIBRARY_PATH=$libdir ldd "$tmp/consumer" | awk '/libzcnotify/ { print $3 }')
+		case $where in
+		"$libdir"/*) ;;
+		*) fail "the consumer loads libzcnotify from '$where', not $libdir" ;;
+		esac
+	fi
+	if out=$(LD_LIBRARY_PATH=$libdir "$tmp/consumer" 2>&1); then
+		echo "$out"
+	else
+		echo "$out" >&2
+		fail "the consumer failed"
+	fi
+fi
+
+# --- the header is C++-clean too (extern "C")
+if command -v "${CXX:-c++}" >/dev/null 2>&1; then
+	# shellcheck disable=SC2086
+	if ! echo '#include <zcnotify.h>
+int main() { return zc_backend_name(0) == nullptr; }' |
+	     "${CXX:-c++}" -x c++ -std=c++11 -Wall -Wextra -Werror $cflags \
+		-o "$tmp/consumer-cxx" - $libs >"$tmp/cxx.log" 2>&1; then
+		cat "$tmp/cxx.log" >&2
+		fail "zcnotify.h does not build as C++"
+	fi
+fi
+
+if [ "$fails" -ne 0 ]; then
+	echo "$fails check(s) failed" >&2
+	exit 1
+fi
+echo "installed and used from $prefix: OK"
+exit 0

@@ -1,0 +1,985 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One zc_sock, two threads: a sender and a reaper, without a lock between
+ * them, as the threading contract allows; a third thread receives and
+ * checks every byte over a loopback TCP connection.
+ *
+ * Phase "zc": copy_below = 1, ZC_OPT_NO_ADAPT and max_inflight = 64, with a
+ * pool of 96 buffers: every send takes a kernel id, the ring fills up
+ * (the reaper naps now and then) and the sender backs off on -ENOBUFS; the
+ * reaper sleeps in zc_wait() on POLLERR.
+ * Phase "default": the default options, so most sends are copies complete
+ * at once, with a zero-copy send now and then.
+ * Phase "copy": copy_below 1 MiB, so every send is a copy complete at its
+ * push: a reaper asleep in zc_wait() is woken by the sender's push (the
+ * eventfd) and by nothing else, so a lost wake-up shows as a wait that
+ * sleeps on long after a completion was there.
+ *
+ * The reaper checks each completion as it comes: a cookie the sender has
+ * started to send, never twice, in send order; a buffer goes back to the
+ * pool only when every send from it completed, and is overwritten with
+ * garbage first, so an early completion shows up at the receiver. After
+ * the threads are done, every call that succeeded completed exactly once
+ * with the bytes it returned, and no failed call completed.
+ *
+ * Built with -fsanitize=thread in CI: the buffer hand-off from the reaper
+ * back to the sender goes through the library's own ordering.
+ *
+ * t_getters: "the getters may be called from any thread": a third thread
+ * calls zc_inflight() (never more than max_inflight) and zc_get_stats()
+ * (counters only grow) while a sender and a reaper run flat out.
+ *
+ * Usage: test-threads [phases] [getters] (no argument: both).
+ * ZC_TEST_SENDS=n sets the messages per phase (default 50000; 20000 under
+ * ThreadSanitizer).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zcnotify.h"
+
+#if defined(__has_feature)
+#define ZC_HAS_TSAN __has_feature(thread_sanitizer)	/* clang */
+#else
+#define ZC_HAS_TSAN 0
+#endif
+
+#ifndef SO_ZEROCOPY
+#define SO_ZEROCOPY 60
+#endif
+
+#if defined(__SANITIZE_THREAD__) || ZC_HAS_TSAN
+#define DEFAULT_SENDS	20000
+#else
+#define DEFAULT_SENDS	50000
+#endif
+
+#define MAX_INFLIGHT	64u
+#define NBUF		96u
+#define BUF_SIZE	65536u
+#define MAX_SIZE	65536u
+#define RX_BUF		(256u * 1024)
+#define STALL_NS	(10 * 1000000000ll)	/* no completion for this long */
+#define LONG_WAIT_MS	1000	/* a long zc_wait(): must wake on a push */
+#define WAKE_SLACK_NS	(500 * 1000000ll)
+#define NO_BUF		UINT32_MAX
+
+static uint64_t nsends = DEFAULT_SENDS;
+
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ull;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return x ^ (x >> 31);
+}
+
+struct prng { uint64_t s; };
+
+static uint32_t prng_below(struct prng *p, uint32_t n)
+{
+	p->s += 0x9E3779B97F4A7C15ull;
+	return (uint32_t)(mix64(p->s) % n);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void nap_us(unsigned int us)
+{
+	struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Half below the default copy_below (10240), the rest up to 64 KiB. */
+static size_t msg_size(uint64_t seed, uint64_t i)
+{
+	uint64_t h = mix64(seed ^ (i * 0xD6E8FEB86659FD93ull));
+
+	if (h & 1)
+		return 1 + (h >> 1) % 10239;
+	return 10240 + (h >> 1) % (MAX_SIZE - 10240 + 1);
+}
+
+static void fill_msg(uint8_t *p, uint64_t seed, uint64_t i, size_t len)
+{
+	uint64_t w = mix64(seed + 0x632BE59BD9B4E019ull * (i + 1));
+	uint64_t step = mix64(w) | 1;
+	size_t k = 0;
+
+	for (; k + 8 <= len; k += 8, w += step)
+		memcpy(p + k, &w, 8);
+	if (k < len)
+		memcpy(p + k, &w, len - k);
+}
+
+struct buf {
+	_Atomic uint32_t refs;	/* the sender's hold + one per unreaped send */
+	_Atomic int free;	/* release: the reaper hands it back */
+	uint32_t len;
+};
+
+enum phase { P_ZC, P_DEFAULT, P_COPY };
+static const char *const phase_name[] = { "zc", "default", "copy" };
+
+struct ctx {
+	bool zc;			/* phase P_ZC */
+	enum phase phase;
+	uint64_t seed, nmsg, total;
+	int tx, rx;
+	struct zc_sock *zs;
+	uint8_t *mem;
+	struct buf bufs[NBUF];
+
+	/* Per cookie (= index of the send call); cap entries. */
+	uint64_t cap;
+	uint32_t *cbuf;			/* sender, before the call */
+	int32_t *sent;			/* sender, after: bytes or -1 */
+	_Atomic int64_t *ret_ns;	/* sender: when the call returned */
+	uint32_t *cbytes, *cflags;	/* reaper */
+	uint8_t *done;			/* reaper */
+
+	/* Release: the sender publishes before each call. */
+	_Atomic uint64_t started;	/* cookies handed to zc_send so far */
+	_Atomic uint64_t final;		/* cookie of the last send, + 1 */
+	_Atomic int abort;
+	_Atomic int tx_done;
+
+	/* Sender's tallies. */
+	uint64_t ncookies, nok, enobufs, eagain, partial;
+	/* Reaper's tallies. */
+	uint64_t reaped, waits, woken, timeouts, late_kernel, naps, libcopy,
+		 kernel;
+
+	char err_tx[512], err_reap[512], err_rx[512];
+	uint64_t rx_bytes;
+};
+
+static void set_err(struct ctx *c, char *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(struct ctx *c, char *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err[0]) {
+		va_start(ap, fmt);
+		vsnprintf(err, 512, fmt, ap);
+		va_end(ap);
+	}
+	atomic_store(&c->abort, 1);
+}
+
+static uint8_t *bufp(struct ctx *c, uint32_t b)
+{
+	return c->mem + (size_t)b * BUF_SIZE;
+}
+
+/* Drop one reference to b; the last one trashes it and frees it. */
+static void put_buf(struct ctx *c, uint32_t b)
+{
+	struct buf *B = &c->bufs[b];
+
+	if (atomic_fetch_sub_explicit(&B->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	memset(bufp(c, b), 0xEE, B->len);
+	/* Release: pairs with the acquire in the sender's wait for it. */
+	atomic_store_explicit(&B->free, 1, memory_order_release);
+}
+
+/* ---- receiver ----------------------------------------------------------- */
+
+static void *rx_main(void *arg)
+{
+	struct ctx *c = arg;
+	uint8_t *buf = malloc(RX_BUF), *expect = malloc(BUF_SIZE);
+	struct prng rnd = { c->seed ^ 0xD0E };
+	uint64_t i = 0, last_sends = 0, reads = 0;
+	size_t size = 0, off = 0;
+	int idle = 0;
+
+	if (!buf || !expect) {
+		set_err(c, c->err_rx, "out of memory");
+		goto out;
+	}
+	if (c->nmsg) {
+		size = msg_size(c->seed, 0);
+		fill_msg(expect, c->seed, 0, size);
+	}
+	for (;;) {
+		ssize_t n = recv(c->rx, buf, RX_BUF, 0);
+		const uint8_t *p = buf;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+		    !atomic_load(&c->abort) && ++idle < 20)
+			continue;
+		if (n < 0) {
+			set_err(c, c->err_rx, "recv: %s after %llu bytes",
+				strerror(errno),
+				(unsigned long long)c->rx_bytes);
+			break;
+		}
+		idle = 0;
+		if (n == 0)
+			break;
+		c->rx_bytes += (uint64_t)n;
+		if (c->err_rx[0])
+			continue;	/* drain, so that the sender never blocks */
+		if (c->rx_bytes > c->total) {
+			set_err(c, c->err_rx, "%llu bytes past the %llu sent",
+				(unsigned long long)(c->rx_bytes - c->total),
+				(unsigned long long)c->total);
+			continue;
+		}
+		while (n > 0) {
+			size_t take;
+
+			if (off == size) {
+				size = msg_size(c->seed, ++i);
+				fill_msg(expect, c->seed, i, size);
+				off = 0;
+			}
+			take = size - off < (size_t)n ? size - off : (size_t)n;
+			if (memcmp(p, expect + off, take)) {
+				size_t k = 0;
+
+				while (p[k] == expect[off + k])
+					k++;
+				set_err(c, c->err_rx, "message %llu (%zu bytes), "
+					"byte %zu: got 0x%02x, want 0x%02x "
+					"(buffer reused before the kernel let "
+					"go of it?)", (unsigned long long)i,
+					size, off + k, p[k], expect[off + k]);
+				break;
+			}
+			p += take;
+			n -= (ssize_t)take;
+			off += take;
+		}
+		if (prng_below(&rnd, 128) == 0)
+			nap_us(50 + prng_below(&rnd, 1000));
+		/* The getters may be called from any thread. */
+		if ((++reads & 63) == 0) {
+			struct zc_stats st = { .sz = sizeof(st) };
+
+			if (zc_get_stats(c->zs, &st))
+				set_err(c, c->err_rx, "zc_get_stats: %s",
+					zc_last_error());
+			else if (st.sends < last_sends)
+				set_err(c, c->err_rx, "stats: sends went back "
+					"from %llu to %llu",
+					(unsigned long long)last_sends,
+					(unsigned long long)st.sends);
+			last_sends = st.sends;
+			(void)zc_inflight(c->zs);	/* t_getters checks it */
+		}
+	}
+	if (!c->err_rx[0] && c->rx_bytes != c->total && !atomic_load(&c->abort))
+		set_err(c, c->err_rx, "EOF after %llu of %llu bytes",
+			(unsigned long long)c->rx_bytes,
+			(unsigned long long)c->total);
+out:
+	free(buf);
+	free(expect);
+	return NULL;
+}
+
+/* ---- reaper ------------------------------------------------------------- */
+
+static int reap_one(struct ctx *c, const struct zc_completion *z,
+		    uint64_t *next_min, bool *finished)
+{
+	/* Acquire: pairs with the sender's release before zc_send(). */
+	uint64_t started = atomic_load_explicit(&c->started,
+						memory_order_acquire);
+	uint64_t k = z->cookie;
+	uint32_t b;
+
+	if (k >= started) {
+		set_err(c, c->err_reap, "completion for cookie %llu, but only "
+			"%llu sends were started", (unsigned long long)k,
+			(unsigned long long)started);
+		return -1;
+	}
+	if (c->done[k]) {
+		set_err(c, c->err_reap, "cookie %llu completed twice",
+			(unsigned long long)k);
+		return -1;
+	}
+	if (k < *next_min) {
+		set_err(c, c->err_reap, "cookie %llu completed after cookie "
+			"%llu (out of send order)", (unsigned long long)k,
+			(unsigned long long)(*next_min - 1));
+		return -1;
+	}
+	if ((z->flags & ~(ZC_COPIED | ZC_LIB_COPY)) ||
+	    ((z->flags & ZC_LIB_COPY) && !(z->flags & ZC_COPIED))) {
+		set_err(c, c->err_reap, "cookie %llu: flags 0x%x",
+			(unsigned long long)k, z->flags);
+		return -1;
+	}
+	*next_min = k + 1;
+	c->done[k] = 1;
+	c->cbytes[k] = z->bytes;
+	c->cflags[k] = z->flags;
+	c->reaped++;
+	if (z->flags & ZC_LIB_COPY)
+		c->libcopy++;
+	else
+		c->kernel++;
+	b = c->cbuf[k];
+	if (b != NO_BUF)
+		put_buf(c, b);
+	/* Acquire: pairs with the sender's release before its last call. */
+	if (k + 1 == atomic_load_explicit(&c->final, memory_order_acquire))
+		*finished = true;
+	return 0;
+}
+
+/*
+ * Did zc_wait() oversleep? The completions it (or the zc_completions()
+ * right after its timeout) returned, up to the first one the kernel had to
+ * complete, were complete from their push on, which came before their send
+ * returned (ret_ns): a waiter that sleeps on long after that was not woken
+ * by the push. A kernel completion can come late for the kernel's own
+ * reasons, so those are only counted.
+ */
+static int check_wake(struct ctx *c, const struct zc_completion *z, int n,
+		      int64_t t0, int64_t t1)
+{
+	for (int i = 0; i < n; i++) {
+		int64_t t = atomic_load_explicit(&c->ret_ns[z[i].cookie],
+						 memory_order_relaxed);
+
+		if (!t)		/* the sender has not noted it yet */
+			return 0;
+		if (t < t0)
+			t = t0;
+		if (!(z[i].flags & ZC_LIB_COPY)) {
+			if (t1 - t > WAKE_SLACK_NS && ++c->late_kernel > 3) {
+				set_err(c, c->err_reap, "%llu times zc_wait() "
+					"slept on for more than %lld ms after "
+					"a kernel completion was due (lost "
+					"wake-ups on POLLERR?)",
+					(unsigned long long)c->late_kernel,
+					WAKE_SLACK_NS / 1000000);
+				return -1;
+			}
+			return 0;
+		}
+		if (t1 - t > WAKE_SLACK_NS) {
+			set_err(c, c->err_reap, "lost wake-up: zc_wait() slept "
+				"%.0f ms after cookie %llu (a library copy, "
+				"complete when pushed) was sent",
+				(double)(t1 - t) / 1e6,
+				(unsigned long long)z[i].cookie);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void *reap_main(void *arg)
+{
+	struct ctx *c = arg;
+	struct zc_completion out[64];
+	struct prng rnd = { c->seed ^ 0xAEA9 };
+	uint64_t next_min = 0;
+	int64_t progress = now_ns();
+	bool finished = false;
+
+	while (!finished && !atomic_load(&c->abort)) {
+		unsigned int max = 1 + prng_below(&rnd, 64);
+		uint32_t pick = prng_below(&rnd, 16);
+		int64_t t0 = now_ns();
+		int n, tmo;
+
+		if (pick < 3) {
+			n = zc_completions(c->zs, out, max);
+		} else {
+			int64_t t1;
+
+			tmo = pick < 6 ? LONG_WAIT_MS : (int)prng_below(&rnd, 20);
+			n = zc_wait(c->zs, out, max, tmo);
+			t1 = now_ns();
+			c->waits++;
+			if (n > 0 && t1 - t0 > 50000)
+				c->woken++;
+			if (n == 0 && tmo == LONG_WAIT_MS) {
+				c->timeouts++;
+				n = zc_completions(c->zs, out, max);
+			}
+			if (n > 0 && check_wake(c, out, n, t0, t1))
+				break;
+		}
+		if (n < 0) {
+			set_err(c, c->err_reap, "reaping: %s (%s)",
+				strerror(-n), zc_last_error());
+			break;
+		}
+		if (n > (int)max) {
+			set_err(c, c->err_reap, "asked for %u, got %d", max, n);
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			if (reap_one(c, &out[i], &next_min, &finished))
+				goto out;
+		if (n) {
+			progress = now_ns();
+		} else if (zc_inflight(c->zs) && now_ns() - progress > STALL_NS) {
+			set_err(c, c->err_reap, "no completion for %lld s with "
+				"%u sends in flight", STALL_NS / 1000000000,
+				zc_inflight(c->zs));
+			break;
+		}
+		/* Now and then fall behind, so the ring fills up. */
+		if (c->zc && prng_below(&rnd, 256) == 0) {
+			nap_us(2000 + prng_below(&rnd, 3000));
+			c->naps++;
+		}
+	}
+out:
+	return NULL;
+}
+
+/* ---- sender ------------------------------------------------------------- */
+
+static int backoff(struct ctx *c, unsigned int *spins)
+{
+	if (atomic_load(&c->abort))
+		return -1;
+	if (++*spins < 64)
+		sched_yield();
+	else
+		nap_us(*spins < 256 ? 20 : 200);
+	return 0;
+}
+
+static int new_cookie(struct ctx *c, uint32_t b, uint64_t *k)
+{
+	if (c->ncookies == c->cap) {
+		set_err(c, c->err_tx, "more than %llu send calls",
+			(unsigned long long)c->cap);
+		return -1;
+	}
+	*k = c->ncookies++;
+	c->cbuf[*k] = b;
+	c->sent[*k] = -1;
+	/* Release: pairs with the acquire in reap_one(). */
+	atomic_store_explicit(&c->started, *k + 1, memory_order_release);
+	return 0;
+}
+
+/* One send call; returns its result, after -ENOBUFS back-offs. */
+static ssize_t send_call(struct ctx *c, uint32_t b, size_t off, size_t len,
+			 int flags, bool last)
+{
+	unsigned int spins = 0;
+
+	for (;;) {
+		uint64_t k;
+		ssize_t ret;
+
+		if (new_cookie(c, b, &k))
+			return -ECANCELED;
+		if (last)	/* Release: pairs with the acquire in reap_one() */
+			atomic_store_explicit(&c->final, k + 1,
+					      memory_order_release);
+		if (b != NO_BUF)
+			atomic_fetch_add_explicit(&c->bufs[b].refs, 1,
+						  memory_order_relaxed);
+		ret = zc_send(c->zs, b == NO_BUF ? bufp(c, 0) : bufp(c, b) + off,
+			      len, flags, k);
+		if (ret >= 0) {
+			atomic_store_explicit(&c->ret_ns[k], now_ns(),
+					      memory_order_relaxed);
+			c->sent[k] = (int32_t)ret;
+			c->nok++;
+			return ret;
+		}
+		if (b != NO_BUF)	/* never the last reference: ours */
+			atomic_fetch_sub_explicit(&c->bufs[b].refs, 1,
+						  memory_order_relaxed);
+		if (ret == -ENOBUFS) {
+			c->enobufs++;
+		} else if (ret == -EAGAIN) {
+			c->eagain++;
+		} else {
+			set_err(c, c->err_tx, "zc_send(%zu bytes): %s (%s)", len,
+				strerror((int)-ret), zc_last_error());
+			return ret;
+		}
+		if (backoff(c, &spins))
+			return -ECANCELED;
+	}
+}
+
+static void *tx_main(void *arg)
+{
+	struct ctx *c = arg;
+	struct prng rnd = { c->seed ^ 0x5E4D };
+	uint32_t b = 0;
+
+	for (uint32_t i = 0; i < NBUF; i++)
+		atomic_init(&c->bufs[i].free, 1);
+
+	for (uint64_t i = 0; i < c->nmsg; i++, b = (b + 1) % NBUF) {
+		struct buf *B = &c->bufs[b];
+		unsigned int spins = 0;
+		size_t off = 0;
+
+		/* Acquire: pairs with the release in put_buf(). */
+		while (!atomic_load_explicit(&B->free, memory_order_acquire))
+			if (backoff(c, &spins))
+				goto out;
+		atomic_store_explicit(&B->free, 0, memory_order_relaxed);
+		atomic_store_explicit(&B->refs, 1, memory_order_relaxed);
+		B->len = (uint32_t)msg_size(c->seed, i);
+		fill_msg(bufp(c, b), c->seed, i, B->len);
+		while (off < B->len) {
+			int flags = MSG_NOSIGNAL;
+			ssize_t ret;
+
+			if (prng_below(&rnd, 4) == 0)
+				flags |= MSG_DONTWAIT;
+			ret = send_call(c, b, off, B->len - off, flags, false);
+			if (ret < 0)
+				goto out;
+			if (ret == 0 || (size_t)ret > B->len - off) {
+				set_err(c, c->err_tx, "zc_send of %zu bytes "
+					"returned %zd", B->len - off, ret);
+				goto out;
+			}
+			if ((size_t)ret < B->len - off)
+				c->partial++;
+			off += (size_t)ret;
+		}
+		put_buf(c, b);	/* the sender's hold */
+	}
+	/*
+	 * A last empty send: it completes like any other (bytes 0), and its
+	 * push wakes the reaper for the last time.
+	 */
+	if (send_call(c, NO_BUF, 0, 0, MSG_NOSIGNAL, true) != 0)
+		set_err(c, c->err_tx, "the last, empty, send failed");
+out:
+	atomic_store(&c->tx_done, 1);
+	return NULL;
+}
+
+/* ---- the phases --------------------------------------------------------- */
+
+static int tcp_pair(int *tx, int *rx)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	*tx = *rx = -1;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, alen) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&a, &alen))
+		goto fail;
+	*tx = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*tx < 0 || connect(*tx, (struct sockaddr *)&a, alen))
+		goto fail;
+	*rx = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (*rx < 0)
+		goto fail;
+	close(l);
+	return 0;
+fail:
+	fprintf(stderr, "loopback TCP pair: %s\n", strerror(errno));
+	if (*tx >= 0)
+		close(*tx);
+	if (l >= 0)
+		close(l);
+	return -1;
+}
+
+static void final_checks(struct ctx *c, char *err)
+{
+	struct zc_stats st = { .sz = sizeof(st) };
+	uint64_t ndone = 0;
+
+	if (zc_inflight(c->zs)) {
+		snprintf(err, 512, "zc_inflight %u at the end",
+			 zc_inflight(c->zs));
+		return;
+	}
+	for (uint64_t k = 0; k < c->ncookies; k++) {
+		if (c->done[k] != (c->sent[k] >= 0)) {
+			snprintf(err, 512, "cookie %llu (send returned %d) %s",
+				 (unsigned long long)k, c->sent[k], c->done[k] ?
+				 "completed" : "never completed");
+			return;
+		}
+		if (c->done[k] && c->cbytes[k] != (uint32_t)c->sent[k]) {
+			snprintf(err, 512, "cookie %llu: the send returned %d, "
+				 "the completion says %u",
+				 (unsigned long long)k, c->sent[k], c->cbytes[k]);
+			return;
+		}
+		ndone += c->done[k];
+	}
+	for (uint32_t b = 0; b < NBUF; b++)
+		if (!atomic_load(&c->bufs[b].free)) {
+			snprintf(err, 512, "buffer %u never came back", b);
+			return;
+		}
+	if (zc_get_stats(c->zs, &st)) {
+		snprintf(err, 512, "zc_get_stats: %s", zc_last_error());
+		return;
+	}
+	fprintf(stderr, "  %s: backend %s; %llu sends (%llu zero-copy, %llu "
+		"copied), %llu -ENOBUFS, %llu -EAGAIN, %llu partial; reaper: "
+		"%llu waits, %llu woken, %llu long timeouts, %llu late kernel "
+		"completions, %llu naps\n",
+		phase_name[c->phase], zc_backend_name(zc_backend(c->zs)),
+		(unsigned long long)st.sends, (unsigned long long)st.sends_zc,
+		(unsigned long long)st.sends_copy,
+		(unsigned long long)c->enobufs, (unsigned long long)c->eagain,
+		(unsigned long long)c->partial, (unsigned long long)c->waits,
+		(unsigned long long)c->woken, (unsigned long long)c->timeouts,
+		(unsigned long long)c->late_kernel, (unsigned long long)c->naps);
+	if (ndone != c->nok || st.sends != c->nok || st.completions != c->nok ||
+	    st.sends_zc + st.sends_copy != st.sends ||
+	    st.sends_copy != c->libcopy || st.sends_zc != c->kernel) {
+		snprintf(err, 512, "counts: %llu calls succeeded, %llu "
+			 "completed; stats: sends %llu = zc %llu + copy %llu, "
+			 "completions %llu; reaped %llu library copies, %llu "
+			 "kernel", (unsigned long long)c->nok,
+			 (unsigned long long)ndone,
+			 (unsigned long long)st.sends,
+			 (unsigned long long)st.sends_zc,
+			 (unsigned long long)st.sends_copy,
+			 (unsigned long long)st.completions,
+			 (unsigned long long)c->libcopy,
+			 (unsigned long long)c->kernel);
+		return;
+	}
+	if (zc_backend(c->zs) == ZC_BACKEND_COPY)
+		return;		/* ZCNOTIFY_BACKEND=copy: no kernel ids */
+	if (c->zc && c->nmsg >= 2000 &&
+	    (st.sends_zc == 0 || c->enobufs == 0 || c->naps == 0))
+		snprintf(err, 512, "%llu zero-copy sends, %llu -ENOBUFS, %llu "
+			 "reaper naps: the ring never filled up",
+			 (unsigned long long)st.sends_zc,
+			 (unsigned long long)c->enobufs,
+			 (unsigned long long)c->naps);
+	if (!c->zc && c->nmsg >= 1000 && c->woken == 0)
+		snprintf(err, 512, "the reaper was never woken from zc_wait() "
+			 "by a send");
+	if (c->phase == P_COPY && st.sends_zc)
+		snprintf(err, 512, "copy_below 1 MiB, yet %llu zero-copy "
+			 "sends", (unsigned long long)st.sends_zc);
+
+}
+
+static void run_phase(enum phase phase)
+{
+	struct zc_opts opts = {
+		.sz = sizeof(opts), .max_inflight = MAX_INFLIGHT,
+		.copy_below = 1, .flags = ZC_OPT_NO_ADAPT,
+	};
+	struct zc_opts copy_opts = { .sz = sizeof(opts), .copy_below = 1u << 20 };
+	const char *name = phase_name[phase];
+	bool zc = phase == P_ZC;
+	struct ctx *c = calloc(1, sizeof(*c));
+	pthread_t t_tx, t_reap, t_rx;
+	struct timeval tv = { .tv_sec = 1 };
+	int snd = 256 << 10, ret;
+	char err[512] = "";
+	int64_t t0;
+
+	assert_non_null(c);
+	c->zc = zc;
+	c->phase = phase;
+	c->seed = mix64(0x2C + phase);
+	c->nmsg = nsends;
+	for (uint64_t i = 0; i < c->nmsg; i++)
+		c->total += msg_size(c->seed, i);
+	c->cap = c->nmsg * 8 + 100000;
+	c->mem = malloc((size_t)NBUF * BUF_SIZE);
+	c->cbuf = calloc(c->cap, sizeof(*c->cbuf));
+	c->sent = calloc(c->cap, sizeof(*c->sent));
+	c->ret_ns = calloc(c->cap, sizeof(*c->ret_ns));
+	c->cbytes = calloc(c->cap, sizeof(*c->cbytes));
+	c->cflags = calloc(c->cap, sizeof(*c->cflags));
+	c->done = calloc(c->cap, 1);
+	assert_true(c->mem && c->cbuf && c->sent && c->ret_ns && c->cbytes &&
+		    c->cflags && c->done);
+	if (tcp_pair(&c->tx, &c->rx))
+		fail_msg("cannot make a loopback TCP connection");
+	setsockopt(c->tx, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
+	setsockopt(c->rx, SOL_SOCKET, SO_RCVBUF, &snd, sizeof(snd));
+	setsockopt(c->rx, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ret = zc_open(c->tx, phase == P_ZC ? &opts : phase == P_COPY ?
+		      &copy_opts : NULL, &c->zs);
+	if (ret == -EOPNOTSUPP && getenv("ZCNOTIFY_BACKEND")) {
+		/* A backend this kernel or build lacks, forced from outside. */
+		fprintf(stderr, "SKIP: %s\n", zc_last_error());
+		exit(77);
+	}
+	if (ret)
+		fail_msg("zc_open: %s (%s)", strerror(-ret), zc_last_error());
+
+	t0 = now_ns();
+	assert_int_equal(pthread_create(&t_rx, NULL, rx_main, c), 0);
+	assert_int_equal(pthread_create(&t_reap, NULL, reap_main, c), 0);
+	assert_int_equal(pthread_create(&t_tx, NULL, tx_main, c), 0);
+	pthread_join(t_tx, NULL);
+	pthread_join(t_reap, NULL);
+	shutdown(c->tx, SHUT_WR);	/* EOF for the receiver */
+	pthread_join(t_rx, NULL);
+	fprintf(stderr, "  %s: %llu messages, %.1f MB, %llu calls in %.2f s\n",
+		name, (unsigned long long)c->nmsg,
+		(double)c->total / 1e6, (unsigned long long)c->ncookies,
+		(double)(now_ns() - t0) / 1e9);
+
+	if (!c->err_tx[0] && !c->err_reap[0] && !c->err_rx[0])
+		final_checks(c, err);
+	zc_close(c->zs);
+	close(c->tx);
+	close(c->rx);
+	if (c->err_tx[0] || c->err_reap[0] || c->err_rx[0] || err[0]) {
+		static char msg[2200];
+
+		snprintf(msg, sizeof(msg), "%s%s%s%s%s%s%s", err,
+			 c->err_tx[0] ? "sender: " : "", c->err_tx,
+			 c->err_reap[0] ? "; reaper: " : "", c->err_reap,
+			 c->err_rx[0] ? "; receiver: " : "", c->err_rx);
+		fail_msg("phase %s: %s", name, msg);
+	}
+	free(c->mem);
+	free(c->cbuf);
+	free(c->sent);
+	free(c->ret_ns);
+	free(c->cbytes);
+	free(c->cflags);
+	free(c->done);
+	free(c);
+}
+
+static void t_zc(void **state)
+{
+	(void)state;
+	run_phase(P_ZC);
+}
+
+static void t_default(void **state)
+{
+	(void)state;
+	run_phase(P_DEFAULT);
+}
+
+static void t_copy(void **state)
+{
+	(void)state;
+	run_phase(P_COPY);
+}
+
+/* ---- the getters from a third thread ------------------------------------ */
+
+struct getters {
+	struct zc_sock *zs;
+	_Atomic int stop;
+	uint64_t sends, reaped;
+	char err[256];
+};
+
+static void *g_send(void *arg)
+{
+	struct getters *g = arg;
+	static const char buf[64];
+
+	while (!atomic_load(&g->stop)) {
+		ssize_t n = zc_send(g->zs, buf, sizeof(buf), MSG_DONTWAIT,
+				    g->sends);
+
+		if (n == sizeof(buf))
+			g->sends++;
+		else if (n != -ENOBUFS && n != -EAGAIN && !g->err[0])
+			snprintf(g->err, sizeof(g->err), "zc_send: %s",
+				 zc_last_error());
+	}
+	return NULL;
+}
+
+static void *g_reap(void *arg)
+{
+	struct getters *g = arg;
+	struct zc_completion out[64];
+
+	while (!atomic_load(&g->stop)) {
+		int n = zc_completions(g->zs, out, 64);
+
+		for (int i = 0; i < n; i++)
+			if (out[i].cookie != g->reaped++ && !g->err[0])
+				snprintf(g->err, sizeof(g->err), "cookie %llu "
+					 "out of order",
+					 (unsigned long long)out[i].cookie);
+	}
+	return NULL;
+}
+
+/*
+ * "The getters may be called from any thread": while a sender and a reaper
+ * move the ring as fast as they can (short sends are copies, complete at
+ * once), a third thread reads zc_inflight(), which can never be more than
+ * max_inflight, and the counters, which only grow.
+ */
+static void t_getters(void **state)
+{
+	struct zc_opts opts = { .sz = sizeof(opts), .max_inflight = MAX_INFLIGHT };
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	struct getters *g = calloc(1, sizeof(*g));
+	struct zc_stats last = { .sz = sizeof(last) };
+	uint64_t calls = 0, bad = 0;
+	unsigned int worst = 0;
+	int64_t end = now_ns() + 1000000000;
+	pthread_t ts, tr;
+	int rfd, sfd, ret;
+
+	(void)state;
+	assert_non_null(g);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	rfd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	sfd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	/* Nobody reads rfd: once its buffer is full the kernel drops. */
+	assert_int_equal(bind(rfd, (struct sockaddr *)&a, alen), 0);
+	assert_int_equal(getsockname(rfd, (struct sockaddr *)&a, &alen), 0);
+	assert_int_equal(connect(sfd, (struct sockaddr *)&a, alen), 0);
+	ret = zc_open(sfd, &opts, &g->zs);
+	if (ret == -EOPNOTSUPP && getenv("ZCNOTIFY_BACKEND")) {
+		fprintf(stderr, "SKIP: %s\n", zc_last_error());
+		exit(77);
+	}
+	assert_int_equal(ret, 0);
+	assert_int_equal(pthread_create(&ts, NULL, g_send, g), 0);
+	assert_int_equal(pthread_create(&tr, NULL, g_reap, g), 0);
+	while (now_ns() < end) {
+		for (int i = 0; i < 4096; i++, calls++) {
+			unsigned int n = zc_inflight(g->zs);
+
+			if (n > MAX_INFLIGHT) {
+				bad++;
+				worst = n > worst ? n : worst;
+			}
+		}
+		{
+			struct zc_stats st = { .sz = sizeof(st) };
+			const uint64_t *now = &st.sends, *was = &last.sends;
+
+			assert_int_equal(zc_get_stats(g->zs, &st), 0);
+			for (size_t f = 0; f < (sizeof(st) - offsetof(struct
+			     zc_stats, sends)) / sizeof(uint64_t); f++)
+				if (now[f] < was[f] && !bad)
+					bad = 1, worst = 0;
+			last = st;
+		}
+	}
+	atomic_store(&g->stop, 1);
+	pthread_join(ts, NULL);
+	pthread_join(tr, NULL);
+	fprintf(stderr, "  getters: %llu zc_inflight() calls while %llu sends "
+		"were made and %llu reaped\n", (unsigned long long)calls,
+		(unsigned long long)g->sends, (unsigned long long)g->reaped);
+	zc_close(g->zs);
+	close(sfd);
+	close(rfd);
+	if (g->err[0])
+		fail_msg("%s", g->err);
+	if (bad && worst)
+		fail_msg("zc_inflight() from a third thread returned more than "
+			 "max_inflight %u in %llu of %llu calls (worst %u: "
+			 "head and tail read at moments between which both "
+			 "moved)",
+			 MAX_INFLIGHT, (unsigned long long)bad,
+			 (unsigned long long)calls, worst);
+	if (bad)
+		fail_msg("a zc_get_stats() counter went down");
+	free(g);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest phases[] = {
+		cmocka_unit_test(t_zc),
+		cmocka_unit_test(t_default),
+		cmocka_unit_test(t_copy),
+	}, getters[] = {
+		cmocka_unit_test(t_getters),
+	};
+	const char *env = getenv("ZC_TEST_SENDS");
+	bool all = argc < 2, run_phases = all, run_getters = all;
+	int one = 1, fd, failed = 0;
+
+	for (int a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "phases")) {
+			run_phases = true;
+		} else if (!strcmp(argv[a], "getters")) {
+			run_getters = true;
+		} else {
+			fprintf(stderr, "usage: %s [phases] [getters]\n", argv[0]);
+			return 1;
+		}
+	}
+	if (env && *env) {
+		char *end;
+		unsigned long long v = strtoull(env, &end, 10);
+
+		if (*end || v == 0) {
+			fprintf(stderr, "ZC_TEST_SENDS=\"%s\": want a positive "
+				"number\n", env);
+			return 1;
+		}
+		nsends = v;
+	}
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one))) {
+		fprintf(stderr, "SKIP: no MSG_ZEROCOPY for TCP here: %s\n",
+			strerror(errno));
+		return 77;
+	}
+	close(fd);
+	if (run_phases) {
+		fprintf(stderr, "%llu messages per phase\n",
+			(unsigned long long)nsends);
+		failed += cmocka_run_group_tests_name("phases", phases, NULL,
+						      NULL);
+	}
+	if (run_getters)
+		failed += cmocka_run_group_tests_name("getters", getters, NULL,
+						      NULL);
+	return failed ? 1 : 0;
+}
