@@ -75,7 +75,12 @@ enum zc_rec_kind zc_parse_errmsg(const struct msghdr *m, struct zc_range *r,
 			memcpy(ts, data, sizeof(ts));
 			have_ts = true;
 		}
-		if (CMSG_ALIGN(c.cmsg_len) > len - pos)
+		/*
+		 * A cmsg_len past the end was cut (or is hostile): it was the
+		 * last. Checked before CMSG_ALIGN, which wraps to 0 near
+		 * SIZE_MAX and would never move on (found by fuzzing).
+		 */
+		if (c.cmsg_len >= len - pos)
 			break;
 		pos += CMSG_ALIGN(c.cmsg_len);
 	}

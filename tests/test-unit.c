@@ -293,6 +293,32 @@ static void test_foreign_overflow_counted(void **state)
 	assert_int_equal(st.foreign_dropped, 5);
 }
 
+/* Found by fuzz-errqueue: a cmsg_len near SIZE_MAX made CMSG_ALIGN() 0. */
+static void test_parser_hostile_len(void **state)
+{
+	alignas(struct cmsghdr) unsigned char b[64];
+	struct cmsghdr h = { .cmsg_len = SIZE_MAX - 6, .cmsg_level = SOL_IP,
+			     .cmsg_type = IP_RECVERR };
+	struct msghdr m = { .msg_control = b, .msg_controllen = sizeof(b) };
+	struct sock_extended_err ee = { .ee_origin = SO_EE_ORIGIN_ZEROCOPY,
+					.ee_info = 3, .ee_data = 4 };
+	struct zc_range r;
+	struct zc_errrec rec;
+
+	(void)state;
+	memset(b, 0, sizeof(b));
+	memcpy(b, &h, sizeof(h));
+	memcpy(b + sizeof(h), &ee, sizeof(ee));
+	/* Terminates, and reads the ee that is there. */
+	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_RANGE);
+	assert_int_equal(r.lo, 3);
+	h.cmsg_len = 3;		/* shorter than a header */
+	memcpy(b, &h, sizeof(h));
+	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_NONE);
+	m.msg_controllen = 5;	/* not even a header */
+	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_NONE);
+}
+
 static void test_ctrunc(void **state)
 {
 	struct fixture *f = *state;
@@ -831,6 +857,7 @@ int main(void)
 		T(test_foreign_records),
 		T(test_foreign_overflow_counted),
 		T(test_ctrunc),
+		cmocka_unit_test(test_parser_hostile_len),
 		T(test_recvmmsg_batches),
 		T(test_no_syscall_when_idle),
 		T(test_send_error_no_completion),
