@@ -378,7 +378,7 @@ static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
 	p = aligned_alloc(ZC_CACHELINE, (sizeof(*p) + ZC_CACHELINE - 1) &
 				       ~(size_t)(ZC_CACHELINE - 1));
 	if (!p)
-		return -ENOMEM;
+		return zc_err(-ENOMEM, "zc_open: out of memory");
 	memset(p, 0, sizeof(*p));
 	p->type = zs->scm_type;
 	p->harvest_every = o->harvest_every;

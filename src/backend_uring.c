@@ -56,7 +56,8 @@
 /* user_data of our own requests: above every 32-bit id. */
 #define URING_UD_CANCEL		(1ull << 32)	/* cancels a parked send */
 #define URING_UD_IGNORE		(2ull << 32)	/* withdrawn send, probe */
-#define URING_SQ		2u	/* a send and its cancel */
+#define URING_UD_NONE		(3ull << 32)	/* no send waits for a CQE */
+#define URING_SQ		4u	/* a send, its cancel, a withdrawn send */
 #define URING_REAP_BATCH	64u	/* CQEs per hold of the CQ (reap side) */
 
 enum { CQ_FREE, CQ_SEND, CQ_REAP };
@@ -70,6 +71,7 @@ struct uring_priv {
 	struct zc_range *ranges;	/* the range ring, rmask + 1 slots */
 	uint32_t rmask;
 	unsigned int zc_flags;		/* IORING_SEND_ZC_REPORT_USAGE or 0 */
+	bool ring_ok;			/* ring set up: queue_exit it */
 
 	/* CQ_FREE, CQ_SEND or CQ_REAP; both sides CAS it. */
 	alignas(ZC_CACHELINE) _Atomic uint32_t cq_owner;
@@ -119,11 +121,14 @@ static bool notif_copied(const struct uring_priv *p,
 static void fwd(struct zc_sock *zs, struct uring_priv *p, struct uring_op *op,
 		uint32_t id, bool copied)
 {
-	struct zc_range *last = &p->ranges[(op->t - 1) & p->rmask];
+	if (op->t != op->t0) {
+		/* Not published yet: still ours to change. */
+		struct zc_range *last = &p->ranges[(op->t - 1) & p->rmask];
 
-	if (op->t != op->t0 && last->hi + 1 == id && last->copied == copied) {
-		last->hi = id;
-		return;
+		if (last->hi + 1 == id && last->copied == copied) {
+			last->hi = id;
+			return;
+		}
 	}
 	/*
 	 * Never full: each queued range holds at least one id whose entry
@@ -146,14 +151,15 @@ static void publish(struct zc_sock *zs, struct uring_priv *p,
 {
 	if (op->t == op->t0)
 		return;
-	/* Release: pairs with the acquire of rtail in uring_collect(). */
-	atomic_store_explicit(&p->rtail, op->t, memory_order_release);
+	/*
+	 * Release (and more): pairs with the acquire of rtail in
+	 * uring_collect(). As in zc_push(): seq_cst store of rtail, then
+	 * seq_cst load of waiting; zc_wait() stores waiting, then loads rtail
+	 * (uring_collect()), both seq_cst: one side sees the other's store.
+	 */
+	atomic_store_explicit(&p->rtail, op->t, memory_order_seq_cst);
 	op->t0 = op->t;
-	if (!wake)
-		return;
-	/* Store rtail, then load waiting: pairs with zc_wait(), as zc_push(). */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&zs->waiting, memory_order_relaxed))
+	if (wake && atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
 		zc_wake_reaper(zs);
 }
 
@@ -305,13 +311,13 @@ static int send_one(struct zc_sock *zs, struct uring_priv *p,
 		 * The request is the kernel's until its result comes: we
 		 * cannot return without it, whatever the wait says (EINTR).
 		 */
-		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME)
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME) {
 			sched_yield();
+			ZC_STAT_INC(&zs->tx, syscalls);
+		}
 	}
 	if (op->cancelled && op->res == -ECANCELED)
 		return -EAGAIN;		/* as a non-blocking sendmsg() */
-	if (op->res == -EINTR)
-		return -EAGAIN;
 	return op->res;
 }
 
@@ -319,7 +325,7 @@ static int send_one(struct zc_sock *zs, struct uring_priv *p,
  * Send side: take the CQ. The reap side holds it only for a drain that
  * never blocks, so wait for that.
  */
-static void cq_take(struct uring_priv *p)
+static void cq_take(struct zc_sock *zs, struct uring_priv *p)
 {
 	unsigned int spins = 0;
 	uint32_t want = CQ_FREE;
@@ -328,10 +334,12 @@ static void cq_take(struct uring_priv *p)
 	while (!atomic_compare_exchange_weak_explicit(&p->cq_owner, &want,
 			CQ_SEND, memory_order_acquire, memory_order_relaxed)) {
 		want = CQ_FREE;
-		if (++spins % 128)
+		if (++spins % 128) {
 			cpu_relax();
-		else
+		} else {
 			sched_yield();
+			ZC_STAT_INC(&zs->tx, syscalls);
+		}
 	}
 }
 
@@ -339,11 +347,12 @@ static void cq_take(struct uring_priv *p)
  * Send side: give the CQ back. A CQE the kernel posted after our last
  * read woke a sleeping reaper through the eventfd, but that reaper may
  * have found the CQ still ours and gone back to sleep. So: store CQ_FREE,
- * full fence, load the CQ tail. If a CQE is there, read it ourselves
- * unless the reaper took the CQ in the meantime. If none is there, any
- * later CQE is posted after our store and its eventfd wake-up leads the
- * reaper (via the eventfd's lock in read(2), which orders it after the
- * kernel's tail store) to a CAS that sees CQ_FREE.
+ * then load the CQ tail, both seq_cst (a full barrier between them). If
+ * a CQE is there, read it ourselves unless the reaper took the CQ in the
+ * meantime. If none is there, any later CQE is posted after our store,
+ * and its eventfd wake-up leads the reaper (through the eventfd's lock
+ * in poll(2) and read(2), which orders it after the kernel's tail store)
+ * to a CAS that sees CQ_FREE.
  */
 static void cq_give(struct zc_sock *zs, struct uring_priv *p,
 		    struct uring_op *op)
@@ -353,12 +362,15 @@ static void cq_give(struct zc_sock *zs, struct uring_priv *p,
 		unsigned int head = *p->ring.cq.khead;
 		uint32_t want = CQ_FREE;
 
-		/* Release: pairs with the acquire of the CAS in
-		 * uring_collect() and cq_take(). */
+		/*
+		 * Release (seq_cst for the load below): pairs with the
+		 * acquire of the CAS in uring_collect() and cq_take().
+		 */
 		atomic_store_explicit(&p->cq_owner, CQ_FREE,
-				      memory_order_release);
-		atomic_thread_fence(memory_order_seq_cst);
-		if (io_uring_smp_load_acquire(p->ring.cq.ktail) == head)
+				      memory_order_seq_cst);
+		if (atomic_load_explicit((_Atomic unsigned int *)
+					 p->ring.cq.ktail,
+					 memory_order_seq_cst) == head)
 			return;
 		if (!atomic_compare_exchange_strong_explicit(&p->cq_owner,
 				&want, CQ_SEND, memory_order_acquire,
@@ -367,6 +379,15 @@ static void cq_give(struct zc_sock *zs, struct uring_priv *p,
 		send_drain(zs, p, op);
 		publish(zs, p, op, true);
 	}
+}
+
+static size_t msg_len(const struct msghdr *msg)
+{
+	size_t len = 0;
+
+	for (size_t i = 0; i < msg->msg_iovlen; i++)
+		len += msg->msg_iov[i].iov_len;
+	return len;
 }
 
 static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
@@ -390,15 +411,24 @@ static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
 	else if (!(flags & MSG_DONTWAIT) && zs->type == SOCK_STREAM)
 		added = MSG_WAITALL;
 
-	cq_take(p);
+	cq_take(zs, p);
 	for (;;) {
 		op = (struct uring_op){ .ud = zs->zc_next };
 		op.t = op.t0 = atomic_load_explicit(&p->rtail,
 						    memory_order_relaxed);
 		ret = send_one(zs, p, &op, msg, flags | added);
-		/* Our MSG_DONTWAIT, from a stale O_NONBLOCK? Then block. */
-		if (ret != -EAGAIN || added != MSG_DONTWAIT ||
-		    nonblock_now(zs, p))
+		if (added != MSG_DONTWAIT)
+			break;
+		/*
+		 * Our MSG_DONTWAIT, from an O_NONBLOCK the caller may have
+		 * cleared since: look again when it made a difference. After
+		 * -EAGAIN, send again, blocking; a short send stays short
+		 * (the next one blocks).
+		 */
+		if (ret > 0 && (zs->type != SOCK_STREAM ||
+				(size_t)ret == msg_len(msg)))
+			break;
+		if (nonblock_now(zs, p) || ret != -EAGAIN)
 			break;
 		publish(zs, p, &op, false);
 		added = zs->type == SOCK_STREAM ? MSG_WAITALL : 0;
@@ -407,6 +437,11 @@ static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
 		/* Complete now: no notification follows, or it came. */
 		fwd(zs, p, &op, (uint32_t)op.ud, op.more ? op.notif_copied : true);
 	}
+	/*
+	 * Settled: a notification of this send that comes from now on (in
+	 * cq_give() or a later send) is forwarded like any other.
+	 */
+	op.ud = URING_UD_NONE;
 	/* On success the core's push follows and wakes the reaper. */
 	publish(zs, p, &op, ret < 0);
 	cq_give(zs, p, &op);
@@ -419,8 +454,8 @@ static int uring_collect(struct zc_sock *zs, bool force)
 {
 	struct uring_priv *p = zs->backend_priv;
 	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
-	/* Acquire: pairs with the release of rtail in publish(). */
-	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_acquire);
+	/* Acquire (seq_cst for zc_wait()): pairs with the store in publish(). */
+	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_seq_cst);
 	uint32_t want = CQ_FREE;
 	int n = (int)(t - h);
 
@@ -505,11 +540,12 @@ static int probe_run(struct io_uring *ring)
 	int st = PROBE_DONE;
 	bool more = true;
 
-	if (pr && io_uring_opcode_supported(pr, IORING_OP_SEND_ZC) &&
+	if (!pr)
+		return 0;	/* no answer (out of memory?): ask again later */
+	if (io_uring_opcode_supported(pr, IORING_OP_SEND_ZC) &&
 	    io_uring_opcode_supported(pr, IORING_OP_SENDMSG_ZC))
 		st |= PROBE_SEND_ZC;
-	if (pr)
-		io_uring_free_probe(pr);
+	io_uring_free_probe(pr);
 	if (!(st & PROBE_SEND_ZC))
 		return st;
 
@@ -570,6 +606,7 @@ static int ring_init(struct zc_sock *zs, struct uring_priv *p)
 	if (r < 0)
 		return zc_err(r, "zc_open: backend \"uring\": "
 			      "io_uring_setup: %s", strerror(-r));
+	p->ring_ok = true;
 	return 0;
 }
 
@@ -587,7 +624,6 @@ static int uring_setup(struct zc_sock *zs, const struct zc_opts *o)
 	if (!p)
 		return zc_err(-ENOMEM, "zc_open: out of memory");
 	memset(p, 0, sizeof(*p));
-	p->ring.ring_fd = -1;
 	p->rmask = zs->mask;
 	zs->backend_priv = p;
 	p->ranges = calloc(p->rmask + 1, sizeof(*p->ranges));
@@ -600,8 +636,14 @@ static int uring_setup(struct zc_sock *zs, const struct zc_opts *o)
 	if (!st) {
 		/* Two threads may both probe: same answer, no harm. */
 		st = probe_run(&p->ring);
-		atomic_store_explicit(&probe_state, st, memory_order_release);
+		if (st)
+			atomic_store_explicit(&probe_state, st,
+					      memory_order_release);
 	}
+	if (!st)
+		return zc_err(-EOPNOTSUPP, "zc_open: backend \"uring\": "
+			      "io_uring_get_probe_ring() failed: cannot tell "
+			      "whether this kernel has IORING_OP_SEND_ZC");
 	if (!(st & PROBE_SEND_ZC))
 		return zc_err(-EOPNOTSUPP, "zc_open: backend \"uring\": this "
 			      "kernel's io_uring lacks IORING_OP_SEND_ZC and "
@@ -632,7 +674,7 @@ static void uring_teardown(struct zc_sock *zs)
 
 	if (!p)
 		return;
-	if (p->ring.ring_fd >= 0)
+	if (p->ring_ok)
 		io_uring_queue_exit(&p->ring);
 	free(p->ranges);
 	free(p);

@@ -41,4 +41,12 @@
 #define SCM_TIMESTAMPING	SO_TIMESTAMPING_OLD
 #endif
 
+/* io_uring (include <liburing.h> first; liburing 2.3 lacks these). */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE	(1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED	(1U << 31)
+#endif
+
 #endif /* ZC_COMPAT_H */

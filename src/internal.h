@@ -89,6 +89,12 @@ struct zc_sock;
 struct zc_ops {
 	int id;
 	bool zerocopy;		/* sends take kernel ids; POLLERR means news */
+	/*
+	 * The kernel itself signals zs->efd when it has news (uring: the
+	 * ring's registered eventfd), and POLLERR does not mean news:
+	 * zc_wait() sleeps on zs->efd alone.
+	 */
+	bool news_on_efd;
 	/* Send side: one sendmsg with flags (MSG_ZEROCOPY set or not). */
 	ssize_t (*send)(struct zc_sock *zs, const struct msghdr *msg, int flags);
 	/*
@@ -107,6 +113,9 @@ struct zc_ops {
 extern const struct zc_ops zc_ops_errqueue;
 extern const struct zc_ops zc_ops_copy;
 extern const struct zc_ops zc_ops_scm;
+#ifdef ZC_HAVE_URING
+extern const struct zc_ops zc_ops_uring;
+#endif
 
 struct zc_sock {
 	/* Read-only after zc_open(). */
@@ -150,7 +159,8 @@ struct zc_sock {
 	_Atomic uint32_t waiting;
 	/*
 	 * eventfd that wakes a sleeping zc_wait(); made by the first zc_wait()
-	 * (most servers never wait). Release: pairs with the acquire in
+	 * (most servers never wait), or by the uring backend's setup (the
+	 * ring signals it too). Release: pairs with the acquire in
 	 * zc_wake_reaper().
 	 */
 	_Atomic int efd;

@@ -230,9 +230,12 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		if (backend == ZC_BACKEND_AUTO)
 			backend = ret ? ZC_BACKEND_SCM : ZC_BACKEND_ERRQUEUE;
 	}
+#ifndef ZC_HAVE_URING
 	if (backend == ZC_BACKEND_URING)
 		return zc_err(-EOPNOTSUPP, "zc_open: backend \"uring\" is not "
-			      "available in this build");
+			      "available: this libzcnotify was built without "
+			      "liburing");
+#endif
 
 	sz = (sizeof(*zs) + ZC_CACHELINE - 1) & ~(size_t)(ZC_CACHELINE - 1);
 	zs = aligned_alloc(ZC_CACHELINE, sz);
@@ -248,15 +251,21 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->scm_type = scm_type;
 	zs->ops = backend == ZC_BACKEND_COPY ? &zc_ops_copy :
 		  backend == ZC_BACKEND_SCM ? &zc_ops_scm : &zc_ops_errqueue;
+#ifdef ZC_HAVE_URING
+	if (backend == ZC_BACKEND_URING)
+		zs->ops = &zc_ops_uring;
+#endif
 	atomic_init(&zs->efd, -1);
 	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
 	zs->done = calloc(o.max_inflight, sizeof(*zs->done));
 	ret = zs->ring && zs->done ? zc_eq_init(zs) : -ENOMEM;
-	if (!ret && zs->ops->setup)
-		ret = zs->ops->setup(zs, &o);
+	if (ret)
+		ret = zc_err(ret, "zc_open: out of memory");
+	else if (zs->ops->setup)
+		ret = zs->ops->setup(zs, &o);	/* sets zc_last_error() */
 	if (ret) {
 		zc_close(zs);
-		return zc_err(ret, "zc_open: out of memory");
+		return ret;
 	}
 	*out = zs;
 	return 0;
@@ -551,7 +560,7 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 		      unsigned int max, int timeout_ms)
 {
 	int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
-	bool watch_fd = zs && zs->ops->zerocopy;
+	bool watch_fd = zs && zs->ops->zerocopy && !zs->ops->news_on_efd;
 	int n;
 
 	if (timeout_ms < -1)
@@ -597,8 +606,8 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 		}
 		if (watch_fd && ids_outstanding(zs))
 			nfds = 2;
-		else if (zs->ops->zerocopy && ids_outstanding(zs) &&
-			 (tmo < 0 || tmo > 10))
+		else if (zs->ops->zerocopy && !zs->ops->news_on_efd &&
+			 ids_outstanding(zs) && (tmo < 0 || tmo > 10))
 			tmo = 10;	/* POLLERR is stuck on: look now and then */
 		r = poll(pfd, nfds, tmo);
 		ZC_STAT_INC(&zs->rx, syscalls);

@@ -63,8 +63,11 @@ fi
 pcdir=$(dirname "$pc")
 libdir=$(dirname "$pcdir")
 export PKG_CONFIG_PATH=$pcdir
-# pkg-config must not find another copy first.
-export PKG_CONFIG_LIBDIR=$pcdir
+# pkg-config must not find another copy first; the system's directories
+# come after ours, for what libzcnotify.pc requires (Requires.private:
+# liburing, in a build with the uring backend).
+sys_pc=$(PKG_CONFIG_PATH= pkg-config --variable pc_path pkg-config)
+export PKG_CONFIG_LIBDIR=$pcdir${sys_pc:+:$sys_pc}
 
 # --- the header and the pkg-config file
 if ! cmp -s "$src/include/zcnotify.h" "$prefix/include/zcnotify.h"; then

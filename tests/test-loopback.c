@@ -930,7 +930,8 @@ static int final_checks(struct run *r)
 	struct zc_stats st;
 	const char *env = getenv("ZCNOTIFY_BACKEND");
 	int backend = zc_backend(r->zs);
-	bool zcb = backend == ZC_BACKEND_ERRQUEUE || backend == ZC_BACKEND_SCM;
+	bool zcb = backend == ZC_BACKEND_ERRQUEUE || backend == ZC_BACKEND_SCM ||
+		   backend == ZC_BACKEND_URING;
 	uint64_t ndone = 0;
 	int n;
 

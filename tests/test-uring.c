@@ -1,0 +1,1398 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The io_uring backend (ZC_BACKEND_URING) on the running kernel, over
+ * loopback, through the public API only.
+ *
+ * stream-{tcp4,tcp6,udp4,udp6}: ZC_TEST_SENDS messages (default 20000,
+ *   10000 under sanitizers) of varied sizes, copy_below = 1 and
+ *   ZC_OPT_NO_ADAPT so that every send is an io_uring zero-copy request;
+ *   a receiver thread checks every byte. Calls come with one to three
+ *   iovecs (SEND_ZC or SENDMSG_ZC), UDP ones now and then with msg_name or
+ *   a control message, a quarter with MSG_DONTWAIT. Each buffer serves one
+ *   call and is poisoned when that call's completion is reaped. Every call
+ *   that returned > 0 completes exactly once, in send order, with its byte
+ *   count and (REPORT_USAGE: loopback copies) ZC_COPIED; no failed call
+ *   completes.
+ * threads-{tcp4,udp6}: the same with a sender and a reaper thread on one
+ *   zc_sock (no lock between them; run it under ThreadSanitizer).
+ * eagain-*: a full socket returns -EAGAIN and no completion: with
+ *   MSG_DONTWAIT, with O_NONBLOCK set before zc_open(), and set after it
+ *   (the parked request is cancelled).
+ * blocking, blocking-late: a blocking socket (also one that was
+ *   non-blocking at zc_open()) waits for room and sends everything.
+ * peer-closed-{tcp,udp}: error CQEs (-ECONNRESET/-EPIPE, -ECONNREFUSED):
+ *   the call fails, nothing completes for it, earlier sends still do.
+ * idle-{same,thread,exited}: notifications that arrive while no send
+ *   runs reach zc_wait(): the submitting thread is the waiter, is asleep
+ *   elsewhere, or has exited.
+ * no-usage: ZCNOTIFY_URING_USAGE=no: the kernel is not asked, so no
+ *   completion says ZC_COPIED.
+ * basics: backend id, AUTO never picks uring, AF_UNIX is refused, empty
+ *   and short sends are library copies, zc_close() with sends in flight.
+ *
+ * Usage: test-uring [name...] (no argument: all). Exits 77 if this build
+ * or this kernel lacks the backend.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zcnotify.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define DEFAULT_SENDS	10000
+#else
+#define DEFAULT_SENDS	20000
+#endif
+
+#define BUF_SIZE	65536u
+#define TCP_MAX		65536u
+#define UDP_MAX		65000u
+#define UDP_MIN		8u
+#define UDP_WINDOW	16u	/* datagrams ahead of the receiver */
+#define WAIT_MS		5000	/* a completion later than this is a bug */
+#define STALL_S		20
+#define NONE		UINT32_MAX
+
+static uint64_t nsends = DEFAULT_SENDS;
+
+/* ---- data ---------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ull;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return x ^ (x >> 31);
+}
+
+struct prng { uint64_t s; };
+
+static uint32_t below(struct prng *p, uint32_t n)
+{
+	p->s += 0x9E3779B97F4A7C15ull;
+	return (uint32_t)(mix64(p->s) % n);
+}
+
+/* Byte off of the stream seed: a TCP stream, or the body of a datagram. */
+static void fill(uint8_t *p, uint64_t seed, uint64_t off, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		uint64_t o = off + i, w = mix64(seed ^ (o >> 3));
+
+		for (unsigned int sh = o & 7; sh < 8 && i < len; sh++)
+			p[i++] = (uint8_t)(w >> (sh * 8));
+	}
+}
+
+/* Index of the first byte that differs from the stream, or len. */
+static size_t check(const uint8_t *p, uint64_t seed, uint64_t off, size_t len)
+{
+	uint8_t want[4096];
+
+	for (size_t done = 0; done < len; done += sizeof(want)) {
+		size_t n = len - done < sizeof(want) ? len - done : sizeof(want);
+
+		fill(want, seed, off + done, n);
+		if (memcmp(p + done, want, n))
+			for (size_t i = 0; i < n; i++)
+				if (p[done + i] != want[i])
+					return done + i;
+	}
+	return len;
+}
+
+static uint64_t dgram_seed(uint64_t seed, uint64_t i)
+{
+	return mix64(seed ^ (i * 0xD6E8FEB86659FD93ull));
+}
+
+/* Datagram i: its sequence number, then its own stream. */
+static void fill_dgram(uint8_t *p, uint64_t seed, uint64_t i, size_t len)
+{
+	memcpy(p, &i, sizeof(i));
+	fill(p + 8, dgram_seed(seed, i), 8, len - 8);
+}
+
+static size_t msg_size(uint64_t seed, bool udp, uint64_t i)
+{
+	uint64_t h = mix64(seed + i);
+	uint32_t pick = h & 3, max = udp ? UDP_MAX : TCP_MAX;
+	size_t min = udp ? UDP_MIN : 1, n;
+
+	h >>= 2;
+	if (pick < 2)
+		n = 1 + h % 4096;
+	else if (pick == 2)
+		n = 4096 + h % 28672;
+	else
+		n = 32768 + h % (max - 32768 + 1);
+	return n < min ? min : n;
+}
+
+/* ---- sockets ------------------------------------------------------------- */
+
+static socklen_t loopback(int family, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return sizeof(*a);
+	}
+	((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+	((struct sockaddr_in6 *)ss)->sin6_addr = in6addr_loopback;
+	return sizeof(struct sockaddr_in6);
+}
+
+static int bound(int family, int type, struct sockaddr_storage *ss,
+		 socklen_t *len)
+{
+	int fd = socket(family, type | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	*len = loopback(family, ss);
+	if (bind(fd, (struct sockaddr *)ss, *len) ||
+	    getsockname(fd, (struct sockaddr *)ss, len)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* A connected loopback pair; *peer gets rx's address (for msg_name). */
+static void make_pair(int family, int type, int *tx, int *rx,
+		      struct sockaddr_storage *peer, socklen_t *peerlen)
+{
+	struct sockaddr_storage a, b;
+	socklen_t alen, blen;
+	int l = bound(family, type, &a, &alen);
+
+	if (l < 0)
+		fail_msg("loopback socket: %s", strerror(-l));
+	if (peer) {
+		*peer = a;
+		*peerlen = alen;
+	}
+	if (type == SOCK_STREAM) {
+		int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		assert_int_equal(listen(l, 1), 0);
+		assert_true(s >= 0);
+		assert_int_equal(connect(s, (struct sockaddr *)&a, alen), 0);
+		*rx = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		assert_true(*rx >= 0);
+		close(l);
+		*tx = s;
+		return;
+	}
+	*tx = bound(family, type, &b, &blen);
+	assert_true(*tx >= 0);
+	assert_int_equal(connect(*tx, (struct sockaddr *)&a, alen), 0);
+	assert_int_equal(connect(l, (struct sockaddr *)&b, blen), 0);
+	*rx = l;
+}
+
+static struct zc_sock *open_uring(int fd, uint32_t max_inflight)
+{
+	struct zc_opts o = {
+		.sz = sizeof(o), .backend = ZC_BACKEND_URING,
+		.copy_below = 1, .flags = ZC_OPT_NO_ADAPT,
+		.max_inflight = max_inflight,
+	};
+	struct zc_sock *zs = NULL;
+	int ret = zc_open(fd, &o, &zs);
+
+	if (ret)
+		fail_msg("zc_open(URING): %s (%s)", strerror(-ret),
+			 zc_last_error());
+	assert_int_equal(zc_backend(zs), ZC_BACKEND_URING);
+	return zs;
+}
+
+/* Does the running kernel report usage? (Read from a first completion.) */
+static bool usage_reported(void)
+{
+	const char *env = getenv("ZCNOTIFY_URING_USAGE");
+
+	return !(env && !strcmp(env, "no"));
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void stats_of(struct zc_sock *zs, struct zc_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->sz = sizeof(*st);
+	assert_int_equal(zc_get_stats(zs, st), 0);
+}
+
+/* ---- the streaming runs -------------------------------------------------- */
+
+struct meta {
+	uint32_t buf;		/* the call's buffer */
+	uint32_t asked;		/* bytes it offered */
+};
+
+struct run {
+	int family, type, tx, rx;
+	bool udp, threaded;
+	uint64_t seed;
+	struct zc_sock *zs;
+	struct prng rnd;		/* send side (and reaping, unthreaded) */
+	struct prng rrnd;		/* the reaper thread's */
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+
+	/* Per cookie, preallocated (the reaper reads what the sender
+	 * wrote before the send: ordered by the library). */
+	uint64_t cap, ncookies, ncalls;
+	struct meta *meta;
+	int32_t *sent;		/* send side: bytes returned, -1 failed */
+	uint32_t *got;		/* reap side: bytes the completion said */
+	uint8_t *done;		/* reap side */
+	uint64_t last;		/* reap side: last cookie completed + 1 */
+	uint64_t reaped, libcopy, notcopied;
+
+	/* Buffers: one call each; freed by the reap side through an SPSC
+	 * queue back to the send side. */
+	uint8_t *mem;
+	uint32_t nbuf, qmask;
+	uint32_t *q;
+	alignas(64) _Atomic uint32_t qtail;	/* reap side */
+	alignas(64) _Atomic uint32_t qhead;	/* send side */
+	uint32_t spare;				/* send side */
+
+	/* Threads. */
+	_Atomic uint64_t nok_final;		/* set when the sender is done */
+	_Atomic int sender_done, failed;
+	_Atomic uint64_t rx_count, rx_bytes;
+	uint64_t total;				/* TCP bytes sent */
+	char err[512];
+	char rx_err[256];
+};
+
+static void run_fail(struct run *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void run_fail(struct run *r, const char *fmt, ...)
+{
+	va_list ap;
+	int expect = 0;
+
+	if (!atomic_compare_exchange_strong(&r->failed, &expect, 1))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	va_end(ap);
+}
+
+#define RCHECK(r, cond, ...) do {				\
+		if (!(cond)) {					\
+			run_fail((r), __VA_ARGS__);		\
+			return -1;				\
+		}						\
+	} while (0)
+
+static uint8_t *bufp(struct run *r, uint32_t b)
+{
+	return r->mem + (size_t)b * BUF_SIZE;
+}
+
+/* Reap side: one completion. */
+static int on_completion(struct run *r, const struct zc_completion *c)
+{
+	uint64_t k = c->cookie;
+	const struct meta *m;
+
+	RCHECK(r, k < r->cap, "completion with cookie %llu out of range",
+	       (unsigned long long)k);
+	RCHECK(r, !r->done[k], "cookie %llu completed twice",
+	       (unsigned long long)k);
+	RCHECK(r, k >= r->last, "cookie %llu completed after %llu (out of "
+	       "send order)", (unsigned long long)k,
+	       (unsigned long long)r->last - 1);
+	m = &r->meta[k];
+	RCHECK(r, c->bytes >= 1 && c->bytes <= m->asked, "cookie %llu: %u "
+	       "bytes of %u", (unsigned long long)k, c->bytes, m->asked);
+	RCHECK(r, !(c->flags & ~(ZC_COPIED | ZC_LIB_COPY)), "cookie %llu: "
+	       "flags 0x%x", (unsigned long long)k, c->flags);
+	if (c->flags & ZC_LIB_COPY)
+		r->libcopy++;
+	else if (!(c->flags & ZC_COPIED))
+		r->notcopied++;
+	r->done[k] = 1;
+	r->got[k] = c->bytes;
+	r->last = k + 1;
+	r->reaped++;
+
+	/* The kernel is done with the pages: poison, give back. */
+	memset(bufp(r, m->buf), 0xEE, m->asked);
+	{
+		uint32_t t = atomic_load_explicit(&r->qtail,
+						  memory_order_relaxed);
+
+		r->q[t & r->qmask] = m->buf;
+		/* Release: pairs with the acquire in get_buf(). */
+		atomic_store_explicit(&r->qtail, t + 1, memory_order_release);
+	}
+	return 0;
+}
+
+static int take(struct run *r, const struct zc_completion *out, int n,
+		const char *what)
+{
+	RCHECK(r, n >= 0, "%s: %s (%s)", what, strerror(-n), zc_last_error());
+	for (int i = 0; i < n; i++)
+		if (on_completion(r, &out[i]))
+			return -1;
+	return n;
+}
+
+static int reap_some(struct run *r)
+{
+	struct zc_completion out[64];
+	unsigned int max = 1 + below(&r->rnd, 64);
+
+	if (below(&r->rnd, 4) == 0)
+		return take(r, out, zc_wait(r->zs, out, max, 0), "zc_wait(0)");
+	return take(r, out, zc_completions(r->zs, out, max), "zc_completions");
+}
+
+static int reap_wait(struct run *r)
+{
+	struct zc_completion out[64];
+	unsigned int inflight = zc_inflight(r->zs);
+	int n = zc_wait(r->zs, out, 64, WAIT_MS);
+
+	if (n == 0) {
+		struct zc_stats st;
+
+		stats_of(r->zs, &st);
+		run_fail(r, "zc_wait: nothing within %d ms with %u in flight "
+			 "(a lost notification or wake-up; sends_zc %llu, "
+			 "completions %llu, bad_ranges %llu)", WAIT_MS, inflight,
+			 (unsigned long long)st.sends_zc,
+			 (unsigned long long)st.completions,
+			 (unsigned long long)st.bad_ranges);
+		return -1;
+	}
+	return take(r, out, n, "zc_wait");
+}
+
+/* Send side: a free buffer, or NONE. */
+static uint32_t get_buf(struct run *r)
+{
+	uint32_t h = atomic_load_explicit(&r->qhead, memory_order_relaxed);
+
+	if (r->spare != NONE) {
+		uint32_t b = r->spare;
+
+		r->spare = NONE;
+		return b;
+	}
+	/* Acquire: pairs with the release in on_completion(). */
+	if (h == atomic_load_explicit(&r->qtail, memory_order_acquire))
+		return NONE;
+	atomic_store_explicit(&r->qhead, h + 1, memory_order_relaxed);
+	return r->q[h & r->qmask];
+}
+
+static void *rx_main(void *arg)
+{
+	struct run *r = arg;
+	size_t cap = 256 * 1024;
+	uint8_t *buf = malloc(cap);
+	uint64_t off = 0, i = 0;
+	int idle = 0;
+
+	if (!buf) {
+		run_fail(r, "receiver: out of memory");
+		return NULL;
+	}
+	while (!r->udp || i < nsends) {
+		ssize_t n = recv(r->rx, buf, cap, r->udp ? MSG_TRUNC : 0);
+		size_t bad;
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (atomic_load(&r->failed))
+				break;
+			if (++idle >= STALL_S) {
+				snprintf(r->rx_err, sizeof(r->rx_err),
+					 "receiver: nothing for %d s", STALL_S);
+				break;
+			}
+			continue;
+		}
+		idle = 0;
+		if (n < 0) {
+			snprintf(r->rx_err, sizeof(r->rx_err), "recv: %s",
+				 strerror(errno));
+			break;
+		}
+		if (!r->udp) {
+			if (n == 0)
+				break;
+			bad = check(buf, r->seed, off, (size_t)n);
+			if (bad < (size_t)n) {
+				snprintf(r->rx_err, sizeof(r->rx_err), "stream "
+					 "byte %llu: got 0x%02x (buffer reused "
+					 "before the kernel let go of it?)",
+					 (unsigned long long)(off + bad),
+					 buf[bad]);
+				break;
+			}
+			off += (uint64_t)n;
+			atomic_store(&r->rx_bytes, off);
+			continue;
+		}
+		{
+			size_t want = msg_size(r->seed, true, i);
+			uint64_t seq;
+
+			memcpy(&seq, buf, sizeof(seq));
+			if ((size_t)n != want || seq != i) {
+				snprintf(r->rx_err, sizeof(r->rx_err), "datagram "
+					 "%llu: %zd bytes, sequence %llu (want "
+					 "%zu)", (unsigned long long)i, n,
+					 (unsigned long long)seq, want);
+				break;
+			}
+			bad = check(buf + 8, dgram_seed(r->seed, i), 8, want - 8);
+			if (bad < want - 8) {
+				snprintf(r->rx_err, sizeof(r->rx_err), "datagram "
+					 "%llu, byte %zu: got 0x%02x (buffer "
+					 "reused early?)", (unsigned long long)i,
+					 bad + 8, buf[bad + 8]);
+				break;
+			}
+			i++;
+			atomic_store_explicit(&r->rx_count, i,
+					      memory_order_release);
+		}
+	}
+	free(buf);
+	if (r->rx_err[0])
+		run_fail(r, "%s", r->rx_err);
+	return NULL;
+}
+
+static void *reaper_main(void *arg)
+{
+	struct run *r = arg;
+	double last_progress = now_s();
+	uint64_t seen = 0;
+
+	while (!atomic_load(&r->failed)) {
+		struct zc_completion out[64];
+		int n = zc_wait(r->zs, out, 1 + below(&r->rrnd, 64), 200);
+
+		if (take(r, out, n, "zc_wait (reaper)") < 0)
+			break;
+		if (n > 0 || r->reaped != seen) {
+			seen = r->reaped;
+			last_progress = now_s();
+		}
+		/* Acquire: pairs with the release when the sender is done. */
+		if (atomic_load_explicit(&r->sender_done, memory_order_acquire) &&
+		    r->reaped == atomic_load(&r->nok_final))
+			break;
+		if (zc_inflight(r->zs) && now_s() - last_progress > WAIT_MS / 1e3) {
+			run_fail(r, "reaper: no completion for %d ms with %u in "
+				 "flight", WAIT_MS, zc_inflight(r->zs));
+			break;
+		}
+		/* Now and then nap, so that the ring fills up. */
+		if (below(&r->rrnd, 512) == 0)
+			usleep(2000);
+	}
+	return NULL;
+}
+
+/* Send side: no free buffer; wait for one. */
+static int wait_buf(struct run *r, uint32_t *b)
+{
+	double t0 = now_s();
+
+	while ((*b = get_buf(r)) == NONE) {
+		RCHECK(r, !atomic_load(&r->failed), "failed elsewhere");
+		if (!r->threaded) {
+			if (reap_wait(r) < 0)
+				return -1;
+			continue;
+		}
+		RCHECK(r, now_s() - t0 < STALL_S, "no buffer came back for %d s",
+		       STALL_S);
+		sched_yield();
+	}
+	return 0;
+}
+
+static int udp_window(struct run *r, uint64_t i)
+{
+	double t0 = now_s();
+
+	/* Acquire: pairs with the release in rx_main(). */
+	while (i - atomic_load_explicit(&r->rx_count, memory_order_acquire) >=
+	       UDP_WINDOW) {
+		RCHECK(r, !atomic_load(&r->failed), "failed elsewhere");
+		RCHECK(r, now_s() - t0 < STALL_S, "UDP: receiver stuck at %llu",
+		       (unsigned long long)atomic_load(&r->rx_count));
+		if (!r->threaded && zc_inflight(r->zs) && reap_some(r) < 0)
+			return -1;
+		usleep(50);
+	}
+	return 0;
+}
+
+/* One call: bytes [off, off + len) of message i (TCP: of the stream). */
+static ssize_t send_call(struct run *r, uint64_t i, uint64_t off, size_t len,
+			 uint32_t b, uint64_t k, int *flagsp)
+{
+	alignas(struct cmsghdr) unsigned char ctrl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov[3];
+	struct msghdr m = { .msg_iov = iov };
+	uint8_t *p = bufp(r, b);
+	int flags = MSG_NOSIGNAL;
+	unsigned int parts = 1 + (below(&r->rnd, 3) == 0 ?
+				  below(&r->rnd, 3) : 0);
+	size_t at = 0;
+
+	if (r->udp)
+		fill_dgram(p, r->seed, i, len);
+	else
+		fill(p, r->seed, off, len);
+	r->meta[k] = (struct meta){ .buf = b, .asked = (uint32_t)len };
+	/*
+	 * A zero-copy datagram must fit in MAX_SKB_FRAGS (17) page
+	 * fragments, or the kernel says EMSGSIZE (MSG_ZEROCOPY as well):
+	 * several unaligned iovecs only for datagrams up to 32 KiB.
+	 */
+	if (parts > len || (r->udp && len > 32768))
+		parts = 1;
+	for (unsigned int j = 0; j < parts; j++) {
+		size_t n = j + 1 == parts ? len - at :
+			   1 + below(&r->rnd, (uint32_t)(len - at - (parts - 1 - j)));
+
+		iov[j] = (struct iovec){ .iov_base = p + at, .iov_len = n };
+		at += n;
+	}
+	m.msg_iovlen = parts;
+	if (r->udp && below(&r->rnd, 8) == 0) {
+		m.msg_name = &r->peer;
+		m.msg_namelen = r->peerlen;
+	}
+	if (r->udp && below(&r->rnd, 16) == 0) {
+		struct cmsghdr *c = (struct cmsghdr *)ctrl;
+		int ttl = 64;
+
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		c->cmsg_level = r->family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6;
+		c->cmsg_type = r->family == AF_INET ? IP_TTL : IPV6_HOPLIMIT;
+		memcpy(CMSG_DATA(c), &ttl, sizeof(ttl));
+		m.msg_control = ctrl;
+		m.msg_controllen = sizeof(ctrl);
+	}
+	if (below(&r->rnd, 4) == 0)
+		flags |= MSG_DONTWAIT;
+	*flagsp = flags;
+	return zc_sendmsg(r->zs, &m, flags, k);
+}
+
+static int sender(struct run *r, uint64_t *nok)
+{
+	uint64_t stream = 0;
+
+	for (uint64_t i = 0; i < nsends; i++) {
+		size_t size = msg_size(r->seed, r->udp, i), off = 0;
+
+		while (off < size) {
+			uint64_t k = r->ncookies;
+			ssize_t ret;
+			uint32_t b;
+			int flags;
+
+			RCHECK(r, !atomic_load(&r->failed), "failed elsewhere");
+			RCHECK(r, k < r->cap, "more than %llu cookies",
+			       (unsigned long long)r->cap);
+			if (r->udp && udp_window(r, i))
+				return -1;
+			if (wait_buf(r, &b))
+				return -1;
+			r->ncookies++;
+			r->ncalls++;
+			r->sent[k] = -1;
+			ret = send_call(r, i, stream + off, size - off, b, k,
+					&flags);
+			if (ret == -ENOBUFS || ret == -EAGAIN) {
+				struct pollfd pfd = { .fd = r->tx,
+						      .events = POLLOUT };
+
+				/*
+				 * Nothing was sent from the buffer, and the
+				 * retry takes the same cookie: a completion
+				 * of the failed call would come twice.
+				 */
+				r->spare = b;
+				r->ncookies = k;
+				if (ret == -EAGAIN)
+					RCHECK(r, flags & MSG_DONTWAIT, "-EAGAIN "
+					       "without MSG_DONTWAIT on a "
+					       "blocking socket");
+				if (r->threaded) {
+					sched_yield();
+				} else if (ret == -ENOBUFS) {
+					if (reap_wait(r) < 0)
+						return -1;
+				} else {
+					if (zc_inflight(r->zs) &&
+					    reap_some(r) < 0)
+						return -1;
+					poll(&pfd, 1, 100);
+				}
+				continue;
+			}
+			RCHECK(r, ret > 0 && (size_t)ret <= size - off,
+			       "zc_sendmsg(%zu bytes) returned %zd (%s)",
+			       size - off, ret, ret < 0 ? zc_last_error() : "");
+			if (r->udp)
+				RCHECK(r, (size_t)ret == size, "UDP: %zd of %zu",
+				       ret, size);
+			if (!(flags & MSG_DONTWAIT) && !r->udp)
+				RCHECK(r, (size_t)ret == size - off, "blocking "
+				       "TCP send returned %zd of %zu", ret,
+				       size - off);
+			r->sent[k] = (int32_t)ret;
+			(*nok)++;
+			off += (size_t)ret;
+			if (!r->threaded && below(&r->rnd, 4) == 0 &&
+			    reap_some(r) < 0)
+				return -1;
+		}
+		stream += size;
+	}
+	r->total = stream;
+	return 0;
+}
+
+static void stream_run(int family, int type, bool threaded)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	uint32_t max_inflight = threaded ? 64 : 256;
+	struct timeval tv = { .tv_sec = 1 };
+	pthread_t rxt, rpt;
+	struct zc_stats st;
+	uint64_t nok = 0;
+	double t0, t1;
+	int big = 8 << 20;
+
+	assert_non_null(r);
+	r->family = family;
+	r->type = type;
+	r->udp = type == SOCK_DGRAM;
+	r->threaded = threaded;
+	r->seed = mix64((uint64_t)family * 31 + (uint64_t)type * 7 + threaded);
+	r->rnd.s = r->seed ^ 0x5EED;
+	r->rrnd.s = r->seed ^ 0xEAE;
+	r->nbuf = max_inflight + 64;
+	r->qmask = 1023;
+	r->cap = nsends * 8 + 4096;
+	r->meta = calloc(r->cap, sizeof(*r->meta));
+	r->sent = calloc(r->cap, sizeof(*r->sent));
+	r->got = calloc(r->cap, sizeof(*r->got));
+	r->done = calloc(r->cap, 1);
+	r->q = calloc(r->qmask + 1, sizeof(*r->q));
+	r->mem = malloc((size_t)r->nbuf * BUF_SIZE);
+	assert_true(r->meta && r->sent && r->got && r->done && r->q && r->mem);
+	r->spare = NONE;
+	for (uint32_t b = 0; b < r->nbuf; b++)
+		r->q[b] = b;
+	atomic_store(&r->qtail, r->nbuf);
+
+	make_pair(family, type, &r->tx, &r->rx, &r->peer, &r->peerlen);
+	if (r->udp) {
+		if (setsockopt(r->rx, SOL_SOCKET, SO_RCVBUFFORCE, &big,
+			       sizeof(big)))
+			setsockopt(r->rx, SOL_SOCKET, SO_RCVBUF, &big,
+				   sizeof(big));
+	} else {
+		int small = 256 << 10;
+
+		setsockopt(r->tx, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+		setsockopt(r->rx, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	}
+	setsockopt(r->rx, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	r->zs = open_uring(r->tx, max_inflight);
+
+	t0 = now_s();
+	assert_int_equal(pthread_create(&rxt, NULL, rx_main, r), 0);
+	if (threaded)
+		assert_int_equal(pthread_create(&rpt, NULL, reaper_main, r), 0);
+	if (sender(r, &nok) == 0 && !threaded)
+		while (r->reaped < nok && reap_wait(r) >= 0)
+			;
+	atomic_store(&r->nok_final, nok);
+	/* Release: pairs with the acquire in reaper_main(). */
+	atomic_store_explicit(&r->sender_done, 1, memory_order_release);
+	if (threaded)
+		pthread_join(rpt, NULL);
+	if (!r->udp)
+		shutdown(r->tx, SHUT_WR);
+	pthread_join(rxt, NULL);
+	t1 = now_s();
+
+	stats_of(r->zs, &st);
+	fprintf(stderr, "  %s%s: %llu messages, %llu calls (%llu ok), %.2f s; "
+		"sends_zc %llu, sends_copy %llu, completions_copied %llu, "
+		"%.2f syscalls per completion\n",
+		r->udp ? "udp" : "tcp", family == AF_INET ? "4" : "6",
+		(unsigned long long)nsends, (unsigned long long)r->ncalls,
+		(unsigned long long)nok, t1 - t0,
+		(unsigned long long)st.sends_zc,
+		(unsigned long long)st.sends_copy,
+		(unsigned long long)st.completions_copied,
+		st.completions ? (double)st.syscalls / (double)st.completions : 0);
+	if (atomic_load(&r->failed))
+		fail_msg("%s", r->err);
+
+	/* Exactly once, with the bytes the call returned; failed: never. */
+	assert_int_equal(zc_inflight(r->zs), 0);
+	for (uint64_t k = 0; k < r->ncookies; k++) {
+		if (r->done[k] != (r->sent[k] > 0))
+			fail_msg("cookie %llu (returned %d) %s",
+				 (unsigned long long)k, r->sent[k],
+				 r->done[k] ? "completed" : "never completed");
+		if (r->done[k] && r->got[k] != (uint32_t)r->sent[k])
+			fail_msg("cookie %llu: completion says %u bytes, the "
+				 "call returned %d", (unsigned long long)k,
+				 r->got[k], r->sent[k]);
+	}
+	assert_int_equal(r->reaped, nok);
+	if (!r->udp)
+		assert_int_equal(atomic_load(&r->rx_bytes), r->total);
+	else
+		assert_int_equal(atomic_load(&r->rx_count), nsends);
+	assert_int_equal(st.sends, nok);
+	assert_int_equal(st.completions, nok);
+	assert_int_equal(st.sends_zc + st.sends_copy, st.sends);
+	/* Only a refused pin is copied by the library (ENOBUFS fallback). */
+	assert_int_equal(st.sends_copy, st.enobufs_fallback);
+	assert_int_equal(r->libcopy, st.sends_copy);
+	assert_int_equal(st.adapt_copy, 0);
+	assert_int_equal(st.bad_ranges, 0);
+	if (usage_reported()) {
+		/* Loopback copies every zero-copy send, and says so. */
+		assert_int_equal(r->notcopied, 0);
+		assert_int_equal(st.completions_copied, st.completions);
+	}
+
+	zc_close(r->zs);
+	close(r->tx);
+	close(r->rx);
+	free(r->meta);
+	free(r->sent);
+	free(r->got);
+	free(r->done);
+	free(r->q);
+	free(r->mem);
+	free(r);
+}
+
+static void t_stream_tcp4(void **s) { (void)s; stream_run(AF_INET, SOCK_STREAM, false); }
+static void t_stream_tcp6(void **s) { (void)s; stream_run(AF_INET6, SOCK_STREAM, false); }
+static void t_stream_udp4(void **s) { (void)s; stream_run(AF_INET, SOCK_DGRAM, false); }
+static void t_stream_udp6(void **s) { (void)s; stream_run(AF_INET6, SOCK_DGRAM, false); }
+static void t_threads_tcp4(void **s) { (void)s; stream_run(AF_INET, SOCK_STREAM, true); }
+static void t_threads_udp6(void **s) { (void)s; stream_run(AF_INET6, SOCK_DGRAM, true); }
+
+/* ---- edge cases ---------------------------------------------------------- */
+
+static uint8_t big_buf[1 << 20];
+
+static void on_alarm(int sig)
+{
+	static const char msg[] = "FAIL: a send blocked (no -EAGAIN)\n";
+
+	(void)sig;
+	if (write(2, msg, sizeof(msg) - 1) < 0) {
+		/* nothing more to do */
+	}
+	_exit(1);
+}
+
+/*
+ * A TCP pair with small buffers; the receiver does not read yet. (Not
+ * tiny: a receive buffer far below the MSS leaves TCP probing a zero
+ * window on its persist timer, a few KB a second.)
+ */
+static void tiny_pair(int *tx, int *rx)
+{
+	int small = 64 << 10;
+
+	make_pair(AF_INET, SOCK_STREAM, tx, rx, NULL, NULL);
+	setsockopt(*tx, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	setsockopt(*rx, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+}
+
+/* Read n bytes from fd. */
+static void read_all(int fd, uint64_t n)
+{
+	static uint8_t sink[1 << 16];
+
+	while (n) {
+		ssize_t r = recv(fd, sink, n < sizeof(sink) ? n : sizeof(sink), 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		assert_true(r > 0);
+		n -= (uint64_t)r;
+	}
+}
+
+/*
+ * Reap until every cookie with ok[k] completed; none with !ok[k] may.
+ * Returns the number of completions.
+ */
+static uint64_t reap_all(struct zc_sock *zs, const bool *ok, uint64_t n)
+{
+	uint64_t want = 0, got = 0;
+
+	for (uint64_t k = 0; k < n; k++)
+		want += ok[k];
+	while (got < want) {
+		struct zc_completion out[64];
+		int m = zc_wait(zs, out, 64, WAIT_MS);
+
+		if (m <= 0)
+			fail_msg("zc_wait returned %d with %llu of %llu "
+				 "completed (%s)", m, (unsigned long long)got,
+				 (unsigned long long)want, zc_last_error());
+		for (int i = 0; i < m; i++) {
+			assert_true(out[i].cookie < n);
+			if (!ok[out[i].cookie])
+				fail_msg("cookie %llu completed, but its call "
+					 "failed", (unsigned long long)out[i].cookie);
+		}
+		got += (uint64_t)m;
+	}
+	assert_int_equal(zc_inflight(zs), 0);
+	assert_int_equal(zc_completions(zs, (struct zc_completion[1]){ 0 }, 1), 0);
+	return got;
+}
+
+enum { EA_DONTWAIT, EA_NONBLOCK, EA_NONBLOCK_LATE };
+
+static void eagain_run(int how)
+{
+	int tx, rx, eagain = 0;
+	bool ok[4096] = { false };
+	uint64_t bytes = 0, k;
+	struct zc_sock *zs;
+	struct zc_stats st;
+
+	tiny_pair(&tx, &rx);
+	if (how == EA_NONBLOCK)
+		fcntl(tx, F_SETFL, fcntl(tx, F_GETFL) | O_NONBLOCK);
+	zs = open_uring(tx, 4096);
+	if (how == EA_NONBLOCK_LATE)
+		fcntl(tx, F_SETFL, fcntl(tx, F_GETFL) | O_NONBLOCK);
+
+	signal(SIGALRM, on_alarm);
+	for (k = 0; k < 4096 && eagain < 3; k++) {
+		ssize_t ret;
+
+		alarm(10);
+		ret = zc_send(zs, big_buf, 65536,
+			      how == EA_DONTWAIT ? MSG_DONTWAIT : 0, k);
+		alarm(0);
+		if (ret == -EAGAIN) {
+			eagain++;
+			continue;
+		}
+		if (ret <= 0)
+			fail_msg("zc_send: %zd (%s)", ret, zc_last_error());
+		ok[k] = true;
+		bytes += (uint64_t)ret;
+	}
+	assert_int_equal(eagain, 3);
+	stats_of(zs, &st);
+	fprintf(stderr, "  %llu calls, %llu bytes before -EAGAIN\n",
+		(unsigned long long)k, (unsigned long long)bytes);
+
+	read_all(rx, bytes);
+	reap_all(zs, ok, k);
+	stats_of(zs, &st);
+	assert_int_equal(st.sends, k - 3);
+	assert_int_equal(st.completions, k - 3);
+	zc_close(zs);
+	close(tx);
+	close(rx);
+}
+
+static void t_eagain_dontwait(void **s) { (void)s; eagain_run(EA_DONTWAIT); }
+static void t_eagain_nonblock(void **s) { (void)s; eagain_run(EA_NONBLOCK); }
+static void t_eagain_nonblock_late(void **s) { (void)s; eagain_run(EA_NONBLOCK_LATE); }
+
+struct drain_arg {
+	int fd;
+	uint64_t bytes;
+	int delay_ms;
+};
+
+/* Read d->bytes, or (0) until EOF. */
+static void *drain_main(void *arg)
+{
+	struct drain_arg *d = arg;
+	static uint8_t sink[1 << 16];
+
+	usleep((useconds_t)d->delay_ms * 1000);
+	if (d->bytes) {
+		read_all(d->fd, d->bytes);
+		return NULL;
+	}
+	while (recv(d->fd, sink, sizeof(sink), 0) > 0)
+		;
+	return NULL;
+}
+
+/* A blocking socket (late: non-blocking at zc_open()) sends everything. */
+static void blocking_run(bool late)
+{
+	enum { N = 32 };
+	struct drain_arg d = { .bytes = 0, .delay_ms = 200 };
+	bool ok[N];
+	struct zc_sock *zs;
+	pthread_t t;
+	int tx, rx;
+
+	tiny_pair(&tx, &rx);
+	if (late)
+		fcntl(tx, F_SETFL, fcntl(tx, F_GETFL) | O_NONBLOCK);
+	zs = open_uring(tx, 64);
+	if (late)
+		fcntl(tx, F_SETFL, fcntl(tx, F_GETFL) & ~O_NONBLOCK);
+	d.fd = rx;
+	assert_int_equal(pthread_create(&t, NULL, drain_main, &d), 0);
+	for (int k = 0; k < N; k++) {
+		ssize_t ret = zc_send(zs, big_buf, sizeof(big_buf), 0, (uint64_t)k);
+
+		/*
+		 * late: the library saw O_NONBLOCK at zc_open() and learns
+		 * otherwise when a send comes back short or -EAGAIN: the
+		 * first may be short, every later one is whole.
+		 */
+		if (late && k == 0 && ret > 0 && ret < (ssize_t)sizeof(big_buf)) {
+			fprintf(stderr, "  first send after the change: %zd\n",
+				ret);
+		} else if (ret != (ssize_t)sizeof(big_buf)) {
+			fail_msg("blocking zc_send of %zu: %zd (%s)",
+				 sizeof(big_buf), ret, zc_last_error());
+		}
+		ok[k] = true;
+	}
+	shutdown(tx, SHUT_WR);
+	pthread_join(t, NULL);
+	reap_all(zs, ok, N);
+	zc_close(zs);
+	close(tx);
+	close(rx);
+}
+
+static void t_blocking(void **s) { (void)s; blocking_run(false); }
+static void t_blocking_late(void **s) { (void)s; blocking_run(true); }
+
+/* Error CQEs: the call fails, no completion; earlier sends complete. */
+static void t_peer_closed_tcp(void **s)
+{
+	bool ok[256] = { false };
+	struct zc_sock *zs;
+	int tx, rx, errs = 0, k;
+	ssize_t ret = 0;
+
+	(void)s;
+	make_pair(AF_INET, SOCK_STREAM, &tx, &rx, NULL, NULL);
+	zs = open_uring(tx, 256);
+	for (k = 0; k < 4; k++) {
+		ret = zc_send(zs, big_buf, 4096, 0, (uint64_t)k);
+		assert_int_equal(ret, 4096);
+		ok[k] = true;
+	}
+	/* Unread data: close() sends a reset. */
+	close(rx);
+	usleep(50000);
+	for (; k < 256 && errs < 4; k++) {
+		ret = zc_send(zs, big_buf, 4096, 0, (uint64_t)k);
+		if (ret > 0) {
+			ok[k] = true;
+			continue;
+		}
+		if (ret != -ECONNRESET && ret != -EPIPE)
+			fail_msg("send to a closed peer: %zd (%s)", ret,
+				 zc_last_error());
+		errs++;
+	}
+	assert_int_equal(errs, 4);
+	reap_all(zs, ok, (uint64_t)k);
+	zc_close(zs);
+	close(tx);
+}
+
+static void t_peer_closed_udp(void **s)
+{
+	bool ok[256] = { false };
+	struct zc_sock *zs;
+	int tx, rx, errs = 0, k;
+
+	(void)s;
+	make_pair(AF_INET6, SOCK_DGRAM, &tx, &rx, NULL, NULL);
+	zs = open_uring(tx, 256);
+	close(rx);	/* port unreachable: the next send fails */
+	for (k = 0; k < 256 && errs < 3; k++) {
+		ssize_t ret = zc_send(zs, big_buf, 1000, 0, (uint64_t)k);
+
+		if (ret > 0) {
+			ok[k] = true;
+			usleep(1000);	/* let the ICMP error come back */
+			continue;
+		}
+		if (ret != -ECONNREFUSED)
+			fail_msg("UDP send to a closed port: %zd (%s)", ret,
+				 zc_last_error());
+		errs++;
+	}
+	assert_int_equal(errs, 3);
+	reap_all(zs, ok, (uint64_t)k);
+	zc_close(zs);
+	close(tx);
+}
+
+/* ---- notifications while no send runs ------------------------------------ */
+
+enum { IDLE_SAME, IDLE_THREAD, IDLE_EXITED };
+
+struct idle {
+	struct zc_sock *zs;
+	bool ok[4096];
+	uint64_t calls, bytes;
+	int pipefd[2];
+	_Atomic int parked;	/* the sender is done sending */
+};
+
+static void *idle_sender(void *arg)
+{
+	struct idle *id = arg;
+	char c;
+
+	for (uint64_t k = 0; k < 4096; k++) {
+		ssize_t ret = zc_send(id->zs, big_buf, 65536, MSG_DONTWAIT, k);
+
+		id->calls = k + 1;
+		if (ret == -EAGAIN)
+			break;
+		if (ret <= 0)
+			break;
+		id->ok[k] = true;
+		id->bytes += (uint64_t)ret;
+	}
+	/* Release: pairs with the acquire in idle_run(). */
+	atomic_store_explicit(&id->parked, 1, memory_order_release);
+	if (id->pipefd[0] >= 0 && read(id->pipefd[0], &c, 1) < 0) {
+		/* asleep here until the end */
+	}
+	return NULL;
+}
+
+static void idle_run(int how)
+{
+	struct idle *id = calloc(1, sizeof(*id));
+	struct drain_arg d = { .delay_ms = 0 };
+	struct zc_completion out[64];
+	pthread_t snd, drn;
+	int tx, rx, n;
+	uint64_t early = 0;
+
+	assert_non_null(id);
+	tiny_pair(&tx, &rx);
+	id->zs = open_uring(tx, 4096);
+	id->pipefd[0] = id->pipefd[1] = -1;
+	if (how == IDLE_THREAD)
+		assert_int_equal(pipe(id->pipefd), 0);
+	if (how == IDLE_SAME) {
+		idle_sender(id);
+	} else {
+		assert_int_equal(pthread_create(&snd, NULL, idle_sender, id), 0);
+		if (how == IDLE_EXITED) {
+			pthread_join(snd, NULL);
+		} else {
+			/* Wait until it sleeps in read(). */
+			while (!atomic_load_explicit(&id->parked,
+						     memory_order_acquire))
+				usleep(1000);
+			usleep(20000);
+		}
+	}
+	assert_true(id->bytes > 0);
+	while ((n = zc_completions(id->zs, out, 64)) > 0)
+		early += (uint64_t)n;
+	fprintf(stderr, "  %llu calls; %llu completed before the receiver read,"
+		" the rest come while no send runs\n",
+		(unsigned long long)id->calls, (unsigned long long)early);
+
+	/* The peer reads now: the kernel lets go of the pages, and posts. */
+	d.fd = rx;
+	d.bytes = id->bytes;
+	assert_int_equal(pthread_create(&drn, NULL, drain_main, &d), 0);
+	{
+		uint64_t got = early, want = 0;
+
+		for (uint64_t k = 0; k < id->calls; k++)
+			want += id->ok[k];
+		while (got < want) {
+			n = zc_wait(id->zs, out, 64, WAIT_MS);
+			if (n <= 0)
+				fail_msg("zc_wait: %d with %llu of %llu done: a "
+					 "notification never reached it", n,
+					 (unsigned long long)got,
+					 (unsigned long long)want);
+			got += (uint64_t)n;
+		}
+		assert_int_equal(zc_inflight(id->zs), 0);
+	}
+	pthread_join(drn, NULL);
+	if (how == IDLE_THREAD) {
+		assert_int_equal(write(id->pipefd[1], "x", 1), 1);
+		pthread_join(snd, NULL);
+		close(id->pipefd[0]);
+		close(id->pipefd[1]);
+	}
+	zc_close(id->zs);
+	close(tx);
+	close(rx);
+	free(id);
+}
+
+static void t_idle_same(void **s) { (void)s; idle_run(IDLE_SAME); }
+static void t_idle_thread(void **s) { (void)s; idle_run(IDLE_THREAD); }
+static void t_idle_exited(void **s) { (void)s; idle_run(IDLE_EXITED); }
+
+/* ---- the rest ------------------------------------------------------------ */
+
+/* Without REPORT_USAGE nobody knows: never ZC_COPIED. */
+static void t_no_usage(void **s)
+{
+	struct zc_opts o = { .sz = sizeof(o), .backend = ZC_BACKEND_URING };
+	struct drain_arg d = { .delay_ms = 0 };
+	enum { N = 512 };
+	struct zc_completion out[64];
+	struct zc_sock *zs;
+	struct zc_stats st;
+	pthread_t t;
+	uint64_t got = 0;
+	int tx, rx;
+
+	(void)s;
+	make_pair(AF_INET, SOCK_STREAM, &tx, &rx, NULL, NULL);
+	setenv("ZCNOTIFY_URING_USAGE", "maybe", 1);
+	assert_int_equal(zc_open(tx, &o, &zs), -EINVAL);
+	setenv("ZCNOTIFY_URING_USAGE", "no", 1);
+	zs = open_uring(tx, 1024);
+	unsetenv("ZCNOTIFY_URING_USAGE");
+	d.fd = rx;
+	d.bytes = (uint64_t)N * 20000;
+	assert_int_equal(pthread_create(&t, NULL, drain_main, &d), 0);
+	for (int k = 0; k < N; k++) {
+		assert_int_equal(zc_send(zs, big_buf, 20000, 0, (uint64_t)k),
+				 20000);
+	}
+	pthread_join(t, NULL);
+	while (got < N) {
+		int n = zc_wait(zs, out, 64, WAIT_MS);
+
+		assert_true(n > 0);
+		for (int i = 0; i < n; i++)
+			assert_int_equal(out[i].flags, 0);
+		got += (uint64_t)n;
+	}
+	stats_of(zs, &st);
+	assert_int_equal(st.completions_zc, N);
+	assert_int_equal(st.completions_copied, 0);
+	zc_close(zs);
+	close(tx);
+	close(rx);
+}
+
+static void t_basics(void **s)
+{
+	struct zc_opts o = { .sz = sizeof(o), .backend = ZC_BACKEND_URING };
+	struct zc_completion c[4];
+	struct zc_sock *zs;
+	int tx, rx, sp[2];
+
+	(void)s;
+	make_pair(AF_INET, SOCK_STREAM, &tx, &rx, NULL, NULL);
+
+	/* AUTO never picks io_uring. */
+	o.backend = ZC_BACKEND_AUTO;
+	assert_int_equal(zc_open(tx, &o, &zs), 0);
+	assert_int_not_equal(zc_backend(zs), ZC_BACKEND_URING);
+	zc_close(zs);
+
+	/* A socket that cannot send zero-copy. */
+	o.backend = ZC_BACKEND_URING;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	assert_int_equal(zc_open(sp[0], &o, &zs), -EOPNOTSUPP);
+	close(sp[0]);
+	close(sp[1]);
+
+	/* Default copy_below: short sends and empty ones are library copies. */
+	assert_int_equal(zc_open(tx, &o, &zs), 0);
+	assert_string_equal(zc_backend_name(zc_backend(zs)), "uring");
+	assert_int_equal(zc_send(zs, big_buf, 0, 0, 1), 0);
+	assert_int_equal(zc_send(zs, big_buf, 100, 0, 2), 100);
+	assert_int_equal(zc_completions(zs, c, 4), 2);
+	assert_int_equal(c[0].cookie, 1);
+	assert_int_equal(c[0].flags, ZC_COPIED | ZC_LIB_COPY);
+	assert_int_equal(c[1].cookie, 2);
+	assert_int_equal(c[1].flags, ZC_COPIED | ZC_LIB_COPY);
+	/* A long one goes through the ring. */
+	assert_int_equal(zc_send(zs, big_buf, 20000, 0, 3), 20000);
+	assert_int_equal(zc_wait(zs, c, 4, WAIT_MS), 1);
+	assert_int_equal(c[0].cookie, 3);
+	assert_false(c[0].flags & ZC_LIB_COPY);
+	/* Closed with sends in flight: forgotten, nothing hangs. */
+	for (int k = 0; k < 8; k++)
+		assert_int_equal(zc_send(zs, big_buf, 20000, MSG_DONTWAIT,
+					 (uint64_t)(10 + k)) > 0, 1);
+	zc_close(zs);
+	close(tx);
+	close(rx);
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	struct CMUnitTest test;
+} all[] = {
+#define T(n, f) { n, cmocka_unit_test(f) }
+	T("basics", t_basics),
+	T("stream-tcp4", t_stream_tcp4),
+	T("stream-tcp6", t_stream_tcp6),
+	T("stream-udp4", t_stream_udp4),
+	T("stream-udp6", t_stream_udp6),
+	T("threads-tcp4", t_threads_tcp4),
+	T("threads-udp6", t_threads_udp6),
+	T("eagain-dontwait", t_eagain_dontwait),
+	T("eagain-nonblock", t_eagain_nonblock),
+	T("eagain-nonblock-late", t_eagain_nonblock_late),
+	T("blocking", t_blocking),
+	T("blocking-late", t_blocking_late),
+	T("peer-closed-tcp", t_peer_closed_tcp),
+	T("peer-closed-udp", t_peer_closed_udp),
+	T("idle-same", t_idle_same),
+	T("idle-thread", t_idle_thread),
+	T("idle-exited", t_idle_exited),
+	T("no-usage", t_no_usage),
+#undef T
+};
+#define NALL (sizeof(all) / sizeof(all[0]))
+
+/* 0 if the backend works here, else 77 (after saying why). */
+static int available(void)
+{
+	struct zc_opts o = { .sz = sizeof(o), .backend = ZC_BACKEND_URING };
+	struct zc_sock *zs;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ret;
+
+	if (fd < 0)
+		return 77;
+	ret = zc_open(fd, &o, &zs);
+	close(fd);
+	if (ret == -EOPNOTSUPP) {
+		fprintf(stderr, "SKIP: %s\n", zc_last_error());
+		return 77;
+	}
+	if (ret) {
+		fprintf(stderr, "zc_open(URING): %s (%s)\n", strerror(-ret),
+			zc_last_error());
+		return 1;
+	}
+	zc_close(zs);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct CMUnitTest tests[NALL];
+	const char *env = getenv("ZC_TEST_SENDS");
+	size_t n = 0;
+	int ret;
+
+	/* The backend comes from the options here, not the environment. */
+	unsetenv("ZCNOTIFY_BACKEND");
+	unsetenv("ZCNOTIFY_URING_USAGE");
+	signal(SIGPIPE, SIG_IGN);
+	if (env && *env) {
+		char *end;
+		unsigned long long v = strtoull(env, &end, 10);
+
+		if (*end || v == 0) {
+			fprintf(stderr, "ZC_TEST_SENDS=\"%s\": want a positive "
+				"number\n", env);
+			return 1;
+		}
+		nsends = v;
+	}
+	for (size_t i = 0; i < NALL; i++) {
+		bool want = argc < 2;
+
+		for (int a = 1; a < argc; a++)
+			want |= !strcmp(argv[a], all[i].name);
+		if (want)
+			tests[n++] = all[i].test;
+	}
+	if (!n) {
+		fprintf(stderr, "no test matches\n");
+		return 1;
+	}
+	ret = available();
+	if (ret)
+		return ret;
+	return _cmocka_run_group_tests("uring", tests, n, NULL, NULL);
+}
