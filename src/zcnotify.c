@@ -425,7 +425,8 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 			 */
 			enobufs = true;
 			zc = false;
-			if (enobufs_ambiguous(zs)) {
+			if (zs->ops->id != ZC_BACKEND_URING &&
+			    enobufs_ambiguous(zs)) {
 				atomic_store_explicit(&zs->amb_id, zs->zc_next,
 						      memory_order_relaxed);
 				/* Release: pairs with the acquire in
@@ -434,6 +435,14 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 						      memory_order_release);
 				zs->amb_local = true;
 			}
+			ret = zs->ops->send(zs, msg, flags);
+		} else if (ret == -EMSGSIZE && zs->type == SOCK_DGRAM) {
+			/*
+			 * A datagram whose pages need more than MAX_SKB_FRAGS
+			 * fragments cannot go zero-copy (the kernel aborts it
+			 * before it takes an id); by copy it may fit.
+			 */
+			zc = false;
 			ret = zs->ops->send(zs, msg, flags);
 		}
 		if (!zc && !zs->amb_local)

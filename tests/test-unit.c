@@ -510,6 +510,37 @@ static void test_enobufs_ambiguous_not_taken(void **state)
 	close(f.fd);
 }
 
+/* UDP: too many page fragments for zero-copy, fine by copy. */
+static void test_udp_emsgsize_resends_by_copy(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[4];
+	struct zc_opts o = { .sz = sizeof(o), .copy_below = 1,
+			     .flags = ZC_OPT_NO_ADAPT };
+	int errs[] = { EMSGSIZE, EMSGSIZE };
+
+	(void)state;
+	f.fd = socket(AF_INET, SOCK_DGRAM, 0);
+	fk_reset(f.fd);
+	assert_int_equal(zc_open(f.fd, &o, &f.zs), 0);
+	fk.err_only_zc = true;
+	fk_script_send_errors(errs, 1);
+	assert_int_equal(zc_send(f.zs, buf, 30000, 0, 1), 30000);
+	assert_false(fk.sends[1].flags & MSG_ZEROCOPY);
+	assert_int_equal(zc_completions(f.zs, c, 4), 1);
+	assert_int_equal(c[0].flags, ZC_COPIED | ZC_LIB_COPY);
+	/* Too big by copy too: the caller hears it, nothing completes. */
+	fk.err_only_zc = false;
+	fk_script_send_errors(errs, 2);
+	assert_int_equal(zc_send(f.zs, buf, 30000, 0, 2), -EMSGSIZE);
+	assert_int_equal(zc_inflight(f.zs), 0);
+	/* No id was taken. */
+	send_n(f.zs, 1, 3, 16384);
+	assert_int_equal(fk.sends[fk.nsends - 1].id, 0);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
 static void test_enobufs_then_error(void **state)
 {
 	struct fixture *f = *state;
@@ -863,6 +894,7 @@ int main(void)
 		T(test_send_error_no_completion),
 		T(test_enobufs_resends_by_copy),
 		T(test_enobufs_then_error),
+		cmocka_unit_test(test_udp_emsgsize_resends_by_copy),
 		cmocka_unit_test(test_enobufs_ambiguous_taken),
 		cmocka_unit_test(test_enobufs_ambiguous_not_taken),
 		T(test_partial_send),
