@@ -170,6 +170,7 @@ struct ctx {
 	_Atomic uint64_t final;		/* cookie of the last send, + 1 */
 	_Atomic int abort;
 	_Atomic int tx_done;
+	_Atomic int saw_enobufs;	/* the sender met a full ring */
 
 	/* Sender's tallies. */
 	uint64_t ncookies, nok, enobufs, eagain, partial;
@@ -465,6 +466,21 @@ static void *reap_main(void *arg)
 			nap_us(2000 + prng_below(&rnd, 3000));
 			c->naps++;
 		}
+		/*
+		 * At least once, however fast or slow the machine (qemu's TCG
+		 * is slow): stop reaping until the sender has met -ENOBUFS.
+		 */
+		if (c->zc && c->reaped >= 64 && !atomic_load(&c->saw_enobufs) &&
+		    !atomic_load(&c->tx_done)) {
+			int64_t since = now_ns();
+
+			while (!atomic_load(&c->saw_enobufs) &&
+			       !atomic_load(&c->tx_done) &&
+			       !atomic_load(&c->abort) &&
+			       now_ns() - since < 10LL * 1000000000)
+				nap_us(1000);
+			c->naps++;
+		}
 	}
 out:
 	return NULL;
@@ -530,6 +546,7 @@ static ssize_t send_call(struct ctx *c, uint32_t b, size_t off, size_t len,
 						  memory_order_relaxed);
 		if (ret == -ENOBUFS) {
 			c->enobufs++;
+			atomic_store(&c->saw_enobufs, 1);
 		} else if (ret == -EAGAIN) {
 			c->eagain++;
 		} else {
