@@ -3,9 +3,11 @@
 #   1. the default build (-Werror): unit, real-socket, stress, install, man
 #   2. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
 #   3. the unit and threaded suites under ThreadSanitizer
-#   4. the patched-kernel rig: Linux 6.1 + SCM_ZC_NOTIFICATION under qemu
+#   4. the libFuzzer harnesses (clang), 60 s each
+#   5. the patched-kernel rig: Linux 6.1 + SCM_ZC_NOTIFICATION under qemu,
+#      the library's suites in the patched and the unpatched kernel
 # Ends with one line "N passed, N failed, N skipped" over all of them.
-# Options: --no-rig (skip step 4), --quick (step 1 only).
+# Options: --no-rig (skip step 5), --quick (step 1 only).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -29,7 +31,7 @@ stage() {
 	echo "=== $name"
 	if [ ! -f "$dir/build.ninja" ]; then
 		# shellcheck disable=SC2086
-		meson setup "$dir" $opts >"$dir.setup.log" 2>&1 ||
+		env ${STAGE_ENV:-} meson setup "$dir" $opts >"$dir.setup.log" 2>&1 ||
 			{ cat "$dir.setup.log"; status=1; summaries+=("$name: setup failed"); return; }
 	fi
 	if ! ninja -C "$dir" >"$dir.build.log" 2>&1; then
@@ -50,6 +52,9 @@ if [ $quick -eq 0 ]; then
 	stage tsan build-ci/tsan \
 		"-Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug" \
 		--suite unit --suite stress
+	STAGE_ENV=CC=clang stage fuzz build-ci/fuzz \
+		"-Dwerror=true -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false" \
+		--suite fuzz
 fi
 if [ $rig -eq 1 ]; then
 	echo "=== kernel rig"

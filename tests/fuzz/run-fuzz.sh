@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# run-fuzz.sh HARNESS SEED_DIR SECONDS: run a libFuzzer harness for SECONDS
+# from the seed corpus, writing new inputs to a scratch directory (never
+# into the source tree). A crash, a leak or a timeout fails; libFuzzer
+# writes the input that caused it to the current directory.
+set -euo pipefail
+harness=$1 seeds=$2 secs=$3
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+"$harness" -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
+	"$scratch" "$seeds"
