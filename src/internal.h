@@ -33,6 +33,15 @@
  * SCM backend: harvest on every k-th send while ids are out. Over UDP
  * each SOL_SOCKET cmsg costs a route lookup (the connected-socket route
  * cache is bypassed), so harvest less often there.
+ *
+ * Measured in the kernel rig's guest (qemu TCG, e1000 pair, 3000 sends,
+ * 3 alternating rounds): syscalls per send 1.01 (TCP, 64 KiB) and
+ * 1.16-1.25 (UDP, 1400 B) for every k from 1 to 16, against 2.01 and 2.27
+ * with the error queue: the reap side reads the queue only when sends
+ * stop, so k does not change the syscall count. CPU differences between
+ * k values (0.90x-1.29x of the error queue's) were within TCG's noise.
+ * So k trades route lookups against how soon completions arrive; these
+ * defaults stand until zcbench measures them on real hardware.
  */
 #define ZC_DEFAULT_HARVEST_TCP	1u
 #define ZC_DEFAULT_HARVEST_UDP	4u
