@@ -12,17 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "compat.h"
 #include "fake_kernel.h"
-
-#ifndef SO_EE_ORIGIN_ZEROCOPY
-#define SO_EE_ORIGIN_ZEROCOPY 5
-#endif
-#ifndef SO_EE_CODE_ZEROCOPY_COPIED
-#define SO_EE_CODE_ZEROCOPY_COPIED 1
-#endif
-#ifndef SCM_TIMESTAMPING
-#define SCM_TIMESTAMPING 37
-#endif
 
 struct fake_kernel fk = { .fd = -1 };
 

@@ -48,16 +48,8 @@
 #include <unistd.h>
 
 #include "zcnotify.h"
+#include "testutil.h"
 
-#if defined(__has_feature)
-#define ZC_HAS_TSAN __has_feature(thread_sanitizer)	/* clang */
-#else
-#define ZC_HAS_TSAN 0
-#endif
-
-#ifndef SO_ZEROCOPY
-#define SO_ZEROCOPY 60
-#endif
 #ifndef SO_EE_ORIGIN_ZEROCOPY
 #define SO_EE_ORIGIN_ZEROCOPY 5
 #endif
@@ -84,27 +76,6 @@ static uint64_t nsends = DEFAULT_SENDS;
 
 /* ---- deterministic data ------------------------------------------------ */
 
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9E3779B97F4A7C15ull;
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-	return x ^ (x >> 31);
-}
-
-struct prng { uint64_t s; };
-
-static uint64_t prng_next(struct prng *p)
-{
-	p->s += 0x9E3779B97F4A7C15ull;
-	return mix64(p->s);
-}
-
-static uint32_t prng_below(struct prng *p, uint32_t n)
-{
-	return (uint32_t)(prng_next(p) % n);
-}
-
 /* Size of message i: half tiny, a fifth small, the rest large. */
 static size_t msg_size(uint64_t seed, bool udp, uint64_t i)
 {
@@ -130,20 +101,13 @@ static size_t msg_size(uint64_t seed, bool udp, uint64_t i)
 }
 
 /*
- * Payload of message i: little-endian words base + k * step. For UDP the
- * first 8 bytes are then replaced by the sequence number.
+ * Payload of message i: fill_msg(). For UDP the first 8 bytes are then
+ * replaced by the sequence number.
  */
-static void fill_msg(uint8_t *p, uint64_t seed, bool udp, uint64_t i,
-		     size_t len)
+static void fill_payload(uint8_t *p, uint64_t seed, bool udp, uint64_t i,
+			 size_t len)
 {
-	uint64_t w = mix64(seed + 0x632BE59BD9B4E019ull * (i + 1));
-	uint64_t step = mix64(w) | 1;
-	size_t k = 0;
-
-	for (; k + 8 <= len; k += 8, w += step)
-		memcpy(p + k, &w, 8);
-	if (k < len)
-		memcpy(p + k, &w, len - k);
+	fill_msg(p, seed, i, len);
 	if (udp)
 		memcpy(p, &i, sizeof(i));
 }
@@ -244,7 +208,7 @@ static void rx_tcp(struct rx *r, uint8_t *buf, uint8_t *expect)
 
 	if (r->nmsg) {
 		size = msg_size(r->seed, false, 0);
-		fill_msg(expect, r->seed, false, 0, size);
+		fill_payload(expect, r->seed, false, 0, size);
 	}
 	for (;;) {
 		ssize_t n = rx_recv(r, buf, RX_BUF, 0);
@@ -275,7 +239,7 @@ static void rx_tcp(struct rx *r, uint8_t *buf, uint8_t *expect)
 			if (off == size) {
 				i++;
 				size = msg_size(r->seed, false, i);
-				fill_msg(expect, r->seed, false, i, size);
+				fill_payload(expect, r->seed, false, i, size);
 				off = 0;
 			}
 			take = size - off < (size_t)n ? size - off : (size_t)n;
@@ -327,7 +291,7 @@ static void rx_udp(struct rx *r, uint8_t *buf, uint8_t *expect)
 				(unsigned long long)i, n, size);
 			return;
 		}
-		fill_msg(expect, r->seed, true, i, size);
+		fill_payload(expect, r->seed, true, i, size);
 		if (memcmp(buf, expect, size)) {
 			size_t k = first_diff(buf, expect, size);
 
@@ -363,88 +327,6 @@ static void *rx_main(void *arg)
 }
 
 /* ---- sockets ------------------------------------------------------------ */
-
-static socklen_t loopback(int family, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-
-		a->sin_family = AF_INET;
-		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		return sizeof(*a);
-	}
-	((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
-	((struct sockaddr_in6 *)ss)->sin6_addr = in6addr_loopback;
-	return sizeof(struct sockaddr_in6);
-}
-
-/* A socket bound to the loopback address, port chosen by the kernel. */
-static int bound_socket(int family, int type, struct sockaddr_storage *ss,
-			socklen_t *len)
-{
-	int fd = socket(family, type | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	*len = loopback(family, ss);
-	if (bind(fd, (struct sockaddr *)ss, *len) ||
-	    getsockname(fd, (struct sockaddr *)ss, len)) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-/* A connected pair over loopback: tx sends, rx receives. */
-static int make_pair(int family, int type, int *tx, int *rx)
-{
-	struct sockaddr_storage a, b;
-	socklen_t alen, blen;
-	int l, s, err;
-
-	*tx = *rx = -1;
-	l = bound_socket(family, type, &a, &alen);
-	if (l < 0)
-		return l;
-	if (type == SOCK_STREAM) {
-		if (listen(l, 1))
-			goto fail_l;
-		s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (s < 0)
-			goto fail_l;
-		if (connect(s, (struct sockaddr *)&a, alen))
-			goto fail_s;
-		*rx = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-		if (*rx < 0)
-			goto fail_s;
-		close(l);
-		*tx = s;
-		return 0;
-	}
-	s = bound_socket(family, type, &b, &blen);
-	if (s < 0) {
-		close(l);
-		return s;
-	}
-	if (connect(s, (struct sockaddr *)&a, alen) ||
-	    connect(l, (struct sockaddr *)&b, blen))
-		goto fail_s;
-	*tx = s;
-	*rx = l;
-	return 0;
-fail_s:
-	err = -errno;
-	close(s);
-	close(l);
-	return err;
-fail_l:
-	err = -errno;
-	close(l);
-	return err;
-}
 
 /*
  * Can this kernel run the combination? Returns NULL, or why not (the run
@@ -848,7 +730,7 @@ static int sender(struct run *r)
 				return -1;
 		b = r->freelist[--r->nfree];
 		r->len[b] = (uint32_t)msg_size(r->seed, r->udp, i);
-		fill_msg(bufp(r, b), r->seed, r->udp, i, r->len[b]);
+		fill_payload(bufp(r, b), r->seed, r->udp, i, r->len[b]);
 		if (send_msg(r, i, b))
 			return -1;
 
@@ -1088,7 +970,7 @@ static void run_one(int family, int type, bool zc, const char *name)
 	r->mem = malloc((size_t)NBUF * BUF_SIZE);
 	assert_non_null(r->mem);
 
-	ret = make_pair(family, type, &tx, &rxfd);
+	ret = loopback_pair(family, type, &tx, &rxfd, NULL, NULL);
 	if (ret)
 		fail_msg("%s: loopback pair: %s", name, strerror(-ret));
 	if (r->udp) {
@@ -1225,20 +1107,10 @@ static bool selected(const char *name, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct CMUnitTest tests[NALL];
-	const char *env = getenv("ZC_TEST_SENDS");
 	size_t n = 0, skipped = 0;
 
-	if (env && *env) {
-		char *end;
-		unsigned long long v = strtoull(env, &end, 10);
-
-		if (*end || v == 0) {
-			fprintf(stderr, "ZC_TEST_SENDS=\"%s\": want a positive "
-				"number\n", env);
-			return 1;
-		}
-		nsends = v;
-	}
+	if (parse_test_sends(&nsends))
+		return 1;
 	for (size_t i = 0; i < NALL; i++) {
 		const char *why;
 

@@ -57,16 +57,7 @@
 #include <unistd.h>
 
 #include "zcnotify.h"
-
-#if defined(__has_feature)
-#define ZC_HAS_TSAN __has_feature(thread_sanitizer)	/* clang */
-#else
-#define ZC_HAS_TSAN 0
-#endif
-
-#ifndef SO_ZEROCOPY
-#define SO_ZEROCOPY 60
-#endif
+#include "testutil.h"
 
 #if defined(__SANITIZE_THREAD__) || ZC_HAS_TSAN
 #define DEFAULT_SENDS	20000
@@ -85,22 +76,6 @@
 #define NO_BUF		UINT32_MAX
 
 static uint64_t nsends = DEFAULT_SENDS;
-
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9E3779B97F4A7C15ull;
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-	return x ^ (x >> 31);
-}
-
-struct prng { uint64_t s; };
-
-static uint32_t prng_below(struct prng *p, uint32_t n)
-{
-	p->s += 0x9E3779B97F4A7C15ull;
-	return (uint32_t)(mix64(p->s) % n);
-}
 
 static int64_t now_ns(void)
 {
@@ -125,18 +100,6 @@ static size_t msg_size(uint64_t seed, uint64_t i)
 	if (h & 1)
 		return 1 + (h >> 1) % 10239;
 	return 10240 + (h >> 1) % (MAX_SIZE - 10240 + 1);
-}
-
-static void fill_msg(uint8_t *p, uint64_t seed, uint64_t i, size_t len)
-{
-	uint64_t w = mix64(seed + 0x632BE59BD9B4E019ull * (i + 1));
-	uint64_t step = mix64(w) | 1;
-	size_t k = 0;
-
-	for (; k + 8 <= len; k += 8, w += step)
-		memcpy(p + k, &w, 8);
-	if (k < len)
-		memcpy(p + k, &w, len - k);
 }
 
 struct buf {
@@ -614,34 +577,6 @@ out:
 
 /* ---- the phases --------------------------------------------------------- */
 
-static int tcp_pair(int *tx, int *rx)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t alen = sizeof(a);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	*tx = *rx = -1;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (l < 0 || bind(l, (struct sockaddr *)&a, alen) || listen(l, 1) ||
-	    getsockname(l, (struct sockaddr *)&a, &alen))
-		goto fail;
-	*tx = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (*tx < 0 || connect(*tx, (struct sockaddr *)&a, alen))
-		goto fail;
-	*rx = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	if (*rx < 0)
-		goto fail;
-	close(l);
-	return 0;
-fail:
-	fprintf(stderr, "loopback TCP pair: %s\n", strerror(errno));
-	if (*tx >= 0)
-		close(*tx);
-	if (l >= 0)
-		close(l);
-	return -1;
-}
-
 static void final_checks(struct ctx *c, char *err)
 {
 	struct zc_stats st = { .sz = sizeof(st) };
@@ -754,8 +689,11 @@ static void run_phase(enum phase phase)
 	c->done = calloc(c->cap, 1);
 	assert_true(c->mem && c->cbuf && c->sent && c->ret_ns && c->cbytes &&
 		    c->cflags && c->done);
-	if (tcp_pair(&c->tx, &c->rx))
+	ret = loopback_pair(AF_INET, SOCK_STREAM, &c->tx, &c->rx, NULL, NULL);
+	if (ret) {
+		fprintf(stderr, "loopback TCP pair: %s\n", strerror(-ret));
 		fail_msg("cannot make a loopback TCP connection");
+	}
 	setsockopt(c->tx, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
 	setsockopt(c->rx, SOL_SOCKET, SO_RCVBUF, &snd, sizeof(snd));
 	setsockopt(c->rx, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -957,7 +895,6 @@ int main(int argc, char **argv)
 	}, getters[] = {
 		cmocka_unit_test(t_getters),
 	};
-	const char *env = getenv("ZC_TEST_SENDS");
 	bool all = argc < 2, run_phases = all, run_getters = all;
 	int one = 1, fd, failed = 0;
 
@@ -971,17 +908,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (env && *env) {
-		char *end;
-		unsigned long long v = strtoull(env, &end, 10);
-
-		if (*end || v == 0) {
-			fprintf(stderr, "ZC_TEST_SENDS=\"%s\": want a positive "
-				"number\n", env);
-			return 1;
-		}
-		nsends = v;
-	}
+	if (parse_test_sends(&nsends))
+		return 1;
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one))) {
 		fprintf(stderr, "SKIP: no MSG_ZEROCOPY for TCP here: %s\n",

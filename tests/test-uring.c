@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "zcnotify.h"
+#include "testutil.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define DEFAULT_SENDS	10000
@@ -80,22 +81,6 @@
 static uint64_t nsends = DEFAULT_SENDS;
 
 /* ---- data ---------------------------------------------------------------- */
-
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9E3779B97F4A7C15ull;
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-	return x ^ (x >> 31);
-}
-
-struct prng { uint64_t s; };
-
-static uint32_t below(struct prng *p, uint32_t n)
-{
-	p->s += 0x9E3779B97F4A7C15ull;
-	return (uint32_t)(mix64(p->s) % n);
-}
 
 /* Byte off of the stream seed: a TCP stream, or the body of a datagram. */
 static void fill(uint8_t *p, uint64_t seed, uint64_t off, size_t len)
@@ -157,70 +142,14 @@ static size_t msg_size(uint64_t seed, bool udp, uint64_t i)
 
 /* ---- sockets ------------------------------------------------------------- */
 
-static socklen_t loopback(int family, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-
-		a->sin_family = AF_INET;
-		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		return sizeof(*a);
-	}
-	((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
-	((struct sockaddr_in6 *)ss)->sin6_addr = in6addr_loopback;
-	return sizeof(struct sockaddr_in6);
-}
-
-static int bound(int family, int type, struct sockaddr_storage *ss,
-		 socklen_t *len)
-{
-	int fd = socket(family, type | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	*len = loopback(family, ss);
-	if (bind(fd, (struct sockaddr *)ss, *len) ||
-	    getsockname(fd, (struct sockaddr *)ss, len)) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 /* A connected loopback pair; *peer gets rx's address (for msg_name). */
 static void make_pair(int family, int type, int *tx, int *rx,
 		      struct sockaddr_storage *peer, socklen_t *peerlen)
 {
-	struct sockaddr_storage a, b;
-	socklen_t alen, blen;
-	int l = bound(family, type, &a, &alen);
+	int ret = loopback_pair(family, type, tx, rx, peer, peerlen);
 
-	if (l < 0)
-		fail_msg("loopback socket: %s", strerror(-l));
-	if (peer) {
-		*peer = a;
-		*peerlen = alen;
-	}
-	if (type == SOCK_STREAM) {
-		int s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-		assert_int_equal(listen(l, 1), 0);
-		assert_true(s >= 0);
-		assert_int_equal(connect(s, (struct sockaddr *)&a, alen), 0);
-		*rx = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-		assert_true(*rx >= 0);
-		close(l);
-		*tx = s;
-		return;
-	}
-	*tx = bound(family, type, &b, &blen);
-	assert_true(*tx >= 0);
-	assert_int_equal(connect(*tx, (struct sockaddr *)&a, alen), 0);
-	assert_int_equal(connect(l, (struct sockaddr *)&b, blen), 0);
-	*rx = l;
+	if (ret)
+		fail_msg("loopback pair: %s", strerror(-ret));
 }
 
 static struct zc_sock *open_uring(int fd, uint32_t max_inflight)
@@ -388,9 +317,9 @@ static int take(struct run *r, const struct zc_completion *out, int n,
 static int reap_some(struct run *r)
 {
 	struct zc_completion out[64];
-	unsigned int max = 1 + below(&r->rnd, 64);
+	unsigned int max = 1 + prng_below(&r->rnd, 64);
 
-	if (below(&r->rnd, 4) == 0)
+	if (prng_below(&r->rnd, 4) == 0)
 		return take(r, out, zc_wait(r->zs, out, max, 0), "zc_wait(0)");
 	return take(r, out, zc_completions(r->zs, out, max), "zc_completions");
 }
@@ -521,7 +450,7 @@ static void *reaper_main(void *arg)
 
 	while (!atomic_load(&r->failed)) {
 		struct zc_completion out[64];
-		int n = zc_wait(r->zs, out, 1 + below(&r->rrnd, 64), 200);
+		int n = zc_wait(r->zs, out, 1 + prng_below(&r->rrnd, 64), 200);
 
 		if (take(r, out, n, "zc_wait (reaper)") < 0)
 			break;
@@ -539,7 +468,7 @@ static void *reaper_main(void *arg)
 			break;
 		}
 		/* Now and then nap, so that the ring fills up. */
-		if (below(&r->rrnd, 512) == 0)
+		if (prng_below(&r->rrnd, 512) == 0)
 			usleep(2000);
 	}
 	return NULL;
@@ -590,8 +519,8 @@ static ssize_t send_call(struct run *r, uint64_t i, uint64_t off, size_t len,
 	struct msghdr m = { .msg_iov = iov };
 	uint8_t *p = bufp(r, b);
 	int flags = MSG_NOSIGNAL;
-	unsigned int parts = 1 + (below(&r->rnd, 3) == 0 ?
-				  below(&r->rnd, 3) : 0);
+	unsigned int parts = 1 + (prng_below(&r->rnd, 3) == 0 ?
+				  prng_below(&r->rnd, 3) : 0);
 	size_t at = 0;
 
 	if (r->udp)
@@ -608,17 +537,17 @@ static ssize_t send_call(struct run *r, uint64_t i, uint64_t off, size_t len,
 		parts = 1;
 	for (unsigned int j = 0; j < parts; j++) {
 		size_t n = j + 1 == parts ? len - at :
-			   1 + below(&r->rnd, (uint32_t)(len - at - (parts - 1 - j)));
+			   1 + prng_below(&r->rnd, (uint32_t)(len - at - (parts - 1 - j)));
 
 		iov[j] = (struct iovec){ .iov_base = p + at, .iov_len = n };
 		at += n;
 	}
 	m.msg_iovlen = parts;
-	if (r->udp && below(&r->rnd, 8) == 0) {
+	if (r->udp && prng_below(&r->rnd, 8) == 0) {
 		m.msg_name = &r->peer;
 		m.msg_namelen = r->peerlen;
 	}
-	if (r->udp && below(&r->rnd, 16) == 0) {
+	if (r->udp && prng_below(&r->rnd, 16) == 0) {
 		struct cmsghdr *c = (struct cmsghdr *)ctrl;
 		int ttl = 64;
 
@@ -629,7 +558,7 @@ static ssize_t send_call(struct run *r, uint64_t i, uint64_t off, size_t len,
 		m.msg_control = ctrl;
 		m.msg_controllen = sizeof(ctrl);
 	}
-	if (below(&r->rnd, 4) == 0)
+	if (prng_below(&r->rnd, 4) == 0)
 		flags |= MSG_DONTWAIT;
 	*flagsp = flags;
 	return zc_sendmsg(r->zs, &m, flags, k);
@@ -701,7 +630,7 @@ static int sender(struct run *r, uint64_t *nok)
 			r->sent[k] = (int32_t)ret;
 			(*nok)++;
 			off += (size_t)ret;
-			if (!r->threaded && below(&r->rnd, 4) == 0 &&
+			if (!r->threaded && prng_below(&r->rnd, 4) == 0 &&
 			    reap_some(r) < 0)
 				return -1;
 		}
@@ -1360,7 +1289,6 @@ static int available(void)
 int main(int argc, char **argv)
 {
 	struct CMUnitTest tests[NALL];
-	const char *env = getenv("ZC_TEST_SENDS");
 	size_t n = 0;
 	int ret;
 
@@ -1368,17 +1296,8 @@ int main(int argc, char **argv)
 	unsetenv("ZCNOTIFY_BACKEND");
 	unsetenv("ZCNOTIFY_URING_USAGE");
 	signal(SIGPIPE, SIG_IGN);
-	if (env && *env) {
-		char *end;
-		unsigned long long v = strtoull(env, &end, 10);
-
-		if (*end || v == 0) {
-			fprintf(stderr, "ZC_TEST_SENDS=\"%s\": want a positive "
-				"number\n", env);
-			return 1;
-		}
-		nsends = v;
-	}
+	if (parse_test_sends(&nsends))
+		return 1;
 	for (size_t i = 0; i < NALL; i++) {
 		bool want = argc < 2;
 

@@ -24,30 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SO_ZEROCOPY
-#define SO_ZEROCOPY 60
-#endif
-#ifndef MSG_ZEROCOPY
-#define MSG_ZEROCOPY 0x4000000
-#endif
-#ifndef SO_EE_ORIGIN_ZEROCOPY
-#define SO_EE_ORIGIN_ZEROCOPY 5
-#endif
-#ifndef SO_EE_CODE_ZEROCOPY_COPIED
-#define SO_EE_CODE_ZEROCOPY_COPIED 1
-#endif
-#ifndef SCM_ZC_NOTIFICATION
-#define SCM_ZC_NOTIFICATION 78
-#endif
-#define SOCK_ZC_INFO_MAX 16
-
-struct zc_info_elem {
-	uint32_t lo;
-	uint32_t hi;
-	uint8_t zerocopy;
-};
-
-_Static_assert(sizeof(struct zc_info_elem) == 12, "zc_info_elem is 12 bytes");
+#include "raw.h"
 
 #define ELEM_SIZE	sizeof(struct zc_info_elem)
 #define CTL_SIZE	(CMSG_SPACE(ELEM_SIZE * (SOCK_ZC_INFO_MAX + 2)) + \

@@ -235,16 +235,18 @@ done
 # ---- the rig's own guest programs ------------------------------------------
 
 helpers=(abi_test zc_nic_test)
+# raw.h: what the helpers share
 hkey=$({
 	gcc -dumpfullversion
 	for h in "${helpers[@]}"; do sha256sum <"$here/$h.c"; done
+	sha256sum <"$here/raw.h"
 } | sha256sum | cut -c1-16)
 rig_bin=$cache/bin-$hkey
 if [[ ! -x $rig_bin/${helpers[-1]} ]]; then
 	tmp=$(mktemp -d "$cache/.bin.XXXXXX")
 	cleanup_paths+=("$tmp")
 	for h in "${helpers[@]}"; do
-		gcc -O2 -g -Wall -Wextra -o "$tmp/$h" "$here/$h.c" ||
+		gcc -O2 -g -Wall -Wextra -I"$here" -o "$tmp/$h" "$here/$h.c" ||
 			die "cannot build $h"
 	done
 	rm -rf "$rig_bin"
