@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: MIT
+/*
+ * epoll-server: stream one file to many TCP clients from one epoll loop,
+ * zero-copy, with libzcnotify.
+ *
+ * Each connection owns a small pool of buffers. A chunk of the file is read
+ * into a free buffer and sent with zc_send(); the buffer goes back to the
+ * pool only when the completion of every send made from it has been reaped
+ * (its cookie is the buffer's index). Until then the kernel may still read
+ * its pages, so it must not be written.
+ *
+ *   epoll-server [-f file] [-6] [-b bufsize] [-p pool] [-m max_inflight]
+ *                [-n clients] [-t clients]
+ *
+ *   -f  the file to serve (default: this program's own binary)
+ *   -n  serve this many clients, then exit (default 0: forever); the
+ *       server listens on 127.0.0.1 (::1 with -6) and prints the port
+ *   -t  test mode: fork this many clients, which connect, read the whole
+ *       file and check it byte by byte; exit 0 if every one got it all
+ *
+ * Build: cc -o epoll-server epoll-server.c $(pkg-config --cflags --libs libzcnotify)
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <zcnotify.h>
+
+#define MAX_POOL	64
+#define DRAIN_MS	5000	/* how long a finished connection may drain */
+
+struct conn {
+	int fd;
+	struct zc_sock *zs;
+	off_t next;			/* next file offset to read */
+	int cur;			/* buffer being sent, or -1 */
+	size_t pos, len;		/* ... bytes sent of len */
+	bool want_out;			/* EPOLLOUT armed */
+	unsigned int nfree;
+	unsigned int free[MAX_POOL];	/* stack of free buffers */
+	unsigned int refs[MAX_POOL];	/* unreaped sends per buffer */
+	char *buf[MAX_POOL];
+};
+
+static int file_fd;
+static off_t file_size;
+static size_t buf_size = 16384;
+static unsigned int pool = 8, max_inflight = 16;
+
+static void warn_zc(const char *what, long err)
+{
+	fprintf(stderr, "epoll-server: %s: %s (%s)\n", what, strerror((int)-err),
+		zc_last_error());
+}
+
+/* Put back the buffers whose sends are complete. Returns the count or -errno. */
+static int reap(struct conn *c)
+{
+	struct zc_completion comp[32];
+	int n = zc_completions(c->zs, comp, 32);
+
+	for (int i = 0; i < n; i++) {
+		unsigned int b = (unsigned int)comp[i].cookie;
+
+		if (--c->refs[b] == 0 && (int)b != c->cur)
+			c->free[c->nfree++] = b;	/* the kernel is done with it */
+	}
+	return n;
+}
+
+static void conn_free(struct conn *c)
+{
+	for (unsigned int i = 0; i < pool; i++)
+		free(c->buf[i]);
+	free(c);
+}
+
+/*
+ * The connection is done (sent all, or failed): wait for the completions
+ * still out, then zc_close() and close(). A busy server would rather keep
+ * the connection in its loop until zc_inflight() is 0; over a LAN this
+ * takes about one round trip.
+ */
+static int conn_finish(int ep, struct conn *c, int ret)
+{
+	struct zc_completion comp[32];
+	int n;
+
+	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+	shutdown(c->fd, SHUT_WR);
+	while (zc_inflight(c->zs)) {
+		n = zc_wait(c->zs, comp, 32, DRAIN_MS);
+		if (n <= 0) {
+			/* The kernel may still read the buffers: leak them. */
+			fprintf(stderr, "epoll-server: %u sends never completed\n",
+				zc_inflight(c->zs));
+			zc_close(c->zs);
+			close(c->fd);
+			return -1;
+		}
+	}
+	zc_close(c->zs);
+	close(c->fd);
+	conn_free(c);
+	return ret;
+}
+
+/*
+ * Send as much as the socket takes. Returns 1 when the whole file is sent,
+ * 0 to be called again later, -1 on an error.
+ */
+static int pump(int ep, struct conn *c)
+{
+	int ret = reap(c);
+
+	if (ret < 0) {
+		warn_zc("zc_completions", ret);
+		return -1;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (c->cur < 0) {
+			if (c->next >= file_size)
+				return 1;
+			if (!c->nfree)
+				return 0;	/* every buffer in flight: wait */
+			c->cur = (int)c->free[--c->nfree];
+			n = pread(file_fd, c->buf[c->cur], buf_size, c->next);
+			if (n <= 0) {
+				perror("epoll-server: pread");
+				return -1;
+			}
+			c->next += n;
+			c->pos = 0;
+			c->len = (size_t)n;
+		}
+		n = zc_send(c->zs, c->buf[c->cur] + c->pos, c->len - c->pos,
+			    MSG_NOSIGNAL, (uint64_t)c->cur);
+		if (n == -EAGAIN || n == -EWOULDBLOCK) {
+			/* The socket buffer is full: wait for EPOLLOUT. */
+			if (!c->want_out) {
+				struct epoll_event ev = {
+					.events = EPOLLIN | EPOLLOUT,
+					.data.ptr = c,
+				};
+
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+				c->want_out = true;
+			}
+			return 0;
+		}
+		if (n == -ENOBUFS) {
+			/*
+			 * max_inflight sends unreaped (nothing was sent), or
+			 * the kernel is short of memory: reap, retry later.
+			 */
+			ret = reap(c);
+			if (ret < 0) {
+				warn_zc("zc_completions", ret);
+				return -1;
+			}
+			if (ret == 0)
+				return 0;	/* try again on the next round */
+			continue;
+		}
+		if (n < 0) {
+			warn_zc("zc_send", n);
+			return -1;
+		}
+		c->refs[c->cur]++;
+		c->pos += (size_t)n;
+		if (c->pos == c->len) {
+			/* Sent; the buffer comes back with its completions. */
+			if (c->refs[c->cur] == 0)
+				c->free[c->nfree++] = (unsigned int)c->cur;
+			c->cur = -1;
+		}
+	}
+}
+
+static struct conn *conn_new(int ep, int fd)
+{
+	struct zc_opts opts = { .sz = sizeof(opts), .max_inflight = max_inflight };
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct conn *c = calloc(1, sizeof(*c));
+	int ret;
+
+	if (!c)
+		return NULL;
+	c->fd = fd;
+	c->cur = -1;
+	for (unsigned int i = 0; i < pool; i++) {
+		c->buf[i] = malloc(buf_size);
+		if (!c->buf[i])
+			goto fail;
+		c->free[c->nfree++] = i;
+	}
+	/* The socket is non-blocking: zc_send() returns -EAGAIN when full. */
+	ret = zc_open(fd, &opts, &c->zs);
+	if (ret == -EOPNOTSUPP) {	/* e.g. ZCNOTIFY_BACKEND=scm, no support */
+		fprintf(stderr, "epoll-server: skipped: %s\n", zc_last_error());
+		exit(77);
+	}
+	if (ret) {
+		warn_zc("zc_open", ret);
+		goto fail;
+	}
+	ev.data.ptr = c;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)) {
+		perror("epoll-server: epoll_ctl");
+		zc_close(c->zs);
+		goto fail;
+	}
+	return c;
+fail:
+	conn_free(c);
+	return NULL;
+}
+
+/* A client of the test mode: read everything, compare with the file. */
+static int client(const struct sockaddr_storage *ss, socklen_t len)
+{
+	char *want = malloc(buf_size), *got = malloc(buf_size);
+	int fd = socket(ss->ss_family, SOCK_STREAM, 0);
+	off_t off = 0;
+	ssize_t n;
+
+	if (!want || !got || fd < 0 || connect(fd, (const struct sockaddr *)ss, len)) {
+		perror("client: connect");
+		return 1;
+	}
+	while ((n = recv(fd, got, buf_size, 0)) > 0) {
+		if (pread(file_fd, want, (size_t)n, off) != n ||
+		    memcmp(want, got, (size_t)n)) {
+			fprintf(stderr, "client: wrong data at offset %lld "
+				"(a buffer reused too early?)\n", (long long)off);
+			return 1;
+		}
+		off += n;
+	}
+	if (n < 0 || off != file_size) {
+		fprintf(stderr, "client: got %lld of %lld bytes\n",
+			(long long)off, (long long)file_size);
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = "/proc/self/exe";
+	unsigned int clients = 0, served = 0, active = 0, failed = 0, test = 0;
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sslen;
+	struct stat st;
+	struct conn *conns[1024];
+	unsigned int nconns = 0;
+	bool v6 = false;
+	int opt, lfd, ep;
+
+	while ((opt = getopt(argc, argv, "f:6b:p:m:n:t:")) != -1) {
+		switch (opt) {
+		case 'f': path = optarg; break;
+		case '6': v6 = true; break;
+		case 'b': buf_size = strtoul(optarg, NULL, 0); break;
+		case 'p': pool = (unsigned int)strtoul(optarg, NULL, 0); break;
+		case 'm': max_inflight = (unsigned int)strtoul(optarg, NULL, 0); break;
+		case 'n': clients = (unsigned int)strtoul(optarg, NULL, 0); break;
+		case 't': clients = test = (unsigned int)strtoul(optarg, NULL, 0); break;
+		default:
+			fprintf(stderr, "usage: %s [-f file] [-6] [-b bufsize] "
+				"[-p pool] [-m max_inflight] [-n clients] "
+				"[-t clients]\n", argv[0]);
+			return 2;
+		}
+	}
+	if (!buf_size || !pool || pool > MAX_POOL || clients > 1024) {
+		fprintf(stderr, "epoll-server: bad -b, -p or -n/-t\n");
+		return 2;
+	}
+	file_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (file_fd < 0 || fstat(file_fd, &st)) {
+		perror(path);
+		return 1;
+	}
+	file_size = st.st_size;
+
+	/* Listen on loopback, on a port the kernel picks. */
+	if (v6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = in6addr_loopback;
+		sslen = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sslen = sizeof(*a);
+	}
+	lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&ss, sslen) ||
+	    listen(lfd, 128) || getsockname(lfd, (struct sockaddr *)&ss, &sslen)) {
+		perror("epoll-server: listen");
+		return 1;
+	}
+	printf("epoll-server: serving %s (%lld bytes) on port %u\n", path,
+	       (long long)file_size, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	fflush(stdout);
+
+	for (unsigned int i = 0; i < test; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (pid == 0) {
+			alarm(60);	/* never hang a test run */
+			_exit(client(&ss, sslen));
+		}
+	}
+	if (test)
+		alarm(60);
+
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	{
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+
+		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev)) {
+			perror("epoll-server: epoll");
+			return 1;
+		}
+	}
+
+	while (!clients || served < clients || active) {
+		struct epoll_event evs[64];
+		/* With sends in flight, come back soon to reap them. */
+		int n = epoll_wait(ep, evs, 64, active ? 10 : -1);
+
+		if (n < 0 && errno != EINTR) {
+			perror("epoll_wait");
+			return 1;
+		}
+		for (int i = 0; i < n; i++) {
+			struct conn *c = evs[i].data.ptr;
+
+			if (c)
+				continue;	/* connections: pumped below */
+			for (;;) {
+				int fd = accept4(lfd, NULL, NULL,
+						 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+				if (fd < 0)
+					break;
+				if (nconns == 1024 || !(c = conn_new(ep, fd))) {
+					close(fd);
+					continue;
+				}
+				conns[nconns++] = c;
+				active++;
+				served++;
+			}
+		}
+		/*
+		 * Pump every connection: the events say a socket has room
+		 * (EPOLLOUT) or an error-queue record (EPOLLERR), but with
+		 * the uring backend completions arrive without an event, so
+		 * reap regularly whatever the events were.
+		 */
+		for (unsigned int i = 0; i < nconns; i++) {
+			struct conn *c = conns[i];
+			int r;
+
+			if (!c)
+				continue;
+			if (c->want_out) {
+				struct epoll_event ev = { .events = EPOLLIN,
+							  .data.ptr = c };
+
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+				c->want_out = false;
+			}
+			r = pump(ep, c);
+			if (r == 0)
+				continue;
+			if (conn_finish(ep, c, r > 0 ? 0 : -1))
+				failed++;
+			conns[i] = NULL;
+			active--;
+		}
+	}
+
+	for (unsigned int i = 0; i < test; i++) {
+		int status;
+
+		if (wait(&status) < 0 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status)) {
+			fprintf(stderr, "epoll-server: a client failed\n");
+			failed++;
+		}
+	}
+	printf("epoll-server: %u clients served, %u failed\n", served, failed);
+	close(ep);
+	close(lfd);
+	return failed ? 1 : 0;
+}
