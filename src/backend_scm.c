@@ -97,6 +97,8 @@ static size_t scm_prepare(unsigned char *buf, int type, unsigned int n)
 		.cmsg_type = type,
 	};
 
+	/* All of it defined: the kernel (and valgrind) reads what we pass. */
+	memset(buf, 0, CMSG_SPACE(n * SCM_ELEM));
 	memcpy(buf, &c, sizeof(c));
 	buf[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] =
 		SCM_SENTINEL;

@@ -381,6 +381,11 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 		return zc_err_lit(-EINVAL, "zc_sendmsg: zs or msg is NULL");
 	if (msg->msg_iovlen && !msg->msg_iov)
 		return zc_err_lit(-EINVAL, "zc_sendmsg: msg_iov is NULL");
+	/* The kernel takes at most INT_MAX; the SCM backend adds its own
+	 * cmsg to the length, which must not wrap. */
+	if (msg->msg_control && msg->msg_controllen > INT_MAX)
+		return zc_err_lit(-EINVAL, "zc_sendmsg: msg_controllen is "
+				  "larger than INT_MAX");
 	if (flags & ~ZC_SEND_FLAGS)
 		return zc_err(-EINVAL, "zc_sendmsg: flags 0x%x not supported",
 			      flags & ~ZC_SEND_FLAGS);

@@ -4,6 +4,8 @@
  * implements the v5 series exactly (fake_kernel.c, scm_harvest()).
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -284,6 +286,30 @@ static void test_caller_cmsg_einval(void **state)
 	assert_int_equal(fk.scm_calls, calls + 1);	/* still asking */
 }
 
+/*
+ * A control length the kernel would refuse (> INT_MAX), near SIZE_MAX:
+ * the SCM backend's buffer size (its cmsg + the caller's) must not wrap
+ * into a small buffer and a huge memcpy. Refused, nothing sent.
+ */
+static void test_caller_controllen_huge(void **state)
+{
+	struct fixture *f = *state;
+	alignas(struct cmsghdr) unsigned char ctrl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { buf, 20000 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = ctrl,
+			    .msg_controllen = SIZE_MAX - 8 };
+	unsigned int sends;
+
+	send_n(f->zs, 1, 0);	/* an id out: the next send would harvest */
+	sends = fk.nsends;
+	assert_int_equal(zc_sendmsg(f->zs, &m, 0, 1), -EINVAL);
+	m.msg_controllen = (size_t)INT_MAX + 1;
+	assert_int_equal(zc_sendmsg(f->zs, &m, 0, 1), -EINVAL);
+	assert_int_equal(fk.nsends, sends);
+	assert_int_equal(zc_inflight(f->zs), 1);
+}
+
 static void test_harvest_every_k(void **state)
 {
 	struct fixture f;
@@ -441,6 +467,7 @@ int main(void)
 		T(test_send_fails_after_harvest),
 		T(test_einval_stops_asking),
 		T(test_caller_cmsg_einval),
+		T(test_caller_controllen_huge),
 		T(test_harvest_every_k),
 		T(test_idle_reaps_by_recvmsg),
 		T(test_zc_wait_collects),
