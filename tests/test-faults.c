@@ -1,0 +1,1063 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Faults and hostile input on real sockets (public API only).
+ *
+ * Usage: test-faults MODE
+ *   optmem   net.core.optmem_max lowered in a private network namespace:
+ *            TCP and UDP streams with a slow reaper keep flowing by copy.
+ *   memlock  RLIMIT_MEMLOCK lowered, CAP_IPC_LOCK dropped (forked child):
+ *            the same.
+ *   peer     TCP RST with sends in flight, EPIPE, ICMP errors on connected
+ *            UDP with IP_RECVERR, zc_close() with sends in flight.
+ *   input    bad fds, unconnected UDP, bad iovecs, flags it cannot honour.
+ *   soak     ZC_SOAK_SENDS (default 10000000) TCP sends of random sizes,
+ *            random backends and reaper pacing; every byte and cookie
+ *            checked, RSS sampled.
+ *
+ * Every run is bounded by alarm(): a deadlock fails, it does not hang.
+ * Exits 77 when the kernel or the privileges lack what a mode needs.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <time.h>
+#include <linux/capability.h>
+#include <linux/errqueue.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zcnotify.h"
+#include "testutil.h"
+
+#define SKIP	77
+#define MAXLEN	65536u
+#define UDPMAX	65000u
+#define NBUF	512u		/* > 2 * max_inflight below */
+#define INFL	256u
+
+static void die_alarm(int sig)
+{
+	static const char m[] = "test-faults: timed out (deadlock?)\n";
+
+	(void)sig;
+	if (write(2, m, sizeof(m) - 1) < 0) {
+		/* nothing to do */
+	}
+	_exit(1);
+}
+
+static void bound(unsigned int seconds)
+{
+	signal(SIGALRM, die_alarm);
+	alarm(seconds);
+}
+
+/* ---- a checked stream --------------------------------------------------- */
+
+struct rx {
+	int fd;
+	bool udp;
+	uint64_t seed;
+	uint64_t nmsg;			/* TCP: messages to expect */
+	const uint32_t *len;		/* TCP: their lengths */
+	pthread_t th;
+	_Atomic int stop, failed;
+	_Atomic uint64_t got;		/* bytes (TCP) or datagrams (UDP) */
+};
+
+static void *rx_main(void *arg)
+{
+	struct rx *r = arg;
+	uint8_t *buf = malloc(MAXLEN), *want = malloc(MAXLEN);
+	uint64_t i = 0, off = 0;
+
+	while (!atomic_load(&r->stop) && !atomic_load(&r->failed)) {
+		ssize_t n = recv(r->fd, buf, MAXLEN, 0);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0)
+			break;
+		if (r->udp) {
+			uint64_t seq;
+
+			if (n < 8) {
+				atomic_store(&r->failed, 1);
+				break;
+			}
+			memcpy(&seq, buf, 8);
+			fill_msg(want, r->seed, seq, (size_t)n);
+			memcpy(want, &seq, 8);
+			if (memcmp(want, buf, (size_t)n))
+				atomic_store(&r->failed, 1);
+			atomic_fetch_add(&r->got, 1);
+			continue;
+		}
+		for (ssize_t p = 0; p < n;) {
+			size_t take;
+
+			if (i >= r->nmsg) {
+				atomic_store(&r->failed, 1);
+				break;
+			}
+			if (off == 0)
+				fill_msg(want, r->seed, i, r->len[i]);
+			take = r->len[i] - off;
+			if (take > (size_t)(n - p))
+				take = (size_t)(n - p);
+			if (memcmp(want + off, buf + p, take)) {
+				fprintf(stderr, "rx: message %llu differs\n",
+					(unsigned long long)i);
+				atomic_store(&r->failed, 1);
+				break;
+			}
+			p += (ssize_t)take;
+			off += take;
+			if (off == r->len[i]) {
+				off = 0;
+				i++;
+			}
+		}
+		atomic_fetch_add(&r->got, (uint64_t)n);
+	}
+	free(buf);
+	free(want);
+	return NULL;
+}
+
+static void rx_start(struct rx *r)
+{
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 };
+
+	setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(pthread_create(&r->th, NULL, rx_main, r), 0);
+}
+
+/* Mark c cookies seen; fail on a duplicate or a stranger. */
+static void seen_mark(uint8_t *seen, uint64_t nsent, const uint8_t *sent,
+		      const struct zc_completion *c, int n)
+{
+	for (int k = 0; k < n; k++) {
+		uint64_t ck = c[k].cookie;
+
+		assert_true(ck < nsent);
+		assert_true(sent[ck]);		/* never for a failed send */
+		assert_int_equal(seen[ck], 0);	/* exactly once */
+		seen[ck] = 1;
+	}
+}
+
+struct stream_res {
+	uint64_t ok, failed;
+	struct zc_stats st;
+};
+
+/*
+ * Stream n messages over a loopback pair with every send trying zero-copy
+ * (copy_below 1, no adaptation) and a slow reaper: it reaps only when the
+ * library refuses with -ENOBUFS (max_inflight), a few completions at a
+ * time. Checks every cookie exactly once and (TCP) every byte.
+ */
+static void run_stream(int family, int type, bool recverr, uint64_t n,
+		       uint64_t seed, struct stream_res *res)
+{
+	struct zc_opts o = { .sz = sizeof(o), .backend = ZC_BACKEND_ERRQUEUE,
+			     .max_inflight = INFL, .copy_below = 1,
+			     .flags = ZC_OPT_NO_ADAPT };
+	bool udp = type == SOCK_DGRAM;
+	struct zc_completion c[8];
+	struct rx r = { .udp = udp, .seed = seed, .nmsg = n };
+	uint8_t *seen = calloc(n, 1), *sent = calloc(n, 1);
+	uint32_t *len = calloc(n, sizeof(*len));
+	uint8_t *pool = malloc((size_t)NBUF * MAXLEN);
+	struct prng p = { seed };
+	struct zc_sock *zs;
+	int tx, one = 1;
+	uint64_t reaped = 0;
+
+	assert_non_null(seen);
+	assert_non_null(sent);
+	assert_non_null(len);
+	assert_non_null(pool);
+	assert_int_equal(loopback_pair(family, type, &tx, &r.fd, NULL, NULL),
+			 0);
+	if (recverr)
+		assert_int_equal(setsockopt(tx, family == AF_INET ? SOL_IP :
+					    SOL_IPV6, family == AF_INET ?
+					    IP_RECVERR : IPV6_RECVERR, &one,
+					    sizeof(one)), 0);
+	assert_int_equal(zc_open(tx, &o, &zs), 0);
+	for (uint64_t i = 0; i < n; i++)
+		len[i] = udp ? 8 + prng_below(&p, UDPMAX - 8 + 1) :
+			 1 + prng_below(&p, MAXLEN);
+	r.len = len;
+	rx_start(&r);
+
+	for (uint64_t i = 0; i < n; i++) {
+		uint8_t *b = pool + (i % NBUF) * (size_t)MAXLEN;
+		ssize_t ret;
+
+		fill_msg(b, seed, i, len[i]);
+		if (udp)
+			memcpy(b, &i, 8);
+		for (;;) {
+			ret = zc_send(zs, b, len[i], 0, i);
+			if (ret != -ENOBUFS)
+				break;
+			/* Slow reaper: a few at a time, only when forced. */
+			int k = zc_wait(zs, c, 1 + prng_below(&p, 8), 5000);
+
+			assert_true(k > 0);
+			seen_mark(seen, n, sent, c, k);
+			for (int j = 0; j < k; j++)
+				memset(pool + (c[j].cookie % NBUF) *
+				       (size_t)MAXLEN, 0xA5, MAXLEN);
+			reaped += (uint64_t)k;
+		}
+		if (ret < 0) {
+			/* TCP must not fail here; UDP may see ENOBUFS-free
+			 * errors only with IP_RECVERR (device drops). */
+			assert_true(udp && recverr);
+			res->failed++;
+			continue;
+		}
+		assert_int_equal(ret, len[i]);
+		sent[i] = 1;
+		res->ok++;
+		/* UDP: let the receiver keep up a little (datagrams may be
+		 * dropped, so wait 10 ms at most). */
+		for (int w = 0; udp && (i & 63) == 0 && w < 100 &&
+		     i > 2048 + atomic_load(&r.got); w++)
+			usleep(100);
+	}
+	while (zc_inflight(zs)) {
+		int k = zc_wait(zs, c, 8, 5000);
+
+		assert_true(k > 0);
+		seen_mark(seen, n, sent, c, k);
+		reaped += (uint64_t)k;
+	}
+	assert_int_equal(reaped, res->ok);
+	for (uint64_t i = 0; i < n; i++)
+		assert_int_equal(seen[i], sent[i]);
+	res->st.sz = sizeof(res->st);
+	assert_int_equal(zc_get_stats(zs, &res->st), 0);
+	assert_int_equal(res->st.completions, res->ok);
+	if (!udp) {
+		uint64_t total = 0;
+
+		for (uint64_t i = 0; i < n; i++)
+			total += len[i];
+		shutdown(tx, SHUT_WR);
+		for (int w = 0; w < 10000 && atomic_load(&r.got) < total &&
+		     !atomic_load(&r.failed); w++)
+			usleep(1000);
+		assert_int_equal(atomic_load(&r.got), total);
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(r.th, NULL);
+	assert_int_equal(atomic_load(&r.failed), 0);
+	zc_close(zs);
+	close(tx);
+	close(r.fd);
+	free(seen);
+	free(sent);
+	free(len);
+	free(pool);
+}
+
+static uint64_t fault_sends(void)
+{
+	uint64_t n = 20000;
+
+	if (parse_test_sends(&n))
+		exit(1);
+	return n;
+}
+
+/* Called before the first UDP run (optmem: lower the limit further). */
+static void (*before_udp)(void);
+
+static void stream_all(const char *why)
+{
+	static const struct { int fam, type; bool recverr; const char *n; }
+	runs[] = {
+		{ AF_INET, SOCK_STREAM, false, "tcp4" },
+		{ AF_INET6, SOCK_STREAM, false, "tcp6" },
+		{ AF_INET, SOCK_DGRAM, false, "udp4" },
+		{ AF_INET, SOCK_DGRAM, true, "udp4-recverr" },
+		{ AF_INET6, SOCK_DGRAM, false, "udp6" },
+	};
+	uint64_t n = fault_sends();
+
+	for (size_t k = 0; k < sizeof(runs) / sizeof(runs[0]); k++) {
+		struct stream_res res = { 0 };
+
+		if (runs[k].type == SOCK_DGRAM && before_udp) {
+			before_udp();
+			before_udp = NULL;
+		}
+		run_stream(runs[k].fam, runs[k].type, runs[k].recverr, n,
+			   0x5eed + k, &res);
+		printf("%s %s: %llu sent, %llu failed, zc %llu, "
+		       "enobufs->copy %llu, completions %llu\n", why,
+		       runs[k].n, (unsigned long long)res.ok,
+		       (unsigned long long)res.failed,
+		       (unsigned long long)res.st.sends_zc,
+		       (unsigned long long)res.st.enobufs_fallback,
+		       (unsigned long long)res.st.completions);
+		/* The fault must have bitten, or the test proves nothing. */
+		assert_true(res.st.enobufs_fallback > 0);
+	}
+}
+
+/* ---- optmem ------------------------------------------------------------- */
+
+static int write_file(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "w");
+	int ok;
+
+	if (!f)
+		return -errno;
+	ok = fputs(s, f) >= 0;
+	ok = !fclose(f) && ok;
+	return ok ? 0 : -EIO;
+}
+
+static long read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int lo_up(void)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) ||
+	    (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr)))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/*
+ * UDP over loopback completes each zero-copy send before sendmsg() returns
+ * (the looped datagram is copied and its ubuf freed), and a queued
+ * completion is charged to the receive buffer, not to option memory: so
+ * no id is ever outstanding at the next send and only optmem_max 0 makes
+ * sock_omalloc() refuse (it allows omem + 0 < optmem_max).
+ */
+static void optmem_zero(void)
+{
+	assert_int_equal(write_file("/proc/sys/net/core/optmem_max", "0"), 0);
+}
+
+static void test_optmem(void **state)
+{
+	(void)state;
+	before_udp = optmem_zero;
+	stream_all("optmem");
+}
+
+/*
+ * net.core.optmem_max is per network namespace since Linux 6.9 (commit
+ * "net: make net.core.optmem_max namespaced"); before, writing it in a
+ * namespace would change the host's value. Run in a forked child so the
+ * parent, still in the host's namespace, checks the host value after.
+ */
+static int mode_optmem(void)
+{
+	const char *path = "/proc/sys/net/core/optmem_max";
+	struct utsname u;
+	int maj = 0, min = 0, st;
+	long host = read_long(path);
+	pid_t pid;
+
+	uname(&u);
+	if (sscanf(u.release, "%d.%d", &maj, &min) != 2 ||
+	    maj * 100 + min < 609) {
+		printf("SKIP: kernel %s: optmem_max is not per-netns before "
+		       "6.9; the host's value must not change\n", u.release);
+		return SKIP;
+	}
+	pid = fork();
+	if (pid == 0) {
+		const struct CMUnitTest t[] = { cmocka_unit_test(test_optmem) };
+		char v[32];
+
+		if (unshare(CLONE_NEWNET)) {
+			printf("SKIP: unshare(CLONE_NEWNET): %s (needs root "
+			       "or CAP_SYS_ADMIN)\n", strerror(errno));
+			_exit(SKIP);
+		}
+		if (lo_up()) {
+			printf("SKIP: cannot bring lo up in the new netns\n");
+			_exit(SKIP);
+		}
+		/* sock_omalloc(): allowed while omem + 0 < optmem_max: a
+		 * couple of zero-copy ids in flight per socket, no more. */
+		snprintf(v, sizeof(v), "%d", 2048);
+		if (write_file(path, v)) {
+			printf("SKIP: cannot write %s in the netns\n", path);
+			_exit(SKIP);
+		}
+		if (read_long(path) != 2048)
+			_exit(1);
+		bound(240);
+		_exit(cmocka_run_group_tests(t, NULL, NULL) ? 1 : 0);
+	}
+	if (pid < 0)
+		return 1;
+	if (waitpid(pid, &st, 0) != pid)
+		return 1;
+	if (read_long(path) != host) {
+		char v[32];
+
+		fprintf(stderr, "FAIL: the host's optmem_max changed to %ld; "
+			"restoring %ld\n", read_long(path), host);
+		snprintf(v, sizeof(v), "%ld", host);
+		write_file(path, v);
+		return 1;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
+/* ---- memlock ------------------------------------------------------------ */
+
+static int drop_cap(int cap)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d))
+		return -errno;
+	d[cap / 32].effective &= ~(1u << (cap % 32));
+	d[cap / 32].permitted &= ~(1u << (cap % 32));
+	d[cap / 32].inheritable &= ~(1u << (cap % 32));
+	if (syscall(SYS_capset, &h, d))
+		return -errno;
+	return 0;
+}
+
+static void test_memlock(void **state)
+{
+	(void)state;
+	stream_all("memlock");
+}
+
+/*
+ * MSG_ZEROCOPY charges pinned pages to the user's locked_vm against
+ * RLIMIT_MEMLOCK unless the task has CAP_IPC_LOCK
+ * (mm_account_pinned_pages()): drop it, then lower the limit to 64 KiB.
+ */
+static int mode_memlock(void)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		const struct CMUnitTest t[] = {
+			cmocka_unit_test(test_memlock) };
+		struct rlimit rl = { 64 * 1024, 64 * 1024 };
+
+		if (drop_cap(CAP_IPC_LOCK)) {
+			printf("SKIP: cannot drop CAP_IPC_LOCK\n");
+			_exit(SKIP);
+		}
+		if (setrlimit(RLIMIT_MEMLOCK, &rl)) {
+			printf("SKIP: setrlimit(RLIMIT_MEMLOCK): %s\n",
+			       strerror(errno));
+			_exit(SKIP);
+		}
+		bound(240);
+		_exit(cmocka_run_group_tests(t, NULL, NULL) ? 1 : 0);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return 1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
+/* ---- peer faults ---------------------------------------------------------- */
+
+static const struct zc_opts zc_every = {
+	.sz = sizeof(struct zc_opts), .backend = ZC_BACKEND_ERRQUEUE,
+	.max_inflight = 1024, .copy_below = 1, .flags = ZC_OPT_NO_ADAPT };
+
+/* Fill the pipe (receiver never reads) with zero-copy sends. */
+static uint64_t fill_unread(struct zc_sock *zs, const uint8_t *buf,
+			    uint8_t *sent, uint64_t max)
+{
+	uint64_t i;
+
+	for (i = 0; i < max; i++) {
+		ssize_t r = zc_send(zs, buf, MAXLEN, MSG_DONTWAIT, i);
+
+		if (r == -EAGAIN || r == -ENOBUFS)
+			break;
+		assert_true(r > 0);
+		sent[i] = 1;
+	}
+	return i;
+}
+
+static void drain_all(struct zc_sock *zs, uint8_t *seen, uint64_t n,
+		      const uint8_t *sent)
+{
+	struct zc_completion c[64];
+
+	while (zc_inflight(zs)) {
+		int k = zc_wait(zs, c, 64, 5000);
+
+		assert_true(k > 0);
+		seen_mark(seen, n, sent, c, k);
+	}
+}
+
+/* The peer resets the connection with sends in flight. */
+static void test_tcp_rst(void **state)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	uint8_t *buf = calloc(1, MAXLEN), sent[2048] = { 0 },
+		seen[2048] = { 0 };
+	struct zc_sock *zs;
+	uint64_t n, i;
+	int tx, rx;
+	ssize_t r = 0;
+
+	(void)state;
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &tx, &rx, NULL,
+				       NULL), 0);
+	assert_int_equal(zc_open(tx, &zc_every, &zs), 0);
+	n = fill_unread(zs, buf, sent, 1000);
+	assert_true(n > 0);
+	assert_true(zc_inflight(zs) > 0);
+	assert_int_equal(setsockopt(rx, SOL_SOCKET, SO_LINGER, &lg,
+				    sizeof(lg)), 0);
+	close(rx);	/* RST */
+	/* Sends now fail (ECONNRESET, then EPIPE) and yield nothing. */
+	for (i = n; i < n + 50; i++) {
+		r = zc_send(zs, buf, MAXLEN, MSG_NOSIGNAL, i);
+		if (r >= 0)
+			sent[i] = 1;
+		else
+			assert_true(r == -ECONNRESET || r == -EPIPE);
+	}
+	assert_true(r == -EPIPE || r == -ECONNRESET);
+	drain_all(zs, seen, sizeof(seen), sent);
+	for (i = 0; i < sizeof(seen); i++)
+		assert_int_equal(seen[i], sent[i]);
+	zc_close(zs);
+	close(tx);
+	free(buf);
+}
+
+/* EPIPE after shutdown(SHUT_WR): nothing sent, no completion. */
+static void test_epipe(void **state)
+{
+	struct zc_sock *zs;
+	struct zc_completion c;
+	uint8_t buf[16384] = { 1 };
+	int tx, rx;
+
+	(void)state;
+	assert_int_equal(loopback_pair(AF_INET6, SOCK_STREAM, &tx, &rx, NULL,
+				       NULL), 0);
+	assert_int_equal(zc_open(tx, &zc_every, &zs), 0);
+	assert_int_equal(zc_send(zs, buf, sizeof(buf), 0, 1), sizeof(buf));
+	assert_int_equal(shutdown(tx, SHUT_WR), 0);
+	assert_int_equal(zc_send(zs, buf, sizeof(buf), MSG_NOSIGNAL, 2),
+			 -EPIPE);
+	assert_int_equal(zc_wait(zs, &c, 1, 5000), 1);
+	assert_int_equal(c.cookie, 1);
+	assert_int_equal(zc_inflight(zs), 0);
+	assert_int_equal(zc_wait(zs, &c, 1, 50), 0);
+	zc_close(zs);
+	close(tx);
+	close(rx);
+}
+
+/*
+ * Connected UDP to a closed port with IP_RECVERR: the ICMP errors land on
+ * the error queue among the completions, come out of zc_foreign(), and the
+ * completions stay exact.
+ */
+static void udp_icmp(int family)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	uint8_t buf[20000] = { 0 }, sent[400] = { 0 }, seen[400] = { 0 };
+	struct zc_errrec rec[64];
+	struct zc_sock *zs;
+	int dead, tx, one = 1, nfor = 0, refused = 0;
+	uint64_t i;
+
+	dead = bound_socket(family, SOCK_DGRAM, &ss, &sl);
+	assert_true(dead >= 0);
+	close(dead);	/* nobody listens on ss now */
+	tx = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(tx >= 0);
+	assert_int_equal(setsockopt(tx, family == AF_INET ? SOL_IP : SOL_IPV6,
+				    family == AF_INET ? IP_RECVERR :
+				    IPV6_RECVERR, &one, sizeof(one)), 0);
+	assert_int_equal(connect(tx, (struct sockaddr *)&ss, sl), 0);
+	assert_int_equal(zc_open(tx, &zc_every, &zs), 0);
+	for (i = 0; i < sizeof(sent); i++) {
+		ssize_t r = zc_send(zs, buf, sizeof(buf), 0, i);
+
+		if (r >= 0) {
+			assert_int_equal(r, sizeof(buf));
+			sent[i] = 1;
+		} else {
+			/* sk_err from the last ICMP: reported once. */
+			assert_int_equal(r, -ECONNREFUSED);
+			refused++;
+		}
+		if (i % 16 == 15) {
+			struct zc_completion c[64];
+			int k = zc_completions(zs, c, 64);
+
+			assert_true(k >= 0);
+			seen_mark(seen, sizeof(seen), sent, c, k);
+		}
+	}
+	drain_all(zs, seen, sizeof(seen), sent);
+	for (i = 0; i < sizeof(seen); i++)
+		assert_int_equal(seen[i], sent[i]);
+	for (;;) {
+		int k = zc_foreign(zs, rec, 64);
+
+		assert_true(k >= 0);
+		if (!k)
+			break;
+		for (int j = 0; j < k; j++) {
+			assert_int_equal(rec[j].ee_errno, ECONNREFUSED);
+			assert_true(rec[j].ee_origin ==
+				    SO_EE_ORIGIN_ICMP ||
+				    rec[j].ee_origin == SO_EE_ORIGIN_ICMP6);
+		}
+		nfor += k;
+	}
+	printf("udp%d icmp: %d foreign records, %d sends refused\n",
+	       family == AF_INET ? 4 : 6, nfor, refused);
+	assert_true(nfor > 0);
+	zc_close(zs);
+	close(tx);
+}
+
+static void test_udp_icmp4(void **state)
+{
+	(void)state;
+	udp_icmp(AF_INET);
+}
+
+static void test_udp_icmp6(void **state)
+{
+	(void)state;
+	udp_icmp(AF_INET6);
+}
+
+/*
+ * zc_close() with sends in flight (the receiver never reads): no crash, no
+ * leak (valgrind), no completion after. The buffer is leaked on purpose,
+ * as zc_close(3) says.
+ */
+static void test_close_inflight(void **state)
+{
+	uint8_t *buf = calloc(1, MAXLEN), sent[2048] = { 0 };
+	struct zc_sock *zs;
+	int tx, rx;
+
+	(void)state;
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &tx, &rx, NULL,
+				       NULL), 0);
+	assert_int_equal(zc_open(tx, &zc_every, &zs), 0);
+	assert_true(fill_unread(zs, buf, sent, 1000) > 0);
+	assert_true(zc_inflight(zs) > 0);
+	zc_close(zs);
+	close(tx);
+	close(rx);
+	/*
+	 * A real caller must leak buf now (zc_close(3)). Here both ends are
+	 * closed and rx had unread data, so the kernel reset the connection
+	 * and dropped its queue: freeing is safe in this test only.
+	 */
+	free(buf);
+}
+
+/* ---- bad input ------------------------------------------------------------ */
+
+static void test_unconnected_udp(void **state)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	uint8_t buf[16384], got[16384];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct zc_completion c;
+	struct zc_sock *zs;
+	int rx, tx;
+
+	(void)state;
+	memset(buf, 0x3c, sizeof(buf));
+	rx = bound_socket(AF_INET, SOCK_DGRAM, &ss, &sl);
+	assert_true(rx >= 0);
+	tx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	/* Allowed: a sendto-style socket (zc_open(3)). */
+	assert_int_equal(zc_open(tx, &zc_every, &zs), 0);
+	assert_int_equal(zc_backend(zs), ZC_BACKEND_ERRQUEUE);
+	/* No destination: the kernel's error, no completion. */
+	assert_int_equal(zc_sendmsg(zs, &m, 0, 1), -EDESTADDRREQ);
+	assert_int_equal(zc_inflight(zs), 0);
+	m.msg_name = &ss;
+	m.msg_namelen = sl;
+	assert_int_equal(zc_sendmsg(zs, &m, 0, 2), sizeof(buf));
+	assert_int_equal(recv(rx, got, sizeof(got), 0), sizeof(buf));
+	assert_memory_equal(got, buf, sizeof(buf));
+	assert_int_equal(zc_wait(zs, &c, 1, 5000), 1);
+	assert_int_equal(c.cookie, 2);
+	assert_int_equal(zc_inflight(zs), 0);
+	zc_close(zs);
+	close(tx);
+	close(rx);
+}
+
+/* Nothing arrives at rx within 50 ms. */
+static void assert_nothing(int rx)
+{
+	char b[16];
+
+	assert_int_equal(recv(rx, b, sizeof(b), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+}
+
+static void test_bad_iovecs(void **state)
+{
+	static uint8_t buf[IOV_MAX + 1];
+	struct iovec *iov = calloc(IOV_MAX + 1, sizeof(*iov));
+	struct msghdr m = { .msg_iov = iov };
+	struct zc_sock *zs;
+	int tx, rx;
+	static const int flags[] = { MSG_OOB, MSG_PEEK, MSG_WAITALL,
+				     MSG_TRUNC, MSG_ERRQUEUE, MSG_FASTOPEN,
+				     MSG_CMSG_CLOEXEC, MSG_BATCH,
+				     (int)0x80000000u };
+
+	(void)state;
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &tx, &rx, NULL,
+				       NULL), 0);
+	assert_int_equal(zc_open(tx, &zc_every, &zs), 0);
+	for (int i = 0; i <= IOV_MAX; i++)
+		iov[i] = (struct iovec){ buf + i, 1 };
+	/* More than IOV_MAX iovecs: the kernel refuses, nothing is sent. */
+	m.msg_iovlen = IOV_MAX + 1;
+	assert_int_equal(zc_sendmsg(zs, &m, 0, 1), -EMSGSIZE);
+	/* One iov_len past SSIZE_MAX: -EINVAL. */
+	iov[0] = (struct iovec){ buf, (size_t)SSIZE_MAX + 1 };
+	m.msg_iovlen = 1;
+	assert_int_equal(zc_sendmsg(zs, &m, 0, 2), -EINVAL);
+	/* A NULL base with a length: -EFAULT, zero-copy or not. */
+	iov[0] = (struct iovec){ NULL, 20000 };
+	assert_int_equal(zc_sendmsg(zs, &m, 0, 3), -EFAULT);
+	iov[0] = (struct iovec){ NULL, 100 };
+	assert_int_equal(zc_sendmsg(zs, &m, 0, 4), -EFAULT);
+	/* Flags the library cannot honour. */
+	for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
+		assert_int_equal(zc_send(zs, buf, 100, flags[k], 5), -EINVAL);
+	/* Zero iovecs is a legal empty send: one completion. */
+	m.msg_iovlen = 0;
+	m.msg_iov = NULL;
+	assert_int_equal(zc_sendmsg(zs, &m, 0, 6), 0);
+	{
+		struct zc_completion c;
+
+		assert_int_equal(zc_completions(zs, &c, 1), 1);
+		assert_int_equal(c.cookie, 6);
+		assert_int_equal(c.bytes, 0);
+	}
+	usleep(50000);
+	assert_nothing(rx);
+	assert_int_equal(zc_inflight(zs), 0);
+	zc_close(zs);
+	close(tx);
+	close(rx);
+	free(iov);
+}
+
+/* zc_open on odd sockets: AF_UNIX datagram, raw-ish types, a closed fd. */
+static void test_odd_fds(void **state)
+{
+	struct zc_opts eq = { .sz = sizeof(eq),
+			      .backend = ZC_BACKEND_ERRQUEUE };
+	struct zc_opts bad = { .sz = sizeof(size_t) - 1 };
+	struct zc_sock *zs = (void *)1;
+	int u[2], s;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM, 0, u), 0);
+	assert_int_equal(zc_open(u[0], &eq, &zs), -EOPNOTSUPP);
+	assert_null(zs);
+	close(u[0]);
+	close(u[1]);
+	/* Closed fd, then one above any open fd. */
+	assert_int_equal(zc_open(u[0], NULL, &zs), -EBADF);
+	assert_int_equal(zc_open(INT_MAX, NULL, &zs), -EBADF);
+	/* An unconnected TCP socket: allowed; a send fails with EPIPE. */
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(zc_open(s, &eq, &zs), 0);
+	assert_int_equal(zc_send(zs, "x", 1, MSG_NOSIGNAL, 1), -EPIPE);
+	assert_int_equal(zc_inflight(zs), 0);
+	zc_close(zs);
+	/* A too-short sz */
+	assert_int_equal(zc_open(s, &bad, &zs), -EINVAL);
+	close(s);
+}
+
+/* ---- soak ---------------------------------------------------------------- */
+
+static long rss_kb(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/*
+ * Soak side: completions must come exactly once and in send order, so
+ * cookie k must be the next one expected. A message's buffer is
+ * overwritten with garbage once the completion of its last part is reaped.
+ */
+struct soak {
+	uint64_t next;			/* next cookie to be reaped */
+	uint64_t msg_of[NBUF];		/* by cookie % NBUF */
+	bool last[NBUF];
+	const uint32_t *len;
+	uint8_t *pool;
+};
+
+static void soak_reaped(struct soak *k, const struct zc_completion *c,
+			int n)
+{
+	for (int j = 0; j < n; j++) {
+		uint64_t ck = c[j].cookie, m = k->msg_of[ck % NBUF];
+
+		assert_int_equal(ck, k->next);
+		k->next++;
+		if (k->last[ck % NBUF])
+			memset(k->pool + (m % NBUF) * (size_t)MAXLEN, 0xA5,
+			       k->len[m]);
+	}
+}
+
+/* One TCP session of n messages on backend b. */
+static void soak_session(int b, uint64_t n, uint64_t seed)
+{
+	struct zc_opts o = { .sz = sizeof(o), .backend = b,
+			     .max_inflight = INFL };
+	struct zc_completion c[64];
+	struct rx r = { .seed = seed, .nmsg = n };
+	uint32_t *len = malloc(n * sizeof(*len));
+	static struct soak k;
+	static uint8_t *pool;
+	struct prng p = { seed };
+	struct zc_sock *zs;
+	uint64_t total = 0, ck = 0, partial = 0;
+	unsigned int pace = 1 + prng_below(&p, 64);
+	int tx, ret;
+
+	if (!pool)
+		pool = malloc((size_t)NBUF * MAXLEN);
+	assert_non_null(pool);
+	assert_non_null(len);
+	k = (struct soak){ .len = len, .pool = pool };
+	assert_int_equal(loopback_pair(prng_below(&p, 2) ? AF_INET : AF_INET6,
+				       SOCK_STREAM, &tx, &r.fd, NULL, NULL),
+			 0);
+	ret = zc_open(tx, &o, &zs);
+	if (ret == -EOPNOTSUPP) {	/* no liburing */
+		o.backend = ZC_BACKEND_ERRQUEUE;
+		ret = zc_open(tx, &o, &zs);
+	}
+	assert_int_equal(ret, 0);
+	for (uint64_t i = 0; i < n; i++) {
+		/* Mostly small, some large. */
+		len[i] = prng_below(&p, 4) ? 1 + prng_below(&p, 4096) :
+			 1 + prng_below(&p, MAXLEN);
+		total += len[i];
+	}
+	r.len = len;
+	rx_start(&r);
+	for (uint64_t i = 0; i < n; i++) {
+		uint8_t *bf = pool + (i % NBUF) * (size_t)MAXLEN;
+		size_t off = 0;
+
+		fill_msg(bf, seed, i, len[i]);
+		while (off < len[i]) {
+			ssize_t s = zc_send(zs, bf + off, len[i] - off, 0, ck);
+
+			if (s == -ENOBUFS) {
+				int m = zc_wait(zs, c, 64, 5000);
+
+				assert_true(m > 0);
+				soak_reaped(&k, c, m);
+				continue;
+			}
+			assert_true(s > 0);	/* partial sends: go on */
+			if ((size_t)s < len[i] - off)
+				partial++;
+			off += (size_t)s;
+			k.msg_of[ck % NBUF] = i;
+			k.last[ck % NBUF] = off == len[i];
+			ck++;
+		}
+		if (i % pace == 0) {
+			int m = zc_completions(zs, c, 64);
+
+			assert_true(m >= 0);
+			soak_reaped(&k, c, m);
+		}
+	}
+	while (zc_inflight(zs)) {
+		int m = zc_wait(zs, c, 64, 5000);
+
+		assert_true(m > 0);
+		soak_reaped(&k, c, m);
+	}
+	assert_int_equal(k.next, ck);
+	if (partial)
+		printf("soak: backend %s: %llu short sends on a blocking "
+		       "socket\n", zc_backend_name(zc_backend(zs)),
+		       (unsigned long long)partial);
+	shutdown(tx, SHUT_WR);
+	for (int w = 0; w < 20000 && atomic_load(&r.got) < total &&
+	     !atomic_load(&r.failed); w++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&r.got), total);
+	atomic_store(&r.stop, 1);
+	pthread_join(r.th, NULL);
+	assert_int_equal(atomic_load(&r.failed), 0);
+	zc_close(zs);
+	close(tx);
+	close(r.fd);
+	free(len);
+}
+
+static void test_soak(void **state)
+{
+	static const int backends[] = { ZC_BACKEND_ERRQUEUE, ZC_BACKEND_URING,
+					ZC_BACKEND_COPY, ZC_BACKEND_AUTO };
+	const char *env = getenv("ZC_SOAK_SENDS");
+	uint64_t total = env && *env ? strtoull(env, NULL, 10) : 10000000,
+		 done = 0;
+	struct prng p = { 42 };
+	long rss0 = 0, rss_max = 0;
+	int sess = 0;
+
+	(void)state;
+	assert_true(total > 0);
+	while (done < total) {
+		uint64_t n = 20000 + prng_below(&p, 200000);
+		long rss;
+
+		if (n > total - done)
+			n = total - done;
+		soak_session(backends[prng_below(&p, 4)], n, prng_next(&p));
+		done += n;
+		rss = rss_kb();
+		if (sess++ == 1)
+			rss0 = rss;	/* after warm-up */
+		if (rss > rss_max)
+			rss_max = rss;
+		printf("soak: %llu/%llu sends, RSS %ld KiB\n",
+		       (unsigned long long)done, (unsigned long long)total,
+		       rss);
+	}
+	/* Flat: no more than 8 MiB of growth after the warm-up session. */
+	if (sess > 2)
+		assert_true(rss_max - rss0 < 8192);
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "";
+
+	unsetenv("ZCNOTIFY_BACKEND");
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(mode, "optmem"))
+		return mode_optmem();
+	if (!strcmp(mode, "memlock"))
+		return mode_memlock();
+	if (!strcmp(mode, "peer")) {
+		const struct CMUnitTest t[] = {
+			cmocka_unit_test(test_tcp_rst),
+			cmocka_unit_test(test_epipe),
+			cmocka_unit_test(test_udp_icmp4),
+			cmocka_unit_test(test_udp_icmp6),
+			cmocka_unit_test(test_close_inflight),
+		};
+
+		bound(120);
+		return cmocka_run_group_tests(t, NULL, NULL) ? 1 : 0;
+	}
+	if (!strcmp(mode, "input")) {
+		const struct CMUnitTest t[] = {
+			cmocka_unit_test(test_unconnected_udp),
+			cmocka_unit_test(test_bad_iovecs),
+			cmocka_unit_test(test_odd_fds),
+		};
+
+		bound(60);
+		return cmocka_run_group_tests(t, NULL, NULL) ? 1 : 0;
+	}
+	if (!strcmp(mode, "soak")) {
+		const struct CMUnitTest t[] = { cmocka_unit_test(test_soak) };
+
+		return cmocka_run_group_tests(t, NULL, NULL) ? 1 : 0;
+	}
+	fprintf(stderr, "usage: test-faults optmem|memlock|peer|input|soak\n");
+	return 2;
+}
