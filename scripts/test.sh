@@ -48,7 +48,7 @@ stage default build-ci/default "-Dwerror=true"
 if [ $quick -eq 0 ]; then
 	stage asan+ubsan build-ci/asan \
 		"-Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug" \
-		--no-suite install
+		--no-suite install --no-suite valgrind
 	stage tsan build-ci/tsan \
 		"-Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug" \
 		--suite unit --suite stress
