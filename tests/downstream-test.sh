@@ -14,59 +14,10 @@
 
 set -u
 
-if [ $# -ne 1 ] || [ ! -f "$1/meson.build" ]; then
-	echo "usage: $0 SOURCE_DIR" >&2
-	exit 1
-fi
-src=$(cd "$1" && pwd)
-
-for tool in meson ninja pkg-config make "${CC:-cc}"; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "SKIP: $tool not found" >&2
-		exit 77
-	fi
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/zcnotify-downstream.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-prefix=$tmp/prefix
-fails=0
-
-fail() {
-	echo "FAIL: $*" >&2
-	fails=$((fails + 1))
-}
-
-# run NAME CMD...: run CMD, its output in $tmp/NAME.log; show it on failure.
-run() {
-	local log=$tmp/$1.log
-
-	shift
-	if ! "$@" >"$log" 2>&1; then
-		cat "$log" >&2
-		echo "FAIL: $*" >&2
-		exit 1
-	fi
-}
-
-# --- the installed prefix (as install-test.sh makes it)
-unset LD_PRELOAD PKG_CONFIG_LIBDIR
-export PKG_CONFIG_PATH=
-run setup meson setup "$tmp/build" "$src" --prefix="$prefix" \
-	-Dtests=false -Dexamples=false -Dman=false
-run build ninja -C "$tmp/build"
-run install meson install -C "$tmp/build"
-
-pc=$(find "$prefix" -name libzcnotify.pc -path '*/pkgconfig/*' | head -n 1)
-if [ -z "$pc" ]; then
-	echo "FAIL: no libzcnotify.pc under $prefix" >&2
-	exit 1
-fi
-pcdir=$(dirname "$pc")
-libdir=$(dirname "$pcdir")
-sys_pc=$(PKG_CONFIG_PATH='' pkg-config --variable pc_path pkg-config)
-export PKG_CONFIG_PATH=$pcdir
-export PKG_CONFIG_LIBDIR=$pcdir${sys_pc:+:$sys_pc}
+[ $# -eq 1 ] || { echo "usage: $0 SOURCE_DIR" >&2; exit 1; }
+# shellcheck source=prefix-lib.sh
+. "$(dirname "$0")/prefix-lib.sh"
+zc_prefix_setup "$1" downstream false make
 export LD_LIBRARY_PATH=$libdir
 cflags=$(pkg-config --cflags libzcnotify)
 libs=$(pkg-config --libs libzcnotify)

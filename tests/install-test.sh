@@ -13,61 +13,10 @@
 
 set -u
 
-if [ $# -ne 1 ] || [ ! -f "$1/meson.build" ]; then
-	echo "usage: $0 SOURCE_DIR" >&2
-	exit 1
-fi
-src=$(cd "$1" && pwd)
-
-for tool in meson ninja pkg-config "${CC:-cc}"; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "SKIP: $tool not found" >&2
-		exit 77
-	fi
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/zcnotify-install.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-prefix=$tmp/prefix
-fails=0
-
-fail() {
-	echo "FAIL: $*" >&2
-	fails=$((fails + 1))
-}
-
-run() {
-	local log=$tmp/$1.log
-
-	shift
-	if ! "$@" >"$log" 2>&1; then
-		cat "$log" >&2
-		echo "FAIL: $*" >&2
-		exit 1
-	fi
-}
-
-# Start from a clean environment: nothing from an outer (sanitizer) build.
-unset LD_PRELOAD PKG_CONFIG_LIBDIR
-export PKG_CONFIG_PATH=
-run setup meson setup "$tmp/build" "$src" --prefix="$prefix" \
-	-Dtests=false -Dexamples=false -Dman=true
-run build ninja -C "$tmp/build"
-run install meson install -C "$tmp/build"
-
-pc=$(find "$prefix" -name libzcnotify.pc -path '*/pkgconfig/*' | head -n 1)
-if [ -z "$pc" ]; then
-	fail "no libzcnotify.pc under $prefix"
-	exit 1
-fi
-pcdir=$(dirname "$pc")
-libdir=$(dirname "$pcdir")
-export PKG_CONFIG_PATH=$pcdir
-# pkg-config must not find another copy first; the system's directories
-# come after ours, for what libzcnotify.pc requires (Requires.private:
-# liburing, in a build with the uring backend).
-sys_pc=$(PKG_CONFIG_PATH= pkg-config --variable pc_path pkg-config)
-export PKG_CONFIG_LIBDIR=$pcdir${sys_pc:+:$sys_pc}
+[ $# -eq 1 ] || { echo "usage: $0 SOURCE_DIR" >&2; exit 1; }
+# shellcheck source=prefix-lib.sh
+. "$(dirname "$0")/prefix-lib.sh"
+zc_prefix_setup "$1" install true
 
 # --- the header and the pkg-config file
 if ! cmp -s "$src/include/zcnotify.h" "$prefix/include/zcnotify.h"; then
