@@ -158,6 +158,24 @@ static void rx_start(struct rx *r)
 	assert_int_equal(pthread_create(&r->th, NULL, rx_main, r), 0);
 }
 
+/*
+ * Stop the receiver: with wait_ms, first shut the stream down and wait up
+ * to wait_ms for total bytes to arrive (TCP), which must all have come.
+ */
+static void rx_finish(struct rx *r, int tx, uint64_t total, int wait_ms)
+{
+	if (wait_ms) {
+		shutdown(tx, SHUT_WR);
+		for (int w = 0; w < wait_ms && atomic_load(&r->got) < total &&
+		     !atomic_load(&r->failed); w++)
+			usleep(1000);
+		assert_int_equal(atomic_load(&r->got), total);
+	}
+	atomic_store(&r->stop, 1);
+	pthread_join(r->th, NULL);
+	assert_int_equal(atomic_load(&r->failed), 0);
+}
+
 /* Mark c cookies seen; fail on a duplicate or a stranger. */
 static void seen_mark(uint8_t *seen, uint64_t nsent, const uint8_t *sent,
 		      const struct zc_completion *c, int n)
@@ -273,15 +291,10 @@ static void run_stream(int family, int type, bool recverr, uint64_t n,
 
 		for (uint64_t i = 0; i < n; i++)
 			total += len[i];
-		shutdown(tx, SHUT_WR);
-		for (int w = 0; w < 10000 && atomic_load(&r.got) < total &&
-		     !atomic_load(&r.failed); w++)
-			usleep(1000);
-		assert_int_equal(atomic_load(&r.got), total);
+		rx_finish(&r, tx, total, 10000);
+	} else {
+		rx_finish(&r, tx, 0, 0);
 	}
-	atomic_store(&r.stop, 1);
-	pthread_join(r.th, NULL);
-	assert_int_equal(atomic_load(&r.failed), 0);
 	zc_close(zs);
 	close(tx);
 	close(r.fd);
@@ -972,14 +985,7 @@ static void soak_session(int b, uint64_t n, uint64_t seed)
 		printf("soak: backend %s: %llu short sends on a blocking "
 		       "socket\n", zc_backend_name(zc_backend(zs)),
 		       (unsigned long long)partial);
-	shutdown(tx, SHUT_WR);
-	for (int w = 0; w < 20000 && atomic_load(&r.got) < total &&
-	     !atomic_load(&r.failed); w++)
-		usleep(1000);
-	assert_int_equal(atomic_load(&r.got), total);
-	atomic_store(&r.stop, 1);
-	pthread_join(r.th, NULL);
-	assert_int_equal(atomic_load(&r.failed), 0);
+	rx_finish(&r, tx, total, 20000);
 	zc_close(zs);
 	close(tx);
 	close(r.fd);
