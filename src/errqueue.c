@@ -20,6 +20,7 @@
 #endif
 
 struct zc_eq {
+	int used;		/* headers the last recvmmsg() may have changed */
 	struct mmsghdr msgs[ZC_EQ_BATCH];
 	alignas(struct cmsghdr) unsigned char ctrl[ZC_EQ_BATCH][ZC_EQ_CTRL];
 };
@@ -34,11 +35,38 @@ enum zc_rec_kind zc_parse_errmsg(const struct msghdr *m, struct zc_range *r,
 	const unsigned char *ctrl = m->msg_control;
 	size_t len = m->msg_control ? m->msg_controllen : 0;
 	bool have_ee = false, have_ts = false;
+	struct cmsghdr first;
 	struct sock_extended_err ee;
 	struct timespec ts[3];
-	struct sockaddr_storage off;
+	const unsigned char *off = NULL;
 	int level = 0, type = 0;
 	size_t offlen = 0;
+
+	/*
+	 * Fast path: a zero-copy completion is one IP_RECVERR/IPV6_RECVERR
+	 * cmsg alone (the extended error and an empty offender). Anything
+	 * else takes the careful walk below.
+	 */
+	if (len >= CMSG_LEN(sizeof(ee))) {
+		memcpy(&first, ctrl, sizeof(first));
+		if (first.cmsg_len >= CMSG_LEN(sizeof(ee)) &&
+		    first.cmsg_len <= len &&
+		    CMSG_ALIGN(first.cmsg_len) >= len &&
+		    ((first.cmsg_level == SOL_IP &&
+		      first.cmsg_type == IP_RECVERR) ||
+		     (first.cmsg_level == SOL_IPV6 &&
+		      first.cmsg_type == IPV6_RECVERR))) {
+			memcpy(&ee, ctrl + CMSG_LEN(0), sizeof(ee));
+			if (ee.ee_errno == 0 &&
+			    ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY) {
+				r->lo = ee.ee_info;
+				r->hi = ee.ee_data;
+				r->copied = ee.ee_code &
+					    SO_EE_CODE_ZEROCOPY_COPIED;
+				return ZC_REC_RANGE;
+			}
+		}
+	}
 
 	for (size_t pos = 0; pos + sizeof(struct cmsghdr) <= len;) {
 		struct cmsghdr c;
@@ -63,11 +91,11 @@ enum zc_rec_kind zc_parse_errmsg(const struct msghdr *m, struct zc_range *r,
 			have_ee = true;
 			level = c.cmsg_level;
 			type = c.cmsg_type;
+			/* The offender: copied only for a foreign record. */
+			off = data + sizeof(ee);
 			offlen = dlen - sizeof(ee);
-			if (offlen > sizeof(off))
-				offlen = sizeof(off);
-			memset(&off, 0, sizeof(off));
-			memcpy(&off, data + sizeof(ee), offlen);
+			if (offlen > sizeof(struct sockaddr_storage))
+				offlen = sizeof(struct sockaddr_storage);
 		} else if (c.cmsg_level == SOL_SOCKET &&
 			   (c.cmsg_type == SO_TIMESTAMPING_OLD ||
 			    c.cmsg_type == SO_TIMESTAMPING_NEW) &&
@@ -103,10 +131,12 @@ enum zc_rec_kind zc_parse_errmsg(const struct msghdr *m, struct zc_range *r,
 	rec->ee_pad = ee.ee_pad;
 	rec->ee_info = ee.ee_info;
 	rec->ee_data = ee.ee_data;
-	if (offlen >= sizeof(sa_family_t) && off.ss_family != AF_UNSPEC) {
-		rec->offender = off;
+	memcpy(&rec->offender, off, offlen);
+	if (offlen >= sizeof(sa_family_t) &&
+	    rec->offender.ss_family != AF_UNSPEC)
 		rec->flags |= ZC_ERRREC_OFFENDER;
-	}
+	else
+		memset(&rec->offender, 0, sizeof(rec->offender));
 	if (have_ts) {
 		memcpy(rec->ts, ts, sizeof(ts));
 		rec->flags |= ZC_ERRREC_TIMESTAMP;
@@ -131,8 +161,10 @@ int zc_eq_init(struct zc_sock *zs)
 
 	if (!eq)
 		return -ENOMEM;
-	for (int i = 0; i < ZC_EQ_BATCH; i++)
+	for (int i = 0; i < ZC_EQ_BATCH; i++) {
 		eq->msgs[i].msg_hdr.msg_control = eq->ctrl[i];
+		eq->msgs[i].msg_hdr.msg_controllen = ZC_EQ_CTRL;
+	}
 	zs->eq = eq;
 	return 0;
 }
@@ -156,12 +188,17 @@ int zc_eq_drain(struct zc_sock *zs)
 	for (;;) {
 		int n;
 
-		for (int i = 0; i < ZC_EQ_BATCH; i++) {
+		/*
+		 * recvmmsg() rewrites msg_controllen and msg_flags of the
+		 * headers it fills, and only those: restore just them.
+		 */
+		for (int i = 0; i < eq->used; i++) {
 			struct msghdr *m = &eq->msgs[i].msg_hdr;
 
 			m->msg_controllen = ZC_EQ_CTRL;
 			m->msg_flags = 0;
 		}
+		eq->used = 0;
 		n = recvmmsg(zs->fd, eq->msgs, ZC_EQ_BATCH,
 			     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
 		ZC_STAT_INC(&zs->rx, syscalls);
@@ -175,6 +212,7 @@ int zc_eq_drain(struct zc_sock *zs)
 				return -errno;
 			break;
 		}
+		eq->used = n;
 		for (int i = 0; i < n; i++) {
 			struct msghdr *m = &eq->msgs[i].msg_hdr;
 			struct zc_range r;

@@ -195,7 +195,6 @@ uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 		       bool copied);
 int zc_ring_reap(struct zc_sock *zs, struct zc_completion *out,
 		 unsigned int max);
-bool zc_ring_blocked(struct zc_sock *zs);
 
 /* backend_scm.c */
 int zc_scm_parse(const unsigned char *buf, size_t len, int type,
@@ -228,6 +227,20 @@ static inline void zc_push(struct zc_sock *zs, const struct zc_entry *e)
 	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
 		zc_wake_reaper(zs);
+}
+
+/* Reap side: is the oldest unreaped entry still waiting for the kernel? */
+static inline bool zc_ring_blocked(const struct zc_sock *zs)
+{
+	uint32_t h = atomic_load_explicit(&zs->head, memory_order_relaxed);
+	/* Acquire: pairs with the store of tail in zc_push(). */
+	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_acquire);
+	const struct zc_entry *e;
+
+	if (h == t)
+		return false;
+	e = &zs->ring[h & zs->mask];
+	return (e->flags & ZC_ENT_PENDING) && !zs->done[e->id & zs->mask];
 }
 
 #endif /* ZC_INTERNAL_H */

@@ -127,20 +127,9 @@ int zc_ring_reap(struct zc_sock *zs, struct zc_completion *out,
 	/* Release: pairs with the acquire of head in zc_sendmsg(). */
 	atomic_store_explicit(&zs->head, h, memory_order_release);
 	ZC_STAT_ADD(&zs->rx, completions, n);
-	ZC_STAT_ADD(&zs->rx, completions_zc, nzc);
-	ZC_STAT_ADD(&zs->rx, completions_copied, ncopied);
+	if (nzc)
+		ZC_STAT_ADD(&zs->rx, completions_zc, nzc);
+	if (ncopied)
+		ZC_STAT_ADD(&zs->rx, completions_copied, ncopied);
 	return (int)n;
-}
-
-/* Reap side: is the oldest unreaped entry still waiting for the kernel? */
-bool zc_ring_blocked(struct zc_sock *zs)
-{
-	uint32_t h = atomic_load_explicit(&zs->head, memory_order_relaxed);
-	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_acquire);
-	const struct zc_entry *e;
-
-	if (h == t)
-		return false;
-	e = &zs->ring[h & zs->mask];
-	return (e->flags & ZC_ENT_PENDING) && !zs->done[e->id & zs->mask];
 }

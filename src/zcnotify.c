@@ -543,10 +543,18 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 	if (ret < 0)
 		return zc_err(ret, "zc_completions: reading the error queue: %s",
 			      strerror(-ret));
-	n = zc_ring_reap(zs, out, max);
-	/* Ask the kernel only when the oldest send still waits for it. */
-	if ((unsigned int)n == max || !zc_ring_blocked(zs))
-		return n;
+	/*
+	 * Completions come in send order: while the oldest send waits for
+	 * the kernel, nothing can be handed out before asking it. Otherwise
+	 * hand out what is ready, and ask only if that stops at a send that
+	 * still waits.
+	 */
+	n = 0;
+	if (!zc_ring_blocked(zs)) {
+		n = zc_ring_reap(zs, out, max);
+		if ((unsigned int)n == max || !zc_ring_blocked(zs))
+			return n;
+	}
 	ret = zs->ops->collect(zs, false);
 	if (ret < 0 && !n)
 		return zc_err(ret, "zc_completions: reading the error queue: %s",

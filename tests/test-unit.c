@@ -319,6 +319,88 @@ static void test_parser_hostile_len(void **state)
 	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_NONE);
 }
 
+/* Put one cmsg at off in b; returns the offset after it. */
+static size_t put_cmsg(unsigned char *b, size_t off, int level, int type,
+		       const void *data, size_t len)
+{
+	struct cmsghdr h = { .cmsg_len = CMSG_LEN(len), .cmsg_level = level,
+			     .cmsg_type = type };
+
+	memcpy(b + off, &h, sizeof(h));
+	memcpy(b + off + CMSG_LEN(0), data, len);
+	return off + CMSG_SPACE(len);
+}
+
+/*
+ * The kernel's layouts: struct sock_extended_err then the offender
+ * (sockaddr_in or sockaddr_in6, zeroed for a zero-copy completion). A lone
+ * completion cmsg takes the parser's fast path, one with company the full
+ * walk; both must agree, and an ICMP record must keep its offender.
+ */
+static void test_parser_layouts(void **state)
+{
+	alignas(struct cmsghdr) unsigned char b[256];
+	struct {
+		struct sock_extended_err ee;
+		struct sockaddr_in6 off;
+	} e6 = { .ee = { .ee_origin = SO_EE_ORIGIN_ZEROCOPY, .ee_info = 7,
+			 .ee_data = 9, .ee_code = SO_EE_CODE_ZEROCOPY_COPIED } };
+	struct {
+		struct sock_extended_err ee;
+		struct sockaddr_in off;
+	} e4 = { .ee = { .ee_origin = SO_EE_ORIGIN_ZEROCOPY,
+			 .ee_info = UINT32_MAX, .ee_data = 1 } };
+	struct timespec ts[3] = { { 1, 2 } };
+	struct msghdr m = { .msg_control = b };
+	struct zc_range r;
+	struct zc_errrec rec;
+
+	(void)state;
+	memset(b, 0, sizeof(b));
+	m.msg_controllen = put_cmsg(b, 0, SOL_IP, IP_RECVERR, &e4, sizeof(e4));
+	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_RANGE);
+	assert_int_equal(r.lo, UINT32_MAX);	/* a wrapping range */
+	assert_int_equal(r.hi, 1);
+	assert_false(r.copied);
+
+	m.msg_controllen = put_cmsg(b, 0, SOL_IPV6, IPV6_RECVERR, &e6,
+				    sizeof(e6));
+	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_RANGE);
+	assert_int_equal(r.lo, 7);
+	assert_int_equal(r.hi, 9);
+	assert_true(r.copied);
+
+	/* With a timestamp after it: the full walk, the same answer. */
+	m.msg_controllen = put_cmsg(b, m.msg_controllen, SOL_SOCKET,
+				    SO_TIMESTAMPING_OLD, ts, sizeof(ts));
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_RANGE);
+	assert_int_equal(r.lo, 7);
+	assert_int_equal(r.hi, 9);
+	assert_true(r.copied);
+
+	/* An ICMP error alone: foreign, with its offender. */
+	e6.ee = (struct sock_extended_err){ .ee_errno = EHOSTUNREACH,
+		.ee_origin = SO_EE_ORIGIN_ICMP6, .ee_type = 1 };
+	e6.off.sin6_family = AF_INET6;
+	e6.off.sin6_addr = in6addr_loopback;
+	m.msg_controllen = put_cmsg(b, 0, SOL_IPV6, IPV6_RECVERR, &e6,
+				    sizeof(e6));
+	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_FOREIGN);
+	assert_int_equal(rec.ee_errno, EHOSTUNREACH);
+	assert_true(rec.flags & ZC_ERRREC_OFFENDER);
+	assert_int_equal(rec.offender.ss_family, AF_INET6);
+	assert_memory_equal(&((struct sockaddr_in6 *)&rec.offender)->sin6_addr,
+			    &in6addr_loopback, sizeof(in6addr_loopback));
+
+	/* An offender too short to hold a family: none reported. */
+	m.msg_controllen = put_cmsg(b, 0, SOL_IPV6, IPV6_RECVERR, &e6,
+				    sizeof(e6.ee) + 1);
+	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_FOREIGN);
+	assert_false(rec.flags & ZC_ERRREC_OFFENDER);
+	assert_int_equal(rec.offender.ss_family, AF_UNSPEC);
+}
+
 static void test_ctrunc(void **state)
 {
 	struct fixture *f = *state;
@@ -894,6 +976,7 @@ int main(void)
 		T(test_foreign_overflow_counted),
 		T(test_ctrunc),
 		cmocka_unit_test(test_parser_hostile_len),
+		cmocka_unit_test(test_parser_layouts),
 		T(test_recvmmsg_batches),
 		T(test_no_syscall_when_idle),
 		T(test_send_error_no_completion),
