@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(gcc meson ninja-build pkg-config libcmocka-dev liburing-dev mandoc groff-base
       python3)
-[ "${1:-}" = "--test" ] && pkgs+=(clang libclang-rt-14-dev valgrind)
+[ "${1:-}" = "--test" ] && pkgs+=(clang libclang-rt-14-dev valgrind gnuplot-nox)
 
 missing=()
 for p in "${pkgs[@]}"; do

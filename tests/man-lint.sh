@@ -3,7 +3,7 @@
 #
 # Lint the man pages: man-lint.sh SRCDIR
 #
-# - every man/*.3 and man/*.7 must be clean under `mandoc -Tlint -Wwarning`
+# - every man/*.1, man/*.3 and man/*.7 must be clean under `mandoc -Tlint -Wwarning`
 #   and `groff -man -ww -z` (groff is skipped if it is not installed);
 # - every .3 page has the sections NAME, SYNOPSIS, DESCRIPTION,
 #   RETURN VALUE, ERRORS, SEE ALSO, and a .TH that matches its file name;
@@ -40,7 +40,7 @@ problem() {
 }
 
 shopt -s nullglob
-pages=("$mandir"/*.3 "$mandir"/*.7)
+pages=("$mandir"/*.1 "$mandir"/*.3 "$mandir"/*.7)
 if [ ${#pages[@]} -eq 0 ]; then
 	problem "no man pages found in $mandir"
 fi
@@ -127,7 +127,7 @@ fi
 
 # man/meson.build installs exactly the pages there are.
 if [ -f "$mandir/meson.build" ]; then
-	listed=$(grep -oE "'[^']+\.[37]'" "$mandir/meson.build" | tr -d "'" | sort -u)
+	listed=$(grep -oE "'[^']+\.[137]'" "$mandir/meson.build" | tr -d "'" | sort -u)
 	for page in "${pages[@]}"; do
 		name=$(basename "$page")
 		if ! grep -qxF "$name" <<<"$listed"; then

@@ -1,0 +1,1549 @@
+// SPDX-License-Identifier: MIT
+/*
+ * zcbench: every libzcnotify backend measured against bare syscalls, side
+ * by side, in one run. See zcbench(1).
+ *
+ * The receiver is a forked child (so that getrusage(RUSAGE_SELF) in the
+ * sender counts the sender alone) that accepts TCP connections and reads
+ * a UDP socket, counting the bytes it gets in shared memory. For every
+ * configuration (protocol, family, size, k) each round runs every mode
+ * once, one after the other, so slow drifts of a shared machine hit every
+ * mode alike; ratios are taken within a round, then the median is kept.
+ *
+ * Modes:
+ *   raw-copy  send(2), nothing else
+ *   raw-zc    MSG_ZEROCOPY; every k sends poll(2) and recvmsg(MSG_ERRQUEUE)
+ *             until EAGAIN (the kernel selftest msg_zerocopy's pattern)
+ *   copy, errqueue, scm, uring
+ *             zc_send(); every k sends zc_completions(); harvest_every = k
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <linux/errqueue.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zcnotify.h>
+
+#ifndef SO_ZEROCOPY
+#define SO_ZEROCOPY		60
+#endif
+#ifndef MSG_ZEROCOPY
+#define MSG_ZEROCOPY		0x4000000
+#endif
+#ifndef SO_EE_ORIGIN_ZEROCOPY
+#define SO_EE_ORIGIN_ZEROCOPY	5
+#endif
+#ifndef SO_EE_CODE_ZEROCOPY_COPIED
+#define SO_EE_CODE_ZEROCOPY_COPIED 1
+#endif
+
+#define EXIT_SKIP		77
+#define MAX_LIST		16
+#define MAX_CONNS		8
+#define REAP_BATCH		256
+#define WAIT_MS			5000
+#define UDP_MAX_V4		65507u
+#define UDP_MAX_V6		65527u
+#define DEFAULT_PORT		7878
+
+enum mode { M_RAW_COPY, M_RAW_ZC, M_COPY, M_ERRQUEUE, M_SCM, M_URING, M_NR };
+
+static const struct {
+	const char *name;
+	int backend;		/* -1: bare syscalls */
+	bool zc;
+} modes[M_NR] = {
+	[M_RAW_COPY] = { "raw-copy", -1, false },
+	[M_RAW_ZC] = { "raw-zc", -1, true },
+	[M_COPY] = { "copy", ZC_BACKEND_COPY, false },
+	[M_ERRQUEUE] = { "errqueue", ZC_BACKEND_ERRQUEUE, true },
+	[M_SCM] = { "scm", ZC_BACKEND_SCM, true },
+	[M_URING] = { "uring", ZC_BACKEND_URING, true },
+};
+
+struct cfg {
+	int type;		/* SOCK_STREAM, SOCK_DGRAM */
+	int family;		/* AF_INET, AF_INET6 */
+	size_t size;
+	unsigned int k;
+};
+
+struct result {
+	int mode;
+	struct cfg c;
+	int round;
+	double secs, utime, stime;
+	uint64_t bytes, sends, syscalls;
+	uint64_t completions, completions_zc, harvests, lib_copies;
+	uint64_t short_sends;	/* returned fewer bytes than asked */
+	uint64_t rx_bytes;
+	bool rx_known, harvests_known;
+	/* Per-round ratios to the reference mode; NAN if not measured. */
+	double r_mbps, r_cpu;
+};
+
+/* The receiver's numbers, in memory shared with the child. */
+struct rxshared {
+	_Atomic uint64_t bytes;
+	uint16_t tcp_port, udp_port;
+	char err[256];
+};
+
+struct bench {
+	int modes[M_NR], nmodes;
+	int types[2], ntypes;
+	int families[2], nfamilies;
+	size_t sizes[MAX_LIST];
+	int nsizes;
+	unsigned int ks[MAX_LIST];
+	int nks;
+	double duration;
+	uint64_t count;
+	int rounds;
+	int ref;		/* reference mode for the ratios, -1: none */
+	const char *address;	/* NULL: loopback, local receiver */
+	uint16_t port;
+	const char *rx_netns;
+	bool listen_only, adapt, quiet, progress;
+	uint32_t max_inflight;
+	const char *csv, *json;
+
+	struct rxshared *rx;	/* NULL when the receiver is remote */
+	pid_t rx_pid;
+	int rx_ctl;		/* closing it stops the receiver */
+	uint8_t *buf;
+	size_t buflen;
+	struct result *res;
+	size_t nres, capres;
+	int run_no, runs_total;
+};
+
+static volatile sig_atomic_t stop_now;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_now = 1;
+}
+
+static void die(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("zcbench: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(2);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double tv_s(const struct timeval *tv)
+{
+	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
+/* ---- addresses -------------------------------------------------------- */
+
+static socklen_t make_addr(int family, const char *host, uint16_t port,
+			   struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		if (!host)
+			a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return 0;
+		return sizeof(*a);
+	}
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+	a6->sin6_family = AF_INET6;
+	a6->sin6_port = htons(port);
+	if (!host)
+		a6->sin6_addr = in6addr_loopback;
+	else if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
+		return 0;
+	return sizeof(*a6);
+}
+
+static uint16_t port_of(const struct sockaddr_storage *ss)
+{
+	return ntohs(ss->ss_family == AF_INET ?
+		     ((const struct sockaddr_in *)ss)->sin_port :
+		     ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+/* ---- the receiver ------------------------------------------------------ */
+
+static int rx_socket(int family, int type, const char *host, uint16_t port,
+		     uint16_t *bound_port, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(family, host, port, &ss);
+	int fd, one = 1, sz = 8 << 20;
+
+	if (!len) {
+		snprintf(err, errlen, "'%s' is not an IPv%d address", host,
+			 family == AF_INET ? 4 : 6);
+		return -1;
+	}
+	fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* Root may go past net.core.rmem_max; others get that much. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)))
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (bind(fd, (struct sockaddr *)&ss, len) ||
+	    (type == SOCK_STREAM && listen(fd, MAX_CONNS)) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len)) {
+		snprintf(err, errlen, "%s socket on %s port %u: %s",
+			 type == SOCK_STREAM ? "TCP" : "UDP",
+			 host ? host : "loopback", port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	*bound_port = port_of(&ss);
+	return fd;
+}
+
+/*
+ * Serve until ctl (if >= 0) reports POLLHUP: accept TCP connections and
+ * read them to EOF, read datagrams, count every byte. Returns 0, or -1
+ * with sh->err set.
+ */
+static int rx_serve(struct rxshared *sh, int family, const char *host,
+		    uint16_t port, int ctl, int ready)
+{
+	struct pollfd pf[3 + MAX_CONNS];
+	size_t cap = 1 << 20;
+	uint8_t *buf = malloc(cap);
+	int lfd = -1, ufd = -1, nconn = 0, ret = -1;
+
+	if (!buf) {
+		snprintf(sh->err, sizeof(sh->err), "out of memory");
+		goto out;
+	}
+	lfd = rx_socket(family, SOCK_STREAM, host, port, &sh->tcp_port,
+			sh->err, sizeof(sh->err));
+	if (lfd < 0)
+		goto out;
+	/* Same port number for UDP when one was given, else any. */
+	ufd = rx_socket(family, SOCK_DGRAM, host, port, &sh->udp_port,
+			sh->err, sizeof(sh->err));
+	if (ufd < 0)
+		goto out;
+	if (ready >= 0) {
+		char c = 1;
+
+		if (write(ready, &c, 1) != 1)
+			goto out;
+	}
+	pf[0] = (struct pollfd){ .fd = ctl, .events = POLLIN };
+	pf[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	pf[2] = (struct pollfd){ .fd = ufd, .events = POLLIN };
+	for (;;) {
+		int n = poll(pf, 3 + (nfds_t)nconn, -1);
+
+		if (n < 0 && errno == EINTR) {
+			if (stop_now)
+				break;
+			continue;
+		}
+		if (n < 0) {
+			snprintf(sh->err, sizeof(sh->err), "poll: %s",
+				 strerror(errno));
+			goto out;
+		}
+		if (ctl >= 0 && pf[0].revents)
+			break;		/* the sender is done */
+		if ((pf[1].revents & POLLIN) && nconn < MAX_CONNS) {
+			int c = accept4(lfd, NULL, NULL,
+					SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+			if (c >= 0)
+				pf[3 + nconn++] = (struct pollfd){
+					.fd = c, .events = POLLIN };
+		}
+		if (pf[2].revents & POLLIN) {
+			for (int i = 0; i < 64; i++) {
+				ssize_t r = recv(ufd, buf, cap, MSG_TRUNC);
+
+				if (r < 0)
+					break;
+				atomic_fetch_add_explicit(&sh->bytes,
+					(uint64_t)r, memory_order_relaxed);
+			}
+		}
+		for (int i = 0; i < nconn; i++) {
+			ssize_t r;
+
+			if (!pf[3 + i].revents)
+				continue;
+			while ((r = recv(pf[3 + i].fd, buf, cap, 0)) > 0)
+				atomic_fetch_add_explicit(&sh->bytes,
+					(uint64_t)r, memory_order_relaxed);
+			if (r == 0 || (r < 0 && errno != EAGAIN &&
+				       errno != EINTR)) {
+				/* EOF or error: the last one takes its slot */
+				close(pf[3 + i].fd);
+				pf[3 + i] = pf[3 + --nconn];
+				i--;
+			}
+		}
+	}
+	ret = 0;
+out:
+	for (int i = 0; i < nconn; i++)
+		close(pf[3 + i].fd);
+	if (ufd >= 0)
+		close(ufd);
+	if (lfd >= 0)
+		close(lfd);
+	if (ready >= 0)
+		close(ready);
+	free(buf);
+	return ret;
+}
+
+static void rx_start(struct bench *b, int family)
+{
+	int ctl[2], ready[2];
+	char c;
+
+	b->rx = mmap(NULL, sizeof(*b->rx), PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (b->rx == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	memset(b->rx, 0, sizeof(*b->rx));
+	if (pipe2(ctl, O_CLOEXEC) || pipe2(ready, O_CLOEXEC))
+		die("pipe: %s", strerror(errno));
+	b->rx_pid = fork();
+	if (b->rx_pid < 0)
+		die("fork: %s", strerror(errno));
+	if (b->rx_pid == 0) {
+		close(ctl[1]);
+		close(ready[0]);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (b->rx_netns) {
+			int ns = open(b->rx_netns, O_RDONLY | O_CLOEXEC);
+
+			if (ns < 0 || setns(ns, CLONE_NEWNET)) {
+				snprintf(b->rx->err, sizeof(b->rx->err),
+					 "entering network namespace %s: %s",
+					 b->rx_netns, strerror(errno));
+				_exit(1);
+			}
+			close(ns);
+		}
+		_exit(rx_serve(b->rx, family, b->address,
+			       b->address ? b->port : 0, ctl[0],
+			       ready[1]) ? 1 : 0);
+	}
+	close(ctl[0]);
+	close(ready[1]);
+	b->rx_ctl = ctl[1];
+	if (read(ready[0], &c, 1) != 1) {
+		waitpid(b->rx_pid, NULL, 0);
+		die("receiver: %s", b->rx->err[0] ? b->rx->err : "died");
+	}
+	close(ready[0]);
+}
+
+static void rx_stop(struct bench *b)
+{
+	int st;
+
+	if (!b->rx)
+		return;
+	close(b->rx_ctl);
+	waitpid(b->rx_pid, &st, 0);
+	if (b->rx->err[0])
+		fprintf(stderr, "zcbench: receiver: %s\n", b->rx->err);
+	munmap(b->rx, sizeof(*b->rx));
+	b->rx = NULL;
+}
+
+static uint64_t rx_bytes(const struct bench *b)
+{
+	return atomic_load_explicit(&b->rx->bytes, memory_order_relaxed);
+}
+
+/* ---- one run ------------------------------------------------------------ */
+
+struct run {
+	struct bench *b;
+	const struct cfg *c;
+	int mode;
+	int fd;
+	struct zc_sock *zs;
+	uint64_t sends, bytes, syscalls, short_sends;
+	uint64_t issued, completions, copied, harvests;	/* raw-zc */
+	double t0, deadline, next_progress;
+	char err[256];
+};
+
+static int connect_to(struct run *r)
+{
+	const struct bench *b = r->b;
+	struct sockaddr_storage ss;
+	uint16_t port = b->rx ? (r->c->type == SOCK_STREAM ?
+				 b->rx->tcp_port : b->rx->udp_port) : b->port;
+	socklen_t len = make_addr(r->c->family, b->address, port, &ss);
+	int fd;
+
+	if (!len) {
+		snprintf(r->err, sizeof(r->err), "'%s' is not an IPv%d address",
+			 b->address, r->c->family == AF_INET ? 4 : 6);
+		return -1;
+	}
+	fd = socket(r->c->family, r->c->type | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len)) {
+		snprintf(r->err, sizeof(r->err), "connect: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void progress(struct run *r, double t)
+{
+	const struct bench *b = r->b;
+	double el = t - r->t0;
+
+	if (!b->progress || t < r->next_progress)
+		return;
+	r->next_progress = t + 0.5;
+	fprintf(stderr, "\r[%d/%d] %-8s %s%d %zu B k=%u: %5.1f s %9.1f MB/s  ",
+		b->run_no, b->runs_total, modes[r->mode].name,
+		r->c->type == SOCK_STREAM ? "tcp" : "udp",
+		r->c->family == AF_INET ? 4 : 6, r->c->size, r->c->k, el,
+		el > 0 ? (double)r->bytes / 1e6 / el : 0.0);
+}
+
+/* Go on sending? Looks at the clock every 16 sends. */
+static bool more(struct run *r)
+{
+	const struct bench *b = r->b;
+	double t;
+
+	if (stop_now)
+		return false;
+	if (r->sends % 16)
+		return b->count ? r->sends < b->count : true;
+	t = now_s();
+	progress(r, t);
+	return b->count ? r->sends < b->count : t < r->deadline;
+}
+
+/* raw-zc: poll(), then recvmsg(MSG_ERRQUEUE) until EAGAIN. */
+static int raw_harvest(struct run *r, int timeout_ms)
+{
+	struct pollfd pf = { .fd = r->fd };
+	char ctl[CMSG_SPACE(sizeof(struct sock_extended_err)) + 64];
+	struct msghdr m = { .msg_control = ctl };
+	int n;
+
+	r->syscalls++;
+	n = poll(&pf, 1, timeout_ms);
+	if (n < 0 && errno != EINTR) {
+		snprintf(r->err, sizeof(r->err), "poll: %s", strerror(errno));
+		return -1;
+	}
+	if (n <= 0 || !(pf.revents & POLLERR))
+		return 0;
+	for (;;) {
+		struct cmsghdr *cm;
+
+		m.msg_controllen = sizeof(ctl);
+		r->syscalls++;
+		if (recvmsg(r->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			snprintf(r->err, sizeof(r->err), "recvmsg(MSG_ERRQUEUE): "
+				 "%s", strerror(errno));
+			return -1;
+		}
+		for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+			struct sock_extended_err ee;
+			uint32_t cnt;
+
+			if (!((cm->cmsg_level == SOL_IP &&
+			       cm->cmsg_type == IP_RECVERR) ||
+			      (cm->cmsg_level == SOL_IPV6 &&
+			       cm->cmsg_type == IPV6_RECVERR)))
+				continue;
+			memcpy(&ee, CMSG_DATA(cm), sizeof(ee));
+			if (ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY) {
+				snprintf(r->err, sizeof(r->err), "error queue: "
+					 "%s", strerror((int)ee.ee_errno));
+				return -1;
+			}
+			cnt = ee.ee_data - ee.ee_info + 1;	/* may wrap */
+			r->completions += cnt;
+			r->harvests++;
+			if (ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED)
+				r->copied += cnt;
+		}
+	}
+}
+
+static int raw_loop(struct run *r)
+{
+	const struct cfg *c = r->c;
+	const bool zc = r->mode == M_RAW_ZC;
+	unsigned int since = 0;
+	int one = 1;
+
+	if (zc && setsockopt(r->fd, SOL_SOCKET, SO_ZEROCOPY, &one,
+			     sizeof(one))) {
+		snprintf(r->err, sizeof(r->err), "SO_ZEROCOPY: %s",
+			 strerror(errno));
+		return -1;
+	}
+	while (more(r)) {
+		ssize_t n;
+
+		r->syscalls++;
+		n = send(r->fd, r->b->buf, c->size, zc ? MSG_ZEROCOPY : 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == ENOBUFS && zc &&
+		    r->issued != r->completions) {
+			/* Out of option memory: wait for completions. */
+			if (raw_harvest(r, WAIT_MS))
+				return -1;
+			continue;
+		}
+		if (n < 0 && errno == ENOBUFS && zc) {
+			r->syscalls++;
+			n = send(r->fd, r->b->buf, c->size, 0);
+		} else if (zc && n >= 0) {
+			r->issued++;
+		}
+		if (n < 0) {
+			snprintf(r->err, sizeof(r->err), "send: %s",
+				 strerror(errno));
+			return -1;
+		}
+		r->sends++;
+		r->bytes += (uint64_t)n;
+		r->short_sends += (size_t)n < c->size;
+		if (zc && ++since >= c->k) {
+			since = 0;
+			if (raw_harvest(r, 0))
+				return -1;
+		}
+	}
+	for (int idle = 0; zc && r->completions < r->issued; ) {
+		uint64_t before = r->completions;
+
+		if (raw_harvest(r, 1000))
+			return -1;
+		if (r->completions == before && ++idle == WAIT_MS / 1000) {
+			snprintf(r->err, sizeof(r->err), "%llu completions "
+				 "missing", (unsigned long long)
+				 (r->issued - r->completions));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int lib_reap(struct run *r, int timeout_ms)
+{
+	struct zc_completion c[REAP_BATCH];
+	int n = timeout_ms ? zc_wait(r->zs, c, REAP_BATCH, timeout_ms) :
+		zc_completions(r->zs, c, REAP_BATCH);
+
+	if (n < 0) {
+		snprintf(r->err, sizeof(r->err), "reaping: %s", zc_last_error());
+		return -1;
+	}
+	if (n == 0 && timeout_ms) {
+		snprintf(r->err, sizeof(r->err), "no completion for %d ms with "
+			 "%u sends in flight", timeout_ms, zc_inflight(r->zs));
+		return -1;
+	}
+	return 0;
+}
+
+static int lib_loop(struct run *r)
+{
+	const struct cfg *c = r->c;
+	unsigned int since = 0;
+
+	while (more(r)) {
+		ssize_t n = zc_send(r->zs, r->b->buf, c->size, 0, r->sends);
+
+		if (n == -EINTR)
+			continue;
+		if (n == -ENOBUFS && zc_inflight(r->zs)) {
+			/* max_inflight sends await reaping */
+			if (lib_reap(r, WAIT_MS))
+				return -1;
+			continue;
+		}
+		if (n < 0) {
+			snprintf(r->err, sizeof(r->err), "zc_send: %s",
+				 zc_last_error());
+			return -1;
+		}
+		r->sends++;
+		r->bytes += (uint64_t)n;
+		r->short_sends += (size_t)n < c->size;
+		if (++since >= c->k) {
+			since = 0;
+			if (lib_reap(r, 0))
+				return -1;
+		}
+	}
+	while (zc_inflight(r->zs))
+		if (lib_reap(r, WAIT_MS))
+			return -1;
+	return 0;
+}
+
+static int open_lib(struct run *r)
+{
+	const struct bench *b = r->b;
+	struct zc_opts o = {
+		.sz = sizeof(o), .backend = modes[r->mode].backend,
+		.max_inflight = b->max_inflight,
+		.harvest_every = r->c->k,
+	};
+	int ret;
+
+	if (!b->adapt) {
+		/* Measure the backend: every send zero-copy. */
+		o.copy_below = 1;
+		o.flags = ZC_OPT_NO_ADAPT;
+	}
+	ret = zc_open(r->fd, &o, &r->zs);
+	if (ret)
+		snprintf(r->err, sizeof(r->err), "%s", zc_last_error());
+	return ret;
+}
+
+/*
+ * Run one mode on one configuration. Returns 0, -EOPNOTSUPP if the mode
+ * cannot run here (r.err says why), or -1 on failure.
+ */
+static int run_one(struct bench *b, const struct cfg *c, int mode, int round,
+		   struct result *res, char *why, size_t whylen)
+{
+	struct run r = { .b = b, .c = c, .mode = mode, .fd = -1 };
+	struct zc_stats s0 = { .sz = sizeof(s0) }, s1 = { .sz = sizeof(s1) };
+	struct rusage u0, u1;
+	uint64_t rx0 = b->rx ? rx_bytes(b) : 0;
+	int ret = -1;
+	double t1;
+
+	r.fd = connect_to(&r);
+	if (r.fd < 0)
+		goto out;
+	if (modes[mode].backend >= 0) {
+		ret = open_lib(&r);
+		if (ret) {
+			if (ret != -EOPNOTSUPP)
+				ret = -1;
+			goto out;
+		}
+		zc_get_stats(r.zs, &s0);
+		ret = -1;
+	}
+	getrusage(RUSAGE_SELF, &u0);
+	r.t0 = now_s();
+	r.next_progress = r.t0 + 0.5;
+	r.deadline = r.t0 + b->duration;
+	if (r.zs ? lib_loop(&r) : raw_loop(&r))
+		goto out;
+	t1 = now_s();
+	getrusage(RUSAGE_SELF, &u1);
+
+	*res = (struct result){
+		.mode = mode, .c = *c, .round = round,
+		.secs = t1 - r.t0,
+		.utime = tv_s(&u1.ru_utime) - tv_s(&u0.ru_utime),
+		.stime = tv_s(&u1.ru_stime) - tv_s(&u0.ru_stime),
+		.bytes = r.bytes, .sends = r.sends,
+		.short_sends = r.short_sends,
+		.r_mbps = NAN, .r_cpu = NAN,
+	};
+	if (r.zs) {
+		zc_get_stats(r.zs, &s1);
+		res->syscalls = s1.syscalls - s0.syscalls;
+		res->completions = s1.completions - s0.completions;
+		res->completions_zc = s1.completions_zc - s0.completions_zc;
+		res->lib_copies = s1.sends_copy - s0.sends_copy;
+		res->harvests = (s1.harvest_cmsg - s0.harvest_cmsg) +
+				(s1.harvest_recvmsg - s0.harvest_recvmsg);
+		/* io_uring: one notification CQE per send, no ranges. */
+		res->harvests_known = mode != M_URING && mode != M_COPY;
+	} else {
+		res->syscalls = r.syscalls;
+		res->completions = r.mode == M_RAW_ZC ? r.completions : r.sends;
+		res->completions_zc = r.mode == M_RAW_ZC ?
+				      r.completions - r.copied : 0;
+		res->harvests = r.harvests;
+		res->harvests_known = r.mode == M_RAW_ZC;
+	}
+	ret = 0;
+out:
+	if (r.zs)
+		zc_close(r.zs);
+	if (r.fd >= 0)
+		close(r.fd);
+	if (ret == 0 && b->rx) {
+		/* What arrived: TCP all of it (wait for it), UDP what the
+		 * receiver kept up with (wait until it stops growing). */
+		uint64_t last = rx_bytes(b), want = rx0 + res->bytes;
+		double t = now_s(), until = t + 5, still = t;
+
+		for (; t < until; t = now_s()) {
+			uint64_t v = rx_bytes(b);
+
+			if (c->type == SOCK_STREAM && v >= want)
+				break;
+			if (c->type == SOCK_DGRAM) {
+				if (v != last) {
+					last = v;
+					still = t;
+				} else if (t - still > 0.05) {
+					break;
+				}
+			}
+			usleep(1000);
+		}
+		res->rx_bytes = rx_bytes(b) - rx0;
+		res->rx_known = true;
+		if (c->type == SOCK_STREAM && res->rx_bytes != res->bytes) {
+			snprintf(r.err, sizeof(r.err), "the receiver got %llu "
+				 "of %llu bytes", (unsigned long long)
+				 res->rx_bytes, (unsigned long long)res->bytes);
+			ret = -1;
+		}
+	}
+	if (ret)
+		snprintf(why, whylen, "%s", r.err[0] ? r.err : "failed");
+	return ret;
+}
+
+/* ---- figures ---------------------------------------------------------- */
+
+static double mbps(const struct result *x)
+{
+	return x->secs > 0 ? (double)x->bytes / 1e6 / x->secs : 0;
+}
+
+/* Sender CPU in microseconds per MB sent. */
+static double cpu_per_mb(const struct result *x)
+{
+	return x->bytes ? (x->utime + x->stime) * 1e6 / ((double)x->bytes / 1e6)
+			: NAN;
+}
+
+static double per(uint64_t a, uint64_t b)
+{
+	return b ? (double)a / (double)b : NAN;
+}
+
+static bool same_cfg(const struct cfg *a, const struct cfg *b)
+{
+	return a->type == b->type && a->family == b->family &&
+	       a->size == b->size && a->k == b->k;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Median of the finite values; NAN if there is none. */
+static double median(double *v, int n)
+{
+	int m = 0;
+
+	for (int i = 0; i < n; i++)
+		if (!isnan(v[i]))
+			v[m++] = v[i];
+	if (!m)
+		return NAN;
+	qsort(v, (size_t)m, sizeof(*v), cmp_double);
+	return m % 2 ? v[m / 2] : (v[m / 2 - 1] + v[m / 2]) / 2;
+}
+
+struct summary {
+	int mode;
+	struct cfg c;
+	int n;
+	double mbps, sends_s, utime, stime, cpu_mb, sys_send, per_harvest;
+	double zc_share, rx_share, r_mbps, r_cpu, mbps_min, mbps_max;
+};
+
+/* Medians over the rounds of one mode on one configuration. */
+static bool summarize(const struct bench *b, const struct cfg *c, int mode,
+		      struct summary *s)
+{
+	double v[11][256];
+	int n = 0;
+
+	for (size_t i = 0; i < b->nres && n < 256; i++) {
+		const struct result *x = &b->res[i];
+
+		if (x->mode != mode || !same_cfg(&x->c, c))
+			continue;
+		v[0][n] = mbps(x);
+		v[1][n] = per(x->sends, 1) / x->secs;
+		v[2][n] = x->utime;
+		v[3][n] = x->stime;
+		v[4][n] = cpu_per_mb(x);
+		v[5][n] = per(x->syscalls, x->sends);
+		v[6][n] = x->harvests_known ?
+			  per(x->completions - x->lib_copies, x->harvests) : NAN;
+		v[7][n] = per(x->completions_zc, x->completions);
+		v[8][n] = x->rx_known ? per(x->rx_bytes, x->bytes) : NAN;
+		v[9][n] = x->r_mbps;
+		v[10][n] = x->r_cpu;
+		n++;
+	}
+	if (!n)
+		return false;
+	*s = (struct summary){ .mode = mode, .c = *c, .n = n };
+	s->mbps_min = s->mbps_max = v[0][0];
+	for (int i = 1; i < n; i++) {
+		s->mbps_min = fmin(s->mbps_min, v[0][i]);
+		s->mbps_max = fmax(s->mbps_max, v[0][i]);
+	}
+	s->mbps = median(v[0], n);
+	s->sends_s = median(v[1], n);
+	s->utime = median(v[2], n);
+	s->stime = median(v[3], n);
+	s->cpu_mb = median(v[4], n);
+	s->sys_send = median(v[5], n);
+	s->per_harvest = median(v[6], n);
+	s->zc_share = median(v[7], n);
+	s->rx_share = median(v[8], n);
+	s->r_mbps = median(v[9], n);
+	s->r_cpu = median(v[10], n);
+	return true;
+}
+
+/* Ratios of every mode of a finished round to the reference mode. */
+static void round_ratios(struct bench *b, size_t first)
+{
+	const struct result *ref = NULL;
+
+	if (b->ref < 0)
+		return;
+	for (size_t i = first; i < b->nres; i++)
+		if (b->res[i].mode == b->ref)
+			ref = &b->res[i];
+	if (!ref)
+		return;
+	for (size_t i = first; i < b->nres; i++) {
+		struct result *x = &b->res[i];
+
+		x->r_mbps = mbps(ref) > 0 ? mbps(x) / mbps(ref) : NAN;
+		x->r_cpu = cpu_per_mb(x) / cpu_per_mb(ref);
+	}
+}
+
+static const char *cfg_name(const struct cfg *c, char *out, size_t len)
+{
+	snprintf(out, len, "%s%d", c->type == SOCK_STREAM ? "tcp" : "udp",
+		 c->family == AF_INET ? 4 : 6);
+	return out;
+}
+
+/* v with d decimals, or "-" when it was not measured. */
+static void fmt_num(char *out, size_t len, int d, double v)
+{
+	if (isnan(v))
+		snprintf(out, len, "-");
+	else
+		snprintf(out, len, "%.*f", d, v);
+}
+
+static void print_table(const struct bench *b, const struct cfg *c, FILE *f)
+{
+	char name[16], h[16], z[16], rx[16], rm[16], rc[16];
+	struct summary s;
+
+	fprintf(f, "\n%s, %zu B per send, harvest every %u, %d round%s, "
+		"median:\n", cfg_name(c, name, sizeof(name)), c->size, c->k,
+		b->rounds, b->rounds == 1 ? "" : "s");
+	fprintf(f, "  %-9s %9s %10s %7s %7s %9s %8s %8s %6s %6s %7s %7s\n",
+		"mode", "MB/s", "sends/s", "usr s", "sys s", "cpu us/MB",
+		"sys/send", "per harv", "zc%", "rx%",
+		b->ref >= 0 ? "MB/s x" : "", b->ref >= 0 ? "cpu x" : "");
+	for (int i = 0; i < b->nmodes; i++) {
+		if (!summarize(b, c, b->modes[i], &s))
+			continue;
+		fmt_num(h, sizeof(h), 1, s.per_harvest);
+		fmt_num(z, sizeof(z), 1, s.zc_share * 100);
+		fmt_num(rx, sizeof(rx), 1, s.rx_share * 100);
+		fmt_num(rm, sizeof(rm), 3, s.r_mbps);
+		fmt_num(rc, sizeof(rc), 3, s.r_cpu);
+		fprintf(f, "  %-9s %9.1f %10.0f %7.3f %7.3f %9.1f %8.3f %8s "
+			"%6s %6s %7s %7s\n", modes[s.mode].name, s.mbps,
+			s.sends_s, s.utime, s.stime, s.cpu_mb, s.sys_send, h, z,
+			rx, rm, rc);
+	}
+	if (b->ref >= 0)
+		fprintf(f, "  (x: median of per-round ratios to %s; cpu = sender "
+			"CPU per byte)\n", modes[b->ref].name);
+}
+
+/* The comparisons the project's targets are about, where both ran. */
+static void print_pairs(const struct bench *b, const struct cfg *c, FILE *f)
+{
+	static const int pairs[][2] = {
+		{ M_ERRQUEUE, M_RAW_ZC }, { M_SCM, M_ERRQUEUE },
+		{ M_SCM, M_RAW_ZC }, { M_URING, M_ERRQUEUE },
+		{ M_COPY, M_RAW_COPY }, { M_ERRQUEUE, M_RAW_COPY },
+	};
+
+	for (size_t p = 0; p < sizeof(pairs) / sizeof(pairs[0]); p++) {
+		double rm[256], rc[256];
+		int n = 0;
+
+		/* Per-round ratios between the two, then the median. */
+		for (int round = 0; round < b->rounds; round++) {
+			const struct result *x = NULL, *y = NULL;
+
+			for (size_t i = 0; i < b->nres; i++) {
+				const struct result *t = &b->res[i];
+
+				if (t->round != round || !same_cfg(&t->c, c))
+					continue;
+				if (t->mode == pairs[p][0])
+					x = t;
+				if (t->mode == pairs[p][1])
+					y = t;
+			}
+			if (x && y && n < 256 && mbps(y) > 0) {
+				rm[n] = mbps(x) / mbps(y);
+				rc[n] = cpu_per_mb(x) / cpu_per_mb(y);
+				n++;
+			}
+		}
+		if (n)
+			fprintf(f, "  %s vs %s: throughput %.3fx, cpu per byte "
+				"%.3fx\n", modes[pairs[p][0]].name,
+				modes[pairs[p][1]].name, median(rm, n),
+				median(rc, n));
+	}
+}
+
+/* A CSV field: the number, or nothing when it was not measured. */
+static void csv_num(FILE *f, double v, int d, bool last)
+{
+	if (!isnan(v) && !isinf(v))
+		fprintf(f, "%.*f", d, v);
+	fputc(last ? '\n' : ',', f);
+}
+
+static void write_csv(const struct bench *b, const struct cfg *cfgs, int ncfg)
+{
+	FILE *f = strcmp(b->csv, "-") ? fopen(b->csv, "w") : stdout;
+	char name[16];
+
+	if (!f)
+		die("%s: %s", b->csv, strerror(errno));
+	fprintf(f, "mode,proto,size,k,round,secs,bytes,sends,mbps,sends_per_s,"
+		"utime,stime,cpu_us_per_mb,syscalls_per_send,"
+		"completions_per_harvest,zc_share,rx_share,ratio_mbps,ratio_cpu,"
+		"short_sends\n");
+	for (size_t i = 0; i < b->nres; i++) {
+		const struct result *x = &b->res[i];
+
+		fprintf(f, "%s,%s,%zu,%u,%d,%.6f,%llu,%llu,",
+			modes[x->mode].name, cfg_name(&x->c, name, sizeof(name)),
+			x->c.size, x->c.k, x->round + 1, x->secs,
+			(unsigned long long)x->bytes,
+			(unsigned long long)x->sends);
+		csv_num(f, mbps(x), 3, false);
+		csv_num(f, (double)x->sends / x->secs, 1, false);
+		csv_num(f, x->utime, 6, false);
+		csv_num(f, x->stime, 6, false);
+		csv_num(f, cpu_per_mb(x), 3, false);
+		csv_num(f, per(x->syscalls, x->sends), 4, false);
+		csv_num(f, x->harvests_known ? per(x->completions - x->lib_copies,
+						    x->harvests) : NAN, 3, false);
+		csv_num(f, per(x->completions_zc, x->completions), 4, false);
+		csv_num(f, x->rx_known ? per(x->rx_bytes, x->bytes) : NAN, 4, false);
+		csv_num(f, x->r_mbps, 4, false);
+		csv_num(f, x->r_cpu, 4, false);
+		fprintf(f, "%llu\n", (unsigned long long)x->short_sends);
+	}
+	/* The medians, as rows of round "median" (what zcbench-plot draws). */
+	for (int j = 0; j < ncfg; j++) {
+		for (int i = 0; i < b->nmodes; i++) {
+			struct summary s;
+
+			if (!summarize(b, &cfgs[j], b->modes[i], &s))
+				continue;
+			fprintf(f, "%s,%s,%zu,%u,median,,,,", modes[s.mode].name,
+				cfg_name(&s.c, name, sizeof(name)), s.c.size, s.c.k);
+			csv_num(f, s.mbps, 3, false);
+			csv_num(f, s.sends_s, 1, false);
+			csv_num(f, s.utime, 6, false);
+			csv_num(f, s.stime, 6, false);
+			csv_num(f, s.cpu_mb, 3, false);
+			csv_num(f, s.sys_send, 4, false);
+			csv_num(f, s.per_harvest, 3, false);
+			csv_num(f, s.zc_share, 4, false);
+			csv_num(f, s.rx_share, 4, false);
+			csv_num(f, s.r_mbps, 4, false);
+			csv_num(f, s.r_cpu, 4, false);
+			fputc('\n', f);
+		}
+	}
+	if (f != stdout && fclose(f))
+		die("%s: %s", b->csv, strerror(errno));
+}
+
+static void json_num(FILE *f, const char *key, double v, bool last)
+{
+	if (isnan(v) || isinf(v))
+		fprintf(f, "\"%s\": null%s", key, last ? "" : ", ");
+	else
+		fprintf(f, "\"%s\": %.6g%s", key, v, last ? "" : ", ");
+}
+
+static void write_json(const struct bench *b, const struct cfg *cfgs, int ncfg)
+{
+	FILE *f = strcmp(b->json, "-") ? fopen(b->json, "w") : stdout;
+	struct utsname u;
+	char name[16];
+	bool first = true;
+
+	if (!f)
+		die("%s: %s", b->json, strerror(errno));
+	uname(&u);
+	fprintf(f, "{\n  \"tool\": \"zcbench\", \"kernel\": \"%s\", "
+		"\"reference\": ", u.release);
+	if (b->ref >= 0)
+		fprintf(f, "\"%s\",\n", modes[b->ref].name);
+	else
+		fprintf(f, "null,\n");
+	fprintf(f, "  \"runs\": [\n");
+	for (size_t i = 0; i < b->nres; i++) {
+		const struct result *x = &b->res[i];
+
+		fprintf(f, "    {\"mode\": \"%s\", \"proto\": \"%s\", \"size\": "
+			"%zu, \"k\": %u, \"round\": %d, \"bytes\": %llu, "
+			"\"sends\": %llu, \"short_sends\": %llu, "
+			"\"syscalls\": %llu, ",
+			modes[x->mode].name, cfg_name(&x->c, name, sizeof(name)),
+			x->c.size, x->c.k, x->round + 1,
+			(unsigned long long)x->bytes,
+			(unsigned long long)x->sends,
+			(unsigned long long)x->short_sends,
+			(unsigned long long)x->syscalls);
+		json_num(f, "secs", x->secs, false);
+		json_num(f, "mbps", mbps(x), false);
+		json_num(f, "utime", x->utime, false);
+		json_num(f, "stime", x->stime, false);
+		json_num(f, "cpu_us_per_mb", cpu_per_mb(x), false);
+		json_num(f, "syscalls_per_send", per(x->syscalls, x->sends),
+			 false);
+		json_num(f, "completions_per_harvest", x->harvests_known ?
+			 per(x->completions - x->lib_copies, x->harvests) : NAN,
+			 false);
+		json_num(f, "zc_share", per(x->completions_zc, x->completions),
+			 false);
+		json_num(f, "rx_share", x->rx_known ?
+			 per(x->rx_bytes, x->bytes) : NAN, false);
+		json_num(f, "ratio_mbps", x->r_mbps, false);
+		json_num(f, "ratio_cpu", x->r_cpu, true);
+		fprintf(f, "}%s\n", i + 1 < b->nres ? "," : "");
+	}
+	fprintf(f, "  ],\n  \"summary\": [\n");
+	for (int j = 0; j < ncfg; j++) {
+		for (int i = 0; i < b->nmodes; i++) {
+			struct summary s;
+
+			if (!summarize(b, &cfgs[j], b->modes[i], &s))
+				continue;
+			fprintf(f, "%s    {\"mode\": \"%s\", \"proto\": \"%s\", "
+				"\"size\": %zu, \"k\": %u, \"rounds\": %d, ",
+				first ? "" : ",\n", modes[s.mode].name,
+				cfg_name(&s.c, name, sizeof(name)), s.c.size,
+				s.c.k, s.n);
+			first = false;
+			json_num(f, "mbps", s.mbps, false);
+			json_num(f, "mbps_min", s.mbps_min, false);
+			json_num(f, "mbps_max", s.mbps_max, false);
+			json_num(f, "sends_per_s", s.sends_s, false);
+			json_num(f, "cpu_us_per_mb", s.cpu_mb, false);
+			json_num(f, "syscalls_per_send", s.sys_send, false);
+			json_num(f, "completions_per_harvest", s.per_harvest,
+				 false);
+			json_num(f, "zc_share", s.zc_share, false);
+			json_num(f, "rx_share", s.rx_share, false);
+			json_num(f, "ratio_mbps", s.r_mbps, false);
+			json_num(f, "ratio_cpu", s.r_cpu, true);
+			fprintf(f, "}");
+		}
+	}
+	fprintf(f, "\n  ]\n}\n");
+	if (f != stdout && fclose(f))
+		die("%s: %s", b->json, strerror(errno));
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: zcbench [options]\n"
+"  -m, --mode LIST      modes to run, alternately (default: all):\n"
+"                       raw-copy raw-zc copy errqueue scm uring\n"
+"  -t, --proto LIST     tcp, udp or tcp,udp (default tcp)\n"
+"  -4, -6, --family LIST  IPv4, IPv6 or 4,6 (default 4)\n"
+"  -s, --size LIST      bytes per send, K/M suffixes (default 64K)\n"
+"  -k, --harvest LIST   collect completions every k sends (default 1)\n"
+"  -d, --duration SEC   seconds per run (default 1)\n"
+"  -n, --count N        sends per run instead of a duration\n"
+"  -r, --rounds N       rounds of every mode (default 3)\n"
+"      --ref MODE       ratios are to MODE (default raw-zc if run)\n"
+"  -a, --address ADDR   send to ADDR (a zcbench -l there, or the receiver\n"
+"                       of --rx-netns); default loopback\n"
+"  -p, --port N         port at ADDR (default %d)\n"
+"  -N, --rx-netns PATH  run the receiver in that network namespace\n"
+"  -l, --listen         be the receiver only (at -a ADDR, default any)\n"
+"  -i, --max-inflight N zc_opts.max_inflight (default: the library's)\n"
+"      --adapt          library defaults for copy_below and adaptation\n"
+"                       (default: every library send zero-copy)\n"
+"      --csv FILE       every run and the medians as CSV ('-': stdout)\n"
+"      --json FILE      the same as JSON ('-': stdout)\n"
+"  -q, --quiet          no progress line\n"
+"  -P, --progress       a progress line even when stderr is not a tty\n"
+"  -h, --help\n"
+"Exit status: 0, 1 if a run failed, 2 on bad usage, 77 if no mode could run.\n",
+		DEFAULT_PORT);
+}
+
+static int mode_by_name(const char *s)
+{
+	for (int i = 0; i < M_NR; i++)
+		if (!strcmp(s, modes[i].name))
+			return i;
+	return -1;
+}
+
+static unsigned long long parse_num(const char *opt, const char *s,
+				    unsigned long long max, bool suffix)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (suffix && (*end == 'K' || *end == 'k'))
+		v <<= 10, end++;
+	else if (suffix && (*end == 'M' || *end == 'm'))
+		v <<= 20, end++;
+	if (errno || end == s || *end || *s == '-' || v == 0 || v > max)
+		die("%s: '%s' is not a number from 1 to %llu", opt, s, max);
+	return v;
+}
+
+/* Split a comma-separated list, calling fn on each item. */
+static void each(const char *opt, const char *list, void (*fn)(struct bench *,
+		 const char *, const char *), struct bench *b)
+{
+	char *dup = strdup(list), *save = NULL, *tok;
+
+	if (!dup)
+		die("out of memory");
+	for (tok = strtok_r(dup, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save))
+		fn(b, opt, tok);
+	free(dup);
+}
+
+static void add_mode(struct bench *b, const char *opt, const char *s)
+{
+	int m = mode_by_name(s);
+
+	if (!strcmp(s, "all")) {
+		for (int i = 0; i < M_NR; i++)
+			add_mode(b, opt, modes[i].name);
+		return;
+	}
+	if (m < 0)
+		die("%s: unknown mode '%s'", opt, s);
+	for (int i = 0; i < b->nmodes; i++)
+		if (b->modes[i] == m)
+			return;
+	b->modes[b->nmodes++] = m;
+}
+
+static void add_proto(struct bench *b, const char *opt, const char *s)
+{
+	int t = !strcmp(s, "tcp") ? SOCK_STREAM :
+		!strcmp(s, "udp") ? SOCK_DGRAM : -1;
+
+	if (t < 0)
+		die("%s: '%s' is neither tcp nor udp", opt, s);
+	if (b->ntypes < 2 && (b->ntypes == 0 || b->types[0] != t))
+		b->types[b->ntypes++] = t;
+}
+
+static void add_family(struct bench *b, const char *opt, const char *s)
+{
+	int f = !strcmp(s, "4") ? AF_INET : !strcmp(s, "6") ? AF_INET6 : -1;
+
+	if (f < 0)
+		die("%s: '%s' is neither 4 nor 6", opt, s);
+	if (b->nfamilies < 2 && (b->nfamilies == 0 || b->families[0] != f))
+		b->families[b->nfamilies++] = f;
+}
+
+static void add_size(struct bench *b, const char *opt, const char *s)
+{
+	if (b->nsizes == MAX_LIST)
+		die("%s: at most %d sizes", opt, MAX_LIST);
+	b->sizes[b->nsizes++] = parse_num(opt, s, 64u << 20, true);
+}
+
+static void add_k(struct bench *b, const char *opt, const char *s)
+{
+	if (b->nks == MAX_LIST)
+		die("%s: at most %d values", opt, MAX_LIST);
+	b->ks[b->nks++] = (unsigned int)parse_num(opt, s, 1u << 20, false);
+}
+
+static void parse(struct bench *b, int argc, char **argv)
+{
+	enum { O_REF = 256, O_ADAPT, O_CSV, O_JSON };
+	static const struct option lo[] = {
+		{ "mode", required_argument, NULL, 'm' },
+		{ "proto", required_argument, NULL, 't' },
+		{ "family", required_argument, NULL, 'F' },
+		{ "size", required_argument, NULL, 's' },
+		{ "harvest", required_argument, NULL, 'k' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "ref", required_argument, NULL, O_REF },
+		{ "address", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "rx-netns", required_argument, NULL, 'N' },
+		{ "listen", no_argument, NULL, 'l' },
+		{ "max-inflight", required_argument, NULL, 'i' },
+		{ "adapt", no_argument, NULL, O_ADAPT },
+		{ "csv", required_argument, NULL, O_CSV },
+		{ "json", required_argument, NULL, O_JSON },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "progress", no_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *ref = NULL;
+	char *end;
+	int o;
+
+	b->duration = 1;
+	b->rounds = 3;
+	b->port = DEFAULT_PORT;
+	b->ref = -1;
+	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:d:n:r:a:p:N:li:qPh",
+				lo, NULL)) != -1) {
+		switch (o) {
+		case 'm': each("--mode", optarg, add_mode, b); break;
+		case 't': each("--proto", optarg, add_proto, b); break;
+		case '4': add_family(b, "-4", "4"); break;
+		case '6': add_family(b, "-6", "6"); break;
+		case 'F': each("--family", optarg, add_family, b); break;
+		case 's': each("--size", optarg, add_size, b); break;
+		case 'k': each("--harvest", optarg, add_k, b); break;
+		case 'd':
+			errno = 0;
+			b->duration = strtod(optarg, &end);
+			if (errno || *end || !(b->duration > 0) ||
+			    b->duration > 86400)
+				die("--duration: '%s' is not a number of seconds "
+				    "above 0", optarg);
+			break;
+		case 'n':
+			b->count = parse_num("--count", optarg, ULLONG_MAX >> 1,
+					     false);
+			break;
+		case 'r':
+			b->rounds = (int)parse_num("--rounds", optarg, 256,
+						   false);
+			break;
+		case O_REF: ref = optarg; break;
+		case 'a': b->address = optarg; break;
+		case 'p':
+			b->port = (uint16_t)parse_num("--port", optarg, 65535,
+						      false);
+			break;
+		case 'N': b->rx_netns = optarg; break;
+		case 'l': b->listen_only = true; break;
+		case 'i':
+			b->max_inflight = (uint32_t)parse_num("--max-inflight",
+							      optarg, 1u << 20,
+							      false);
+			break;
+		case O_ADAPT: b->adapt = true; break;
+		case O_CSV: b->csv = optarg; break;
+		case O_JSON: b->json = optarg; break;
+		case 'q': b->quiet = true; break;
+		case 'P': b->progress = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind < argc)
+		die("unexpected argument '%s' (see --help)", argv[optind]);
+	if (!b->nmodes)
+		add_mode(b, "--mode", "all");
+	if (!b->ntypes)
+		add_proto(b, "--proto", "tcp");
+	if (!b->nfamilies)
+		add_family(b, "--family", "4");
+	if (!b->nsizes)
+		add_size(b, "--size", "64K");
+	if (!b->nks)
+		add_k(b, "--harvest", "1");
+	for (int i = 0; i < b->nsizes; i++)
+		for (int j = 0; j < b->ntypes; j++)
+			for (int f = 0; f < b->nfamilies; f++)
+				if (b->types[j] == SOCK_DGRAM &&
+				    b->sizes[i] > (b->families[f] == AF_INET ?
+						   UDP_MAX_V4 : UDP_MAX_V6))
+					die("--size: %zu bytes do not fit in a "
+					    "UDP/IPv%d datagram (at most %u)",
+					    b->sizes[i],
+					    b->families[f] == AF_INET ? 4 : 6,
+					    b->families[f] == AF_INET ?
+					    UDP_MAX_V4 : UDP_MAX_V6);
+	b->ref = -1;
+	for (int i = 0; i < b->nmodes; i++)
+		if (b->modes[i] == (ref ? mode_by_name(ref) : M_RAW_ZC))
+			b->ref = b->modes[i];
+	if (ref && b->ref < 0)
+		die("--ref: '%s' is not one of the modes run", ref);
+	if (b->rx_netns && b->listen_only)
+		die("--rx-netns and --listen do not go together");
+	if (b->rx_netns && !b->address)
+		die("--rx-netns needs the receiver's address there (-a)");
+	if (b->nfamilies > 1 && b->address)
+		die("-a: one address is of one family: give -4 or -6");
+	if (b->csv && b->json && !strcmp(b->csv, "-") && !strcmp(b->json, "-"))
+		die("--csv - and --json - cannot both go to stdout");
+	if (!b->quiet && isatty(STDERR_FILENO))
+		b->progress = true;
+	if (b->quiet)
+		b->progress = false;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static void add_result(struct bench *b, const struct result *x)
+{
+	if (b->nres == b->capres) {
+		size_t cap = b->capres ? 2 * b->capres : 64;
+		struct result *r = realloc(b->res, cap * sizeof(*r));
+
+		if (!r)
+			die("out of memory");
+		b->res = r;
+		b->capres = cap;
+	}
+	b->res[b->nres++] = *x;
+}
+
+static int listen_main(struct bench *b)
+{
+	struct rxshared sh = { 0 };
+	int family = b->nfamilies ? b->families[0] : AF_INET;
+
+	if (b->address && strchr(b->address, ':'))
+		family = AF_INET6;
+	if (!b->address)
+		b->address = family == AF_INET ? "0.0.0.0" : "::";
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	printf("zcbench: receiving on %s port %u (TCP and UDP); ^C stops\n",
+	       b->address, b->port);
+	fflush(stdout);
+	if (rx_serve(&sh, family, b->address, b->port, -1, -1)) {
+		fprintf(stderr, "zcbench: %s\n", sh.err);
+		return 1;
+	}
+	printf("zcbench: %llu bytes received\n",
+	       (unsigned long long)atomic_load(&sh.bytes));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench b = { 0 };
+	struct cfg cfgs[2 * 2 * MAX_LIST * MAX_LIST];
+	bool runnable[M_NR], failed = false;
+	int ncfg = 0, nrun = 0;
+	size_t maxsize = 0;
+
+	parse(&b, argc, argv);
+	if (b.listen_only)
+		return listen_main(&b);
+	for (int t = 0; t < b.ntypes; t++)
+		for (int f = 0; f < b.nfamilies; f++)
+			for (int s = 0; s < b.nsizes; s++)
+				for (int k = 0; k < b.nks; k++)
+					cfgs[ncfg++] = (struct cfg){
+						.type = b.types[t],
+						.family = b.families[f],
+						.size = b.sizes[s],
+						.k = b.ks[k] };
+	for (int s = 0; s < b.nsizes; s++)
+		if (b.sizes[s] > maxsize)
+			maxsize = b.sizes[s];
+	/* One buffer for every send: its content does not matter here. */
+	b.buflen = maxsize;
+	b.buf = mmap(NULL, maxsize, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b.buf == MAP_FAILED)
+		die("mmap %zu bytes: %s", maxsize, strerror(errno));
+	memset(b.buf, 0x5a, maxsize);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	for (int i = 0; i < M_NR; i++)
+		runnable[i] = true;
+	b.runs_total = ncfg * b.rounds * b.nmodes;
+
+	for (int fam = 0; fam < b.nfamilies; fam++) {
+		/* A receiver per family: it binds an address of it. */
+		if (!b.address || b.rx_netns)
+			rx_start(&b, b.families[fam]);
+		for (int j = 0; j < ncfg && !stop_now; j++) {
+			if (cfgs[j].family != b.families[fam])
+				continue;
+			for (int round = 0; round < b.rounds && !stop_now;
+			     round++) {
+				size_t first = b.nres;
+
+				for (int i = 0; i < b.nmodes && !stop_now;
+				     i++) {
+					int m = b.modes[i], ret;
+					char why[256];
+					struct result x;
+
+					b.run_no++;
+					if (!runnable[m])
+						continue;
+					ret = run_one(&b, &cfgs[j], m, round, &x,
+						      why, sizeof(why));
+					if (ret == -EOPNOTSUPP) {
+						if (b.progress)
+							fputc('\n', stderr);
+						fprintf(stderr, "zcbench: %s: "
+							"skipped: %s\n",
+							modes[m].name, why);
+						runnable[m] = false;
+						continue;
+					}
+					if (ret) {
+						if (b.progress)
+							fputc('\n', stderr);
+						fprintf(stderr, "zcbench: %s "
+							"%s %zu B: %s\n",
+							modes[m].name,
+							cfgs[j].type ==
+							SOCK_STREAM ? "tcp" :
+							"udp", cfgs[j].size,
+							why);
+						failed = true;
+						continue;
+					}
+					add_result(&b, &x);
+					nrun++;
+				}
+				round_ratios(&b, first);
+			}
+		}
+		rx_stop(&b);
+	}
+	if (b.progress)
+		fprintf(stderr, "\r%*s\r", 78, "");
+	if (!nrun) {
+		fprintf(stderr, "zcbench: no mode could run\n");
+		return failed ? 1 : EXIT_SKIP;
+	}
+	{
+		FILE *out = (b.csv && !strcmp(b.csv, "-")) ||
+			    (b.json && !strcmp(b.json, "-")) ? stderr : stdout;
+		struct utsname u;
+
+		uname(&u);
+		fprintf(out, "zcbench: Linux %s, %s%s\n", u.release,
+			b.address ? b.address : "loopback",
+			b.rx_netns ? " (receiver in another netns)" : "");
+		for (int j = 0; j < ncfg; j++) {
+			print_table(&b, &cfgs[j], out);
+			print_pairs(&b, &cfgs[j], out);
+		}
+	}
+	if (b.csv)
+		write_csv(&b, cfgs, ncfg);
+	if (b.json)
+		write_json(&b, cfgs, ncfg);
+	free(b.res);
+	munmap(b.buf, b.buflen);
+	return failed || stop_now ? 1 : 0;
+}

@@ -1,0 +1,144 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# bench-smoke.sh ZCBENCH PLOT CALLGRIND - seconds-long runs of every zcbench
+# mode (TCP and UDP, IPv4 and IPv6, two sizes, two k) over loopback, so the
+# tool cannot rot. Checks what the figures must be whatever the machine's
+# speed: exact send counts, syscalls per send of the raw modes and of the
+# copy backend, every TCP byte received, ratios to the reference, CSV and
+# JSON that agree; bad usage refused; the plot and callgrind scripts work
+# when gnuplot and valgrind are there. No timing is asserted.
+set -u
+zcbench=${1:?usage: bench-smoke.sh ZCBENCH PLOT CALLGRIND}
+plot=${2:?} callgrind=${3:?}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# --- every mode --------------------------------------------------------
+n=300
+"$zcbench" -q -m all -t tcp,udp -F 4,6 -s 4K,32K -k 1,4 -n $n -r 2 \
+	--csv "$tmp/o.csv" --json "$tmp/o.json" >"$tmp/out" 2>"$tmp/err"
+st=$?
+cat "$tmp/out" "$tmp/err"
+[ $st -eq 0 ] || fail "zcbench exited $st"
+# Modes that must run anywhere; scm and uring when the library says so.
+modes="raw-copy raw-zc copy errqueue"
+for m in scm uring; do
+	if grep -q "zcbench: $m: skipped:" "$tmp/err"; then
+		echo "note: $m skipped here (see its reason above)"
+	else
+		modes="$modes $m"
+	fi
+done
+# 2 protocols x 2 families x 2 sizes x 2 k = 16 configurations.
+for m in $modes; do
+	runs=$(awk -F, -v m="$m" '$1 == m && $5 != "median"' "$tmp/o.csv" | wc -l)
+	meds=$(awk -F, -v m="$m" '$1 == m && $5 == "median"' "$tmp/o.csv" | wc -l)
+	[ "$runs" -eq 32 ] || fail "$m: $runs runs in the CSV, not 32"
+	[ "$meds" -eq 16 ] || fail "$m: $meds median rows, not 16"
+done
+# Per run: exactly n sends, n * size bytes (at most, on TCP), throughput
+# above 0; raw-copy
+# and the copy backend make one syscall per send; the error-queue modes
+# at least one; TCP: the receiver got every byte; the reference's ratio
+# to itself is 1.
+awk -F, -v n=$n '
+	NR == 1 || $5 == "median" { next }
+	function bad(what) { printf "FAIL: %s %s %s k=%s round %s: %s\n", $1, $2, $3, $4, $5, what; errs++ }
+	$8 != n { bad("sends " $8) }
+	# A blocking TCP send may return short (a signal, task work): the
+	# bench counts what was sent and goes on.
+	!($7 > 0 && $7 <= n * $3) || ($2 ~ /^udp/ && $7 != n * $3) { bad("bytes " $7) }
+	!($9 > 0) { bad("MB/s " $9) }
+	($1 == "raw-copy" || $1 == "copy") && $14 != "1.0000" { bad("syscalls/send " $14) }
+	($1 == "raw-zc" || $1 == "errqueue") && !($14 >= 1) { bad("syscalls/send " $14) }
+	$2 ~ /^tcp/ && $17 != "1.0000" { bad("received share " $17) }
+	$1 == "raw-zc" && ($18 != "1.0000" || $19 != "1.0000") { bad("ratios to itself " $18 " " $19) }
+	$1 != "raw-zc" && $18 == "" { bad("no ratio") }
+	END { exit errs ? 1 : 0 }' "$tmp/o.csv" || fails=$((fails + 1))
+for pair in "errqueue vs raw-zc" "copy vs raw-copy"; do
+	grep -q "$pair: throughput" "$tmp/out" || fail "no '$pair' line"
+done
+# The JSON holds the same runs.
+python3 - "$tmp/o.json" "$tmp/o.csv" <<'PY' || fails=$((fails + 1))
+import csv, json, sys
+j = json.load(open(sys.argv[1]))
+rows = [r for r in csv.DictReader(open(sys.argv[2])) if r["round"] != "median"]
+if len(j["runs"]) != len(rows):
+    sys.exit("FAIL: JSON has %d runs, CSV %d" % (len(j["runs"]), len(rows)))
+for a, b in zip(j["runs"], rows):
+    if (a["mode"], a["proto"], str(a["size"]), str(a["k"]), str(a["round"]),
+            str(a["bytes"])) != (b["mode"], b["proto"], b["size"], b["k"],
+                                 b["round"], b["bytes"]):
+        sys.exit("FAIL: JSON and CSV disagree: %r / %r" % (a, b))
+print("JSON: %d runs, %d medians, reference %s" %
+      (len(j["runs"]), len(j["summary"]), j["reference"]))
+PY
+
+# --- a remote receiver (zcbench -l) on loopback ------------------------
+port=$((20000 + RANDOM % 20000))
+"$zcbench" -l -a 127.0.0.1 -p $port >"$tmp/l.out" 2>&1 &
+lpid=$!
+for _ in $(seq 50); do grep -q receiving "$tmp/l.out" && break; sleep 0.1; done
+if "$zcbench" -q -a 127.0.0.1 -p $port -m raw-copy,errqueue -t tcp,udp \
+	-s 16K -n 100 -r 1 --csv "$tmp/r.csv" >/dev/null 2>"$tmp/r.err"; then
+	rows=$(awk -F, '$5 == "1"' "$tmp/r.csv" | wc -l)
+	[ "$rows" -eq 4 ] || fail "remote: $rows runs, not 4"
+else
+	fail "remote run: $(cat "$tmp/r.err")"
+fi
+kill -INT $lpid; wait $lpid
+grep -q "bytes received" "$tmp/l.out" || fail "zcbench -l: $(cat "$tmp/l.out")"
+
+# --- bad usage: exit 2 and say why -------------------------------------
+bad_usage() {
+	local want=$1; shift
+	"$zcbench" "$@" >"$tmp/b.out" 2>&1
+	local st=$?
+	if [ $st -ne 2 ] || ! grep -q -- "$want" "$tmp/b.out"; then
+		fail "zcbench $*: exit $st, '$(head -c 200 "$tmp/b.out")'"
+	fi
+}
+bad_usage "do not fit in a UDP/IPv4 datagram" -t udp -s 70000
+bad_usage "unknown mode 'bogus'" -m bogus
+bad_usage "is not one of the modes run" -m copy --ref scm
+bad_usage "is not a number" -n 0
+bad_usage "is not a number of seconds" -d -1
+bad_usage "needs the receiver's address" -N /proc/self/ns/net
+bad_usage "unexpected argument" extra
+
+# --- plot ----------------------------------------------------------------
+if command -v gnuplot >/dev/null 2>&1; then
+	if sh "$plot" -p udp6 -k 4 "$tmp/o.csv" "$tmp/p.png"; then
+		[ "$(head -c 4 "$tmp/p.png" | od -An -c | tr -d ' ')" = '211PNG' ] ||
+			fail "zcbench-plot wrote no PNG"
+	else
+		fail "zcbench-plot failed"
+	fi
+	sh "$plot" -p sctp4 "$tmp/o.csv" "$tmp/q.png" 2>/dev/null &&
+		fail "zcbench-plot drew a protocol that is not there"
+else
+	echo "note: gnuplot not found: zcbench-plot not exercised"
+fi
+
+# --- callgrind -----------------------------------------------------------
+if ldd "$zcbench" 2>/dev/null | grep -q 'lib[at]san'; then
+	echo "note: a sanitizer build: zcbench-callgrind not exercised"
+elif command -v valgrind >/dev/null 2>&1; then
+	sh "$callgrind" -b "$zcbench" -n 2000 >"$tmp/cg" 2>&1
+	st=$?
+	cat "$tmp/cg"
+	if [ $st -ne 0 ] || ! awk '/library:/ && $2 > 0 { ok = 1 } END { exit !ok }' "$tmp/cg"; then
+		fail "zcbench-callgrind ($st)"
+	fi
+else
+	echo "note: valgrind not found: zcbench-callgrind not exercised"
+fi
+
+if [ $fails -ne 0 ]; then
+	echo "bench-smoke: $fails failure(s)"
+	exit 1
+fi
+echo "bench-smoke: every mode ran and its figures hold together"
