@@ -56,6 +56,12 @@
 #ifndef MSG_ZEROCOPY
 #define MSG_ZEROCOPY		0x4000000
 #endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT		103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP			17
+#endif
 #ifndef SO_EE_ORIGIN_ZEROCOPY
 #define SO_EE_ORIGIN_ZEROCOPY	5
 #endif
@@ -132,6 +138,7 @@ struct bench {
 	const char *rx_netns;
 	bool listen_only, adapt, quiet, progress;
 	uint32_t max_inflight;
+	int gso;		/* UDP_SEGMENT size for UDP sends, 0: none */
 	const char *csv, *json;
 
 	struct rxshared *rx;	/* NULL when the receiver is remote */
@@ -448,6 +455,14 @@ static int connect_to(struct run *r)
 		snprintf(r->err, sizeof(r->err), "connect: %s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		return -1;
+	}
+	/* UDP GSO: one send of size bytes leaves as gso-byte datagrams. */
+	if (b->gso && r->c->type == SOCK_DGRAM && (size_t)b->gso < r->c->size &&
+	    setsockopt(fd, SOL_UDP, UDP_SEGMENT, &b->gso, sizeof(b->gso))) {
+		snprintf(r->err, sizeof(r->err), "UDP_SEGMENT %d: %s", b->gso,
+			 strerror(errno));
+		close(fd);
 		return -1;
 	}
 	return fd;
@@ -1164,6 +1179,8 @@ static void usage(FILE *f)
 "  -N, --rx-netns PATH  run the receiver in that network namespace\n"
 "  -l, --listen         be the receiver only (at -a ADDR, default any)\n"
 "  -i, --max-inflight N zc_opts.max_inflight (default: the library's)\n"
+"  -g, --gso N          UDP: send with UDP_SEGMENT N (GSO), so one send\n"
+"                       leaves as datagrams of N bytes\n"
 "      --adapt          library defaults for copy_below and adaptation\n"
 "                       (default: every library send zero-copy)\n"
 "      --csv FILE       every run and the medians as CSV ('-': stdout)\n"
@@ -1284,6 +1301,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		{ "rx-netns", required_argument, NULL, 'N' },
 		{ "listen", no_argument, NULL, 'l' },
 		{ "max-inflight", required_argument, NULL, 'i' },
+		{ "gso", required_argument, NULL, 'g' },
 		{ "adapt", no_argument, NULL, O_ADAPT },
 		{ "csv", required_argument, NULL, O_CSV },
 		{ "json", required_argument, NULL, O_JSON },
@@ -1300,7 +1318,7 @@ static void parse(struct bench *b, int argc, char **argv)
 	b->rounds = 3;
 	b->port = DEFAULT_PORT;
 	b->ref = -1;
-	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:d:n:r:a:p:N:li:qPh",
+	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:d:n:r:a:p:N:li:g:qPh",
 				lo, NULL)) != -1) {
 		switch (o) {
 		case 'm': each("--mode", optarg, add_mode, b); break;
@@ -1338,6 +1356,10 @@ static void parse(struct bench *b, int argc, char **argv)
 			b->max_inflight = (uint32_t)parse_num("--max-inflight",
 							      optarg, 1u << 20,
 							      false);
+			break;
+		case 'g':
+			b->gso = (int)parse_num("--gso", optarg, UDP_MAX_V6,
+						false);
 			break;
 		case O_ADAPT: b->adapt = true; break;
 		case O_CSV: b->csv = optarg; break;
@@ -1378,6 +1400,8 @@ static void parse(struct bench *b, int argc, char **argv)
 			b->ref = b->modes[i];
 	if (ref && b->ref < 0)
 		die("--ref: '%s' is not one of the modes run", ref);
+	if (b->gso && (b->ntypes != 1 || b->types[0] != SOCK_DGRAM))
+		die("--gso is for UDP alone (-t udp)");
 	if (b->rx_netns && b->listen_only)
 		die("--rx-netns and --listen do not go together");
 	if (b->rx_netns && !b->address)
@@ -1531,9 +1555,12 @@ int main(int argc, char **argv)
 		struct utsname u;
 
 		uname(&u);
-		fprintf(out, "zcbench: Linux %s, %s%s\n", u.release,
+		fprintf(out, "zcbench: Linux %s, %s%s", u.release,
 			b.address ? b.address : "loopback",
 			b.rx_netns ? " (receiver in another netns)" : "");
+		if (b.gso)
+			fprintf(out, ", UDP GSO %d", b.gso);
+		fputc('\n', out);
 		for (int j = 0; j < ncfg; j++) {
 			print_table(&b, &cfgs[j], out);
 			print_pairs(&b, &cfgs[j], out);

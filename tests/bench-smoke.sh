@@ -108,6 +108,17 @@ bad_usage "is not a number" -n 0
 bad_usage "is not a number of seconds" -d -1
 bad_usage "needs the receiver's address" -N /proc/self/ns/net
 bad_usage "unexpected argument" extra
+bad_usage "is for UDP alone" -t tcp -g 1400
+
+# --- UDP GSO: one send of 32 KiB leaves as 1400-byte datagrams ----------
+if "$zcbench" -q -t udp -s 32K -g 1400 -m raw-zc,errqueue -n 200 -r 1 \
+	--csv "$tmp/g.csv" >"$tmp/g.out" 2>&1; then
+	grep -q "UDP GSO 1400" "$tmp/g.out" || fail "GSO run: no GSO in the header"
+	rows=$(awk -F, '$5 == "1" && $7 == 200 * 32768' "$tmp/g.csv" | wc -l)
+	[ "$rows" -eq 2 ] || fail "GSO run: $rows complete runs, not 2"
+else
+	fail "GSO run: $(cat "$tmp/g.out")"
+fi
 
 # --- plot ----------------------------------------------------------------
 if command -v gnuplot >/dev/null 2>&1; then
