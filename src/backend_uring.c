@@ -40,6 +40,14 @@
  * request. The ring is set up without IORING_SETUP_COOP_TASKRUN or
  * DEFER_TASKRUN, so the kernel interrupts that thread (or posts from a
  * kernel worker if it has exited) and the CQE comes even while no send runs.
+ * That interruption also cuts short a blocking sendmsg(2) of this thread
+ * that waits for room: a copying send sends the rest (copy_send()).
+ *
+ * The CQ never fills (ring_init()): the kernel never holds a CQE back nor
+ * drops one. Should it hold some back all the same (IORING_SQ_CQ_OVERFLOW),
+ * the send side's wait and the reap side's io_uring_get_events() flush
+ * them. tests/test-uring.c's fake-* tests run this file against a fake
+ * io_uring (the liburing calls wrapped) for what real kernels do not post.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,6 +67,7 @@
 #define URING_UD_NONE		(3ull << 32)	/* no send waits for a CQE */
 #define URING_SQ		4u	/* a send, its cancel, a withdrawn send */
 #define URING_REAP_BATCH	64u	/* CQEs per hold of the CQ (reap side) */
+#define URING_TRIES		4	/* submits refused with -EBUSY/-EAGAIN */
 
 enum { CQ_FREE, CQ_SEND, CQ_REAP };
 
@@ -210,19 +219,34 @@ static bool op_done(const struct uring_op *op)
 }
 
 /*
- * Submit what is in the SQ. The SQE must not stay there if that fails:
- * the next submit would send it later, from a buffer the caller has
- * reused, so it becomes a no-op.
+ * Submit what is in the SQ (the send side holds the CQ). -EBUSY: an older
+ * kernel refuses requests while it holds CQEs back (CQ overflow, which our
+ * CQ size rules out); -EAGAIN: it is short of memory. Either way nothing
+ * was taken: read the CQ, have the kernel flush what it holds, try again.
+ * The SQE must not stay there if it still fails: the next submit would
+ * send it later, from a buffer the caller has reused, so it becomes a
+ * no-op.
  */
 static int submit(struct zc_sock *zs, struct uring_priv *p,
-		  struct io_uring_sqe *sqe)
+		  struct uring_op *op, struct io_uring_sqe *sqe)
 {
-	int r;
+	int r, tries = 0;
 
-	do {
+	for (;;) {
 		r = io_uring_submit(&p->ring);
 		ZC_STAT_INC(&zs->tx, syscalls);
-	} while (r == -EINTR);
+		if (r == -EINTR)
+			continue;
+		if ((r != -EBUSY && r != -EAGAIN) || ++tries > URING_TRIES)
+			break;
+		send_drain(zs, p, op);
+		io_uring_get_events(&p->ring);
+		ZC_STAT_INC(&zs->tx, syscalls);
+		if (tries > 1) {
+			sched_yield();
+			ZC_STAT_INC(&zs->tx, syscalls);
+		}
+	}
 	if (r > 0 && !io_uring_sq_ready(&p->ring))
 		return 0;
 	io_uring_prep_nop(sqe);
@@ -251,7 +275,7 @@ static void cancel(struct zc_sock *zs, struct uring_priv *p,
 		return;
 	io_uring_prep_cancel64(sqe, op->ud, 0);
 	sqe->user_data = URING_UD_CANCEL;
-	if (!submit(zs, p, sqe)) {
+	if (!submit(zs, p, op, sqe)) {
 		op->cancel_out = true;
 		op->cancelled = true;
 	}
@@ -282,7 +306,7 @@ static int send_one(struct zc_sock *zs, struct uring_priv *p,
 		sqe->ioprio = (__u16)p->zc_flags;
 	}
 	sqe->user_data = op->ud;
-	r = submit(zs, p, sqe);
+	r = submit(zs, p, op, sqe);
 	if (r < 0)
 		return r;
 
@@ -390,6 +414,70 @@ static size_t msg_len(const struct msghdr *msg)
 	return len;
 }
 
+#define URING_IOV_WINDOW	64	/* iovecs per sendmsg() in copy_rest() */
+
+/*
+ * Send side: the rest of a short copying send on a blocking stream socket,
+ * from byte done on. Returns the bytes it sent; stops at an error (which
+ * the next call meets again) or when a send comes back empty.
+ */
+static size_t copy_rest(struct zc_sock *zs, const struct msghdr *msg,
+			int flags, size_t done)
+{
+	size_t sent = 0;
+
+	for (;;) {
+		struct iovec win[URING_IOV_WINDOW];
+		struct msghdr m = { .msg_iov = win };
+		size_t i = 0, off = done + sent, want = 0;
+		ssize_t r;
+
+		/* The iovec and offset where the rest begins. */
+		while (i < msg->msg_iovlen && off >= msg->msg_iov[i].iov_len)
+			off -= msg->msg_iov[i++].iov_len;
+		for (; i < msg->msg_iovlen && m.msg_iovlen < URING_IOV_WINDOW;
+		     i++, off = 0) {
+			const struct iovec *v = &msg->msg_iov[i];
+
+			if (v->iov_len == off)
+				continue;
+			win[m.msg_iovlen].iov_base = (char *)v->iov_base + off;
+			win[m.msg_iovlen++].iov_len = v->iov_len - off;
+			want += v->iov_len - off;
+		}
+		if (!want)
+			return sent;
+		r = zc_sys_sendmsg(zs, &m, flags);
+		if (r <= 0)
+			return sent;
+		sent += (size_t)r;
+	}
+}
+
+/*
+ * A copying send (short, or the library chose to copy). On a blocking
+ * stream socket sendmsg(2) waits for room, and the ring's task work (each
+ * notification is posted by task work of this thread, which sets
+ * TIF_NOTIFY_SIGNAL) interrupts that wait: sendmsg(2) returns what it had
+ * sent so far. Measured: ~1% of copying sends that had to wait came back
+ * short. Send the rest, as a blocking sendmsg(2) without io_uring would
+ * have, and as a zero-copy send does (MSG_WAITALL).
+ */
+static ssize_t copy_send(struct zc_sock *zs, struct uring_priv *p,
+			 const struct msghdr *msg, int flags)
+{
+	ssize_t ret = zc_sys_sendmsg(zs, msg, flags);
+	size_t len;
+
+	if (ret <= 0 || zs->type != SOCK_STREAM || (flags & MSG_DONTWAIT) ||
+	    p->nonblock)
+		return ret;
+	len = msg_len(msg);
+	if ((size_t)ret >= len)
+		return ret;
+	return ret + (ssize_t)copy_rest(zs, msg, flags, (size_t)ret);
+}
+
 static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
 			  int flags)
 {
@@ -398,7 +486,7 @@ static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
 	int added = 0, ret;
 
 	if (!(flags & MSG_ZEROCOPY))
-		return zc_sys_sendmsg(zs, msg, flags);
+		return copy_send(zs, p, msg, flags);
 	flags &= ~MSG_ZEROCOPY;
 	/*
 	 * io_uring parks a send that would block and retries it on its own,
@@ -437,6 +525,14 @@ static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
 		/* Complete now: no notification follows, or it came. */
 		fwd(zs, p, &op, (uint32_t)op.ud, op.more ? op.notif_copied : true);
 	}
+	/*
+	 * -ENOMEM: io_uring charges the pages to RLIMIT_MEMLOCK itself
+	 * (io_notif_account_mem()) and fails before sending anything (a
+	 * negative result means no byte went). The core copies on -ENOBUFS,
+	 * MSG_ZEROCOPY's answer to the same limit.
+	 */
+	if (ret == -ENOMEM)
+		ret = -ENOBUFS;
 	/*
 	 * Settled: a notification of this send that comes from now on (in
 	 * cq_give() or a later send) is forwarded like any other.
@@ -526,6 +622,12 @@ static int uring_collect(struct zc_sock *zs, bool force)
 
 static _Atomic int probe_state;
 
+/* Forget the probe's answer (tests: the next ring asks again). */
+void zc_uring_probe_reset(void)
+{
+	atomic_store_explicit(&probe_state, 0, memory_order_relaxed);
+}
+
 /*
  * What the kernel supports, asked once per process on the first ring.
  * REPORT_USAGE: a SEND_ZC with the flag on fd -1 fails in prep with EINVAL
@@ -586,15 +688,25 @@ static int usage_env(bool *off)
 		      env);
 }
 
+/*
+ * CQEs that can sit in the CQ besides the notifications of unreaped sends:
+ * the result and notification of the send in progress, a cancel's, a
+ * NOP's (a withdrawn SQE), the probe's late notification.
+ */
+#define URING_CQ_OWN	(2 * URING_SQ)
+
 static int ring_init(struct zc_sock *zs, struct uring_priv *p)
 {
 	/*
 	 * CQ: at most max_inflight notifications are unread (one per id not
-	 * yet reaped) plus our own few CQEs; twice max_inflight holds them.
+	 * yet reaped) plus URING_CQ_OWN of our own. Sized so that it can
+	 * never fill: then the kernel never has to hold CQEs back (overflow)
+	 * or drop them (when it cannot allocate an overflow entry).
 	 */
+	uint32_t need = zs->mask + 1 + URING_CQ_OWN, twice = 2 * (zs->mask + 1);
 	struct io_uring_params par = {
 		.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
-		.cq_entries = 2 * (zs->mask + 1),
+		.cq_entries = need > twice ? need : twice,
 	};
 	int r = io_uring_queue_init_params(URING_SQ, &p->ring, &par);
 
@@ -607,6 +719,20 @@ static int ring_init(struct zc_sock *zs, struct uring_priv *p)
 		return zc_err(r, "zc_open: backend \"uring\": "
 			      "io_uring_setup: %s", strerror(-r));
 	p->ring_ok = true;
+	/* Every kernel with SEND_ZC (6.0) has NODROP (5.5): a safeguard. */
+	if (!(par.features & IORING_FEAT_NODROP))
+		return zc_err(-EOPNOTSUPP, "zc_open: backend \"uring\": this "
+			      "kernel's io_uring lacks IORING_FEAT_NODROP (it "
+			      "may drop completion events)");
+	if (par.cq_entries < need)
+		return zc_err(-EINVAL, "zc_open: backend \"uring\": "
+			      "max_inflight %u needs a completion queue of %u "
+			      "entries; this kernel allows %u (use a "
+			      "max_inflight of at most %u)", zs->mask + 1, need,
+			      par.cq_entries,
+			      par.cq_entries > URING_CQ_OWN ?
+			      1u << (31 - __builtin_clz(par.cq_entries -
+							 URING_CQ_OWN)) : 1u);
 	return 0;
 }
 

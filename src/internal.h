@@ -203,6 +203,11 @@ int zc_scm_supported(int type);
 int zc_scm_type(int *type);
 void zc_scm_probe_reset(void);
 
+#ifdef ZC_HAVE_URING
+/* backend_uring.c */
+void zc_uring_probe_reset(void);
+#endif
+
 /* errqueue.c */
 enum zc_rec_kind { ZC_REC_NONE, ZC_REC_RANGE, ZC_REC_FOREIGN };
 enum zc_rec_kind zc_parse_errmsg(const struct msghdr *m, struct zc_range *r,

@@ -68,15 +68,10 @@ patched_only='test "$ZC_RIG_VARIANT" = patched || { echo "SKIP: SCM forced needs
 		printf 'faults-%s-scm\t%s ZC_TEST_SENDS=%s %s %s scm\n' \
 			"$mode" "$patched_only" "$fault_sends" "$t/test-faults" "$mode"
 	done
-	for mode in optmem peer; do
+	for mode in optmem memlock peer; do
 		printf 'faults-%s-uring\tZC_TEST_SENDS=%s %s %s uring\n' \
 			"$mode" "$fault_sends" "$t/test-faults" "$mode"
 	done
-	# Known library bug, expected to fail (as should_fail in meson): over
-	# RLIMIT_MEMLOCK SEND_ZC fails with -ENOMEM and zc_sendmsg() returns it
-	# instead of copying. Passes while it fails with 1; says so when fixed.
-	printf 'faults-memlock-uring-xfail\tZC_TEST_SENDS=%s %s memlock uring; rc=$?; case $rc in 1) echo "XFAIL: known bug: SEND_ZC -ENOMEM is not copied"; exit 0;; 0) echo "XPASS: fixed? make faults-memlock-uring a plain test"; exit 1;; *) exit $rc;; esac\n' \
-		"$fault_sends" "$t/test-faults"
 	printf 'nic-auto\t%s\n' "$t/test-nic"
 	printf 'nic-errqueue\tZCNOTIFY_BACKEND=errqueue %s\n' "$t/test-nic"
 	printf 'nic-scm\t%s ZCNOTIFY_BACKEND=scm %s\n' "$patched_only" "$t/test-nic"
