@@ -139,6 +139,7 @@ struct bench {
 	bool listen_only, adapt, quiet, progress;
 	uint32_t max_inflight;
 	int gso;		/* UDP_SEGMENT size for UDP sends, 0: none */
+	int cpu_tx, cpu_rx;	/* pinned to these CPUs; -1: not pinned */
 	const char *csv, *json;
 
 	struct rxshared *rx;	/* NULL when the receiver is remote */
@@ -359,6 +360,20 @@ out:
 	return ret;
 }
 
+/* Pin the calling process to one CPU (-1: leave it). */
+static void pin(int cpu, const char *who)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		die("--cpus: pinning the %s to CPU %d: %s", who, cpu,
+		    strerror(errno));
+}
+
 static void rx_start(struct bench *b, int family)
 {
 	int ctl[2], ready[2];
@@ -378,6 +393,7 @@ static void rx_start(struct bench *b, int family)
 		close(ctl[1]);
 		close(ready[0]);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		pin(b->cpu_rx, "receiver");
 		if (b->rx_netns) {
 			int ns = open(b->rx_netns, O_RDONLY | O_CLOEXEC);
 
@@ -1179,6 +1195,7 @@ static void usage(FILE *f)
 "  -N, --rx-netns PATH  run the receiver in that network namespace\n"
 "  -l, --listen         be the receiver only (at -a ADDR, default any)\n"
 "  -i, --max-inflight N zc_opts.max_inflight (default: the library's)\n"
+"  -C, --cpus S,R       pin the sender to CPU S, the local receiver to R\n"
 "  -g, --gso N          UDP: send with UDP_SEGMENT N (GSO), so one send\n"
 "                       leaves as datagrams of N bytes\n"
 "      --adapt          library defaults for copy_below and adaptation\n"
@@ -1302,6 +1319,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		{ "listen", no_argument, NULL, 'l' },
 		{ "max-inflight", required_argument, NULL, 'i' },
 		{ "gso", required_argument, NULL, 'g' },
+		{ "cpus", required_argument, NULL, 'C' },
 		{ "adapt", no_argument, NULL, O_ADAPT },
 		{ "csv", required_argument, NULL, O_CSV },
 		{ "json", required_argument, NULL, O_JSON },
@@ -1316,9 +1334,10 @@ static void parse(struct bench *b, int argc, char **argv)
 
 	b->duration = 1;
 	b->rounds = 3;
+	b->cpu_tx = b->cpu_rx = -1;
 	b->port = DEFAULT_PORT;
 	b->ref = -1;
-	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:d:n:r:a:p:N:li:g:qPh",
+	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:d:n:r:a:p:N:li:g:C:qPh",
 				lo, NULL)) != -1) {
 		switch (o) {
 		case 'm': each("--mode", optarg, add_mode, b); break;
@@ -1360,6 +1379,14 @@ static void parse(struct bench *b, int argc, char **argv)
 		case 'g':
 			b->gso = (int)parse_num("--gso", optarg, UDP_MAX_V6,
 						false);
+			break;
+		case 'C':
+			if (sscanf(optarg, "%d,%d%c", &b->cpu_tx, &b->cpu_rx,
+				   &(char){ 0 }) != 2 || b->cpu_tx < 0 ||
+			    b->cpu_rx < 0 || b->cpu_tx >= CPU_SETSIZE ||
+			    b->cpu_rx >= CPU_SETSIZE)
+				die("--cpus: '%s' is not two CPU numbers S,R",
+				    optarg);
 			break;
 		case O_ADAPT: b->adapt = true; break;
 		case O_CSV: b->csv = optarg; break;
@@ -1487,6 +1514,7 @@ int main(int argc, char **argv)
 	memset(b.buf, 0x5a, maxsize);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
+	pin(b.cpu_tx, "sender");
 	for (int i = 0; i < M_NR; i++)
 		runnable[i] = true;
 	b.runs_total = ncfg * b.rounds * b.nmodes;

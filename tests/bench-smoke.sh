@@ -109,6 +109,7 @@ bad_usage "is not a number of seconds" -d -1
 bad_usage "needs the receiver's address" -N /proc/self/ns/net
 bad_usage "unexpected argument" extra
 bad_usage "is for UDP alone" -t tcp -g 1400
+bad_usage "is not two CPU numbers" -C 0
 
 # --- UDP GSO: one send of 32 KiB leaves as 1400-byte datagrams ----------
 if "$zcbench" -q -t udp -s 32K -g 1400 -m raw-zc,errqueue -n 200 -r 1 \
