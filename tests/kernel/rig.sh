@@ -445,7 +445,7 @@ run_variant() {
 	t=$(now)
 	rc=0
 	timeout -k 10 "$run_timeout" qemu-system-x86_64 \
-		-accel tcg -cpu max -m 1G -smp 2 \
+		-accel "${ZC_RIG_ACCEL:-tcg}" -cpu "${ZC_RIG_CPU:-max}" -m 1G -smp 2 \
 		-nographic -vga none -no-reboot \
 		-kernel "$kdir/bzImage" -initrd "$work/initramfs-$variant.gz" \
 		-append "console=ttyS0 panic=-1 oops=panic quiet zc_rig.variant=$variant zc_rig.nic=$nic zc_rig.test_timeout=$test_timeout" \

@@ -26,9 +26,9 @@ sends=${ZC_RIG_SENDS:-10000}
 # test-faults streams 5 x this many sends of up to 64 KiB per mode.
 fault_sends=${ZC_RIG_FAULT_SENDS:-2000}
 
-for f in test-unit test-scm test-probe test-loopback test-threads test-nic \
-	test-uring test-faults; do
-	[[ -x $t/$f ]] || { echo "run-suites: $t/$f missing: build first" >&2; exit 2; }
+for f in tests/test-unit tests/test-scm tests/test-probe tests/test-loopback \
+	tests/test-threads tests/test-nic tests/test-uring tests/test-faults; do
+	[[ -x $build/$f ]] || { echo "run-suites: $build/$f missing: build first" >&2; exit 2; }
 done
 
 list=$(mktemp)
@@ -76,6 +76,12 @@ patched_only='test "$ZC_RIG_VARIANT" = patched || { echo "SKIP: SCM forced needs
 	printf 'nic-errqueue\tZCNOTIFY_BACKEND=errqueue %s\n' "$t/test-nic"
 	printf 'nic-scm\t%s ZCNOTIFY_BACKEND=scm %s\n' "$patched_only" "$t/test-nic"
 	printf 'nic-uring\tZCNOTIFY_BACKEND=uring %s\n' "$t/test-nic"
+	# zcbench's every mode, briefly: on the patched kernel scm must run.
+	# (Built with the examples: -Dexamples=false has no zcbench.)
+	if [[ -x $build/bench/zcbench ]]; then
+		printf 'zcbench-smoke\t%s -q -m all -t tcp,udp -s 16K -n 200 -r 1 >/tmp/zb.out 2>&1; rc=$?; cat /tmp/zb.out; [ $rc -eq 0 ] || exit $rc; [ "$ZC_RIG_VARIANT" != patched ] || grep -q "scm vs errqueue" /tmp/zb.out\n' \
+			"$build/bench/zcbench"
+	fi
 } >"$list"
 
 exec bash "$here/rig.sh" --variant both "$list"
