@@ -24,6 +24,8 @@ int __real_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
 
 ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
 ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags);
 int __wrap_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 		    struct timespec *tmo);
@@ -198,6 +200,17 @@ static ssize_t send_fail(struct fk_send *s, int err)
 	fk.nsends++;
 	errno = err;
 	return -1;
+}
+
+/* The library's send(2) path (one buffer, no control): the same fake. */
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd != fk.fd)
+		return __real_send(fd, buf, len, flags);
+	return __wrap_sendmsg(fd, &msg, flags);
 }
 
 ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
