@@ -82,16 +82,25 @@ uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 int zc_ring_reap(struct zc_sock *zs, struct zc_completion *out,
 		 unsigned int max)
 {
+	/*
+	 * Locals: the stores to out[] could alias *zs, and the compiler
+	 * would reload every field after each one.
+	 */
+	const struct zc_entry *ring = zs->ring;
+	uint8_t *done = zs->done;
+	const uint32_t mask = zs->mask;
+	uint32_t zc_head = zs->zc_head;
 	uint32_t h = atomic_load_explicit(&zs->head, memory_order_relaxed);
 	/* Acquire (seq_cst for zc_wait()): pairs with the store in zc_push(). */
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_seq_cst);
 	unsigned int n = 0, nzc = 0, ncopied = 0;
 
 	while (n < max && h != t) {
-		const struct zc_entry *e = &zs->ring[h & zs->mask];
+		const struct zc_entry *e = &ring[h & mask];
 		uint32_t flags = e->flags;
 
 		if (flags & ZC_ENT_PENDING) {
+			const uint32_t id = e->id;
 			uint8_t *d;
 
 			/*
@@ -99,20 +108,19 @@ int zc_ring_reap(struct zc_sock *zs, struct zc_completion *out,
 			 * were taken by a send that failed with ENOBUFS after
 			 * all (amb_resolve() saw their records): step over.
 			 */
-			while (zs->zc_head != e->id &&
-			       zs->done[zs->zc_head & zs->mask]) {
-				zs->done[zs->zc_head & zs->mask] = 0;
-				zs->zc_head++;
+			while (zc_head != id && done[zc_head & mask]) {
+				done[zc_head & mask] = 0;
+				zc_head++;
 			}
-			d = &zs->done[e->id & zs->mask];
-			if (zs->zc_head != e->id || !*d)
+			d = &done[id & mask];
+			if (zc_head != id || !*d)
 				break;
 			if (*d & ZC_DONE_COPIED)
 				flags |= ZC_COPIED;
 			else
 				nzc++;
 			*d = 0;
-			zs->zc_head++;
+			zc_head++;
 		}
 		if (flags & ZC_COPIED)
 			ncopied++;
@@ -122,6 +130,7 @@ int zc_ring_reap(struct zc_sock *zs, struct zc_completion *out,
 		n++;
 		h++;
 	}
+	zs->zc_head = zc_head;
 	if (!n)
 		return 0;
 	/* Release: pairs with the acquire of head in zc_sendmsg(). */
