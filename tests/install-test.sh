@@ -45,6 +45,20 @@ for page in $(for f in $funcs; do echo "man3/$f.3"; done) man7/zcnotify.7; do
 	fi
 done
 
+# --- the tools: zcbench, its scripts and zcbench(1), runnable as installed
+for tool in zcbench zcbench-plot zcbench-callgrind; do
+	[ -x "$prefix/bin/$tool" ] || fail "$tool not installed in $prefix/bin"
+done
+if [ ! -s "$mandir/man1/zcbench.1" ] && [ ! -s "$mandir/man1/zcbench.1.gz" ]; then
+	fail "man page man1/zcbench.1 not installed"
+fi
+if [ -x "$prefix/bin/zcbench" ] &&
+   ! out=$(LD_LIBRARY_PATH=$libdir "$prefix/bin/zcbench" -q -m raw-copy,copy \
+	   -n 50 -r 1 -s 4K 2>&1); then
+	echo "$out" >&2
+	fail "the installed zcbench does not run"
+fi
+
 # --- the header declares, the version script lists and the library
 # exports the same functions
 declared=$(sed -n 's/^[a-z][^(]*[ *]\(zc_[a-z_0-9]*\)(.*/\1/p' "$prefix/include/zcnotify.h" | sort -u)

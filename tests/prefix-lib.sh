@@ -7,7 +7,8 @@
 # Checks the usage and the tools (exit 77 if one is missing), makes $tmp
 # (removed at exit), builds SOURCE_DIR there with -Dman=MAN, installs it
 # into $prefix and points pkg-config at it alone, then the system's
-# directories (for Requires.private: liburing). Sets src, tmp, prefix,
+# directories (for Requires.private: liburing); MAN=true also builds and
+# installs the examples and zcbench. Sets src, tmp, prefix,
 # pcdir, libdir, fails; defines fail() and run().
 
 fail() {
@@ -51,8 +52,10 @@ zc_prefix_setup() {
 	# Start from a clean environment: nothing from an outer (sanitizer) build.
 	unset LD_PRELOAD PKG_CONFIG_LIBDIR
 	export PKG_CONFIG_PATH=
+	# MAN=true (the install test): everything a user gets, man pages and
+	# the installed tools (zcbench); false: the library alone.
 	run setup meson setup "$tmp/build" "$src" --prefix="$prefix" \
-		-Dtests=false -Dexamples=false -Dman="$man"
+		-Dtests=false -Dexamples="$man" -Dman="$man"
 	run build ninja -C "$tmp/build"
 	run install meson install -C "$tmp/build"
 
