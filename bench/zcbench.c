@@ -853,19 +853,59 @@ static double median(double *v, int n)
 	return m % 2 ? v[m / 2] : (v[m / 2 - 1] + v[m / 2]) / 2;
 }
 
+/* The figures of a run, and of the medians over runs, in output order. */
+enum {
+	F_MBPS, F_SENDS_S, F_UTIME, F_STIME, F_CPU_MB, F_SYS_SEND,
+	F_PER_HARVEST, F_ZC_SHARE, F_RX_SHARE, F_R_MBPS, F_R_CPU, F_NR
+};
+
+static const struct {
+	const char *key;	/* CSV column and JSON key */
+	int decimals;		/* in the CSV */
+} figs[F_NR] = {
+	[F_MBPS] = { "mbps", 3 },
+	[F_SENDS_S] = { "sends_per_s", 1 },
+	[F_UTIME] = { "utime", 6 },
+	[F_STIME] = { "stime", 6 },
+	[F_CPU_MB] = { "cpu_us_per_mb", 3 },
+	[F_SYS_SEND] = { "syscalls_per_send", 4 },
+	[F_PER_HARVEST] = { "completions_per_harvest", 3 },
+	[F_ZC_SHARE] = { "zc_share", 4 },
+	[F_RX_SHARE] = { "rx_share", 4 },
+	[F_R_MBPS] = { "ratio_mbps", 4 },
+	[F_R_CPU] = { "ratio_cpu", 4 },
+};
+
+/* Every figure of one run; NAN for what it did not measure. */
+static void figures(const struct result *x, double v[F_NR])
+{
+	v[F_MBPS] = mbps(x);
+	v[F_SENDS_S] = (double)x->sends / x->secs;
+	v[F_UTIME] = x->utime;
+	v[F_STIME] = x->stime;
+	v[F_CPU_MB] = cpu_per_mb(x);
+	v[F_SYS_SEND] = per(x->syscalls, x->sends);
+	v[F_PER_HARVEST] = x->harvests_known ?
+		per(x->completions - x->lib_copies, x->harvests) : NAN;
+	v[F_ZC_SHARE] = per(x->completions_zc, x->completions);
+	v[F_RX_SHARE] = x->rx_known ? per(x->rx_bytes, x->bytes) : NAN;
+	v[F_R_MBPS] = x->r_mbps;
+	v[F_R_CPU] = x->r_cpu;
+}
+
 struct summary {
 	int mode;
 	struct cfg c;
 	int n;
-	double mbps, sends_s, utime, stime, cpu_mb, sys_send, per_harvest;
-	double zc_share, rx_share, r_mbps, r_cpu, mbps_min, mbps_max;
+	double v[F_NR];		/* medians over the rounds */
+	double mbps_min, mbps_max;
 };
 
 /* Medians over the rounds of one mode on one configuration. */
 static bool summarize(const struct bench *b, const struct cfg *c, int mode,
 		      struct summary *s)
 {
-	double v[11][256];
+	double v[F_NR][256], one[F_NR];
 	int n = 0;
 
 	for (size_t i = 0; i < b->nres && n < 256; i++) {
@@ -873,39 +913,21 @@ static bool summarize(const struct bench *b, const struct cfg *c, int mode,
 
 		if (x->mode != mode || !same_cfg(&x->c, c))
 			continue;
-		v[0][n] = mbps(x);
-		v[1][n] = per(x->sends, 1) / x->secs;
-		v[2][n] = x->utime;
-		v[3][n] = x->stime;
-		v[4][n] = cpu_per_mb(x);
-		v[5][n] = per(x->syscalls, x->sends);
-		v[6][n] = x->harvests_known ?
-			  per(x->completions - x->lib_copies, x->harvests) : NAN;
-		v[7][n] = per(x->completions_zc, x->completions);
-		v[8][n] = x->rx_known ? per(x->rx_bytes, x->bytes) : NAN;
-		v[9][n] = x->r_mbps;
-		v[10][n] = x->r_cpu;
+		figures(x, one);
+		for (int f = 0; f < F_NR; f++)
+			v[f][n] = one[f];
 		n++;
 	}
 	if (!n)
 		return false;
 	*s = (struct summary){ .mode = mode, .c = *c, .n = n };
-	s->mbps_min = s->mbps_max = v[0][0];
+	s->mbps_min = s->mbps_max = v[F_MBPS][0];
 	for (int i = 1; i < n; i++) {
-		s->mbps_min = fmin(s->mbps_min, v[0][i]);
-		s->mbps_max = fmax(s->mbps_max, v[0][i]);
+		s->mbps_min = fmin(s->mbps_min, v[F_MBPS][i]);
+		s->mbps_max = fmax(s->mbps_max, v[F_MBPS][i]);
 	}
-	s->mbps = median(v[0], n);
-	s->sends_s = median(v[1], n);
-	s->utime = median(v[2], n);
-	s->stime = median(v[3], n);
-	s->cpu_mb = median(v[4], n);
-	s->sys_send = median(v[5], n);
-	s->per_harvest = median(v[6], n);
-	s->zc_share = median(v[7], n);
-	s->rx_share = median(v[8], n);
-	s->r_mbps = median(v[9], n);
-	s->r_cpu = median(v[10], n);
+	for (int f = 0; f < F_NR; f++)
+		s->v[f] = median(v[f], n);
 	return true;
 }
 
@@ -960,15 +982,15 @@ static void print_table(const struct bench *b, const struct cfg *c, FILE *f)
 	for (int i = 0; i < b->nmodes; i++) {
 		if (!summarize(b, c, b->modes[i], &s))
 			continue;
-		fmt_num(h, sizeof(h), 1, s.per_harvest);
-		fmt_num(z, sizeof(z), 1, s.zc_share * 100);
-		fmt_num(rx, sizeof(rx), 1, s.rx_share * 100);
-		fmt_num(rm, sizeof(rm), 3, s.r_mbps);
-		fmt_num(rc, sizeof(rc), 3, s.r_cpu);
+		fmt_num(h, sizeof(h), 1, s.v[F_PER_HARVEST]);
+		fmt_num(z, sizeof(z), 1, s.v[F_ZC_SHARE] * 100);
+		fmt_num(rx, sizeof(rx), 1, s.v[F_RX_SHARE] * 100);
+		fmt_num(rm, sizeof(rm), 3, s.v[F_R_MBPS]);
+		fmt_num(rc, sizeof(rc), 3, s.v[F_R_CPU]);
 		fprintf(f, "  %-9s %9.1f %10.0f %7.3f %7.3f %9.1f %8.3f %8s "
-			"%6s %6s %7s %7s\n", modes[s.mode].name, s.mbps,
-			s.sends_s, s.utime, s.stime, s.cpu_mb, s.sys_send, h, z,
-			rx, rm, rc);
+			"%6s %6s %7s %7s\n", modes[s.mode].name, s.v[F_MBPS],
+			s.v[F_SENDS_S], s.v[F_UTIME], s.v[F_STIME], s.v[F_CPU_MB],
+			s.v[F_SYS_SEND], h, z, rx, rm, rc);
 	}
 	if (b->ref >= 0)
 		fprintf(f, "  (x: median of per-round ratios to %s; cpu = sender "
@@ -1017,24 +1039,32 @@ static void print_pairs(const struct bench *b, const struct cfg *c, FILE *f)
 }
 
 /* A CSV field: the number, or nothing when it was not measured. */
-static void csv_num(FILE *f, double v, int d, bool last)
+static void csv_num(FILE *f, double v, int d)
 {
 	if (!isnan(v) && !isinf(v))
 		fprintf(f, "%.*f", d, v);
-	fputc(last ? '\n' : ',', f);
+}
+
+static void csv_figures(FILE *f, const double v[F_NR])
+{
+	for (int i = 0; i < F_NR; i++) {
+		csv_num(f, v[i], figs[i].decimals);
+		fputc(',', f);
+	}
 }
 
 static void write_csv(const struct bench *b, const struct cfg *cfgs, int ncfg)
 {
 	FILE *f = strcmp(b->csv, "-") ? fopen(b->csv, "w") : stdout;
 	char name[16];
+	double v[F_NR];
 
 	if (!f)
 		die("%s: %s", b->csv, strerror(errno));
-	fprintf(f, "mode,proto,size,k,round,secs,bytes,sends,mbps,sends_per_s,"
-		"utime,stime,cpu_us_per_mb,syscalls_per_send,"
-		"completions_per_harvest,zc_share,rx_share,ratio_mbps,ratio_cpu,"
-		"short_sends\n");
+	fprintf(f, "mode,proto,size,k,round,secs,bytes,sends,");
+	for (int i = 0; i < F_NR; i++)
+		fprintf(f, "%s,", figs[i].key);
+	fprintf(f, "short_sends\n");
 	for (size_t i = 0; i < b->nres; i++) {
 		const struct result *x = &b->res[i];
 
@@ -1043,18 +1073,8 @@ static void write_csv(const struct bench *b, const struct cfg *cfgs, int ncfg)
 			x->c.size, x->c.k, x->round + 1, x->secs,
 			(unsigned long long)x->bytes,
 			(unsigned long long)x->sends);
-		csv_num(f, mbps(x), 3, false);
-		csv_num(f, (double)x->sends / x->secs, 1, false);
-		csv_num(f, x->utime, 6, false);
-		csv_num(f, x->stime, 6, false);
-		csv_num(f, cpu_per_mb(x), 3, false);
-		csv_num(f, per(x->syscalls, x->sends), 4, false);
-		csv_num(f, x->harvests_known ? per(x->completions - x->lib_copies,
-						    x->harvests) : NAN, 3, false);
-		csv_num(f, per(x->completions_zc, x->completions), 4, false);
-		csv_num(f, x->rx_known ? per(x->rx_bytes, x->bytes) : NAN, 4, false);
-		csv_num(f, x->r_mbps, 4, false);
-		csv_num(f, x->r_cpu, 4, false);
+		figures(x, v);
+		csv_figures(f, v);
 		fprintf(f, "%llu\n", (unsigned long long)x->short_sends);
 	}
 	/* The medians, as rows of round "median" (what zcbench-plot draws). */
@@ -1066,17 +1086,7 @@ static void write_csv(const struct bench *b, const struct cfg *cfgs, int ncfg)
 				continue;
 			fprintf(f, "%s,%s,%zu,%u,median,,,,", modes[s.mode].name,
 				cfg_name(&s.c, name, sizeof(name)), s.c.size, s.c.k);
-			csv_num(f, s.mbps, 3, false);
-			csv_num(f, s.sends_s, 1, false);
-			csv_num(f, s.utime, 6, false);
-			csv_num(f, s.stime, 6, false);
-			csv_num(f, s.cpu_mb, 3, false);
-			csv_num(f, s.sys_send, 4, false);
-			csv_num(f, s.per_harvest, 3, false);
-			csv_num(f, s.zc_share, 4, false);
-			csv_num(f, s.rx_share, 4, false);
-			csv_num(f, s.r_mbps, 4, false);
-			csv_num(f, s.r_cpu, 4, false);
+			csv_figures(f, s.v);
 			fputc('\n', f);
 		}
 	}
@@ -1092,12 +1102,19 @@ static void json_num(FILE *f, const char *key, double v, bool last)
 		fprintf(f, "\"%s\": %.6g%s", key, v, last ? "" : ", ");
 }
 
+static void json_figures(FILE *f, const double v[F_NR], bool last)
+{
+	for (int i = 0; i < F_NR; i++)
+		json_num(f, figs[i].key, v[i], last && i == F_NR - 1);
+}
+
 static void write_json(const struct bench *b, const struct cfg *cfgs, int ncfg)
 {
 	FILE *f = strcmp(b->json, "-") ? fopen(b->json, "w") : stdout;
 	struct utsname u;
 	char name[16];
 	bool first = true;
+	double v[F_NR];
 
 	if (!f)
 		die("%s: %s", b->json, strerror(errno));
@@ -1123,21 +1140,8 @@ static void write_json(const struct bench *b, const struct cfg *cfgs, int ncfg)
 			(unsigned long long)x->short_sends,
 			(unsigned long long)x->syscalls);
 		json_num(f, "secs", x->secs, false);
-		json_num(f, "mbps", mbps(x), false);
-		json_num(f, "utime", x->utime, false);
-		json_num(f, "stime", x->stime, false);
-		json_num(f, "cpu_us_per_mb", cpu_per_mb(x), false);
-		json_num(f, "syscalls_per_send", per(x->syscalls, x->sends),
-			 false);
-		json_num(f, "completions_per_harvest", x->harvests_known ?
-			 per(x->completions - x->lib_copies, x->harvests) : NAN,
-			 false);
-		json_num(f, "zc_share", per(x->completions_zc, x->completions),
-			 false);
-		json_num(f, "rx_share", x->rx_known ?
-			 per(x->rx_bytes, x->bytes) : NAN, false);
-		json_num(f, "ratio_mbps", x->r_mbps, false);
-		json_num(f, "ratio_cpu", x->r_cpu, true);
+		figures(x, v);
+		json_figures(f, v, true);
 		fprintf(f, "}%s\n", i + 1 < b->nres ? "," : "");
 	}
 	fprintf(f, "  ],\n  \"summary\": [\n");
@@ -1153,18 +1157,9 @@ static void write_json(const struct bench *b, const struct cfg *cfgs, int ncfg)
 				cfg_name(&s.c, name, sizeof(name)), s.c.size,
 				s.c.k, s.n);
 			first = false;
-			json_num(f, "mbps", s.mbps, false);
 			json_num(f, "mbps_min", s.mbps_min, false);
 			json_num(f, "mbps_max", s.mbps_max, false);
-			json_num(f, "sends_per_s", s.sends_s, false);
-			json_num(f, "cpu_us_per_mb", s.cpu_mb, false);
-			json_num(f, "syscalls_per_send", s.sys_send, false);
-			json_num(f, "completions_per_harvest", s.per_harvest,
-				 false);
-			json_num(f, "zc_share", s.zc_share, false);
-			json_num(f, "rx_share", s.rx_share, false);
-			json_num(f, "ratio_mbps", s.r_mbps, false);
-			json_num(f, "ratio_cpu", s.r_cpu, true);
+			json_figures(f, s.v, true);
 			fprintf(f, "}");
 		}
 	}
