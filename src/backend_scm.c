@@ -313,7 +313,7 @@ static ssize_t scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		}
 		/*
 		 * Release: pairs with the acquire of rtail in scm_collect().
-		 * Seq_cst, then a seq_cst load of waiting, as in zc_push():
+		 * Seq_cst, then a seq_cst load of waiting, as in zc_publish():
 		 * when the send fails no entry push follows to wake a reaper.
 		 */
 		atomic_store_explicit(&p->rtail, t + k, memory_order_seq_cst);

@@ -162,7 +162,7 @@ static void publish(struct zc_sock *zs, struct uring_priv *p,
 		return;
 	/*
 	 * Release (and more): pairs with the acquire of rtail in
-	 * uring_collect(). As in zc_push(): seq_cst store of rtail, then
+	 * uring_collect(). As in zc_publish(): seq_cst store of rtail, then
 	 * seq_cst load of waiting; zc_wait() stores waiting, then loads rtail
 	 * (uring_collect()), both seq_cst: one side sees the other's store.
 	 */

@@ -20,10 +20,39 @@
 #endif
 
 struct zc_eq {
-	int used;		/* headers the last recvmmsg() may have changed */
 	struct mmsghdr msgs[ZC_EQ_BATCH];
 	alignas(struct cmsghdr) unsigned char ctrl[ZC_EQ_BATCH][ZC_EQ_CTRL];
 };
+
+/*
+ * The common record: one IP_RECVERR/IPV6_RECVERR cmsg alone (the extended
+ * error and an empty offender), a zero-copy completion. Anything else
+ * (false) takes zc_parse_errmsg()'s careful walk.
+ */
+static inline bool parse_fast(const struct msghdr *m, struct zc_range *r)
+{
+	const unsigned char *ctrl = m->msg_control;
+	size_t len = ctrl ? m->msg_controllen : 0;
+	struct cmsghdr first;
+	struct sock_extended_err ee;
+
+	if (len < CMSG_LEN(sizeof(ee)))
+		return false;
+	memcpy(&first, ctrl, sizeof(first));
+	if (first.cmsg_len < CMSG_LEN(sizeof(ee)) || first.cmsg_len > len ||
+	    CMSG_ALIGN(first.cmsg_len) < len ||
+	    !((first.cmsg_level == SOL_IP && first.cmsg_type == IP_RECVERR) ||
+	      (first.cmsg_level == SOL_IPV6 &&
+	       first.cmsg_type == IPV6_RECVERR)))
+		return false;
+	memcpy(&ee, ctrl + CMSG_LEN(0), sizeof(ee));
+	if (ee.ee_errno != 0 || ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY)
+		return false;
+	r->lo = ee.ee_info;
+	r->hi = ee.ee_data;
+	r->copied = ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED;
+	return true;
+}
 
 /*
  * Parse one error-queue message. Bounds-checks every cmsg against
@@ -35,38 +64,14 @@ enum zc_rec_kind zc_parse_errmsg(const struct msghdr *m, struct zc_range *r,
 	const unsigned char *ctrl = m->msg_control;
 	size_t len = m->msg_control ? m->msg_controllen : 0;
 	bool have_ee = false, have_ts = false;
-	struct cmsghdr first;
 	struct sock_extended_err ee;
 	struct timespec ts[3];
 	const unsigned char *off = NULL;
 	int level = 0, type = 0;
 	size_t offlen = 0;
 
-	/*
-	 * Fast path: a zero-copy completion is one IP_RECVERR/IPV6_RECVERR
-	 * cmsg alone (the extended error and an empty offender). Anything
-	 * else takes the careful walk below.
-	 */
-	if (len >= CMSG_LEN(sizeof(ee))) {
-		memcpy(&first, ctrl, sizeof(first));
-		if (first.cmsg_len >= CMSG_LEN(sizeof(ee)) &&
-		    first.cmsg_len <= len &&
-		    CMSG_ALIGN(first.cmsg_len) >= len &&
-		    ((first.cmsg_level == SOL_IP &&
-		      first.cmsg_type == IP_RECVERR) ||
-		     (first.cmsg_level == SOL_IPV6 &&
-		      first.cmsg_type == IPV6_RECVERR))) {
-			memcpy(&ee, ctrl + CMSG_LEN(0), sizeof(ee));
-			if (ee.ee_errno == 0 &&
-			    ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY) {
-				r->lo = ee.ee_info;
-				r->hi = ee.ee_data;
-				r->copied = ee.ee_code &
-					    SO_EE_CODE_ZEROCOPY_COPIED;
-				return ZC_REC_RANGE;
-			}
-		}
-	}
+	if (parse_fast(m, r))
+		return ZC_REC_RANGE;
 
 	for (size_t pos = 0; pos + sizeof(struct cmsghdr) <= len;) {
 		struct cmsghdr c;
@@ -176,74 +181,91 @@ void zc_eq_fini(struct zc_sock *zs)
 }
 
 /*
+ * A record parse_fast() did not take, or cut short (MSG_CTRUNC): parse it
+ * the careful way, and count it. Returns 1 if it was a record.
+ */
+static __attribute__((noinline)) int eq_record_slow(struct zc_sock *zs,
+						    const struct msghdr *m)
+{
+	struct zc_range r;
+	struct zc_errrec rec;
+	uint32_t ids;
+
+	if (m->msg_flags & MSG_CTRUNC) {
+		ZC_STAT_INC(&zs->rx, ctrunc);
+		zs->pending_err = -EMSGSIZE;
+	}
+	switch (zc_parse_errmsg(m, &r, &rec)) {
+	case ZC_REC_RANGE:
+		ids = zc_apply_range(zs, r.lo, r.hi, r.copied);
+		ZC_STAT_INC(&zs->rx, harvest_recvmsg);
+		/* Relaxed: see zc_eq_drain(). */
+		atomic_store_explicit(&zs->ids_by_recvmsg,
+				      atomic_load_explicit(&zs->ids_by_recvmsg,
+							   memory_order_relaxed) +
+				      ids, memory_order_relaxed);
+		return 1;
+	case ZC_REC_FOREIGN:
+		zc_stash_foreign(zs, &rec);
+		return 1;
+	case ZC_REC_NONE:
+		break;
+	}
+	return 0;
+}
+
+/*
  * Read everything on the error queue, ZC_EQ_BATCH records a syscall.
  * Returns the number of records consumed, or -errno.
  */
 int zc_eq_drain(struct zc_sock *zs)
 {
-	struct zc_eq *eq = zs->eq;
+	struct mmsghdr *msgs = ((struct zc_eq *)zs->eq)->msgs;
 	int nrec = 0;
-	uint32_t ids = 0;
+	uint32_t ids = 0, ranges = 0;
 
 	for (;;) {
-		int n;
+		int n = recvmmsg(zs->fd, msgs, ZC_EQ_BATCH,
+				 MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
 
-		/*
-		 * recvmmsg() rewrites msg_controllen and msg_flags of the
-		 * headers it fills, and only those: restore just them.
-		 */
-		for (int i = 0; i < eq->used; i++) {
-			struct msghdr *m = &eq->msgs[i].msg_hdr;
-
-			m->msg_controllen = ZC_EQ_CTRL;
-			m->msg_flags = 0;
-		}
-		eq->used = 0;
-		n = recvmmsg(zs->fd, eq->msgs, ZC_EQ_BATCH,
-			     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
-		ZC_STAT_INC(&zs->rx, syscalls);
-		ZC_STAT_INC(&zs->rx, errqueue_reads);
+		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
 			if (errno == EINTR)
 				continue;
-			if (!nrec)
+			if (!nrec && !ranges)
 				return -errno;
 			break;
 		}
-		eq->used = n;
 		for (int i = 0; i < n; i++) {
-			struct msghdr *m = &eq->msgs[i].msg_hdr;
+			struct msghdr *m = &msgs[i].msg_hdr;
 			struct zc_range r;
-			struct zc_errrec rec;
 
-			if (m->msg_flags & MSG_CTRUNC) {
-				ZC_STAT_INC(&zs->rx, ctrunc);
-				zs->pending_err = -EMSGSIZE;
-			}
-			switch (zc_parse_errmsg(m, &r, &rec)) {
-			case ZC_REC_RANGE:
+			if (!(m->msg_flags & MSG_CTRUNC) && parse_fast(m, &r)) {
 				ids += zc_apply_range(zs, r.lo, r.hi,
 						      r.copied);
-				ZC_STAT_INC(&zs->rx, harvest_recvmsg);
-				nrec++;
-				break;
-			case ZC_REC_FOREIGN:
-				zc_stash_foreign(zs, &rec);
-				nrec++;
-				break;
-			case ZC_REC_NONE:
-				break;
+				ranges++;
+			} else {
+				nrec += eq_record_slow(zs, m);
 			}
+			/*
+			 * recvmmsg() rewrote msg_controllen and msg_flags of
+			 * the headers it filled, and only those: restore them.
+			 */
+			m->msg_controllen = ZC_EQ_CTRL;
+			m->msg_flags = 0;
 		}
 		if (n < ZC_EQ_BATCH)
 			break;
 	}
-	/* Relaxed: the send side only estimates what is still out. */
-	atomic_store_explicit(&zs->ids_by_recvmsg,
-			      atomic_load_explicit(&zs->ids_by_recvmsg,
-						   memory_order_relaxed) + ids,
-			      memory_order_relaxed);
-	return nrec;
+	if (ranges) {
+		ZC_STAT_ADD(&zs->rx, harvest_recvmsg, ranges);
+		/* Relaxed: the send side only estimates what is still out. */
+		atomic_store_explicit(&zs->ids_by_recvmsg,
+				      atomic_load_explicit(&zs->ids_by_recvmsg,
+							   memory_order_relaxed) +
+				      ids, memory_order_relaxed);
+	}
+	return nrec + (int)ranges;
 }

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "zcnotify.h"
@@ -54,7 +55,7 @@
 #define ZC_FOREIGN_MAX		64	/* foreign records kept for zc_foreign() */
 
 /* Ring entry flags (zc_entry.flags); the low bits are the public ZC_*. */
-#define ZC_ENT_PENDING	(1u << 31)	/* waits for kernel id .id */
+#define ZC_ENT_PENDING	(1u << 31)	/* waits for kernel id ring_id[] */
 
 /* zc_sock.amb */
 enum { ZC_AMB_NONE, ZC_AMB_PENDING, ZC_AMB_TAKEN, ZC_AMB_NOT_TAKEN };
@@ -63,11 +64,15 @@ enum { ZC_AMB_NONE, ZC_AMB_PENDING, ZC_AMB_TAKEN, ZC_AMB_NOT_TAKEN };
 #define ZC_DONE		1u
 #define ZC_DONE_COPIED	2u
 
+/*
+ * A send record: laid out as struct zc_completion, so that the reap side
+ * hands it out as it is. The kernel id a zero-copy send took lives in
+ * zc_sock.ring_id[], at the same index.
+ */
 struct zc_entry {
 	uint64_t cookie;
 	uint32_t bytes;
 	uint32_t flags;
-	uint32_t id;
 };
 
 /* A completed range of kernel ids, inclusive; may wrap (hi < lo). */
@@ -77,7 +82,12 @@ struct zc_range {
 	bool copied;
 };
 
-/* Counters of one side; written by that side only, read by anyone. */
+/*
+ * Counters of one side; written by that side only, read by anyone. Three
+ * are never counted, zc_get_stats() derives them: sends (sends_zc +
+ * sends_copy), completions (completions_zc + completions_copied), and the
+ * errqueue_reads part of syscalls. Every increment is on the hot path.
+ */
 struct zc_side_stats {
 	_Atomic uint64_t sends, sends_zc, sends_copy, enobufs_fallback,
 		adapt_copy, completions, completions_zc, completions_copied,
@@ -110,7 +120,7 @@ struct zc_ops {
 	 * Reap side: bring what the kernel reported into the done marks;
 	 * force: read the error queue even if the backend would rather not
 	 * (POLLERR fired, or zc_foreign() asks). Returns the number of kernel
-	 * records consumed or -errno.
+	 * records consumed or -errno: 0 only if no id was marked done.
 	 */
 	int (*collect)(struct zc_sock *zs, bool force);
 	/* Set up backend_priv; called by zc_open(). Optional. */
@@ -132,11 +142,14 @@ struct zc_sock {
 	int family;
 	int type;
 	uint32_t mask;			/* max_inflight - 1 */
-	uint32_t copy_below;
+	/* Sends shorter than this are copied: opts' copy_below (>= 1), or
+	 * SIZE_MAX when the backend cannot send zero-copy. */
+	size_t copy_below;
 	uint32_t opt_flags;
 	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;
 	struct zc_entry *ring;		/* max_inflight send records */
+	uint32_t *ring_id;		/* the kernel id of each (if PENDING) */
 	uint8_t *done;			/* reap side: marks by kernel id & mask */
 	void *backend_priv;
 
@@ -164,7 +177,7 @@ struct zc_sock {
 	uint32_t zc_head;		/* oldest unreaped kernel id */
 	/* Consecutive ids reported COPIED; read by the send side. */
 	_Atomic uint32_t copied_streak;
-	/* Set while zc_wait() sleeps; full fence both sides (see zc_push). */
+	/* Set while zc_wait() sleeps; full fence both sides (see zc_publish). */
 	_Atomic uint32_t waiting;
 	/*
 	 * eventfd that wakes a sleeping zc_wait(); made by the first zc_wait()
@@ -191,10 +204,8 @@ void zc_wake_reaper(struct zc_sock *zs);
 ssize_t zc_sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags);
 
 /* ring.c: the completion ring, kernel ids -> done marks */
-uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi,
-		       bool copied);
-int zc_ring_reap(struct zc_sock *zs, struct zc_completion *out,
-		 unsigned int max);
+uint32_t zc_apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
+			     bool copied);
 
 /* backend_scm.c */
 int zc_scm_parse(const unsigned char *buf, size_t len, int type,
@@ -217,12 +228,9 @@ void zc_eq_fini(struct zc_sock *zs);
 int zc_eq_drain(struct zc_sock *zs);
 void zc_stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec);
 
-/* Send side: publish a record. */
-static inline void zc_push(struct zc_sock *zs, const struct zc_entry *e)
+/* Send side: publish the record written in slot t (the tail). */
+static inline void zc_publish(struct zc_sock *zs, uint32_t t)
 {
-	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-
-	zs->ring[t & zs->mask] = *e;
 	/*
 	 * Release (and more): pairs with the acquire of tail in
 	 * zc_ring_reap(). Seq_cst store of tail, then seq_cst load of waiting;
@@ -238,14 +246,132 @@ static inline void zc_push(struct zc_sock *zs, const struct zc_entry *e)
 static inline bool zc_ring_blocked(const struct zc_sock *zs)
 {
 	uint32_t h = atomic_load_explicit(&zs->head, memory_order_relaxed);
-	/* Acquire: pairs with the store of tail in zc_push(). */
+	/* Acquire: pairs with the store of tail in zc_publish(). */
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_acquire);
 	const struct zc_entry *e;
 
 	if (h == t)
 		return false;
 	e = &zs->ring[h & zs->mask];
-	return (e->flags & ZC_ENT_PENDING) && !zs->done[e->id & zs->mask];
+	return (e->flags & ZC_ENT_PENDING) &&
+	       !zs->done[zs->ring_id[h & zs->mask] & zs->mask];
+}
+
+/* Reap side: feed the send side's choice of zero-copy or copy. */
+static inline void zc_feed_streak(struct zc_sock *zs, uint32_t good,
+				  bool copied)
+{
+	/* Relaxed: a hint, read by want_zerocopy(). */
+	uint32_t streak = atomic_load_explicit(&zs->copied_streak,
+					       memory_order_relaxed);
+
+	if (!copied)
+		streak = 0;
+	else if (streak < UINT32_MAX - good)
+		streak += good;
+	atomic_store_explicit(&zs->copied_streak, streak, memory_order_relaxed);
+}
+
+/*
+ * Reap side: apply the kernel's completion of ids [lo, hi]. Returns the
+ * number of live ids it completed. Inline: the common range, every id
+ * live and no wrap past the window; zc_apply_range_slow() the rest.
+ */
+static inline uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo,
+				      uint32_t hi, bool copied)
+{
+	/* Acquire: pairs with the release of zc_issued in zc_sendmsg(). */
+	uint32_t span = atomic_load_explicit(&zs->zc_issued,
+					     memory_order_acquire) -
+			zs->zc_head;
+	uint32_t a = lo - zs->zc_head, n = hi - lo;	/* n + 1 ids */
+	uint8_t m = ZC_DONE | (copied ? ZC_DONE_COPIED : 0), dup = 0;
+
+	if (a >= span || n >= span - a)
+		return zc_apply_range_slow(zs, lo, hi, copied);
+	for (uint32_t i = 0; i <= n; i++) {
+		uint8_t *d = &zs->done[(lo + i) & zs->mask];
+
+		dup |= *d;
+		*d = m;
+	}
+	if (dup)	/* ids completed twice: a bogus range */
+		ZC_STAT_ADD(&zs->rx, bad_ranges, 1);
+	zc_feed_streak(zs, n + 1, copied);
+	return n + 1;
+}
+
+/*
+ * Reap side: hand out up to max complete entries, in send order. Inline:
+ * it runs on every zc_completions().
+ */
+static inline __attribute__((always_inline)) int
+zc_ring_reap(struct zc_sock *zs,
+			       struct zc_completion *out, unsigned int max)
+{
+	/*
+	 * Locals: the stores to out[] could alias *zs, and the compiler
+	 * would reload every field after each one.
+	 */
+	const struct zc_entry *ring = zs->ring;
+	const uint32_t *ring_id = zs->ring_id;
+	uint8_t *done = zs->done;
+	const uint32_t mask = zs->mask;
+	uint32_t zc_head = zs->zc_head;
+	const uint32_t h0 = atomic_load_explicit(&zs->head,
+						 memory_order_relaxed);
+	/* Acquire (seq_cst for zc_wait()): pairs with the store in zc_publish(). */
+	uint32_t end = atomic_load_explicit(&zs->tail, memory_order_seq_cst);
+	uint32_t h;
+	unsigned int nzc = 0, n;
+
+	if (end - h0 > max)
+		end = h0 + max;
+	for (h = h0; h != end; h++) {
+		const struct zc_entry *e = &ring[h & mask];
+		uint32_t flags = e->flags;
+
+		if (flags & ZC_ENT_PENDING) {
+			const uint32_t id = ring_id[h & mask];
+			const uint8_t d = done[id & mask];
+
+			if (!d)
+				break;		/* the kernel has not said */
+			/*
+			 * Ids below this entry's with no entry of their own
+			 * were taken by a send that failed with ENOBUFS after
+			 * all (amb_resolve() saw their records): step over.
+			 */
+			while (zc_head != id && done[zc_head & mask]) {
+				done[zc_head & mask] = 0;
+				zc_head++;
+			}
+			if (zc_head != id)
+				break;
+			flags &= ~ZC_ENT_PENDING;
+			if (d & ZC_DONE_COPIED)
+				flags |= ZC_COPIED;
+			else
+				nzc++;
+			done[id & mask] = 0;
+			zc_head++;
+		}
+		memcpy(out, e, sizeof(*out));	/* the same layout */
+		out->flags = flags;
+		out++;
+	}
+	zs->zc_head = zc_head;
+	n = h - h0;
+	if (!n)
+		return 0;
+	/* Release: pairs with the acquire of head in zc_sendmsg(). */
+	atomic_store_explicit(&zs->head, h, memory_order_release);
+	/* completions is derived: see struct zc_side_stats. */
+	if (nzc)
+		ZC_STAT_ADD(&zs->rx, completions_zc, nzc);
+	if (n != nzc)
+		ZC_STAT_ADD(&zs->rx, completions_copied, n - nzc);
+	return (int)n;
 }
 
 #endif /* ZC_INTERNAL_H */

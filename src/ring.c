@@ -4,11 +4,16 @@
  *
  * The send side appends one zc_entry per successful send at tail; the reap
  * side consumes them at head, in send order. An entry that went zero-copy
- * carries the kernel id its send took and stays until the kernel reports
- * that id; the others are complete when pushed. Kernel ranges are applied
+ * is PENDING, the kernel id its send took in ring_id[] at the same index,
+ * and stays until the kernel reports that id; the others are complete
+ * when published. Kernel ranges are applied
  * on the reap side as marks in done[], indexed by id & mask: at most
  * max_inflight ids can be unreaped at once, because a send is refused
  * while the ring is full, so the marks of live ids never collide.
+ *
+ * What runs on every call is inline, in internal.h: zc_publish(),
+ * zc_ring_blocked(), zc_ring_reap() and the common case of
+ * zc_apply_range(). This file holds the general case.
  */
 #include "internal.h"
 
@@ -29,14 +34,15 @@ static uint32_t mark(struct zc_sock *zs, uint32_t from, uint32_t to,
 }
 
 /*
- * Apply the kernel's completion of ids [lo, hi] (serial numbers: the range
- * may wrap past 2^32). Only ids in [zc_head, zc_issued) can be live; the
+ * zc_apply_range() for any range (its inline part takes the common one):
+ * the kernel's completion of ids [lo, hi], serial numbers, so the range
+ * may wrap past 2^32. Only ids in [zc_head, zc_issued) can be live; the
  * rest of a range is counted as bad and ignored, so a bogus or foreign
  * range costs at most the window, never 2^32 steps. Returns the number of
  * live ids it completed.
  */
-uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi,
-		       bool copied)
+uint32_t zc_apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
+			     bool copied)
 {
 	/* Acquire: pairs with the release of zc_issued in zc_sendmsg(). */
 	uint32_t issued = atomic_load_explicit(&zs->zc_issued,
@@ -47,7 +53,6 @@ uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 	uint64_t end = (uint64_t)a + cnt;
 	uint64_t good = 0, dup = 0;
 	uint8_t m = ZC_DONE | (copied ? ZC_DONE_COPIED : 0);
-	uint32_t streak;
 
 	if (a < span) {
 		uint32_t to = end < span ? (uint32_t)end : span;
@@ -68,77 +73,6 @@ uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 	if (!good)
 		return 0;
 
-	/* Feed the send side's choice of zero-copy or copy (relaxed: a hint). */
-	streak = atomic_load_explicit(&zs->copied_streak, memory_order_relaxed);
-	if (!copied)
-		streak = 0;
-	else if (streak < UINT32_MAX - good)
-		streak += (uint32_t)good;
-	atomic_store_explicit(&zs->copied_streak, streak, memory_order_relaxed);
+	zc_feed_streak(zs, (uint32_t)good, copied);
 	return (uint32_t)good;
-}
-
-/* Reap side: hand out up to max complete entries, in send order. */
-int zc_ring_reap(struct zc_sock *zs, struct zc_completion *out,
-		 unsigned int max)
-{
-	/*
-	 * Locals: the stores to out[] could alias *zs, and the compiler
-	 * would reload every field after each one.
-	 */
-	const struct zc_entry *ring = zs->ring;
-	uint8_t *done = zs->done;
-	const uint32_t mask = zs->mask;
-	uint32_t zc_head = zs->zc_head;
-	uint32_t h = atomic_load_explicit(&zs->head, memory_order_relaxed);
-	/* Acquire (seq_cst for zc_wait()): pairs with the store in zc_push(). */
-	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_seq_cst);
-	unsigned int n = 0, nzc = 0, ncopied = 0;
-
-	while (n < max && h != t) {
-		const struct zc_entry *e = &ring[h & mask];
-		uint32_t flags = e->flags;
-
-		if (flags & ZC_ENT_PENDING) {
-			const uint32_t id = e->id;
-			uint8_t *d;
-
-			/*
-			 * Ids below this entry's with no entry of their own
-			 * were taken by a send that failed with ENOBUFS after
-			 * all (amb_resolve() saw their records): step over.
-			 */
-			while (zc_head != id && done[zc_head & mask]) {
-				done[zc_head & mask] = 0;
-				zc_head++;
-			}
-			d = &done[id & mask];
-			if (zc_head != id || !*d)
-				break;
-			if (*d & ZC_DONE_COPIED)
-				flags |= ZC_COPIED;
-			else
-				nzc++;
-			*d = 0;
-			zc_head++;
-		}
-		if (flags & ZC_COPIED)
-			ncopied++;
-		out[n].cookie = e->cookie;
-		out[n].bytes = e->bytes;
-		out[n].flags = flags & ~ZC_ENT_PENDING;
-		n++;
-		h++;
-	}
-	zs->zc_head = zc_head;
-	if (!n)
-		return 0;
-	/* Release: pairs with the acquire of head in zc_sendmsg(). */
-	atomic_store_explicit(&zs->head, h, memory_order_release);
-	ZC_STAT_ADD(&zs->rx, completions, n);
-	if (nzc)
-		ZC_STAT_ADD(&zs->rx, completions_zc, nzc);
-	if (ncopied)
-		ZC_STAT_ADD(&zs->rx, completions_copied, ncopied);
-	return (int)n;
 }

@@ -18,6 +18,12 @@
 
 #include "internal.h"
 
+static_assert(sizeof(struct zc_entry) == sizeof(struct zc_completion) &&
+	      offsetof(struct zc_entry, bytes) ==
+	      offsetof(struct zc_completion, bytes) &&
+	      offsetof(struct zc_entry, flags) ==
+	      offsetof(struct zc_completion, flags),
+	      "zc_ring_reap() copies a struct zc_entry out as it is");
 static_assert(sizeof(struct zc_side_stats) ==
 	      sizeof(struct zc_stats) - offsetof(struct zc_stats, sends),
 	      "struct zc_side_stats must mirror struct zc_stats");
@@ -246,7 +252,6 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->family = family;
 	zs->type = type;
 	zs->mask = o.max_inflight - 1;
-	zs->copy_below = o.copy_below;
 	zs->opt_flags = o.flags;
 	zs->scm_type = scm_type;
 	zs->ops = backend == ZC_BACKEND_COPY ? &zc_ops_copy :
@@ -255,10 +260,13 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	if (backend == ZC_BACKEND_URING)
 		zs->ops = &zc_ops_uring;
 #endif
+	zs->copy_below = zs->ops->zerocopy ? o.copy_below : SIZE_MAX;
 	atomic_init(&zs->efd, -1);
 	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
+	zs->ring_id = calloc(o.max_inflight, sizeof(*zs->ring_id));
 	zs->done = calloc(o.max_inflight, sizeof(*zs->done));
-	ret = zs->ring && zs->done ? zc_eq_init(zs) : -ENOMEM;
+	ret = zs->ring && zs->ring_id && zs->done ? zc_eq_init(zs) :
+						       -ENOMEM;
 	if (ret)
 		ret = zc_err(ret, "zc_open: out of memory");
 	else if (zs->ops->setup)
@@ -284,11 +292,18 @@ ZC_EXPORT void zc_close(struct zc_sock *zs)
 		close(efd);
 	zc_eq_fini(zs);
 	free(zs->ring);
+	free(zs->ring_id);
 	free(zs->done);
 	free(zs);
 }
 
-ssize_t zc_sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags)
+/*
+ * The syscall itself. Inlined into the send path (where zc_send()'s
+ * single buffer makes every test below a constant) and behind
+ * zc_sys_sendmsg() for the backends that wrap it.
+ */
+static inline __attribute__((always_inline)) ssize_t
+sys_send(struct zc_sock *zs, const struct msghdr *msg, int flags)
 {
 	ssize_t ret;
 
@@ -310,6 +325,46 @@ ssize_t zc_sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags)
 	return ret < 0 ? -errno : ret;
 }
 
+ssize_t zc_sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags)
+{
+	return sys_send(zs, msg, flags);
+}
+
+/* zc_send()'s buffer to a backend's send, or past 1 GiB: a msghdr. */
+static __attribute__((noinline)) ssize_t
+send_buf(struct zc_sock *zs, const void *buf, size_t len, int flags)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (zs->ops->send)
+		return zs->ops->send(zs, &msg, flags);
+	return sys_send(zs, &msg, flags);
+}
+
+/*
+ * A backend's send, or (ops->send NULL) the syscall, inlined. msg NULL:
+ * the message is the one buffer buf, len (zc_send()).
+ */
+static inline __attribute__((always_inline)) ssize_t
+backend_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	     size_t len, int flags)
+{
+	ssize_t ret;
+
+	if (!msg) {
+		if (zs->ops->send || len > (1u << 30))
+			return send_buf(zs, buf, len, flags);
+		/* sys_send()'s choice, known here */
+		ret = send(zs->fd, buf, len, flags);
+		ZC_STAT_INC(&zs->tx, syscalls);
+		return ret < 0 ? -errno : ret;
+	}
+	if (zs->ops->send)
+		return zs->ops->send(zs, msg, flags);
+	return sys_send(zs, msg, flags);
+}
+
 void zc_wake_reaper(struct zc_sock *zs)
 {
 	/* Acquire: pairs with the release of efd in zc_wait(). */
@@ -327,12 +382,12 @@ void zc_wake_reaper(struct zc_sock *zs)
 enum zc_choice { ZC_CHOOSE_ZC, ZC_CHOOSE_COPY, ZC_CHOOSE_ADAPT };
 
 /* Send side: zero-copy for this send, or copy? */
-static enum zc_choice want_zerocopy(struct zc_sock *zs, size_t len)
+static inline enum zc_choice want_zerocopy(struct zc_sock *zs, size_t len)
 {
 	uint32_t streak;
 
-	if (!zs->ops->zerocopy || len < zs->copy_below || len == 0 ||
-	    zs->amb_local)
+	/* Also a backend that cannot (copy_below SIZE_MAX), and len 0. */
+	if (len < zs->copy_below || zs->amb_local)
 		return ZC_CHOOSE_COPY;
 	if (zs->opt_flags & ZC_OPT_NO_ADAPT)
 		return ZC_CHOOSE_ZC;
@@ -381,15 +436,134 @@ static void amb_poll(struct zc_sock *zs)
 	zs->amb_local = false;
 }
 
-ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
-			     int flags, uint64_t cookie)
+/*
+ * The kernel refused a zero-copy send before it took an id (ENOBUFS, or
+ * EMSGSIZE on a datagram): send the same data by copy.
+ */
+static __attribute__((noinline, cold)) ssize_t
+send_refused(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	     size_t len, int flags, bool enobufs)
 {
-	struct zc_entry e = { .cookie = cookie };
+	ssize_t ret;
+
+	if (enobufs && zs->ops->id != ZC_BACKEND_URING &&
+	    enobufs_ambiguous(zs)) {
+		/*
+		 * Option memory or RLIMIT_MEMLOCK: no id was taken and no
+		 * POLLERR may ever come; copy the same data now. Unless the
+		 * socket is UDP with IP_RECVERR: then the device queue may
+		 * have dropped it after it took its id. Copy it all the same,
+		 * send no zero-copy until the reap side has read the error
+		 * queue and settled which it was (amb_resolve()).
+		 */
+		atomic_store_explicit(&zs->amb_id, zs->zc_next,
+				      memory_order_relaxed);
+		/* Release: pairs with the acquire in amb_resolve(). */
+		atomic_store_explicit(&zs->amb, ZC_AMB_PENDING,
+				      memory_order_release);
+		zs->amb_local = true;
+	}
+	/*
+	 * EMSGSIZE: a datagram whose pages need more than MAX_SKB_FRAGS
+	 * fragments cannot go zero-copy (the kernel aborts it before it
+	 * takes an id); by copy it may fit.
+	 */
+	ret = backend_send(zs, msg, buf, len, flags);
+	if (!zs->amb_local)
+		/* No id taken: the window shrinks back. */
+		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
+				      memory_order_release);
+	return ret;
+}
+
+/*
+ * The send path, once the arguments are checked: len is the message's
+ * length, flags carry no MSG_ZEROCOPY. Inlined into zc_send() and
+ * zc_sendmsg().
+ */
+static inline __attribute__((always_inline)) ssize_t
+send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	 size_t len, int flags, uint64_t cookie)
+{
+	struct zc_entry *e;
 	enum zc_choice choice;
 	bool zc, enobufs = false;
 	uint32_t t, h;
-	size_t len = 0;
 	ssize_t ret;
+
+	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	/* Acquire: pairs with the release of head in zc_ring_reap(). */
+	h = atomic_load_explicit(&zs->head, memory_order_acquire);
+	if (t - h > zs->mask)
+		return zc_err_lit(-ENOBUFS, "zc_sendmsg: max_inflight sends "
+				  "await reaping; reap with zc_completions() "
+				  "and retry");
+	/*
+	 * Not full: slot t is the send side's until tail moves past it.
+	 * Fill it now: fewer values live across the syscall.
+	 */
+	e = &zs->ring[t & zs->mask];
+	e->cookie = cookie;
+
+	if (zs->amb_local)
+		amb_poll(zs);	/* may move zc_next */
+	zs->ring_id[t & zs->mask] = zs->zc_next;
+	choice = want_zerocopy(zs, len);
+	zc = choice == ZC_CHOOSE_ZC;
+	if (zc) {
+		/*
+		 * Release: pairs with the acquire in zc_apply_range(); the
+		 * reap side may see this send's id before we push its entry.
+		 */
+		atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
+				      memory_order_release);
+		ret = backend_send(zs, msg, buf, len, flags | MSG_ZEROCOPY);
+		if (ret == -ENOBUFS ||
+		    (ret == -EMSGSIZE && zs->type == SOCK_DGRAM)) {
+			enobufs = ret == -ENOBUFS;
+			zc = false;
+			ret = send_refused(zs, msg, buf, len, flags, enobufs);
+		}
+	} else {
+		ret = backend_send(zs, msg, buf, len, flags);
+	}
+	if (ret < 0) {
+		if (zc)	/* a failed send takes no id */
+			atomic_store_explicit(&zs->zc_issued, zs->zc_next,
+					      memory_order_release);
+		return zc_err_lit(ret, "zc_sendmsg: sendmsg() failed; nothing "
+				  "was sent, no completion will come");
+	}
+
+	e->bytes = (uint32_t)ret;
+	if (zc && ret > 0) {
+		e->flags = ZC_ENT_PENDING;
+		zs->zc_next++;		/* ring_id[] */
+		ZC_STAT_INC(&zs->tx, sends_zc);
+	} else {
+		e->flags = ZC_COPIED | ZC_LIB_COPY;
+		ZC_STAT_INC(&zs->tx, sends_copy);
+		if (enobufs)
+			ZC_STAT_INC(&zs->tx, enobufs_fallback);
+	}
+	if (choice == ZC_CHOOSE_ADAPT)
+		ZC_STAT_INC(&zs->tx, adapt_copy);
+	if (choice != ZC_CHOOSE_COPY)
+		zs->adapt_tick++;
+	zc_publish(zs, t);
+	return ret;
+}
+
+static int bad_flags(const char *fn, int flags)
+{
+	return zc_err(-EINVAL, "%s: flags 0x%x not supported", fn,
+		      flags & ~ZC_SEND_FLAGS);
+}
+
+ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
+			     int flags, uint64_t cookie)
+{
+	size_t len = 0;
 
 	if (!zs || !msg)
 		return zc_err_lit(-EINVAL, "zc_sendmsg: zs or msg is NULL");
@@ -401,18 +575,7 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 		return zc_err_lit(-EINVAL, "zc_sendmsg: msg_controllen is "
 				  "larger than INT_MAX");
 	if (flags & ~ZC_SEND_FLAGS)
-		return zc_err(-EINVAL, "zc_sendmsg: flags 0x%x not supported",
-			      flags & ~ZC_SEND_FLAGS);
-	flags &= ~MSG_ZEROCOPY;
-
-	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	/* Acquire: pairs with the release of head in zc_ring_reap(). */
-	h = atomic_load_explicit(&zs->head, memory_order_acquire);
-	if (t - h > zs->mask)
-		return zc_err_lit(-ENOBUFS, "zc_sendmsg: max_inflight sends "
-				  "await reaping; reap with zc_completions() "
-				  "and retry");
-
+		return bad_flags("zc_sendmsg", flags);
 	for (size_t i = 0; i < msg->msg_iovlen; i++) {
 		if (msg->msg_iov[i].iov_len > SIZE_MAX - len)
 			return zc_err_lit(-EINVAL, "zc_sendmsg: iovec lengths "
@@ -420,94 +583,26 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 		len += msg->msg_iov[i].iov_len;
 	}
 
-	if (zs->amb_local)
-		amb_poll(zs);
-	choice = want_zerocopy(zs, len);
-	zc = choice == ZC_CHOOSE_ZC;
-	if (zc) {
-		/*
-		 * Release: pairs with the acquire in zc_apply_range(); the
-		 * reap side may see this send's id before we push its entry.
-		 */
-		atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
-				      memory_order_release);
-		ret = zs->ops->send(zs, msg, flags | MSG_ZEROCOPY);
-		if (ret == -ENOBUFS) {
-			/*
-			 * Option memory or RLIMIT_MEMLOCK: no id was taken and
-			 * no POLLERR may ever come; copy the same data now.
-			 * Unless the socket is UDP with IP_RECVERR: then the
-			 * device queue may have dropped it after it took its
-			 * id. Copy it all the same, send no zero-copy until
-			 * the reap side has read the error queue and settled
-			 * which it was (amb_resolve()).
-			 */
-			enobufs = true;
-			zc = false;
-			if (zs->ops->id != ZC_BACKEND_URING &&
-			    enobufs_ambiguous(zs)) {
-				atomic_store_explicit(&zs->amb_id, zs->zc_next,
-						      memory_order_relaxed);
-				/* Release: pairs with the acquire in
-				 * amb_resolve(). */
-				atomic_store_explicit(&zs->amb, ZC_AMB_PENDING,
-						      memory_order_release);
-				zs->amb_local = true;
-			}
-			ret = zs->ops->send(zs, msg, flags);
-		} else if (ret == -EMSGSIZE && zs->type == SOCK_DGRAM) {
-			/*
-			 * A datagram whose pages need more than MAX_SKB_FRAGS
-			 * fragments cannot go zero-copy (the kernel aborts it
-			 * before it takes an id); by copy it may fit.
-			 */
-			zc = false;
-			ret = zs->ops->send(zs, msg, flags);
-		}
-		if (!zc && !zs->amb_local)
-			/* No id taken: the window shrinks back. */
-			atomic_store_explicit(&zs->zc_issued, zs->zc_next,
-					      memory_order_release);
-	} else {
-		ret = zs->ops->send(zs, msg, flags);
-	}
-	if (ret < 0) {
-		if (zc)	/* a failed send takes no id */
-			atomic_store_explicit(&zs->zc_issued, zs->zc_next,
-					      memory_order_release);
-		return zc_err_lit(ret, "zc_sendmsg: sendmsg() failed; nothing "
-				  "was sent, no completion will come");
-	}
+	return send_one(zs, msg, NULL, len, flags & ~MSG_ZEROCOPY, cookie);
+}
 
-	e.bytes = (uint32_t)ret;
-	if (zc && ret > 0) {
-		e.flags = ZC_ENT_PENDING;
-		e.id = zs->zc_next++;
-		ZC_STAT_INC(&zs->tx, sends_zc);
-	} else {
-		e.flags = ZC_COPIED | ZC_LIB_COPY;
-		ZC_STAT_INC(&zs->tx, sends_copy);
-		if (enobufs)
-			ZC_STAT_INC(&zs->tx, enobufs_fallback);
-	}
-	if (choice == ZC_CHOOSE_ADAPT)
-		ZC_STAT_INC(&zs->tx, adapt_copy);
-	if (choice != ZC_CHOOSE_COPY)
-		zs->adapt_tick++;
-	ZC_STAT_INC(&zs->tx, sends);
-	zc_push(zs, &e);
-	return ret;
+/* Which of zc_send()'s arguments is wrong. */
+static __attribute__((noinline, cold)) int
+send_bad_args(const struct zc_sock *zs, int flags)
+{
+	if (!zs)
+		return zc_err_lit(-EINVAL, "zc_send: zs is NULL");
+	if (flags & ~ZC_SEND_FLAGS)
+		return bad_flags("zc_send", flags);
+	return zc_err_lit(-EINVAL, "zc_send: buf is NULL");
 }
 
 ZC_EXPORT ssize_t zc_send(struct zc_sock *zs, const void *buf, size_t len,
 			  int flags, uint64_t cookie)
 {
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (!buf && len)
-		return zc_err_lit(-EINVAL, "zc_send: buf is NULL");
-	return zc_sendmsg(zs, &msg, flags, cookie);
+	if (!zs || (flags & ~ZC_SEND_FLAGS) || (!buf && len))
+		return send_bad_args(zs, flags);
+	return send_one(zs, NULL, buf, len, flags & ~MSG_ZEROCOPY, cookie);
 }
 
 /*
@@ -538,42 +633,79 @@ static int amb_resolve(struct zc_sock *zs)
 	return 0;
 }
 
-ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
-			     unsigned int max)
+/*
+ * zc_completions()'s rare work first: bad arguments, an error to report,
+ * or an ambiguous ENOBUFS to settle. Returns 0 or -errno (reported).
+ */
+static __attribute__((noinline)) int completions_first(struct zc_sock *zs,
+						      const void *out,
+						      unsigned int max)
 {
-	int n, ret;
+	int ret;
 
 	if (!zs || (!out && max))
 		return zc_err_lit(-EINVAL, "zc_completions: zs or out is NULL");
-	if (zs->pending_err) {
-		ret = zs->pending_err;
+	ret = zs->pending_err;
+	if (ret) {
 		zs->pending_err = 0;
 		return zc_err_lit(ret, "zc_completions: an error-queue record "
 				  "was truncated (MSG_CTRUNC)");
 	}
-	if (max > INT_MAX)
-		max = INT_MAX;
 	ret = amb_resolve(zs);
 	if (ret < 0)
 		return zc_err(ret, "zc_completions: reading the error queue: %s",
 			      strerror(-ret));
+	return 0;
+}
+
+/*
+ * zc_completions() when the oldest send is complete (or none is out): hand
+ * out what is ready, and ask the kernel only if that stops at a send that
+ * still waits. Out of line: the common call finds the oldest send waiting.
+ */
+static __attribute__((noinline)) int
+completions_ready(struct zc_sock *zs, struct zc_completion *out,
+		  unsigned int max)
+{
+	int n = zc_ring_reap(zs, out, max);
+
+	if ((unsigned int)n == max || !zc_ring_blocked(zs))
+		return n;
+	/* n > 0: an error reading the queue waits for the next call. */
+	zs->ops->collect(zs, false);
+	return n + zc_ring_reap(zs, out + n, max - (unsigned int)n);
+}
+
+ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
+			     unsigned int max)
+{
+	int ret;
+
+	/* Relaxed: the send side sets amb before it stops sending zero-copy;
+	 * amb_resolve() reads it again with acquire. */
+	if (!zs || (!out && max) || zs->pending_err ||
+	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
+	    ZC_AMB_PENDING) {
+		ret = completions_first(zs, out, max);
+		if (ret < 0)
+			return ret;
+	}
+	if (max > INT_MAX)
+		max = INT_MAX;
 	/*
 	 * Completions come in send order: while the oldest send waits for
-	 * the kernel, nothing can be handed out before asking it. Otherwise
-	 * hand out what is ready, and ask only if that stops at a send that
-	 * still waits.
+	 * the kernel, nothing can be handed out before asking it.
 	 */
-	n = 0;
-	if (!zc_ring_blocked(zs)) {
-		n = zc_ring_reap(zs, out, max);
-		if ((unsigned int)n == max || !zc_ring_blocked(zs))
-			return n;
-	}
+	if (!zc_ring_blocked(zs))
+		return completions_ready(zs, out, max);
 	ret = zs->ops->collect(zs, false);
-	if (ret < 0 && !n)
+	if (ret <= 0) {
+		if (!ret)	/* no news: the oldest send still waits */
+			return 0;
 		return zc_err(ret, "zc_completions: reading the error queue: %s",
 			      strerror(-ret));
-	return n + zc_ring_reap(zs, out + n, max - (unsigned int)n);
+	}
+	return zc_ring_reap(zs, out, max);
 }
 
 static int64_t now_ms(void)
@@ -625,7 +757,7 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 
 		/*
 		 * Store waiting, then load tail (seq_cst, in zc_ring_reap()):
-		 * the send side stores tail, then loads waiting (zc_push()).
+		 * the send side stores tail, then loads waiting (zc_publish()).
 		 * In the single total order of these seq_cst accesses one side
 		 * sees the other: we see the entry, or the sender wakes us.
 		 */
@@ -751,6 +883,10 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 	for (size_t i = 0; i < n; i++)
 		dst[i] = atomic_load_explicit(&tx[i], memory_order_relaxed) +
 			 atomic_load_explicit(&rx[i], memory_order_relaxed);
+	/* Never counted on the hot paths: see struct zc_side_stats. */
+	s.sends = s.sends_zc + s.sends_copy;
+	s.completions = s.completions_zc + s.completions_copied;
+	s.syscalls += s.errqueue_reads;
 	memcpy(st, &s, sz < sizeof(s) ? sz : sizeof(s));
 	/* A newer caller's fields we do not know: zero, not stale. */
 	if (sz > sizeof(s))
