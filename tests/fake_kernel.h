@@ -73,6 +73,7 @@ struct fake_kernel {
 	/* The control buffer of the last sendmsg, as the kernel got it. */
 	unsigned char last_ctrl[1024];
 	size_t last_ctrllen;
+	unsigned long ctrl_a5;		/* 0xa5 control bytes seen (a use) */
 	int last_mark;			/* SO_MARK of the last call, or -1 */
 	bool reject_mark;		/* SO_MARK is EINVAL (not permitted) */
 };

@@ -122,12 +122,18 @@ static void test_header_first_caller_cmsgs_follow(void **state)
 	alignas(struct cmsghdr) unsigned char ctrl[CMSG_SPACE(sizeof(int)) * 2];
 	unsigned char before[sizeof(ctrl)];
 	struct iovec iov = { buf, 20000 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-			    .msg_control = ctrl, .msg_controllen = sizeof(ctrl) };
-	struct msghdr m_before;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&m), h;
+	struct msghdr m, m_before;
+	struct cmsghdr *c, h;
 	int mark = 1234, tos = 0x10;
 
+	/* Padding too is compared below: every byte defined. */
+	memset(&m, 0, sizeof(m));
+	memset(ctrl, 0, sizeof(ctrl));
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = ctrl;
+	m.msg_controllen = sizeof(ctrl);
+	c = CMSG_FIRSTHDR(&m);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SO_MARK;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
@@ -273,6 +279,7 @@ static void test_caller_cmsg_einval(void **state)
 	unsigned int calls;
 	int mark = 7;
 
+	memset(ctrl, 0, sizeof(ctrl));	/* the kernel reads every byte */
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SO_MARK;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
