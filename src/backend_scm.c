@@ -59,7 +59,7 @@ int zc_scm_parse(const unsigned char *buf, size_t len, int type,
 		 unsigned int asked, struct zc_range *out)
 {
 	struct cmsghdr c;
-	size_t n;
+	size_t dlen, n;
 
 	if (len < CMSG_LEN(SCM_ELEM) || asked == 0)
 		return -1;
@@ -67,13 +67,14 @@ int zc_scm_parse(const unsigned char *buf, size_t len, int type,
 	    SCM_SENTINEL)
 		return 0;
 	memcpy(&c, buf, sizeof(c));
+	/* 1 to asked elements, inside len (a cmsg_len below CMSG_LEN(0)
+	 * wraps dlen to a huge value, refused with the rest). */
+	dlen = c.cmsg_len - CMSG_LEN(0);
 	if (c.cmsg_level != SOL_SOCKET || c.cmsg_type != type ||
-	    c.cmsg_len < CMSG_LEN(SCM_ELEM) ||
-	    (c.cmsg_len - CMSG_LEN(0)) % SCM_ELEM)
+	    dlen - SCM_ELEM > (size_t)(asked - 1) * SCM_ELEM ||
+	    dlen > len - CMSG_LEN(0) || dlen % SCM_ELEM)
 		return -1;
-	n = (c.cmsg_len - CMSG_LEN(0)) / SCM_ELEM;
-	if (n > asked || CMSG_LEN(n * SCM_ELEM) > len)
-		return -1;
+	n = dlen / SCM_ELEM;
 	for (size_t i = 0; i < n; i++) {
 		struct zc_info_elem e;
 
@@ -88,7 +89,11 @@ int zc_scm_parse(const unsigned char *buf, size_t len, int type,
 	return (int)n;
 }
 
-/* Our cmsg asking for n elements, with the sentinel preset. */
+/*
+ * Our cmsg asking for n elements, with the sentinel preset. The kernel
+ * (and valgrind) reads all of it: the bytes past the header must be
+ * defined, as they are in a buffer from grow_ctrl() or a previous send.
+ */
 static size_t scm_prepare(unsigned char *buf, int type, unsigned int n)
 {
 	struct cmsghdr c = {
@@ -97,8 +102,6 @@ static size_t scm_prepare(unsigned char *buf, int type, unsigned int n)
 		.cmsg_type = type,
 	};
 
-	/* All of it defined: the kernel (and valgrind) reads what we pass. */
-	memset(buf, 0, CMSG_SPACE(n * SCM_ELEM));
 	memcpy(buf, &c, sizeof(c));
 	buf[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] =
 		SCM_SENTINEL;
@@ -128,6 +131,8 @@ static int probe_run(int type)
 	struct pollfd pfd;
 	int l, c = -1, s = -1, one = 1, ok = -1;
 	char byte = 'z';
+
+	memset(ctrl, 0, sizeof(ctrl));	/* defined, for scm_prepare() */
 
 	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (l < 0)
@@ -234,6 +239,8 @@ static bool grow_ctrl(struct scm_priv *p, size_t need)
 	n = realloc(p->ctrl, need);
 	if (!n)
 		return false;
+	/* Defined bytes from the start: see scm_prepare(). */
+	memset(n + p->ctrl_cap, 0, need - p->ctrl_cap);
 	p->ctrl = n;
 	p->ctrl_cap = need;
 	return true;
@@ -270,15 +277,16 @@ static ssize_t scm_send(struct zc_sock *zs, const struct msghdr *msg,
 			int flags)
 {
 	struct scm_priv *p = zs->backend_priv;
-	struct zc_range got[SCM_INFO_MAX];
+	struct zc_range got[SCM_INFO_MAX], *slot;
 	unsigned int n = scm_want(zs, p);
+	uint32_t t;
 	struct msghdr m;
 	size_t ours;
 	ssize_t ret;
 	int k;
 
 	if (!n)
-		return zc_sys_sendmsg(zs, msg, flags);
+		return zc_sys_send(zs, msg, flags);
 	if (!grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM) +
 			  (msg->msg_control ? msg->msg_controllen : 0)))
 		return zc_sys_sendmsg(zs, msg, flags);
@@ -294,22 +302,31 @@ static ssize_t scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		memcpy(p->ctrl + ours, msg->msg_control, msg->msg_controllen);
 	m.msg_control = p->ctrl;
 	m.msg_controllen = ours + (msg->msg_control ? msg->msg_controllen : 0);
-	ret = zc_sys_sendmsg(zs, &m, flags);
+	/* With our control, always sendmsg(2): zc_sys_send()'s choice. */
+	ret = sendmsg(zs->fd, &m, flags);
+	ZC_STAT_INC(&zs->tx, syscalls);
+	if (ret < 0)
+		ret = -errno;
 
-	/* In v5 the records are taken before the send can fail: read them
-	 * whatever sendmsg returned. */
-	k = zc_scm_parse(p->ctrl, ours, p->type, n, got);
+	/*
+	 * In v5 the records are taken before the send can fail: read them
+	 * whatever sendmsg returned. Straight into the range ring, unless
+	 * they would wrap around its end (scm_want() left room for n).
+	 */
+	t = atomic_load_explicit(&p->rtail, memory_order_relaxed);
+	slot = &p->ranges[t & (SCM_RANGES - 1)];
+	if ((t & (SCM_RANGES - 1)) + n > SCM_RANGES)
+		slot = got;
+	k = zc_scm_parse(p->ctrl, ours, p->type, n, slot);
 	if (k < 0) {
 		ZC_STAT_INC(&zs->tx, bad_ranges);
 		k = 0;
 	}
 	if (k) {
-		uint32_t t = atomic_load_explicit(&p->rtail,
-						  memory_order_relaxed);
-
 		for (int i = 0; i < k; i++) {
-			p->ranges[(t + i) & (SCM_RANGES - 1)] = got[i];
-			p->ids_harvested += got[i].hi - got[i].lo + 1;
+			if (slot == got)
+				p->ranges[(t + i) & (SCM_RANGES - 1)] = got[i];
+			p->ids_harvested += slot[i].hi - slot[i].lo + 1;
 		}
 		/*
 		 * Release: pairs with the acquire of rtail in scm_collect().

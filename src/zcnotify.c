@@ -297,37 +297,9 @@ ZC_EXPORT void zc_close(struct zc_sock *zs)
 	free(zs);
 }
 
-/*
- * The syscall itself. Inlined into the send path (where zc_send()'s
- * single buffer makes every test below a constant) and behind
- * zc_sys_sendmsg() for the backends that wrap it.
- */
-static inline __attribute__((always_inline)) ssize_t
-sys_send(struct zc_sock *zs, const struct msghdr *msg, int flags)
-{
-	ssize_t ret;
-
-	/*
-	 * One buffer, no address, no control: send(2) takes the kernel's
-	 * single-buffer path and skips copying in the msghdr and its iovec
-	 * array (measured: 3-4% of a 16 KiB TCP send over loopback). Not
-	 * past 1 GiB: send(2) clamps a length sendmsg(2) would refuse.
-	 */
-	if (msg->msg_iovlen == 1 && msg->msg_iov[0].iov_len <= (1u << 30) &&
-	    !msg->msg_name && !msg->msg_namelen &&
-	    !msg->msg_control && !msg->msg_controllen)
-		ret = send(zs->fd, msg->msg_iov[0].iov_base,
-			   msg->msg_iov[0].iov_len, flags);
-	else
-		ret = sendmsg(zs->fd, msg, flags);
-
-	ZC_STAT_INC(&zs->tx, syscalls);
-	return ret < 0 ? -errno : ret;
-}
-
 ssize_t zc_sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags)
 {
-	return sys_send(zs, msg, flags);
+	return zc_sys_send(zs, msg, flags);
 }
 
 /* zc_send()'s buffer to a backend's send, or past 1 GiB: a msghdr. */
@@ -339,7 +311,7 @@ send_buf(struct zc_sock *zs, const void *buf, size_t len, int flags)
 
 	if (zs->ops->send)
 		return zs->ops->send(zs, &msg, flags);
-	return sys_send(zs, &msg, flags);
+	return zc_sys_send(zs, &msg, flags);
 }
 
 /*
@@ -355,14 +327,14 @@ backend_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	if (!msg) {
 		if (zs->ops->send || len > (1u << 30))
 			return send_buf(zs, buf, len, flags);
-		/* sys_send()'s choice, known here */
+		/* zc_sys_send()'s choice, known here */
 		ret = send(zs->fd, buf, len, flags);
 		ZC_STAT_INC(&zs->tx, syscalls);
 		return ret < 0 ? -errno : ret;
 	}
 	if (zs->ops->send)
 		return zs->ops->send(zs, msg, flags);
-	return sys_send(zs, msg, flags);
+	return zc_sys_send(zs, msg, flags);
 }
 
 void zc_wake_reaper(struct zc_sock *zs)
