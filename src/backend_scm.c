@@ -16,36 +16,7 @@
 #include <arpa/inet.h>
 
 #include "internal.h"
-
-/* struct zc_info_elem of the v5 series: 12 bytes, alignment 4. */
-struct zc_info_elem {
-	uint32_t lo;
-	uint32_t hi;
-	uint8_t zerocopy;
-};
-_Static_assert(sizeof(struct zc_info_elem) == 12, "v5 element is 12 bytes");
-
-#define SCM_ELEM		sizeof(struct zc_info_elem)
-#define SCM_INFO_MAX		16	/* SOCK_ZC_INFO_MAX */
-#define SCM_RANGES		64	/* range ring; power of two, >= 16 */
-#define SCM_SENTINEL		0xff	/* never a valid zerocopy byte */
-
-struct scm_priv {
-	/* Send side. */
-	alignas(ZC_CACHELINE) _Atomic uint32_t rtail;
-	uint32_t harvest_every;
-	uint32_t tick;
-	uint32_t ids_harvested;		/* live ids the send side collected */
-	int type;			/* the cmsg type */
-	_Atomic bool broken;		/* kernel refused the cmsg: stop */
-	size_t ctrl_cap;
-	unsigned char *ctrl;		/* our cmsg, then the caller's */
-
-	/* Reap side. */
-	alignas(ZC_CACHELINE) _Atomic uint32_t rhead;
-	uint32_t last_tail;		/* send ring tail at the last collect */
-	struct zc_range ranges[SCM_RANGES];
-};
+#include "backend_scm.h"
 
 /*
  * The element parser: n elements written by the kernel at the start of
@@ -55,8 +26,8 @@ struct scm_priv {
  * can be fuzzed, and so that a later ABI variant (v7's struct zc_info)
  * is one more small parser.
  */
-int zc_scm_parse(const unsigned char *buf, size_t len, int type,
-		 unsigned int asked, struct zc_range *out)
+static inline int scm_parse(const unsigned char *buf, size_t len, int type,
+			    unsigned int asked, struct zc_range *out)
 {
 	struct cmsghdr c;
 	size_t dlen, n;
@@ -87,6 +58,12 @@ int zc_scm_parse(const unsigned char *buf, size_t len, int type,
 		out[i].copied = !e.zerocopy;
 	}
 	return (int)n;
+}
+
+int zc_scm_parse(const unsigned char *buf, size_t len, int type,
+		 unsigned int asked, struct zc_range *out)
+{
+	return scm_parse(buf, len, type, asked, out);
 }
 
 /*
@@ -246,62 +223,42 @@ static bool grow_ctrl(struct scm_priv *p, size_t need)
 	return true;
 }
 
-/* How many elements to ask for on this send: 0 for none. */
-static unsigned int scm_want(struct zc_sock *zs, struct scm_priv *p)
-{
-	uint32_t out, room;
-
-	if (atomic_load_explicit(&p->broken, memory_order_relaxed) ||
-	    zs->amb_local)	/* amb_resolve() must see every record */
-		return 0;
-	/*
-	 * Ids the kernel may still report. Relaxed: an estimate; a wrong one
-	 * costs a cmsg that finds nothing, or a later harvest.
-	 */
-	out = zs->zc_next - p->ids_harvested -
-	      atomic_load_explicit(&zs->ids_by_recvmsg, memory_order_relaxed);
-	if ((int32_t)out <= 0)
-		return 0;
-	if (++p->tick < p->harvest_every)
-		return 0;
-	p->tick = 0;
-	/* Acquire: pairs with the release of rhead in scm_collect(). */
-	room = SCM_RANGES - (atomic_load_explicit(&p->rtail,
-						  memory_order_relaxed) -
-			     atomic_load_explicit(&p->rhead,
-						  memory_order_acquire));
-	return room < SCM_INFO_MAX ? room : SCM_INFO_MAX;
-}
-
-static ssize_t scm_send(struct zc_sock *zs, const struct msghdr *msg,
-			int flags)
+/*
+ * A send that asks for n (from zc_scm_want()) completion elements. msg
+ * NULL: the message is the one buffer buf, len (zc_send()).
+ */
+ssize_t zc_scm_send(struct zc_sock *zs, const struct msghdr *msg,
+		    const void *buf, size_t len, int flags, unsigned int n)
 {
 	struct scm_priv *p = zs->backend_priv;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct zc_range got[SCM_INFO_MAX], *slot;
-	unsigned int n = scm_want(zs, p);
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	void *cctl = NULL;		/* the caller's control */
+	size_t cctllen = 0, ours;
 	uint32_t t;
-	struct msghdr m;
-	size_t ours;
 	ssize_t ret;
 	int k;
 
-	if (!n)
-		return zc_sys_send(zs, msg, flags);
-	if (!grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM) +
-			  (msg->msg_control ? msg->msg_controllen : 0)))
-		return zc_sys_sendmsg(zs, msg, flags);
+	if (msg) {
+		m = *msg;	/* the caller's msghdr is not touched */
+		if (msg->msg_control) {
+			cctl = msg->msg_control;
+			cctllen = msg->msg_controllen;
+		}
+	}
+	if (!grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM) + cctllen))
+		return zc_sys_sendmsg(zs, &m, flags);
 
 	/*
 	 * The kernel writes its answer at the start of msg_control, so ours
-	 * comes first; the caller's cmsgs follow, unchanged. The caller's
-	 * msghdr is not touched: we send a copy.
+	 * comes first; the caller's cmsgs follow, unchanged.
 	 */
-	m = *msg;
 	ours = scm_prepare(p->ctrl, p->type, n);
-	if (msg->msg_control && msg->msg_controllen)
-		memcpy(p->ctrl + ours, msg->msg_control, msg->msg_controllen);
+	if (cctllen)
+		memcpy(p->ctrl + ours, cctl, cctllen);
 	m.msg_control = p->ctrl;
-	m.msg_controllen = ours + (msg->msg_control ? msg->msg_controllen : 0);
+	m.msg_controllen = ours + cctllen;
 	/* With our control, always sendmsg(2): zc_sys_send()'s choice. */
 	ret = sendmsg(zs->fd, &m, flags);
 	ZC_STAT_INC(&zs->tx, syscalls);
@@ -311,13 +268,13 @@ static ssize_t scm_send(struct zc_sock *zs, const struct msghdr *msg,
 	/*
 	 * In v5 the records are taken before the send can fail: read them
 	 * whatever sendmsg returned. Straight into the range ring, unless
-	 * they would wrap around its end (scm_want() left room for n).
+	 * they would wrap around its end (zc_scm_want() left room for n).
 	 */
 	t = atomic_load_explicit(&p->rtail, memory_order_relaxed);
 	slot = &p->ranges[t & (SCM_RANGES - 1)];
 	if ((t & (SCM_RANGES - 1)) + n > SCM_RANGES)
 		slot = got;
-	k = zc_scm_parse(p->ctrl, ours, p->type, n, slot);
+	k = scm_parse(p->ctrl, ours, p->type, n, slot);
 	if (k < 0) {
 		ZC_STAT_INC(&zs->tx, bad_ranges);
 		k = 0;
@@ -329,7 +286,7 @@ static ssize_t scm_send(struct zc_sock *zs, const struct msghdr *msg,
 			p->ids_harvested += slot[i].hi - slot[i].lo + 1;
 		}
 		/*
-		 * Release: pairs with the acquire of rtail in scm_collect().
+		 * Release: pairs with the acquire of rtail in zc_scm_collect().
 		 * Seq_cst, then a seq_cst load of waiting, as in zc_publish():
 		 * when the send fails no entry push follows to wake a reaper.
 		 */
@@ -346,7 +303,9 @@ static ssize_t scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		 * a kernel that changed under us, or a socket that lost
 		 * SO_ZEROCOPY): stop asking on this socket.
 		 */
-		ret = zc_sys_sendmsg(zs, msg, flags);
+		m.msg_control = cctl;
+		m.msg_controllen = cctllen;
+		ret = zc_sys_sendmsg(zs, &m, flags);
 		if (ret != -EINVAL)
 			atomic_store_explicit(&p->broken, true,
 					      memory_order_relaxed);
@@ -358,36 +317,7 @@ static ssize_t scm_send(struct zc_sock *zs, const struct msghdr *msg,
 
 static int scm_collect(struct zc_sock *zs, bool force)
 {
-	struct scm_priv *p = zs->backend_priv;
-	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
-	/* Acquire (seq_cst for zc_wait()): pairs with the store in scm_send(). */
-	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_seq_cst);
-	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	int n = (int)(t - h), ret;
-
-	for (; h != t; h++) {
-		const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
-
-		zc_apply_range(zs, r->lo, r->hi, r->copied);
-	}
-	/* Release: pairs with the acquire of rhead in scm_want(). */
-	atomic_store_explicit(&p->rhead, h, memory_order_release);
-
-	/*
-	 * Sends ran since we last looked: they will carry the news; a read
-	 * now would cost the syscall SCM is there to save. Otherwise no send
-	 * runs (or sends no longer ask): read the queue ourselves.
-	 */
-	if (!force && (n || tail != p->last_tail) &&
-	    !atomic_load_explicit(&p->broken, memory_order_relaxed)) {
-		p->last_tail = tail;
-		return n;
-	}
-	p->last_tail = tail;
-	ret = zc_eq_drain(zs);
-	if (ret < 0)
-		return n ? n : ret;
-	return n + ret;
+	return zc_scm_collect(zs, force);
 }
 
 static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
@@ -422,7 +352,7 @@ static void scm_teardown(struct zc_sock *zs)
 const struct zc_ops zc_ops_scm = {
 	.id = ZC_BACKEND_SCM,
 	.zerocopy = true,
-	.send = scm_send,
+	.send = NULL,		/* the core calls zc_scm_want(), zc_scm_send() */
 	.collect = scm_collect,
 	.setup = scm_setup,
 	.teardown = scm_teardown,

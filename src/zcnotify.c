@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "backend_scm.h"
 
 static_assert(sizeof(struct zc_entry) == sizeof(struct zc_completion) &&
 	      offsetof(struct zc_entry, bytes) ==
@@ -302,7 +303,7 @@ ssize_t zc_sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags)
 	return zc_sys_send(zs, msg, flags);
 }
 
-/* zc_send()'s buffer to a backend's send, or past 1 GiB: a msghdr. */
+/* zc_send()'s buffer to a backend's own send, or past 1 GiB: a msghdr. */
 static __attribute__((noinline)) ssize_t
 send_buf(struct zc_sock *zs, const void *buf, size_t len, int flags)
 {
@@ -316,7 +317,8 @@ send_buf(struct zc_sock *zs, const void *buf, size_t len, int flags)
 
 /*
  * A backend's send, or (ops->send NULL) the syscall, inlined. msg NULL:
- * the message is the one buffer buf, len (zc_send()).
+ * the message is the one buffer buf, len (zc_send()). The SCM backend's
+ * choice is inline too: most of its sends at k > 1 ask for nothing.
  */
 static inline __attribute__((always_inline)) ssize_t
 backend_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
@@ -324,17 +326,24 @@ backend_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 {
 	ssize_t ret;
 
-	if (!msg) {
-		if (zs->ops->send || len > (1u << 30))
-			return send_buf(zs, buf, len, flags);
-		/* zc_sys_send()'s choice, known here */
-		ret = send(zs->fd, buf, len, flags);
-		ZC_STAT_INC(&zs->tx, syscalls);
-		return ret < 0 ? -errno : ret;
+	if (zs->ops == &zc_ops_scm) {
+		unsigned int n = zc_scm_want(zs);
+
+		if (n)
+			return zc_scm_send(zs, msg, buf, len, flags, n);
+	} else if (zs->ops->send) {
+		if (msg)
+			return zs->ops->send(zs, msg, flags);
+		return send_buf(zs, buf, len, flags);
 	}
-	if (zs->ops->send)
-		return zs->ops->send(zs, msg, flags);
-	return zc_sys_send(zs, msg, flags);
+	if (msg)
+		return zc_sys_send(zs, msg, flags);
+	if (len > (1u << 30))
+		return send_buf(zs, buf, len, flags);
+	/* zc_sys_send()'s choice, known here */
+	ret = send(zs->fd, buf, len, flags);
+	ZC_STAT_INC(&zs->tx, syscalls);
+	return ret < 0 ? -errno : ret;
 }
 
 void zc_wake_reaper(struct zc_sock *zs)
@@ -670,7 +679,8 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 	 */
 	if (!zc_ring_blocked(zs))
 		return completions_ready(zs, out, max);
-	ret = zs->ops->collect(zs, false);
+	ret = zs->ops == &zc_ops_scm ? zc_scm_collect(zs, false) :
+				       zs->ops->collect(zs, false);
 	if (ret <= 0) {
 		if (!ret)	/* no news: the oldest send still waits */
 			return 0;

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SCM_ZC_NOTIFICATION backend's state, and the parts of it that run on
+ * every send and every reap: the core (zcnotify.c) calls them inline, not
+ * through struct zc_ops, because each call and its register saves were a
+ * tenth of the library's instructions per send at k=1.
+ */
+#ifndef ZC_BACKEND_SCM_H
+#define ZC_BACKEND_SCM_H
+
+#include "internal.h"
+
+/* struct zc_info_elem of the v5 series: 12 bytes, alignment 4. */
+struct zc_info_elem {
+	uint32_t lo;
+	uint32_t hi;
+	uint8_t zerocopy;
+};
+_Static_assert(sizeof(struct zc_info_elem) == 12, "v5 element is 12 bytes");
+
+#define SCM_ELEM		sizeof(struct zc_info_elem)
+#define SCM_INFO_MAX		16	/* SOCK_ZC_INFO_MAX */
+#define SCM_RANGES		64	/* range ring; power of two, >= 16 */
+#define SCM_SENTINEL		0xff	/* never a valid zerocopy byte */
+
+struct scm_priv {
+	/* Send side. */
+	alignas(ZC_CACHELINE) _Atomic uint32_t rtail;
+	uint32_t harvest_every;
+	uint32_t tick;
+	uint32_t ids_harvested;		/* live ids the send side collected */
+	int type;			/* the cmsg type */
+	_Atomic bool broken;		/* kernel refused the cmsg: stop */
+	size_t ctrl_cap;
+	unsigned char *ctrl;		/* our cmsg, then the caller's */
+
+	/* Reap side. */
+	alignas(ZC_CACHELINE) _Atomic uint32_t rhead;
+	uint32_t last_tail;		/* send ring tail at the last collect */
+	struct zc_range ranges[SCM_RANGES];
+};
+
+/* ---- the send side ---- */
+
+/* How many elements to ask for on this send: 0 for none. */
+static inline unsigned int zc_scm_want(struct zc_sock *zs)
+{
+	struct scm_priv *p = zs->backend_priv;
+	uint32_t out, room;
+
+	if (atomic_load_explicit(&p->broken, memory_order_relaxed) ||
+	    zs->amb_local)	/* amb_resolve() must see every record */
+		return 0;
+	/*
+	 * Ids the kernel may still report. Relaxed: an estimate; a wrong one
+	 * costs a cmsg that finds nothing, or a later harvest.
+	 */
+	out = zs->zc_next - p->ids_harvested -
+	      atomic_load_explicit(&zs->ids_by_recvmsg, memory_order_relaxed);
+	if ((int32_t)out <= 0)
+		return 0;
+	if (++p->tick < p->harvest_every)
+		return 0;
+	p->tick = 0;
+	/* Acquire: pairs with the release of rhead in zc_scm_collect(). */
+	room = SCM_RANGES - (atomic_load_explicit(&p->rtail,
+						  memory_order_relaxed) -
+			     atomic_load_explicit(&p->rhead,
+						  memory_order_acquire));
+	return room < SCM_INFO_MAX ? room : SCM_INFO_MAX;
+}
+
+ssize_t zc_scm_send(struct zc_sock *zs, const struct msghdr *msg,
+		    const void *buf, size_t len, int flags, unsigned int n);
+
+/* ---- the reap side ---- */
+
+static inline int zc_scm_collect(struct zc_sock *zs, bool force)
+{
+	struct scm_priv *p = zs->backend_priv;
+	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
+	/* Acquire (seq_cst for zc_wait()): pairs with zc_scm_send()'s store. */
+	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_seq_cst);
+	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	int n = (int)(t - h), ret;
+
+	for (; h != t; h++) {
+		const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
+
+		zc_apply_range(zs, r->lo, r->hi, r->copied);
+	}
+	/* Release: pairs with the acquire of rhead in zc_scm_want(). */
+	atomic_store_explicit(&p->rhead, h, memory_order_release);
+
+	/*
+	 * Sends ran since we last looked: they will carry the news; a read
+	 * now would cost the syscall SCM is there to save. Otherwise no send
+	 * runs (or sends no longer ask): read the queue ourselves.
+	 */
+	if (!force && (n || tail != p->last_tail) &&
+	    !atomic_load_explicit(&p->broken, memory_order_relaxed)) {
+		p->last_tail = tail;
+		return n;
+	}
+	p->last_tail = tail;
+	ret = zc_eq_drain(zs);
+	if (ret < 0)
+		return n ? n : ret;
+	return n + ret;
+}
+
+#endif /* ZC_BACKEND_SCM_H */
