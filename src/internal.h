@@ -115,7 +115,11 @@ struct zc_ops {
 	 * zc_wait() sleeps on zs->efd alone.
 	 */
 	bool news_on_efd;
-	/* Send side: one sendmsg with flags (MSG_ZEROCOPY set or not). */
+	/*
+	 * Send side: one sendmsg with flags (MSG_ZEROCOPY set or not). NULL:
+	 * the core makes the syscall itself, inline (errqueue, copy; and scm,
+	 * whose backend_scm.h parts the core calls directly).
+	 */
 	ssize_t (*send)(struct zc_sock *zs, const struct msghdr *msg, int flags);
 	/*
 	 * Reap side: bring what the kernel reported into the done marks;
@@ -334,8 +338,7 @@ static inline uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo,
  * it runs on every zc_completions().
  */
 static inline __attribute__((always_inline)) int
-zc_ring_reap(struct zc_sock *zs,
-			       struct zc_completion *out, unsigned int max)
+zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 {
 	/*
 	 * Locals: the stores to out[] could alias *zs, and the compiler
@@ -348,7 +351,7 @@ zc_ring_reap(struct zc_sock *zs,
 	uint32_t zc_head = zs->zc_head;
 	const uint32_t h0 = atomic_load_explicit(&zs->head,
 						 memory_order_relaxed);
-	/* Acquire (seq_cst for zc_wait()): pairs with the store in zc_publish(). */
+	/* Acquire (seq_cst for zc_wait()): pairs with zc_publish()'s store. */
 	uint32_t end = atomic_load_explicit(&zs->tail, memory_order_seq_cst);
 	uint32_t h;
 	unsigned int nzc = 0, n;
