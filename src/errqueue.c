@@ -14,45 +14,11 @@
 #include <string.h>
 
 #include "internal.h"
+#include "errqueue.h"
 
 #ifndef SO_TIMESTAMPING_NEW
 #define SO_TIMESTAMPING_NEW	65
 #endif
-
-struct zc_eq {
-	struct mmsghdr msgs[ZC_EQ_BATCH];
-	alignas(struct cmsghdr) unsigned char ctrl[ZC_EQ_BATCH][ZC_EQ_CTRL];
-};
-
-/*
- * The common record: one IP_RECVERR/IPV6_RECVERR cmsg alone (the extended
- * error and an empty offender), a zero-copy completion. Anything else
- * (false) takes zc_parse_errmsg()'s careful walk.
- */
-static inline bool parse_fast(const struct msghdr *m, struct zc_range *r)
-{
-	const unsigned char *ctrl = m->msg_control;
-	size_t len = ctrl ? m->msg_controllen : 0;
-	struct cmsghdr first;
-	struct sock_extended_err ee;
-
-	if (len < CMSG_LEN(sizeof(ee)))
-		return false;
-	memcpy(&first, ctrl, sizeof(first));
-	if (first.cmsg_len < CMSG_LEN(sizeof(ee)) || first.cmsg_len > len ||
-	    CMSG_ALIGN(first.cmsg_len) < len ||
-	    !((first.cmsg_level == SOL_IP && first.cmsg_type == IP_RECVERR) ||
-	      (first.cmsg_level == SOL_IPV6 &&
-	       first.cmsg_type == IPV6_RECVERR)))
-		return false;
-	memcpy(&ee, ctrl + CMSG_LEN(0), sizeof(ee));
-	if (ee.ee_errno != 0 || ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY)
-		return false;
-	r->lo = ee.ee_info;
-	r->hi = ee.ee_data;
-	r->copied = ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED;
-	return true;
-}
 
 /*
  * Parse one error-queue message. Bounds-checks every cmsg against
@@ -184,8 +150,7 @@ void zc_eq_fini(struct zc_sock *zs)
  * A record parse_fast() did not take, or cut short (MSG_CTRUNC): parse it
  * the careful way, and count it. Returns 1 if it was a record.
  */
-static __attribute__((noinline)) int eq_record_slow(struct zc_sock *zs,
-						    const struct msghdr *m)
+int zc_eq_record_slow(struct zc_sock *zs, const struct msghdr *m)
 {
 	struct zc_range r;
 	struct zc_errrec rec;
@@ -214,58 +179,7 @@ static __attribute__((noinline)) int eq_record_slow(struct zc_sock *zs,
 	return 0;
 }
 
-/*
- * Read everything on the error queue, ZC_EQ_BATCH records a syscall.
- * Returns the number of records consumed, or -errno.
- */
 int zc_eq_drain(struct zc_sock *zs)
 {
-	struct mmsghdr *msgs = ((struct zc_eq *)zs->eq)->msgs;
-	int nrec = 0;
-	uint32_t ids = 0, ranges = 0;
-
-	for (;;) {
-		int n = recvmmsg(zs->fd, msgs, ZC_EQ_BATCH,
-				 MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
-
-		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			if (errno == EINTR)
-				continue;
-			if (!nrec && !ranges)
-				return -errno;
-			break;
-		}
-		for (int i = 0; i < n; i++) {
-			struct msghdr *m = &msgs[i].msg_hdr;
-			struct zc_range r;
-
-			if (!(m->msg_flags & MSG_CTRUNC) && parse_fast(m, &r)) {
-				ids += zc_apply_range(zs, r.lo, r.hi,
-						      r.copied);
-				ranges++;
-			} else {
-				nrec += eq_record_slow(zs, m);
-			}
-			/*
-			 * recvmmsg() rewrote msg_controllen and msg_flags of
-			 * the headers it filled, and only those: restore them.
-			 */
-			m->msg_controllen = ZC_EQ_CTRL;
-			m->msg_flags = 0;
-		}
-		if (n < ZC_EQ_BATCH)
-			break;
-	}
-	if (ranges) {
-		ZC_STAT_ADD(&zs->rx, harvest_recvmsg, ranges);
-		/* Relaxed: the send side only estimates what is still out. */
-		atomic_store_explicit(&zs->ids_by_recvmsg,
-				      atomic_load_explicit(&zs->ids_by_recvmsg,
-							   memory_order_relaxed) +
-				      ids, memory_order_relaxed);
-	}
-	return nrec + (int)ranges;
+	return zc_eq_read(zs, true);
 }

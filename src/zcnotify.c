@@ -18,6 +18,7 @@
 
 #include "internal.h"
 #include "backend_scm.h"
+#include "errqueue.h"
 
 static_assert(sizeof(struct zc_entry) == sizeof(struct zc_completion) &&
 	      offsetof(struct zc_entry, bytes) ==
@@ -262,6 +263,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		zs->ops = &zc_ops_uring;
 #endif
 	zs->copy_below = zs->ops->zerocopy ? o.copy_below : SIZE_MAX;
+	zs->plain_send = !zs->ops->send && zs->ops != &zc_ops_scm;
 	atomic_init(&zs->efd, -1);
 	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
 	zs->ring_id = calloc(o.max_inflight, sizeof(*zs->ring_id));
@@ -326,15 +328,18 @@ backend_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 {
 	ssize_t ret;
 
-	if (zs->ops == &zc_ops_scm) {
-		unsigned int n = zc_scm_want(zs);
+	if (!zs->plain_send) {
+		if (zs->ops == &zc_ops_scm) {
+			unsigned int n = zc_scm_want(zs);
 
-		if (n)
-			return zc_scm_send(zs, msg, buf, len, flags, n);
-	} else if (zs->ops->send) {
-		if (msg)
-			return zs->ops->send(zs, msg, flags);
-		return send_buf(zs, buf, len, flags);
+			if (n)
+				return zc_scm_send(zs, msg, buf, len, flags,
+						   n);
+		} else {
+			if (msg)
+				return zs->ops->send(zs, msg, flags);
+			return send_buf(zs, buf, len, flags);
+		}
 	}
 	if (msg)
 		return zc_sys_send(zs, msg, flags);
@@ -679,8 +684,12 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 	 */
 	if (!zc_ring_blocked(zs))
 		return completions_ready(zs, out, max);
-	ret = zs->ops == &zc_ops_scm ? zc_scm_collect(zs, false) :
-				       zs->ops->collect(zs, false);
+	if (zs->ops == &zc_ops_errqueue)
+		ret = zc_eq_read(zs, false);
+	else if (zs->ops == &zc_ops_scm)
+		ret = zc_scm_collect(zs, false);
+	else
+		ret = zs->ops->collect(zs, false);
 	if (ret <= 0) {
 		if (!ret)	/* no news: the oldest send still waits */
 			return 0;
