@@ -151,8 +151,6 @@ struct zc_sock {
 	 * SIZE_MAX when the backend cannot send zero-copy. */
 	size_t copy_below;
 	uint32_t opt_flags;
-	/* Sends are the bare syscall: no ops->send, not SCM. */
-	bool plain_send;
 	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;
 	struct zc_entry *ring;		/* max_inflight send records */

@@ -263,7 +263,6 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		zs->ops = &zc_ops_uring;
 #endif
 	zs->copy_below = zs->ops->zerocopy ? o.copy_below : SIZE_MAX;
-	zs->plain_send = !zs->ops->send && zs->ops != &zc_ops_scm;
 	atomic_init(&zs->efd, -1);
 	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
 	zs->ring_id = calloc(o.max_inflight, sizeof(*zs->ring_id));
@@ -328,18 +327,15 @@ backend_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 {
 	ssize_t ret;
 
-	if (!zs->plain_send) {
-		if (zs->ops == &zc_ops_scm) {
-			unsigned int n = zc_scm_want(zs);
+	if (zs->ops == &zc_ops_scm) {
+		unsigned int n = zc_scm_want(zs);
 
-			if (n)
-				return zc_scm_send(zs, msg, buf, len, flags,
-						   n);
-		} else {
-			if (msg)
-				return zs->ops->send(zs, msg, flags);
-			return send_buf(zs, buf, len, flags);
-		}
+		if (n)
+			return zc_scm_send(zs, msg, buf, len, flags, n);
+	} else if (zs->ops->send) {
+		if (msg)
+			return zs->ops->send(zs, msg, flags);
+		return send_buf(zs, buf, len, flags);
 	}
 	if (msg)
 		return zc_sys_send(zs, msg, flags);
@@ -493,10 +489,10 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 
 	if (zs->amb_local)
 		amb_poll(zs);	/* may move zc_next */
-	zs->ring_id[t & zs->mask] = zs->zc_next;
 	choice = want_zerocopy(zs, len);
 	zc = choice == ZC_CHOOSE_ZC;
 	if (zc) {
+		zs->ring_id[t & zs->mask] = zs->zc_next;
 		/*
 		 * Release: pairs with the acquire in zc_apply_range(); the
 		 * reap side may see this send's id before we push its entry.
