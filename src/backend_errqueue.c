@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * The error-queue backend: MSG_ZEROCOPY sends, completions read with
- * recvmmsg(MSG_ERRQUEUE) on the reap side. Works on every kernel since 4.14.
+ * recvmmsg(MSG_ERRQUEUE) on the reap side. TCP since Linux 4.14, UDP since 5.0.
  */
 #include "internal.h"
 
@@ -14,6 +14,7 @@ static int eq_collect(struct zc_sock *zs, bool force)
 const struct zc_ops zc_ops_errqueue = {
 	.id = ZC_BACKEND_ERRQUEUE,
 	.zerocopy = true,
+	.kernel_ids = true,
 	.send = NULL,		/* the syscall, inlined in the send path */
 	.collect = eq_collect,
 };

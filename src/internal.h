@@ -57,8 +57,16 @@
 
 /* Ring entry flags (zc_entry.flags); the low bits are the public ZC_*. */
 #define ZC_ENT_PENDING	(1u << 31)	/* waits for kernel id ring_id[] */
+/*
+ * A send that failed (nothing for the caller to reap) but may have used up
+ * kernel id ring_id[]: a UDP datagram that netfilter or the qdisc dropped
+ * after the skb, and with it the id, existed (ABI.md section 1). It holds
+ * its slot, and its id's place in the window, until the reap side has
+ * settled the id (amb_resolve()) and, if it was used, seen its record.
+ */
+#define ZC_ENT_GHOST	(1u << 30)
 
-/* zc_sock.amb */
+/* zc_sock.amb: did the failed send in ring slot amb_slot use its id? */
 enum { ZC_AMB_NONE, ZC_AMB_PENDING, ZC_AMB_TAKEN, ZC_AMB_NOT_TAKEN };
 
 /* Mark of a kernel id in zc_sock.done[] */
@@ -109,6 +117,12 @@ struct zc_sock;
 struct zc_ops {
 	int id;
 	bool zerocopy;		/* sends take kernel ids; POLLERR means news */
+	/*
+	 * Sends are MSG_ZEROCOPY calls, numbered by the kernel's per-socket
+	 * counter, whose value a failed UDP send may have used up (errqueue,
+	 * scm). uring numbers its requests itself.
+	 */
+	bool kernel_ids;
 	/*
 	 * The kernel itself signals zs->efd when it has news (uring: the
 	 * ring's registered eventfd), and POLLERR does not mean news:
@@ -168,18 +182,28 @@ struct zc_sock {
 	_Atomic uint32_t zc_issued;
 	uint32_t zc_next;		/* id the next zero-copy send takes */
 	uint32_t adapt_tick;
-	bool amb_local;			/* an ambiguous ENOBUFS is unsettled */
+	bool amb_local;			/* a failed send's id is unsettled */
 	/*
-	 * An ENOBUFS that may have taken id amb_id (UDP with IP_RECVERR):
-	 * send side sets PENDING, reap side settles it, send side clears.
+	 * A failed UDP zero-copy send that may have used up its id: its ring
+	 * entry is in slot amb_slot (PENDING on that id). Send side sets
+	 * PENDING and sends no zero-copy meanwhile; the reap side settles it
+	 * (amb_resolve()); the send side clears it (amb_poll()).
 	 */
 	_Atomic int amb;
-	_Atomic uint32_t amb_id;
+	_Atomic uint32_t amb_slot;
+	/*
+	 * Ghost entries published: zc_inflight() leaves them out (they are
+	 * no sends), the ring limit counts them (they hold kernel ids).
+	 * Release, after tail: pairs with the acquire in zc_inflight().
+	 */
+	_Atomic uint32_t ghosts_made;
 	struct zc_side_stats tx;
 
 	/* Reap side. */
 	alignas(ZC_CACHELINE) _Atomic uint32_t head;	/* oldest unreaped slot */
 	uint32_t zc_head;		/* oldest unreaped kernel id */
+	/* Ghost entries reaped; stored before head (see zc_inflight()). */
+	_Atomic uint32_t ghosts_reaped;
 	/* Consecutive ids reported COPIED; read by the send side. */
 	_Atomic uint32_t copied_streak;
 	/* Set while zc_wait() sleeps; full fence both sides (see zc_publish). */
@@ -354,7 +378,7 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	/* Acquire (seq_cst for zc_wait()): pairs with zc_publish()'s store. */
 	uint32_t end = atomic_load_explicit(&zs->tail, memory_order_seq_cst);
 	uint32_t h;
-	unsigned int nzc = 0, n;
+	unsigned int nzc = 0, n = 0, ghosts = 0;
 
 	if (end - h0 > max)
 		end = h0 + max;
@@ -362,39 +386,42 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		const struct zc_entry *e = &ring[h & mask];
 		uint32_t flags = e->flags;
 
-		if (flags & ZC_ENT_PENDING) {
-			const uint32_t id = ring_id[h & mask];
-			const uint8_t d = done[id & mask];
+		if (flags & (ZC_ENT_PENDING | ZC_ENT_GHOST)) {
+			if (flags & ZC_ENT_PENDING) {
+				/*
+				 * Every id the kernel used has its entry, in
+				 * send order: this one is zc_head.
+				 */
+				const uint32_t id = ring_id[h & mask];
+				const uint8_t d = done[id & mask];
 
-			if (!d)
-				break;		/* the kernel has not said */
-			/*
-			 * Ids below this entry's with no entry of their own
-			 * were taken by a send that failed with ENOBUFS after
-			 * all (amb_resolve() saw their records): step over.
-			 */
-			while (zc_head != id && done[zc_head & mask]) {
-				done[zc_head & mask] = 0;
-				zc_head++;
+				if (!d)
+					break;	/* the kernel has not said */
+				done[id & mask] = 0;
+				zc_head = id + 1;
+				flags &= ~ZC_ENT_PENDING;
+				if (d & ZC_DONE_COPIED)
+					flags |= ZC_COPIED;
 			}
-			if (zc_head != id)
-				break;
-			flags &= ~ZC_ENT_PENDING;
-			if (d & ZC_DONE_COPIED)
-				flags |= ZC_COPIED;
-			else
-				nzc++;
-			done[id & mask] = 0;
-			zc_head++;
+			if (flags & ZC_ENT_GHOST) {
+				ghosts++;	/* a failed send: no completion */
+				continue;
+			}
 		}
+		nzc += !(flags & ZC_COPIED);
 		memcpy(out, e, sizeof(*out));	/* the same layout */
 		out->flags = flags;
 		out++;
+		n++;
 	}
 	zs->zc_head = zc_head;
-	n = h - h0;
-	if (!n)
+	if (h == h0)
 		return 0;
+	if (ghosts)	/* before head: zc_inflight() never counts one twice */
+		atomic_store_explicit(&zs->ghosts_reaped,
+				      atomic_load_explicit(&zs->ghosts_reaped,
+							   memory_order_relaxed) +
+				      ghosts, memory_order_relaxed);
 	/* Release: pairs with the acquire of head in zc_sendmsg(). */
 	atomic_store_explicit(&zs->head, h, memory_order_release);
 	/* completions is derived: see struct zc_side_stats. */

@@ -384,19 +384,16 @@ static inline enum zc_choice want_zerocopy(struct zc_sock *zs, size_t len)
 }
 
 /*
- * Did a UDP socket ask for IP_RECVERR (or IPV6_RECVERR)? Then the kernel
- * also returns ENOBUFS when the device queue drops a datagram, after the
- * send took its zero-copy id; without it that ENOBUFS is turned into
- * success and only option memory or RLIMIT_MEMLOCK, before any id is
- * taken, can fail a send with ENOBUFS.
+ * Did a UDP socket ask for IP_RECVERR (or IPV6_RECVERR)? Only then does
+ * the kernel return the ENOBUFS of a qdisc drop, after the send used its
+ * id; without it that ENOBUFS is turned into success, and ENOBUFS means
+ * option memory or RLIMIT_MEMLOCK, before any id was taken.
  */
-static bool enobufs_ambiguous(struct zc_sock *zs)
+static bool recverr_set(struct zc_sock *zs)
 {
 	int on = 0;
 	socklen_t len = sizeof(on);
 
-	if (zs->type != SOCK_DGRAM)
-		return false;
 	if (!getsockopt(zs->fd, SOL_IP, IP_RECVERR, &on, &len) && on)
 		return true;
 	len = sizeof(on);
@@ -404,7 +401,40 @@ static bool enobufs_ambiguous(struct zc_sock *zs)
 	       !getsockopt(zs->fd, SOL_IPV6, IPV6_RECVERR, &on, &len) && on;
 }
 
-/* Send side: has the reap side settled an ambiguous ENOBUFS? */
+/*
+ * May a zero-copy send that failed with err have used up its kernel id?
+ * (ABI.md section 1, read in linux-source-6.1.) TCP gives the id back
+ * whenever a call sends nothing (net_zcopy_put_abort() in
+ * tcp_sendmsg_locked()). UDP takes it when __ip_append_data() builds the
+ * skb, and keeps it if the skb is dropped after that: netfilter (EPERM),
+ * the qdisc (ENOBUFS, with IP_RECVERR), udp_send_skb()'s GSO checks
+ * (EMSGSIZE, EINVAL, EIO), the neighbour layer (EINVAL), a device that is
+ * down (ENETDOWN), a cgroup egress program (EPERM); errors before the skb
+ * (routing, EMSGSIZE, EAGAIN, EFAULT, option memory, a pending ICMP
+ * error) give it back. The errno alone cannot tell, except for a few that
+ * only come before (below), and ENOBUFS without IP_RECVERR, which only
+ * option memory or RLIMIT_MEMLOCK return. The reap side settles the rest from
+ * the error queue: a dropped skb queued its record before sendmsg()
+ * returned (amb_resolve()).
+ */
+static bool failed_send_may_use_id(struct zc_sock *zs, ssize_t err)
+{
+	if (!zs->ops->kernel_ids || zs->type != SOCK_DGRAM)
+		return false;
+	switch (err) {
+	case -EAGAIN:		/* sock_alloc_send_skb() */
+	case -EDESTADDRREQ:	/* udp_sendmsg()'s address checks */
+	case -ENOTCONN:
+	case -EAFNOSUPPORT:
+		return false;
+	case -ENOBUFS:
+		return recverr_set(zs);
+	default:
+		return true;
+	}
+}
+
+/* Send side: has the reap side settled a failed send's id? */
 static void amb_poll(struct zc_sock *zs)
 {
 	/* Acquire: pairs with the release in amb_resolve(). */
@@ -413,63 +443,79 @@ static void amb_poll(struct zc_sock *zs)
 	if (st == ZC_AMB_PENDING)
 		return;
 	if (st == ZC_AMB_TAKEN)
-		zs->zc_next++;		/* the id is gone, its record was read */
+		zs->zc_next++;		/* its entry waits for that id */
+	else	/* not used: the window shrinks back */
+		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
+				      memory_order_release);
 	atomic_store_explicit(&zs->amb, ZC_AMB_NONE, memory_order_relaxed);
 	zs->amb_local = false;
 }
 
 /*
- * The kernel refused a zero-copy send before it took an id (ENOBUFS, or
- * EMSGSIZE on a datagram): send the same data by copy.
+ * A zero-copy send in ring slot t failed with err. Settle its kernel id
+ * (above): not used, or perhaps used, and then its entry stays in the ring
+ * on that id until the reap side knows. ENOBUFS (option memory,
+ * RLIMIT_MEMLOCK, a full qdisc) and EMSGSIZE on a datagram (its pages need
+ * more fragments than an skb holds) are refusals of zero-copy, not of the
+ * data: send the same bytes by copy. Returns what the call returns.
  */
 static __attribute__((noinline, cold)) ssize_t
-send_refused(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-	     size_t len, int flags, bool enobufs)
+send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	    size_t len, int flags, ssize_t err, uint32_t t, const char *why)
 {
-	ssize_t ret;
+	struct zc_entry *e = &zs->ring[t & zs->mask];
+	bool maybe_id = failed_send_may_use_id(zs, err);
+	ssize_t ret = err;
 
-	if (enobufs && zs->ops->id != ZC_BACKEND_URING &&
-	    enobufs_ambiguous(zs)) {
-		/*
-		 * Option memory or RLIMIT_MEMLOCK: no id was taken and no
-		 * POLLERR may ever come; copy the same data now. Unless the
-		 * socket is UDP with IP_RECVERR: then the device queue may
-		 * have dropped it after it took its id. Copy it all the same,
-		 * send no zero-copy until the reap side has read the error
-		 * queue and settled which it was (amb_resolve()).
-		 */
-		atomic_store_explicit(&zs->amb_id, zs->zc_next,
-				      memory_order_relaxed);
+	if (maybe_id) {
+		atomic_store_explicit(&zs->amb_slot, t, memory_order_relaxed);
 		/* Release: pairs with the acquire in amb_resolve(). */
 		atomic_store_explicit(&zs->amb, ZC_AMB_PENDING,
 				      memory_order_release);
-		zs->amb_local = true;
-	}
-	/*
-	 * EMSGSIZE: a datagram whose pages need more than MAX_SKB_FRAGS
-	 * fragments cannot go zero-copy (the kernel aborts it before it
-	 * takes an id); by copy it may fit.
-	 */
-	ret = backend_send(zs, msg, buf, len, flags);
-	if (!zs->amb_local)
-		/* No id taken: the window shrinks back. */
+		zs->amb_local = true;	/* no zero-copy, no harvest: see there */
+	} else {
+		/* No id used: the window shrinks back. */
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
 				      memory_order_release);
-	return ret;
+	}
+	if (err == -ENOBUFS || (err == -EMSGSIZE && zs->type == SOCK_DGRAM))
+		ret = backend_send(zs, msg, buf, len, flags);
+	if (ret >= 0) {
+		e->bytes = (uint32_t)ret;
+		e->flags = ZC_COPIED | ZC_LIB_COPY |
+			   (maybe_id ? ZC_ENT_PENDING : 0);
+		ZC_STAT_INC(&zs->tx, sends_copy);
+		if (err == -ENOBUFS)
+			ZC_STAT_INC(&zs->tx, enobufs_fallback);
+		zs->adapt_tick++;
+		zc_publish(zs, t);
+		return ret;
+	}
+	if (maybe_id) {
+		e->bytes = 0;
+		e->flags = ZC_ENT_PENDING | ZC_ENT_GHOST;
+		zc_publish(zs, t);
+		/* Release: pairs with the acquire in zc_inflight(). */
+		atomic_store_explicit(&zs->ghosts_made,
+				      atomic_load_explicit(&zs->ghosts_made,
+							   memory_order_relaxed) + 1,
+				      memory_order_release);
+	}
+	return zc_err_lit(ret, why);
 }
 
 /*
  * The send path, once the arguments are checked: len is the message's
- * length, flags carry no MSG_ZEROCOPY. Inlined into zc_send() and
- * zc_sendmsg().
+ * length, flags carry no MSG_ZEROCOPY; why is the message of a failed
+ * sendmsg(2). Inlined into zc_send() and zc_sendmsg().
  */
 static inline __attribute__((always_inline)) ssize_t
 send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-	 size_t len, int flags, uint64_t cookie)
+	 size_t len, int flags, uint64_t cookie, const char *why)
 {
 	struct zc_entry *e;
 	enum zc_choice choice;
-	bool zc, enobufs = false;
+	bool zc;
 	uint32_t t, h;
 	ssize_t ret;
 
@@ -478,8 +524,9 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	h = atomic_load_explicit(&zs->head, memory_order_acquire);
 	if (t - h > zs->mask)
 		return zc_err_lit(-ENOBUFS, "zc_sendmsg: max_inflight sends "
-				  "await reaping; reap with zc_completions() "
-				  "and retry");
+				  "(or failed UDP sends whose kernel id is not "
+				  "settled yet) await reaping; reap with "
+				  "zc_completions() and retry");
 	/*
 	 * Not full: slot t is the send side's until tail moves past it.
 	 * Fill it now: fewer values live across the syscall.
@@ -500,21 +547,13 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 				      memory_order_release);
 		ret = backend_send(zs, msg, buf, len, flags | MSG_ZEROCOPY);
-		if (ret == -ENOBUFS ||
-		    (ret == -EMSGSIZE && zs->type == SOCK_DGRAM)) {
-			enobufs = ret == -ENOBUFS;
-			zc = false;
-			ret = send_refused(zs, msg, buf, len, flags, enobufs);
-		}
+		if (ret < 0)
+			return send_failed(zs, msg, buf, len, flags, ret, t,
+					   why);
 	} else {
 		ret = backend_send(zs, msg, buf, len, flags);
-	}
-	if (ret < 0) {
-		if (zc)	/* a failed send takes no id */
-			atomic_store_explicit(&zs->zc_issued, zs->zc_next,
-					      memory_order_release);
-		return zc_err_lit(ret, "zc_sendmsg: sendmsg() failed; nothing "
-				  "was sent, no completion will come");
+		if (ret < 0)
+			return zc_err_lit(ret, why);
 	}
 
 	e->bytes = (uint32_t)ret;
@@ -525,8 +564,6 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	} else {
 		e->flags = ZC_COPIED | ZC_LIB_COPY;
 		ZC_STAT_INC(&zs->tx, sends_copy);
-		if (enobufs)
-			ZC_STAT_INC(&zs->tx, enobufs_fallback);
 	}
 	if (choice == ZC_CHOOSE_ADAPT)
 		ZC_STAT_INC(&zs->tx, adapt_copy);
@@ -551,6 +588,10 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 		return zc_err_lit(-EINVAL, "zc_sendmsg: zs or msg is NULL");
 	if (msg->msg_iovlen && !msg->msg_iov)
 		return zc_err_lit(-EINVAL, "zc_sendmsg: msg_iov is NULL");
+	/* sendmsg(2)'s answer, before we walk an array it would refuse. */
+	if (msg->msg_iovlen > IOV_MAX)
+		return zc_err_lit(-EMSGSIZE, "zc_sendmsg: msg_iovlen is larger "
+				  "than IOV_MAX (1024)");
 	/* The kernel takes at most INT_MAX; the SCM backend adds its own
 	 * cmsg to the length, which must not wrap. */
 	if (msg->msg_control && msg->msg_controllen > INT_MAX)
@@ -565,7 +606,9 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 		len += msg->msg_iov[i].iov_len;
 	}
 
-	return send_one(zs, msg, NULL, len, flags & ~MSG_ZEROCOPY, cookie);
+	return send_one(zs, msg, NULL, len, flags & ~MSG_ZEROCOPY, cookie,
+			"zc_sendmsg: sendmsg(2) failed; nothing was sent, no "
+			"completion will come");
 }
 
 /* Which of zc_send()'s arguments is wrong. */
@@ -584,40 +627,73 @@ ZC_EXPORT ssize_t zc_send(struct zc_sock *zs, const void *buf, size_t len,
 {
 	if (!zs || (flags & ~ZC_SEND_FLAGS) || (!buf && len))
 		return send_bad_args(zs, flags);
-	return send_one(zs, NULL, buf, len, flags & ~MSG_ZEROCOPY, cookie);
+	return send_one(zs, NULL, buf, len, flags & ~MSG_ZEROCOPY, cookie,
+			"zc_send: send(2) failed; nothing was sent, no "
+			"completion will come");
 }
 
 /*
- * Reap side: the send side met an ENOBUFS that may or may not have taken
- * id X (see zc_sendmsg()). Its record, if any, was queued before that
- * sendmsg() returned, and the send side sends no zero-copy and harvests
- * nothing meanwhile: so a full read of the queue now sees it, or it never
- * existed. An id taken that way has no ring entry; zc_ring_reap() steps
- * over it.
+ * Reap side: a failed UDP send in ring slot amb_slot may have used up its
+ * id X (see failed_send_may_use_id()). If it did, the skb was freed before
+ * sendmsg() returned and queued X's record then; and the send side sends
+ * no zero-copy and harvests nothing until we answer. So a full read of
+ * the queue now sees that record, or it never existed. Returns 1 when it
+ * settled one (there may be news to hand out), 0, or -errno.
  */
-static int amb_resolve(struct zc_sock *zs)
+static __attribute__((noinline, cold)) int amb_resolve(struct zc_sock *zs)
 {
-	uint32_t x;
+	uint32_t slot, x, head;
+	bool taken;
 	int ret;
 
-	/* Acquire: pairs with the release in zc_sendmsg(). */
+	/* Acquire: pairs with the release in send_failed(). */
 	if (atomic_load_explicit(&zs->amb, memory_order_acquire) !=
 	    ZC_AMB_PENDING)
 		return 0;
-	x = atomic_load_explicit(&zs->amb_id, memory_order_relaxed);
+	slot = atomic_load_explicit(&zs->amb_slot, memory_order_relaxed);
 	ret = zs->ops->collect(zs, true);
 	if (ret < 0)
 		return ret;
+	x = zs->ring_id[slot & zs->mask];
+	head = atomic_load_explicit(&zs->head, memory_order_relaxed);
+	/*
+	 * Reaped already: that took X's mark. Otherwise the entry still
+	 * waits, and no other send holds X, so its mark is X's record.
+	 */
+	taken = (int32_t)(head - slot) > 0 || zs->done[x & zs->mask];
+	if (!taken)	/* a copy complete now, or a failure to drop */
+		zs->ring[slot & zs->mask].flags &= ~ZC_ENT_PENDING;
 	/* Release: pairs with the acquire in amb_poll(). */
-	atomic_store_explicit(&zs->amb, zs->done[x & zs->mask] ?
-			      ZC_AMB_TAKEN : ZC_AMB_NOT_TAKEN,
-			      memory_order_release);
-	return 0;
+	atomic_store_explicit(&zs->amb, taken ? ZC_AMB_TAKEN :
+			      ZC_AMB_NOT_TAKEN, memory_order_release);
+	return 1;
 }
 
 /*
- * zc_completions()'s rare work first: bad arguments, an error to report,
- * or an ambiguous ENOBUFS to settle. Returns 0 or -errno (reported).
+ * Reap side: ask the kernel for news of the sends. Returns > 0 if some id
+ * may have been marked done, 0 if none was, or -errno.
+ */
+static inline __attribute__((always_inline)) int collect_news(struct zc_sock *zs)
+{
+	/*
+	 * Relaxed: our caller's acquire of tail saw the entry that amb
+	 * describes, or a later call will see amb (amb_resolve() reads it
+	 * again with acquire).
+	 */
+	if (atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
+	    ZC_AMB_PENDING)
+		return amb_resolve(zs);
+	if (zs->ops == &zc_ops_errqueue)
+		return zc_eq_read(zs, false);
+	if (zs->ops == &zc_ops_scm)
+		return zc_scm_collect(zs, false);
+	return zs->ops->collect(zs, false);
+}
+
+/*
+ * zc_completions()'s rare work first: bad arguments, max 0, an error to
+ * report, or a failed send's id to settle. Returns 0 to go on, 1 to
+ * return 0 at once, or -errno (reported).
  */
 static __attribute__((noinline)) int completions_first(struct zc_sock *zs,
 						      const void *out,
@@ -627,6 +703,8 @@ static __attribute__((noinline)) int completions_first(struct zc_sock *zs,
 
 	if (!zs || (!out && max))
 		return zc_err_lit(-EINVAL, "zc_completions: zs or out is NULL");
+	if (!max)
+		return 1;	/* stores nothing, reads nothing */
 	ret = zs->pending_err;
 	if (ret) {
 		zs->pending_err = 0;
@@ -653,8 +731,9 @@ completions_ready(struct zc_sock *zs, struct zc_completion *out,
 
 	if ((unsigned int)n == max || !zc_ring_blocked(zs))
 		return n;
-	/* n > 0: an error reading the queue waits for the next call. */
-	zs->ops->collect(zs, false);
+	/* An error reading the queue waits for the next call. */
+	if (collect_news(zs) <= 0)
+		return n;
 	return n + zc_ring_reap(zs, out + n, max - (unsigned int)n);
 }
 
@@ -663,14 +742,13 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 {
 	int ret;
 
-	/* Relaxed: the send side sets amb before it stops sending zero-copy;
-	 * amb_resolve() reads it again with acquire. */
-	if (!zs || (!out && max) || zs->pending_err ||
+	/* Relaxed: see collect_news(). */
+	if (!zs || !out || !max || zs->pending_err ||
 	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
 	    ZC_AMB_PENDING) {
 		ret = completions_first(zs, out, max);
-		if (ret < 0)
-			return ret;
+		if (ret)
+			return ret < 0 ? ret : 0;
 	}
 	if (max > INT_MAX)
 		max = INT_MAX;
@@ -680,12 +758,7 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 	 */
 	if (!zc_ring_blocked(zs))
 		return completions_ready(zs, out, max);
-	if (zs->ops == &zc_ops_errqueue)
-		ret = zc_eq_read(zs, false);
-	else if (zs->ops == &zc_ops_scm)
-		ret = zc_scm_collect(zs, false);
-	else
-		ret = zs->ops->collect(zs, false);
+	ret = collect_news(zs);
 	if (ret <= 0) {
 		if (!ret)	/* no news: the oldest send still waits */
 			return 0;
@@ -804,20 +877,29 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 
 ZC_EXPORT unsigned int zc_inflight(const struct zc_sock *zs)
 {
-	uint32_t h, t;
+	uint32_t h, t, g;
 
 	if (!zs)
 		return 0;
 	/*
 	 * From any thread: head, then tail, then head again. If head did not
 	 * move, tail - head is a count that was true at some instant (tail
-	 * never passes head + max_inflight); if it moved, look again.
+	 * never passes head + max_inflight); if it moved, look again. Less
+	 * the ghost entries (failed sends): reaped ones are counted before
+	 * head moves past them, made ones after tail does, so g never
+	 * exceeds those between the two.
 	 */
 	do {
+		/* Acquire: pairs with the release of head in zc_ring_reap(). */
 		h = atomic_load_explicit(&zs->head, memory_order_acquire);
+		g = -atomic_load_explicit(&zs->ghosts_reaped,
+					  memory_order_relaxed);
+		/* Acquire: pairs with the release in send_failed(). */
+		g += atomic_load_explicit(&zs->ghosts_made,
+					  memory_order_acquire);
 		t = atomic_load_explicit(&zs->tail, memory_order_acquire);
 	} while (h != atomic_load_explicit(&zs->head, memory_order_acquire));
-	return t - h;
+	return t - h > g ? t - h - g : 0;
 }
 
 ZC_EXPORT int zc_backend(const struct zc_sock *zs)

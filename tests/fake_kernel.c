@@ -252,7 +252,7 @@ ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
 		fk.drop_enobufs--;
 		s.id = fk.next_id++;
 		fk_complete((uint32_t)s.id, (uint32_t)s.id, false);
-		return send_fail(&s, ENOBUFS);
+		return send_fail(&s, fk.drop_err ? fk.drop_err : ENOBUFS);
 	}
 	s.ret = fk.send_cap && s.len > fk.send_cap ? fk.send_cap : s.len;
 	if ((flags & MSG_ZEROCOPY) && s.ret > 0)

@@ -51,6 +51,9 @@ struct fake_kernel {
 	 * as UDP does with IP_RECVERR set.
 	 */
 	unsigned int drop_enobufs;
+	/* ... failing with this errno instead (0: ENOBUFS); netfilter's
+	 * drop is EPERM, whatever IP_RECVERR says. */
+	int drop_err;
 	/* Cap on the bytes one sendmsg accepts (0: all), for partial sends. */
 	size_t send_cap;
 	/* Log of sendmsg calls. */
