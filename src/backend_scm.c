@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -89,13 +91,46 @@ static size_t scm_prepare(unsigned char *buf, int type, unsigned int n)
 
 static _Atomic int probe_state;		/* 0 unknown, 1 yes, 2 no */
 
+#define PROBE_MS	2000	/* zc_open(3) promises no more */
+
+static int64_t probe_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd reports events (0: POLLERR), or the deadline passes. */
+static bool probe_wait(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = events };
+		int64_t left = deadline - probe_now_ms();
+		int r;
+
+		if (left <= 0)
+			return false;
+		r = poll(&pfd, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r != 1)
+			return false;
+		return events ? (pfd.revents & events) != 0 :
+				(pfd.revents & POLLERR) != 0;
+	}
+}
+
 /*
- * A private loopback TCP pair: send one byte zero-copy, wait for its
- * completion to be queued, then a zero-length sendmsg carrying the cmsg
- * must return 0 and write exactly one element {0, 0} with a valid
- * zerocopy byte, and leave the error queue empty. Anything else: no.
- * Returns 1 (yes), 0 (no), or -1 if the probe could not run (no loopback,
- * out of fds, ...): that answer is not cached.
+ * A private loopback TCP pair: send one byte zero-copy, let the other end
+ * read it (where loopback keeps the pages, the completion waits for
+ * that), wait for the completion to be queued, then a zero-length sendmsg
+ * carrying the cmsg must return 0 and write exactly one element {0, 0}
+ * with a valid zerocopy byte, and leave the error queue empty. Anything
+ * else: no. Every wait is non-blocking against one deadline: a loopback
+ * that drops the handshake costs PROBE_MS, not TCP's connect timeout.
+ * Returns 1 (yes), 0 (no), or -1 if the process is out of file
+ * descriptors or memory: that answer is not cached.
  */
 static int probe_run(int type)
 {
@@ -104,32 +139,44 @@ static int probe_run(int type)
 	socklen_t alen = sizeof(a);
 	alignas(struct cmsghdr) unsigned char ctrl[CMSG_SPACE(SCM_ELEM)];
 	struct msghdr m = { .msg_control = ctrl };
+	int64_t deadline = probe_now_ms() + PROBE_MS;
 	struct zc_range r;
-	struct pollfd pfd;
-	int l, c = -1, s = -1, one = 1, ok = -1;
+	int l, c = -1, s = -1, one = 1, ok = 0, err = 0;
+	socklen_t elen = sizeof(err);
 	char byte = 'z';
 
 	memset(ctrl, 0, sizeof(ctrl));	/* defined, for scm_prepare() */
 
-	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (l < 0)
-		return -1;
+		goto out_sys;
 	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) ||
 	    getsockname(l, (struct sockaddr *)&a, &alen))
 		goto out;
-	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || setsockopt(c, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)) ||
-	    connect(c, (struct sockaddr *)&a, sizeof(a)))
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c < 0)
+		goto out_sys;
+	if (setsockopt(c, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)))
 		goto out;
-	s = accept(l, NULL, NULL);
-	if (s < 0 || send(c, &byte, 1, MSG_ZEROCOPY) != 1)
+	if (connect(c, (struct sockaddr *)&a, sizeof(a)) &&
+	    (errno != EINPROGRESS || !probe_wait(c, POLLOUT, deadline) ||
+	     getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &elen) || err))
 		goto out;
-	pfd = (struct pollfd){ .fd = c, .events = 0 };
-	if (poll(&pfd, 1, 2000) != 1 || !(pfd.revents & POLLERR))
+	if (!probe_wait(l, POLLIN, deadline))
+		goto out;
+	s = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (s < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
+			goto out_sys;
+		goto out;
+	}
+	if (send(c, &byte, 1, MSG_ZEROCOPY | MSG_DONTWAIT) != 1 ||
+	    !probe_wait(s, POLLIN, deadline) ||
+	    recv(s, &byte, 1, MSG_DONTWAIT) != 1 ||
+	    !probe_wait(c, 0, deadline))
 		goto out;
 
 	/* From here on the kernel gives the answer. */
-	ok = 0;
 	m.msg_controllen = scm_prepare(ctrl, type, 1);
 	if (sendmsg(c, &m, MSG_DONTWAIT) != 0)
 		goto out;
@@ -141,12 +188,18 @@ static int probe_run(int type)
 			     .msg_controllen = sizeof(ctrl) };
 	ok = recvmsg(c, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0 &&
 	     errno == EAGAIN ? 1 : 0;
+	goto out;
+out_sys:
+	if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
+	    errno == ENOBUFS)
+		ok = -1;
 out:
 	if (s >= 0)
 		close(s);
 	if (c >= 0)
 		close(c);
-	close(l);
+	if (l >= 0)
+		close(l);
 	return ok;
 }
 
@@ -179,7 +232,7 @@ int zc_scm_supported(int type)
 		int r = probe_run(type);
 
 		if (r < 0)
-			return 0;	/* no answer: not now, ask again later */
+			return 0;	/* out of fds or memory: ask again later */
 		st = r ? 1 : 2;
 		atomic_store_explicit(&probe_state, st, memory_order_release);
 	}
@@ -247,6 +300,9 @@ ssize_t zc_scm_send(struct zc_sock *zs, const struct msghdr *msg,
 			cctllen = msg->msg_controllen;
 		}
 	}
+	/* More than the kernel takes: its answer, no harvest, no copy. */
+	if (cctllen > p->ctrl_max)
+		return zc_sys_sendmsg(zs, &m, flags);
 	if (!grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM) + cctllen))
 		return zc_sys_sendmsg(zs, &m, flags);
 
@@ -320,9 +376,32 @@ static int scm_collect(struct zc_sock *zs, bool force)
 	return zc_scm_collect(zs, force);
 }
 
+/*
+ * net.core.optmem_max, read once per process: the largest control buffer
+ * sendmsg(2) accepts (sock_kmalloc()). 20480 if it cannot be read (the
+ * default on 64-bit kernels before 6.9).
+ */
+static size_t optmem_max(void)
+{
+	static _Atomic long cached;
+	long v = atomic_load_explicit(&cached, memory_order_relaxed);
+	FILE *f;
+
+	if (v > 0)
+		return (size_t)v;
+	f = fopen("/proc/sys/net/core/optmem_max", "re");
+	if (!f || fscanf(f, "%ld", &v) != 1 || v <= 0)
+		v = 20480;
+	if (f)
+		fclose(f);
+	atomic_store_explicit(&cached, v, memory_order_relaxed);
+	return (size_t)v;
+}
+
 static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
 {
 	struct scm_priv *p;
+	size_t ours = CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM), max;
 
 	p = aligned_alloc(ZC_CACHELINE, (sizeof(*p) + ZC_CACHELINE - 1) &
 				       ~(size_t)(ZC_CACHELINE - 1));
@@ -330,6 +409,8 @@ static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
 		return zc_err(-ENOMEM, "zc_open: out of memory");
 	memset(p, 0, sizeof(*p));
 	p->type = zs->scm_type;
+	max = optmem_max();
+	p->ctrl_max = max > ours ? max - ours : 0;
 	p->harvest_every = o->harvest_every;
 	if (!p->harvest_every)
 		p->harvest_every = zs->type == SOCK_DGRAM ?
@@ -352,6 +433,7 @@ static void scm_teardown(struct zc_sock *zs)
 const struct zc_ops zc_ops_scm = {
 	.id = ZC_BACKEND_SCM,
 	.zerocopy = true,
+	.kernel_ids = true,
 	.send = NULL,		/* the core calls zc_scm_want(), zc_scm_send() */
 	.collect = scm_collect,
 	.setup = scm_setup,

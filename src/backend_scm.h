@@ -33,6 +33,12 @@ struct scm_priv {
 	_Atomic bool broken;		/* kernel refused the cmsg: stop */
 	size_t ctrl_cap;
 	unsigned char *ctrl;		/* our cmsg, then the caller's */
+	/*
+	 * The most caller control bytes we put ours in front of: the kernel
+	 * refuses a control buffer past net.core.optmem_max (ENOBUFS) before
+	 * it reads a byte of it, so a larger one goes through as it is.
+	 */
+	size_t ctrl_max;
 
 	/* Reap side. */
 	alignas(ZC_CACHELINE) _Atomic uint32_t rhead;

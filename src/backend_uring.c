@@ -419,7 +419,8 @@ static size_t msg_len(const struct msghdr *msg)
 /*
  * Send side: the rest of a short copying send on a blocking stream socket,
  * from byte done on. Returns the bytes it sent; stops at an error (which
- * the next call meets again) or when a send comes back empty.
+ * the next call meets again) or when a send comes back empty, not at a
+ * signal: the caller's blocking send is not done.
  */
 static size_t copy_rest(struct zc_sock *zs, const struct msghdr *msg,
 			int flags, size_t done)
@@ -448,6 +449,8 @@ static size_t copy_rest(struct zc_sock *zs, const struct msghdr *msg,
 		if (!want)
 			return sent;
 		r = zc_sys_sendmsg(zs, &m, flags);
+		if (r == -EINTR)
+			continue;	/* a signal: sendmsg(2) sent nothing */
 		if (r <= 0)
 			return sent;
 		sent += (size_t)r;

@@ -170,8 +170,9 @@ static int process_cmsgs(const struct msghdr *msg)
 	if (!msg->msg_control || !msg->msg_controllen)
 		return 0;
 	/* Walk a copy: the harvest may overwrite the start of the buffer. */
+	/* sock_kmalloc() past optmem_max: ENOBUFS, before reading a byte. */
 	if (msg->msg_controllen > sizeof(copy))
-		return -EINVAL;
+		return -ENOBUFS;
 	memcpy(copy, msg->msg_control, msg->msg_controllen);
 	/*
 	 * The kernel copies in all of msg_control: branch on every byte, so

@@ -317,6 +317,28 @@ static void test_caller_controllen_huge(void **state)
 	assert_int_equal(zc_inflight(f->zs), 1);
 }
 
+/*
+ * A control buffer past net.core.optmem_max goes through as the caller
+ * gave it: the kernel refuses it (ENOBUFS) before reading it, and the
+ * library must not read it either (on 2e0f1e5 it copied all of it: a
+ * 16-byte buffer that claims 64 MiB crashed).
+ */
+static void test_caller_control_past_optmem(void **state)
+{
+	struct fixture *f = *state;
+	alignas(struct cmsghdr) unsigned char ctrl[16] = { 0 };
+	struct iovec iov = { buf, 20000 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = ctrl,
+			    .msg_controllen = (size_t)64 << 20 };
+
+	send_n(f->zs, 1, 0);	/* an id out: the next send would harvest */
+	assert_int_equal(zc_sendmsg(f->zs, &m, 0, 1), -ENOBUFS);
+	assert_int_equal(fk.scm_calls, 0);
+	assert_int_equal(fk.sends[fk.nsends - 1].flags & MSG_ZEROCOPY, 0);
+	assert_int_equal(zc_inflight(f->zs), 1);
+}
+
 static void test_harvest_every_k(void **state)
 {
 	struct fixture f;
@@ -475,6 +497,7 @@ int main(void)
 		T(test_einval_stops_asking),
 		T(test_caller_cmsg_einval),
 		T(test_caller_controllen_huge),
+		T(test_caller_control_past_optmem),
 		T(test_harvest_every_k),
 		T(test_idle_reaps_by_recvmsg),
 		T(test_zc_wait_collects),
