@@ -784,17 +784,32 @@ static bool ids_outstanding(struct zc_sock *zs)
 	       zs->zc_head;
 }
 
+/*
+ * Reap side: did zc_completions() make room (head moved from h0) by
+ * reaping failed sends alone, leaving no send in flight? Then no
+ * completion will come to wait for, and a caller that waits because the
+ * ring was full may send again.
+ */
+static bool ghosts_only(struct zc_sock *zs, uint32_t h0)
+{
+	return atomic_load_explicit(&zs->head, memory_order_relaxed) != h0 &&
+	       !zc_inflight(zs);
+}
+
 ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 		      unsigned int max, int timeout_ms)
 {
 	int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
 	bool watch_fd = zs && zs->ops->zerocopy && !zs->ops->news_on_efd;
+	/* Relaxed: head is ours (the reap side's). */
+	uint32_t h0 = zs ? atomic_load_explicit(&zs->head,
+						memory_order_relaxed) : 0;
 	int n;
 
 	if (timeout_ms < -1)
 		return zc_err(-EINVAL, "zc_wait: timeout_ms %d", timeout_ms);
 	n = zc_completions(zs, out, max);
-	if (n || !max)
+	if (n || !max || ghosts_only(zs, h0))
 		return n;
 	if (atomic_load_explicit(&zs->efd, memory_order_relaxed) < 0) {
 		int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -823,7 +838,7 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 		 */
 		atomic_store_explicit(&zs->waiting, 1, memory_order_seq_cst);
 		n = zc_completions(zs, out, max);
-		if (n)
+		if (n || ghosts_only(zs, h0))
 			break;
 		if (timeout_ms >= 0) {
 			int64_t left = deadline - now_ms();

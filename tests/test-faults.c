@@ -11,12 +11,17 @@
  *            the same, for every backend.
  *   peer     TCP RST with sends in flight, EPIPE, ICMP errors on connected
  *            UDP with IP_RECVERR, zc_close() with sends in flight.
+ *   drops    in a private netns: nftables drops (EPERM), tbf drops
+ *            (ENOBUFS) and holds, netem delay and loss (where the kernel
+ *            has it), UDP and TCP, IPv4 and IPv6, max_inflight 1, 2 and
+ *            the default; every byte checked, buffers poisoned on reap.
+ *            ZC_NFT, ZC_TC: the tools (default: nft, tc from PATH).
  *   input    bad fds, unconnected UDP, bad iovecs, flags it cannot honour.
  *   soak     ZC_SOAK_SENDS (default 10000000) sends of random sizes in
  *            TCP and connected UDP sessions, random backends and reaper
  *            pacing; every cookie exactly once and in order, every byte
  *            received checked, RSS sampled.
- * BACKEND (optmem, memlock, peer; else ZCNOTIFY_BACKEND; default
+ * BACKEND (optmem, memlock, peer, drops; else ZCNOTIFY_BACKEND; default
  * errqueue): errqueue, scm or uring; exits 77 if it cannot run here.
  *
  * Every run is bounded by alarm(): a deadlock fails, it does not hang.
@@ -1198,6 +1203,384 @@ static void test_soak(void **state)
  * second argument, else ZCNOTIFY_BACKEND): errqueue (default), scm or
  * uring. 0, 77 if it cannot run here (after saying why), or 2.
  */
+/* ---- drops: what netfilter and the qdisc do to sends -------------------- */
+
+/*
+ * In a private network namespace: nftables drops UDP to one port (the
+ * send fails with EPERM after udp_sendmsg() built the skb and used the
+ * zero-copy id), tbf drops datagrams larger than its burst (ENOBUFS with
+ * IP_RECVERR, success without; the id is used either way) and holds the
+ * rest at its rate, netem delays (and loses) packets. Loopback delivers a
+ * copy of a zero-copy skb only when it leaves the qdisc: until then the
+ * kernel reads the caller's pages, so a completion that comes early
+ * shows as poisoned bytes at the receiver (each buffer is poisoned the
+ * moment its completion is reaped). Every run checks every byte, every
+ * cookie exactly once for every send that returned >= 0, bad_ranges 0,
+ * and sends == completions after draining.
+ */
+
+static const char *tool(const char *env, const char *dflt)
+{
+	const char *v = getenv(env);
+
+	return v && *v ? v : dflt;
+}
+
+/* Run a shell command; say which one failed. */
+static int sh(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	r = system(cmd);
+	if (r)
+		fprintf(stderr, "drops: `%s` failed (%d)\n", cmd, r);
+	return r;
+}
+
+static void qdisc(const char *spec)
+{
+	if (spec)
+		assert_int_equal(sh("%s qdisc replace dev lo root %s",
+				    tool("ZC_TC", "tc"), spec), 0);
+	else
+		sh("%s qdisc del dev lo root 2>/dev/null || true",
+		   tool("ZC_TC", "tc"));
+}
+
+/* nftables: drop UDP to port (0: drop nothing). */
+static void nft_drop_udp(unsigned int port)
+{
+	const char *nft = tool("ZC_NFT", "nft");
+
+	assert_int_equal(sh("%s flush chain inet zc out", nft), 0);
+	if (port)
+		assert_int_equal(sh("%s add rule inet zc out udp dport %u "
+				    "drop", nft, port), 0);
+}
+
+#define DROP_MSGS	40u
+
+struct drop_run {
+	int family, type;
+	bool recverr;
+	unsigned int max_inflight;	/* 0: the default */
+	uint32_t len[DROP_MSGS];
+	bool to_drop[DROP_MSGS];	/* UDP: to the port nftables drops */
+	int want_err[DROP_MSGS];	/* 0: must succeed; else may fail so */
+	bool may_vanish;		/* UDP: a qdisc may drop a sent one */
+	unsigned int sends_held;	/* out: completions >= 30 ms late */
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void drop_reaped(struct drop_run *d, uint8_t *pool, uint8_t *seen,
+			const uint8_t *sent, const int64_t *t_sent,
+			const struct zc_completion *c, int k)
+{
+	seen_mark(seen, DROP_MSGS, sent, c, k);
+	for (int j = 0; j < k; j++) {
+		uint64_t i = c[j].cookie;
+
+		/* Free to reuse: poison it. Early shows at the receiver. */
+		memset(pool + i * MAXLEN, 0xA5, MAXLEN);
+		if (mono_ms() - t_sent[i] >= 30)
+			d->sends_held++;
+	}
+}
+
+static void drop_stream(struct drop_run *d)
+{
+	struct zc_opts o = { .sz = sizeof(o), .backend = fault_backend,
+			     .max_inflight = d->max_inflight, .copy_below = 1,
+			     .flags = ZC_OPT_NO_ADAPT };
+	bool udp = d->type == SOCK_DGRAM;
+	uint8_t *pool = malloc((size_t)DROP_MSGS * MAXLEN);
+	uint8_t seen[DROP_MSGS] = { 0 }, sent[DROP_MSGS] = { 0 };
+	int64_t t_sent[DROP_MSGS];
+	struct rx r = { .udp = udp, .seed = 77, .nmsg = DROP_MSGS,
+			.len = d->len, .dup = calloc(DROP_MSGS, 1) };
+	struct sockaddr_storage ok_addr, drop_addr;
+	socklen_t ok_len = 0, drop_len = 0;
+	struct zc_completion c[DROP_MSGS];
+	struct zc_stats st = { .sz = sizeof(st) };
+	struct zc_sock *zs;
+	uint64_t nok = 0, total = 0, reaped = 0;
+	int tx, dropfd = -1, one = 1;
+
+	assert_non_null(pool);
+	if (udp) {
+		/* Unconnected: one socket, one id counter, two ports. */
+		r.fd = bound_socket(d->family, SOCK_DGRAM, &ok_addr, &ok_len);
+		dropfd = bound_socket(d->family, SOCK_DGRAM, &drop_addr,
+				      &drop_len);
+		tx = socket(d->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		assert_true(r.fd >= 0 && dropfd >= 0 && tx >= 0);
+		nft_drop_udp(ntohs(d->family == AF_INET ?
+			((struct sockaddr_in *)&drop_addr)->sin_port :
+			((struct sockaddr_in6 *)&drop_addr)->sin6_port));
+	} else {
+		assert_int_equal(loopback_pair(d->family, SOCK_STREAM, &tx,
+					       &r.fd, NULL, NULL), 0);
+	}
+	if (d->recverr)
+		assert_int_equal(setsockopt(tx, d->family == AF_INET ? SOL_IP :
+					    SOL_IPV6, d->family == AF_INET ?
+					    IP_RECVERR : IPV6_RECVERR, &one,
+					    sizeof(one)), 0);
+	assert_int_equal(zc_open(tx, &o, &zs), 0);
+	assert_int_equal(zc_backend(zs), fault_backend);
+	rx_start(&r);
+
+	for (uint64_t i = 0; i < DROP_MSGS; i++) {
+		uint8_t *b = pool + i * MAXLEN;
+		struct iovec iov = { b, d->len[i] };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t ret;
+
+		fill_msg(b, r.seed, i, d->len[i]);
+		if (udp) {
+			memcpy(b, &i, 8);
+			m.msg_name = d->to_drop[i] ? &drop_addr : &ok_addr;
+			m.msg_namelen = d->to_drop[i] ? drop_len : ok_len;
+		}
+		t_sent[i] = mono_ms();
+		for (int tries = 0;; tries++) {
+			ret = zc_sendmsg(zs, &m, 0, i);
+			/* The ring is full (sends, or failed UDP sends not
+			 * yet settled): reap, then try again. */
+			if (ret != -ENOBUFS || tries == 3 ||
+			    !strstr(zc_last_error(), "await reaping"))
+				break;
+			int k = zc_wait(zs, c, DROP_MSGS, 3000);
+
+			assert_true(k >= 0);
+			drop_reaped(d, pool, seen, sent, t_sent, c, k);
+			reaped += (uint64_t)k;
+		}
+		if (ret < 0) {
+			if (ret != -d->want_err[i])
+				fprintf(stderr, "send %llu (%u bytes%s): %s "
+					"(%s)\n", (unsigned long long)i,
+					d->len[i], d->to_drop[i] ?
+					", dropped port" : "",
+					strerror((int)-ret), zc_last_error());
+			assert_int_equal(ret, -d->want_err[i]);
+			continue;
+		}
+		assert_int_equal(ret, d->len[i]);
+		assert_false(d->to_drop[i]);
+		sent[i] = 1;
+		nok++;
+		total += d->len[i];
+		/* Reap what is ready after each send, as an event loop. */
+		{
+			int k = zc_completions(zs, c, DROP_MSGS);
+
+			assert_true(k >= 0);
+			drop_reaped(d, pool, seen, sent, t_sent, c, k);
+			reaped += (uint64_t)k;
+		}
+	}
+	while (zc_inflight(zs)) {
+		int k = zc_wait(zs, c, DROP_MSGS, 10000);
+
+		assert_true(k > 0);
+		drop_reaped(d, pool, seen, sent, t_sent, c, k);
+		reaped += (uint64_t)k;
+	}
+	assert_int_equal(reaped, nok);
+	for (unsigned int i = 0; i < DROP_MSGS; i++)
+		assert_int_equal(seen[i], sent[i]);
+	assert_int_equal(zc_get_stats(zs, &st), 0);
+	assert_int_equal(st.bad_ranges, 0);
+	assert_int_equal(st.sends, nok);
+	assert_int_equal(st.completions, nok);
+	if (udp) {
+		/* Every datagram that can arrive has, checked by rx_main(). */
+		for (int w = 0; w < 5000 && (d->may_vanish ?
+		     0 : atomic_load(&r.got) < nok); w++)
+			usleep(1000);
+		if (!d->may_vanish)
+			assert_int_equal(atomic_load(&r.got), nok);
+		rx_finish(&r, tx, 0, 0);
+	} else {
+		rx_finish(&r, tx, total, 20000);
+	}
+	printf("  %s%s max_inflight %u%s: %llu sent, %u held >= 30 ms\n",
+	       udp ? "udp" : "tcp", d->family == AF_INET ? "4" : "6",
+	       d->max_inflight, d->recverr ? ", IP_RECVERR" : "",
+	       (unsigned long long)nok, d->sends_held);
+	zc_close(zs);
+	close(tx);
+	close(r.fd);
+	if (dropfd >= 0)
+		close(dropfd);
+	free(r.dup);
+	free(pool);
+}
+
+static const unsigned int drop_limits[] = { 0, 2, 1 };
+static const int drop_fams[] = { AF_INET, AF_INET6 };
+
+/*
+ * nftables drops every third datagram (EPERM, its id used up) while tbf
+ * holds the others (1 Mbit/s, 4 KiB each: ~35 ms apiece): on 2e0f1e5 the
+ * send after a drop was completed by the dropped one's record, at once.
+ */
+static void test_drops_eperm(void **state)
+{
+	(void)state;
+	qdisc("tbf rate 1mbit burst 20000 limit 1000000");
+	for (unsigned int f = 0; f < 2; f++)
+	for (unsigned int l = 0; l < 3; l++)
+	for (int recverr = 0; recverr < 2; recverr++) {
+		struct drop_run d = { .family = drop_fams[f],
+				      .type = SOCK_DGRAM, .recverr = recverr,
+				      .max_inflight = drop_limits[l] };
+
+		for (unsigned int i = 0; i < DROP_MSGS; i++) {
+			d.len[i] = 4096;
+			d.to_drop[i] = i % 3 == 1;
+			d.want_err[i] = d.to_drop[i] ? EPERM : 0;
+		}
+		drop_stream(&d);
+		/* The qdisc held sends: the check could see an early one. */
+		assert_true(d.sends_held > 0);
+	}
+	nft_drop_udp(0);
+	qdisc(NULL);
+}
+
+/*
+ * tbf drops datagrams larger than its burst after the id was used
+ * (ENOBUFS with IP_RECVERR, then the copy is dropped too; silently
+ * without) and holds the small ones: on 2e0f1e5, with max_inflight 2 a
+ * completion was lost, with 1 a held send completed at once.
+ */
+static void test_drops_qdisc(void **state)
+{
+	(void)state;
+	qdisc("tbf rate 1mbit burst 6000 limit 1000000");
+	nft_drop_udp(0);
+	for (unsigned int f = 0; f < 2; f++)
+	for (unsigned int l = 0; l < 3; l++)
+	for (int recverr = 0; recverr < 2; recverr++) {
+		struct drop_run d = { .family = drop_fams[f],
+				      .type = SOCK_DGRAM, .recverr = recverr,
+				      .max_inflight = drop_limits[l],
+				      .may_vanish = !recverr };
+
+		for (unsigned int i = 0; i < DROP_MSGS; i++) {
+			bool big = i % 4 == 1;
+
+			d.len[i] = big ? 8192 : 3000;
+			/* Without IP_RECVERR the kernel says nothing. */
+			d.want_err[i] = big && recverr ? ENOBUFS : 0;
+		}
+		drop_stream(&d);
+		assert_true(d.sends_held > 0);
+	}
+	qdisc(NULL);
+}
+
+/*
+ * Mixed: netem delays every packet 20 ms and loses 3% (a lost datagram
+ * is success to the sender; TCP sends it again), nftables drops UDP to
+ * one port, random sizes, TCP and UDP, IP_RECVERR on UDP.
+ */
+static bool have_netem;
+
+static void test_drops_mixed(void **state)
+{
+	struct prng p = { 4242 };
+	unsigned int held = 0;
+
+	(void)state;
+	/* Without sch_netem (the 6.18 host): tbf holds, nothing is lost. */
+	qdisc(have_netem ? "netem delay 20ms loss 3%" :
+	      "tbf rate 20mbit burst 70000 limit 10000000");
+	for (unsigned int f = 0; f < 2; f++)
+	for (unsigned int l = 0; l < 3; l++)
+	for (int type = 0; type < 2; type++) {
+		bool udp = type == 1;
+		struct drop_run d = { .family = drop_fams[f],
+				      .type = udp ? SOCK_DGRAM : SOCK_STREAM,
+				      .recverr = udp, .may_vanish = true,
+				      .max_inflight = drop_limits[l] };
+
+		for (unsigned int i = 0; i < DROP_MSGS; i++) {
+			d.len[i] = udp ? 8 + prng_below(&p, 16000) :
+				   1 + prng_below(&p, MAXLEN);
+			d.to_drop[i] = udp && prng_below(&p, 5) == 0;
+			d.want_err[i] = d.to_drop[i] ? EPERM : 0;
+		}
+		drop_stream(&d);
+		/* max_inflight 1 lets tbf's bucket refill between sends. */
+		held += d.sends_held;
+	}
+	assert_true(held > 0);
+	nft_drop_udp(0);
+	qdisc(NULL);
+}
+
+static int mode_drops(void)
+{
+	const struct CMUnitTest t[] = {
+		cmocka_unit_test(test_drops_eperm),
+		cmocka_unit_test(test_drops_qdisc),
+		cmocka_unit_test(test_drops_mixed),
+	};
+	const char *nft = tool("ZC_NFT", "nft"), *tc = tool("ZC_TC", "tc");
+
+	if (sh("command -v %s >/dev/null && command -v %s >/dev/null",
+	       nft, tc)) {
+		printf("SKIP: needs %s (nftables) and %s (iproute2)\n", nft,
+		       tc);
+		return SKIP;
+	}
+	if (unshare(CLONE_NEWNET)) {
+		printf("SKIP: unshare(CLONE_NEWNET): %s (needs root or "
+		       "CAP_SYS_ADMIN)\n", strerror(errno));
+		return SKIP;
+	}
+	if (lo_up()) {
+		printf("SKIP: cannot bring lo up in the new netns\n");
+		return SKIP;
+	}
+	if (sh("%s add table inet zc && %s add chain inet zc out "
+	       "'{ type filter hook output priority 0; }'", nft, nft)) {
+		printf("SKIP: nftables does not work here (no nf_tables in "
+		       "the kernel?)\n");
+		return SKIP;
+	}
+	if (sh("%s qdisc replace dev lo root tbf rate 1mbit burst 6000 "
+	       "limit 100000", tc)) {
+		printf("SKIP: tc cannot set tbf here (no sch_tbf in the "
+		       "kernel?)\n");
+		return SKIP;
+	}
+	have_netem = !sh("%s qdisc replace dev lo root netem delay 1ms "
+			 "2>/dev/null", tc);
+	printf("netem: %s\n", have_netem ? "yes" : "not in this kernel: the "
+	       "mixed streams are held by tbf, and nothing is lost");
+	qdisc(NULL);
+	bound(600);
+	return cmocka_run_group_tests(t, NULL, NULL) ? 1 : 0;
+}
+
 static int pick_backend(const char *name)
 {
 	struct zc_opts o = { .sz = sizeof(o) };
@@ -1241,7 +1624,8 @@ int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
 	bool per_backend = !strcmp(mode, "optmem") ||
-			   !strcmp(mode, "memlock") || !strcmp(mode, "peer");
+			   !strcmp(mode, "memlock") || !strcmp(mode, "peer") ||
+			   !strcmp(mode, "drops");
 	int ret;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1265,6 +1649,8 @@ int main(int argc, char **argv)
 		return mode_optmem();
 	if (!strcmp(mode, "memlock"))
 		return mode_memlock();
+	if (!strcmp(mode, "drops"))
+		return mode_drops();
 	if (!strcmp(mode, "peer")) {
 		const struct CMUnitTest t[] = {
 			cmocka_unit_test(test_tcp_rst),
@@ -1294,6 +1680,7 @@ int main(int argc, char **argv)
 		bound(3500);
 		return cmocka_run_group_tests(t, NULL, NULL) ? 1 : 0;
 	}
-	fprintf(stderr, "usage: test-faults optmem|memlock|peer|input|soak\n");
+	fprintf(stderr, "usage: test-faults "
+		"optmem|memlock|peer|drops|input|soak\n");
 	return 2;
 }

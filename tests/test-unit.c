@@ -791,6 +791,38 @@ static void test_udp_used_id_max_inflight_1(void **state)
 	close(f.fd);
 }
 
+/*
+ * The ring is full of failed sends only: zc_wait() settles them and
+ * returns (0) at once, so a caller that waits for room is not stuck until
+ * its timeout (or forever, with -1) for a completion that cannot come.
+ */
+static void test_wait_for_room_after_failed_send(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[8];
+	struct timespec t0, t1;
+	long ms;
+
+	(void)state;
+	udp_fixture(&f, 1, false);
+	fk.drop_enobufs = 1;
+	fk.drop_err = EPERM;
+	assert_int_equal(zc_send(f.zs, buf, 16384, 0, 0), -EPERM);
+	assert_int_equal(zc_send(f.zs, buf, 16384, 0, 1), -ENOBUFS);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(zc_wait(f.zs, c, 8, 5000), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms < 1000);
+	send_n(f.zs, 1, 1, 16384);
+	assert_int_equal(fk.sends[fk.nsends - 1].id, 1);
+	fk_complete(1, 1, false);
+	assert_int_equal(zc_wait(f.zs, c, 8, -1), 1);
+	expect_stats_clean(f.zs, 1);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
 /* max 0 stores nothing and does not read the queue (zc_completions(3)). */
 static void test_completions_max0(void **state)
 {
@@ -1213,6 +1245,7 @@ int main(void)
 		cmocka_unit_test(test_udp_error_no_id),
 		cmocka_unit_test(test_udp_used_id_max_inflight_2),
 		cmocka_unit_test(test_udp_used_id_max_inflight_1),
+		cmocka_unit_test(test_wait_for_room_after_failed_send),
 		T(test_completions_max0),
 		T(test_iovlen_past_iov_max),
 		T(test_send_error_message),
