@@ -16,6 +16,8 @@
  *            has it), UDP and TCP, IPv4 and IPv6, max_inflight 1, 2 and
  *            the default; every byte checked, buffers poisoned on reap.
  *            ZC_NFT, ZC_TC: the tools (default: nft, tc from PATH).
+ *   probe-blocked  the SCM probe where nftables drops loopback TCP:
+ *            zc_open(AUTO) within 2 s, the answer cached.
  *   input    bad fds, unconnected UDP, bad iovecs, flags it cannot honour.
  *   soak     ZC_SOAK_SENDS (default 10000000) sends of random sizes in
  *            TCP and connected UDP sessions, random backends and reaper
@@ -1581,6 +1583,70 @@ static int mode_drops(void)
 	return cmocka_run_group_tests(t, NULL, NULL) ? 1 : 0;
 }
 
+/* ---- probe-blocked: the SCM probe where loopback drops handshakes ------ */
+
+/*
+ * nftables drops all TCP in a private netns, so the probe's loopback
+ * handshake never completes. zc_open(AUTO) must come back within the 2 s
+ * zc_open(3) promises, on the error queue, and the next zc_open() must
+ * not probe again (on 2e0f1e5 each one blocked in connect() for TCP's
+ * timeout, about 127 s). A fresh process: the answer is cached.
+ */
+static void test_probe_blocked(void **state)
+{
+	struct zc_opts o = { .sz = sizeof(o), .backend = ZC_BACKEND_AUTO };
+	struct zc_sock *zs;
+	int64_t t0, ms;
+	int fd;
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		assert_true(fd >= 0);
+		t0 = mono_ms();
+		assert_int_equal(zc_open(fd, &o, &zs), 0);
+		ms = mono_ms() - t0;
+		printf("zc_open(AUTO) #%d: %lld ms, backend %s\n", k + 1,
+		       (long long)ms, zc_backend_name(zc_backend(zs)));
+		assert_int_equal(zc_backend(zs), ZC_BACKEND_ERRQUEUE);
+		/* The first probes (<= 2 s); the second knows. */
+		assert_true(ms < (k ? 100 : 2500));
+		zc_close(zs);
+		close(fd);
+	}
+}
+
+static int mode_probe_blocked(void)
+{
+	const struct CMUnitTest t[] = {
+		cmocka_unit_test(test_probe_blocked),
+	};
+	const char *nft = tool("ZC_NFT", "nft");
+
+	if (getenv("ZCNOTIFY_SCM_PROBE") && *getenv("ZCNOTIFY_SCM_PROBE")) {
+		printf("SKIP: ZCNOTIFY_SCM_PROBE is set: no probe runs\n");
+		return SKIP;
+	}
+	if (sh("command -v %s >/dev/null", nft)) {
+		printf("SKIP: needs %s (nftables)\n", nft);
+		return SKIP;
+	}
+	if (unshare(CLONE_NEWNET) || lo_up()) {
+		printf("SKIP: no private netns with lo up (needs root or "
+		       "CAP_SYS_ADMIN)\n");
+		return SKIP;
+	}
+	if (sh("%s add table inet zc && %s add chain inet zc out "
+	       "'{ type filter hook output priority 0; }' && "
+	       "%s add rule inet zc out meta l4proto tcp drop", nft, nft,
+	       nft)) {
+		printf("SKIP: nftables does not work here\n");
+		return SKIP;
+	}
+	bound(30);	/* a blocking probe fails, it does not hang */
+	return cmocka_run_group_tests(t, NULL, NULL) ? 1 : 0;
+}
+
 static int pick_backend(const char *name)
 {
 	struct zc_opts o = { .sz = sizeof(o) };
@@ -1651,6 +1717,8 @@ int main(int argc, char **argv)
 		return mode_memlock();
 	if (!strcmp(mode, "drops"))
 		return mode_drops();
+	if (!strcmp(mode, "probe-blocked"))
+		return mode_probe_blocked();
 	if (!strcmp(mode, "peer")) {
 		const struct CMUnitTest t[] = {
 			cmocka_unit_test(test_tcp_rst),
@@ -1681,6 +1749,6 @@ int main(int argc, char **argv)
 		return cmocka_run_group_tests(t, NULL, NULL) ? 1 : 0;
 	}
 	fprintf(stderr, "usage: test-faults "
-		"optmem|memlock|peer|drops|input|soak\n");
+		"optmem|memlock|peer|drops|probe-blocked|input|soak\n");
 	return 2;
 }

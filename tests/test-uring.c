@@ -23,6 +23,8 @@
  * blocking-mixed: copying and zero-copy sends on a blocking TCP socket:
  *   every call sends everything (the ring's task work interrupts a copying
  *   sendmsg(2) that waits for room; the library sends the rest).
+ * blocking-signals: the same for copying sends while signals without
+ *   SA_RESTART keep arriving: -EINTR before any byte, never a short count.
  * peer-closed-{tcp,udp}: error CQEs (-ECONNRESET/-EPIPE, -ECONNREFUSED):
  *   the call fails, nothing completes for it, earlier sends still do.
  * idle-{same,thread,exited}: notifications that arrive while no send
@@ -1030,6 +1032,89 @@ static void t_blocking_mixed(void **s)
 		(unsigned long long)st.syscalls);
 	shutdown(tx, SHUT_WR);
 	pthread_join(t, NULL);
+	zc_close(zs);
+	close(tx);
+	close(rx);
+}
+
+/*
+ * Signals (SIGUSR1, a handler without SA_RESTART, every 200 us) while
+ * copying sends wait for room on a blocking TCP socket: a call may fail
+ * with -EINTR before any byte went, but never return short. On 2e0f1e5
+ * copy_rest() stopped at the -EINTR of its resend and returned a short
+ * count.
+ */
+static void on_usr1(int sig) { (void)sig; }
+
+struct kicker {
+	pthread_t target;
+	_Atomic int stop;
+};
+
+static void *kick_main(void *arg)
+{
+	struct kicker *k = arg;
+
+	while (!atomic_load(&k->stop)) {
+		pthread_kill(k->target, SIGUSR1);
+		usleep(200);
+	}
+	return NULL;
+}
+
+static void t_blocking_signals(void **s)
+{
+	struct zc_opts o = { .sz = sizeof(o), .backend = ZC_BACKEND_URING,
+			     .copy_below = 1u << 30, .max_inflight = 256 };
+	struct sigaction sa = { .sa_handler = on_usr1 }, old;
+	struct drain_arg d = { .delay_ms = 0 };
+	struct kicker k = { .target = pthread_self() };
+	uint64_t n = nsends < 2000 ? nsends : 2000, eintr = 0;
+	struct zc_completion c[64];
+	struct zc_sock *zs;
+	struct zc_stats st;
+	pthread_t t, kt;
+	int tx, rx;
+
+	(void)s;
+	make_pair(AF_INET, SOCK_STREAM, &tx, &rx, NULL, NULL);
+	assert_int_equal(zc_open(tx, &o, &zs), 0);
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+	d.fd = rx;
+	assert_int_equal(pthread_create(&t, NULL, drain_main, &d), 0);
+	assert_int_equal(pthread_create(&kt, NULL, kick_main, &k), 0);
+	for (uint64_t i = 0; i < n; i++) {
+		size_t len = 65536 + mix64(i) % (sizeof(big_buf) - 65536);
+		ssize_t ret = zc_send(zs, big_buf, len, 0, i);
+
+		if (ret == -ENOBUFS) {
+			assert_true(zc_wait(zs, c, 64, WAIT_MS) > 0);
+			i--;
+			continue;
+		}
+		if (ret == -EINTR) {	/* before any byte: nothing sent */
+			eintr++;
+			i--;
+			continue;
+		}
+		if (ret != (ssize_t)len)
+			fail_msg("blocking copying zc_send %llu of %zu: %zd",
+				 (unsigned long long)i, len, ret);
+		assert_true(zc_completions(zs, c, 64) >= 0);
+	}
+	atomic_store(&k.stop, 1);
+	pthread_join(kt, NULL);
+	while (zc_inflight(zs))
+		assert_true(zc_wait(zs, c, 64, WAIT_MS) > 0);
+	stats_of(zs, &st);
+	assert_int_equal(st.sends, n);
+	assert_int_equal(st.completions, n);
+	fprintf(stderr, "  %llu calls, %llu -EINTR before any byte\n",
+		(unsigned long long)n, (unsigned long long)eintr);
+	shutdown(tx, SHUT_WR);
+	pthread_join(t, NULL);
+	sigaction(SIGUSR1, &old, NULL);
 	zc_close(zs);
 	close(tx);
 	close(rx);
@@ -2173,6 +2258,7 @@ static const struct {
 	T("blocking", t_blocking),
 	T("blocking-late", t_blocking_late),
 	T("blocking-mixed", t_blocking_mixed),
+	T("blocking-signals", t_blocking_signals),
 	T("peer-closed-tcp", t_peer_closed_tcp),
 	T("peer-closed-udp", t_peer_closed_udp),
 	T("idle-same", t_idle_same),
