@@ -5,7 +5,9 @@ set -euo pipefail
 
 pkgs=(gcc meson ninja-build pkg-config libcmocka-dev liburing-dev mandoc groff-base
       python3)
-[ "${1:-}" = "--test" ] && pkgs+=(clang libclang-rt-14-dev valgrind gnuplot-nox)
+# nftables, iproute2: the fault suite's drops and holds (nft, tc)
+[ "${1:-}" = "--test" ] && pkgs+=(clang libclang-rt-14-dev valgrind gnuplot-nox
+				  nftables iproute2)
 
 missing=()
 for p in "${pkgs[@]}"; do

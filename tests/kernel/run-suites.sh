@@ -72,6 +72,17 @@ patched_only='test "$ZC_RIG_VARIANT" = patched || { echo "SKIP: SCM forced needs
 		printf 'faults-%s-uring\tZC_TEST_SENDS=%s %s %s uring\n' \
 			"$mode" "$fault_sends" "$t/test-faults" "$mode"
 	done
+	# nftables and tc drops and holds: nft and tc (and their libraries)
+	# are copied into the guest by naming them; busybox's tc is not it.
+	tools="ZC_NFT=$(command -v nft || echo /usr/sbin/nft) ZC_TC=$(command -v tc || echo /sbin/tc)"
+	for b in errqueue uring; do
+		printf 'faults-drops-%s\t%s %s drops %s\n' "$b" "$tools" \
+			"$t/test-faults" "$b"
+	done
+	printf 'faults-drops-scm\t%s %s %s drops scm\n' "$patched_only" \
+		"$tools" "$t/test-faults"
+	printf 'faults-probe-blocked\t%s %s probe-blocked\n' "$tools" \
+		"$t/test-faults"
 	printf 'nic-auto\t%s\n' "$t/test-nic"
 	printf 'nic-errqueue\tZCNOTIFY_BACKEND=errqueue %s\n' "$t/test-nic"
 	printf 'nic-scm\t%s ZCNOTIFY_BACKEND=scm %s\n' "$patched_only" "$t/test-nic"
