@@ -7,9 +7,11 @@
  * is PENDING, the kernel id its send took in ring_id[] at the same index,
  * and stays until the kernel reports that id; the others are complete
  * when published. Kernel ranges are applied
- * on the reap side as marks in done[], indexed by id & mask: at most
- * max_inflight ids can be unreaped at once, because a send is refused
- * while the ring is full, so the marks of live ids never collide.
+ * on the reap side as marks in done[], indexed by id & mask: every id the
+ * kernel may have used has its entry, in order (a failed UDP send that
+ * may have used one keeps a ghost entry until it is settled), and a send
+ * is refused while the ring is full, so at most max_inflight ids are
+ * unreaped at once and the marks of live ids never collide.
  *
  * What runs on every call is inline, in internal.h: zc_publish(),
  * zc_ring_blocked(), zc_ring_reap() and the common case of

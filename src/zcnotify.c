@@ -411,11 +411,11 @@ static bool recverr_set(struct zc_sock *zs)
  * (EMSGSIZE, EINVAL, EIO), the neighbour layer (EINVAL), a device that is
  * down (ENETDOWN), a cgroup egress program (EPERM); errors before the skb
  * (routing, EMSGSIZE, EAGAIN, EFAULT, option memory, a pending ICMP
- * error) give it back. The errno alone cannot tell, except for a few that
- * only come before (below), and ENOBUFS without IP_RECVERR, which only
- * option memory or RLIMIT_MEMLOCK return. The reap side settles the rest from
- * the error queue: a dropped skb queued its record before sendmsg()
- * returned (amb_resolve()).
+ * error) give it back. The errno alone cannot tell, except for a few
+ * that only come before (below), and ENOBUFS without IP_RECVERR, which
+ * only option memory or RLIMIT_MEMLOCK return. The reap side settles the
+ * rest from the error queue: a dropped skb queued its record before
+ * sendmsg() returned (amb_resolve()).
  */
 static bool failed_send_may_use_id(struct zc_sock *zs, ssize_t err)
 {
@@ -673,7 +673,8 @@ static __attribute__((noinline, cold)) int amb_resolve(struct zc_sock *zs)
  * Reap side: ask the kernel for news of the sends. Returns > 0 if some id
  * may have been marked done, 0 if none was, or -errno.
  */
-static inline __attribute__((always_inline)) int collect_news(struct zc_sock *zs)
+static inline __attribute__((always_inline)) int
+collect_news(struct zc_sock *zs)
 {
 	/*
 	 * Relaxed: our caller's acquire of tail saw the entry that amb
