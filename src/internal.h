@@ -378,7 +378,7 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	/* Acquire (seq_cst for zc_wait()): pairs with zc_publish()'s store. */
 	uint32_t end = atomic_load_explicit(&zs->tail, memory_order_seq_cst);
 	uint32_t h;
-	unsigned int nzc = 0, n = 0, ghosts = 0;
+	unsigned int nzc = 0, n, ghosts = 0;
 
 	if (end - h0 > max)
 		end = h0 + max;
@@ -386,37 +386,36 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		const struct zc_entry *e = &ring[h & mask];
 		uint32_t flags = e->flags;
 
-		if (flags & (ZC_ENT_PENDING | ZC_ENT_GHOST)) {
-			if (flags & ZC_ENT_PENDING) {
-				/*
-				 * Every id the kernel used has its entry, in
-				 * send order: this one is zc_head.
-				 */
-				const uint32_t id = ring_id[h & mask];
-				const uint8_t d = done[id & mask];
+		if (flags & ZC_ENT_PENDING) {
+			/*
+			 * Every id the kernel used has its entry, in send
+			 * order: this one is zc_head.
+			 */
+			const uint32_t id = ring_id[h & mask];
+			const uint8_t d = done[id & mask];
 
-				if (!d)
-					break;	/* the kernel has not said */
-				done[id & mask] = 0;
-				zc_head = id + 1;
-				flags &= ~ZC_ENT_PENDING;
-				if (d & ZC_DONE_COPIED)
-					flags |= ZC_COPIED;
-			}
-			if (flags & ZC_ENT_GHOST) {
-				ghosts++;	/* a failed send: no completion */
-				continue;
-			}
+			if (!d)
+				break;		/* the kernel has not said */
+			done[id & mask] = 0;
+			zc_head = id + 1;
+			flags &= ~ZC_ENT_PENDING;
+			if (d & ZC_DONE_COPIED)
+				flags |= ZC_COPIED;
+			/* A copy that waited for a failed send's id: not. */
+			nzc += !(flags & ZC_COPIED);
 		}
-		nzc += !(flags & ZC_COPIED);
+		if (flags & ZC_ENT_GHOST) {
+			ghosts++;		/* a failed send: no completion */
+			continue;
+		}
 		memcpy(out, e, sizeof(*out));	/* the same layout */
 		out->flags = flags;
 		out++;
-		n++;
 	}
 	zs->zc_head = zc_head;
 	if (h == h0)
 		return 0;
+	n = h - h0 - ghosts;
 	if (ghosts)	/* before head: zc_inflight() never counts one twice */
 		atomic_store_explicit(&zs->ghosts_reaped,
 				      atomic_load_explicit(&zs->ghosts_reaped,

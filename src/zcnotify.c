@@ -493,7 +493,8 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	}
 	if (maybe_id) {
 		e->bytes = 0;
-		e->flags = ZC_ENT_PENDING | ZC_ENT_GHOST;
+		/* ZC_COPIED: zc_ring_reap() counts no zero-copy send for it. */
+		e->flags = ZC_ENT_PENDING | ZC_ENT_GHOST | ZC_COPIED;
 		zc_publish(zs, t);
 		/* Release: pairs with the acquire in zc_inflight(). */
 		atomic_store_explicit(&zs->ghosts_made,
@@ -671,7 +672,8 @@ static __attribute__((noinline, cold)) int amb_resolve(struct zc_sock *zs)
 
 /*
  * Reap side: ask the kernel for news of the sends. Returns > 0 if some id
- * may have been marked done, 0 if none was, or -errno.
+ * may have been marked done, 0 if none was, or -errno. Inline in
+ * zc_completions() only.
  */
 static inline __attribute__((always_inline)) int
 collect_news(struct zc_sock *zs)
@@ -692,9 +694,8 @@ collect_news(struct zc_sock *zs)
 }
 
 /*
- * zc_completions()'s rare work first: bad arguments, max 0, an error to
- * report, or a failed send's id to settle. Returns 0 to go on, 1 to
- * return 0 at once, or -errno (reported).
+ * zc_completions()'s rare work first: bad arguments, an error to report,
+ * or a failed send's id to settle. Returns 0 or -errno (reported).
  */
 static __attribute__((noinline)) int completions_first(struct zc_sock *zs,
 						      const void *out,
@@ -704,8 +705,6 @@ static __attribute__((noinline)) int completions_first(struct zc_sock *zs,
 
 	if (!zs || (!out && max))
 		return zc_err_lit(-EINVAL, "zc_completions: zs or out is NULL");
-	if (!max)
-		return 1;	/* stores nothing, reads nothing */
 	ret = zs->pending_err;
 	if (ret) {
 		zs->pending_err = 0;
@@ -732,8 +731,14 @@ completions_ready(struct zc_sock *zs, struct zc_completion *out,
 
 	if ((unsigned int)n == max || !zc_ring_blocked(zs))
 		return n;
-	/* An error reading the queue waits for the next call. */
-	if (collect_news(zs) <= 0)
+	/*
+	 * An error reading the queue waits for the next call. Through ops,
+	 * not collect_news(): the read is inlined in zc_completions() alone
+	 * (measured: inlined twice, gcc keeps neither copy inline).
+	 */
+	if (atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
+	    ZC_AMB_PENDING ? amb_resolve(zs) <= 0 :
+	    zs->ops->collect(zs, false) <= 0)
 		return n;
 	return n + zc_ring_reap(zs, out + n, max - (unsigned int)n);
 }
@@ -743,16 +748,22 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 {
 	int ret;
 
-	/* Relaxed: see collect_news(). */
-	if (!zs || !out || !max || zs->pending_err ||
+	/*
+	 * max 0 (whatever out is) or past INT_MAX in one test; out NULL in
+	 * the next. Relaxed: see collect_news().
+	 */
+	if (max - 1 >= INT_MAX) {
+		if (!max)
+			return zs ? 0 : completions_first(zs, out, max);
+		max = INT_MAX;
+	}
+	if (!zs || !out || zs->pending_err ||
 	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
 	    ZC_AMB_PENDING) {
 		ret = completions_first(zs, out, max);
-		if (ret)
-			return ret < 0 ? ret : 0;
+		if (ret < 0)
+			return ret;
 	}
-	if (max > INT_MAX)
-		max = INT_MAX;
 	/*
 	 * Completions come in send order: while the oldest send waits for
 	 * the kernel, nothing can be handed out before asking it.
