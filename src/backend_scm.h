@@ -81,14 +81,14 @@ ssize_t zc_scm_send(struct zc_sock *zs, const struct msghdr *msg,
 
 /* ---- the reap side ---- */
 
-static inline int zc_scm_collect(struct zc_sock *zs, bool force)
+/* Apply the ranges the send side collected; returns how many. */
+static inline int zc_scm_apply(struct zc_sock *zs)
 {
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
 	/* Acquire (seq_cst for zc_wait()): pairs with zc_scm_send()'s store. */
 	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_seq_cst);
-	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	int n = (int)(t - h), ret;
+	int n = (int)(t - h);
 
 	for (; h != t; h++) {
 		const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
@@ -97,6 +97,14 @@ static inline int zc_scm_collect(struct zc_sock *zs, bool force)
 	}
 	/* Release: pairs with the acquire of rhead in zc_scm_want(). */
 	atomic_store_explicit(&p->rhead, h, memory_order_release);
+	return n;
+}
+
+static inline int zc_scm_collect(struct zc_sock *zs, bool force)
+{
+	struct scm_priv *p = zs->backend_priv;
+	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	int n = zc_scm_apply(zs), ret;
 
 	/*
 	 * Sends ran since we last looked: they will carry the news; a read

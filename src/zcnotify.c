@@ -797,6 +797,27 @@ static bool ids_outstanding(struct zc_sock *zs)
 }
 
 /*
+ * zc_wait()'s look after a wake-up: hand out what the send side pushed or
+ * the last read brought, without reading the error queue again. A record
+ * that comes later raises POLLERR, and zc_wait() reads once then. The
+ * backends whose news costs no syscall (uring's CQ, copy) and the rare
+ * work (an error to report, a failed send to settle) take
+ * zc_completions().
+ */
+static int completions_no_read(struct zc_sock *zs, struct zc_completion *out,
+			       unsigned int max)
+{
+	if (zs->pending_err || atomic_load_explicit(&zs->amb,
+			memory_order_relaxed) == ZC_AMB_PENDING)
+		return zc_completions(zs, out, max);
+	if (zs->ops == &zc_ops_scm)
+		zc_scm_apply(zs);
+	else if (zs->ops != &zc_ops_errqueue)
+		return zc_completions(zs, out, max);
+	return zc_ring_reap(zs, out, max > INT_MAX ? INT_MAX : max);
+}
+
+/*
  * Reap side: did zc_completions() make room (head moved from h0) by
  * reaping failed sends alone, leaving no send in flight? Then no
  * completion will come to wait for, and a caller that waits because the
@@ -849,7 +870,12 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 		 * sees the other: we see the entry, or the sender wakes us.
 		 */
 		atomic_store_explicit(&zs->waiting, 1, memory_order_seq_cst);
-		n = zc_completions(zs, out, max);
+		/*
+		 * The queue was read just before (above, or on POLLERR
+		 * below): only where POLLERR cannot be watched, look again.
+		 */
+		n = watch_fd ? completions_no_read(zs, out, max) :
+			       zc_completions(zs, out, max);
 		if (n || ghosts_only(zs, h0))
 			break;
 		if (timeout_ms >= 0) {

@@ -1050,6 +1050,27 @@ static void test_wait(void **state)
 	assert_int_equal(fk.qlen, 0);
 }
 
+/*
+ * zc_wait() reads the error queue once, then only on POLLERR: while the
+ * oldest send still waits, looking again finds nothing (on 2e0f1e5 it read
+ * before every poll and once more after it: 3 reads for a 50 ms wait).
+ */
+static void test_wait_reads_once(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+
+	send_n(f->zs, 2, 0, 16384);
+	fk_complete(1, 1, false);		/* id 0 is still out */
+	fk.recvmmsg_calls = 0;
+	assert_int_equal(zc_wait(f->zs, c, 8, 50), 0);
+	assert_int_equal(fk.recvmmsg_calls, 1);
+	fk_complete(0, 0, false);		/* POLLERR: one read, both out */
+	fk.recvmmsg_calls = 0;
+	assert_int_equal(zc_wait(f->zs, c, 8, 1000), 2);
+	assert_int_equal(fk.recvmmsg_calls, 1);
+}
+
 static void test_bad_options(void **state)
 {
 	struct zc_sock *zs = (void *)1;
@@ -1255,6 +1276,7 @@ int main(void)
 		cmocka_unit_test(test_adapt_to_copying),
 		T(test_no_adapt_keeps_zerocopy),
 		T(test_wait),
+		T(test_wait_reads_once),
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_bad_fds),
 		cmocka_unit_test(test_env_backend),
