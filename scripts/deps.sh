@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install what building and testing libzcnotify needs, if it is missing
 # (Debian 12). Safe to run again: does nothing when all is there.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Quick start, step 2: build and run the whole test suite, as CI does:
 #   1. the default build (-Werror): unit, real-socket, stress, install, man
 #   2. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
