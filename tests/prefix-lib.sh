@@ -55,7 +55,7 @@ zc_prefix_setup() {
 	# MAN=true (the install test): everything a user gets, man pages and
 	# the installed tools (zcbench); false: the library alone.
 	run setup meson setup "$tmp/build" "$src" --prefix="$prefix" \
-		-Dtests=false -Dexamples="$man" -Dman="$man"
+		-Dtests=disabled -Dexamples="$man" -Dman="$man"
 	run build ninja -C "$tmp/build"
 	run install meson install -C "$tmp/build"
 
