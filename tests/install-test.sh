@@ -48,10 +48,17 @@ done
 # --- the tools: zcbench, its scripts and zcbench(1), runnable as installed
 for tool in zcbench zcbench-plot zcbench-callgrind; do
 	[ -x "$prefix/bin/$tool" ] || fail "$tool not installed in $prefix/bin"
+	if [ ! -s "$mandir/man1/$tool.1" ] && [ ! -s "$mandir/man1/$tool.1.gz" ]; then
+		fail "man page man1/$tool.1 not installed"
+	fi
 done
-if [ ! -s "$mandir/man1/zcbench.1" ] && [ ! -s "$mandir/man1/zcbench.1.gz" ]; then
-	fail "man page man1/zcbench.1 not installed"
-fi
+# The examples: sources under the doc directory, no programs in bin.
+for c in "$src"/examples/*.c; do
+	name=$(basename "$c" .c)
+	[ -e "$prefix/bin/$name" ] && fail "example $name installed in $prefix/bin"
+	cmp -s "$c" "$prefix/share/doc/libzcnotify/examples/$name.c" ||
+		fail "examples/$name.c not installed in $prefix/share/doc/libzcnotify/examples"
+done
 if [ -x "$prefix/bin/zcbench" ] &&
    ! out=$(LD_LIBRARY_PATH=$libdir "$prefix/bin/zcbench" -q -m raw-copy,copy \
 	   -n 50 -r 1 -s 4K 2>&1); then
