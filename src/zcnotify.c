@@ -77,6 +77,15 @@ ZC_EXPORT const char *zc_backend_name(int backend)
 }
 
 /*
+ * The part of struct zc_opts this library knows: up to the end of its last
+ * field, not its tail padding, so that a field a later version puts there
+ * is told apart from an old caller's garbage (libbpf's OPTS_VALID checks up
+ * to offsetofend of the last field too).
+ */
+#define ZC_OPTS_KNOWN	(offsetof(struct zc_opts, harvest_every) + \
+			 sizeof(((struct zc_opts *)0)->harvest_every))
+
+/*
  * Options struct that can grow (libbpf's OPTS_VALID): a short struct reads
  * as zeros; non-zero bytes past the part this version knows are -E2BIG.
  */
@@ -181,7 +190,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	if (!out)
 		return zc_err(-EINVAL, "zc_open: out is NULL");
 	*out = NULL;
-	ret = opts_copy(opts, &o, sizeof(o), "zc_opts");
+	ret = opts_copy(opts, &o, ZC_OPTS_KNOWN, "zc_opts");
 	if (ret)
 		return ret;
 	ret = choose_backend(o.backend, &backend);
