@@ -35,6 +35,12 @@ fi
 if [ ! -e "$libdir/libzcnotify.so" ] || [ ! -e "$libdir/libzcnotify.so.0" ]; then
 	fail "libzcnotify.so and .so.0 not both in $libdir"
 fi
+[ -e "$libdir/libzcnotify.a" ] || fail "libzcnotify.a not in $libdir (-Ddefault_library=both)"
+# Relocatable: no path but prefix= names the prefix.
+if grep -v '^prefix=' "$pcdir/libzcnotify.pc" | grep -qF "$prefix"; then
+	fail "libzcnotify.pc has absolute paths; want \${prefix}-relative ones:" \
+	     "$(grep -v '^prefix=' "$pcdir/libzcnotify.pc" | grep -F "$prefix" | tr '\n' ' ')"
+fi
 
 # --- the man pages: one per exported function, and zcnotify(7)
 funcs=$(sed -n 's/^[[:space:]]*\(zc_[a-z_0-9]*\);.*/\1/p' "$src/src/libzcnotify.map")
@@ -104,6 +110,24 @@ else
 		echo "$out" >&2
 		fail "the consumer failed"
 	fi
+fi
+
+# --- a static program, linked with pkg-config --static alone
+scflags=$(pkg-config --static --cflags libzcnotify)
+slibs=$(pkg-config --static --libs libzcnotify)
+# shellcheck disable=SC2086
+if ! "${CC:-cc}" -std=c11 -Wall -Wextra -Werror -static $scflags \
+	-o "$tmp/consumer-static" "$src/tests/install/consumer.c" $slibs \
+	>"$tmp/cc-static.log" 2>&1; then
+	cat "$tmp/cc-static.log" >&2
+	fail "the consumer does not link statically with: $scflags ... $slibs"
+elif command -v ldd >/dev/null 2>&1 && ldd "$tmp/consumer-static" >/dev/null 2>&1; then
+	fail "consumer-static is dynamically linked"
+elif out=$("$tmp/consumer-static" 2>&1); then
+	echo "static ($slibs): $out"
+else
+	echo "$out" >&2
+	fail "the static consumer failed"
 fi
 
 # --- the header is C++-clean too (extern "C")
