@@ -51,7 +51,7 @@ trap 'rm -rf "$tmp"' EXIT
 # Nothing that depends on where or how it was built: no paths, no source
 # lines, no DT_NEEDED (liburing is optional), no undefined symbols.
 if ! abidw --headers-dir "$src/include" --no-corpus-path --no-comp-dir-path \
-	--drop-private-types --no-show-locs --no-elf-needed --drop-undefined-syms \
+	--drop-private-types --exported-interfaces-only --no-show-locs --no-elf-needed --drop-undefined-syms \
 	--out-file "$tmp/current.abi" "$lib"; then
 	echo "FAIL: abidw $lib" >&2
 	exit 1
