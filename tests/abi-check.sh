@@ -50,8 +50,9 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/zcnotify-abi.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 # Nothing that depends on where or how it was built: no paths, no source
 # lines, no DT_NEEDED (liburing is optional), no undefined symbols.
-if ! abidw --headers-dir "$src/include" --no-corpus-path --no-comp-dir-path \
-	--drop-private-types --exported-interfaces-only --no-show-locs --no-elf-needed --drop-undefined-syms \
+if ! abidw --headers-dir "$src/include" --drop-private-types \
+	--exported-interfaces-only --no-corpus-path --no-comp-dir-path \
+	--no-show-locs --no-elf-needed --drop-undefined-syms \
 	--out-file "$tmp/current.abi" "$lib"; then
 	echo "FAIL: abidw $lib" >&2
 	exit 1
