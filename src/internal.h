@@ -13,6 +13,11 @@
 #include "zcnotify.h"
 #include "compat.h"
 
+/*
+ * Exported functions are zc_* and carry ZC_EXPORT; every other global is
+ * zc__*, so that the static archive cannot clash with a program's names
+ * (tests/install-test.sh checks libzcnotify.a).
+ */
 #define ZC_EXPORT	__attribute__((visibility("default")))
 #define ZC_CACHELINE	64
 

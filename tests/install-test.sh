@@ -89,6 +89,18 @@ if command -v nm >/dev/null 2>&1; then
 	fi
 fi
 
+# --- the static archive: the API, and internal names a program cannot
+# clash with (zc__*), nothing else global
+if command -v nm >/dev/null 2>&1 && [ -e "$libdir/libzcnotify.a" ]; then
+	stray=$(nm -g --defined-only "$libdir/libzcnotify.a" 2>/dev/null |
+		awk 'NF == 3 { print $3 }' | sort -u | grep -v '^zc__' |
+		grep -vxF -f <(echo "$funcs"))
+	if [ -n "$stray" ]; then
+		fail "libzcnotify.a defines globals that are neither API nor zc__*:" \
+		     "$(echo "$stray" | tr '\n' ' ')"
+	fi
+fi
+
 # --- a consumer built with pkg-config only
 # shellcheck disable=SC2086 # word splitting of the flags is wanted
 if ! "${CC:-cc}" -std=c11 -Wall -Wextra -Wpedantic -Werror $cflags \
