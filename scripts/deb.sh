@@ -37,10 +37,12 @@ finish() {
 rm -rf "$out"
 mkdir -p "$out/src"
 out=$(realpath "$out")
-if [ -d "$src" ]; then
-	(cd "$src" && git ls-files -z 2>/dev/null | tar --null -cf - -T - 2>/dev/null ||
-	 tar --exclude=./build --exclude=./build-ci --exclude=./.git -cf - .) |
-		tar -xf - -C "$out/src"
+if [ -d "$src" ] && git -C "$src" rev-parse --show-toplevel >/dev/null 2>&1; then
+	# The files git tracks, as they are in the work tree.
+	(cd "$src" && git ls-files -z | tar --null -cf - -T -) | tar -xf - -C "$out/src"
+elif [ -d "$src" ]; then
+	tar -C "$src" --exclude=./build --exclude=./build-ci --exclude=./.git \
+		-cf - . | tar -xf - -C "$out/src"
 else
 	tar -xf "$src" -C "$out/src" --strip-components=1
 fi
@@ -53,7 +55,11 @@ if [ $nocheck -eq 1 ]; then
 	opts+=(-Pnocheck)
 fi
 if (cd "$out/src" && dpkg-buildpackage "${opts[@]}") >"$out/build.log" 2>&1; then
-	ok "dpkg-buildpackage ${opts[*]}: $(cd "$out" && ls ./*.deb | grep -v dbgsym | xargs -n1 basename | tr '\n' ' ')"
+	debs=()
+	for d in "$out"/*.deb; do
+		case $d in *-dbgsym_*) ;; *) debs+=("$d") ;; esac
+	done
+	ok "dpkg-buildpackage ${opts[*]}: ${debs[*]##*/}"
 else
 	tail -n 40 "$out/build.log"
 	ko "dpkg-buildpackage ${opts[*]} (log: $out/build.log)"
@@ -76,7 +82,6 @@ if ! command -v autopkgtest >/dev/null 2>&1 || [ "$(id -u)" -ne 0 ]; then
 fi
 before=$(dpkg-query -W -f='${Package} ${Status}\n' 'libzcnotify*' 2>/dev/null |
 	 awk '/ installed$/ { print $1 }')
-mapfile -t debs < <(ls "$out"/*.deb | grep -v -- -dbgsym_)
 if autopkgtest --output-dir "$out/autopkgtest" "$out/src" "${debs[@]}" -- null \
 	>"$out/autopkgtest.log" 2>&1; then
 	ok "autopkgtest: $(grep -E '^[a-z-]+ +PASS' "$out/autopkgtest.log" | xargs)"

@@ -12,8 +12,10 @@
 
 set -u
 
-[ $# -eq 1 ] && [ -f "$1/include/zcnotify.h" ] ||
-	{ echo "usage: $0 SOURCE_DIR" >&2; exit 1; }
+if [ $# -ne 1 ] || [ ! -f "$1/include/zcnotify.h" ]; then
+	echo "usage: $0 SOURCE_DIR" >&2
+	exit 1
+fi
 inc=$1/include
 cc=${CC:-cc}
 cxx=${CXX:-c++}
