@@ -84,7 +84,7 @@ before=$(dpkg-query -W -f='${Package} ${Status}\n' 'libzcnotify*' 2>/dev/null |
 	 awk '/ installed$/ { print $1 }')
 if autopkgtest --output-dir "$out/autopkgtest" "$out/src" "${debs[@]}" -- null \
 	>"$out/autopkgtest.log" 2>&1; then
-	ok "autopkgtest: $(grep -E '^[a-z-]+ +PASS' "$out/autopkgtest.log" | xargs)"
+	ok "autopkgtest: $(grep -E '^[a-z-]+ +PASS' "$out/autopkgtest.log" | sort -u | xargs)"
 else
 	tail -n 40 "$out/autopkgtest.log"
 	ko "autopkgtest (log: $out/autopkgtest.log)"
