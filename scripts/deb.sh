@@ -5,6 +5,7 @@
 #   scripts/deb.sh [--nocheck] SOURCE OUTDIR
 # SOURCE is a source directory or a meson dist tarball (.tar.xz); the
 # tree is copied into OUTDIR, so nothing is written next to SOURCE.
+#  0. debian/changelog's version is the project's;
 #  1. dpkg-buildpackage -us -uc -b (--nocheck: DEB_BUILD_OPTIONS=nocheck
 #     and the nocheck profile, for when the suites already ran);
 #  2. lintian on the .changes: any error or warning fails;
@@ -47,6 +48,14 @@ else
 	tar -xf "$src" -C "$out/src" --strip-components=1
 fi
 [ -f "$out/src/debian/control" ] || { ko "no debian/control in $1"; finish; }
+
+# debian/changelog follows the project's version (native package).
+pv=$(sed -n "s/^[[:space:]]*version: '\([^']*\)'.*/\1/p" "$out/src/meson.build" | head -n 1)
+dv=$(dpkg-parsechangelog -l "$out/src/debian/changelog" -S Version)
+case $dv in
+"$pv" | "$pv"[+~]*) ok "debian/changelog $dv for project version $pv" ;;
+*) ko "debian/changelog says $dv, meson.build $pv: add a changelog entry (dch -v $pv)" ;;
+esac
 
 # 1. build
 opts=(-us -uc -b)
