@@ -19,13 +19,27 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <time.h>
+/*
+ * struct timespec (zc_errrec.ts): <time.h> declares it in strict ISO C
+ * modes only from C11 on, or with a POSIX feature macro; POSIX has
+ * <sched.h> define it in any mode. So -std=c99 -pedantic works.
+ */
+#include <sched.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* The version of this header; zc_version() gives the library's. */
 #define ZCNOTIFY_VERSION_MAJOR 0
 #define ZCNOTIFY_VERSION_MINOR 1
+#define ZCNOTIFY_VERSION_PATCH 0
+/* A comparable number: ZCNOTIFY_VERSION_CODE >= ZCNOTIFY_VERSION(0, 1, 0) */
+#define ZCNOTIFY_VERSION(major, minor, patch) \
+	(((major) << 16) + ((minor) << 8) + (patch))
+#define ZCNOTIFY_VERSION_CODE \
+	ZCNOTIFY_VERSION(ZCNOTIFY_VERSION_MAJOR, ZCNOTIFY_VERSION_MINOR, \
+			 ZCNOTIFY_VERSION_PATCH)
 
 struct zc_sock;				/* opaque, one per socket */
 
@@ -34,7 +48,7 @@ enum {
 	ZC_BACKEND_ERRQUEUE,		/* MSG_ZEROCOPY + recvmsg(MSG_ERRQUEUE) */
 	ZC_BACKEND_SCM,			/* MSG_ZEROCOPY + SCM_ZC_NOTIFICATION */
 	ZC_BACKEND_URING,		/* io_uring SENDMSG_ZC / SEND_ZC */
-	ZC_BACKEND_COPY,		/* plain copying sends */
+	ZC_BACKEND_COPY		/* plain copying sends */
 };
 
 /* zc_completion.flags */
@@ -159,6 +173,12 @@ int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st);
  * or "" if none did. Valid until the thread's next libzcnotify call.
  */
 const char *zc_last_error(void);
+
+/*
+ * The version of the library running, as ZCNOTIFY_VERSION(major, minor,
+ * patch): it may be newer than the ZCNOTIFY_VERSION_CODE built against.
+ */
+uint32_t zc_version(void);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Quick start, step 1: install what is missing, build, run the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."

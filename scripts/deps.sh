@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
-# Install what building and testing libzcnotify needs, if it is missing
-# (Debian 12). Safe to run again: does nothing when all is there.
+# SPDX-License-Identifier: MIT
+# Install what building (and with --test, testing) libzcnotify needs, if
+# it is missing (Debian 12). The list is debian/control's Build-Depends:
+#   deps.sh         the library, the tools and the demo (profile nocheck)
+#   deps.sh --test  everything scripts/test.sh runs (profile
+#                   pkg.libzcnotify.ci: the test suites and CI's tools)
+# Safe to run again: does nothing when all is there. The kernel rig
+# (tests/kernel/rig.sh) installs its own packages.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-pkgs=(gcc meson ninja-build pkg-config libcmocka-dev liburing-dev mandoc groff-base
-      python3)
-# nftables, iproute2: the fault suite's drops and holds (nft, tc)
-[ "${1:-}" = "--test" ] && pkgs+=(clang libclang-rt-14-dev valgrind gnuplot-nox
-				  nftables iproute2)
+case ${1:-} in
+'') profiles=nocheck ;;
+--test) profiles=pkg.libzcnotify.ci ;;
+*) echo "usage: $0 [--test]" >&2; exit 2 ;;
+esac
 
-missing=()
-for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
-		missing+=("$p")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# dpkg-checkbuilddeps (dpkg-dev, which build-essential brings) checks
+# Build-Depends and build-essential under the same profiles.
+if command -v dpkg-checkbuilddeps >/dev/null 2>&1 &&
+   dpkg-checkbuilddeps -P "$profiles" >/dev/null 2>&1; then
+	exit 0
+fi
 
-echo "deps: installing ${missing[*]}"
+echo "deps: installing debian/control's Build-Depends (profile $profiles)"
 sudo=
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+$sudo apt-get -o DPkg::Lock::Timeout=600 update -q
+$sudo apt-get -o DPkg::Lock::Timeout=600 build-dep -y -q --no-install-recommends -P "$profiles" ./

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Quick start, step 2: build and run the whole test suite, as CI does:
 #   1. the default build (-Werror): unit, real-socket, stress, install, man
 #   2. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
 #   3. the unit and threaded suites under ThreadSanitizer
 #   4. the libFuzzer harnesses (clang), 60 s each
-#   5. the patched-kernel rig: Linux 6.1 + SCM_ZC_NOTIFICATION under qemu,
+#   5. the release: `meson dist` (the tarball builds and passes the
+#      default suite), then from that tarball the Debian packages,
+#      lintian and the autopkgtest (scripts/deb.sh; DEB_BUILD_OPTIONS=
+#      nocheck there, as step 1 ran the same suites)
+#   6. the patched-kernel rig: Linux 6.1 + SCM_ZC_NOTIFICATION under qemu,
 #      the library's suites in the patched and the unpatched kernel
 # Ends with one line "N passed, N failed, N skipped" over all of them.
-# Options: --no-rig (skip step 5), --quick (step 1 only).
+# Options: --no-rig (skip step 6), --quick (step 1 only).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -43,18 +48,46 @@ stage() {
 		"$dir/meson-logs/testlog.json")")
 }
 
+# Step 5: the dist tarball of HEAD (committed files only), built and
+# tested by meson dist; then the packages from it.
+release() {
+	local dist log=build-ci/dist.log
+
+	echo "=== dist"
+	rm -rf build-ci/default/meson-dist
+	if meson dist -C build-ci/default --formats xztar --allow-dirty \
+		>"$log" 2>&1; then
+		# meson dist removes its build: count from its meson test output.
+		summaries+=("$(awk -F: '
+			/^Ok:/ { p = $2 + 0 }
+			/^(Fail|Unexpected Pass|Timeout):/ { f += $2 }
+			/^Skipped:/ { s = $2 + 0 }
+			END { printf "dist: %d passed, %d failed, %d skipped", p, f, s }' "$log")")
+	else
+		tail -n 60 "$log"; status=1
+		summaries+=("dist: failed (build-ci/dist.log)")
+		return
+	fi
+	dist=$(ls build-ci/default/meson-dist/libzcnotify-*.tar.xz)
+	echo "=== deb ($dist)"
+	./scripts/deb.sh --nocheck "$dist" build-ci/deb | tee build-ci/deb.log
+	[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+	summaries+=("$(grep -E '^deb: ' build-ci/deb.log | tail -n 1)")
+}
+
 mkdir -p build-ci
-stage default build-ci/default "-Dwerror=true"
+stage default build-ci/default "-Dwerror=true -Dtests=enabled"
 if [ $quick -eq 0 ]; then
 	stage asan+ubsan build-ci/asan \
-		"-Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug" \
+		"-Dwerror=true -Dtests=enabled -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug" \
 		--no-suite install --no-suite valgrind
 	stage tsan build-ci/tsan \
-		"-Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug" \
+		"-Dwerror=true -Dtests=enabled -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug" \
 		--suite unit --suite stress
 	STAGE_ENV=CC=clang stage fuzz build-ci/fuzz \
-		"-Dwerror=true -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false" \
+		"-Dwerror=true -Dtests=enabled -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false" \
 		--suite fuzz
+	release
 fi
 if [ $rig -eq 1 ]; then
 	echo "=== kernel rig"

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Count meson's testlog.json: 'NAME: N passed, N failed, N skipped'."""
 import json
 import sys

@@ -13,7 +13,7 @@ static int copy_collect(struct zc_sock *zs, bool force)
 	return 0;
 }
 
-const struct zc_ops zc_ops_copy = {
+const struct zc_ops zc__ops_copy = {
 	.id = ZC_BACKEND_COPY,
 	.zerocopy = false,
 	.send = NULL,		/* the syscall, inlined in the send path */

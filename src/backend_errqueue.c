@@ -8,10 +8,10 @@
 static int eq_collect(struct zc_sock *zs, bool force)
 {
 	(void)force;
-	return zc_eq_drain(zs);
+	return zc__eq_drain(zs);
 }
 
-const struct zc_ops zc_ops_errqueue = {
+const struct zc_ops zc__ops_errqueue = {
 	.id = ZC_BACKEND_ERRQUEUE,
 	.zerocopy = true,
 	.kernel_ids = true,

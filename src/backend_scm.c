@@ -62,7 +62,7 @@ static inline int scm_parse(const unsigned char *buf, size_t len, int type,
 	return (int)n;
 }
 
-int zc_scm_parse(const unsigned char *buf, size_t len, int type,
+int zc__scm_parse(const unsigned char *buf, size_t len, int type,
 		 unsigned int asked, struct zc_range *out)
 {
 	return scm_parse(buf, len, type, asked, out);
@@ -180,7 +180,7 @@ static int probe_run(int type)
 	m.msg_controllen = scm_prepare(ctrl, type, 1);
 	if (sendmsg(c, &m, MSG_DONTWAIT) != 0)
 		goto out;
-	if (zc_scm_parse(ctrl, sizeof(ctrl), type, 1, &r) != 1 ||
+	if (zc__scm_parse(ctrl, sizeof(ctrl), type, 1, &r) != 1 ||
 	    r.lo != 0 || r.hi != 0)
 		goto out;
 	/* The record was taken, not copied: the queue must be empty now. */
@@ -204,7 +204,7 @@ out:
 }
 
 /* Reset the cached answer (unit tests). */
-void zc_scm_probe_reset(void)
+void zc__scm_probe_reset(void)
 {
 	atomic_store(&probe_state, 0);
 }
@@ -213,7 +213,7 @@ void zc_scm_probe_reset(void)
  * Is SCM_ZC_NOTIFICATION supported? Once per process; ZCNOTIFY_SCM_PROBE
  * (yes, no) forces the answer. Returns 1, 0, or -EINVAL for a bad value.
  */
-int zc_scm_supported(int type)
+int zc__scm_supported(int type)
 {
 	const char *env = getenv("ZCNOTIFY_SCM_PROBE");
 	int st;
@@ -223,7 +223,7 @@ int zc_scm_supported(int type)
 			return 1;
 		if (!strcmp(env, "no"))
 			return 0;
-		return zc_err(-EINVAL, "ZCNOTIFY_SCM_PROBE=\"%s\": want yes, "
+		return zc__err(-EINVAL, "ZCNOTIFY_SCM_PROBE=\"%s\": want yes, "
 			      "no or auto", env);
 	}
 	st = atomic_load_explicit(&probe_state, memory_order_acquire);
@@ -240,7 +240,7 @@ int zc_scm_supported(int type)
 }
 
 /* The cmsg type: ZCNOTIFY_SCM_TYPE, else the build's default. */
-int zc_scm_type(int *type)
+int zc__scm_type(int *type)
 {
 	const char *env = getenv("ZCNOTIFY_SCM_TYPE");
 	char *end;
@@ -252,7 +252,7 @@ int zc_scm_type(int *type)
 	errno = 0;
 	v = strtol(env, &end, 0);
 	if (errno || *end || v <= 0 || v > 0xffff)
-		return zc_err(-EINVAL, "ZCNOTIFY_SCM_TYPE=\"%s\": want a cmsg "
+		return zc__err(-EINVAL, "ZCNOTIFY_SCM_TYPE=\"%s\": want a cmsg "
 			      "type number such as 78", env);
 	*type = (int)v;
 	return 0;
@@ -280,7 +280,7 @@ static bool grow_ctrl(struct scm_priv *p, size_t need)
  * A send that asks for n (from zc_scm_want()) completion elements. msg
  * NULL: the message is the one buffer buf, len (zc_send()).
  */
-ssize_t zc_scm_send(struct zc_sock *zs, const struct msghdr *msg,
+ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		    const void *buf, size_t len, int flags, unsigned int n)
 {
 	struct scm_priv *p = zs->backend_priv;
@@ -302,9 +302,9 @@ ssize_t zc_scm_send(struct zc_sock *zs, const struct msghdr *msg,
 	}
 	/* More than the kernel takes: its answer, no harvest, no copy. */
 	if (cctllen > p->ctrl_max)
-		return zc_sys_sendmsg(zs, &m, flags);
+		return zc__sys_sendmsg(zs, &m, flags);
 	if (!grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM) + cctllen))
-		return zc_sys_sendmsg(zs, &m, flags);
+		return zc__sys_sendmsg(zs, &m, flags);
 
 	/*
 	 * The kernel writes its answer at the start of msg_control, so ours
@@ -350,7 +350,7 @@ ssize_t zc_scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		ZC_STAT_ADD(&zs->tx, harvest_cmsg, k);
 		if (ret < 0 && atomic_load_explicit(&zs->waiting,
 						    memory_order_seq_cst))
-			zc_wake_reaper(zs);
+			zc__wake_reaper(zs);
 	}
 	if (ret == -EINVAL && !k) {
 		/*
@@ -361,7 +361,7 @@ ssize_t zc_scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		 */
 		m.msg_control = cctl;
 		m.msg_controllen = cctllen;
-		ret = zc_sys_sendmsg(zs, &m, flags);
+		ret = zc__sys_sendmsg(zs, &m, flags);
 		if (ret != -EINVAL)
 			atomic_store_explicit(&p->broken, true,
 					      memory_order_relaxed);
@@ -406,7 +406,7 @@ static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
 	p = aligned_alloc(ZC_CACHELINE, (sizeof(*p) + ZC_CACHELINE - 1) &
 				       ~(size_t)(ZC_CACHELINE - 1));
 	if (!p)
-		return zc_err(-ENOMEM, "zc_open: out of memory");
+		return zc__err(-ENOMEM, "zc_open: out of memory");
 	memset(p, 0, sizeof(*p));
 	p->type = zs->scm_type;
 	max = optmem_max();
@@ -430,11 +430,11 @@ static void scm_teardown(struct zc_sock *zs)
 	zs->backend_priv = NULL;
 }
 
-const struct zc_ops zc_ops_scm = {
+const struct zc_ops zc__ops_scm = {
 	.id = ZC_BACKEND_SCM,
 	.zerocopy = true,
 	.kernel_ids = true,
-	.send = NULL,		/* the core calls zc_scm_want(), zc_scm_send() */
+	.send = NULL,		/* the core calls zc_scm_want(), zc__scm_send() */
 	.collect = scm_collect,
 	.setup = scm_setup,
 	.teardown = scm_teardown,

@@ -76,7 +76,7 @@ static inline unsigned int zc_scm_want(struct zc_sock *zs)
 	return room < SCM_INFO_MAX ? room : SCM_INFO_MAX;
 }
 
-ssize_t zc_scm_send(struct zc_sock *zs, const struct msghdr *msg,
+ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		    const void *buf, size_t len, int flags, unsigned int n);
 
 /* ---- the reap side ---- */
@@ -86,7 +86,7 @@ static inline int zc_scm_apply(struct zc_sock *zs)
 {
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
-	/* Acquire (seq_cst for zc_wait()): pairs with zc_scm_send()'s store. */
+	/* Acquire (seq_cst for zc_wait()): pairs with zc__scm_send()'s store. */
 	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_seq_cst);
 	int n = (int)(t - h);
 
@@ -117,7 +117,7 @@ static inline int zc_scm_collect(struct zc_sock *zs, bool force)
 		return n;
 	}
 	p->last_tail = tail;
-	ret = zc_eq_drain(zs);
+	ret = zc__eq_drain(zs);
 	if (ret < 0)
 		return n ? n : ret;
 	return n + ret;

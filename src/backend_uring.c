@@ -34,7 +34,7 @@
  *   that found the CQ taken (see cq_give()).
  * Sleeping: the ring has zs->efd registered as its eventfd, so the kernel
  * wakes a zc_wait() for every CQE it posts, and the send side wakes it
- * (zc_wake_reaper()) when it forwards ranges and no push follows.
+ * (zc__wake_reaper()) when it forwards ranges and no push follows.
  *
  * Notifications are posted by task work of the thread that submitted the
  * request. The ring is set up without IORING_SETUP_COOP_TASKRUN or
@@ -169,7 +169,7 @@ static void publish(struct zc_sock *zs, struct uring_priv *p,
 	atomic_store_explicit(&p->rtail, op->t, memory_order_seq_cst);
 	op->t0 = op->t;
 	if (wake && atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
-		zc_wake_reaper(zs);
+		zc__wake_reaper(zs);
 }
 
 /* ---- the send side ---- */
@@ -448,7 +448,7 @@ static size_t copy_rest(struct zc_sock *zs, const struct msghdr *msg,
 		}
 		if (!want)
 			return sent;
-		r = zc_sys_sendmsg(zs, &m, flags);
+		r = zc__sys_sendmsg(zs, &m, flags);
 		if (r == -EINTR)
 			continue;	/* a signal: sendmsg(2) sent nothing */
 		if (r <= 0)
@@ -469,7 +469,7 @@ static size_t copy_rest(struct zc_sock *zs, const struct msghdr *msg,
 static ssize_t copy_send(struct zc_sock *zs, struct uring_priv *p,
 			 const struct msghdr *msg, int flags)
 {
-	ssize_t ret = zc_sys_sendmsg(zs, msg, flags);
+	ssize_t ret = zc__sys_sendmsg(zs, msg, flags);
 	size_t len;
 
 	if (ret <= 0 || zs->type != SOCK_STREAM || (flags & MSG_DONTWAIT) ||
@@ -571,7 +571,7 @@ static int uring_collect(struct zc_sock *zs, bool force)
 	 * MSG_ZEROCOPY sendmsg runs on this socket), only foreign ones.
 	 */
 	if (force) {
-		int r = zc_eq_drain(zs);
+		int r = zc__eq_drain(zs);
 
 		if (r < 0 && !n)
 			return r;
@@ -626,7 +626,7 @@ static int uring_collect(struct zc_sock *zs, bool force)
 static _Atomic int probe_state;
 
 /* Forget the probe's answer (tests: the next ring asks again). */
-void zc_uring_probe_reset(void)
+void zc__uring_probe_reset(void)
 {
 	atomic_store_explicit(&probe_state, 0, memory_order_relaxed);
 }
@@ -687,7 +687,7 @@ static int usage_env(bool *off)
 		*off = true;
 		return 0;
 	}
-	return zc_err(-EINVAL, "ZCNOTIFY_URING_USAGE=\"%s\": want no or auto",
+	return zc__err(-EINVAL, "ZCNOTIFY_URING_USAGE=\"%s\": want no or auto",
 		      env);
 }
 
@@ -714,21 +714,21 @@ static int ring_init(struct zc_sock *zs, struct uring_priv *p)
 	int r = io_uring_queue_init_params(URING_SQ, &p->ring, &par);
 
 	if (r == -ENOSYS || r == -EPERM || r == -EINVAL)
-		return zc_err(-EOPNOTSUPP, "zc_open: backend \"uring\": "
+		return zc__err(-EOPNOTSUPP, "zc_open: backend \"uring\": "
 			      "io_uring_setup: %s (no io_uring in this kernel, "
 			      "or disabled by kernel.io_uring_disabled or a "
 			      "seccomp filter)", strerror(-r));
 	if (r < 0)
-		return zc_err(r, "zc_open: backend \"uring\": "
+		return zc__err(r, "zc_open: backend \"uring\": "
 			      "io_uring_setup: %s", strerror(-r));
 	p->ring_ok = true;
 	/* Every kernel with SEND_ZC (6.0) has NODROP (5.5): a safeguard. */
 	if (!(par.features & IORING_FEAT_NODROP))
-		return zc_err(-EOPNOTSUPP, "zc_open: backend \"uring\": this "
+		return zc__err(-EOPNOTSUPP, "zc_open: backend \"uring\": this "
 			      "kernel's io_uring lacks IORING_FEAT_NODROP (it "
 			      "may drop completion events)");
 	if (par.cq_entries < need)
-		return zc_err(-EINVAL, "zc_open: backend \"uring\": "
+		return zc__err(-EINVAL, "zc_open: backend \"uring\": "
 			      "max_inflight %u needs a completion queue of %u "
 			      "entries; this kernel allows %u (use a "
 			      "max_inflight of at most %u)", zs->mask + 1, need,
@@ -751,13 +751,13 @@ static int uring_setup(struct zc_sock *zs, const struct zc_opts *o)
 	p = aligned_alloc(ZC_CACHELINE, (sizeof(*p) + ZC_CACHELINE - 1) &
 				       ~(size_t)(ZC_CACHELINE - 1));
 	if (!p)
-		return zc_err(-ENOMEM, "zc_open: out of memory");
+		return zc__err(-ENOMEM, "zc_open: out of memory");
 	memset(p, 0, sizeof(*p));
 	p->rmask = zs->mask;
 	zs->backend_priv = p;
 	p->ranges = calloc(p->rmask + 1, sizeof(*p->ranges));
 	if (!p->ranges)
-		return zc_err(-ENOMEM, "zc_open: out of memory");
+		return zc__err(-ENOMEM, "zc_open: out of memory");
 	if ((r = ring_init(zs, p)))
 		return r;
 
@@ -770,11 +770,11 @@ static int uring_setup(struct zc_sock *zs, const struct zc_opts *o)
 					      memory_order_release);
 	}
 	if (!st)
-		return zc_err(-EOPNOTSUPP, "zc_open: backend \"uring\": "
+		return zc__err(-EOPNOTSUPP, "zc_open: backend \"uring\": "
 			      "io_uring_get_probe_ring() failed: cannot tell "
 			      "whether this kernel has IORING_OP_SEND_ZC");
 	if (!(st & PROBE_SEND_ZC))
-		return zc_err(-EOPNOTSUPP, "zc_open: backend \"uring\": this "
+		return zc__err(-EOPNOTSUPP, "zc_open: backend \"uring\": this "
 			      "kernel's io_uring lacks IORING_OP_SEND_ZC and "
 			      "SENDMSG_ZC (Linux 6.0 and later have them)");
 	if ((st & PROBE_USAGE) && !usage_off)
@@ -782,16 +782,16 @@ static int uring_setup(struct zc_sock *zs, const struct zc_opts *o)
 
 	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (efd < 0)
-		return zc_err(-errno, "zc_open: eventfd: %s", strerror(errno));
+		return zc__err(-errno, "zc_open: eventfd: %s", strerror(errno));
 	/* Not yet shared: zc_close() closes it, as one zc_wait() made. */
 	atomic_store_explicit(&zs->efd, efd, memory_order_relaxed);
 	if ((r = io_uring_register_eventfd(&p->ring, efd)) < 0)
-		return zc_err(r, "zc_open: io_uring_register_eventfd: %s",
+		return zc__err(r, "zc_open: io_uring_register_eventfd: %s",
 			      strerror(-r));
 
 	fl = fcntl(zs->fd, F_GETFL);
 	if (fl < 0)
-		return zc_err(-errno, "zc_open: fcntl(F_GETFL): %s",
+		return zc__err(-errno, "zc_open: fcntl(F_GETFL): %s",
 			      strerror(errno));
 	p->nonblock = fl & O_NONBLOCK;
 	return 0;
@@ -810,7 +810,7 @@ static void uring_teardown(struct zc_sock *zs)
 	zs->backend_priv = NULL;
 }
 
-const struct zc_ops zc_ops_uring = {
+const struct zc_ops zc__ops_uring = {
 	.id = ZC_BACKEND_URING,
 	.zerocopy = true,
 	.news_on_efd = true,

@@ -24,7 +24,7 @@
  * Parse one error-queue message. Bounds-checks every cmsg against
  * msg_controllen, so it is safe on any bytes (it is fuzzed).
  */
-enum zc_rec_kind zc_parse_errmsg(const struct msghdr *m, struct zc_range *r,
+enum zc_rec_kind zc__parse_errmsg(const struct msghdr *m, struct zc_range *r,
 				 struct zc_errrec *rec)
 {
 	const unsigned char *ctrl = m->msg_control;
@@ -115,7 +115,7 @@ enum zc_rec_kind zc_parse_errmsg(const struct msghdr *m, struct zc_range *r,
 	return ZC_REC_FOREIGN;
 }
 
-void zc_stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec)
+void zc__stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec)
 {
 	ZC_STAT_INC(&zs->rx, foreign);
 	if (zs->nforeign == ZC_FOREIGN_MAX) {
@@ -126,7 +126,7 @@ void zc_stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec)
 	zs->nforeign++;
 }
 
-int zc_eq_init(struct zc_sock *zs)
+int zc__eq_init(struct zc_sock *zs)
 {
 	struct zc_eq *eq = calloc(1, sizeof(*eq));
 
@@ -140,7 +140,7 @@ int zc_eq_init(struct zc_sock *zs)
 	return 0;
 }
 
-void zc_eq_fini(struct zc_sock *zs)
+void zc__eq_fini(struct zc_sock *zs)
 {
 	free(zs->eq);
 	zs->eq = NULL;
@@ -150,7 +150,7 @@ void zc_eq_fini(struct zc_sock *zs)
  * A record parse_fast() did not take, or cut short (MSG_CTRUNC): parse it
  * the careful way, and count it. Returns 1 if it was a record.
  */
-int zc_eq_record_slow(struct zc_sock *zs, const struct msghdr *m)
+int zc__eq_record_slow(struct zc_sock *zs, const struct msghdr *m)
 {
 	struct zc_range r;
 	struct zc_errrec rec;
@@ -160,18 +160,18 @@ int zc_eq_record_slow(struct zc_sock *zs, const struct msghdr *m)
 		ZC_STAT_INC(&zs->rx, ctrunc);
 		zs->pending_err = -EMSGSIZE;
 	}
-	switch (zc_parse_errmsg(m, &r, &rec)) {
+	switch (zc__parse_errmsg(m, &r, &rec)) {
 	case ZC_REC_RANGE:
 		ids = zc_apply_range(zs, r.lo, r.hi, r.copied);
 		ZC_STAT_INC(&zs->rx, harvest_recvmsg);
-		/* Relaxed: see zc_eq_drain(). */
+		/* Relaxed: see zc__eq_drain(). */
 		atomic_store_explicit(&zs->ids_by_recvmsg,
 				      atomic_load_explicit(&zs->ids_by_recvmsg,
 							   memory_order_relaxed) +
 				      ids, memory_order_relaxed);
 		return 1;
 	case ZC_REC_FOREIGN:
-		zc_stash_foreign(zs, &rec);
+		zc__stash_foreign(zs, &rec);
 		return 1;
 	case ZC_REC_NONE:
 		break;
@@ -179,7 +179,7 @@ int zc_eq_record_slow(struct zc_sock *zs, const struct msghdr *m)
 	return 0;
 }
 
-int zc_eq_drain(struct zc_sock *zs)
+int zc__eq_drain(struct zc_sock *zs)
 {
 	return zc_eq_read(zs, true);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Reading the error queue, the part that runs on every zc_completions() of
- * the errqueue backend: inline there (zcnotify.c) and in zc_eq_drain().
+ * the errqueue backend: inline there (zcnotify.c) and in zc__eq_drain().
  */
 #ifndef ZC_ERRQUEUE_H
 #define ZC_ERRQUEUE_H
@@ -19,7 +19,7 @@ struct zc_eq {
 /*
  * The common record: one IP_RECVERR/IPV6_RECVERR cmsg alone (the extended
  * error and an empty offender), a zero-copy completion. Anything else
- * (false) takes zc_parse_errmsg()'s careful walk.
+ * (false) takes zc__parse_errmsg()'s careful walk.
  */
 static inline bool parse_fast(const struct msghdr *m, struct zc_range *r)
 {
@@ -47,14 +47,14 @@ static inline bool parse_fast(const struct msghdr *m, struct zc_range *r)
 }
 
 /* A record parse_fast() did not take, or MSG_CTRUNC: errqueue.c. */
-int zc_eq_record_slow(struct zc_sock *zs, const struct msghdr *m);
+int zc__eq_record_slow(struct zc_sock *zs, const struct msghdr *m);
 
 /*
  * Read everything on the error queue, ZC_EQ_BATCH records a syscall.
  * Returns the number of records consumed, or -errno. Inline in
- * zc_completions() for the errqueue backend; zc_eq_drain() elsewhere.
+ * zc_completions() for the errqueue backend; zc__eq_drain() elsewhere.
  * count_ids: add the ids completed to ids_by_recvmsg (only the SCM
- * backend reads it; zc_eq_drain() always counts, the errqueue backend's
+ * backend reads it; zc__eq_drain() always counts, the errqueue backend's
  * inline read does not).
  */
 static inline int zc_eq_read(struct zc_sock *zs, bool count_ids)
@@ -86,7 +86,7 @@ static inline int zc_eq_read(struct zc_sock *zs, bool count_ids)
 						      r.copied);
 				ranges++;
 			} else {
-				nrec += zc_eq_record_slow(zs, m);
+				nrec += zc__eq_record_slow(zs, m);
 			}
 			/*
 			 * recvmmsg() rewrote msg_controllen and msg_flags of

@@ -13,6 +13,11 @@
 #include "zcnotify.h"
 #include "compat.h"
 
+/*
+ * Exported functions are zc_* and carry ZC_EXPORT; every other global is
+ * zc__*, so that the static archive cannot clash with a program's names
+ * (tests/install-test.sh checks libzcnotify.a).
+ */
 #define ZC_EXPORT	__attribute__((visibility("default")))
 #define ZC_CACHELINE	64
 
@@ -148,11 +153,11 @@ struct zc_ops {
 	void (*teardown)(struct zc_sock *zs);
 };
 
-extern const struct zc_ops zc_ops_errqueue;
-extern const struct zc_ops zc_ops_copy;
-extern const struct zc_ops zc_ops_scm;
+extern const struct zc_ops zc__ops_errqueue;
+extern const struct zc_ops zc__ops_copy;
+extern const struct zc_ops zc__ops_scm;
 #ifdef ZC_HAVE_URING
-extern const struct zc_ops zc_ops_uring;
+extern const struct zc_ops zc__ops_uring;
 #endif
 
 struct zc_sock {
@@ -212,7 +217,7 @@ struct zc_sock {
 	 * eventfd that wakes a sleeping zc_wait(); made by the first zc_wait()
 	 * (most servers never wait), or by the uring backend's setup (the
 	 * ring signals it too). Release: pairs with the acquire in
-	 * zc_wake_reaper().
+	 * zc__wake_reaper().
 	 */
 	_Atomic int efd;
 	int pending_err;		/* reported once by zc_completions() */
@@ -227,39 +232,39 @@ struct zc_sock {
 };
 
 /* zcnotify.c */
-int zc_err(int err, const char *fmt, ...)
+int zc__err(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void zc_wake_reaper(struct zc_sock *zs);
-ssize_t zc_sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags);
+void zc__wake_reaper(struct zc_sock *zs);
+ssize_t zc__sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags);
 
 /* ring.c: the completion ring, kernel ids -> done marks */
-uint32_t zc_apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
+uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 			     bool copied);
 
 /* backend_scm.c */
-int zc_scm_parse(const unsigned char *buf, size_t len, int type,
+int zc__scm_parse(const unsigned char *buf, size_t len, int type,
 		 unsigned int asked, struct zc_range *out);
-int zc_scm_supported(int type);
-int zc_scm_type(int *type);
-void zc_scm_probe_reset(void);
+int zc__scm_supported(int type);
+int zc__scm_type(int *type);
+void zc__scm_probe_reset(void);
 
 #ifdef ZC_HAVE_URING
 /* backend_uring.c */
-void zc_uring_probe_reset(void);
+void zc__uring_probe_reset(void);
 #endif
 
 /* errqueue.c */
 enum zc_rec_kind { ZC_REC_NONE, ZC_REC_RANGE, ZC_REC_FOREIGN };
-enum zc_rec_kind zc_parse_errmsg(const struct msghdr *m, struct zc_range *r,
+enum zc_rec_kind zc__parse_errmsg(const struct msghdr *m, struct zc_range *r,
 				 struct zc_errrec *rec);
-int zc_eq_init(struct zc_sock *zs);
-void zc_eq_fini(struct zc_sock *zs);
-int zc_eq_drain(struct zc_sock *zs);
-void zc_stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec);
+int zc__eq_init(struct zc_sock *zs);
+void zc__eq_fini(struct zc_sock *zs);
+int zc__eq_drain(struct zc_sock *zs);
+void zc__stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec);
 
 /*
  * The send syscall, with its count and -errno. Inline in the send paths;
- * zc_sys_sendmsg() is the same out of line.
+ * zc__sys_sendmsg() is the same out of line.
  */
 static inline __attribute__((always_inline)) ssize_t
 zc_sys_send(struct zc_sock *zs, const struct msghdr *msg, int flags)
@@ -295,7 +300,7 @@ static inline void zc_publish(struct zc_sock *zs, uint32_t t)
 	 */
 	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
-		zc_wake_reaper(zs);
+		zc__wake_reaper(zs);
 }
 
 /* Reap side: is the oldest unreaped entry still waiting for the kernel? */
@@ -331,7 +336,7 @@ static inline void zc_feed_streak(struct zc_sock *zs, uint32_t good,
 /*
  * Reap side: apply the kernel's completion of ids [lo, hi]. Returns the
  * number of live ids it completed. Inline: the common range, every id
- * live and no wrap past the window; zc_apply_range_slow() the rest.
+ * live and no wrap past the window; zc__apply_range_slow() the rest.
  */
 static inline uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo,
 				      uint32_t hi, bool copied)
@@ -344,7 +349,7 @@ static inline uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo,
 	uint8_t m = ZC_DONE | (copied ? ZC_DONE_COPIED : 0), dup = 0;
 
 	if (a >= span || n >= span - a)
-		return zc_apply_range_slow(zs, lo, hi, copied);
+		return zc__apply_range_slow(zs, lo, hi, copied);
 	for (uint32_t i = 0; i <= n; i++) {
 		uint8_t *d = &zs->done[(lo + i) & zs->mask];
 

@@ -43,7 +43,7 @@ static uint32_t mark(struct zc_sock *zs, uint32_t from, uint32_t to,
  * range costs at most the window, never 2^32 steps. Returns the number of
  * live ids it completed.
  */
-uint32_t zc_apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
+uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 			     bool copied)
 {
 	/* Acquire: pairs with the release of zc_issued in zc_sendmsg(). */

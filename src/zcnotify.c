@@ -38,7 +38,7 @@ static _Thread_local char last_err_buf[256];
 static _Thread_local const char *last_err = "";
 
 /* Record why a call fails, for zc_last_error(); returns err. */
-int zc_err(int err, const char *fmt, ...)
+int zc__err(int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -77,6 +77,15 @@ ZC_EXPORT const char *zc_backend_name(int backend)
 }
 
 /*
+ * The part of struct zc_opts this library knows: up to the end of its last
+ * field, not its tail padding, so that a field a later version puts there
+ * is told apart from an old caller's garbage (libbpf's OPTS_VALID checks up
+ * to offsetofend of the last field too).
+ */
+#define ZC_OPTS_KNOWN	(offsetof(struct zc_opts, harvest_every) + \
+			 sizeof(((struct zc_opts *)0)->harvest_every))
+
+/*
  * Options struct that can grow (libbpf's OPTS_VALID): a short struct reads
  * as zeros; non-zero bytes past the part this version knows are -E2BIG.
  */
@@ -90,11 +99,11 @@ static int opts_copy(const void *opts, void *dst, size_t known,
 		return 0;
 	memcpy(&sz, opts, sizeof(sz));
 	if (sz < sizeof(size_t))
-		return zc_err(-EINVAL, "%s: sz is %zu, must be sizeof(struct %s)",
+		return zc__err(-EINVAL, "%s: sz is %zu, must be sizeof(struct %s)",
 			      what, sz, what);
 	for (size_t i = known; i < sz; i++)
 		if (((const unsigned char *)opts)[i])
-			return zc_err(-E2BIG, "%s: non-zero byte at offset %zu, "
+			return zc__err(-E2BIG, "%s: non-zero byte at offset %zu, "
 				      "past the %zu bytes this libzcnotify knows",
 				      what, i, known);
 	memcpy(dst, opts, sz < known ? sz : known);
@@ -118,13 +127,13 @@ static int choose_backend(int asked, int *backend)
 		int b = parse_backend(env);
 
 		if (b < 0)
-			return zc_err(-EINVAL, "ZCNOTIFY_BACKEND=\"%s\": want one "
+			return zc__err(-EINVAL, "ZCNOTIFY_BACKEND=\"%s\": want one "
 				      "of auto, errqueue, scm, uring, copy", env);
 		*backend = b;
 		return 0;
 	}
 	if (asked < ZC_BACKEND_AUTO || asked > ZC_BACKEND_COPY)
-		return zc_err(-EINVAL, "zc_opts.backend %d is not a "
+		return zc__err(-EINVAL, "zc_opts.backend %d is not a "
 			      "ZC_BACKEND_* value", asked);
 	*backend = asked;
 	return 0;
@@ -152,11 +161,11 @@ static int enable_zerocopy(int fd, int family, int type)
 	if (errno == EOPNOTSUPP || errno == ENOPROTOOPT || errno == 524)
 		return 1;
 	if (errno == EBUSY)
-		return zc_err(-EBUSY, "SO_ZEROCOPY: this kernel accepts it only "
+		return zc__err(-EBUSY, "SO_ZEROCOPY: this kernel accepts it only "
 			      "before connect(); call zc_open() before "
 			      "connecting, or set SO_ZEROCOPY on the listening "
 			      "socket so that accepted sockets inherit it");
-	return zc_err(-errno, "setsockopt(SO_ZEROCOPY): %s", strerror(errno));
+	return zc__err(-errno, "setsockopt(SO_ZEROCOPY): %s", strerror(errno));
 }
 
 static int sock_int(int fd, int opt, int *val, const char *name)
@@ -164,7 +173,7 @@ static int sock_int(int fd, int opt, int *val, const char *name)
 	socklen_t len = sizeof(*val);
 
 	if (getsockopt(fd, SOL_SOCKET, opt, val, &len))
-		return zc_err(-errno, "getsockopt(%s): %s", name,
+		return zc__err(-errno, "getsockopt(%s): %s", name,
 			      strerror(errno));
 	return 0;
 }
@@ -179,9 +188,9 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	size_t sz;
 
 	if (!out)
-		return zc_err(-EINVAL, "zc_open: out is NULL");
+		return zc__err(-EINVAL, "zc_open: out is NULL");
 	*out = NULL;
-	ret = opts_copy(opts, &o, sizeof(o), "zc_opts");
+	ret = opts_copy(opts, &o, ZC_OPTS_KNOWN, "zc_opts");
 	if (ret)
 		return ret;
 	ret = choose_backend(o.backend, &backend);
@@ -191,19 +200,19 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		o.max_inflight = ZC_DEFAULT_MAX_INFLIGHT;
 	if (o.max_inflight & (o.max_inflight - 1) ||
 	    o.max_inflight > ZC_MAX_MAX_INFLIGHT)
-		return zc_err(-EINVAL, "zc_opts.max_inflight %u: want a power "
+		return zc__err(-EINVAL, "zc_opts.max_inflight %u: want a power "
 			      "of two up to %u", o.max_inflight,
 			      ZC_MAX_MAX_INFLIGHT);
 	if (o.copy_below == 0)
 		o.copy_below = ZC_DEFAULT_COPY_BELOW;
 	if (o.flags & ~ZC_OPT_NO_ADAPT)
-		return zc_err(-EINVAL, "zc_opts.flags 0x%x: unknown bits",
+		return zc__err(-EINVAL, "zc_opts.flags 0x%x: unknown bits",
 			      o.flags & ~ZC_OPT_NO_ADAPT);
 
 	if (fstat(fd, &st))
-		return zc_err(-errno, "zc_open: fd %d: %s", fd, strerror(errno));
+		return zc__err(-errno, "zc_open: fd %d: %s", fd, strerror(errno));
 	if (!S_ISSOCK(st.st_mode))
-		return zc_err(-ENOTSOCK, "zc_open: fd %d is not a socket", fd);
+		return zc__err(-ENOTSOCK, "zc_open: fd %d is not a socket", fd);
 	if ((ret = sock_int(fd, SO_DOMAIN, &family, "SO_DOMAIN")) ||
 	    (ret = sock_int(fd, SO_TYPE, &type, "SO_TYPE")))
 		return ret;
@@ -211,7 +220,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	    (ret = sock_int(fd, SO_ACCEPTCONN, &listening, "SO_ACCEPTCONN")))
 		return ret;
 	if (listening)
-		return zc_err(-EINVAL, "zc_open: fd %d is a listening socket; "
+		return zc__err(-EINVAL, "zc_open: fd %d is a listening socket; "
 			      "wrap the sockets accept() returns", fd);
 
 	if (backend != ZC_BACKEND_COPY) {
@@ -219,20 +228,20 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		if (ret < 0)
 			return ret;
 		if (ret == 1 && backend != ZC_BACKEND_AUTO)
-			return zc_err(-EOPNOTSUPP, "zc_open: fd %d cannot send "
+			return zc__err(-EOPNOTSUPP, "zc_open: fd %d cannot send "
 				      "zero-copy (only TCP and UDP over IPv4 "
 				      "and IPv6 can)", fd);
 		if (ret == 1)
 			backend = ZC_BACKEND_COPY;
 	}
-	if ((ret = zc_scm_type(&scm_type)))
+	if ((ret = zc__scm_type(&scm_type)))
 		return ret;
 	if (backend == ZC_BACKEND_AUTO || backend == ZC_BACKEND_SCM) {
-		ret = zc_scm_supported(scm_type);
+		ret = zc__scm_supported(scm_type);
 		if (ret < 0)
 			return ret;
 		if (!ret && backend == ZC_BACKEND_SCM)
-			return zc_err(-EOPNOTSUPP, "zc_open: this kernel does "
+			return zc__err(-EOPNOTSUPP, "zc_open: this kernel does "
 				      "not support SCM_ZC_NOTIFICATION (probed "
 				      "with cmsg type %d)", scm_type);
 		if (backend == ZC_BACKEND_AUTO)
@@ -240,7 +249,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	}
 #ifndef ZC_HAVE_URING
 	if (backend == ZC_BACKEND_URING)
-		return zc_err(-EOPNOTSUPP, "zc_open: backend \"uring\" is not "
+		return zc__err(-EOPNOTSUPP, "zc_open: backend \"uring\" is not "
 			      "available: this libzcnotify was built without "
 			      "liburing");
 #endif
@@ -248,7 +257,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	sz = (sizeof(*zs) + ZC_CACHELINE - 1) & ~(size_t)(ZC_CACHELINE - 1);
 	zs = aligned_alloc(ZC_CACHELINE, sz);
 	if (!zs)
-		return zc_err(-ENOMEM, "zc_open: out of memory");
+		return zc__err(-ENOMEM, "zc_open: out of memory");
 	memset(zs, 0, sizeof(*zs));
 	zs->fd = fd;
 	zs->family = family;
@@ -256,21 +265,21 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->mask = o.max_inflight - 1;
 	zs->opt_flags = o.flags;
 	zs->scm_type = scm_type;
-	zs->ops = backend == ZC_BACKEND_COPY ? &zc_ops_copy :
-		  backend == ZC_BACKEND_SCM ? &zc_ops_scm : &zc_ops_errqueue;
+	zs->ops = backend == ZC_BACKEND_COPY ? &zc__ops_copy :
+		  backend == ZC_BACKEND_SCM ? &zc__ops_scm : &zc__ops_errqueue;
 #ifdef ZC_HAVE_URING
 	if (backend == ZC_BACKEND_URING)
-		zs->ops = &zc_ops_uring;
+		zs->ops = &zc__ops_uring;
 #endif
 	zs->copy_below = zs->ops->zerocopy ? o.copy_below : SIZE_MAX;
 	atomic_init(&zs->efd, -1);
 	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
 	zs->ring_id = calloc(o.max_inflight, sizeof(*zs->ring_id));
 	zs->done = calloc(o.max_inflight, sizeof(*zs->done));
-	ret = zs->ring && zs->ring_id && zs->done ? zc_eq_init(zs) :
+	ret = zs->ring && zs->ring_id && zs->done ? zc__eq_init(zs) :
 						       -ENOMEM;
 	if (ret)
-		ret = zc_err(ret, "zc_open: out of memory");
+		ret = zc__err(ret, "zc_open: out of memory");
 	else if (zs->ops->setup)
 		ret = zs->ops->setup(zs, &o);	/* sets zc_last_error() */
 	if (ret) {
@@ -292,14 +301,14 @@ ZC_EXPORT void zc_close(struct zc_sock *zs)
 	efd = atomic_load_explicit(&zs->efd, memory_order_relaxed);
 	if (efd >= 0)
 		close(efd);
-	zc_eq_fini(zs);
+	zc__eq_fini(zs);
 	free(zs->ring);
 	free(zs->ring_id);
 	free(zs->done);
 	free(zs);
 }
 
-ssize_t zc_sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags)
+ssize_t zc__sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags)
 {
 	return zc_sys_send(zs, msg, flags);
 }
@@ -327,11 +336,11 @@ backend_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 {
 	ssize_t ret;
 
-	if (zs->ops == &zc_ops_scm) {
+	if (zs->ops == &zc__ops_scm) {
 		unsigned int n = zc_scm_want(zs);
 
 		if (n)
-			return zc_scm_send(zs, msg, buf, len, flags, n);
+			return zc__scm_send(zs, msg, buf, len, flags, n);
 	} else if (zs->ops->send) {
 		if (msg)
 			return zs->ops->send(zs, msg, flags);
@@ -347,7 +356,7 @@ backend_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	return ret < 0 ? -errno : ret;
 }
 
-void zc_wake_reaper(struct zc_sock *zs)
+void zc__wake_reaper(struct zc_sock *zs)
 {
 	/* Acquire: pairs with the release of efd in zc_wait(). */
 	int efd = atomic_load_explicit(&zs->efd, memory_order_acquire);
@@ -576,7 +585,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 
 static int bad_flags(const char *fn, int flags)
 {
-	return zc_err(-EINVAL, "%s: flags 0x%x not supported", fn,
+	return zc__err(-EINVAL, "%s: flags 0x%x not supported", fn,
 		      flags & ~ZC_SEND_FLAGS);
 }
 
@@ -686,9 +695,9 @@ collect_news(struct zc_sock *zs)
 	if (atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
 	    ZC_AMB_PENDING)
 		return amb_resolve(zs);
-	if (zs->ops == &zc_ops_errqueue)
+	if (zs->ops == &zc__ops_errqueue)
 		return zc_eq_read(zs, false);
-	if (zs->ops == &zc_ops_scm)
+	if (zs->ops == &zc__ops_scm)
 		return zc_scm_collect(zs, false);
 	return zs->ops->collect(zs, false);
 }
@@ -713,7 +722,7 @@ static __attribute__((noinline)) int completions_first(struct zc_sock *zs,
 	}
 	ret = amb_resolve(zs);
 	if (ret < 0)
-		return zc_err(ret, "zc_completions: reading the error queue: %s",
+		return zc__err(ret, "zc_completions: reading the error queue: %s",
 			      strerror(-ret));
 	return 0;
 }
@@ -774,7 +783,7 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 	if (ret <= 0) {
 		if (!ret)	/* no news: the oldest send still waits */
 			return 0;
-		return zc_err(ret, "zc_completions: reading the error queue: %s",
+		return zc__err(ret, "zc_completions: reading the error queue: %s",
 			      strerror(-ret));
 	}
 	return zc_ring_reap(zs, out, max);
@@ -810,9 +819,9 @@ static int completions_no_read(struct zc_sock *zs, struct zc_completion *out,
 	if (zs->pending_err || atomic_load_explicit(&zs->amb,
 			memory_order_relaxed) == ZC_AMB_PENDING)
 		return zc_completions(zs, out, max);
-	if (zs->ops == &zc_ops_scm)
+	if (zs->ops == &zc__ops_scm)
 		zc_scm_apply(zs);
-	else if (zs->ops != &zc_ops_errqueue)
+	else if (zs->ops != &zc__ops_errqueue)
 		return zc_completions(zs, out, max);
 	return zc_ring_reap(zs, out, max > INT_MAX ? INT_MAX : max);
 }
@@ -840,7 +849,7 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 	int n;
 
 	if (timeout_ms < -1)
-		return zc_err(-EINVAL, "zc_wait: timeout_ms %d", timeout_ms);
+		return zc__err(-EINVAL, "zc_wait: timeout_ms %d", timeout_ms);
 	n = zc_completions(zs, out, max);
 	if (n || !max || ghosts_only(zs, h0))
 		return n;
@@ -848,9 +857,9 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 		int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
 		if (efd < 0)
-			return zc_err(-errno, "zc_wait: eventfd: %s",
+			return zc__err(-errno, "zc_wait: eventfd: %s",
 				      strerror(errno));
-		/* Release: pairs with the acquire in zc_wake_reaper(). */
+		/* Release: pairs with the acquire in zc__wake_reaper(). */
 		atomic_store_explicit(&zs->efd, efd, memory_order_release);
 	}
 
@@ -894,7 +903,7 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 		ZC_STAT_INC(&zs->rx, syscalls);
 		atomic_store_explicit(&zs->waiting, 0, memory_order_relaxed);
 		if (r < 0) {
-			n = zc_err(-errno, "zc_wait: poll: %s", strerror(errno));
+			n = zc__err(-errno, "zc_wait: poll: %s", strerror(errno));
 			break;
 		}
 		if (pfd[0].revents & POLLIN) {
@@ -916,7 +925,7 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 			int ret = zs->ops->collect(zs, true);
 
 			if (ret < 0) {
-				n = zc_err(ret, "zc_wait: reading the error "
+				n = zc__err(ret, "zc_wait: reading the error "
 					   "queue: %s", strerror(-ret));
 				break;
 			}
@@ -973,7 +982,7 @@ ZC_EXPORT int zc_foreign(struct zc_sock *zs, struct zc_errrec *out,
 		int ret = zs->ops->collect(zs, true);
 
 		if (ret < 0 && !zs->nforeign)
-			return zc_err(ret, "zc_foreign: reading the error "
+			return zc__err(ret, "zc_foreign: reading the error "
 				      "queue: %s", strerror(-ret));
 	}
 	while (n < max && zs->nforeign) {
@@ -995,7 +1004,7 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 		return zc_err_lit(-EINVAL, "zc_get_stats: zs or st is NULL");
 	sz = st->sz;
 	if (sz < sizeof(size_t))
-		return zc_err(-EINVAL, "zc_get_stats: st->sz is %zu, must be "
+		return zc__err(-EINVAL, "zc_get_stats: st->sz is %zu, must be "
 			      "sizeof(struct zc_stats)", sz);
 	/* Both sides count into the same layout: add them field by field. */
 	tx = (const _Atomic uint64_t *)&zs->tx;

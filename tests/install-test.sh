@@ -35,6 +35,12 @@ fi
 if [ ! -e "$libdir/libzcnotify.so" ] || [ ! -e "$libdir/libzcnotify.so.0" ]; then
 	fail "libzcnotify.so and .so.0 not both in $libdir"
 fi
+[ -e "$libdir/libzcnotify.a" ] || fail "libzcnotify.a not in $libdir (-Ddefault_library=both)"
+# Relocatable: no path but prefix= names the prefix.
+if grep -v '^prefix=' "$pcdir/libzcnotify.pc" | grep -qF "$prefix"; then
+	fail "libzcnotify.pc has absolute paths; want \${prefix}-relative ones:" \
+	     "$(grep -v '^prefix=' "$pcdir/libzcnotify.pc" | grep -F "$prefix" | tr '\n' ' ')"
+fi
 
 # --- the man pages: one per exported function, and zcnotify(7)
 funcs=$(sed -n 's/^[[:space:]]*\(zc_[a-z_0-9]*\);.*/\1/p' "$src/src/libzcnotify.map")
@@ -48,10 +54,17 @@ done
 # --- the tools: zcbench, its scripts and zcbench(1), runnable as installed
 for tool in zcbench zcbench-plot zcbench-callgrind; do
 	[ -x "$prefix/bin/$tool" ] || fail "$tool not installed in $prefix/bin"
+	if [ ! -s "$mandir/man1/$tool.1" ] && [ ! -s "$mandir/man1/$tool.1.gz" ]; then
+		fail "man page man1/$tool.1 not installed"
+	fi
 done
-if [ ! -s "$mandir/man1/zcbench.1" ] && [ ! -s "$mandir/man1/zcbench.1.gz" ]; then
-	fail "man page man1/zcbench.1 not installed"
-fi
+# The examples: sources under the doc directory, no programs in bin.
+for c in "$src"/examples/*.c; do
+	name=$(basename "$c" .c)
+	[ -e "$prefix/bin/$name" ] && fail "example $name installed in $prefix/bin"
+	cmp -s "$c" "$prefix/share/doc/libzcnotify/examples/$name.c" ||
+		fail "examples/$name.c not installed in $prefix/share/doc/libzcnotify/examples"
+done
 if [ -x "$prefix/bin/zcbench" ] &&
    ! out=$(LD_LIBRARY_PATH=$libdir "$prefix/bin/zcbench" -q -m raw-copy,copy \
 	   -n 50 -r 1 -s 4K 2>&1); then
@@ -76,6 +89,18 @@ if command -v nm >/dev/null 2>&1; then
 	fi
 fi
 
+# --- the static archive: the API, and internal names a program cannot
+# clash with (zc__*), nothing else global
+if command -v nm >/dev/null 2>&1 && [ -e "$libdir/libzcnotify.a" ]; then
+	stray=$(nm -g --defined-only "$libdir/libzcnotify.a" 2>/dev/null |
+		awk 'NF == 3 { print $3 }' | sort -u | grep -v '^zc__' |
+		grep -vxF -f <(echo "$funcs"))
+	if [ -n "$stray" ]; then
+		fail "libzcnotify.a defines globals that are neither API nor zc__*:" \
+		     "$(echo "$stray" | tr '\n' ' ')"
+	fi
+fi
+
 # --- a consumer built with pkg-config only
 # shellcheck disable=SC2086 # word splitting of the flags is wanted
 if ! "${CC:-cc}" -std=c11 -Wall -Wextra -Wpedantic -Werror $cflags \
@@ -97,6 +122,24 @@ else
 		echo "$out" >&2
 		fail "the consumer failed"
 	fi
+fi
+
+# --- a static program, linked with pkg-config --static alone
+scflags=$(pkg-config --static --cflags libzcnotify)
+slibs=$(pkg-config --static --libs libzcnotify)
+# shellcheck disable=SC2086
+if ! "${CC:-cc}" -std=c11 -Wall -Wextra -Werror -static $scflags \
+	-o "$tmp/consumer-static" "$src/tests/install/consumer.c" $slibs \
+	>"$tmp/cc-static.log" 2>&1; then
+	cat "$tmp/cc-static.log" >&2
+	fail "the consumer does not link statically with: $scflags ... $slibs"
+elif command -v ldd >/dev/null 2>&1 && ldd "$tmp/consumer-static" >/dev/null 2>&1; then
+	fail "consumer-static is dynamically linked"
+elif out=$("$tmp/consumer-static" 2>&1); then
+	echo "static ($slibs): $out"
+else
+	echo "$out" >&2
+	fail "the static consumer failed"
 fi
 
 # --- the header is C++-clean too (extern "C")

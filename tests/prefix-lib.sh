@@ -5,7 +5,8 @@
 #   zc_prefix_setup SOURCE_DIR NAME MAN TOOL...
 #
 # Checks the usage and the tools (exit 77 if one is missing), makes $tmp
-# (removed at exit), builds SOURCE_DIR there with -Dman=MAN, installs it
+# (removed at exit), builds SOURCE_DIR there with -Dman=MAN, shared and
+# static (-Ddefault_library=both), installs it
 # into $prefix and points pkg-config at it alone, then the system's
 # directories (for Requires.private: liburing); MAN=true also builds and
 # installs the examples and zcbench. Sets src, tmp, prefix,
@@ -55,7 +56,8 @@ zc_prefix_setup() {
 	# MAN=true (the install test): everything a user gets, man pages and
 	# the installed tools (zcbench); false: the library alone.
 	run setup meson setup "$tmp/build" "$src" --prefix="$prefix" \
-		-Dtests=false -Dexamples="$man" -Dman="$man"
+		-Dtests=disabled -Dexamples="$man" -Dman="$man" \
+		-Ddefault_library=both
 	run build ninja -C "$tmp/build"
 	run install meson install -C "$tmp/build"
 

@@ -417,17 +417,17 @@ static void test_padding_ignored_bad_byte_rejected(void **state)
 	memcpy(b, &h, sizeof(h));
 	b[CMSG_LEN(0) + 8] = 1;
 	b[CMSG_LEN(0) + 12 + 8] = 7;
-	assert_int_equal(zc_scm_parse(b, sizeof(b), 78, 2, r), -1);
+	assert_int_equal(zc__scm_parse(b, sizeof(b), 78, 2, r), -1);
 	b[CMSG_LEN(0) + 12 + 8] = 0;
-	assert_int_equal(zc_scm_parse(b, sizeof(b), 78, 2, r), 2);
+	assert_int_equal(zc__scm_parse(b, sizeof(b), 78, 2, r), 2);
 	assert_false(r[0].copied);
 	assert_true(r[1].copied);
 	/* More elements than asked for, a foreign type: rejected. */
-	assert_int_equal(zc_scm_parse(b, sizeof(b), 78, 1, r), -1);
-	assert_int_equal(zc_scm_parse(b, sizeof(b), 79, 2, r), -1);
+	assert_int_equal(zc__scm_parse(b, sizeof(b), 78, 1, r), -1);
+	assert_int_equal(zc__scm_parse(b, sizeof(b), 79, 2, r), -1);
 	/* The sentinel: nothing written. */
 	b[CMSG_LEN(0) + 8] = 0xff;
-	assert_int_equal(zc_scm_parse(b, sizeof(b), 78, 2, r), 0);
+	assert_int_equal(zc__scm_parse(b, sizeof(b), 78, 2, r), 0);
 }
 
 static void test_wrapping_element(void **state)

@@ -312,13 +312,13 @@ static void test_parser_hostile_len(void **state)
 	memcpy(b, &h, sizeof(h));
 	memcpy(b + sizeof(h), &ee, sizeof(ee));
 	/* Terminates, and reads the ee that is there. */
-	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_RANGE);
+	assert_int_equal(zc__parse_errmsg(&m, &r, &rec), ZC_REC_RANGE);
 	assert_int_equal(r.lo, 3);
 	h.cmsg_len = 3;		/* shorter than a header */
 	memcpy(b, &h, sizeof(h));
-	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_NONE);
+	assert_int_equal(zc__parse_errmsg(&m, &r, &rec), ZC_REC_NONE);
 	m.msg_controllen = 5;	/* not even a header */
-	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_NONE);
+	assert_int_equal(zc__parse_errmsg(&m, &r, &rec), ZC_REC_NONE);
 }
 
 /* Put one cmsg at off in b; returns the offset after it. */
@@ -360,14 +360,14 @@ static void test_parser_layouts(void **state)
 	(void)state;
 	memset(b, 0, sizeof(b));
 	m.msg_controllen = put_cmsg(b, 0, SOL_IP, IP_RECVERR, &e4, sizeof(e4));
-	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_RANGE);
+	assert_int_equal(zc__parse_errmsg(&m, &r, &rec), ZC_REC_RANGE);
 	assert_int_equal(r.lo, UINT32_MAX);	/* a wrapping range */
 	assert_int_equal(r.hi, 1);
 	assert_false(r.copied);
 
 	m.msg_controllen = put_cmsg(b, 0, SOL_IPV6, IPV6_RECVERR, &e6,
 				    sizeof(e6));
-	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_RANGE);
+	assert_int_equal(zc__parse_errmsg(&m, &r, &rec), ZC_REC_RANGE);
 	assert_int_equal(r.lo, 7);
 	assert_int_equal(r.hi, 9);
 	assert_true(r.copied);
@@ -376,7 +376,7 @@ static void test_parser_layouts(void **state)
 	m.msg_controllen = put_cmsg(b, m.msg_controllen, SOL_SOCKET,
 				    SO_TIMESTAMPING_OLD, ts, sizeof(ts));
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_RANGE);
+	assert_int_equal(zc__parse_errmsg(&m, &r, &rec), ZC_REC_RANGE);
 	assert_int_equal(r.lo, 7);
 	assert_int_equal(r.hi, 9);
 	assert_true(r.copied);
@@ -388,7 +388,7 @@ static void test_parser_layouts(void **state)
 	e6.off.sin6_addr = in6addr_loopback;
 	m.msg_controllen = put_cmsg(b, 0, SOL_IPV6, IPV6_RECVERR, &e6,
 				    sizeof(e6));
-	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_FOREIGN);
+	assert_int_equal(zc__parse_errmsg(&m, &r, &rec), ZC_REC_FOREIGN);
 	assert_int_equal(rec.ee_errno, EHOSTUNREACH);
 	assert_true(rec.flags & ZC_ERRREC_OFFENDER);
 	assert_int_equal(rec.offender.ss_family, AF_INET6);
@@ -398,7 +398,7 @@ static void test_parser_layouts(void **state)
 	/* An offender too short to hold a family: none reported. */
 	m.msg_controllen = put_cmsg(b, 0, SOL_IPV6, IPV6_RECVERR, &e6,
 				    sizeof(e6.ee) + 1);
-	assert_int_equal(zc_parse_errmsg(&m, &r, &rec), ZC_REC_FOREIGN);
+	assert_int_equal(zc__parse_errmsg(&m, &r, &rec), ZC_REC_FOREIGN);
 	assert_false(rec.flags & ZC_ERRREC_OFFENDER);
 	assert_int_equal(rec.offender.ss_family, AF_UNSPEC);
 }

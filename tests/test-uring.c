@@ -72,7 +72,7 @@
 #include "testutil.h"
 #ifdef ZC_URING_FAKE
 #include <liburing.h>
-#include "internal.h"		/* zc_uring_probe_reset() */
+#include "internal.h"		/* zc__uring_probe_reset() */
 #endif
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -1854,13 +1854,13 @@ static void fk_start(void)
 	fk.cq_max = FK_CQ_MAX;
 	fk.efd = -1;
 	fk.err = -ECONNRESET;
-	zc_uring_probe_reset();
+	zc__uring_probe_reset();
 }
 
 static void fk_stop(void)
 {
 	fk.on = false;
-	zc_uring_probe_reset();
+	zc__uring_probe_reset();
 }
 #endif /* ZC_URING_FAKE */
 

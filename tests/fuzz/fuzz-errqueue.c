@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	zs.zc_head = head;
 	atomic_store(&zs.zc_issued, head + span);
 
-	if (zc_parse_errmsg(&m, &r, &rec) == ZC_REC_RANGE) {
+	if (zc__parse_errmsg(&m, &r, &rec) == ZC_REC_RANGE) {
 		uint32_t good = zc_apply_range(&zs, r.lo, r.hi, r.copied);
 		uint32_t marked = 0;
 

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!buf)
 		return 0;
 	memcpy(buf, data + 1, size - 1);
-	n = zc_scm_parse(buf, size - 1, 78, asked, out);
+	n = zc__scm_parse(buf, size - 1, 78, asked, out);
 	if (n > (int)asked || n < -1)
 		abort();
 	free(buf);

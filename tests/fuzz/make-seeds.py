@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpora of the fuzz harnesses (run from tests/fuzz)."""
 import os
 import struct

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # run-fuzz.sh HARNESS SEED_DIR SECONDS: run a libFuzzer harness for SECONDS
 # from the seed corpus, writing new inputs to a scratch directory (never
 # into the source tree). A crash, a leak or a timeout fails; libFuzzer
