@@ -77,6 +77,7 @@
 #define UDP_MAX_V4		65507u
 #define UDP_MAX_V6		65527u
 #define DEFAULT_PORT		7878
+#define PATTERN			0x5a	/* every byte sent */
 
 enum mode { M_RAW_COPY, M_RAW_ZC, M_COPY, M_ERRQUEUE, M_SCM, M_URING, M_NR };
 
@@ -117,6 +118,7 @@ struct result {
 /* The receiver's numbers, in memory shared with the child. */
 struct rxshared {
 	_Atomic uint64_t bytes;
+	_Atomic uint64_t bad;	/* --check: bytes that were not PATTERN */
 	uint16_t tcp_port, udp_port;
 	char err[256];
 };
@@ -137,6 +139,7 @@ struct bench {
 	uint16_t port;
 	const char *rx_netns;
 	bool listen_only, adapt, quiet, progress;
+	bool check;		/* the receiver copies and checks every byte */
 	uint32_t max_inflight;
 	int gso;		/* UDP_SEGMENT size for UDP sends, 0: none */
 	int cpu_tx, cpu_rx;	/* pinned to these CPUs; -1: not pinned */
@@ -261,18 +264,39 @@ static int rx_socket(int family, int type, const char *host, uint16_t port,
 	return fd;
 }
 
+/* --check: bytes of p that are not PATTERN. */
+static uint64_t count_bad(const uint8_t *p, size_t n)
+{
+	uint64_t bad = 0;
+
+	for (size_t i = 0; i < n; i++)
+		bad += p[i] != PATTERN;
+	return bad;
+}
+
 /*
  * Serve until ctl (if >= 0) reports POLLHUP: accept TCP connections and
  * read them to EOF, read datagrams, count every byte. Returns 0, or -1
  * with sh->err set.
+ *
+ * By default the data is discarded in the kernel (MSG_TRUNC: TCP drops
+ * the bytes without copying them, UDP returns a datagram's real length
+ * and copies nothing into a zero-length buffer), as the msg_zerocopy
+ * selftest's receiver does: so the receiver keeps up with any sender and
+ * the sender is what is measured. check copies every byte out and counts
+ * those that are not PATTERN in sh->bad: a receiver that costs more than
+ * the sender, so the sender ends up waiting for it.
  */
 static int rx_serve(struct rxshared *sh, int family, const char *host,
-		    uint16_t port, int ctl, int ready)
+		    uint16_t port, int ctl, int ready, bool check)
 {
 	struct pollfd pf[3 + MAX_CONNS];
 	size_t cap = 1 << 20;
 	uint8_t *buf = malloc(cap);
 	int lfd = -1, ufd = -1, nconn = 0, ret = -1;
+	/* Discarding: TCP ignores the buffer; UDP gets no room in it. */
+	const int rflags = check ? 0 : MSG_TRUNC;
+	const size_t ucap = check ? cap : 0;
 
 	if (!buf) {
 		snprintf(sh->err, sizeof(sh->err), "out of memory");
@@ -321,12 +345,18 @@ static int rx_serve(struct rxshared *sh, int family, const char *host,
 		}
 		if (pf[2].revents & POLLIN) {
 			for (int i = 0; i < 64; i++) {
-				ssize_t r = recv(ufd, buf, cap, MSG_TRUNC);
+				/* MSG_TRUNC: the datagram's length. */
+				ssize_t r = recv(ufd, buf, ucap, MSG_TRUNC);
 
 				if (r < 0)
 					break;
 				atomic_fetch_add_explicit(&sh->bytes,
 					(uint64_t)r, memory_order_relaxed);
+				if (check)
+					atomic_fetch_add_explicit(&sh->bad,
+						count_bad(buf, (size_t)r < cap ?
+							  (size_t)r : cap),
+						memory_order_relaxed);
 			}
 		}
 		for (int i = 0; i < nconn; i++) {
@@ -334,9 +364,14 @@ static int rx_serve(struct rxshared *sh, int family, const char *host,
 
 			if (!pf[3 + i].revents)
 				continue;
-			while ((r = recv(pf[3 + i].fd, buf, cap, 0)) > 0)
+			while ((r = recv(pf[3 + i].fd, buf, cap, rflags)) > 0) {
 				atomic_fetch_add_explicit(&sh->bytes,
 					(uint64_t)r, memory_order_relaxed);
+				if (check)
+					atomic_fetch_add_explicit(&sh->bad,
+						count_bad(buf, (size_t)r),
+						memory_order_relaxed);
+			}
 			if (r == 0 || (r < 0 && errno != EAGAIN &&
 				       errno != EINTR)) {
 				/* EOF or error: the last one takes its slot */
@@ -407,7 +442,7 @@ static void rx_start(struct bench *b, int family)
 		}
 		_exit(rx_serve(b->rx, family, b->address,
 			       b->address ? b->port : 0, ctl[0],
-			       ready[1]) ? 1 : 0);
+			       ready[1], b->check) ? 1 : 0);
 	}
 	close(ctl[0]);
 	close(ready[1]);
@@ -436,6 +471,11 @@ static void rx_stop(struct bench *b)
 static uint64_t rx_bytes(const struct bench *b)
 {
 	return atomic_load_explicit(&b->rx->bytes, memory_order_relaxed);
+}
+
+static uint64_t rx_bad(const struct bench *b)
+{
+	return atomic_load_explicit(&b->rx->bad, memory_order_relaxed);
 }
 
 /* ---- one run ------------------------------------------------------------ */
@@ -713,7 +753,7 @@ static int run_one(struct bench *b, const struct cfg *c, int mode, int round,
 	struct run r = { .b = b, .c = c, .mode = mode, .fd = -1 };
 	struct zc_stats s0 = { .sz = sizeof(s0) }, s1 = { .sz = sizeof(s1) };
 	struct rusage u0, u1;
-	uint64_t rx0 = b->rx ? rx_bytes(b) : 0;
+	uint64_t rx0 = b->rx ? rx_bytes(b) : 0, bad0 = b->rx ? rx_bad(b) : 0;
 	int ret = -1;
 	double t1;
 
@@ -799,6 +839,12 @@ out:
 			snprintf(r.err, sizeof(r.err), "the receiver got %llu "
 				 "of %llu bytes", (unsigned long long)
 				 res->rx_bytes, (unsigned long long)res->bytes);
+			ret = -1;
+		}
+		if (rx_bad(b) != bad0) {
+			snprintf(r.err, sizeof(r.err), "the receiver got %llu "
+				 "bytes that were not sent", (unsigned long long)
+				 (rx_bad(b) - bad0));
 			ret = -1;
 		}
 	}
@@ -1189,6 +1235,8 @@ static void usage(FILE *f)
 "  -p, --port N         port at ADDR (default %d)\n"
 "  -N, --rx-netns PATH  run the receiver in that network namespace\n"
 "  -l, --listen         be the receiver only (at -a ADDR, default any)\n"
+"  -V, --check          the receiver copies every byte out and checks it\n"
+"                       (default: it discards the data, MSG_TRUNC)\n"
 "  -i, --max-inflight N zc_opts.max_inflight (default: the library's)\n"
 "  -C, --cpus S,R       pin the sender to CPU S, the local receiver to R\n"
 "  -g, --gso N          UDP: send with UDP_SEGMENT N (GSO), so one send\n"
@@ -1312,6 +1360,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },
 		{ "rx-netns", required_argument, NULL, 'N' },
 		{ "listen", no_argument, NULL, 'l' },
+		{ "check", no_argument, NULL, 'V' },
 		{ "max-inflight", required_argument, NULL, 'i' },
 		{ "gso", required_argument, NULL, 'g' },
 		{ "cpus", required_argument, NULL, 'C' },
@@ -1332,7 +1381,7 @@ static void parse(struct bench *b, int argc, char **argv)
 	b->cpu_tx = b->cpu_rx = -1;
 	b->port = DEFAULT_PORT;
 	b->ref = -1;
-	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:d:n:r:a:p:N:li:g:C:qPh",
+	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:d:n:r:a:p:N:lVi:g:C:qPh",
 				lo, NULL)) != -1) {
 		switch (o) {
 		case 'm': each("--mode", optarg, add_mode, b); break;
@@ -1366,6 +1415,7 @@ static void parse(struct bench *b, int argc, char **argv)
 			break;
 		case 'N': b->rx_netns = optarg; break;
 		case 'l': b->listen_only = true; break;
+		case 'V': b->check = true; break;
 		case 'i':
 			b->max_inflight = (uint32_t)parse_num("--max-inflight",
 							      optarg, 1u << 20,
@@ -1465,15 +1515,21 @@ static int listen_main(struct bench *b)
 		b->address = family == AF_INET ? "0.0.0.0" : "::";
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	printf("zcbench: receiving on %s port %u (TCP and UDP); ^C stops\n",
-	       b->address, b->port);
+	printf("zcbench: receiving on %s port %u (TCP and UDP, %s); ^C "
+	       "stops\n", b->address, b->port,
+	       b->check ? "checking every byte" : "discarding the data");
 	fflush(stdout);
-	if (rx_serve(&sh, family, b->address, b->port, -1, -1)) {
+	if (rx_serve(&sh, family, b->address, b->port, -1, -1, b->check)) {
 		fprintf(stderr, "zcbench: %s\n", sh.err);
 		return 1;
 	}
 	printf("zcbench: %llu bytes received\n",
 	       (unsigned long long)atomic_load(&sh.bytes));
+	if (b->check && atomic_load(&sh.bad)) {
+		printf("zcbench: %llu of them were not the bytes sent\n",
+		       (unsigned long long)atomic_load(&sh.bad));
+		return 1;
+	}
 	return 0;
 }
 
@@ -1581,6 +1637,9 @@ int main(int argc, char **argv)
 		fprintf(out, "zcbench: Linux %s, %s%s", u.release,
 			b.address ? b.address : "loopback",
 			b.rx_netns ? " (receiver in another netns)" : "");
+		if (!b.address || b.rx_netns)	/* a local receiver */
+			fprintf(out, ", receiver %s", b.check ?
+				"checks every byte" : "discards (MSG_TRUNC)");
 		if (b.gso)
 			fprintf(out, ", UDP GSO %d", b.gso);
 		fputc('\n', out);
