@@ -957,6 +957,13 @@ static int raw_loop(struct run *r)
 			return -1;
 		}
 	}
+	/* raw-scm's parser is zcbench's own: check its sums. */
+	if (scm && r->completions != r->issued) {
+		snprintf(r->err, sizeof(r->err), "%llu completions for %llu "
+			 "zero-copy sends", (unsigned long long)r->completions,
+			 (unsigned long long)r->issued);
+		return -1;
+	}
 	return 0;
 }
 
