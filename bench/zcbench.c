@@ -5,7 +5,9 @@
  *
  * The receiver is a forked child (so that getrusage(RUSAGE_SELF) in the
  * sender counts the sender alone) that accepts TCP connections and reads
- * a UDP socket, counting the bytes it gets in shared memory. For every
+ * a UDP socket, counting the bytes it gets in shared memory; it discards
+ * them in the kernel (MSG_TRUNC) so that the sender is the bottleneck,
+ * or with -V copies and checks every byte. For every
  * configuration (protocol, family, size, k) each round runs every mode
  * once, one after the other, so slow drifts of a shared machine hit every
  * mode alike; ratios are taken within a round, then the median is kept.
