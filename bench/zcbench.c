@@ -5,7 +5,9 @@
  *
  * The receiver is a forked child (so that getrusage(RUSAGE_SELF) in the
  * sender counts the sender alone) that accepts TCP connections and reads
- * a UDP socket, counting the bytes it gets in shared memory. For every
+ * a UDP socket, counting the bytes it gets in shared memory; it discards
+ * them in the kernel (MSG_TRUNC) so that the sender is the bottleneck,
+ * or with -V copies and checks every byte. For every
  * configuration (protocol, family, size, k) each round runs every mode
  * once, one after the other, so slow drifts of a shared machine hit every
  * mode alike; ratios are taken within a round, then the median is kept.
@@ -14,6 +16,11 @@
  *   raw-copy  send(2), nothing else
  *   raw-zc    MSG_ZEROCOPY; every k sends poll(2) and recvmsg(MSG_ERRQUEUE)
  *             until EAGAIN (the kernel selftest msg_zerocopy's pattern)
+ *   raw-scm   MSG_ZEROCOPY; every k-th send is a sendmsg(2) carrying an
+ *             SCM_ZC_NOTIFICATION cmsg that collects completions (the
+ *             patch series' selftest -n mode); the error queue only when
+ *             the sender must wait and the cmsg brought nothing, and at
+ *             the end
  *   copy, errqueue, scm, uring
  *             zc_send(); every k sends zc_completions(); harvest_every = k
  */
@@ -32,6 +39,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdalign.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -69,6 +77,12 @@
 #define SO_EE_CODE_ZEROCOPY_COPIED 1
 #endif
 
+/* SCM_ZC_NOTIFICATION (ABI.md section 2): the build's number, as the
+ * library's (meson option scm_type); ZCNOTIFY_SCM_TYPE overrides both. */
+#ifndef ZC_SCM_TYPE_DEFAULT
+#define ZC_SCM_TYPE_DEFAULT	78
+#endif
+
 #define EXIT_SKIP		77
 #define MAX_LIST		16
 #define MAX_CONNS		8
@@ -77,8 +91,12 @@
 #define UDP_MAX_V4		65507u
 #define UDP_MAX_V6		65527u
 #define DEFAULT_PORT		7878
+#define PATTERN			0x5a	/* every byte sent */
 
-enum mode { M_RAW_COPY, M_RAW_ZC, M_COPY, M_ERRQUEUE, M_SCM, M_URING, M_NR };
+enum mode {
+	M_RAW_COPY, M_RAW_ZC, M_RAW_SCM, M_COPY, M_ERRQUEUE, M_SCM, M_URING,
+	M_NR
+};
 
 static const struct {
 	const char *name;
@@ -87,6 +105,7 @@ static const struct {
 } modes[M_NR] = {
 	[M_RAW_COPY] = { "raw-copy", -1, false },
 	[M_RAW_ZC] = { "raw-zc", -1, true },
+	[M_RAW_SCM] = { "raw-scm", -1, true },
 	[M_COPY] = { "copy", ZC_BACKEND_COPY, false },
 	[M_ERRQUEUE] = { "errqueue", ZC_BACKEND_ERRQUEUE, true },
 	[M_SCM] = { "scm", ZC_BACKEND_SCM, true },
@@ -117,6 +136,7 @@ struct result {
 /* The receiver's numbers, in memory shared with the child. */
 struct rxshared {
 	_Atomic uint64_t bytes;
+	_Atomic uint64_t bad;	/* --check: bytes that were not PATTERN */
 	uint16_t tcp_port, udp_port;
 	char err[256];
 };
@@ -137,6 +157,7 @@ struct bench {
 	uint16_t port;
 	const char *rx_netns;
 	bool listen_only, adapt, quiet, progress;
+	bool check;		/* the receiver copies and checks every byte */
 	uint32_t max_inflight;
 	int gso;		/* UDP_SEGMENT size for UDP sends, 0: none */
 	int cpu_tx, cpu_rx;	/* pinned to these CPUs; -1: not pinned */
@@ -261,18 +282,39 @@ static int rx_socket(int family, int type, const char *host, uint16_t port,
 	return fd;
 }
 
+/* --check: bytes of p that are not PATTERN. */
+static uint64_t count_bad(const uint8_t *p, size_t n)
+{
+	uint64_t bad = 0;
+
+	for (size_t i = 0; i < n; i++)
+		bad += p[i] != PATTERN;
+	return bad;
+}
+
 /*
  * Serve until ctl (if >= 0) reports POLLHUP: accept TCP connections and
  * read them to EOF, read datagrams, count every byte. Returns 0, or -1
  * with sh->err set.
+ *
+ * By default the data is discarded in the kernel (MSG_TRUNC: TCP drops
+ * the bytes without copying them, UDP returns a datagram's real length
+ * and copies nothing into a zero-length buffer), as the msg_zerocopy
+ * selftest's receiver does: so the receiver keeps up with any sender and
+ * the sender is what is measured. check copies every byte out and counts
+ * those that are not PATTERN in sh->bad: a receiver that costs more than
+ * the sender, so the sender ends up waiting for it.
  */
 static int rx_serve(struct rxshared *sh, int family, const char *host,
-		    uint16_t port, int ctl, int ready)
+		    uint16_t port, int ctl, int ready, bool check)
 {
 	struct pollfd pf[3 + MAX_CONNS];
 	size_t cap = 1 << 20;
 	uint8_t *buf = malloc(cap);
 	int lfd = -1, ufd = -1, nconn = 0, ret = -1;
+	/* Discarding: TCP ignores the buffer; UDP gets no room in it. */
+	const int rflags = check ? 0 : MSG_TRUNC;
+	const size_t ucap = check ? cap : 0;
 
 	if (!buf) {
 		snprintf(sh->err, sizeof(sh->err), "out of memory");
@@ -321,12 +363,18 @@ static int rx_serve(struct rxshared *sh, int family, const char *host,
 		}
 		if (pf[2].revents & POLLIN) {
 			for (int i = 0; i < 64; i++) {
-				ssize_t r = recv(ufd, buf, cap, MSG_TRUNC);
+				/* MSG_TRUNC: the datagram's length. */
+				ssize_t r = recv(ufd, buf, ucap, MSG_TRUNC);
 
 				if (r < 0)
 					break;
 				atomic_fetch_add_explicit(&sh->bytes,
 					(uint64_t)r, memory_order_relaxed);
+				if (check)
+					atomic_fetch_add_explicit(&sh->bad,
+						count_bad(buf, (size_t)r < cap ?
+							  (size_t)r : cap),
+						memory_order_relaxed);
 			}
 		}
 		for (int i = 0; i < nconn; i++) {
@@ -334,9 +382,14 @@ static int rx_serve(struct rxshared *sh, int family, const char *host,
 
 			if (!pf[3 + i].revents)
 				continue;
-			while ((r = recv(pf[3 + i].fd, buf, cap, 0)) > 0)
+			while ((r = recv(pf[3 + i].fd, buf, cap, rflags)) > 0) {
 				atomic_fetch_add_explicit(&sh->bytes,
 					(uint64_t)r, memory_order_relaxed);
+				if (check)
+					atomic_fetch_add_explicit(&sh->bad,
+						count_bad(buf, (size_t)r),
+						memory_order_relaxed);
+			}
 			if (r == 0 || (r < 0 && errno != EAGAIN &&
 				       errno != EINTR)) {
 				/* EOF or error: the last one takes its slot */
@@ -407,7 +460,7 @@ static void rx_start(struct bench *b, int family)
 		}
 		_exit(rx_serve(b->rx, family, b->address,
 			       b->address ? b->port : 0, ctl[0],
-			       ready[1]) ? 1 : 0);
+			       ready[1], b->check) ? 1 : 0);
 	}
 	close(ctl[0]);
 	close(ready[1]);
@@ -438,6 +491,11 @@ static uint64_t rx_bytes(const struct bench *b)
 	return atomic_load_explicit(&b->rx->bytes, memory_order_relaxed);
 }
 
+static uint64_t rx_bad(const struct bench *b)
+{
+	return atomic_load_explicit(&b->rx->bad, memory_order_relaxed);
+}
+
 /* ---- one run ------------------------------------------------------------ */
 
 struct run {
@@ -447,7 +505,8 @@ struct run {
 	int fd;
 	struct zc_sock *zs;
 	uint64_t sends, bytes, syscalls, short_sends;
-	uint64_t issued, completions, copied, harvests;	/* raw-zc */
+	uint64_t issued, completions, copied, harvests;	/* raw-zc, raw-scm */
+	int scm_type;					/* raw-scm */
 	double t0, deadline, next_progress;
 	char err[256];
 };
@@ -514,6 +573,205 @@ static bool more(struct run *r)
 	return b->count ? r->sends < b->count : t < r->deadline;
 }
 
+/* ---- raw-scm: SCM_ZC_NOTIFICATION by hand ------------------------------ */
+
+/*
+ * The v5 ABI (ABI.md section 2), without the library (its parser is
+ * private): struct zc_info_elem { __u32 lo, hi; __u8 zerocopy; } is 12
+ * bytes, alignment 4, 3 bytes of tail padding the kernel may leave
+ * uninitialised; at most 16 per call. The kernel writes a fresh cmsg
+ * header and 1..n elements at the start of msg_control, or nothing.
+ */
+#define SCM_ELEM		12
+#define SCM_MAX			16	/* SOCK_ZC_INFO_MAX */
+#define SCM_OFF_ZEROCOPY	8
+#define SCM_SENTINEL		0xff	/* never a valid zerocopy byte */
+#define SCM_CTL_SPACE		CMSG_SPACE(SCM_MAX * SCM_ELEM)
+
+struct scm_range {
+	uint32_t lo, hi;
+	bool copied;
+};
+
+/* Our cmsg asking for n elements, sentinel preset: its msg_controllen. */
+static size_t scm_prepare(unsigned char *buf, int type, unsigned int n)
+{
+	struct cmsghdr c = {
+		.cmsg_len = CMSG_LEN(n * SCM_ELEM),
+		.cmsg_level = SOL_SOCKET,
+		.cmsg_type = type,
+	};
+
+	memcpy(buf, &c, sizeof(c));
+	/* "Nothing written" and "all n written" would look alike. */
+	buf[CMSG_LEN(0) + SCM_OFF_ZEROCOPY] = SCM_SENTINEL;
+	return CMSG_SPACE(n * SCM_ELEM);
+}
+
+/*
+ * What the kernel wrote into buf (len bytes) after a call that asked for
+ * asked elements: the number of ranges put in out, 0 if it wrote nothing
+ * (the sentinel survived), -1 if what it wrote makes no sense.
+ */
+static int scm_parse(const unsigned char *buf, size_t len, int type,
+		     unsigned int asked, struct scm_range *out)
+{
+	struct cmsghdr c;
+	size_t dlen, n;
+
+	if (asked == 0 || asked > SCM_MAX || len < CMSG_LEN(SCM_ELEM))
+		return -1;
+	if (buf[CMSG_LEN(0) + SCM_OFF_ZEROCOPY] == SCM_SENTINEL)
+		return 0;
+	memcpy(&c, buf, sizeof(c));
+	if (c.cmsg_level != SOL_SOCKET || c.cmsg_type != type ||
+	    c.cmsg_len < CMSG_LEN(SCM_ELEM) || c.cmsg_len > len)
+		return -1;
+	dlen = c.cmsg_len - CMSG_LEN(0);
+	n = dlen / SCM_ELEM;
+	if (dlen % SCM_ELEM || n > asked)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char *e = buf + CMSG_LEN(0) + i * SCM_ELEM;
+		uint8_t zerocopy = e[SCM_OFF_ZEROCOPY];
+
+		if (zerocopy > 1)
+			return -1;
+		/* Field by field: the tail padding may be garbage. */
+		memcpy(&out[i].lo, e, sizeof(out[i].lo));
+		memcpy(&out[i].hi, e + 4, sizeof(out[i].hi));
+		out[i].copied = !zerocopy;
+	}
+	return (int)n;
+}
+
+/* The cmsg type: ZCNOTIFY_SCM_TYPE, as the library reads it, else ours. */
+static int scm_type(void)
+{
+	const char *env = getenv("ZCNOTIFY_SCM_TYPE");
+	char *end;
+	long v;
+
+	if (!env || !*env)
+		return ZC_SCM_TYPE_DEFAULT;
+	errno = 0;
+	v = strtol(env, &end, 0);
+	if (errno || *end || v <= 0 || v > 0xffff)
+		die("ZCNOTIFY_SCM_TYPE=\"%s\": want a cmsg type number such "
+		    "as 78", env);
+	return (int)v;
+}
+
+/* Wait up to the deadline (CLOCK_MONOTONIC seconds) for events on fd;
+ * events 0: for POLLERR. */
+static bool probe_wait(int fd, short events, double deadline)
+{
+	for (;;) {
+		struct pollfd pf = { .fd = fd, .events = events };
+		double left = deadline - now_s();
+		int n;
+
+		if (left <= 0)
+			return false;
+		n = poll(&pf, 1, (int)(left * 1000) + 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != 1)
+			return false;
+		return pf.revents & (events ? events : POLLERR);
+	}
+}
+
+/*
+ * Does this kernel speak SCM_ZC_NOTIFICATION v5 with cmsg type `type`?
+ * The number alone proves nothing (mainline gave 78 to SO_DEVMEM_LINEAR),
+ * so ask by behaviour (ABI.md section 4): on a private loopback TCP pair,
+ * one zero-copy byte, its completion queued, then a zero-length sendmsg
+ * carrying the cmsg must return 0, write exactly {lo 0, hi 0} and leave
+ * the error queue empty. Non-blocking against one 2 s deadline. Once per
+ * process. Returns true, or false with why set.
+ */
+static bool scm_probe(int type, char *why, size_t whylen)
+{
+	static int cached;		/* 0 unknown, 1 yes, 2 no */
+	static char cached_why[200];
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a), elen;
+	alignas(struct cmsghdr) unsigned char ctl[CMSG_SPACE(SCM_ELEM)];
+	struct msghdr m = { .msg_control = ctl };
+	double deadline = now_s() + 2;
+	struct scm_range got;
+	int l = -1, c = -1, s = -1, one = 1, err = 0, n;
+	char byte = 'z';
+	ssize_t ret;
+
+	if (cached) {
+		snprintf(why, whylen, "%s", cached_why);
+		return cached == 1;
+	}
+	cached = 2;
+	memset(ctl, 0, sizeof(ctl));
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (l < 0 || c < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &alen) ||
+	    setsockopt(c, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one))) {
+		snprintf(cached_why, sizeof(cached_why), "probe: loopback "
+			 "TCP with SO_ZEROCOPY: %s", strerror(errno));
+		goto out;
+	}
+	elen = sizeof(err);
+	if ((connect(c, (struct sockaddr *)&a, sizeof(a)) &&
+	     (errno != EINPROGRESS || !probe_wait(c, POLLOUT, deadline) ||
+	      getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &elen) || err)) ||
+	    !probe_wait(l, POLLIN, deadline) ||
+	    (s = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0 ||
+	    send(c, &byte, 1, MSG_ZEROCOPY | MSG_DONTWAIT) != 1 ||
+	    !probe_wait(s, POLLIN, deadline) ||
+	    recv(s, &byte, 1, MSG_DONTWAIT) != 1 ||
+	    !probe_wait(c, 0, deadline)) {
+		snprintf(cached_why, sizeof(cached_why), "probe: no loopback "
+			 "TCP pair with a zero-copy completion within 2 s");
+		goto out;
+	}
+	/* From here on the kernel gives the answer. */
+	m.msg_controllen = scm_prepare(ctl, type, 1);
+	ret = sendmsg(c, &m, MSG_DONTWAIT);
+	if (ret < 0) {
+		snprintf(cached_why, sizeof(cached_why), "the kernel refuses "
+			 "SCM_ZC_NOTIFICATION (cmsg type %d): %s", type,
+			 strerror(errno));
+		goto out;
+	}
+	n = scm_parse(ctl, sizeof(ctl), type, 1, &got);
+	if (ret != 0 || n != 1 || got.lo != 0 || got.hi != 0) {
+		snprintf(cached_why, sizeof(cached_why), "cmsg type %d is not "
+			 "SCM_ZC_NOTIFICATION v5 here (the kernel %s)", type,
+			 n == 0 ? "wrote nothing" : "wrote something else");
+		goto out;
+	}
+	/* The record was taken, not copied: the queue must be empty. */
+	m = (struct msghdr){ .msg_control = ctl,
+			     .msg_controllen = sizeof(ctl) };
+	if (recvmsg(c, &m, MSG_ERRQUEUE | MSG_DONTWAIT) >= 0 ||
+	    errno != EAGAIN) {
+		snprintf(cached_why, sizeof(cached_why), "cmsg type %d: the "
+			 "completion stayed on the error queue", type);
+		goto out;
+	}
+	cached = 1;
+out:
+	if (s >= 0)
+		close(s);
+	if (c >= 0)
+		close(c);
+	if (l >= 0)
+		close(l);
+	snprintf(why, whylen, "%s", cached_why);
+	return cached == 1;
+}
+
 /* raw-zc: poll(), then recvmsg(MSG_ERRQUEUE) until EAGAIN. */
 static int raw_harvest(struct run *r, int timeout_ms)
 {
@@ -566,13 +824,52 @@ static int raw_harvest(struct run *r, int timeout_ms)
 	}
 }
 
+/*
+ * raw-scm: the ranges the kernel wrote into ctl, asked for SCM_MAX.
+ * Returns how many, or -1 (r->err set) if it wrote nonsense.
+ */
+static int scm_harvest(struct run *r, const unsigned char *ctl)
+{
+	struct scm_range got[SCM_MAX];
+	int n = scm_parse(ctl, SCM_CTL_SPACE, r->scm_type, SCM_MAX, got);
+
+	if (n < 0) {
+		snprintf(r->err, sizeof(r->err), "sendmsg: the kernel's "
+			 "SCM_ZC_NOTIFICATION answer makes no sense");
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		uint32_t cnt = got[i].hi - got[i].lo + 1;	/* may wrap */
+
+		r->completions += cnt;
+		if (got[i].copied)
+			r->copied += cnt;
+	}
+	r->harvests += (unsigned int)n;
+	return n;
+}
+
+/*
+ * raw-copy, raw-zc and raw-scm. raw-scm puts its cmsg on every k-th send
+ * (the series' selftest -n mode) and parses the answer whatever sendmsg
+ * returned: in v5 the records are taken before the send can fail. It
+ * reads the error queue only when it must: when the kernel is out of
+ * option memory (ENOBUFS with sends in flight, the window raw-zc waits
+ * on too) and the failed call's cmsg brought nothing, and at the end.
+ */
 static int raw_loop(struct run *r)
 {
 	const struct cfg *c = r->c;
-	const bool zc = r->mode == M_RAW_ZC;
+	const bool zc = modes[r->mode].zc, scm = r->mode == M_RAW_SCM;
+	alignas(struct cmsghdr) unsigned char ctl[SCM_CTL_SPACE];
+	struct iovec iov = { .iov_base = r->b->buf, .iov_len = c->size };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = ctl };
 	unsigned int since = 0;
 	int one = 1;
 
+	/* The kernel reads every byte it is handed: make them defined. */
+	memset(ctl, 0, sizeof(ctl));
 	if (zc && setsockopt(r->fd, SOL_SOCKET, SO_ZEROCOPY, &one,
 			     sizeof(one))) {
 		snprintf(r->err, sizeof(r->err), "SO_ZEROCOPY: %s",
@@ -580,39 +877,76 @@ static int raw_loop(struct run *r)
 		return -1;
 	}
 	while (more(r)) {
+		/* raw-scm: this is the k-th send since the last harvest. */
+		const bool ask = scm && since + 1 >= c->k;
+		int got = 0, err = 0;
 		ssize_t n;
 
 		r->syscalls++;
-		n = send(r->fd, r->b->buf, c->size, zc ? MSG_ZEROCOPY : 0);
-		if (n < 0 && errno == EINTR)
+		if (ask) {
+			m.msg_controllen = scm_prepare(ctl, r->scm_type,
+						       SCM_MAX);
+			n = sendmsg(r->fd, &m, MSG_ZEROCOPY);
+			err = errno;
+			got = scm_harvest(r, ctl);
+			if (got < 0)
+				return -1;
+		} else {
+			n = send(r->fd, r->b->buf, c->size,
+				 zc ? MSG_ZEROCOPY : 0);
+			err = errno;
+		}
+		if (n < 0 && err == EINTR)
 			continue;
-		if (n < 0 && errno == ENOBUFS && zc &&
-		    r->issued != r->completions) {
-			/* Out of option memory: wait for completions. */
+		if (n < 0 && err == ENOBUFS && zc &&
+		    (got || r->issued != r->completions)) {
+			/*
+			 * Out of option memory: completions must be read. If
+			 * the cmsg took some (UDP reads it before building
+			 * the skb; TCP fails before it), try again at once;
+			 * else wait for them on the error queue.
+			 */
+			uint64_t before = r->completions;
+
+			if (got)
+				continue;
 			if (raw_harvest(r, WAIT_MS))
 				return -1;
+			if (r->completions == before) {
+				snprintf(r->err, sizeof(r->err), "ENOBUFS, and "
+					 "no completion for %d ms with %llu "
+					 "sends in flight", WAIT_MS,
+					 (unsigned long long)
+					 (r->issued - r->completions));
+				return -1;
+			}
 			continue;
 		}
-		if (n < 0 && errno == ENOBUFS && zc) {
+		if (n < 0 && err == ENOBUFS && zc) {
 			r->syscalls++;
 			n = send(r->fd, r->b->buf, c->size, 0);
+			err = errno;
 		} else if (zc && n >= 0) {
 			r->issued++;
 		}
 		if (n < 0) {
-			snprintf(r->err, sizeof(r->err), "send: %s",
-				 strerror(errno));
+			snprintf(r->err, sizeof(r->err), "%s: %s", ask ?
+				 "sendmsg with SCM_ZC_NOTIFICATION" : "send",
+				 strerror(err));
 			return -1;
 		}
 		r->sends++;
 		r->bytes += (uint64_t)n;
 		r->short_sends += (size_t)n < c->size;
-		if (zc && ++since >= c->k) {
+		if (scm) {
+			since = ask ? 0 : since + 1;
+		} else if (zc && ++since >= c->k) {
 			since = 0;
 			if (raw_harvest(r, 0))
 				return -1;
 		}
 	}
+	/* What is still out: from the error queue (the selftest does so). */
 	for (int idle = 0; zc && r->completions < r->issued; ) {
 		uint64_t before = r->completions;
 
@@ -624,6 +958,13 @@ static int raw_loop(struct run *r)
 				 (r->issued - r->completions));
 			return -1;
 		}
+	}
+	/* raw-scm's parser is zcbench's own: check its sums. */
+	if (scm && r->completions != r->issued) {
+		snprintf(r->err, sizeof(r->err), "%llu completions for %llu "
+			 "zero-copy sends", (unsigned long long)r->completions,
+			 (unsigned long long)r->issued);
+		return -1;
 	}
 	return 0;
 }
@@ -713,10 +1054,17 @@ static int run_one(struct bench *b, const struct cfg *c, int mode, int round,
 	struct run r = { .b = b, .c = c, .mode = mode, .fd = -1 };
 	struct zc_stats s0 = { .sz = sizeof(s0) }, s1 = { .sz = sizeof(s1) };
 	struct rusage u0, u1;
-	uint64_t rx0 = b->rx ? rx_bytes(b) : 0;
+	uint64_t rx0 = b->rx ? rx_bytes(b) : 0, bad0 = b->rx ? rx_bad(b) : 0;
 	int ret = -1;
 	double t1;
 
+	if (mode == M_RAW_SCM) {
+		r.scm_type = scm_type();
+		if (!scm_probe(r.scm_type, r.err, sizeof(r.err))) {
+			ret = -EOPNOTSUPP;
+			goto out;
+		}
+	}
 	r.fd = connect_to(&r);
 	if (r.fd < 0)
 		goto out;
@@ -760,11 +1108,11 @@ static int run_one(struct bench *b, const struct cfg *c, int mode, int round,
 		res->harvests_known = mode != M_URING && mode != M_COPY;
 	} else {
 		res->syscalls = r.syscalls;
-		res->completions = r.mode == M_RAW_ZC ? r.completions : r.sends;
-		res->completions_zc = r.mode == M_RAW_ZC ?
+		res->completions = modes[mode].zc ? r.completions : r.sends;
+		res->completions_zc = modes[mode].zc ?
 				      r.completions - r.copied : 0;
 		res->harvests = r.harvests;
-		res->harvests_known = r.mode == M_RAW_ZC;
+		res->harvests_known = modes[mode].zc;
 	}
 	ret = 0;
 out:
@@ -799,6 +1147,12 @@ out:
 			snprintf(r.err, sizeof(r.err), "the receiver got %llu "
 				 "of %llu bytes", (unsigned long long)
 				 res->rx_bytes, (unsigned long long)res->bytes);
+			ret = -1;
+		}
+		if (rx_bad(b) != bad0) {
+			snprintf(r.err, sizeof(r.err), "the receiver got %llu "
+				 "bytes that were not sent", (unsigned long long)
+				 (rx_bad(b) - bad0));
 			ret = -1;
 		}
 	}
@@ -1001,7 +1355,8 @@ static void print_table(const struct bench *b, const struct cfg *c, FILE *f)
 static void print_pairs(const struct bench *b, const struct cfg *c, FILE *f)
 {
 	static const int pairs[][2] = {
-		{ M_ERRQUEUE, M_RAW_ZC }, { M_SCM, M_ERRQUEUE },
+		{ M_ERRQUEUE, M_RAW_ZC }, { M_RAW_SCM, M_RAW_ZC },
+		{ M_SCM, M_RAW_SCM }, { M_SCM, M_ERRQUEUE },
 		{ M_SCM, M_RAW_ZC }, { M_URING, M_ERRQUEUE },
 		{ M_COPY, M_RAW_COPY }, { M_ERRQUEUE, M_RAW_COPY },
 	};
@@ -1168,6 +1523,104 @@ static void write_json(const struct bench *b, const struct cfg *cfgs, int ncfg)
 		die("%s: %s", b->json, strerror(errno));
 }
 
+/* ---- --self-test: raw-scm's parser against hand-built answers --------- */
+
+/* A buffer as the kernel leaves it: n elements {lo, hi, zc} and a header
+ * of cmsg_len CMSG_LEN(n * 12), tail padding filled with garbage. */
+static void st_answer(unsigned char *buf, int type, size_t cmsg_len,
+		      const uint32_t (*e)[3], int n)
+{
+	struct cmsghdr c = { .cmsg_len = cmsg_len, .cmsg_level = SOL_SOCKET,
+			     .cmsg_type = type };
+
+	memcpy(buf, &c, sizeof(c));
+	for (int i = 0; i < n; i++) {
+		unsigned char *p = buf + CMSG_LEN(0) + (size_t)i * SCM_ELEM;
+
+		memcpy(p, &e[i][0], 4);
+		memcpy(p + 4, &e[i][1], 4);
+		p[SCM_OFF_ZEROCOPY] = (uint8_t)e[i][2];
+		memset(p + SCM_OFF_ZEROCOPY + 1, 0xa5, 3);
+	}
+}
+
+static int self_test(void)
+{
+	alignas(struct cmsghdr) unsigned char buf[SCM_CTL_SPACE];
+	static const uint32_t one[][3] = { { 5, 7, 1 } };
+	static const uint32_t two[][3] = { { 0xfffffffe, 1, 0 }, { 9, 9, 1 } };
+	static const uint32_t bad_zc[][3] = { { 1, 1, 2 } };
+	uint32_t many[SCM_MAX + 1][3];
+	struct scm_range out[SCM_MAX + 1];
+	const int T = ZC_SCM_TYPE_DEFAULT;
+	int fails = 0, checks = 0, n;
+
+#define ST(cond, what) do {						\
+		checks++;						\
+		if (!(cond)) {						\
+			fprintf(stderr, "self-test: FAIL: %s\n", what);	\
+			fails++;					\
+		}							\
+	} while (0)
+
+	for (int i = 0; i <= SCM_MAX; i++) {
+		many[i][0] = many[i][1] = (uint32_t)(10 * i);
+		many[i][2] = (uint32_t)(i & 1);
+	}
+	/* What we send: the header, the sentinel, nothing else read. */
+	memset(buf, 0, sizeof(buf));
+	ST(scm_prepare(buf, T, SCM_MAX) == sizeof(buf), "prepare: length");
+	ST(((struct cmsghdr *)buf)->cmsg_len == CMSG_LEN(SCM_MAX * 12) &&
+	   ((struct cmsghdr *)buf)->cmsg_level == SOL_SOCKET &&
+	   ((struct cmsghdr *)buf)->cmsg_type == T, "prepare: header");
+	ST(scm_parse(buf, sizeof(buf), T, SCM_MAX, out) == 0,
+	   "untouched (sentinel): nothing");
+	/* One element; the answer's header replaces ours. */
+	scm_prepare(buf, T, SCM_MAX);
+	st_answer(buf, T, CMSG_LEN(SCM_ELEM), one, 1);
+	n = scm_parse(buf, sizeof(buf), T, SCM_MAX, out);
+	ST(n == 1 && out[0].lo == 5 && out[0].hi == 7 && !out[0].copied,
+	   "one element, zero-copy");
+	/* Two, the first wrapping and copied. */
+	st_answer(buf, T, CMSG_LEN(2 * SCM_ELEM), two, 2);
+	n = scm_parse(buf, sizeof(buf), T, SCM_MAX, out);
+	ST(n == 2 && out[0].lo == 0xfffffffe && out[0].hi == 1 &&
+	   out[0].copied && (uint32_t)(out[0].hi - out[0].lo + 1) == 4 &&
+	   out[1].lo == 9 && !out[1].copied, "two, wrapping and copied");
+	/* All sixteen. */
+	st_answer(buf, T, CMSG_LEN(SCM_MAX * SCM_ELEM), many, SCM_MAX);
+	n = scm_parse(buf, sizeof(buf), T, SCM_MAX, out);
+	ST(n == SCM_MAX && out[15].lo == 150 && !out[15].copied &&
+	   out[14].copied, "sixteen");
+	/* More than asked, or than the buffer holds. */
+	ST(scm_parse(buf, sizeof(buf), T, 4, out) < 0, "more than asked");
+	ST(scm_parse(buf, CMSG_LEN(SCM_ELEM) + 4, T, SCM_MAX, out) < 0,
+	   "past the buffer");
+	/* Malformed headers and elements. */
+	st_answer(buf, T, CMSG_LEN(SCM_ELEM) + 5, one, 1);
+	ST(scm_parse(buf, sizeof(buf), T, SCM_MAX, out) < 0,
+	   "length not a multiple of 12");
+	st_answer(buf, T, CMSG_LEN(0), one, 1);
+	ST(scm_parse(buf, sizeof(buf), T, SCM_MAX, out) < 0,
+	   "header without an element");
+	st_answer(buf, T, 3, one, 1);
+	ST(scm_parse(buf, sizeof(buf), T, SCM_MAX, out) < 0,
+	   "cmsg_len below a header");
+	st_answer(buf, T + 1, CMSG_LEN(SCM_ELEM), one, 1);
+	ST(scm_parse(buf, sizeof(buf), T, SCM_MAX, out) < 0, "other type");
+	st_answer(buf, T, CMSG_LEN(SCM_ELEM), one, 1);
+	((struct cmsghdr *)buf)->cmsg_level = SOL_IP;
+	ST(scm_parse(buf, sizeof(buf), T, SCM_MAX, out) < 0, "other level");
+	st_answer(buf, T, CMSG_LEN(SCM_ELEM), bad_zc, 1);
+	ST(scm_parse(buf, sizeof(buf), T, SCM_MAX, out) < 0,
+	   "zerocopy byte 2");
+	ST(scm_parse(buf, sizeof(buf), T, 0, out) < 0, "asked for none");
+#undef ST
+	printf("zcbench: self-test: %d of %d checks passed\n",
+	       checks - fails, checks);
+	return fails ? 1 : 0;
+}
+
 /* ---- options ---------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -1175,7 +1628,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: zcbench [options]\n"
 "  -m, --mode LIST      modes to run, alternately (default: all):\n"
-"                       raw-copy raw-zc copy errqueue scm uring\n"
+"                       raw-copy raw-zc raw-scm copy errqueue scm uring\n"
 "  -t, --proto LIST     tcp, udp or tcp,udp (default tcp)\n"
 "  -4, -6, --family LIST  IPv4, IPv6 or 4,6 (default 4)\n"
 "  -s, --size LIST      bytes per send, K/M suffixes (default 64K)\n"
@@ -1189,6 +1642,8 @@ static void usage(FILE *f)
 "  -p, --port N         port at ADDR (default %d)\n"
 "  -N, --rx-netns PATH  run the receiver in that network namespace\n"
 "  -l, --listen         be the receiver only (at -a ADDR, default any)\n"
+"  -V, --check          the receiver copies every byte out and checks it\n"
+"                       (default: it discards the data, MSG_TRUNC)\n"
 "  -i, --max-inflight N zc_opts.max_inflight (default: the library's)\n"
 "  -C, --cpus S,R       pin the sender to CPU S, the local receiver to R\n"
 "  -g, --gso N          UDP: send with UDP_SEGMENT N (GSO), so one send\n"
@@ -1199,6 +1654,7 @@ static void usage(FILE *f)
 "      --json FILE      the same as JSON ('-': stdout)\n"
 "  -q, --quiet          no progress line\n"
 "  -P, --progress       a progress line even when stderr is not a tty\n"
+"      --self-test      check raw-scm's SCM_ZC_NOTIFICATION parser, exit\n"
 "  -h, --help\n"
 "Exit status: 0, 1 if a run failed, 2 on bad usage, 77 if no mode could run.\n",
 		DEFAULT_PORT);
@@ -1297,7 +1753,7 @@ static void add_k(struct bench *b, const char *opt, const char *s)
 
 static void parse(struct bench *b, int argc, char **argv)
 {
-	enum { O_REF = 256, O_ADAPT, O_CSV, O_JSON };
+	enum { O_REF = 256, O_ADAPT, O_CSV, O_JSON, O_SELF_TEST };
 	static const struct option lo[] = {
 		{ "mode", required_argument, NULL, 'm' },
 		{ "proto", required_argument, NULL, 't' },
@@ -1312,6 +1768,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },
 		{ "rx-netns", required_argument, NULL, 'N' },
 		{ "listen", no_argument, NULL, 'l' },
+		{ "check", no_argument, NULL, 'V' },
 		{ "max-inflight", required_argument, NULL, 'i' },
 		{ "gso", required_argument, NULL, 'g' },
 		{ "cpus", required_argument, NULL, 'C' },
@@ -1320,6 +1777,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		{ "json", required_argument, NULL, O_JSON },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "progress", no_argument, NULL, 'P' },
+		{ "self-test", no_argument, NULL, O_SELF_TEST },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1332,7 +1790,7 @@ static void parse(struct bench *b, int argc, char **argv)
 	b->cpu_tx = b->cpu_rx = -1;
 	b->port = DEFAULT_PORT;
 	b->ref = -1;
-	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:d:n:r:a:p:N:li:g:C:qPh",
+	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:d:n:r:a:p:N:lVi:g:C:qPh",
 				lo, NULL)) != -1) {
 		switch (o) {
 		case 'm': each("--mode", optarg, add_mode, b); break;
@@ -1366,6 +1824,7 @@ static void parse(struct bench *b, int argc, char **argv)
 			break;
 		case 'N': b->rx_netns = optarg; break;
 		case 'l': b->listen_only = true; break;
+		case 'V': b->check = true; break;
 		case 'i':
 			b->max_inflight = (uint32_t)parse_num("--max-inflight",
 							      optarg, 1u << 20,
@@ -1388,6 +1847,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		case O_JSON: b->json = optarg; break;
 		case 'q': b->quiet = true; break;
 		case 'P': b->progress = true; break;
+		case O_SELF_TEST: exit(self_test());
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -1465,15 +1925,21 @@ static int listen_main(struct bench *b)
 		b->address = family == AF_INET ? "0.0.0.0" : "::";
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	printf("zcbench: receiving on %s port %u (TCP and UDP); ^C stops\n",
-	       b->address, b->port);
+	printf("zcbench: receiving on %s port %u (TCP and UDP, %s); ^C "
+	       "stops\n", b->address, b->port,
+	       b->check ? "checking every byte" : "discarding the data");
 	fflush(stdout);
-	if (rx_serve(&sh, family, b->address, b->port, -1, -1)) {
+	if (rx_serve(&sh, family, b->address, b->port, -1, -1, b->check)) {
 		fprintf(stderr, "zcbench: %s\n", sh.err);
 		return 1;
 	}
 	printf("zcbench: %llu bytes received\n",
 	       (unsigned long long)atomic_load(&sh.bytes));
+	if (b->check && atomic_load(&sh.bad)) {
+		printf("zcbench: %llu of them were not the bytes sent\n",
+		       (unsigned long long)atomic_load(&sh.bad));
+		return 1;
+	}
 	return 0;
 }
 
@@ -1581,6 +2047,9 @@ int main(int argc, char **argv)
 		fprintf(out, "zcbench: Linux %s, %s%s", u.release,
 			b.address ? b.address : "loopback",
 			b.rx_netns ? " (receiver in another netns)" : "");
+		if (!b.address || b.rx_netns)	/* a local receiver */
+			fprintf(out, ", receiver %s", b.check ?
+				"checks every byte" : "discards (MSG_TRUNC)");
 		if (b.gso)
 			fprintf(out, ", UDP GSO %d", b.gso);
 		fputc('\n', out);
