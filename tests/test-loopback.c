@@ -65,6 +65,7 @@
 #define UDP_MAX		65000u
 #define UDP_MIN		8u	/* room for the sequence number */
 #define BUF_SIZE	65536u
+#define DEFAULT_MAX_INFLIGHT	1024u	/* zc_open(3); the runs keep it */
 #define NBUF		1088u	/* more than the default max_inflight (1024) */
 #define RX_BUF		(256u * 1024)
 #define WAIT_MS		5000	/* a completion later than this is a bug */
@@ -396,6 +397,7 @@ struct run {
 
 	/* What happened. */
 	uint64_t enobufs, eagain, eagain_long, partial, zero, einval, lazy_runs;
+	uint64_t full_sends;		/* sends made at max_inflight */
 	uint64_t c_libcopy, c_kernel, c_small, c_long;
 	uint64_t stat_checks;
 	char err[512];
@@ -657,6 +659,7 @@ static int send_msg(struct run *r, uint64_t i, uint32_t b)
 		int flags = MSG_NOSIGNAL;
 		uint64_t k;
 		ssize_t ret;
+		bool full;
 
 		if (odd_calls(r, b))
 			return -1;
@@ -666,10 +669,15 @@ static int send_msg(struct run *r, uint64_t i, uint32_t b)
 			flags |= MSG_DONTWAIT;
 		if (new_cookie(r, (uint32_t)(len - off), b, &k))
 			return -1;
+		/* Single-threaded: zc_inflight() is exact. */
+		full = zc_inflight(r->zs) == DEFAULT_MAX_INFLIGHT;
 		ret = zc_send(r->zs, bufp(r, b) + off, len - off, flags, k);
+		CHECK(r, !full || ret == -ENOBUFS, "zc_send with max_inflight "
+		      "sends in flight returned %zd, not -ENOBUFS", ret);
 		if (ret == -ENOBUFS) {
 			/* max_inflight sends await reaping: nothing was sent. */
 			r->enobufs++;
+			r->full_sends += full;
 			CHECK(r, zc_inflight(r->zs) > 0, "-ENOBUFS with nothing "
 			      "in flight");
 			if (reap_wait(r) < 0)
@@ -841,7 +849,8 @@ static int final_checks(struct run *r)
 	fprintf(stderr, "  %s: backend %s; %llu sends (%llu zero-copy, %llu "
 		"copied: %llu adapt, %llu ENOBUFS fallback); %llu calls failed "
 		"(%llu -ENOBUFS, %llu -EAGAIN, %llu -EINVAL); %llu partial, "
-		"%llu empty; %llu lazy runs; %llu syscalls, %llu error-queue "
+		"%llu empty; %llu lazy runs, %llu sends at max_inflight; "
+		"%llu syscalls, %llu error-queue "
 		"reads\n", r->name, zc_backend_name(backend),
 		(unsigned long long)st.sends, (unsigned long long)st.sends_zc,
 		(unsigned long long)st.sends_copy,
@@ -851,6 +860,7 @@ static int final_checks(struct run *r)
 		(unsigned long long)r->enobufs, (unsigned long long)r->eagain,
 		(unsigned long long)r->einval, (unsigned long long)r->partial,
 		(unsigned long long)r->zero, (unsigned long long)r->lazy_runs,
+		(unsigned long long)r->full_sends,
 		(unsigned long long)st.syscalls,
 		(unsigned long long)st.errqueue_reads);
 
@@ -882,9 +892,15 @@ static int final_checks(struct run *r)
 	CHECK(r, st.syscalls >= st.sends, "stats: %llu syscalls for %llu "
 	      "sends", (unsigned long long)st.syscalls,
 	      (unsigned long long)st.sends);
-	CHECK(r, r->enobufs > 0 || r->lazy_runs == 0, "%llu lazy runs of "
-	      "more than max_inflight sends, yet no -ENOBUFS",
-	      (unsigned long long)r->lazy_runs);
+	/*
+	 * Each send made at max_inflight got -ENOBUFS (checked as it was
+	 * made). A lazy run (no reaping for more than max_inflight sends)
+	 * usually makes some, but not always: EAGAIN and the UDP window
+	 * reap too, and under valgrind on a busy machine often enough.
+	 */
+	CHECK(r, r->full_sends <= r->enobufs, "%llu sends at max_inflight, "
+	      "%llu -ENOBUFS", (unsigned long long)r->full_sends,
+	      (unsigned long long)r->enobufs);
 
 	if (env && !strcmp(env, "copy")) {
 		CHECK(r, backend == ZC_BACKEND_COPY, "ZCNOTIFY_BACKEND=copy, "
