@@ -56,7 +56,7 @@ if ((${#opts[@]} == 0)); then
 	# guest time, and a bounded wall time (TCG under -icount runs the
 	# guest several times slower than real time).
 	if ((icount)); then
-		opts=(-n 2000 -r 5)
+		opts=(-n 10000 -r 5)
 	else
 		opts=(-C 0,1 -d 2 -r 7)
 	fi
