@@ -9,6 +9,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 patch_file=$here/0001-net-scm-zc-notification-v5.patch
+# the "bench" variant only: loopback keeps MSG_ZEROCOPY pages
+bench_patch_file=$here/0002-bench-loopback-keeps-zerocopy-pages.patch
 fragment=$here/config.fragment
 default_list=$here/guest-tests.list
 tarball=/usr/src/linux-source-6.1.tar.xz
@@ -22,6 +24,7 @@ keep=0
 build_only=0
 verbose=0
 nic=e1000
+icount=0
 list=
 
 usage() {
@@ -31,17 +34,25 @@ usage: $0 [options] [LIST-FILE]
 Builds (or takes from the cache) a tinyconfig Linux 6.1 kernel, patched
 with SCM_ZC_NOTIFICATION or not, boots it in qemu (TCG) with a busybox
 initramfs and runs the tests of LIST-FILE (default: guest-tests.list).
+Variants: patched (SCM_ZC_NOTIFICATION), unpatched (Debian's 6.1), bench
+(patched, and loopback keeps MSG_ZEROCOPY pages: benchmarks and the
+"never early" checks only; see README.md).
 LIST-FILE: one test per line, NAME<TAB>COMMAND LINE; blank lines and
 lines starting with # are ignored; @RIG_BIN@ is replaced by the directory
 of the rig's own test programs.
 
 options:
-  --variant patched|unpatched|both  kernel(s) to run (default patched;
-                                    may be given twice)
+  --variant patched|unpatched|bench|both|all
+                          kernel(s) to run (default patched; both =
+                          patched and unpatched; all = the three; may be
+                          given more than once)
   --timeout SECONDS       limit for one boot and all its tests (default $run_timeout)
   --test-timeout SECONDS  limit for one test in the guest (default $test_timeout)
   --nic MODEL             qemu NIC model of the two-NIC pair: e1000 (default)
                           or virtio-net-pci (see README.md)
+  --icount                deterministic guest time: qemu -icount
+                          shift=0,sleep=on,align=off and one vCPU (-smp 1);
+                          slower in wall time
   --keep                  keep the work directory (initramfs, serial logs)
   --build-only            build kernels and helpers, boot nothing
   -v, --verbose           print the whole guest console
@@ -74,8 +85,9 @@ while (($#)); do
 	--variant)
 		[[ $# -ge 2 ]] || die "--variant needs an argument"
 		case $2 in
-		patched | unpatched) variants+=("$2") ;;
+		patched | unpatched | bench) variants+=("$2") ;;
 		both) variants+=(patched unpatched) ;;
+		all) variants+=(patched unpatched bench) ;;
 		*) die "unknown variant '$2'" ;;
 		esac
 		shift 2
@@ -95,6 +107,7 @@ while (($#)); do
 		nic=$2
 		shift 2
 		;;
+	--icount) icount=1; shift ;;
 	--keep) keep=1; shift ;;
 	--build-only) build_only=1; shift ;;
 	-v | --verbose) verbose=1; shift ;;
@@ -108,6 +121,10 @@ while (($#)); do
 	esac
 done
 ((${#variants[@]})) || variants=(patched)
+icount_note=
+if ((icount)); then
+	icount_note=", icount, 1 vCPU"
+fi
 list=${list:-$default_list}
 if ((!build_only)); then
 	[[ -f $list ]] || die "no such list file: $list"
@@ -173,12 +190,26 @@ key=$({
 	sed -n '/^diff --git /,$p' "$patch_file" | sha256sum
 	sha256sum <"$fragment"
 } | sha256sum | cut -c1-64)
+# The bench kernel: the same inputs plus the second patch's diff, so that
+# patched and unpatched keep their key (and their cached kernels).
+bench_key=$({
+	echo "$key"
+	echo "bench variant"
+	sed -n '/^diff --git /,$p' "$bench_patch_file" | sha256sum
+} | sha256sum | cut -c1-64)
+kernel_dir() {
+	case $1 in
+	bench) echo "$cache/$bench_key-$1" ;;
+	*) echo "$cache/$key-$1" ;;
+	esac
+}
 
 declare -A build_secs
 build_kernel() {
-	local variant=$1 out=$cache/$key-$1 tmp src obj line lock t
+	local variant=$1 out tmp src obj line lock t
+	out=$(kernel_dir "$variant")
 	build_secs[$variant]="kernel cached"
-	exec {lock}>"$cache/.lock-$key-$variant"
+	exec {lock}>"$cache/.lock-${out##*/}"
 	flock "$lock"
 	if [[ -f $out/bzImage ]]; then
 		log "kernel $variant: cached in $out"
@@ -193,9 +224,13 @@ build_kernel() {
 	src=$tmp/linux-source-6.1
 	obj=$tmp/obj
 	[[ -d $src ]] || die "unexpected layout of $tarball"
-	if [[ $variant == patched ]]; then
+	if [[ $variant == patched || $variant == bench ]]; then
 		patch -d "$src" -p1 -s -N <"$patch_file" ||
 			die "$patch_file does not apply to linux-source-6.1 $src_version"
+	fi
+	if [[ $variant == bench ]]; then
+		patch -d "$src" -p1 -s -N <"$bench_patch_file" ||
+			die "$bench_patch_file does not apply on top of $patch_file"
 	fi
 	mkdir -p "$obj" "$tmp/out"
 	(
@@ -329,7 +364,11 @@ for kv in $(cat /proc/cmdline); do
 	zc_rig.*=*) kv=${kv#zc_rig.}; eval "rig_${kv%%=*}=\${kv#*=}" ;;
 	esac
 done
-export ZC_RIG_VARIANT=$rig_variant ZC_RIG_NIC=$rig_nic
+export ZC_RIG_VARIANT=$rig_variant ZC_RIG_NIC=$rig_nic ZC_RIG_ICOUNT=$rig_icount
+# bench kernel: loopback keeps MSG_ZEROCOPY pages (0002 patch)
+ZC_RIG_LOOPBACK_ZC=0
+[ "$rig_variant" = bench ] && ZC_RIG_LOOPBACK_ZC=1
+export ZC_RIG_LOOPBACK_ZC
 echo "RIG: guest up: kernel $(uname -r), variant $ZC_RIG_VARIANT"
 
 setup_net() {
@@ -420,7 +459,7 @@ make_initramfs() {
 			echo "file $f $(realpath "$f") $(stat -L -c %a "$f") 0 0"
 		done
 	} >"$spec"
-	"$cache/$key-$variant/gen_init_cpio" "$spec" | gzip -1 >"$work/initramfs-$variant.gz"
+	"$(kernel_dir "$variant")/gen_init_cpio" "$spec" | gzip -1 >"$work/initramfs-$variant.gz"
 }
 
 # ---- 4. boot ------------------------------------------------------------------
@@ -434,21 +473,30 @@ strip_log() {
 }
 
 run_variant() {
-	local variant=$1 kdir=$cache/$key-$1 raw=$work/serial-$1.raw out=$work/serial-$1.log
-	local t rc secs pass fail skip status=finished netargs=() i
+	local variant=$1 kdir raw=$work/serial-$1.raw out=$work/serial-$1.log
+	local t rc secs pass fail skip status=finished netargs=() i cpuargs=(-smp 2)
+	kdir=$(kernel_dir "$variant")
+	# qemu 7.2 hangs bringing up a second vCPU under -icount: one vCPU.
+	# shift=0: one instruction is one ns of guest time, whatever the host
+	# load; sleep=on: while the vCPU idles, guest time runs at real speed
+	# (so timers and timeouts behave); align=off: qemu does not throttle
+	# the guest to keep its clock near the host's.
+	if ((icount)); then
+		cpuargs=(-icount shift=0,sleep=on,align=off -smp 1)
+	fi
 	make_initramfs "$variant"
 	for i in 0 1; do
 		netargs+=(-netdev "hubport,id=n$i,hubid=0"
 			-device "$nic,netdev=n$i,mac=52:54:00:c0:99:0$((i + 1)),romfile=")
 	done
-	log "booting $variant kernel ($nic pair, timeout ${run_timeout}s)"
+	log "booting $variant kernel ($nic pair$icount_note, timeout ${run_timeout}s)"
 	t=$(now)
 	rc=0
 	timeout -k 10 "$run_timeout" qemu-system-x86_64 \
-		-accel "${ZC_RIG_ACCEL:-tcg}" -cpu "${ZC_RIG_CPU:-max}" -m 1G -smp 2 \
+		-accel "${ZC_RIG_ACCEL:-tcg}" -cpu "${ZC_RIG_CPU:-max}" -m 1G "${cpuargs[@]}" \
 		-nographic -vga none -no-reboot \
 		-kernel "$kdir/bzImage" -initrd "$work/initramfs-$variant.gz" \
-		-append "console=ttyS0 panic=-1 oops=panic quiet zc_rig.variant=$variant zc_rig.nic=$nic zc_rig.test_timeout=$test_timeout" \
+		-append "console=ttyS0 panic=-1 oops=panic quiet zc_rig.variant=$variant zc_rig.nic=$nic zc_rig.test_timeout=$test_timeout zc_rig.icount=$icount" \
 		-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 		"${netargs[@]}" \
 		</dev/null >"$raw" 2>&1 || rc=$?
@@ -492,7 +540,7 @@ run_variant() {
 	total_pass=$((total_pass + pass))
 	total_fail=$((total_fail + fail))
 	total_skip=$((total_skip + skip))
-	summaries+=("RIG SUMMARY $variant: $pass passed, $fail failed, $skip skipped ($status; ${build_secs[$variant]}, boot+run $secs s)")
+	summaries+=("RIG SUMMARY $variant${icount_note:+ (icount)}: $pass passed, $fail failed, $skip skipped ($status; ${build_secs[$variant]}, boot+run $secs s)")
 }
 
 for v in "${variants[@]}"; do

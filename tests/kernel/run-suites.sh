@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# run-suites.sh BUILD_DIR - the library's suites on the patched and the
-# unpatched Linux 6.1 of rig.sh, in one go.
+# run-suites.sh BUILD_DIR [--variant both|bench|all] - the library's suites
+# on the patched and the unpatched Linux 6.1 of rig.sh, then (own boot) the
+# loopback, threaded and fault suites on the bench kernel, in one go.
 #
 # Patched kernel (SCM_ZC_NOTIFICATION v5): the probe must say supported and
 # AUTO must pick SCM; the unit, loopback and threaded suites pass with AUTO,
@@ -13,12 +14,35 @@
 # error queue, the same suites pass, forcing SCM is skipped (test-probe
 # checks that it fails cleanly).
 # The kernel patch itself is checked by the rig's own abi_test.
+# Bench kernel (patched, and loopback keeps MSG_ZEROCOPY pages: 0002 patch):
+# the only place where a completion handed out too early corrupts what a
+# loopback receiver reads. The loopback suite (error queue and SCM forced),
+# the threaded suite and the fault modes optmem, memlock, peer and drops,
+# on each backend, in their own boot.
 #
-# Ends with the rig's line "N passed, N failed, N skipped"; exits non-zero
-# if any test failed.
+# --variant both: patched and unpatched only; bench: the bench boot only;
+# all (default): both, then bench.
+#
+# Ends with the line "N passed, N failed, N skipped" over all boots; exits
+# non-zero if any test failed.
 set -euo pipefail
 
-build=$(cd "${1:?usage: run-suites.sh BUILD_DIR}" && pwd)
+usage="usage: run-suites.sh BUILD_DIR [--variant both|bench|all]"
+build=$(cd "${1:?$usage}" && pwd)
+shift
+which=all
+while (($#)); do
+	case $1 in
+	--variant)
+		case ${2:-} in
+		both | bench | all) which=$2 ;;
+		*) echo "run-suites: $usage" >&2; exit 2 ;;
+		esac
+		shift 2
+		;;
+	*) echo "run-suites: $usage" >&2; exit 2 ;;
+	esac
+done
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 t=$build/tests
 # TCG emulates every instruction: scale the loopback suites down.
@@ -32,8 +56,14 @@ for f in tests/test-unit tests/test-scm tests/test-probe tests/test-loopback \
 done
 
 list=$(mktemp)
-trap 'rm -f "$list"' EXIT
-patched_only='test "$ZC_RIG_VARIANT" = patched || { echo "SKIP: SCM forced needs the patched kernel"; exit 77; };'
+bench_list=$(mktemp)
+out=$(mktemp)
+trap 'rm -f "$list" "$bench_list" "$out"' EXIT
+# the patched and the bench kernel have SCM_ZC_NOTIFICATION
+patched_only='case "$ZC_RIG_VARIANT" in patched|bench) ;; *) echo "SKIP: SCM forced needs the patched kernel"; exit 77;; esac;'
+# nftables and tc drops and holds: nft and tc (and their libraries) are
+# copied into the guest by naming them; busybox's tc is not it.
+tools="ZC_NFT=$(command -v nft || echo /usr/sbin/nft) ZC_TC=$(command -v tc || echo /sbin/tc)"
 {
 	printf 'abi\t@RIG_BIN@/abi_test\n'
 	printf 'nic-raw\t@RIG_BIN@/zc_nic_test\n'
@@ -72,9 +102,6 @@ patched_only='test "$ZC_RIG_VARIANT" = patched || { echo "SKIP: SCM forced needs
 		printf 'faults-%s-uring\tZC_TEST_SENDS=%s %s %s uring\n' \
 			"$mode" "$fault_sends" "$t/test-faults" "$mode"
 	done
-	# nftables and tc drops and holds: nft and tc (and their libraries)
-	# are copied into the guest by naming them; busybox's tc is not it.
-	tools="ZC_NFT=$(command -v nft || echo /usr/sbin/nft) ZC_TC=$(command -v tc || echo /sbin/tc)"
 	for b in errqueue uring; do
 		printf 'faults-drops-%s\t%s %s drops %s\n' "$b" "$tools" \
 			"$t/test-faults" "$b"
@@ -95,4 +122,49 @@ patched_only='test "$ZC_RIG_VARIANT" = patched || { echo "SKIP: SCM forced needs
 	fi
 } >"$list"
 
-exec bash "$here/rig.sh" --variant both "$list"
+# The bench kernel (ZC_RIG_LOOPBACK_ZC=1 in the guest): test-loopback then
+# expects completions that are not COPIED, and its receiver reads the
+# sender's own pages, which it overwrites with garbage on completion.
+{
+	for run in tcp4-zc tcp6-zc udp4-zc udp6-zc tcp4-default udp4-default; do
+		printf 'loopback-errqueue-%s\tZCNOTIFY_BACKEND=errqueue ZC_TEST_SENDS=%s %s %s\n' \
+			"$run" "$sends" "$t/test-loopback" "$run"
+		printf 'loopback-scm-%s\t%s ZCNOTIFY_BACKEND=scm ZC_TEST_SENDS=%s %s %s\n' \
+			"$run" "$patched_only" "$sends" "$t/test-loopback" "$run"
+	done
+	for b in errqueue scm; do
+		printf 'threads-%s\tZCNOTIFY_BACKEND=%s ZC_TEST_SENDS=%s %s phases\n' \
+			"$b" "$b" "$sends" "$t/test-threads"
+	done
+	for mode in optmem memlock peer; do
+		for b in errqueue scm uring; do
+			printf 'faults-%s-%s\tZC_TEST_SENDS=%s %s %s %s\n' \
+				"$mode" "$b" "$fault_sends" "$t/test-faults" "$mode" "$b"
+		done
+	done
+	for b in errqueue scm uring; do
+		printf 'faults-drops-%s\t%s %s drops %s\n' "$b" "$tools" \
+			"$t/test-faults" "$b"
+	done
+} >"$bench_list"
+
+# Each boot's results, then the sum of their "N passed, ..." lines.
+rc=0
+boot() {
+	local r=0
+	bash "$here/rig.sh" "$@" 2>&1 | tee -a "$out" || r=$?
+	((r == 0)) || rc=1
+}
+case $which in
+both) boot --variant both "$list" ;;
+bench) boot --variant bench "$bench_list" ;;
+all)
+	boot --variant both "$list"
+	boot --variant bench "$bench_list"
+	;;
+esac
+grep '^RIG SUMMARY ' "$out" || true
+awk '/^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$/ {
+	p += $1; f += $3; s += $5; n++ }
+     END { if (!n) f = 1; printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$out"
+exit $rc
