@@ -339,13 +339,17 @@ static int rx_serve(struct rxshared *sh, int family, const char *host,
 	pf[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
 	pf[2] = (struct pollfd){ .fd = ufd, .events = POLLIN };
 	for (;;) {
-		int n = poll(pf, 3 + (nfds_t)nconn, -1);
+		/*
+		 * A signal that lands while we recv() only sets stop_now: look
+		 * at it on every turn, and wake now and then to do so (poll
+		 * with -1 slept on after a ^C that came between two polls).
+		 */
+		int n = stop_now ? 0 : poll(pf, 3 + (nfds_t)nconn, 200);
 
-		if (n < 0 && errno == EINTR) {
-			if (stop_now)
-				break;
+		if (stop_now)
+			break;
+		if (n == 0 || (n < 0 && errno == EINTR))
 			continue;
-		}
 		if (n < 0) {
 			snprintf(sh->err, sizeof(sh->err), "poll: %s",
 				 strerror(errno));

@@ -140,7 +140,14 @@ if "$zcbench" -q -a 127.0.0.1 -p $port -m raw-copy,errqueue -t tcp,udp \
 else
 	fail "remote run: $(cat "$tmp/r.err")"
 fi
-kill -INT $lpid; wait $lpid
+kill -INT $lpid
+# ^C must stop it: give it 5 s, then fail rather than hang.
+for _ in $(seq 50); do kill -0 $lpid 2>/dev/null || break; sleep 0.1; done
+if kill -0 $lpid 2>/dev/null; then
+	kill -9 $lpid
+	fail "zcbench -l did not stop on SIGINT"
+fi
+wait $lpid
 grep -q "bytes received" "$tmp/l.out" || fail "zcbench -l: $(cat "$tmp/l.out")"
 grep -q "checking every byte" "$tmp/l.out" || fail "zcbench -l -V: $(cat "$tmp/l.out")"
 grep -q "not the bytes sent" "$tmp/l.out" && fail "zcbench -l -V: $(cat "$tmp/l.out")"
