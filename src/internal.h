@@ -61,10 +61,10 @@
 #define ZC_FOREIGN_MAX		64	/* foreign records kept for zc_foreign() */
 
 /* Ring entry flags (zc_entry.flags); the low bits are the public ZC_*. */
-#define ZC_ENT_PENDING	(1u << 31)	/* waits for kernel id ring_id[] */
+#define ZC_ENT_PENDING	(1u << 31)	/* waits for its kernel id */
 /*
  * A send that failed (nothing for the caller to reap) but may have used up
- * kernel id ring_id[]: a UDP datagram that netfilter or the qdisc dropped
+ * its kernel id: a UDP datagram that netfilter or the qdisc dropped
  * after the skb, and with it the id, existed (ABI.md section 1). It holds
  * its slot, and its id's place in the window, until the reap side has
  * settled the id (amb_resolve()) and, if it was used, seen its record.
@@ -80,8 +80,8 @@ enum { ZC_AMB_NONE, ZC_AMB_PENDING, ZC_AMB_TAKEN, ZC_AMB_NOT_TAKEN };
 
 /*
  * A send record: laid out as struct zc_completion, so that the reap side
- * hands it out as it is. The kernel id a zero-copy send took lives in
- * zc_sock.ring_id[], at the same index.
+ * hands it out as it is. The kernel id of a PENDING one is implied: the
+ * PENDING entries from head on wait for zc_head, zc_head + 1, ...
  */
 struct zc_entry {
 	uint64_t cookie;
@@ -172,8 +172,12 @@ struct zc_sock {
 	uint32_t opt_flags;
 	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;
-	struct zc_entry *ring;		/* max_inflight send records */
-	uint32_t *ring_id;		/* the kernel id of each (if PENDING) */
+	/*
+	 * max_inflight send records. The PENDING ones wait for kernel ids
+	 * zc_head, zc_head + 1, ... in ring order: every id the kernel may
+	 * have used has its entry, in send order (ring.c).
+	 */
+	struct zc_entry *ring;
 	uint8_t *done;			/* reap side: marks by kernel id & mask */
 	void *backend_priv;
 
@@ -192,10 +196,12 @@ struct zc_sock {
 	 * A failed UDP zero-copy send that may have used up its id: its ring
 	 * entry is in slot amb_slot (PENDING on that id). Send side sets
 	 * PENDING and sends no zero-copy meanwhile; the reap side settles it
-	 * (amb_resolve()); the send side clears it (amb_poll()).
+	 * (amb_resolve()); the send side clears it (amb_poll()). amb_id is
+	 * the id it may have used.
 	 */
 	_Atomic int amb;
 	_Atomic uint32_t amb_slot;
+	_Atomic uint32_t amb_id;
 	/*
 	 * Ghost entries published: zc_inflight() leaves them out (they are
 	 * no sends), the ring limit counts them (they hold kernel ids).
@@ -314,8 +320,8 @@ static inline bool zc_ring_blocked(const struct zc_sock *zs)
 	if (h == t)
 		return false;
 	e = &zs->ring[h & zs->mask];
-	return (e->flags & ZC_ENT_PENDING) &&
-	       !zs->done[zs->ring_id[h & zs->mask] & zs->mask];
+	/* A PENDING entry at head waits for id zc_head (see ring). */
+	return (e->flags & ZC_ENT_PENDING) && !zs->done[zs->zc_head & zs->mask];
 }
 
 /* Reap side: feed the send side's choice of zero-copy or copy. */
@@ -374,7 +380,6 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	 * would reload every field after each one.
 	 */
 	const struct zc_entry *ring = zs->ring;
-	const uint32_t *ring_id = zs->ring_id;
 	uint8_t *done = zs->done;
 	const uint32_t mask = zs->mask;
 	uint32_t zc_head = zs->zc_head;
@@ -394,15 +399,14 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		if (flags & ZC_ENT_PENDING) {
 			/*
 			 * Every id the kernel used has its entry, in send
-			 * order: this one is zc_head.
+			 * order: this one's is zc_head.
 			 */
-			const uint32_t id = ring_id[h & mask];
-			const uint8_t d = done[id & mask];
+			const uint8_t d = done[zc_head & mask];
 
 			if (!d)
 				break;		/* the kernel has not said */
-			done[id & mask] = 0;
-			zc_head = id + 1;
+			done[zc_head & mask] = 0;
+			zc_head++;
 			flags &= ~ZC_ENT_PENDING;
 			if (d & ZC_DONE_COPIED)
 				flags |= ZC_COPIED;

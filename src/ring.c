@@ -4,10 +4,12 @@
  *
  * The send side appends one zc_entry per successful send at tail; the reap
  * side consumes them at head, in send order. An entry that went zero-copy
- * is PENDING, the kernel id its send took in ring_id[] at the same index,
- * and stays until the kernel reports that id; the others are complete
- * when published. Kernel ranges are applied
- * on the reap side as marks in done[], indexed by id & mask: every id the
+ * is PENDING and stays until the kernel reports the id its send took; the
+ * others are complete when published. Ids are not stored: the kernel
+ * numbers zero-copy calls one by one, so the PENDING entries from head on
+ * wait for zc_head, zc_head + 1, ... (the reap side's next id). Kernel
+ * ranges are applied on the reap side as marks in done[], indexed by
+ * id & mask: every id the
  * kernel may have used has its entry, in order (a failed UDP send that
  * may have used one keeps a ghost entry until it is settled), and a send
  * is refused while the ring is full, so at most max_inflight ids are

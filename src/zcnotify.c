@@ -274,10 +274,8 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->copy_below = zs->ops->zerocopy ? o.copy_below : SIZE_MAX;
 	atomic_init(&zs->efd, -1);
 	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
-	zs->ring_id = calloc(o.max_inflight, sizeof(*zs->ring_id));
 	zs->done = calloc(o.max_inflight, sizeof(*zs->done));
-	ret = zs->ring && zs->ring_id && zs->done ? zc__eq_init(zs) :
-						       -ENOMEM;
+	ret = zs->ring && zs->done ? zc__eq_init(zs) : -ENOMEM;
 	if (ret)
 		ret = zc__err(ret, "zc_open: out of memory");
 	else if (zs->ops->setup)
@@ -303,7 +301,6 @@ ZC_EXPORT void zc_close(struct zc_sock *zs)
 		close(efd);
 	zc__eq_fini(zs);
 	free(zs->ring);
-	free(zs->ring_id);
 	free(zs->done);
 	free(zs);
 }
@@ -478,6 +475,8 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 
 	if (maybe_id) {
 		atomic_store_explicit(&zs->amb_slot, t, memory_order_relaxed);
+		atomic_store_explicit(&zs->amb_id, zs->zc_next,
+				      memory_order_relaxed);
 		/* Release: pairs with the acquire in amb_resolve(). */
 		atomic_store_explicit(&zs->amb, ZC_AMB_PENDING,
 				      memory_order_release);
@@ -549,7 +548,6 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	choice = want_zerocopy(zs, len);
 	zc = choice == ZC_CHOOSE_ZC;
 	if (zc) {
-		zs->ring_id[t & zs->mask] = zs->zc_next;
 		/*
 		 * Release: pairs with the acquire in zc_apply_range(); the
 		 * reap side may see this send's id before we push its entry.
@@ -569,7 +567,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	e->bytes = (uint32_t)ret;
 	if (zc && ret > 0) {
 		e->flags = ZC_ENT_PENDING;
-		zs->zc_next++;		/* ring_id[] */
+		zs->zc_next++;
 		ZC_STAT_INC(&zs->tx, sends_zc);
 	} else {
 		e->flags = ZC_COPIED | ZC_LIB_COPY;
@@ -661,10 +659,10 @@ static __attribute__((noinline, cold)) int amb_resolve(struct zc_sock *zs)
 	    ZC_AMB_PENDING)
 		return 0;
 	slot = atomic_load_explicit(&zs->amb_slot, memory_order_relaxed);
+	x = atomic_load_explicit(&zs->amb_id, memory_order_relaxed);
 	ret = zs->ops->collect(zs, true);
 	if (ret < 0)
 		return ret;
-	x = zs->ring_id[slot & zs->mask];
 	head = atomic_load_explicit(&zs->head, memory_order_relaxed);
 	/*
 	 * Reaped already: that took X's mark. Otherwise the entry still
