@@ -52,6 +52,7 @@ static unsigned char *buf[MAX_POOL];
 static int refs[MAX_POOL];		/* sends from the buffer not yet reaped */
 static bool busy[MAX_POOL];		/* the sender is still sending from it */
 static unsigned int freelist[MAX_POOL], nfree;
+static unsigned long reaped;		/* completions the reaper handed back */
 
 static atomic_bool sent_all;		/* the sender made its last send */
 static atomic_int failed;
@@ -114,6 +115,7 @@ static void *sender(void *arg)
 			buf[b][i] = pattern(off + i);
 
 		while (done < len) {
+			unsigned long seen;
 			ssize_t n;
 
 			/*
@@ -122,14 +124,22 @@ static void *sender(void *arg)
 			 */
 			pthread_mutex_lock(&lock);
 			refs[b]++;
+			seen = reaped;
 			pthread_mutex_unlock(&lock);
 			n = zc_send(zs, buf[b] + done, len - done, MSG_NOSIGNAL, b);
 			if (n < 0) {
 				pthread_mutex_lock(&lock);
 				refs[b]--;	/* no send, no completion */
 				if (n == -ENOBUFS) {
-					/* max_inflight unreaped: let the reaper work */
-					int t = wait_freed();
+					/*
+					 * max_inflight unreaped: let the reaper
+					 * work, unless it did since the send
+					 * (its signal came before this wait).
+					 */
+					int t = 0;
+
+					while (reaped == seen && !t)
+						t = wait_freed();
 
 					pthread_mutex_unlock(&lock);
 					if (t && zc_inflight(zs) == 0) {
@@ -176,6 +186,7 @@ static void *reaper(void *arg)
 			refs[b]--;
 			maybe_free(b);
 		}
+		reaped += (unsigned long)n;
 		/* The sender may wait after -ENOBUFS with nothing to free. */
 		if (n)
 			pthread_cond_signal(&freed);
