@@ -213,6 +213,14 @@ struct zc_sock {
 	/* Reap side. */
 	alignas(ZC_CACHELINE) _Atomic uint32_t head;	/* oldest unreaped slot */
 	uint32_t zc_head;		/* oldest unreaped kernel id */
+	/*
+	 * What the kernel reported: ids [zc_head, done_to) are complete, all
+	 * with run_flags (ZC_COPIED or 0); the ids past it that were reported
+	 * out of that order carry marks in done[] (nmarks of them).
+	 */
+	uint32_t done_to;
+	uint32_t run_flags;
+	uint32_t nmarks;
 	/* Ghost entries reaped; stored before head (see zc_inflight()). */
 	_Atomic uint32_t ghosts_reaped;
 	/* Consecutive ids reported COPIED; read by the send side. */
@@ -321,7 +329,15 @@ static inline bool zc_ring_blocked(const struct zc_sock *zs)
 		return false;
 	e = &zs->ring[h & zs->mask];
 	/* A PENDING entry at head waits for id zc_head (see ring). */
-	return (e->flags & ZC_ENT_PENDING) && !zs->done[zs->zc_head & zs->mask];
+	return (e->flags & ZC_ENT_PENDING) && zs->zc_head == zs->done_to &&
+	       !(zs->nmarks && zs->done[zs->zc_head & zs->mask]);
+}
+
+/* Reap side: has the kernel reported id (not reaped yet)? */
+static inline bool zc_id_done(const struct zc_sock *zs, uint32_t id)
+{
+	return id - zs->zc_head < zs->done_to - zs->zc_head ||
+	       (zs->nmarks && zs->done[id & zs->mask]);
 }
 
 /* Reap side: feed the send side's choice of zero-copy or copy. */
@@ -341,29 +357,24 @@ static inline void zc_feed_streak(struct zc_sock *zs, uint32_t good,
 
 /*
  * Reap side: apply the kernel's completion of ids [lo, hi]. Returns the
- * number of live ids it completed. Inline: the common range, every id
- * live and no wrap past the window; zc__apply_range_slow() the rest.
+ * number of live ids it completed. Inline: the common range, the next
+ * ids in order (it extends the run [zc_head, done_to)) with the run's
+ * COPIED state, no mark out, every id issued; zc__apply_range_slow() the
+ * rest.
  */
 static inline uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo,
 				      uint32_t hi, bool copied)
 {
 	/* Acquire: pairs with the release of zc_issued in zc_sendmsg(). */
-	uint32_t span = atomic_load_explicit(&zs->zc_issued,
-					     memory_order_acquire) -
-			zs->zc_head;
-	uint32_t a = lo - zs->zc_head, n = hi - lo;	/* n + 1 ids */
-	uint8_t m = ZC_DONE | (copied ? ZC_DONE_COPIED : 0), dup = 0;
+	uint32_t issued = atomic_load_explicit(&zs->zc_issued,
+					       memory_order_acquire);
+	uint32_t f = copied ? ZC_COPIED : 0, n = hi - lo;	/* n + 1 ids */
 
-	if (a >= span || n >= span - a)
+	if (lo != zs->done_to || n >= issued - lo || zs->nmarks ||
+	    (f != zs->run_flags && lo != zs->zc_head))
 		return zc__apply_range_slow(zs, lo, hi, copied);
-	for (uint32_t i = 0; i <= n; i++) {
-		uint8_t *d = &zs->done[(lo + i) & zs->mask];
-
-		dup |= *d;
-		*d = m;
-	}
-	if (dup)	/* ids completed twice: a bogus range */
-		ZC_STAT_ADD(&zs->rx, bad_ranges, 1);
+	zs->done_to = hi + 1;
+	zs->run_flags = f;
 	zc_feed_streak(zs, n + 1, copied);
 	return n + 1;
 }
@@ -382,7 +393,9 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	const struct zc_entry *ring = zs->ring;
 	uint8_t *done = zs->done;
 	const uint32_t mask = zs->mask;
-	uint32_t zc_head = zs->zc_head;
+	const uint32_t run_flags = zs->run_flags;
+	uint32_t zc_head = zs->zc_head, done_to = zs->done_to;
+	uint32_t nmarks = zs->nmarks;
 	const uint32_t h0 = atomic_load_explicit(&zs->head,
 						 memory_order_relaxed);
 	/* Acquire (seq_cst for zc_wait()): pairs with zc_publish()'s store. */
@@ -401,15 +414,22 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 			 * Every id the kernel used has its entry, in send
 			 * order: this one's is zc_head.
 			 */
-			const uint8_t d = done[zc_head & mask];
+			if (zc_head != done_to) {
+				flags |= run_flags;
+			} else {
+				const uint8_t d = nmarks ?
+						  done[zc_head & mask] : 0;
 
-			if (!d)
-				break;		/* the kernel has not said */
-			done[zc_head & mask] = 0;
+				if (!d)
+					break;	/* the kernel has not said */
+				done[zc_head & mask] = 0;
+				nmarks--;
+				done_to++;
+				if (d & ZC_DONE_COPIED)
+					flags |= ZC_COPIED;
+			}
 			zc_head++;
 			flags &= ~ZC_ENT_PENDING;
-			if (d & ZC_DONE_COPIED)
-				flags |= ZC_COPIED;
 			/* A copy that waited for a failed send's id: not. */
 			nzc += !(flags & ZC_COPIED);
 		}
@@ -422,6 +442,8 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		out++;
 	}
 	zs->zc_head = zc_head;
+	zs->done_to = done_to;
+	zs->nmarks = nmarks;
 	if (h == h0)
 		return 0;
 	n = h - h0 - ghosts;

@@ -21,18 +21,28 @@
  */
 #include "internal.h"
 
-/* Mark offsets [from, to) of the window starting at zc_head. */
+/*
+ * Mark offsets [from, to) of the window starting at zc_head. Offsets
+ * below run are in the run of reported ids already: a second report.
+ * Returns how many ids were reported twice.
+ */
 static uint32_t mark(struct zc_sock *zs, uint32_t from, uint32_t to,
-		     uint8_t m)
+		     uint32_t run, uint8_t m)
 {
 	uint32_t dup = 0;
 
 	for (uint32_t off = from; off < to; off++) {
 		uint8_t *d = &zs->done[(zs->zc_head + off) & zs->mask];
 
-		if (*d)
+		if (off < run) {
 			dup++;
-		*d = m;
+		} else if (*d) {
+			dup++;
+			*d = m;
+		} else {
+			zs->nmarks++;
+			*d = m;
+		}
 	}
 	return dup;
 }
@@ -42,8 +52,10 @@ static uint32_t mark(struct zc_sock *zs, uint32_t from, uint32_t to,
  * the kernel's completion of ids [lo, hi], serial numbers, so the range
  * may wrap past 2^32. Only ids in [zc_head, zc_issued) can be live; the
  * rest of a range is counted as bad and ignored, so a bogus or foreign
- * range costs at most the window, never 2^32 steps. Returns the number of
- * live ids it completed.
+ * range costs at most the window, never 2^32 steps. Ids out of the run's
+ * order (or of its COPIED state) are marked in done[]; the reap side
+ * takes a mark when the run reaches it. Returns the number of live ids it
+ * completed.
  */
 uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 			     bool copied)
@@ -52,6 +64,7 @@ uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 	uint32_t issued = atomic_load_explicit(&zs->zc_issued,
 					       memory_order_acquire);
 	uint32_t span = issued - zs->zc_head;
+	uint32_t run = zs->done_to - zs->zc_head;
 	uint32_t a = lo - zs->zc_head;
 	uint64_t cnt = (uint64_t)(uint32_t)(hi - lo) + 1;
 	uint64_t end = (uint64_t)a + cnt;
@@ -61,7 +74,7 @@ uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 	if (a < span) {
 		uint32_t to = end < span ? (uint32_t)end : span;
 
-		dup += mark(zs, a, to, m);
+		dup += mark(zs, a, to, run, m);
 		good += to - a;
 	}
 	if (end > (1ull << 32)) {
@@ -69,7 +82,7 @@ uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 		uint64_t w = end - (1ull << 32);
 		uint32_t to = w < span ? (uint32_t)w : span;
 
-		dup += mark(zs, 0, to, m);
+		dup += mark(zs, 0, to, run, m);
 		good += to;
 	}
 	if (cnt - good + dup)

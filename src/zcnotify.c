@@ -668,7 +668,7 @@ static __attribute__((noinline, cold)) int amb_resolve(struct zc_sock *zs)
 	 * Reaped already: that took X's mark. Otherwise the entry still
 	 * waits, and no other send holds X, so its mark is X's record.
 	 */
-	taken = (int32_t)(head - slot) > 0 || zs->done[x & zs->mask];
+	taken = (int32_t)(head - slot) > 0 || zc_id_done(zs, x);
 	if (!taken)	/* a copy complete now, or a failure to drop */
 		zs->ring[slot & zs->mask].flags &= ~ZC_ENT_PENDING;
 	/* Release: pairs with the acquire in amb_poll(). */

@@ -161,6 +161,7 @@ static void set_id_base(struct fixture *f, uint32_t base)
 {
 	f->zs->zc_next = base;
 	f->zs->zc_head = base;
+	f->zs->done_to = base;
 	atomic_store(&f->zs->zc_issued, base);
 	fk.next_id = base;
 }
@@ -934,6 +935,57 @@ static void test_max_inflight(void **state)
 	close(f.fd);
 }
 
+/*
+ * Ids reported twice, in order and out of it, with the window wrapping
+ * onto the same done[] slots: counted as bad, and never a completion for
+ * the later sends that reuse those slots (no mark may stay behind).
+ */
+static void test_repeat_reports_leave_no_mark(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[8];
+	struct zc_stats st = { .sz = sizeof(st) };
+	struct zc_opts o = {
+		.sz = sizeof(o), .max_inflight = 4, .copy_below = 1,
+		.flags = ZC_OPT_NO_ADAPT,
+	};
+
+	(void)state;
+	assert_int_equal(open_zs(&f, &o), 0);
+	send_n(f.zs, 4, 0, 16384);
+	fk_complete(0, 1, false);
+	fk_complete(1, 1, false);	/* again, inside the run */
+	fk_complete(3, 3, true);	/* out of order: a mark */
+	fk_complete(3, 3, true);	/* the mark again */
+	assert_int_equal(zc_completions(f.zs, c, 8), 2);
+	fk_complete(2, 2, false);
+	assert_int_equal(zc_completions(f.zs, c, 8), 2);
+	assert_int_equal(c[0].flags, 0);
+	assert_int_equal(c[1].flags, ZC_COPIED);
+	assert_int_equal(zc_get_stats(f.zs, &st), 0);
+	assert_int_equal(st.bad_ranges, 2);
+	/* Ids 4..7 use the slots of 0..3: none is complete yet. */
+	send_n(f.zs, 4, 4, 16384);
+	assert_int_equal(zc_completions(f.zs, c, 8), 0);
+	assert_int_equal(zc_inflight(f.zs), 4);
+	fk_complete(4, 4, false);
+	assert_int_equal(zc_completions(f.zs, c, 8), 1);
+	assert_int_equal(c[0].cookie, 4);
+	fk_complete(7, 7, false);	/* out of order */
+	fk_complete(5, 5, true);	/* in order, copied */
+	assert_int_equal(zc_completions(f.zs, c, 8), 1);
+	assert_int_equal(c[0].cookie, 5);
+	assert_int_equal(c[0].flags, ZC_COPIED);
+	fk_complete(6, 6, false);
+	assert_int_equal(zc_completions(f.zs, c, 8), 2);
+	assert_int_equal(c[0].cookie, 6);
+	assert_int_equal(c[1].cookie, 7);
+	assert_int_equal(zc_get_stats(f.zs, &st), 0);
+	assert_int_equal(st.bad_ranges, 2);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
 static void test_copy_below(void **state)
 {
 	struct fixture f;
@@ -1272,6 +1324,7 @@ int main(void)
 		T(test_send_error_message),
 		T(test_partial_send),
 		cmocka_unit_test(test_max_inflight),
+		cmocka_unit_test(test_repeat_reports_leave_no_mark),
 		cmocka_unit_test(test_copy_below),
 		cmocka_unit_test(test_adapt_to_copying),
 		T(test_no_adapt_keeps_zerocopy),
