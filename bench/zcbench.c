@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -85,7 +86,7 @@
 
 #define EXIT_SKIP		77
 #define MAX_LIST		16
-#define MAX_CONNS		8
+#define RX_EVENTS		256
 #define REAP_BATCH		256
 #define WAIT_MS			5000
 #define UDP_MAX_V4		65507u
@@ -137,6 +138,7 @@ struct result {
 struct rxshared {
 	_Atomic uint64_t bytes;
 	_Atomic uint64_t bad;	/* --check: bytes that were not PATTERN */
+	_Atomic uint64_t accepted, closed;	/* TCP connections */
 	uint16_t tcp_port, udp_port;
 	char err[256];
 };
@@ -270,7 +272,7 @@ static int rx_socket(int family, int type, const char *host, uint16_t port,
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)))
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	if (bind(fd, (struct sockaddr *)&ss, len) ||
-	    (type == SOCK_STREAM && listen(fd, MAX_CONNS)) ||
+	    (type == SOCK_STREAM && listen(fd, SOMAXCONN)) ||
 	    getsockname(fd, (struct sockaddr *)&ss, &len)) {
 		snprintf(err, errlen, "%s socket on %s port %u: %s",
 			 type == SOCK_STREAM ? "TCP" : "UDP",
@@ -292,10 +294,75 @@ static uint64_t count_bad(const uint8_t *p, size_t n)
 	return bad;
 }
 
+/* Where the receiver's accepted connections are, by fd: closed at the end. */
+struct rx_conns {
+	uint8_t *open;
+	size_t cap;
+};
+
+static bool rx_conn_add(struct rx_conns *rc, int fd)
+{
+	if ((size_t)fd >= rc->cap) {
+		size_t cap = rc->cap ? rc->cap : 64;
+		uint8_t *p;
+
+		while (cap <= (size_t)fd)
+			cap *= 2;
+		p = realloc(rc->open, cap);
+		if (!p)
+			return false;
+		memset(p + rc->cap, 0, cap - rc->cap);
+		rc->open = p;
+		rc->cap = cap;
+	}
+	rc->open[fd] = 1;
+	return true;
+}
+
+/*
+ * Accept what the listener has. Out of fds, it stops listening (a
+ * level-triggered listener would wake us for nothing) until a connection
+ * closes; *paused says so. Returns 0, or -1 with sh->err set.
+ */
+static int rx_accept(struct rxshared *sh, int ep, int lfd, struct rx_conns *rc,
+		     bool *paused)
+{
+	for (;;) {
+		struct epoll_event ev = { .events = EPOLLIN };
+		int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (c < 0 && (errno == EMFILE || errno == ENFILE ||
+			      errno == ENOBUFS || errno == ENOMEM)) {
+			snprintf(sh->err, sizeof(sh->err), "accept: %s (%llu "
+				 "connections open)", strerror(errno),
+				 (unsigned long long)
+				 (atomic_load(&sh->accepted) -
+				  atomic_load(&sh->closed)));
+			epoll_ctl(ep, EPOLL_CTL_DEL, lfd, NULL);
+			*paused = true;
+			return 0;
+		}
+		if (c < 0)
+			return 0;	/* EAGAIN, or a connection gone */
+		ev.data.fd = c;
+		if (!rx_conn_add(rc, c) || epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev)) {
+			snprintf(sh->err, sizeof(sh->err), "accept: %s",
+				 strerror(errno ? errno : ENOMEM));
+			if ((size_t)c < rc->cap)
+				rc->open[c] = 0;
+			close(c);
+			return -1;
+		}
+		atomic_fetch_add_explicit(&sh->accepted, 1,
+					  memory_order_relaxed);
+	}
+}
+
 /*
  * Serve until ctl (if >= 0) reports POLLHUP: accept TCP connections and
  * read them to EOF, read datagrams, count every byte. Returns 0, or -1
- * with sh->err set.
+ * with sh->err set. One epoll loop, so that thousands of connections
+ * (zcbench -c) cost what their events cost.
  *
  * By default the data is discarded in the kernel (MSG_TRUNC: TCP drops
  * the bytes without copying them, UDP returns a datagram's real length
@@ -303,15 +370,18 @@ static uint64_t count_bad(const uint8_t *p, size_t n)
  * selftest's receiver does: so the receiver keeps up with any sender and
  * the sender is what is measured. check copies every byte out and counts
  * those that are not PATTERN in sh->bad: a receiver that costs more than
- * the sender, so the sender ends up waiting for it.
+ * the sender, so the sender ends up waiting for it. Every byte sent on
+ * every connection is PATTERN, so the check holds for any number of them.
  */
 static int rx_serve(struct rxshared *sh, int family, const char *host,
 		    uint16_t port, int ctl, int ready, bool check)
 {
-	struct pollfd pf[3 + MAX_CONNS];
+	struct epoll_event ev[RX_EVENTS];
+	struct rx_conns rc = { 0 };
 	size_t cap = 1 << 20;
 	uint8_t *buf = malloc(cap);
-	int lfd = -1, ufd = -1, nconn = 0, ret = -1;
+	int lfd = -1, ufd = -1, ep = -1, ret = -1;
+	bool paused = false;
 	/* Discarding: TCP ignores the buffer; UDP gets no room in it. */
 	const int rflags = check ? 0 : MSG_TRUNC;
 	const size_t ucap = check ? cap : 0;
@@ -329,64 +399,76 @@ static int rx_serve(struct rxshared *sh, int family, const char *host,
 			sh->err, sizeof(sh->err));
 	if (ufd < 0)
 		goto out;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0) {
+		snprintf(sh->err, sizeof(sh->err), "epoll_create1: %s",
+			 strerror(errno));
+		goto out;
+	}
+	for (int i = 0; i < 3; i++) {
+		int fd = i == 0 ? ctl : i == 1 ? lfd : ufd;
+		struct epoll_event e = { .events = EPOLLIN, .data.fd = fd };
+
+		if (fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e)) {
+			snprintf(sh->err, sizeof(sh->err), "epoll_ctl: %s",
+				 strerror(errno));
+			goto out;
+		}
+	}
 	if (ready >= 0) {
 		char c = 1;
 
 		if (write(ready, &c, 1) != 1)
 			goto out;
 	}
-	pf[0] = (struct pollfd){ .fd = ctl, .events = POLLIN };
-	pf[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
-	pf[2] = (struct pollfd){ .fd = ufd, .events = POLLIN };
 	for (;;) {
 		/*
 		 * A signal that lands while we recv() only sets stop_now: look
-		 * at it on every turn, and wake now and then to do so (poll
-		 * with -1 slept on after a ^C that came between two polls).
+		 * at it on every turn, and wake now and then to do so (a wait
+		 * with -1 slept on after a ^C that came between two waits).
 		 */
-		int n = stop_now ? 0 : poll(pf, 3 + (nfds_t)nconn, 200);
+		int n = stop_now ? 0 : epoll_wait(ep, ev, RX_EVENTS, 200);
 
 		if (stop_now)
 			break;
 		if (n == 0 || (n < 0 && errno == EINTR))
 			continue;
 		if (n < 0) {
-			snprintf(sh->err, sizeof(sh->err), "poll: %s",
+			snprintf(sh->err, sizeof(sh->err), "epoll_wait: %s",
 				 strerror(errno));
 			goto out;
 		}
-		if (ctl >= 0 && pf[0].revents)
-			break;		/* the sender is done */
-		if ((pf[1].revents & POLLIN) && nconn < MAX_CONNS) {
-			int c = accept4(lfd, NULL, NULL,
-					SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-			if (c >= 0)
-				pf[3 + nconn++] = (struct pollfd){
-					.fd = c, .events = POLLIN };
-		}
-		if (pf[2].revents & POLLIN) {
-			for (int i = 0; i < 64; i++) {
-				/* MSG_TRUNC: the datagram's length. */
-				ssize_t r = recv(ufd, buf, ucap, MSG_TRUNC);
-
-				if (r < 0)
-					break;
-				atomic_fetch_add_explicit(&sh->bytes,
-					(uint64_t)r, memory_order_relaxed);
-				if (check)
-					atomic_fetch_add_explicit(&sh->bad,
-						count_bad(buf, (size_t)r < cap ?
-							  (size_t)r : cap),
-						memory_order_relaxed);
-			}
-		}
-		for (int i = 0; i < nconn; i++) {
+		for (int i = 0; i < n; i++)
+			if (ctl >= 0 && ev[i].data.fd == ctl)
+				goto done;	/* the sender is done */
+		for (int i = 0; i < n; i++) {
+			int fd = ev[i].data.fd;
 			ssize_t r;
 
-			if (!pf[3 + i].revents)
+			if (fd == lfd) {
+				if (rx_accept(sh, ep, lfd, &rc, &paused))
+					goto out;
 				continue;
-			while ((r = recv(pf[3 + i].fd, buf, cap, rflags)) > 0) {
+			}
+			if (fd == ufd) {
+				for (int j = 0; j < 64; j++) {
+					/* MSG_TRUNC: the datagram's length. */
+					r = recv(ufd, buf, ucap, MSG_TRUNC);
+					if (r < 0)
+						break;
+					atomic_fetch_add_explicit(&sh->bytes,
+						(uint64_t)r,
+						memory_order_relaxed);
+					if (check)
+						atomic_fetch_add_explicit(
+							&sh->bad, count_bad(buf,
+							(size_t)r < cap ?
+							(size_t)r : cap),
+							memory_order_relaxed);
+				}
+				continue;
+			}
+			while ((r = recv(fd, buf, cap, rflags)) > 0) {
 				atomic_fetch_add_explicit(&sh->bytes,
 					(uint64_t)r, memory_order_relaxed);
 				if (check)
@@ -396,17 +478,30 @@ static int rx_serve(struct rxshared *sh, int family, const char *host,
 			}
 			if (r == 0 || (r < 0 && errno != EAGAIN &&
 				       errno != EINTR)) {
-				/* EOF or error: the last one takes its slot */
-				close(pf[3 + i].fd);
-				pf[3 + i] = pf[3 + --nconn];
-				i--;
+				/* EOF or error (a reset): closing it also
+				 * takes it out of the epoll set. */
+				struct epoll_event e = { .events = EPOLLIN,
+							 .data.fd = lfd };
+
+				close(fd);
+				rc.open[fd] = 0;
+				atomic_fetch_add_explicit(&sh->closed, 1,
+							  memory_order_relaxed);
+				if (paused &&
+				    !epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &e))
+					paused = false;
 			}
 		}
 	}
+done:
 	ret = 0;
 out:
-	for (int i = 0; i < nconn; i++)
-		close(pf[3 + i].fd);
+	for (size_t fd = 0; fd < rc.cap; fd++)
+		if (rc.open[fd])
+			close((int)fd);
+	free(rc.open);
+	if (ep >= 0)
+		close(ep);
 	if (ufd >= 0)
 		close(ufd);
 	if (lfd >= 0)
