@@ -47,14 +47,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef __GLIBC__
+#include <malloc.h>		/* malloc_trim() */
+#endif
 
 #include <zcnotify.h>
 
@@ -85,7 +91,8 @@
 
 #define EXIT_SKIP		77
 #define MAX_LIST		16
-#define MAX_CONNS		8
+#define RX_EVENTS		256
+#define FD_SPARE		16	/* -c: fds besides the connections */
 #define REAP_BATCH		256
 #define WAIT_MS			5000
 #define UDP_MAX_V4		65507u
@@ -117,6 +124,7 @@ struct cfg {
 	int family;		/* AF_INET, AF_INET6 */
 	size_t size;
 	unsigned int k;
+	unsigned int conns;	/* connections the sends are spread over */
 };
 
 struct result {
@@ -131,12 +139,16 @@ struct result {
 	bool rx_known, harvests_known;
 	/* Per-round ratios to the reference mode; NAN if not measured. */
 	double r_mbps, r_cpu;
+	/* -c, per connection: the RSS (bytes) zc_open() added, and that
+	 * with the stream run; open fds, set up and after the stream. */
+	double rss_idle, rss_stream, fds_idle, fds_stream;
 };
 
 /* The receiver's numbers, in memory shared with the child. */
 struct rxshared {
 	_Atomic uint64_t bytes;
 	_Atomic uint64_t bad;	/* --check: bytes that were not PATTERN */
+	_Atomic uint64_t accepted, closed;	/* TCP connections */
 	uint16_t tcp_port, udp_port;
 	char err[256];
 };
@@ -149,6 +161,9 @@ struct bench {
 	int nsizes;
 	unsigned int ks[MAX_LIST];
 	int nks;
+	unsigned int conns[MAX_LIST];
+	int nconns;
+	bool conns_given;	/* -c: the per-connection figures too */
 	double duration;
 	uint64_t count;
 	int rounds;
@@ -270,7 +285,7 @@ static int rx_socket(int family, int type, const char *host, uint16_t port,
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)))
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	if (bind(fd, (struct sockaddr *)&ss, len) ||
-	    (type == SOCK_STREAM && listen(fd, MAX_CONNS)) ||
+	    (type == SOCK_STREAM && listen(fd, SOMAXCONN)) ||
 	    getsockname(fd, (struct sockaddr *)&ss, &len)) {
 		snprintf(err, errlen, "%s socket on %s port %u: %s",
 			 type == SOCK_STREAM ? "TCP" : "UDP",
@@ -292,10 +307,75 @@ static uint64_t count_bad(const uint8_t *p, size_t n)
 	return bad;
 }
 
+/* Where the receiver's accepted connections are, by fd: closed at the end. */
+struct rx_conns {
+	uint8_t *open;
+	size_t cap;
+};
+
+static bool rx_conn_add(struct rx_conns *rc, int fd)
+{
+	if ((size_t)fd >= rc->cap) {
+		size_t cap = rc->cap ? rc->cap : 64;
+		uint8_t *p;
+
+		while (cap <= (size_t)fd)
+			cap *= 2;
+		p = realloc(rc->open, cap);
+		if (!p)
+			return false;
+		memset(p + rc->cap, 0, cap - rc->cap);
+		rc->open = p;
+		rc->cap = cap;
+	}
+	rc->open[fd] = 1;
+	return true;
+}
+
+/*
+ * Accept what the listener has. Out of fds, it stops listening (a
+ * level-triggered listener would wake us for nothing) until a connection
+ * closes; *paused says so. Returns 0, or -1 with sh->err set.
+ */
+static int rx_accept(struct rxshared *sh, int ep, int lfd, struct rx_conns *rc,
+		     bool *paused)
+{
+	for (;;) {
+		struct epoll_event ev = { .events = EPOLLIN };
+		int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (c < 0 && (errno == EMFILE || errno == ENFILE ||
+			      errno == ENOBUFS || errno == ENOMEM)) {
+			snprintf(sh->err, sizeof(sh->err), "accept: %s (%llu "
+				 "connections open)", strerror(errno),
+				 (unsigned long long)
+				 (atomic_load(&sh->accepted) -
+				  atomic_load(&sh->closed)));
+			epoll_ctl(ep, EPOLL_CTL_DEL, lfd, NULL);
+			*paused = true;
+			return 0;
+		}
+		if (c < 0)
+			return 0;	/* EAGAIN, or a connection gone */
+		ev.data.fd = c;
+		if (!rx_conn_add(rc, c) || epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev)) {
+			snprintf(sh->err, sizeof(sh->err), "accept: %s",
+				 strerror(errno ? errno : ENOMEM));
+			if ((size_t)c < rc->cap)
+				rc->open[c] = 0;
+			close(c);
+			return -1;
+		}
+		atomic_fetch_add_explicit(&sh->accepted, 1,
+					  memory_order_relaxed);
+	}
+}
+
 /*
  * Serve until ctl (if >= 0) reports POLLHUP: accept TCP connections and
  * read them to EOF, read datagrams, count every byte. Returns 0, or -1
- * with sh->err set.
+ * with sh->err set. One epoll loop, so that thousands of connections
+ * (zcbench -c) cost what their events cost.
  *
  * By default the data is discarded in the kernel (MSG_TRUNC: TCP drops
  * the bytes without copying them, UDP returns a datagram's real length
@@ -303,15 +383,18 @@ static uint64_t count_bad(const uint8_t *p, size_t n)
  * selftest's receiver does: so the receiver keeps up with any sender and
  * the sender is what is measured. check copies every byte out and counts
  * those that are not PATTERN in sh->bad: a receiver that costs more than
- * the sender, so the sender ends up waiting for it.
+ * the sender, so the sender ends up waiting for it. Every byte sent on
+ * every connection is PATTERN, so the check holds for any number of them.
  */
 static int rx_serve(struct rxshared *sh, int family, const char *host,
 		    uint16_t port, int ctl, int ready, bool check)
 {
-	struct pollfd pf[3 + MAX_CONNS];
+	struct epoll_event ev[RX_EVENTS];
+	struct rx_conns rc = { 0 };
 	size_t cap = 1 << 20;
 	uint8_t *buf = malloc(cap);
-	int lfd = -1, ufd = -1, nconn = 0, ret = -1;
+	int lfd = -1, ufd = -1, ep = -1, ret = -1;
+	bool paused = false;
 	/* Discarding: TCP ignores the buffer; UDP gets no room in it. */
 	const int rflags = check ? 0 : MSG_TRUNC;
 	const size_t ucap = check ? cap : 0;
@@ -329,64 +412,76 @@ static int rx_serve(struct rxshared *sh, int family, const char *host,
 			sh->err, sizeof(sh->err));
 	if (ufd < 0)
 		goto out;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0) {
+		snprintf(sh->err, sizeof(sh->err), "epoll_create1: %s",
+			 strerror(errno));
+		goto out;
+	}
+	for (int i = 0; i < 3; i++) {
+		int fd = i == 0 ? ctl : i == 1 ? lfd : ufd;
+		struct epoll_event e = { .events = EPOLLIN, .data.fd = fd };
+
+		if (fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e)) {
+			snprintf(sh->err, sizeof(sh->err), "epoll_ctl: %s",
+				 strerror(errno));
+			goto out;
+		}
+	}
 	if (ready >= 0) {
 		char c = 1;
 
 		if (write(ready, &c, 1) != 1)
 			goto out;
 	}
-	pf[0] = (struct pollfd){ .fd = ctl, .events = POLLIN };
-	pf[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
-	pf[2] = (struct pollfd){ .fd = ufd, .events = POLLIN };
 	for (;;) {
 		/*
 		 * A signal that lands while we recv() only sets stop_now: look
-		 * at it on every turn, and wake now and then to do so (poll
-		 * with -1 slept on after a ^C that came between two polls).
+		 * at it on every turn, and wake now and then to do so (a wait
+		 * with -1 slept on after a ^C that came between two waits).
 		 */
-		int n = stop_now ? 0 : poll(pf, 3 + (nfds_t)nconn, 200);
+		int n = stop_now ? 0 : epoll_wait(ep, ev, RX_EVENTS, 200);
 
 		if (stop_now)
 			break;
 		if (n == 0 || (n < 0 && errno == EINTR))
 			continue;
 		if (n < 0) {
-			snprintf(sh->err, sizeof(sh->err), "poll: %s",
+			snprintf(sh->err, sizeof(sh->err), "epoll_wait: %s",
 				 strerror(errno));
 			goto out;
 		}
-		if (ctl >= 0 && pf[0].revents)
-			break;		/* the sender is done */
-		if ((pf[1].revents & POLLIN) && nconn < MAX_CONNS) {
-			int c = accept4(lfd, NULL, NULL,
-					SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-			if (c >= 0)
-				pf[3 + nconn++] = (struct pollfd){
-					.fd = c, .events = POLLIN };
-		}
-		if (pf[2].revents & POLLIN) {
-			for (int i = 0; i < 64; i++) {
-				/* MSG_TRUNC: the datagram's length. */
-				ssize_t r = recv(ufd, buf, ucap, MSG_TRUNC);
-
-				if (r < 0)
-					break;
-				atomic_fetch_add_explicit(&sh->bytes,
-					(uint64_t)r, memory_order_relaxed);
-				if (check)
-					atomic_fetch_add_explicit(&sh->bad,
-						count_bad(buf, (size_t)r < cap ?
-							  (size_t)r : cap),
-						memory_order_relaxed);
-			}
-		}
-		for (int i = 0; i < nconn; i++) {
+		for (int i = 0; i < n; i++)
+			if (ctl >= 0 && ev[i].data.fd == ctl)
+				goto done;	/* the sender is done */
+		for (int i = 0; i < n; i++) {
+			int fd = ev[i].data.fd;
 			ssize_t r;
 
-			if (!pf[3 + i].revents)
+			if (fd == lfd) {
+				if (rx_accept(sh, ep, lfd, &rc, &paused))
+					goto out;
 				continue;
-			while ((r = recv(pf[3 + i].fd, buf, cap, rflags)) > 0) {
+			}
+			if (fd == ufd) {
+				for (int j = 0; j < 64; j++) {
+					/* MSG_TRUNC: the datagram's length. */
+					r = recv(ufd, buf, ucap, MSG_TRUNC);
+					if (r < 0)
+						break;
+					atomic_fetch_add_explicit(&sh->bytes,
+						(uint64_t)r,
+						memory_order_relaxed);
+					if (check)
+						atomic_fetch_add_explicit(
+							&sh->bad, count_bad(buf,
+							(size_t)r < cap ?
+							(size_t)r : cap),
+							memory_order_relaxed);
+				}
+				continue;
+			}
+			while ((r = recv(fd, buf, cap, rflags)) > 0) {
 				atomic_fetch_add_explicit(&sh->bytes,
 					(uint64_t)r, memory_order_relaxed);
 				if (check)
@@ -396,17 +491,30 @@ static int rx_serve(struct rxshared *sh, int family, const char *host,
 			}
 			if (r == 0 || (r < 0 && errno != EAGAIN &&
 				       errno != EINTR)) {
-				/* EOF or error: the last one takes its slot */
-				close(pf[3 + i].fd);
-				pf[3 + i] = pf[3 + --nconn];
-				i--;
+				/* EOF or error (a reset): closing it also
+				 * takes it out of the epoll set. */
+				struct epoll_event e = { .events = EPOLLIN,
+							 .data.fd = lfd };
+
+				close(fd);
+				rc.open[fd] = 0;
+				atomic_fetch_add_explicit(&sh->closed, 1,
+							  memory_order_relaxed);
+				if (paused &&
+				    !epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &e))
+					paused = false;
 			}
 		}
 	}
+done:
 	ret = 0;
 out:
-	for (int i = 0; i < nconn; i++)
-		close(pf[3 + i].fd);
+	for (size_t fd = 0; fd < rc.cap; fd++)
+		if (rc.open[fd])
+			close((int)fd);
+	free(rc.open);
+	if (ep >= 0)
+		close(ep);
 	if (ufd >= 0)
 		close(ufd);
 	if (lfd >= 0)
@@ -502,19 +610,31 @@ static uint64_t rx_bad(const struct bench *b)
 
 /* ---- one run ------------------------------------------------------------ */
 
+/* One of a run's connections. */
+struct conn {
+	int fd;
+	struct zc_sock *zs;			/* library modes */
+	unsigned int since;			/* sends since its last harvest */
+	uint64_t issued, completions;		/* raw-zc, raw-scm */
+};
+
 struct run {
 	struct bench *b;
 	const struct cfg *c;
 	int mode;
-	int fd;
-	struct zc_sock *zs;
+	struct conn *conns;			/* c->conns of them */
+	unsigned int cur;			/* the one the next send goes to */
 	uint64_t sends, bytes, syscalls, short_sends;
 	uint64_t issued, completions, copied, harvests;	/* raw-zc, raw-scm */
 	int scm_type;					/* raw-scm */
 	double t0, deadline, next_progress;
+	/* -c: resident bytes and open fds around the setup and the stream. */
+	double rss_bare, rss_wrapped, rss_streamed;
+	long fds_before, fds_wrapped, fds_streamed;
 	char err[256];
 };
 
+/* A connected socket to the receiver, or -errno with r->err set. */
 static int connect_to(struct run *r)
 {
 	const struct bench *b = r->b;
@@ -522,27 +642,30 @@ static int connect_to(struct run *r)
 	uint16_t port = b->rx ? (r->c->type == SOCK_STREAM ?
 				 b->rx->tcp_port : b->rx->udp_port) : b->port;
 	socklen_t len = make_addr(r->c->family, b->address, port, &ss);
-	int fd;
+	int fd, err;
 
 	if (!len) {
 		snprintf(r->err, sizeof(r->err), "'%s' is not an IPv%d address",
 			 b->address, r->c->family == AF_INET ? 4 : 6);
-		return -1;
+		return -EINVAL;
 	}
 	fd = socket(r->c->family, r->c->type | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len)) {
-		snprintf(r->err, sizeof(r->err), "connect: %s", strerror(errno));
+		err = errno;
+		snprintf(r->err, sizeof(r->err), "%s: %s", fd < 0 ? "socket" :
+			 "connect", strerror(err));
 		if (fd >= 0)
 			close(fd);
-		return -1;
+		return -err;
 	}
 	/* UDP GSO: one send of size bytes leaves as gso-byte datagrams. */
 	if (b->gso && r->c->type == SOCK_DGRAM && (size_t)b->gso < r->c->size &&
 	    setsockopt(fd, SOL_UDP, UDP_SEGMENT, &b->gso, sizeof(b->gso))) {
+		err = errno;
 		snprintf(r->err, sizeof(r->err), "UDP_SEGMENT %d: %s", b->gso,
-			 strerror(errno));
+			 strerror(err));
 		close(fd);
-		return -1;
+		return -err;
 	}
 	return fd;
 }
@@ -555,10 +678,13 @@ static void progress(struct run *r, double t)
 	if (!b->progress || t < r->next_progress)
 		return;
 	r->next_progress = t + 0.5;
-	fprintf(stderr, "\r[%d/%d] %-8s %s%d %zu B k=%u: %5.1f s %9.1f MB/s  ",
-		b->run_no, b->runs_total, modes[r->mode].name,
+	fprintf(stderr, "\r[%d/%d] %-8s %s%d %zu B k=%u", b->run_no,
+		b->runs_total, modes[r->mode].name,
 		r->c->type == SOCK_STREAM ? "tcp" : "udp",
-		r->c->family == AF_INET ? 4 : 6, r->c->size, r->c->k, el,
+		r->c->family == AF_INET ? 4 : 6, r->c->size, r->c->k);
+	if (b->conns_given)
+		fprintf(stderr, " c=%u", r->c->conns);
+	fprintf(stderr, ": %5.1f s %9.1f MB/s  ", el,
 		el > 0 ? (double)r->bytes / 1e6 / el : 0.0);
 }
 
@@ -776,10 +902,10 @@ out:
 	return cached == 1;
 }
 
-/* raw-zc: poll(), then recvmsg(MSG_ERRQUEUE) until EAGAIN. */
-static int raw_harvest(struct run *r, int timeout_ms)
+/* raw-zc: poll(), then recvmsg(MSG_ERRQUEUE) until EAGAIN, on one socket. */
+static int raw_harvest(struct run *r, struct conn *cn, int timeout_ms)
 {
-	struct pollfd pf = { .fd = r->fd };
+	struct pollfd pf = { .fd = cn->fd };
 	char ctl[CMSG_SPACE(sizeof(struct sock_extended_err)) + 64];
 	struct msghdr m = { .msg_control = ctl };
 	int n;
@@ -797,7 +923,7 @@ static int raw_harvest(struct run *r, int timeout_ms)
 
 		m.msg_controllen = sizeof(ctl);
 		r->syscalls++;
-		if (recvmsg(r->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+		if (recvmsg(cn->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return 0;
 			snprintf(r->err, sizeof(r->err), "recvmsg(MSG_ERRQUEUE): "
@@ -821,6 +947,7 @@ static int raw_harvest(struct run *r, int timeout_ms)
 			}
 			cnt = ee.ee_data - ee.ee_info + 1;	/* may wrap */
 			r->completions += cnt;
+			cn->completions += cnt;
 			r->harvests++;
 			if (ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED)
 				r->copied += cnt;
@@ -832,7 +959,8 @@ static int raw_harvest(struct run *r, int timeout_ms)
  * raw-scm: the ranges the kernel wrote into ctl, asked for SCM_MAX.
  * Returns how many, or -1 (r->err set) if it wrote nonsense.
  */
-static int scm_harvest(struct run *r, const unsigned char *ctl)
+static int scm_harvest(struct run *r, struct conn *cn,
+		       const unsigned char *ctl)
 {
 	struct scm_range got[SCM_MAX];
 	int n = scm_parse(ctl, SCM_CTL_SPACE, r->scm_type, SCM_MAX, got);
@@ -846,6 +974,7 @@ static int scm_harvest(struct run *r, const unsigned char *ctl)
 		uint32_t cnt = got[i].hi - got[i].lo + 1;	/* may wrap */
 
 		r->completions += cnt;
+		cn->completions += cnt;
 		if (got[i].copied)
 			r->copied += cnt;
 	}
@@ -860,6 +989,10 @@ static int scm_harvest(struct run *r, const unsigned char *ctl)
  * reads the error queue only when it must: when the kernel is out of
  * option memory (ENOBUFS with sends in flight, the window raw-zc waits
  * on too) and the failed call's cmsg brought nothing, and at the end.
+ *
+ * With several connections the sends go round-robin, one each, and every
+ * rule above holds per socket: k counts that socket's sends, a harvest
+ * reads that socket's error queue, ENOBUFS waits for its completions.
  */
 static int raw_loop(struct run *r)
 {
@@ -869,20 +1002,13 @@ static int raw_loop(struct run *r)
 	struct iovec iov = { .iov_base = r->b->buf, .iov_len = c->size };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
 			    .msg_control = ctl };
-	unsigned int since = 0;
-	int one = 1;
 
 	/* The kernel reads every byte it is handed: make them defined. */
 	memset(ctl, 0, sizeof(ctl));
-	if (zc && setsockopt(r->fd, SOL_SOCKET, SO_ZEROCOPY, &one,
-			     sizeof(one))) {
-		snprintf(r->err, sizeof(r->err), "SO_ZEROCOPY: %s",
-			 strerror(errno));
-		return -1;
-	}
 	while (more(r)) {
+		struct conn *cn = &r->conns[r->cur];
 		/* raw-scm: this is the k-th send since the last harvest. */
-		const bool ask = scm && since + 1 >= c->k;
+		const bool ask = scm && cn->since + 1 >= c->k;
 		int got = 0, err = 0;
 		ssize_t n;
 
@@ -890,48 +1016,49 @@ static int raw_loop(struct run *r)
 		if (ask) {
 			m.msg_controllen = scm_prepare(ctl, r->scm_type,
 						       SCM_MAX);
-			n = sendmsg(r->fd, &m, MSG_ZEROCOPY);
+			n = sendmsg(cn->fd, &m, MSG_ZEROCOPY);
 			err = errno;
-			got = scm_harvest(r, ctl);
+			got = scm_harvest(r, cn, ctl);
 			if (got < 0)
 				return -1;
 		} else {
-			n = send(r->fd, r->b->buf, c->size,
+			n = send(cn->fd, r->b->buf, c->size,
 				 zc ? MSG_ZEROCOPY : 0);
 			err = errno;
 		}
 		if (n < 0 && err == EINTR)
 			continue;
 		if (n < 0 && err == ENOBUFS && zc &&
-		    (got || r->issued != r->completions)) {
+		    (got || cn->issued != cn->completions)) {
 			/*
 			 * Out of option memory: completions must be read. If
 			 * the cmsg took some (UDP reads it before building
 			 * the skb; TCP fails before it), try again at once;
 			 * else wait for them on the error queue.
 			 */
-			uint64_t before = r->completions;
+			uint64_t before = cn->completions;
 
 			if (got)
 				continue;
-			if (raw_harvest(r, WAIT_MS))
+			if (raw_harvest(r, cn, WAIT_MS))
 				return -1;
-			if (r->completions == before) {
+			if (cn->completions == before) {
 				snprintf(r->err, sizeof(r->err), "ENOBUFS, and "
 					 "no completion for %d ms with %llu "
 					 "sends in flight", WAIT_MS,
 					 (unsigned long long)
-					 (r->issued - r->completions));
+					 (cn->issued - cn->completions));
 				return -1;
 			}
 			continue;
 		}
 		if (n < 0 && err == ENOBUFS && zc) {
 			r->syscalls++;
-			n = send(r->fd, r->b->buf, c->size, 0);
+			n = send(cn->fd, r->b->buf, c->size, 0);
 			err = errno;
 		} else if (zc && n >= 0) {
 			r->issued++;
+			cn->issued++;
 		}
 		if (n < 0) {
 			snprintf(r->err, sizeof(r->err), "%s: %s", ask ?
@@ -943,24 +1070,32 @@ static int raw_loop(struct run *r)
 		r->bytes += (uint64_t)n;
 		r->short_sends += (size_t)n < c->size;
 		if (scm) {
-			since = ask ? 0 : since + 1;
-		} else if (zc && ++since >= c->k) {
-			since = 0;
-			if (raw_harvest(r, 0))
+			cn->since = ask ? 0 : cn->since + 1;
+		} else if (zc && ++cn->since >= c->k) {
+			cn->since = 0;
+			if (raw_harvest(r, cn, 0))
 				return -1;
 		}
+		if (++r->cur == c->conns)
+			r->cur = 0;
 	}
 	/* What is still out: from the error queue (the selftest does so). */
-	for (int idle = 0; zc && r->completions < r->issued; ) {
-		uint64_t before = r->completions;
+	for (unsigned int i = 0; zc && i < c->conns; i++) {
+		struct conn *cn = &r->conns[i];
 
-		if (raw_harvest(r, 1000))
-			return -1;
-		if (r->completions == before && ++idle == WAIT_MS / 1000) {
-			snprintf(r->err, sizeof(r->err), "%llu completions "
-				 "missing", (unsigned long long)
-				 (r->issued - r->completions));
-			return -1;
+		for (int idle = 0; cn->completions < cn->issued; ) {
+			uint64_t before = cn->completions;
+
+			if (raw_harvest(r, cn, 1000))
+				return -1;
+			if (cn->completions == before &&
+			    ++idle == WAIT_MS / 1000) {
+				snprintf(r->err, sizeof(r->err), "%llu "
+					 "completions missing",
+					 (unsigned long long)
+					 (cn->issued - cn->completions));
+				return -1;
+			}
 		}
 	}
 	/* raw-scm's parser is zcbench's own: check its sums. */
@@ -973,11 +1108,11 @@ static int raw_loop(struct run *r)
 	return 0;
 }
 
-static int lib_reap(struct run *r, int timeout_ms)
+static int lib_reap(struct run *r, struct conn *cn, int timeout_ms)
 {
 	struct zc_completion c[REAP_BATCH];
-	int n = timeout_ms ? zc_wait(r->zs, c, REAP_BATCH, timeout_ms) :
-		zc_completions(r->zs, c, REAP_BATCH);
+	int n = timeout_ms ? zc_wait(cn->zs, c, REAP_BATCH, timeout_ms) :
+		zc_completions(cn->zs, c, REAP_BATCH);
 
 	if (n < 0) {
 		snprintf(r->err, sizeof(r->err), "reaping: %s", zc_last_error());
@@ -985,25 +1120,26 @@ static int lib_reap(struct run *r, int timeout_ms)
 	}
 	if (n == 0 && timeout_ms) {
 		snprintf(r->err, sizeof(r->err), "no completion for %d ms with "
-			 "%u sends in flight", timeout_ms, zc_inflight(r->zs));
+			 "%u sends in flight", timeout_ms, zc_inflight(cn->zs));
 		return -1;
 	}
 	return 0;
 }
 
+/* The library modes; several connections as raw_loop() has them. */
 static int lib_loop(struct run *r)
 {
 	const struct cfg *c = r->c;
-	unsigned int since = 0;
 
 	while (more(r)) {
-		ssize_t n = zc_send(r->zs, r->b->buf, c->size, 0, r->sends);
+		struct conn *cn = &r->conns[r->cur];
+		ssize_t n = zc_send(cn->zs, r->b->buf, c->size, 0, r->sends);
 
 		if (n == -EINTR)
 			continue;
-		if (n == -ENOBUFS && zc_inflight(r->zs)) {
+		if (n == -ENOBUFS && zc_inflight(cn->zs)) {
 			/* max_inflight sends await reaping */
-			if (lib_reap(r, WAIT_MS))
+			if (lib_reap(r, cn, WAIT_MS))
 				return -1;
 			continue;
 		}
@@ -1015,19 +1151,22 @@ static int lib_loop(struct run *r)
 		r->sends++;
 		r->bytes += (uint64_t)n;
 		r->short_sends += (size_t)n < c->size;
-		if (++since >= c->k) {
-			since = 0;
-			if (lib_reap(r, 0))
+		if (++cn->since >= c->k) {
+			cn->since = 0;
+			if (lib_reap(r, cn, 0))
 				return -1;
 		}
+		if (++r->cur == c->conns)
+			r->cur = 0;
 	}
-	while (zc_inflight(r->zs))
-		if (lib_reap(r, WAIT_MS))
-			return -1;
+	for (unsigned int i = 0; i < c->conns; i++)
+		while (zc_inflight(r->conns[i].zs))
+			if (lib_reap(r, &r->conns[i], WAIT_MS))
+				return -1;
 	return 0;
 }
 
-static int open_lib(struct run *r)
+static int open_lib(struct run *r, struct conn *cn)
 {
 	const struct bench *b = r->b;
 	struct zc_opts o = {
@@ -1035,28 +1174,354 @@ static int open_lib(struct run *r)
 		.max_inflight = b->max_inflight,
 		.harvest_every = r->c->k,
 	};
-	int ret;
 
 	if (!b->adapt) {
 		/* Measure the backend: every send zero-copy. */
 		o.copy_below = 1;
 		o.flags = ZC_OPT_NO_ADAPT;
 	}
-	ret = zc_open(r->fd, &o, &r->zs);
-	if (ret)
-		snprintf(r->err, sizeof(r->err), "%s", zc_last_error());
-	return ret;
+	return zc_open(cn->fd, &o, &cn->zs);
+}
+
+/* The library's counters, summed over the run's connections. */
+static void stats_sum(const struct run *r, struct zc_stats *sum)
+{
+	*sum = (struct zc_stats){ .sz = sizeof(*sum) };
+	for (unsigned int i = 0; i < r->c->conns; i++) {
+		struct zc_stats s = { .sz = sizeof(s) };
+
+		zc_get_stats(r->conns[i].zs, &s);
+		sum->syscalls += s.syscalls;
+		sum->completions += s.completions;
+		sum->completions_zc += s.completions_zc;
+		sum->sends_copy += s.sends_copy;
+		sum->harvest_cmsg += s.harvest_cmsg;
+		sum->harvest_recvmsg += s.harvest_recvmsg;
+	}
+}
+
+/* ---- many connections (-c) -------------------------------------------- */
+
+/*
+ * The resident set in bytes: Rss of /proc/self/smaps_rollup, exact (the
+ * kernel walks the page tables; statm's counters may lag by a batch per
+ * CPU), else statm; NAN if neither reads. Into a static buffer: memory
+ * taken here would move the figure between two readings.
+ */
+static double rss_bytes(void)
+{
+	static char buf[4096];
+	unsigned long long kb, pages;
+	ssize_t n = -1;
+	char *p;
+	int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	if (n > 0) {
+		buf[n] = 0;
+		p = strstr(buf, "\nRss:");
+		if (p && sscanf(p, "\nRss: %llu kB", &kb) == 1)
+			return (double)kb * 1024;
+	}
+	fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NAN;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return NAN;
+	buf[n] = 0;
+	if (sscanf(buf, "%*u %llu", &pages) != 1)
+		return NAN;
+	return (double)pages * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* Open fds: the entries of /proc/self/fd, less the one reading it; -1 if
+ * it does not read. getdents64 into a static buffer, as rss_bytes(). */
+static long fd_count(void)
+{
+	static char buf[32768];
+	long count = -1;
+	int fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	long n;
+
+	if (fd < 0)
+		return -1;
+	while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n; ) {
+			/* struct linux_dirent64: d_reclen at 16, d_name at 19 */
+			unsigned short reclen;
+			const char *name = buf + off + 19;
+
+			memcpy(&reclen, buf + off + 16, sizeof(reclen));
+			if (strcmp(name, ".") && strcmp(name, ".."))
+				count++;
+			off += reclen;
+		}
+	}
+	close(fd);
+	return n < 0 ? -1 : count;	/* -1: this fd was counted too */
+}
+
+/* Give the allocator's free pages back, so that memory a library takes
+ * shows in the RSS even where an earlier run's freed memory could serve. */
+static void trim(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
+static uint64_t rx_accepted(const struct bench *b)
+{
+	return atomic_load_explicit(&b->rx->accepted, memory_order_relaxed);
+}
+
+/* The local receiver's TCP connections still open. */
+static uint64_t rx_open(const struct bench *b)
+{
+	/* closed first: both only grow, so accepted >= closed here. */
+	uint64_t closed = atomic_load_explicit(&b->rx->closed,
+					       memory_order_relaxed);
+
+	return rx_accepted(b) - closed;
+}
+
+/*
+ * Wait until the local receiver has accepted want connections since
+ * base, as long as it keeps accepting (WAIT_MS without one: false, with
+ * r->err set).
+ */
+static bool rx_wait_accepted(struct run *r, uint64_t base, uint64_t want)
+{
+	const struct bench *b = r->b;
+	uint64_t last = rx_accepted(b);
+	double still = now_s();
+
+	while (rx_accepted(b) - base < want) {
+		uint64_t v = rx_accepted(b);
+		double t = now_s();
+
+		if (stop_now) {
+			snprintf(r->err, sizeof(r->err), "interrupted");
+			return false;
+		}
+		if (v != last) {
+			last = v;
+			still = t;
+		} else if (t - still > WAIT_MS / 1000.0) {
+			snprintf(r->err, sizeof(r->err), "the receiver accepted "
+				 "%llu of %llu connections%s%.150s",
+				 (unsigned long long)(v - base),
+				 (unsigned long long)want,
+				 b->rx->err[0] ? ": " : "", b->rx->err);
+			return false;
+		}
+		usleep(200);
+	}
+	return true;
+}
+
+/* Errors that say this machine's limits were reached, not that the bench
+ * or the library is wrong. */
+static bool is_limit(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM ||
+	       err == ENOBUFS || err == EADDRNOTAVAIL;
+}
+
+#define RUN_LIMIT	1	/* a limit stopped the run's connections */
+#define RX_AHEAD	512	/* connects the receiver may have to accept */
+
+/*
+ * Open the run's connections, outside the timed part: every socket
+ * connected (TCP to a local receiver: accepted too, so that the receiver
+ * does no setup work while the sender is timed), then set up for the
+ * mode: SO_ZEROCOPY for the raw zero-copy modes, zc_open() for the
+ * library's. With -c, the open fds are counted before the sockets and
+ * after zc_open(), and the RSS is read after the sockets and after
+ * zc_open(): what the library adds per connection, apart from the
+ * sockets.
+ *
+ * Returns 0; -EOPNOTSUPP if the mode cannot run here; RUN_LIMIT if a
+ * limit of this machine (open files, ports, memory) stopped it, r->err
+ * saying at which connection and why; -1 on failure (r->err).
+ */
+static int conns_open(struct run *r)
+{
+	struct bench *b = r->b;
+	const struct cfg *c = r->c;
+	const bool tcp_rx = b->rx && c->type == SOCK_STREAM;
+	uint64_t base = 0;
+	char why[256];
+	int one = 1;
+
+	r->conns = calloc(c->conns, sizeof(*r->conns));
+	if (!r->conns) {
+		snprintf(r->err, sizeof(r->err), "out of memory");
+		return -1;
+	}
+	for (unsigned int i = 0; i < c->conns; i++)
+		r->conns[i].fd = -1;
+	if (tcp_rx) {
+		/* The last run's connections first: their fds count too. */
+		for (double until = now_s() + WAIT_MS / 1000.0;
+		     rx_open(b) && now_s() < until; )
+			usleep(1000);
+		base = rx_accepted(b);
+	}
+	if (b->conns_given)
+		r->fds_before = fd_count();
+	for (unsigned int i = 0; i < c->conns; i++) {
+		int fd = connect_to(r);
+
+		if (fd < 0) {
+			if (!is_limit(-fd))
+				return -1;
+			snprintf(why, sizeof(why), "%s", r->err);
+			snprintf(r->err, sizeof(r->err), "connection %u of %u "
+				 "failed (%u opened): %.150s", i + 1, c->conns,
+				 i, why);
+			return RUN_LIMIT;
+		}
+		r->conns[i].fd = fd;
+		/* A backlog that overflows drops SYNs: a second's retry. */
+		if (tcp_rx && i + 1 - (rx_accepted(b) - base) >= RX_AHEAD &&
+		    !rx_wait_accepted(r, base, i + 1 - RX_AHEAD / 2))
+			return -1;
+	}
+	if (tcp_rx && !rx_wait_accepted(r, base, c->conns))
+		return -1;
+	for (unsigned int i = 0; modes[r->mode].backend < 0 &&
+				  modes[r->mode].zc && i < c->conns; i++) {
+		if (setsockopt(r->conns[i].fd, SOL_SOCKET, SO_ZEROCOPY, &one,
+			       sizeof(one))) {
+			snprintf(r->err, sizeof(r->err), "SO_ZEROCOPY: %s",
+				 strerror(errno));
+			return -1;
+		}
+	}
+	if (b->conns_given && modes[r->mode].backend >= 0) {
+		/*
+		 * One zc_open() and zc_close() first: the library's code
+		 * paged in and its once-a-process probes are not memory
+		 * per connection. (Errors: the loop below reports them.)
+		 */
+		struct conn w = { .fd = r->conns[0].fd };
+
+		if (!open_lib(r, &w))
+			zc_close(w.zs);
+	}
+	if (b->conns_given) {
+		trim();
+		r->rss_bare = rss_bytes();
+	}
+	for (unsigned int i = 0; modes[r->mode].backend >= 0 &&
+				 i < c->conns; i++) {
+		int ret = open_lib(r, &r->conns[i]);
+
+		if (!ret)
+			continue;
+		if (ret == -EOPNOTSUPP || !is_limit(-ret)) {
+			snprintf(r->err, sizeof(r->err), "%s", zc_last_error());
+			return ret == -EOPNOTSUPP ? ret : -1;
+		}
+		snprintf(r->err, sizeof(r->err), "zc_open failed at connection "
+			 "%u of %u (%u opened): %s", i + 1, c->conns, i,
+			 zc_last_error());
+		return RUN_LIMIT;
+	}
+	if (b->conns_given) {
+		r->rss_wrapped = rss_bytes();
+		r->fds_wrapped = fd_count();
+	}
+	return 0;
+}
+
+/*
+ * Close the run's connections. reset: with an RST (SO_LINGER 0), when the
+ * receiver has had every byte: thousands of connections a run would
+ * otherwise leave as many ports in TIME_WAIT, and the next run's connects
+ * would search the port range past them.
+ */
+static void conns_close(struct run *r, bool reset)
+{
+	const struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	for (unsigned int i = 0; r->conns && i < r->c->conns; i++) {
+		struct conn *cn = &r->conns[i];
+
+		if (cn->zs)
+			zc_close(cn->zs);
+		if (cn->fd < 0)
+			continue;
+		if (reset)
+			setsockopt(cn->fd, SOL_SOCKET, SO_LINGER, &lg,
+				   sizeof(lg));
+		close(cn->fd);
+	}
+	free(r->conns);
+	r->conns = NULL;
+}
+
+/*
+ * What the local receiver got of a run: TCP all of it (wait for it), UDP
+ * what it kept up with (wait until it stops growing). Returns 0, or -1
+ * (r->err set) if TCP bytes are missing or a byte was not the one sent.
+ */
+static int rx_settle(struct run *r, struct result *res, uint64_t rx0,
+		     uint64_t bad0)
+{
+	const struct bench *b = r->b;
+	uint64_t last = rx_bytes(b), want = rx0 + res->bytes;
+	double t = now_s(), until = t + 5, still = t;
+
+	for (; t < until; t = now_s()) {
+		uint64_t v = rx_bytes(b);
+
+		if (r->c->type == SOCK_STREAM && v >= want)
+			break;
+		if (r->c->type == SOCK_DGRAM) {
+			if (v != last) {
+				last = v;
+				still = t;
+			} else if (t - still > 0.05) {
+				break;
+			}
+		}
+		usleep(1000);
+	}
+	res->rx_bytes = rx_bytes(b) - rx0;
+	res->rx_known = true;
+	if (r->c->type == SOCK_STREAM && res->rx_bytes != res->bytes) {
+		snprintf(r->err, sizeof(r->err), "the receiver got %llu of "
+			 "%llu bytes", (unsigned long long)res->rx_bytes,
+			 (unsigned long long)res->bytes);
+		return -1;
+	}
+	if (rx_bad(b) != bad0) {
+		snprintf(r->err, sizeof(r->err), "the receiver got %llu bytes "
+			 "that were not sent", (unsigned long long)
+			 (rx_bad(b) - bad0));
+		return -1;
+	}
+	return 0;
 }
 
 /*
  * Run one mode on one configuration. Returns 0, -EOPNOTSUPP if the mode
- * cannot run here (r.err says why), or -1 on failure.
+ * cannot run here, RUN_LIMIT if a limit stopped its connections, or -1 on
+ * failure; why says why.
  */
 static int run_one(struct bench *b, const struct cfg *c, int mode, int round,
 		   struct result *res, char *why, size_t whylen)
 {
-	struct run r = { .b = b, .c = c, .mode = mode, .fd = -1 };
-	struct zc_stats s0 = { .sz = sizeof(s0) }, s1 = { .sz = sizeof(s1) };
+	struct run r = { .b = b, .c = c, .mode = mode };
+	const bool lib = modes[mode].backend >= 0;
+	struct zc_stats s0, s1;
 	struct rusage u0, u1;
 	uint64_t rx0 = b->rx ? rx_bytes(b) : 0, bad0 = b->rx ? rx_bad(b) : 0;
 	int ret = -1;
@@ -1069,27 +1534,24 @@ static int run_one(struct bench *b, const struct cfg *c, int mode, int round,
 			goto out;
 		}
 	}
-	r.fd = connect_to(&r);
-	if (r.fd < 0)
+	ret = conns_open(&r);
+	if (ret)
 		goto out;
-	if (modes[mode].backend >= 0) {
-		ret = open_lib(&r);
-		if (ret) {
-			if (ret != -EOPNOTSUPP)
-				ret = -1;
-			goto out;
-		}
-		zc_get_stats(r.zs, &s0);
-		ret = -1;
-	}
+	ret = -1;
+	if (lib)
+		stats_sum(&r, &s0);
 	getrusage(RUSAGE_SELF, &u0);
 	r.t0 = now_s();
 	r.next_progress = r.t0 + 0.5;
 	r.deadline = r.t0 + b->duration;
-	if (r.zs ? lib_loop(&r) : raw_loop(&r))
+	if (lib ? lib_loop(&r) : raw_loop(&r))
 		goto out;
 	t1 = now_s();
 	getrusage(RUSAGE_SELF, &u1);
+	if (b->conns_given) {
+		r.rss_streamed = rss_bytes();
+		r.fds_streamed = fd_count();
+	}
 
 	*res = (struct result){
 		.mode = mode, .c = *c, .round = round,
@@ -1099,9 +1561,23 @@ static int run_one(struct bench *b, const struct cfg *c, int mode, int round,
 		.bytes = r.bytes, .sends = r.sends,
 		.short_sends = r.short_sends,
 		.r_mbps = NAN, .r_cpu = NAN,
+		.rss_idle = NAN, .rss_stream = NAN,
+		.fds_idle = NAN, .fds_stream = NAN,
 	};
-	if (r.zs) {
-		zc_get_stats(r.zs, &s1);
+	if (b->conns_given) {
+		const double n = c->conns;
+
+		res->rss_idle = (r.rss_wrapped - r.rss_bare) / n;
+		res->rss_stream = (r.rss_streamed - r.rss_bare) / n;
+		if (r.fds_before >= 0 && r.fds_wrapped >= 0)
+			res->fds_idle = (double)(r.fds_wrapped -
+						 r.fds_before) / n;
+		if (r.fds_before >= 0 && r.fds_streamed >= 0)
+			res->fds_stream = (double)(r.fds_streamed -
+						   r.fds_before) / n;
+	}
+	if (lib) {
+		stats_sum(&r, &s1);
 		res->syscalls = s1.syscalls - s0.syscalls;
 		res->completions = s1.completions - s0.completions;
 		res->completions_zc = s1.completions_zc - s0.completions_zc;
@@ -1118,48 +1594,10 @@ static int run_one(struct bench *b, const struct cfg *c, int mode, int round,
 		res->harvests = r.harvests;
 		res->harvests_known = modes[mode].zc;
 	}
-	ret = 0;
+	ret = b->rx ? rx_settle(&r, res, rx0, bad0) : 0;
 out:
-	if (r.zs)
-		zc_close(r.zs);
-	if (r.fd >= 0)
-		close(r.fd);
-	if (ret == 0 && b->rx) {
-		/* What arrived: TCP all of it (wait for it), UDP what the
-		 * receiver kept up with (wait until it stops growing). */
-		uint64_t last = rx_bytes(b), want = rx0 + res->bytes;
-		double t = now_s(), until = t + 5, still = t;
-
-		for (; t < until; t = now_s()) {
-			uint64_t v = rx_bytes(b);
-
-			if (c->type == SOCK_STREAM && v >= want)
-				break;
-			if (c->type == SOCK_DGRAM) {
-				if (v != last) {
-					last = v;
-					still = t;
-				} else if (t - still > 0.05) {
-					break;
-				}
-			}
-			usleep(1000);
-		}
-		res->rx_bytes = rx_bytes(b) - rx0;
-		res->rx_known = true;
-		if (c->type == SOCK_STREAM && res->rx_bytes != res->bytes) {
-			snprintf(r.err, sizeof(r.err), "the receiver got %llu "
-				 "of %llu bytes", (unsigned long long)
-				 res->rx_bytes, (unsigned long long)res->bytes);
-			ret = -1;
-		}
-		if (rx_bad(b) != bad0) {
-			snprintf(r.err, sizeof(r.err), "the receiver got %llu "
-				 "bytes that were not sent", (unsigned long long)
-				 (rx_bad(b) - bad0));
-			ret = -1;
-		}
-	}
+	conns_close(&r, !ret && b->rx && c->type == SOCK_STREAM &&
+		    c->conns > 1);
 	if (ret)
 		snprintf(why, whylen, "%s", r.err[0] ? r.err : "failed");
 	return ret;
@@ -1187,7 +1625,7 @@ static double per(uint64_t a, uint64_t b)
 static bool same_cfg(const struct cfg *a, const struct cfg *b)
 {
 	return a->type == b->type && a->family == b->family &&
-	       a->size == b->size && a->k == b->k;
+	       a->size == b->size && a->k == b->k && a->conns == b->conns;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -1211,10 +1649,17 @@ static double median(double *v, int n)
 	return m % 2 ? v[m / 2] : (v[m / 2 - 1] + v[m / 2]) / 2;
 }
 
-/* The figures of a run, and of the medians over runs, in output order. */
+/*
+ * The figures of a run, and of the medians over runs, in output order.
+ * Those from F_NR_BASE on are -c's: in the CSV they follow short_sends
+ * (and conns), so that the columns before them keep their places.
+ */
 enum {
 	F_MBPS, F_SENDS_S, F_UTIME, F_STIME, F_CPU_MB, F_SYS_SEND,
-	F_PER_HARVEST, F_ZC_SHARE, F_RX_SHARE, F_R_MBPS, F_R_CPU, F_NR
+	F_PER_HARVEST, F_ZC_SHARE, F_RX_SHARE, F_R_MBPS, F_R_CPU,
+	F_NR_BASE,
+	F_RSS_IDLE = F_NR_BASE, F_RSS_STREAM, F_FDS_IDLE, F_FDS_STREAM,
+	F_NR
 };
 
 static const struct {
@@ -1232,6 +1677,10 @@ static const struct {
 	[F_RX_SHARE] = { "rx_share", 4 },
 	[F_R_MBPS] = { "ratio_mbps", 4 },
 	[F_R_CPU] = { "ratio_cpu", 4 },
+	[F_RSS_IDLE] = { "rss_idle_per_conn", 1 },
+	[F_RSS_STREAM] = { "rss_stream_per_conn", 1 },
+	[F_FDS_IDLE] = { "fds_per_conn", 4 },
+	[F_FDS_STREAM] = { "fds_stream_per_conn", 4 },
 };
 
 /* Every figure of one run; NAN for what it did not measure. */
@@ -1249,6 +1698,10 @@ static void figures(const struct result *x, double v[F_NR])
 	v[F_RX_SHARE] = x->rx_known ? per(x->rx_bytes, x->bytes) : NAN;
 	v[F_R_MBPS] = x->r_mbps;
 	v[F_R_CPU] = x->r_cpu;
+	v[F_RSS_IDLE] = x->rss_idle;
+	v[F_RSS_STREAM] = x->rss_stream;
+	v[F_FDS_IDLE] = x->fds_idle;
+	v[F_FDS_STREAM] = x->fds_stream;
 }
 
 struct summary {
@@ -1328,15 +1781,24 @@ static void fmt_num(char *out, size_t len, int d, double v)
 static void print_table(const struct bench *b, const struct cfg *c, FILE *f)
 {
 	char name[16], h[16], z[16], rx[16], rm[16], rc[16];
+	char mi[16], ms[16], fi[16], fs[16];
 	struct summary s;
 
-	fprintf(f, "\n%s, %zu B per send, harvest every %u, %d round%s, "
-		"median:\n", cfg_name(c, name, sizeof(name)), c->size, c->k,
-		b->rounds, b->rounds == 1 ? "" : "s");
-	fprintf(f, "  %-9s %9s %10s %7s %7s %9s %8s %8s %6s %6s %7s %7s\n",
+	fprintf(f, "\n%s, %zu B per send, harvest every %u, ",
+		cfg_name(c, name, sizeof(name)), c->size, c->k);
+	if (b->conns_given)
+		fprintf(f, "%u connection%s, ", c->conns,
+			c->conns == 1 ? "" : "s");
+	fprintf(f, "%d round%s, median:\n", b->rounds,
+		b->rounds == 1 ? "" : "s");
+	fprintf(f, "  %-9s %9s %10s %7s %7s %9s %8s %8s %6s %6s %7s %7s",
 		"mode", "MB/s", "sends/s", "usr s", "sys s", "cpu us/MB",
 		"sys/send", "per harv", "zc%", "rx%",
 		b->ref >= 0 ? "MB/s x" : "", b->ref >= 0 ? "cpu x" : "");
+	if (b->conns_given)
+		fprintf(f, " %9s %9s %6s %6s", "idle B/c", "strm B/c",
+			"fds/c", "strm");
+	fputc('\n', f);
 	for (int i = 0; i < b->nmodes; i++) {
 		if (!summarize(b, c, b->modes[i], &s))
 			continue;
@@ -1346,9 +1808,17 @@ static void print_table(const struct bench *b, const struct cfg *c, FILE *f)
 		fmt_num(rm, sizeof(rm), 3, s.v[F_R_MBPS]);
 		fmt_num(rc, sizeof(rc), 3, s.v[F_R_CPU]);
 		fprintf(f, "  %-9s %9.1f %10.0f %7.3f %7.3f %9.1f %8.3f %8s "
-			"%6s %6s %7s %7s\n", modes[s.mode].name, s.v[F_MBPS],
+			"%6s %6s %7s %7s", modes[s.mode].name, s.v[F_MBPS],
 			s.v[F_SENDS_S], s.v[F_UTIME], s.v[F_STIME], s.v[F_CPU_MB],
 			s.v[F_SYS_SEND], h, z, rx, rm, rc);
+		if (b->conns_given) {
+			fmt_num(mi, sizeof(mi), 0, s.v[F_RSS_IDLE]);
+			fmt_num(ms, sizeof(ms), 0, s.v[F_RSS_STREAM]);
+			fmt_num(fi, sizeof(fi), 2, s.v[F_FDS_IDLE]);
+			fmt_num(fs, sizeof(fs), 2, s.v[F_FDS_STREAM]);
+			fprintf(f, " %9s %9s %6s %6s", mi, ms, fi, fs);
+		}
+		fputc('\n', f);
 	}
 	if (b->ref >= 0)
 		fprintf(f, "  (x: median of per-round ratios to %s; cpu = sender "
@@ -1397,6 +1867,37 @@ static void print_pairs(const struct bench *b, const struct cfg *c, FILE *f)
 	}
 }
 
+/*
+ * -c: every mode at each count against itself at the smallest count of
+ * the list, same protocol, size and k (ratios of the medians: runs of
+ * different counts are not in the same round).
+ */
+static void print_conns(const struct bench *b, const struct cfg *c, FILE *f)
+{
+	struct cfg base = *c, at = *c;
+
+	for (int i = 0; i < b->nconns; i++)
+		if (b->conns[i] < base.conns || i == 0)
+			base.conns = b->conns[i];
+	for (int i = 0; i < b->nmodes; i++) {
+		struct summary s0, s;
+
+		if (!summarize(b, &base, b->modes[i], &s0))
+			continue;
+		for (int j = 0; j < b->nconns; j++) {
+			at.conns = b->conns[j];
+			if (at.conns == base.conns ||
+			    !summarize(b, &at, b->modes[i], &s))
+				continue;
+			fprintf(f, "  %s: c=%u vs c=%u: throughput %.3fx, cpu "
+				"per byte %.3fx\n", modes[b->modes[i]].name,
+				at.conns, base.conns,
+				s.v[F_MBPS] / s0.v[F_MBPS],
+				s.v[F_CPU_MB] / s0.v[F_CPU_MB]);
+		}
+	}
+}
+
 /* A CSV field: the number, or nothing when it was not measured. */
 static void csv_num(FILE *f, double v, int d)
 {
@@ -1404,11 +1905,25 @@ static void csv_num(FILE *f, double v, int d)
 		fprintf(f, "%.*f", d, v);
 }
 
+/* The figures before short_sends, each followed by a comma. */
 static void csv_figures(FILE *f, const double v[F_NR])
 {
-	for (int i = 0; i < F_NR; i++) {
+	for (int i = 0; i < F_NR_BASE; i++) {
 		csv_num(f, v[i], figs[i].decimals);
 		fputc(',', f);
+	}
+}
+
+/* -c: the fields after short_sends, each after a comma. */
+static void csv_conns(FILE *f, const struct bench *b, unsigned int conns,
+		      const double v[F_NR])
+{
+	if (!b->conns_given)
+		return;
+	fprintf(f, ",%u", conns);
+	for (int i = F_NR_BASE; i < F_NR; i++) {
+		fputc(',', f);
+		csv_num(f, v[i], figs[i].decimals);
 	}
 }
 
@@ -1421,9 +1936,15 @@ static void write_csv(const struct bench *b, const struct cfg *cfgs, int ncfg)
 	if (!f)
 		die("%s: %s", b->csv, strerror(errno));
 	fprintf(f, "mode,proto,size,k,round,secs,bytes,sends,");
-	for (int i = 0; i < F_NR; i++)
+	for (int i = 0; i < F_NR_BASE; i++)
 		fprintf(f, "%s,", figs[i].key);
-	fprintf(f, "short_sends\n");
+	fprintf(f, "short_sends");
+	if (b->conns_given) {
+		fprintf(f, ",conns");
+		for (int i = F_NR_BASE; i < F_NR; i++)
+			fprintf(f, ",%s", figs[i].key);
+	}
+	fputc('\n', f);
 	for (size_t i = 0; i < b->nres; i++) {
 		const struct result *x = &b->res[i];
 
@@ -1434,7 +1955,9 @@ static void write_csv(const struct bench *b, const struct cfg *cfgs, int ncfg)
 			(unsigned long long)x->sends);
 		figures(x, v);
 		csv_figures(f, v);
-		fprintf(f, "%llu\n", (unsigned long long)x->short_sends);
+		fprintf(f, "%llu", (unsigned long long)x->short_sends);
+		csv_conns(f, b, x->c.conns, v);
+		fputc('\n', f);
 	}
 	/* The medians, as rows of round "median" (what zcbench-plot draws). */
 	for (int j = 0; j < ncfg; j++) {
@@ -1446,6 +1969,8 @@ static void write_csv(const struct bench *b, const struct cfg *cfgs, int ncfg)
 			fprintf(f, "%s,%s,%zu,%u,median,,,,", modes[s.mode].name,
 				cfg_name(&s.c, name, sizeof(name)), s.c.size, s.c.k);
 			csv_figures(f, s.v);
+			csv_conns(f, b, s.c.conns, s.v);	/* after an
+							 * empty short_sends */
 			fputc('\n', f);
 		}
 	}
@@ -1461,10 +1986,14 @@ static void json_num(FILE *f, const char *key, double v, bool last)
 		fprintf(f, "\"%s\": %.6g%s", key, v, last ? "" : ", ");
 }
 
-static void json_figures(FILE *f, const double v[F_NR], bool last)
+/* The figures; -c's only with -c. */
+static void json_figures(FILE *f, const struct bench *b, const double v[F_NR],
+			 bool last)
 {
-	for (int i = 0; i < F_NR; i++)
-		json_num(f, figs[i].key, v[i], last && i == F_NR - 1);
+	const int n = b->conns_given ? F_NR : F_NR_BASE;
+
+	for (int i = 0; i < n; i++)
+		json_num(f, figs[i].key, v[i], last && i == n - 1);
 }
 
 static void write_json(const struct bench *b, const struct cfg *cfgs, int ncfg)
@@ -1498,9 +2027,11 @@ static void write_json(const struct bench *b, const struct cfg *cfgs, int ncfg)
 			(unsigned long long)x->sends,
 			(unsigned long long)x->short_sends,
 			(unsigned long long)x->syscalls);
+		if (b->conns_given)
+			fprintf(f, "\"conns\": %u, ", x->c.conns);
 		json_num(f, "secs", x->secs, false);
 		figures(x, v);
-		json_figures(f, v, true);
+		json_figures(f, b, v, true);
 		fprintf(f, "}%s\n", i + 1 < b->nres ? "," : "");
 	}
 	fprintf(f, "  ],\n  \"summary\": [\n");
@@ -1515,10 +2046,12 @@ static void write_json(const struct bench *b, const struct cfg *cfgs, int ncfg)
 				first ? "" : ",\n", modes[s.mode].name,
 				cfg_name(&s.c, name, sizeof(name)), s.c.size,
 				s.c.k, s.n);
+			if (b->conns_given)
+				fprintf(f, "\"conns\": %u, ", s.c.conns);
 			first = false;
 			json_num(f, "mbps_min", s.mbps_min, false);
 			json_num(f, "mbps_max", s.mbps_max, false);
-			json_figures(f, s.v, true);
+			json_figures(f, b, s.v, true);
 			fprintf(f, "}");
 		}
 	}
@@ -1637,6 +2170,8 @@ static void usage(FILE *f)
 "  -4, -6, --family LIST  IPv4, IPv6 or 4,6 (default 4)\n"
 "  -s, --size LIST      bytes per send, K/M suffixes (default 64K)\n"
 "  -k, --harvest LIST   collect completions every k sends (default 1)\n"
+"  -c, --conns LIST     connections per run, sends round-robin over them\n"
+"                       (default 1); adds memory and fds per connection\n"
 "  -d, --duration SEC   seconds per run (default 1)\n"
 "  -n, --count N        sends per run instead of a duration\n"
 "  -r, --rounds N       rounds of every mode (default 3)\n"
@@ -1755,6 +2290,14 @@ static void add_k(struct bench *b, const char *opt, const char *s)
 	b->ks[b->nks++] = (unsigned int)parse_num(opt, s, 1u << 20, false);
 }
 
+static void add_conns(struct bench *b, const char *opt, const char *s)
+{
+	if (b->nconns == MAX_LIST)
+		die("%s: at most %d counts", opt, MAX_LIST);
+	b->conns[b->nconns++] = (unsigned int)parse_num(opt, s, 1u << 20,
+							false);
+}
+
 static void parse(struct bench *b, int argc, char **argv)
 {
 	enum { O_REF = 256, O_ADAPT, O_CSV, O_JSON, O_SELF_TEST };
@@ -1764,6 +2307,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		{ "family", required_argument, NULL, 'F' },
 		{ "size", required_argument, NULL, 's' },
 		{ "harvest", required_argument, NULL, 'k' },
+		{ "conns", required_argument, NULL, 'c' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "rounds", required_argument, NULL, 'r' },
@@ -1794,7 +2338,7 @@ static void parse(struct bench *b, int argc, char **argv)
 	b->cpu_tx = b->cpu_rx = -1;
 	b->port = DEFAULT_PORT;
 	b->ref = -1;
-	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:d:n:r:a:p:N:lVi:g:C:qPh",
+	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:c:d:n:r:a:p:N:lVi:g:C:qPh",
 				lo, NULL)) != -1) {
 		switch (o) {
 		case 'm': each("--mode", optarg, add_mode, b); break;
@@ -1804,6 +2348,10 @@ static void parse(struct bench *b, int argc, char **argv)
 		case 'F': each("--family", optarg, add_family, b); break;
 		case 's': each("--size", optarg, add_size, b); break;
 		case 'k': each("--harvest", optarg, add_k, b); break;
+		case 'c':
+			each("--conns", optarg, add_conns, b);
+			b->conns_given = true;
+			break;
 		case 'd':
 			errno = 0;
 			b->duration = strtod(optarg, &end);
@@ -1868,6 +2416,8 @@ static void parse(struct bench *b, int argc, char **argv)
 		add_size(b, "--size", "64K");
 	if (!b->nks)
 		add_k(b, "--harvest", "1");
+	if (!b->nconns)
+		add_conns(b, "--conns", "1");
 	for (int i = 0; i < b->nsizes; i++)
 		for (int j = 0; j < b->ntypes; j++)
 			for (int f = 0; f < b->nfamilies; f++)
@@ -1918,8 +2468,72 @@ static void add_result(struct bench *b, const struct result *x)
 	b->res[b->nres++] = *x;
 }
 
+/*
+ * Raise the soft RLIMIT_NOFILE to the hard limit, into *rl. How many fds
+ * a library mode takes per connection is part of what -c measures, so
+ * the bench cannot size the limit: it takes what it may.
+ */
+static void raise_nofile(struct rlimit *rl)
+{
+	struct rlimit want;
+
+	if (getrlimit(RLIMIT_NOFILE, rl)) {
+		rl->rlim_cur = rl->rlim_max = RLIM_INFINITY;
+		return;
+	}
+	want = (struct rlimit){ rl->rlim_max, rl->rlim_max };
+	if (rl->rlim_cur < rl->rlim_max && !setrlimit(RLIMIT_NOFILE, &want))
+		*rl = want;
+}
+
+/*
+ * -c with more than one connection: raise the open-file limit, in the
+ * sender and (inherited) in the local receiver, which needs a socket per
+ * TCP connection too. Drop the counts whose sockets alone cannot fit.
+ */
+static void fit_conns(struct bench *b)
+{
+	struct rlimit rl;
+	unsigned int most = 0;
+	long open_now;
+	int n = 0;
+
+	for (int i = 0; i < b->nconns; i++)
+		if (b->conns[i] > most)
+			most = b->conns[i];
+	if (most <= 1)
+		return;
+	raise_nofile(&rl);
+	open_now = fd_count();
+	for (int i = 0; i < b->nconns; i++) {
+		unsigned long long need = (unsigned long long)b->conns[i] +
+			(open_now > 0 ? (unsigned long long)open_now : 0) +
+			FD_SPARE;
+
+		if (rl.rlim_cur == RLIM_INFINITY || need <= rl.rlim_cur) {
+			b->conns[n++] = b->conns[i];
+			continue;
+		}
+		fprintf(stderr, "zcbench: c=%u: skipped: %u connections need "
+			"%llu open files, RLIMIT_NOFILE allows %llu (hard "
+			"limit)\n", b->conns[i], b->conns[i], need,
+			(unsigned long long)rl.rlim_cur);
+	}
+	b->nconns = n;
+}
+
+/* Same but for the connection count: one group of print_conns(). */
+static bool same_group(const struct cfg *a, const struct cfg *b)
+{
+	struct cfg x = *b;
+
+	x.conns = a->conns;
+	return same_cfg(a, &x);
+}
+
 static int listen_main(struct bench *b)
 {
+	struct rlimit rl;
 	struct rxshared sh = { 0 };
 	int family = b->nfamilies ? b->families[0] : AF_INET;
 
@@ -1929,6 +2543,8 @@ static int listen_main(struct bench *b)
 		b->address = family == AF_INET ? "0.0.0.0" : "::";
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	/* A sender's -c may open thousands of connections. */
+	raise_nofile(&rl);
 	printf("zcbench: receiving on %s port %u (TCP and UDP, %s); ^C "
 	       "stops\n", b->address, b->port,
 	       b->check ? "checking every byte" : "discarding the data");
@@ -1950,23 +2566,39 @@ static int listen_main(struct bench *b)
 int main(int argc, char **argv)
 {
 	struct bench b = { 0 };
-	struct cfg cfgs[2 * 2 * MAX_LIST * MAX_LIST];
+	struct cfg *cfgs;
 	bool runnable[M_NR], failed = false;
+	/* -c: the smallest count at which a limit stopped the mode. */
+	unsigned int limit_at[M_NR];
 	int ncfg = 0, nrun = 0;
 	size_t maxsize = 0;
 
 	parse(&b, argc, argv);
 	if (b.listen_only)
 		return listen_main(&b);
+	fit_conns(&b);
+	if (b.conns_given) {
+		/* Their own code paged in before they count anything. */
+		rss_bytes();
+		fd_count();
+	}
+	cfgs = calloc((size_t)(b.ntypes * b.nfamilies * b.nsizes * b.nks) *
+		      (size_t)(b.nconns ? b.nconns : 1), sizeof(*cfgs));
+	if (!cfgs)
+		die("out of memory");
+	/* Counts innermost: a group's tables and print_conns() together. */
 	for (int t = 0; t < b.ntypes; t++)
 		for (int f = 0; f < b.nfamilies; f++)
 			for (int s = 0; s < b.nsizes; s++)
 				for (int k = 0; k < b.nks; k++)
-					cfgs[ncfg++] = (struct cfg){
-						.type = b.types[t],
-						.family = b.families[f],
-						.size = b.sizes[s],
-						.k = b.ks[k] };
+					for (int n = 0; n < b.nconns; n++)
+						cfgs[ncfg++] = (struct cfg){
+							.type = b.types[t],
+							.family =
+							b.families[f],
+							.size = b.sizes[s],
+							.k = b.ks[k],
+							.conns = b.conns[n] };
 	for (int s = 0; s < b.nsizes; s++)
 		if (b.sizes[s] > maxsize)
 			maxsize = b.sizes[s];
@@ -1980,8 +2612,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
 	pin(b.cpu_tx, "sender");
-	for (int i = 0; i < M_NR; i++)
+	for (int i = 0; i < M_NR; i++) {
 		runnable[i] = true;
+		limit_at[i] = UINT_MAX;
+	}
 	b.runs_total = ncfg * b.rounds * b.nmodes;
 
 	for (int fam = 0; fam < b.nfamilies; fam++) {
@@ -2002,7 +2636,8 @@ int main(int argc, char **argv)
 					struct result x;
 
 					b.run_no++;
-					if (!runnable[m])
+					if (!runnable[m] ||
+					    cfgs[j].conns >= limit_at[m])
 						continue;
 					ret = run_one(&b, &cfgs[j], m, round, &x,
 						      why, sizeof(why));
@@ -2013,6 +2648,26 @@ int main(int argc, char **argv)
 							"skipped: %s\n",
 							modes[m].name, why);
 						runnable[m] = false;
+						continue;
+					}
+					if (ret == RUN_LIMIT) {
+						char name[16];
+
+						if (b.progress)
+							fputc('\n', stderr);
+						fprintf(stderr, "zcbench: %s "
+							"%s %zu B k=%u: c=%u "
+							"skipped: %s; not "
+							"tried again with %u "
+							"connections or more\n",
+							modes[m].name,
+							cfg_name(&cfgs[j], name,
+								 sizeof(name)),
+							cfgs[j].size,
+							cfgs[j].k,
+							cfgs[j].conns, why,
+							cfgs[j].conns);
+						limit_at[m] = cfgs[j].conns;
 						continue;
 					}
 					if (ret) {
@@ -2060,6 +2715,10 @@ int main(int argc, char **argv)
 		for (int j = 0; j < ncfg; j++) {
 			print_table(&b, &cfgs[j], out);
 			print_pairs(&b, &cfgs[j], out);
+			if (b.conns_given && b.nconns > 1 &&
+			    (j + 1 == ncfg || !same_group(&cfgs[j],
+							  &cfgs[j + 1])))
+				print_conns(&b, &cfgs[j], out);
 		}
 	}
 	if (b.csv)
@@ -2067,6 +2726,7 @@ int main(int argc, char **argv)
 	if (b.json)
 		write_json(&b, cfgs, ncfg);
 	free(b.res);
+	free(cfgs);
 	munmap(b.buf, b.buflen);
 	return failed || stop_now ? 1 : 0;
 }

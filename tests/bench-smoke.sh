@@ -9,7 +9,9 @@
 # JSON that agree; bad usage refused; the receiver's byte check (-V); the
 # SCM_ZC_NOTIFICATION parser (--self-test), and raw-scm run over an
 # emulation of the ABI (libscm-emu.so beside zcbench) where the kernel
-# lacks it, as raw-scm and scm are skipped then; the plot and callgrind
+# lacks it, as raw-scm and scm are skipped then; many connections a run
+# (-c 1,100: the memory and fd figures there and plausible, limits that
+# skip a count or a mode without failing); the plot and callgrind
 # scripts work when gnuplot and valgrind are there. No timing is asserted.
 set -u
 zcbench=${1:?usage: bench-smoke.sh ZCBENCH PLOT CALLGRIND}
@@ -120,6 +122,97 @@ else
 		$2 ~ /^tcp/ && $17 != "1.0000" { bad("received share " $17) }
 		END { if (runs != 16) { print "FAIL: raw-scm (emulated): " runs " runs, not 16"; errs++ }
 		      exit errs ? 1 : 0 }' "$tmp/e.csv" || fails=$((fails + 1))
+	# Per socket over many connections: zcbench checks that the
+	# completions add up to the zero-copy sends, or fails.
+	LD_PRELOAD=$emu "$zcbench" -q -m raw-scm -t tcp,udp -s 4K -k 4 -c 10 \
+		-n 200 -r 1 >"$tmp/ec.out" 2>&1 ||
+		fail "raw-scm (emulated) -c 10: $(cat "$tmp/ec.out")"
+fi
+
+# --- many connections (-c) ----------------------------------------------
+# Without -c, no column of it (the CSV of the first run).
+head -n 1 "$tmp/o.csv" | grep -q conns && fail "a conns column without -c"
+# Every mode at 1 and 100 connections: exact sends, every TCP byte; the
+# figures of -c in the table, the CSV and the JSON, plausible whatever
+# the speed: fds per connection at least 1 (the socket; exactly 1 for
+# the raw modes), the memory figures numbers, and a library mode's idle
+# memory above 0 at 100 (a zc_sock is more than 40 pages / 100).
+nc=400
+"$zcbench" -q -m all -t tcp,udp -s 4K -k 4 -c 1,100 -n $nc -r 1 \
+	--csv "$tmp/c.csv" --json "$tmp/c.json" >"$tmp/c.out" 2>"$tmp/c.err"
+st=$?
+cat "$tmp/c.err"
+[ $st -eq 0 ] || fail "zcbench -c exited $st"
+grep -q "idle B/c" "$tmp/c.out" || fail "-c: no memory columns in the table"
+grep -q "100 connections" "$tmp/c.out" || fail "-c: no '100 connections' table"
+for m in $modes; do
+	want=4
+	# A limit of this machine may stop a mode at 100 (uring: 3 fds each).
+	if grep -q "zcbench: $m .*c=100 skipped" "$tmp/c.err"; then
+		echo "note: $m skipped at c=100 here (see its reason above)"
+		want=2
+	else
+		grep -q "  $m: c=100 vs c=1: throughput" "$tmp/c.out" ||
+			fail "-c: no '$m: c=100 vs c=1' line"
+	fi
+	runs=$(awk -F, -v m="$m" '$1 == m && $5 != "median"' "$tmp/c.csv" | wc -l)
+	[ "$runs" -eq $want ] || fail "-c: $m: $runs runs in the CSV, not $want"
+done
+awk -F, -v n=$nc '
+	NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+	$5 == "median" { next }
+	function bad(what) { printf "FAIL: -c %s %s c=%s: %s\n", $1, $2, $(col["conns"]), what; errs++ }
+	function num(v) { return v ~ /^-?[0-9]+(\.[0-9]+)?$/ }
+	{ c = $(col["conns"]); raw = $1 ~ /^raw-/ }
+	c != 1 && c != 100 { bad("conns " c) }
+	$(col["sends"]) != n { bad("sends " $(col["sends"])) }
+	$2 ~ /^tcp/ && $(col["rx_share"]) != "1.0000" { bad("received share " $(col["rx_share"])) }
+	!num($(col["fds_per_conn"])) || $(col["fds_per_conn"]) < 1 { bad("fds per connection " $(col["fds_per_conn"])) }
+	!num($(col["fds_stream_per_conn"])) || $(col["fds_stream_per_conn"]) < 1 { bad("fds per connection streaming " $(col["fds_stream_per_conn"])) }
+	raw && ($(col["fds_per_conn"]) != "1.0000" || $(col["fds_stream_per_conn"]) != "1.0000") { bad("a raw mode with more than its sockets") }
+	!num($(col["rss_idle_per_conn"])) { bad("idle memory per connection " $(col["rss_idle_per_conn"])) }
+	!num($(col["rss_stream_per_conn"])) { bad("streaming memory per connection " $(col["rss_stream_per_conn"])) }
+	!raw && c == 100 && !($(col["rss_idle_per_conn"]) > 0) { bad("no library memory " $(col["rss_idle_per_conn"])) }
+	END { if (!col["conns"]) { print "FAIL: -c: no conns column"; errs++ }
+	      exit errs ? 1 : 0 }' "$tmp/c.csv" || fails=$((fails + 1))
+python3 - "$tmp/c.json" "$tmp/c.csv" <<'PY' || fails=$((fails + 1))
+import csv, json, sys
+j = json.load(open(sys.argv[1]))
+rows = [r for r in csv.DictReader(open(sys.argv[2])) if r["round"] != "median"]
+keys = ("conns", "rss_idle_per_conn", "rss_stream_per_conn", "fds_per_conn",
+        "fds_stream_per_conn")
+if len(j["runs"]) != len(rows):
+    sys.exit("FAIL: -c: JSON has %d runs, CSV %d" % (len(j["runs"]), len(rows)))
+for a, b in zip(j["runs"], rows):
+    if any(k not in a for k in keys) or str(a["conns"]) != b["conns"]:
+        sys.exit("FAIL: -c: JSON run %r against CSV %r" % (a, b))
+if any(k not in s for s in j["summary"] for k in keys):
+    sys.exit("FAIL: -c: a JSON median without the connection figures")
+PY
+# The receiver's byte check over many connections.
+"$zcbench" -q -V -m raw-copy,errqueue -t tcp,udp -s 16K -c 20 -n 200 -r 1 \
+	>"$tmp/cv.out" 2>&1 || fail "-V -c 20: $(cat "$tmp/cv.out")"
+# Limits, in a subshell with a low RLIMIT_NOFILE: a count whose sockets
+# cannot fit is skipped (nothing left to run: 77); a mode that runs out of
+# fds while opening (uring: a ring and an eventfd a socket) is skipped at
+# that count, said where, and the others run (0).
+(ulimit -n 64 && exec "$zcbench" -q -m raw-copy -c 100 -n 100 -r 1) \
+	>"$tmp/l1.out" 2>&1
+st=$?
+[ $st -eq 77 ] && grep -q "c=100: skipped: 100 connections need" "$tmp/l1.out" ||
+	fail "-c over RLIMIT_NOFILE: exit $st, '$(head -c 300 "$tmp/l1.out")'"
+if grep -q "zcbench: uring: skipped:" "$tmp/err"; then
+	echo "note: uring skipped here: its fd limit not exercised"
+else
+	(ulimit -n 180 && exec "$zcbench" -q -m uring,errqueue -c 100 -n 200 -r 1 \
+		--csv "$tmp/l2.csv") >"$tmp/l2.out" 2>&1
+	st=$?
+	[ $st -eq 0 ] || fail "-c, uring out of fds: exit $st: $(cat "$tmp/l2.out")"
+	grep -q "uring tcp4 [0-9]* B k=1: c=100 skipped: zc_open failed at connection [0-9]* of 100 ([0-9]* opened): .*Too many open files" \
+		"$tmp/l2.out" ||
+		fail "-c, uring out of fds: no clear message: $(cat "$tmp/l2.out")"
+	awk -F, '$1 == "errqueue" && $5 == "1"' "$tmp/l2.csv" | grep -q . ||
+		fail "-c, uring out of fds: errqueue did not run"
 fi
 
 # --- the receiver checks every byte (-V) --------------------------------
@@ -170,6 +263,8 @@ bad_usage "needs the receiver's address" -N /proc/self/ns/net
 bad_usage "unexpected argument" extra
 bad_usage "is for UDP alone" -t tcp -g 1400
 bad_usage "is not two CPU numbers" -C 0
+bad_usage "is not a number" -c 0
+bad_usage "is not a number" -c 1,x
 
 # --- UDP GSO: one send of 32 KiB leaves as 1400-byte datagrams ----------
 if "$zcbench" -q -t udp -s 32K -g 1400 -m raw-zc,errqueue -n 200 -r 1 \
