@@ -10,6 +10,8 @@
 
 #include "internal.h"
 
+#pragma GCC visibility push(hidden)
+
 /* struct zc_info_elem of the v5 series: 12 bytes, alignment 4. */
 struct zc_info_elem {
 	uint32_t lo;
@@ -122,5 +124,7 @@ static inline int zc_scm_collect(struct zc_sock *zs, bool force)
 		return n ? n : ret;
 	return n + ret;
 }
+
+#pragma GCC visibility pop
 
 #endif /* ZC_BACKEND_SCM_H */

@@ -36,9 +36,6 @@ enum zc_rec_kind zc__parse_errmsg(const struct msghdr *m, struct zc_range *r,
 	int level = 0, type = 0;
 	size_t offlen = 0;
 
-	if (parse_fast(m, r))
-		return ZC_REC_RANGE;
-
 	for (size_t pos = 0; pos + sizeof(struct cmsghdr) <= len;) {
 		struct cmsghdr c;
 		size_t dlen;
@@ -147,7 +144,7 @@ void zc__eq_fini(struct zc_sock *zs)
 }
 
 /*
- * A record parse_fast() did not take, or cut short (MSG_CTRUNC): parse it
+ * A record eq_record_fast() did not take, or cut short (MSG_CTRUNC): parse it
  * the careful way, and count it. Returns 1 if it was a record.
  */
 int zc__eq_record_slow(struct zc_sock *zs, const struct msghdr *m)
@@ -177,6 +174,21 @@ int zc__eq_record_slow(struct zc_sock *zs, const struct msghdr *m)
 		break;
 	}
 	return 0;
+}
+
+/*
+ * zc_eq_read()'s recvmmsg() returned nothing (err -EAGAIN) or failed
+ * (err -errno) after nrec records. Returns 0 (all read), 1 (read again:
+ * EINTR) or -errno: an error is returned only if no record came before it
+ * (those are news; the error comes back at the next read).
+ */
+int zc__eq_read_error(int err, int nrec)
+{
+	if (err == -EAGAIN || err == -EWOULDBLOCK)
+		return 0;
+	if (err == -EINTR)
+		return 1;
+	return nrec ? 0 : err;
 }
 
 int zc__eq_drain(struct zc_sock *zs)

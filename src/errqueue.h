@@ -11,6 +11,8 @@
 
 #include "internal.h"
 
+#pragma GCC visibility push(hidden)
+
 struct zc_eq {
 	struct mmsghdr msgs[ZC_EQ_BATCH];
 	alignas(struct cmsghdr) unsigned char ctrl[ZC_EQ_BATCH][ZC_EQ_CTRL];
@@ -46,8 +48,49 @@ static inline bool parse_fast(const struct msghdr *m, struct zc_range *r)
 	return true;
 }
 
-/* A record parse_fast() did not take, or MSG_CTRUNC: errqueue.c. */
+/*
+ * What ip_recv_error() and ipv6_recv_error() write for a zero-copy
+ * completion: one cmsg, the extended error and an empty offender
+ * (struct sockaddr_in or sockaddr_in6), padded to CMSG_SPACE.
+ */
+#define ZC_EE_V4	(sizeof(struct sock_extended_err) + \
+			 sizeof(struct sockaddr_in))
+#define ZC_EE_V6	(sizeof(struct sock_extended_err) + \
+			 sizeof(struct sockaddr_in6))
+
+/*
+ * zc_eq_read()'s test: is m exactly such a record, whole? Anything else
+ * (a foreign record, another layout, MSG_CTRUNC) takes
+ * zc__eq_record_slow(), which parses any bytes safely.
+ */
+static inline bool eq_record_fast(const struct msghdr *m, struct zc_range *r)
+{
+	const unsigned char *ctrl = m->msg_control;
+	struct cmsghdr c;
+	struct sock_extended_err ee;
+
+	memcpy(&c, ctrl, sizeof(c));
+	if (!((m->msg_controllen == CMSG_SPACE(ZC_EE_V4) &&
+	       c.cmsg_len == CMSG_LEN(ZC_EE_V4) &&
+	       c.cmsg_level == SOL_IP && c.cmsg_type == IP_RECVERR) ||
+	      (m->msg_controllen == CMSG_SPACE(ZC_EE_V6) &&
+	       c.cmsg_len == CMSG_LEN(ZC_EE_V6) &&
+	       c.cmsg_level == SOL_IPV6 && c.cmsg_type == IPV6_RECVERR)) ||
+	    (m->msg_flags & MSG_CTRUNC))
+		return false;
+	memcpy(&ee, ctrl + CMSG_LEN(0), sizeof(ee));
+	if (ee.ee_errno != 0 || ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY)
+		return false;
+	r->lo = ee.ee_info;
+	r->hi = ee.ee_data;
+	r->copied = ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED;
+	return true;
+}
+
+/* A record eq_record_fast() did not take: errqueue.c. */
 int zc__eq_record_slow(struct zc_sock *zs, const struct msghdr *m);
+/* recvmmsg() failed with err (-errno), after nrec records: errqueue.c. */
+int zc__eq_read_error(int err, int nrec);
 
 /*
  * Read everything on the error queue, ZC_EQ_BATCH records a syscall.
@@ -57,33 +100,33 @@ int zc__eq_record_slow(struct zc_sock *zs, const struct msghdr *m);
  * backend reads it; zc__eq_drain() always counts, the errqueue backend's
  * inline read does not).
  */
-static inline int zc_eq_read(struct zc_sock *zs, bool count_ids)
+static inline __attribute__((always_inline)) int
+zc_eq_read(struct zc_sock *zs, bool count_ids)
 {
 	struct mmsghdr *msgs = ((struct zc_eq *)zs->eq)->msgs;
-	int nrec = 0;
+	int nrec = 0, n;
 	uint32_t ids = 0, ranges = 0;
 
-	for (;;) {
-		int n = recvmmsg(zs->fd, msgs, ZC_EQ_BATCH,
-				 MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
-
+	do {
+		n = recvmmsg(zs->fd, msgs, ZC_EQ_BATCH,
+			     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
 		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+		if (n <= 0) {
+			/* EAGAIN: all read; EINTR: again; else an error */
+			n = zc__eq_read_error(n < 0 ? -errno : -EAGAIN,
+					      nrec + (int)ranges);
+			if (n < 0)
+				return n;
+			if (n == 0)
 				break;
-			if (errno == EINTR)
-				continue;
-			if (!nrec && !ranges)
-				return -errno;
-			break;
+			continue;
 		}
 		for (int i = 0; i < n; i++) {
 			struct msghdr *m = &msgs[i].msg_hdr;
 			struct zc_range r;
 
-			if (!(m->msg_flags & MSG_CTRUNC) && parse_fast(m, &r)) {
-				ids += zc_apply_range(zs, r.lo, r.hi,
-						      r.copied);
+			if (eq_record_fast(m, &r)) {
+				ids += zc_apply_range(zs, r.lo, r.hi, r.copied);
 				ranges++;
 			} else {
 				nrec += zc__eq_record_slow(zs, m);
@@ -95,12 +138,9 @@ static inline int zc_eq_read(struct zc_sock *zs, bool count_ids)
 			m->msg_controllen = ZC_EQ_CTRL;
 			m->msg_flags = 0;
 		}
-		if (n < ZC_EQ_BATCH)
-			break;
-	}
-	if (ranges)
-		ZC_STAT_ADD(&zs->rx, harvest_recvmsg, ranges);
-	if (ranges && count_ids) {
+	} while (n == ZC_EQ_BATCH);
+	ZC_STAT_ADD(&zs->rx, harvest_recvmsg, ranges);
+	if (count_ids && ids) {
 		/* Relaxed: the send side only estimates what is still out. */
 		atomic_store_explicit(&zs->ids_by_recvmsg,
 				      atomic_load_explicit(&zs->ids_by_recvmsg,
@@ -109,5 +149,7 @@ static inline int zc_eq_read(struct zc_sock *zs, bool count_ids)
 	}
 	return nrec + (int)ranges;
 }
+
+#pragma GCC visibility pop
 
 #endif /* ZC_ERRQUEUE_H */

@@ -14,6 +14,13 @@
 #include "compat.h"
 
 /*
+ * Internal: the objects are built -fvisibility=hidden, and these
+ * declarations say so too, so that calls and data references between
+ * the library's files go direct, not through the PLT and GOT.
+ */
+#pragma GCC visibility push(hidden)
+
+/*
  * Exported functions are zc_* and carry ZC_EXPORT; every other global is
  * zc__*, so that the static archive cannot clash with a program's names
  * (tests/install-test.sh checks libzcnotify.a).
@@ -170,6 +177,9 @@ struct zc_sock {
 	 * SIZE_MAX when the backend cannot send zero-copy. */
 	size_t copy_below;
 	uint32_t opt_flags;
+	/* copied_streak from which sends copy: UINT32_MAX with NO_ADAPT. */
+	uint32_t adapt_at;
+	bool tx_direct;			/* the send is the syscall (errqueue) */
 	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;
 	/*
@@ -461,5 +471,7 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		ZC_STAT_ADD(&zs->rx, completions_copied, n - nzc);
 	return (int)n;
 }
+
+#pragma GCC visibility pop
 
 #endif /* ZC_INTERNAL_H */

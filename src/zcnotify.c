@@ -272,6 +272,9 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		zs->ops = &zc__ops_uring;
 #endif
 	zs->copy_below = zs->ops->zerocopy ? o.copy_below : SIZE_MAX;
+	zs->tx_direct = zs->ops == &zc__ops_errqueue;
+	zs->adapt_at = o.flags & ZC_OPT_NO_ADAPT ? UINT32_MAX :
+		       ZC_ADAPT_THRESHOLD;
 	atomic_init(&zs->efd, -1);
 	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
 	zs->done = calloc(o.max_inflight, sizeof(*zs->done));
@@ -377,11 +380,9 @@ static inline enum zc_choice want_zerocopy(struct zc_sock *zs, size_t len)
 	/* Also a backend that cannot (copy_below SIZE_MAX), and len 0. */
 	if (len < zs->copy_below || zs->amb_local)
 		return ZC_CHOOSE_COPY;
-	if (zs->opt_flags & ZC_OPT_NO_ADAPT)
-		return ZC_CHOOSE_ZC;
-	/* Relaxed: a hint from the reap side (zc_apply_range()). */
+	/* Relaxed: a hint from the reap side (zc_feed_streak()). */
 	streak = atomic_load_explicit(&zs->copied_streak, memory_order_relaxed);
-	if (streak < ZC_ADAPT_THRESHOLD)
+	if (streak < zs->adapt_at)	/* UINT32_MAX: ZC_OPT_NO_ADAPT */
 		return ZC_CHOOSE_ZC;
 	/* The kernel keeps copying: copy too, but try again now and then. */
 	if ((zs->adapt_tick + 1) % ZC_ADAPT_RETRY == 0)
@@ -516,11 +517,11 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 /*
  * The send path, once the arguments are checked: len is the message's
  * length, flags carry no MSG_ZEROCOPY; why is the message of a failed
- * sendmsg(2). Inlined into zc_send() and zc_sendmsg().
+ * sendmsg(2). Every case; send_one() takes the common one inline.
  */
-static inline __attribute__((always_inline)) ssize_t
-send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-	 size_t len, int flags, uint64_t cookie, const char *why)
+static __attribute__((noinline)) ssize_t
+send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	     size_t len, int flags, uint64_t cookie, const char *why)
 {
 	struct zc_entry *e;
 	enum zc_choice choice;
@@ -577,6 +578,82 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		ZC_STAT_INC(&zs->tx, adapt_copy);
 	if (choice != ZC_CHOOSE_COPY)
 		zs->adapt_tick++;
+	zc_publish(zs, t);
+	return ret;
+}
+
+/*
+ * A zero-copy send of send_one() that sent nothing: ret is 0 (nothing
+ * pinned: complete at once) or -errno (send_failed()).
+ */
+static __attribute__((noinline, cold)) ssize_t
+send_zc_nothing(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+		size_t len, int flags, uint64_t cookie, const char *why,
+		uint32_t t, ssize_t ret)
+{
+	struct zc_entry *e = &zs->ring[t & zs->mask];
+
+	e->cookie = cookie;
+	if (ret < 0)
+		return send_failed(zs, msg, buf, len, flags, ret, t, why);
+	e->bytes = 0;
+	e->flags = ZC_COPIED | ZC_LIB_COPY;
+	ZC_STAT_INC(&zs->tx, sends_copy);
+	zc_publish(zs, t);
+	return 0;
+}
+
+/*
+ * send_general() for any send; inline here, the common one: a backend
+ * whose send is the syscall alone (errqueue), zero-copy wanted (long
+ * enough, the kernel not copying, or adapting off), no failed send to
+ * settle, room in the ring. Inlined into zc_send() and zc_sendmsg().
+ */
+static inline __attribute__((always_inline)) ssize_t
+send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	 size_t len, int flags, uint64_t cookie, const char *why)
+{
+	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	struct zc_entry *e;
+	ssize_t ret;
+
+	/*
+	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
+	 * Acquire head: pairs with the release of head in zc_ring_reap().
+	 */
+	if (!zs->tx_direct || len < zs->copy_below || zs->amb_local ||
+	    atomic_load_explicit(&zs->copied_streak, memory_order_relaxed) >=
+	    zs->adapt_at ||
+	    t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
+		return send_general(zs, msg, buf, len, flags, cookie, why);
+	/*
+	 * Release: pairs with the acquire in zc_apply_range(); the reap side
+	 * may see this send's id before we push its entry.
+	 */
+	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
+			      memory_order_release);
+	flags |= MSG_ZEROCOPY;
+	if (msg) {
+		ret = zc_sys_send(zs, msg, flags);
+	} else if (len <= (1u << 30)) {
+		/* zc_sys_send()'s choice, known here */
+		ret = send(zs->fd, buf, len, flags);
+		ZC_STAT_INC(&zs->tx, syscalls);
+		if (ret < 0)
+			ret = -errno;
+	} else {
+		ret = send_buf(zs, buf, len, flags);
+	}
+	if (ret <= 0)
+		return send_zc_nothing(zs, msg, buf, len, flags & ~MSG_ZEROCOPY,
+				       cookie, why, t, ret);
+	/* Slot t is the send side's until tail moves past it. */
+	e = &zs->ring[t & zs->mask];
+	e->cookie = cookie;
+	e->bytes = (uint32_t)ret;
+	e->flags = ZC_ENT_PENDING;
+	zs->zc_next++;
+	ZC_STAT_INC(&zs->tx, sends_zc);
 	zc_publish(zs, t);
 	return ret;
 }
@@ -750,40 +827,63 @@ completions_ready(struct zc_sock *zs, struct zc_completion *out,
 	return n + zc_ring_reap(zs, out + n, max - (unsigned int)n);
 }
 
-ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
-			     unsigned int max)
+/* zc_completions(): reading the queue failed with err (-errno). */
+static __attribute__((noinline, cold)) int completions_read_error(int err)
+{
+	return zc__err(err, "zc_completions: reading the error queue: %s",
+		      strerror(-err));
+}
+
+/*
+ * zc_completions() with its rare work first: bad arguments, max 0 or past
+ * INT_MAX, an error to report, or a failed send's id to settle.
+ */
+static __attribute__((noinline)) int
+completions_slow(struct zc_sock *zs, struct zc_completion *out,
+		 unsigned int max)
 {
 	int ret;
 
-	/*
-	 * max 0 (whatever out is) or past INT_MAX in one test; out NULL in
-	 * the next. Relaxed: see collect_news().
-	 */
 	if (max - 1 >= INT_MAX) {
 		if (!max)
 			return zs ? 0 : completions_first(zs, out, max);
 		max = INT_MAX;
 	}
-	if (!zs || !out || zs->pending_err ||
+	ret = completions_first(zs, out, max);
+	if (ret < 0)
+		return ret;
+	if (!zc_ring_blocked(zs))
+		return completions_ready(zs, out, max);
+	ret = collect_news(zs);
+	if (ret <= 0)
+		return ret ? completions_read_error(ret) : 0;
+	return zc_ring_reap(zs, out, max);
+}
+
+ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
+			     unsigned int max)
+{
+	int ret;
+
+	/* Relaxed amb: see collect_news(). */
+	if (!zs || !out || max - 1 >= INT_MAX || zs->pending_err ||
 	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
-	    ZC_AMB_PENDING) {
-		ret = completions_first(zs, out, max);
-		if (ret < 0)
-			return ret;
-	}
+	    ZC_AMB_PENDING)
+		return completions_slow(zs, out, max);
 	/*
 	 * Completions come in send order: while the oldest send waits for
 	 * the kernel, nothing can be handed out before asking it.
 	 */
 	if (!zc_ring_blocked(zs))
 		return completions_ready(zs, out, max);
-	ret = collect_news(zs);
-	if (ret <= 0) {
-		if (!ret)	/* no news: the oldest send still waits */
-			return 0;
-		return zc__err(ret, "zc_completions: reading the error queue: %s",
-			      strerror(-ret));
-	}
+	if (zs->ops == &zc__ops_errqueue)
+		ret = zc_eq_read(zs, false);
+	else if (zs->ops == &zc__ops_scm)
+		ret = zc_scm_collect(zs, false);
+	else
+		ret = zs->ops->collect(zs, false);
+	if (ret <= 0)	/* 0: no news, the oldest send still waits */
+		return ret ? completions_read_error(ret) : 0;
 	return zc_ring_reap(zs, out, max);
 }
 
