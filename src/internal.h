@@ -350,7 +350,11 @@ static inline bool zc_id_done(const struct zc_sock *zs, uint32_t id)
 	       (zs->nmarks && zs->done[id & zs->mask]);
 }
 
-/* Reap side: feed the send side's choice of zero-copy or copy. */
+/*
+ * Reap side: feed the send side's choice of zero-copy or copy: good more
+ * ids were reported, copied or not. Nobody reads the streak of a socket
+ * that does not adapt (ZC_OPT_NO_ADAPT).
+ */
 static inline void zc_feed_streak(struct zc_sock *zs, uint32_t good,
 				  bool copied)
 {
@@ -358,11 +362,14 @@ static inline void zc_feed_streak(struct zc_sock *zs, uint32_t good,
 	uint32_t streak = atomic_load_explicit(&zs->copied_streak,
 					       memory_order_relaxed);
 
-	if (!copied)
-		streak = 0;
-	else if (streak < UINT32_MAX - good)
-		streak += good;
-	atomic_store_explicit(&zs->copied_streak, streak, memory_order_relaxed);
+	if (!copied) {
+		if (streak)
+			atomic_store_explicit(&zs->copied_streak, 0,
+					      memory_order_relaxed);
+	} else if (zs->adapt_at != UINT32_MAX && streak < UINT32_MAX - good) {
+		atomic_store_explicit(&zs->copied_streak, streak + good,
+				      memory_order_relaxed);
+	}
 }
 
 /*
@@ -389,6 +396,9 @@ static inline uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo,
 	return n + 1;
 }
 
+/* ring.c: the PENDING entry at head waits for a mark (see zc_ring_reap()). */
+uint32_t zc__ring_take_mark(struct zc_sock *zs);
+
 /*
  * Reap side: hand out up to max complete entries, in send order. Inline:
  * it runs on every zc_completions().
@@ -401,11 +411,9 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	 * would reload every field after each one.
 	 */
 	const struct zc_entry *ring = zs->ring;
-	uint8_t *done = zs->done;
 	const uint32_t mask = zs->mask;
 	const uint32_t run_flags = zs->run_flags;
 	uint32_t zc_head = zs->zc_head, done_to = zs->done_to;
-	uint32_t nmarks = zs->nmarks;
 	const uint32_t h0 = atomic_load_explicit(&zs->head,
 						 memory_order_relaxed);
 	/* Acquire (seq_cst for zc_wait()): pairs with zc_publish()'s store. */
@@ -422,21 +430,21 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		if (flags & ZC_ENT_PENDING) {
 			/*
 			 * Every id the kernel used has its entry, in send
-			 * order: this one's is zc_head.
+			 * order: this one's is zc_head, in the run of
+			 * reported ids, or marked, or not reported yet.
 			 */
 			if (zc_head != done_to) {
 				flags |= run_flags;
 			} else {
-				const uint8_t d = nmarks ?
-						  done[zc_head & mask] : 0;
+				uint32_t f;
 
-				if (!d)
+				zs->zc_head = zc_head;
+				f = zc__ring_take_mark(zs);
+				if (!f)
 					break;	/* the kernel has not said */
-				done[zc_head & mask] = 0;
-				nmarks--;
-				done_to++;
-				if (d & ZC_DONE_COPIED)
+				if (f & ZC_DONE_COPIED)
 					flags |= ZC_COPIED;
+				done_to++;
 			}
 			zc_head++;
 			flags &= ~ZC_ENT_PENDING;
@@ -452,8 +460,6 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		out++;
 	}
 	zs->zc_head = zc_head;
-	zs->done_to = done_to;
-	zs->nmarks = nmarks;
 	if (h == h0)
 		return 0;
 	n = h - h0 - ghosts;
@@ -465,10 +471,8 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	/* Release: pairs with the acquire of head in zc_sendmsg(). */
 	atomic_store_explicit(&zs->head, h, memory_order_release);
 	/* completions is derived: see struct zc_side_stats. */
-	if (nzc)
-		ZC_STAT_ADD(&zs->rx, completions_zc, nzc);
-	if (n != nzc)
-		ZC_STAT_ADD(&zs->rx, completions_copied, n - nzc);
+	ZC_STAT_ADD(&zs->rx, completions_zc, nzc);
+	ZC_STAT_ADD(&zs->rx, completions_copied, n - nzc);
 	return (int)n;
 }
 

@@ -93,3 +93,22 @@ uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 	zc_feed_streak(zs, (uint32_t)good, copied);
 	return (uint32_t)good;
 }
+
+/*
+ * zc_ring_reap(): the PENDING entry at head waits for id zc_head, past
+ * the run of reported ids. Was it reported out of order (a mark)? Then
+ * take it, extend the run over it, and return it (ZC_DONE, with
+ * ZC_DONE_COPIED if copied); else 0: the kernel has not said.
+ */
+uint32_t zc__ring_take_mark(struct zc_sock *zs)
+{
+	uint8_t *d = &zs->done[zs->zc_head & zs->mask];
+	uint32_t f = *d;
+
+	if (!zs->nmarks || !f)
+		return 0;
+	*d = 0;
+	zs->nmarks--;
+	zs->done_to = zs->zc_head + 1;
+	return f;
+}
