@@ -277,6 +277,76 @@ static bool grow_ctrl(struct scm_priv *p, size_t need)
 }
 
 /*
+ * The kernel's answer to a send that asked for n elements, parsed as
+ * scm_parse() does, straight into the range ring at t (zc_scm_want() left
+ * room for n): returns the number of ranges (0: it wrote nothing), or -1
+ * if what it wrote makes no sense.
+ */
+static inline int scm_take(struct scm_priv *p, unsigned int n, uint32_t t)
+{
+	const unsigned char *buf = p->ctrl;
+	struct cmsghdr c;
+	size_t dlen, k;
+
+	if (buf[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] ==
+	    SCM_SENTINEL)
+		return 0;
+	memcpy(&c, buf, sizeof(c));
+	/* 1 to n elements (a cmsg_len below CMSG_LEN(0) wraps dlen) */
+	dlen = c.cmsg_len - CMSG_LEN(0);
+	if (c.cmsg_level != SOL_SOCKET || c.cmsg_type != p->type ||
+	    dlen - SCM_ELEM > (size_t)(n - 1) * SCM_ELEM || dlen % SCM_ELEM)
+		return -1;
+	k = dlen / SCM_ELEM;
+	for (size_t i = 0; i < k; i++) {
+		struct zc_range *r = &p->ranges[(t + i) & (SCM_RANGES - 1)];
+		struct zc_info_elem e;
+
+		/* Three bytes of tail padding may be garbage: read fields. */
+		memcpy(&e, buf + CMSG_LEN(0) + i * SCM_ELEM, SCM_ELEM);
+		if (e.zerocopy > 1)
+			return -1;
+		r->lo = e.lo;
+		r->hi = e.hi;
+		r->copied = !e.zerocopy;
+		p->ids_harvested += e.hi - e.lo + 1;
+	}
+	return (int)k;
+}
+
+/*
+ * A send of the caller's msg that asks for n elements: our cmsg first
+ * (the kernel writes its answer at the start of msg_control), the
+ * caller's cmsgs after it, unchanged. Returns sendmsg()'s result, or 1
+ * (with *res set) when it went without ours.
+ */
+static __attribute__((noinline)) ssize_t
+scm_sendmsg_ctrl(struct zc_sock *zs, struct scm_priv *p,
+		 const struct msghdr *msg, int flags, unsigned int n,
+		 bool *without)
+{
+	struct msghdr m = *msg;		/* the caller's msghdr is not touched */
+	size_t cctllen = msg->msg_control ? msg->msg_controllen : 0, ours;
+
+	*without = false;
+	/*
+	 * More than the kernel takes: its answer, no harvest, no copy. No
+	 * memory for both: the caller's alone.
+	 */
+	if (cctllen > p->ctrl_max ||
+	    !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM) + cctllen)) {
+		*without = true;
+		return zc__sys_sendmsg(zs, &m, flags);
+	}
+	ours = scm_prepare(p->ctrl, p->type, n);
+	if (cctllen)
+		memcpy(p->ctrl + ours, msg->msg_control, cctllen);
+	m.msg_control = p->ctrl;
+	m.msg_controllen = ours + cctllen;
+	return sendmsg(zs->fd, &m, flags);
+}
+
+/*
  * A send that asks for n (from zc_scm_want()) completion elements. msg
  * NULL: the message is the one buffer buf, len (zc_send()).
  */
@@ -284,84 +354,67 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		    const void *buf, size_t len, int flags, unsigned int n)
 {
 	struct scm_priv *p = zs->backend_priv;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct zc_range got[SCM_INFO_MAX], *slot;
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-	void *cctl = NULL;		/* the caller's control */
-	size_t cctllen = 0, ours;
 	uint32_t t;
 	ssize_t ret;
 	int k;
 
 	if (msg) {
-		m = *msg;	/* the caller's msghdr is not touched */
-		if (msg->msg_control) {
-			cctl = msg->msg_control;
-			cctllen = msg->msg_controllen;
-		}
-	}
-	/* More than the kernel takes: its answer, no harvest, no copy. */
-	if (cctllen > p->ctrl_max)
-		return zc__sys_sendmsg(zs, &m, flags);
-	if (!grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM) + cctllen))
-		return zc__sys_sendmsg(zs, &m, flags);
+		bool without;
 
-	/*
-	 * The kernel writes its answer at the start of msg_control, so ours
-	 * comes first; the caller's cmsgs follow, unchanged.
-	 */
-	ours = scm_prepare(p->ctrl, p->type, n);
-	if (cctllen)
-		memcpy(p->ctrl + ours, cctl, cctllen);
-	m.msg_control = p->ctrl;
-	m.msg_controllen = ours + cctllen;
-	/* With our control, always sendmsg(2): zc_sys_send()'s choice. */
-	ret = sendmsg(zs->fd, &m, flags);
+		ret = scm_sendmsg_ctrl(zs, p, msg, flags, n, &without);
+		if (without)
+			return ret;
+	} else {
+		struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+		struct msghdr m = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = p->ctrl,
+			.msg_controllen = scm_prepare(p->ctrl, p->type, n),
+		};
+
+		ret = sendmsg(zs->fd, &m, flags);
+	}
 	ZC_STAT_INC(&zs->tx, syscalls);
 	if (ret < 0)
 		ret = -errno;
 
 	/*
 	 * In v5 the records are taken before the send can fail: read them
-	 * whatever sendmsg returned. Straight into the range ring, unless
-	 * they would wrap around its end (zc_scm_want() left room for n).
+	 * whatever sendmsg returned.
 	 */
 	t = atomic_load_explicit(&p->rtail, memory_order_relaxed);
-	slot = &p->ranges[t & (SCM_RANGES - 1)];
-	if ((t & (SCM_RANGES - 1)) + n > SCM_RANGES)
-		slot = got;
-	k = scm_parse(p->ctrl, ours, p->type, n, slot);
-	if (k < 0) {
-		ZC_STAT_INC(&zs->tx, bad_ranges);
-		k = 0;
-	}
-	if (k) {
-		for (int i = 0; i < k; i++) {
-			if (slot == got)
-				p->ranges[(t + i) & (SCM_RANGES - 1)] = got[i];
-			p->ids_harvested += slot[i].hi - slot[i].lo + 1;
-		}
+	k = scm_take(p, n, t);
+	if (k > 0) {
 		/*
 		 * Release: pairs with the acquire of rtail in zc_scm_collect().
 		 * Seq_cst, then a seq_cst load of waiting, as in zc_publish():
 		 * when the send fails no entry push follows to wake a reaper.
 		 */
-		atomic_store_explicit(&p->rtail, t + k, memory_order_seq_cst);
-		ZC_STAT_ADD(&zs->tx, harvest_cmsg, k);
+		atomic_store_explicit(&p->rtail, t + (uint32_t)k,
+				      memory_order_seq_cst);
+		ZC_STAT_ADD(&zs->tx, harvest_cmsg, (uint64_t)k);
 		if (ret < 0 && atomic_load_explicit(&zs->waiting,
 						    memory_order_seq_cst))
 			zc__wake_reaper(zs);
+	} else if (k < 0) {
+		ZC_STAT_INC(&zs->tx, bad_ranges);
 	}
-	if (ret == -EINVAL && !k) {
+	if (ret == -EINVAL && k <= 0) {
 		/*
 		 * EINVAL: our cmsg or the caller's? Send as the caller meant.
 		 * If that works, the kernel refused ours (the probe passed, so
 		 * a kernel that changed under us, or a socket that lost
 		 * SO_ZEROCOPY): stop asking on this socket.
 		 */
-		m.msg_control = cctl;
-		m.msg_controllen = cctllen;
-		ret = zc__sys_sendmsg(zs, &m, flags);
+		if (msg) {
+			ret = zc__sys_sendmsg(zs, msg, flags);
+		} else {
+			struct iovec iov = { .iov_base = (void *)buf,
+					     .iov_len = len };
+			struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+			ret = zc__sys_sendmsg(zs, &m, flags);
+		}
 		if (ret != -EINVAL)
 			atomic_store_explicit(&p->broken, true,
 					      memory_order_relaxed);
@@ -409,6 +462,11 @@ static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
 		return zc__err(-ENOMEM, "zc_open: out of memory");
 	memset(p, 0, sizeof(*p));
 	p->type = zs->scm_type;
+	/* Ours alone, for zc_send(); zc_sendmsg() grows it for the caller's. */
+	if (!grow_ctrl(p, ours)) {
+		free(p);
+		return zc__err(-ENOMEM, "zc_open: out of memory");
+	}
 	max = optmem_max();
 	p->ctrl_max = max > ours ? max - ours : 0;
 	p->harvest_every = o->harvest_every;

@@ -84,7 +84,8 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 /* ---- the reap side ---- */
 
 /* Apply the ranges the send side collected; returns how many. */
-static inline int zc_scm_apply(struct zc_sock *zs)
+static inline __attribute__((always_inline)) int
+zc_scm_apply(struct zc_sock *zs)
 {
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
@@ -102,7 +103,8 @@ static inline int zc_scm_apply(struct zc_sock *zs)
 	return n;
 }
 
-static inline int zc_scm_collect(struct zc_sock *zs, bool force)
+static inline __attribute__((always_inline)) int
+zc_scm_collect(struct zc_sock *zs, bool force)
 {
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);

@@ -179,7 +179,8 @@ struct zc_sock {
 	uint32_t opt_flags;
 	/* copied_streak from which sends copy: UINT32_MAX with NO_ADAPT. */
 	uint32_t adapt_at;
-	bool tx_direct;			/* the send is the syscall (errqueue) */
+	bool tx_direct;			/* the send is the syscall (errqueue, scm) */
+	bool tx_scm;			/* ... with zc_scm_want()'s cmsg (scm) */
 	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;
 	/*
@@ -438,10 +439,12 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 			} else {
 				uint32_t f;
 
+				if (!zs->nmarks)
+					break;	/* the kernel has not said */
 				zs->zc_head = zc_head;
 				f = zc__ring_take_mark(zs);
 				if (!f)
-					break;	/* the kernel has not said */
+					break;
 				if (f & ZC_DONE_COPIED)
 					flags |= ZC_COPIED;
 				done_to++;

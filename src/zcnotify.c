@@ -272,7 +272,8 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		zs->ops = &zc__ops_uring;
 #endif
 	zs->copy_below = zs->ops->zerocopy ? o.copy_below : SIZE_MAX;
-	zs->tx_direct = zs->ops == &zc__ops_errqueue;
+	zs->tx_scm = zs->ops == &zc__ops_scm;
+	zs->tx_direct = zs->ops == &zc__ops_errqueue || zs->tx_scm;
 	zs->adapt_at = o.flags & ZC_OPT_NO_ADAPT ? UINT32_MAX :
 		       ZC_ADAPT_THRESHOLD;
 	atomic_init(&zs->efd, -1);
@@ -605,9 +606,10 @@ send_zc_nothing(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 
 /*
  * send_general() for any send; inline here, the common one: a backend
- * whose send is the syscall alone (errqueue), zero-copy wanted (long
- * enough, the kernel not copying, or adapting off), no failed send to
- * settle, room in the ring. Inlined into zc_send() and zc_sendmsg().
+ * whose send is the syscall (errqueue; scm, with its cmsg now and then),
+ * zero-copy wanted (long enough, the kernel not copying, or adapting
+ * off), no failed send to settle, room in the ring. Inlined into
+ * zc_send() and zc_sendmsg().
  */
 static inline __attribute__((always_inline)) ssize_t
 send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
@@ -615,6 +617,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 {
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	struct zc_entry *e;
+	unsigned int n;
 	ssize_t ret;
 
 	/*
@@ -633,7 +636,9 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 			      memory_order_release);
 	flags |= MSG_ZEROCOPY;
-	if (msg) {
+	if (zs->tx_scm && (n = zc_scm_want(zs)) != 0) {
+		ret = zc__scm_send(zs, msg, buf, len, flags, n);
+	} else if (msg) {
 		ret = zc_sys_send(zs, msg, flags);
 	} else if (len <= (1u << 30)) {
 		/* zc_sys_send()'s choice, known here */
@@ -816,12 +821,15 @@ completions_ready(struct zc_sock *zs, struct zc_completion *out,
 	if ((unsigned int)n == max || !zc_ring_blocked(zs))
 		return n;
 	/*
-	 * An error reading the queue waits for the next call. Through ops,
-	 * not collect_news(): the read is inlined in zc_completions() alone
-	 * (measured: inlined twice, gcc keeps neither copy inline).
+	 * An error reading the queue waits for the next call. The error
+	 * queue through ops, not collect_news(): its read is inlined in
+	 * zc_completions() alone (measured: inlined twice, gcc keeps neither
+	 * copy inline). SCM's look inline: at k = 1 every call comes here
+	 * (the last send's news comes with the next send).
 	 */
 	if (atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
 	    ZC_AMB_PENDING ? amb_resolve(zs) <= 0 :
+	    zs->ops == &zc__ops_scm ? zc_scm_collect(zs, false) <= 0 :
 	    zs->ops->collect(zs, false) <= 0)
 		return n;
 	return n + zc_ring_reap(zs, out + n, max - (unsigned int)n);
