@@ -434,7 +434,7 @@ static int scm_collect(struct zc_sock *zs, bool force)
  * sendmsg(2) accepts (sock_kmalloc()). 20480 if it cannot be read (the
  * default on 64-bit kernels before 6.9).
  */
-static size_t optmem_max(void)
+size_t zc__optmem_max(void)
 {
 	static _Atomic long cached;
 	long v = atomic_load_explicit(&cached, memory_order_relaxed);
@@ -467,7 +467,7 @@ static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
 		free(p);
 		return zc__err(-ENOMEM, "zc_open: out of memory");
 	}
-	max = optmem_max();
+	max = zc__optmem_max();
 	p->ctrl_max = max > ours ? max - ours : 0;
 	p->harvest_every = o->harvest_every;
 	if (!p->harvest_every)

@@ -227,9 +227,10 @@ struct zc_sock {
 	/*
 	 * What the kernel reported: ids [zc_head, done_to) are complete, all
 	 * with run_flags (ZC_COPIED or 0); the ids past it that were reported
-	 * out of that order carry marks in done[] (nmarks of them).
+	 * out of that order carry marks in done[] (nmarks of them). done_to
+	 * is read by the send side too (zc__ids_unreported()): relaxed.
 	 */
-	uint32_t done_to;
+	_Atomic uint32_t done_to;
 	uint32_t run_flags;
 	uint32_t nmarks;
 	/* Ghost entries reaped; stored before head (see zc_inflight()). */
@@ -272,6 +273,7 @@ int zc__scm_parse(const unsigned char *buf, size_t len, int type,
 int zc__scm_supported(int type);
 int zc__scm_type(int *type);
 void zc__scm_probe_reset(void);
+size_t zc__optmem_max(void);
 
 #ifdef ZC_HAVE_URING
 /* backend_uring.c */
@@ -328,6 +330,12 @@ static inline void zc_publish(struct zc_sock *zs, uint32_t t)
 		zc__wake_reaper(zs);
 }
 
+/* The end of the run of reported ids (relaxed: see done_to). */
+static inline uint32_t zc_done_to(const struct zc_sock *zs)
+{
+	return atomic_load_explicit(&zs->done_to, memory_order_relaxed);
+}
+
 /* Reap side: is the oldest unreaped entry still waiting for the kernel? */
 static inline bool zc_ring_blocked(const struct zc_sock *zs)
 {
@@ -340,14 +348,14 @@ static inline bool zc_ring_blocked(const struct zc_sock *zs)
 		return false;
 	e = &zs->ring[h & zs->mask];
 	/* A PENDING entry at head waits for id zc_head (see ring). */
-	return (e->flags & ZC_ENT_PENDING) && zs->zc_head == zs->done_to &&
+	return (e->flags & ZC_ENT_PENDING) && zs->zc_head == zc_done_to(zs) &&
 	       !(zs->nmarks && zs->done[zs->zc_head & zs->mask]);
 }
 
 /* Reap side: has the kernel reported id (not reaped yet)? */
 static inline bool zc_id_done(const struct zc_sock *zs, uint32_t id)
 {
-	return id - zs->zc_head < zs->done_to - zs->zc_head ||
+	return id - zs->zc_head < zc_done_to(zs) - zs->zc_head ||
 	       (zs->nmarks && zs->done[id & zs->mask]);
 }
 
@@ -388,10 +396,10 @@ static inline uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo,
 					       memory_order_acquire);
 	uint32_t f = copied ? ZC_COPIED : 0, n = hi - lo;	/* n + 1 ids */
 
-	if (lo != zs->done_to || n >= issued - lo || zs->nmarks ||
+	if (lo != zc_done_to(zs) || n >= issued - lo || zs->nmarks ||
 	    (f != zs->run_flags && lo != zs->zc_head))
 		return zc__apply_range_slow(zs, lo, hi, copied);
-	zs->done_to = hi + 1;
+	atomic_store_explicit(&zs->done_to, hi + 1, memory_order_relaxed);
 	zs->run_flags = f;
 	zc_feed_streak(zs, n + 1, copied);
 	return n + 1;
@@ -414,7 +422,7 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	const struct zc_entry *ring = zs->ring;
 	const uint32_t mask = zs->mask;
 	const uint32_t run_flags = zs->run_flags;
-	uint32_t zc_head = zs->zc_head, done_to = zs->done_to;
+	uint32_t zc_head = zs->zc_head, done_to = zc_done_to(zs);
 	const uint32_t h0 = atomic_load_explicit(&zs->head,
 						 memory_order_relaxed);
 	/* Acquire (seq_cst for zc_wait()): pairs with zc_publish()'s store. */

@@ -64,7 +64,7 @@ uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 	uint32_t issued = atomic_load_explicit(&zs->zc_issued,
 					       memory_order_acquire);
 	uint32_t span = issued - zs->zc_head;
-	uint32_t run = zs->done_to - zs->zc_head;
+	uint32_t run = zc_done_to(zs) - zs->zc_head;
 	uint32_t a = lo - zs->zc_head;
 	uint64_t cnt = (uint64_t)(uint32_t)(hi - lo) + 1;
 	uint64_t end = (uint64_t)a + cnt;
@@ -109,6 +109,7 @@ uint32_t zc__ring_take_mark(struct zc_sock *zs)
 		return 0;
 	*d = 0;
 	zs->nmarks--;
-	zs->done_to = zs->zc_head + 1;
+	atomic_store_explicit(&zs->done_to, zs->zc_head + 1,
+			      memory_order_relaxed);
 	return f;
 }

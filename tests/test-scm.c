@@ -434,7 +434,8 @@ static void test_wrapping_element(void **state)
 {
 	struct fixture *f = *state;
 
-	f->zs->zc_next = f->zs->zc_head = f->zs->done_to = 0xfffffffeu;
+	f->zs->zc_next = f->zs->zc_head = 0xfffffffeu;
+	atomic_store(&f->zs->done_to, 0xfffffffeu);
 	atomic_store(&f->zs->zc_issued, 0xfffffffeu);
 	fk.next_id = 0xfffffffeu;
 	send_n(f->zs, 4, 0);
