@@ -179,7 +179,7 @@ struct zc_sock {
 	uint32_t opt_flags;
 	/* copied_streak from which sends copy: UINT32_MAX with NO_ADAPT. */
 	uint32_t adapt_at;
-	bool tx_direct;			/* the send is the syscall (errqueue, scm) */
+	bool tx_direct;			/* the send is the syscall (not uring) */
 	bool tx_scm;			/* ... with zc_scm_want()'s cmsg (scm) */
 	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;

@@ -273,7 +273,8 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 #endif
 	zs->copy_below = zs->ops->zerocopy ? o.copy_below : SIZE_MAX;
 	zs->tx_scm = zs->ops == &zc__ops_scm;
-	zs->tx_direct = zs->ops == &zc__ops_errqueue || zs->tx_scm;
+	zs->tx_direct = zs->ops == &zc__ops_errqueue || zs->tx_scm ||
+			zs->ops == &zc__ops_copy;
 	zs->adapt_at = o.flags & ZC_OPT_NO_ADAPT ? UINT32_MAX :
 		       ZC_ADAPT_THRESHOLD;
 	atomic_init(&zs->efd, -1);
@@ -611,6 +612,29 @@ send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 }
 
 /*
+ * send_one()'s syscall: the backend's send is the syscall itself, with
+ * SCM's cmsg when zc_scm_want() asks for one. Returns bytes or -errno.
+ */
+static inline __attribute__((always_inline)) ssize_t
+direct_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	    size_t len, int flags)
+{
+	unsigned int n;
+	ssize_t ret;
+
+	if (zs->tx_scm && (n = zc_scm_want(zs)) != 0)
+		return zc__scm_send(zs, msg, buf, len, flags, n);
+	if (msg)
+		return zc_sys_send(zs, msg, flags);
+	if (len > (1u << 30))
+		return send_buf(zs, buf, len, flags);
+	/* zc_sys_send()'s choice, known here */
+	ret = send(zs->fd, buf, len, flags);
+	ZC_STAT_INC(&zs->tx, syscalls);
+	return ret < 0 ? -errno : ret;
+}
+
+/*
  * A zero-copy send of send_one() that sent nothing: ret is 0 (nothing
  * pinned: complete at once) or -errno (send_failed()).
  */
@@ -632,10 +656,11 @@ send_zc_nothing(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 }
 
 /*
- * send_general() for any send; inline here, the common one: a backend
- * whose send is the syscall (errqueue; scm, with its cmsg now and then),
- * zero-copy wanted (long enough, the kernel not copying, or adapting
- * off), no failed send to settle, room in the ring. Inlined into
+ * send_general() for any send; inline here, the common ones: a backend
+ * whose send is the syscall (errqueue; scm, with its cmsg now and then;
+ * copy), no failed send to settle, room in the ring, and either a send
+ * shorter than copy_below (always, for the copy backend) or zero-copy
+ * wanted (the kernel not copying, or adapting off). Inlined into
  * zc_send() and zc_sendmsg().
  */
 static inline __attribute__((always_inline)) ssize_t
@@ -643,42 +668,41 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	 size_t len, int flags, uint64_t cookie, const char *why)
 {
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	bool zc = len >= zs->copy_below;	/* never: the copy backend */
 	struct zc_entry *e;
-	unsigned int n;
 	ssize_t ret;
 
 	/*
 	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
 	 * Acquire head: pairs with the release of head in zc_ring_reap().
 	 */
-	if (!zs->tx_direct || len < zs->copy_below || zs->amb_local ||
-	    atomic_load_explicit(&zs->copied_streak, memory_order_relaxed) >=
-	    zs->adapt_at ||
+	if (!zs->tx_direct || zs->amb_local ||
+	    (zc && atomic_load_explicit(&zs->copied_streak,
+					memory_order_relaxed) >= zs->adapt_at) ||
 	    t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
 		return send_general(zs, msg, buf, len, flags, cookie, why);
+	if (!zc) {
+		ret = direct_send(zs, msg, buf, len, flags);
+		if (ret < 0)
+			return zc_err_lit(ret, why);
+		e = &zs->ring[t & zs->mask];
+		e->cookie = cookie;
+		e->bytes = (uint32_t)ret;
+		e->flags = ZC_COPIED | ZC_LIB_COPY;	/* complete now */
+		ZC_STAT_INC(&zs->tx, sends_copy);
+		zc_publish(zs, t);
+		return ret;
+	}
 	/*
 	 * Release: pairs with the acquire in zc_apply_range(); the reap side
 	 * may see this send's id before we push its entry.
 	 */
 	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 			      memory_order_release);
-	flags |= MSG_ZEROCOPY;
-	if (zs->tx_scm && (n = zc_scm_want(zs)) != 0) {
-		ret = zc__scm_send(zs, msg, buf, len, flags, n);
-	} else if (msg) {
-		ret = zc_sys_send(zs, msg, flags);
-	} else if (len <= (1u << 30)) {
-		/* zc_sys_send()'s choice, known here */
-		ret = send(zs->fd, buf, len, flags);
-		ZC_STAT_INC(&zs->tx, syscalls);
-		if (ret < 0)
-			ret = -errno;
-	} else {
-		ret = send_buf(zs, buf, len, flags);
-	}
+	ret = direct_send(zs, msg, buf, len, flags | MSG_ZEROCOPY);
 	if (ret <= 0)
-		return send_zc_nothing(zs, msg, buf, len, flags & ~MSG_ZEROCOPY,
-				       cookie, why, t, ret);
+		return send_zc_nothing(zs, msg, buf, len, flags, cookie, why,
+				       t, ret);
 	/* Slot t is the send side's until tail moves past it. */
 	e = &zs->ring[t & zs->mask];
 	e->cookie = cookie;
