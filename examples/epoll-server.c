@@ -10,13 +10,16 @@
  * its pages, so it must not be written.
  *
  *   epoll-server [-f file] [-6] [-b bufsize] [-p pool] [-m max_inflight]
- *                [-n clients] [-t clients]
+ *                [-n clients] [-t clients] [-x]
  *
  *   -f  the file to serve (default: this program's own binary)
  *   -n  serve this many clients, then exit (default 0: forever); the
  *       server listens on 127.0.0.1 (::1 with -6) and prints the port
  *   -t  test mode: fork this many clients, which connect, read the whole
  *       file and check it byte by byte; exit 0 if every one got it all
+ *   -x  one context for all connections (zc_ctx_new(3)): its fd in the
+ *       epoll set says when any of them has completions, and one
+ *       zc_ctx_completions() reaps them all; no per-connection reaping
  *
  * Build: cc -o epoll-server epoll-server.c $(pkg-config --cflags --libs libzcnotify)
  */
@@ -60,6 +63,7 @@ static int file_fd;
 static off_t file_size;
 static size_t buf_size = 16384;
 static unsigned int pool = 8, max_inflight = 16;
+static struct zc_ctx *ctx;	/* -x: every connection's completions */
 
 static void warn_zc(const char *what, long err)
 {
@@ -67,19 +71,56 @@ static void warn_zc(const char *what, long err)
 		zc_last_error());
 }
 
-/* Put back the buffers whose sends are complete. Returns the count or -errno. */
+/* A send from buffer b of c is complete: the kernel is done with it. */
+static void put_buf(struct conn *c, unsigned int b)
+{
+	if (--c->refs[b] == 0 && (int)b != c->cur)
+		c->free[c->nfree++] = b;
+}
+
+/*
+ * Put back the buffers whose sends are complete. Returns the count or
+ * -errno. With a context (-x) the context reaps, for every connection.
+ */
 static int reap(struct conn *c)
 {
 	struct zc_completion comp[32];
-	int n = zc_completions(c->zs, comp, 32);
+	int n;
 
-	for (int i = 0; i < n; i++) {
-		unsigned int b = (unsigned int)comp[i].cookie;
-
-		if (--c->refs[b] == 0 && (int)b != c->cur)
-			c->free[c->nfree++] = b;	/* the kernel is done with it */
-	}
+	if (ctx)
+		return 0;
+	n = zc_completions(c->zs, comp, 32);
+	for (int i = 0; i < n; i++)
+		put_buf(c, (unsigned int)comp[i].cookie);
 	return n;
+}
+
+/* -x: hand each completion to its connection (the tag). */
+static void ctx_dispatch(const struct zc_ctx_completion *cc, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (cc[i].flags & ZC_CTX_ERROR) {
+			warn_zc("reaping a connection", cc[i].error);
+			continue;
+		}
+		put_buf((struct conn *)(uintptr_t)cc[i].tag,
+			(unsigned int)cc[i].cookie);
+	}
+}
+
+/* -x: reap what every connection has. Returns 0 or -errno. */
+static int ctx_reap(void)
+{
+	struct zc_ctx_completion cc[64];
+	int n;
+
+	do {
+		n = zc_ctx_completions(ctx, cc, 64);
+		if (n < 0)
+			return n;
+		ctx_dispatch(cc, n);
+	} while (n == 64);
+	return 0;
 }
 
 static void conn_free(struct conn *c)
@@ -103,7 +144,15 @@ static int conn_finish(int ep, struct conn *c, int ret)
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 	shutdown(c->fd, SHUT_WR);
 	while (zc_inflight(c->zs)) {
-		n = zc_wait(c->zs, comp, 32, DRAIN_MS);
+		if (ctx) {	/* the others' completions come too */
+			struct zc_ctx_completion cc[64];
+
+			n = zc_ctx_wait(ctx, cc, 64, DRAIN_MS);
+			if (n > 0)
+				ctx_dispatch(cc, n);
+		} else {
+			n = zc_wait(c->zs, comp, 32, DRAIN_MS);
+		}
 		if (n <= 0) {
 			/* The kernel may still read the buffers: leak them. */
 			fprintf(stderr, "epoll-server: %u sends never completed\n",
@@ -195,7 +244,8 @@ static int pump(int ep, struct conn *c)
 
 static struct conn *conn_new(int ep, int fd)
 {
-	struct zc_opts opts = { .sz = sizeof(opts), .max_inflight = max_inflight };
+	struct zc_opts opts = { .sz = sizeof(opts), .max_inflight = max_inflight,
+				.ctx = ctx };
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct conn *c = calloc(1, sizeof(*c));
 	int ret;
@@ -211,6 +261,7 @@ static struct conn *conn_new(int ep, int fd)
 		c->free[c->nfree++] = i;
 	}
 	/* The socket is non-blocking: zc_send() returns -EAGAIN when full. */
+	opts.tag = (uintptr_t)c;	/* -x: whose completion it is */
 	ret = zc_open(fd, &opts, &c->zs);
 	if (ret == -EOPNOTSUPP) {	/* e.g. ZCNOTIFY_BACKEND=scm, no support */
 		fprintf(stderr, "epoll-server: skipped: %s\n", zc_last_error());
@@ -273,7 +324,7 @@ int main(int argc, char **argv)
 	bool v6 = false;
 	int opt, lfd, ep;
 
-	while ((opt = getopt(argc, argv, "f:6b:p:m:n:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "f:6b:p:m:n:t:x")) != -1) {
 		switch (opt) {
 		case 'f': path = optarg; break;
 		case '6': v6 = true; break;
@@ -282,10 +333,16 @@ int main(int argc, char **argv)
 		case 'm': max_inflight = (unsigned int)strtoul(optarg, NULL, 0); break;
 		case 'n': clients = (unsigned int)strtoul(optarg, NULL, 0); break;
 		case 't': clients = test = (unsigned int)strtoul(optarg, NULL, 0); break;
+		case 'x':
+			if (!ctx && (opt = zc_ctx_new(NULL, &ctx))) {
+				warn_zc("zc_ctx_new", opt);
+				return 1;
+			}
+			break;
 		default:
 			fprintf(stderr, "usage: %s [-f file] [-6] [-b bufsize] "
 				"[-p pool] [-m max_inflight] [-n clients] "
-				"[-t clients]\n", argv[0]);
+				"[-t clients] [-x]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -316,7 +373,7 @@ int main(int argc, char **argv)
 	}
 	lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&ss, sslen) ||
-	    listen(lfd, 128) || getsockname(lfd, (struct sockaddr *)&ss, &sslen)) {
+	    listen(lfd, 1024) || getsockname(lfd, (struct sockaddr *)&ss, &sslen)) {
 		perror("epoll-server: listen");
 		return 1;
 	}
@@ -347,12 +404,21 @@ int main(int argc, char **argv)
 			perror("epoll-server: epoll");
 			return 1;
 		}
+		/* -x: one fd for the completions of every connection. */
+		ev.data.ptr = &ctx;
+		if (ctx && epoll_ctl(ep, EPOLL_CTL_ADD, zc_ctx_fd(ctx), &ev)) {
+			perror("epoll-server: epoll_ctl(zc_ctx_fd)");
+			return 1;
+		}
 	}
 
 	while (!clients || served < clients || active) {
 		struct epoll_event evs[64];
-		/* With sends in flight, come back soon to reap them. */
-		int n = epoll_wait(ep, evs, 64, active ? 10 : -1);
+		/*
+		 * With sends in flight, come back soon to reap them; with a
+		 * context, its fd says when.
+		 */
+		int n = epoll_wait(ep, evs, 64, active && !ctx ? 10 : -1);
 
 		if (n < 0 && errno != EINTR) {
 			perror("epoll_wait");
@@ -361,6 +427,15 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
 
+			if ((void *)c == &ctx) {	/* -x: completions */
+				int r = ctx_reap();
+
+				if (r < 0) {
+					warn_zc("zc_ctx_completions", r);
+					return 1;
+				}
+				continue;
+			}
 			if (c)
 				continue;	/* connections: pumped below */
 			for (;;) {
@@ -417,6 +492,8 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("epoll-server: %u clients served, %u failed\n", served, failed);
+	if (zc_ctx_free(ctx))	/* every connection closed: 0 */
+		failed++;
 	close(ep);
 	close(lfd);
 	return failed ? 1 : 0;

@@ -9,7 +9,9 @@
  * Threading: the send side (zc_send, zc_sendmsg) and the reap side
  * (zc_completions, zc_wait, zc_foreign) of one zc_sock may each run in
  * their own thread, without a lock. Two threads on the same side need the
- * caller's lock. The getters may be called from any thread.
+ * caller's lock. The getters may be called from any thread. A socket in a
+ * context (struct zc_ctx) is reaped through the context alone, whose calls
+ * serialize on its own lock; its sends may run in any one thread.
  */
 #ifndef ZCNOTIFY_H
 #define ZCNOTIFY_H
@@ -32,7 +34,7 @@ extern "C" {
 
 /* The version of this header; zc_version() gives the library's. */
 #define ZCNOTIFY_VERSION_MAJOR 0
-#define ZCNOTIFY_VERSION_MINOR 1
+#define ZCNOTIFY_VERSION_MINOR 2
 #define ZCNOTIFY_VERSION_PATCH 0
 /* A comparable number: ZCNOTIFY_VERSION_CODE >= ZCNOTIFY_VERSION(0, 1, 0) */
 #define ZCNOTIFY_VERSION(major, minor, patch) \
@@ -42,6 +44,7 @@ extern "C" {
 			 ZCNOTIFY_VERSION_PATCH)
 
 struct zc_sock;				/* opaque, one per socket */
+struct zc_ctx;				/* opaque, shared by many sockets */
 
 enum {
 	ZC_BACKEND_AUTO = 0,		/* choose: SCM, else error queue */
@@ -67,6 +70,10 @@ struct zc_opts {
 	uint32_t flags;		/* ZC_OPT_* */
 	uint32_t harvest_every;	/* SCM: collect on every k-th send while
 				 * sends are in flight; 0 = default */
+	/* Since 0.2: */
+	struct zc_ctx *ctx;	/* join this context (zc_ctx_new); NULL = none */
+	uint64_t tag;		/* the caller's tag for the socket, in its
+				 * zc_ctx_completion records */
 };
 
 struct zc_completion {
@@ -142,7 +149,10 @@ ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags,
 ssize_t zc_send(struct zc_sock *zs, const void *buf, size_t len, int flags,
 		uint64_t cookie);
 
-/* Reap up to max completions without blocking. Returns the count or -errno. */
+/*
+ * Reap up to max completions without blocking. Returns the count or -errno
+ * (-EINVAL for a socket in a context: reap it with zc_ctx_completions()).
+ */
 int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 		   unsigned int max);
 
@@ -167,6 +177,62 @@ int zc_foreign(struct zc_sock *zs, struct zc_errrec *out, unsigned int max);
 
 /* Copy the counters into *st (st->sz set by the caller). Returns 0 or -errno. */
 int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st);
+
+/*
+ * A context: one fd that reports completion news of many sockets, and one
+ * call that reaps them all (zc_ctx_new(3)). Since 0.2.
+ */
+struct zc_ctx_opts {
+	size_t   sz;		/* sizeof(struct zc_ctx_opts) */
+	uint32_t flags;		/* none yet: 0 */
+};
+
+/* zc_ctx_completion.flags, besides ZC_COPIED and ZC_LIB_COPY */
+#define ZC_CTX_ERROR	(1u << 16)	/* reaping zs failed: see error */
+
+struct zc_ctx_completion {
+	struct zc_sock *zs;	/* the socket the send was made on */
+	uint64_t tag;		/* its zc_opts.tag */
+	uint64_t cookie;	/* as given to the send */
+	uint32_t bytes;		/* bytes that send accepted */
+	uint32_t flags;		/* ZC_COPIED, ZC_LIB_COPY; or ZC_CTX_ERROR */
+	int      error;		/* with ZC_CTX_ERROR: -errno; else 0 */
+};
+
+/*
+ * Make a context (opts may be NULL). Sockets join it through zc_opts.ctx
+ * in zc_open() and leave it with zc_ctx_del() or zc_close(); its calls may
+ * come from any thread and serialize on the context's lock. Returns 0 and
+ * *out, or -EINVAL, -E2BIG, -ENOMEM, -EMFILE...
+ */
+int zc_ctx_new(const struct zc_ctx_opts *opts, struct zc_ctx **out);
+
+/* Free ctx (NULL: nothing). Returns 0, or -EBUSY while sockets belong to it. */
+int zc_ctx_free(struct zc_ctx *ctx);
+
+/*
+ * A file descriptor that polls readable (POLLIN) while a member socket may
+ * have news: put it in your epoll set, then call zc_ctx_completions().
+ */
+int zc_ctx_fd(const struct zc_ctx *ctx);
+
+/*
+ * Reap up to max completions of the member sockets without blocking, each
+ * socket's in send order, sockets served in turn. Returns the count or
+ * -errno.
+ */
+int zc_ctx_completions(struct zc_ctx *ctx, struct zc_ctx_completion *out,
+		       unsigned int max);
+
+/* The same, waiting up to timeout_ms (-1: forever) for at least one. */
+int zc_ctx_wait(struct zc_ctx *ctx, struct zc_ctx_completion *out,
+		unsigned int max, int timeout_ms);
+
+/*
+ * Take zs out of ctx: it becomes a socket of its own, reaped with
+ * zc_completions(). No send may run on zs meanwhile. Returns 0 or -EINVAL.
+ */
+int zc_ctx_del(struct zc_ctx *ctx, struct zc_sock *zs);
 
 /*
  * A message that says why the last failing call of this thread failed,

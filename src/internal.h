@@ -126,6 +126,30 @@ struct zc_side_stats {
 
 struct zc_sock;
 
+/*
+ * A socket's membership of a context (ctx.c). A member keeps waiting set,
+ * so that zc_publish() calls zc__wake_reaper(), which puts it on the
+ * context's ready stack when the send may be news that raises no POLLERR.
+ */
+struct zc_member {
+	/* Send side, and the context's reaper (under its lock). */
+	alignas(ZC_CACHELINE) _Atomic uint32_t ready;	/* on the ready stack */
+	/*
+	 * Set by the reaper when the kernel reported ids whose entries it has
+	 * not seen yet: every publish is news then (errqueue). Seq_cst, with
+	 * the send side's seq_cst load in zc__ctx_wake().
+	 */
+	_Atomic uint32_t any;
+	struct zc_sock *next_ready;	/* ready stack link */
+	uint64_t tx_zc;			/* send side: sends_zc at the last wake */
+	/* The context's reaper, under its lock. */
+	uint64_t tag;
+	uint32_t slot;			/* index in the context's table */
+	bool queued;			/* on the reaper's queue */
+	bool read;			/* ... with an epoll event: read the queue */
+	struct zc_sock *qprev, *qnext;
+};
+
 struct zc_ops {
 	int id;
 	bool zerocopy;		/* sends take kernel ids; POLLERR means news */
@@ -183,6 +207,8 @@ struct zc_sock {
 	bool tx_scm;			/* ... with zc_scm_want()'s cmsg (scm) */
 	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;
+	/* The context it belongs to (ctx.c), or NULL; see struct zc_member. */
+	struct zc_ctx *ctx;
 	/*
 	 * max_inflight send records. The PENDING ones wait for kernel ids
 	 * zc_head, zc_head + 1, ... in ring order: every id the kernel may
@@ -255,6 +281,8 @@ struct zc_sock {
 	unsigned int nforeign;
 	unsigned int foreign_first;
 	struct zc_errrec foreign[ZC_FOREIGN_MAX];
+
+	struct zc_member ctxm;		/* ctx.c, when ctx is set */
 };
 
 /* zcnotify.c */
@@ -262,6 +290,20 @@ int zc__err(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void zc__wake_reaper(struct zc_sock *zs);
 ssize_t zc__sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags);
+
+/* zcnotify.c, for ctx.c */
+int zc__opts_copy(const void *opts, void *dst, size_t known, const char *what);
+int zc__completions_member(struct zc_sock *zs, struct zc_completion *out,
+			  unsigned int max);
+int zc__foreign_member(struct zc_sock *zs, struct zc_errrec *out,
+		      unsigned int max);
+
+/* ctx.c: contexts of many sockets */
+int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag);
+void zc__ctx_leave(struct zc_sock *zs);
+void zc__ctx_wake(struct zc_sock *zs);
+int zc__ctx_foreign(struct zc_sock *zs, struct zc_errrec *out,
+		   unsigned int max);
 
 /* ring.c: the completion ring, kernel ids -> done marks */
 uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,

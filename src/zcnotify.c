@@ -82,15 +82,15 @@ ZC_EXPORT const char *zc_backend_name(int backend)
  * is told apart from an old caller's garbage (libbpf's OPTS_VALID checks up
  * to offsetofend of the last field too).
  */
-#define ZC_OPTS_KNOWN	(offsetof(struct zc_opts, harvest_every) + \
-			 sizeof(((struct zc_opts *)0)->harvest_every))
+#define ZC_OPTS_KNOWN	(offsetof(struct zc_opts, tag) + \
+			 sizeof(((struct zc_opts *)0)->tag))
 
 /*
  * Options struct that can grow (libbpf's OPTS_VALID): a short struct reads
  * as zeros; non-zero bytes past the part this version knows are -E2BIG.
  */
-static int opts_copy(const void *opts, void *dst, size_t known,
-		     const char *what)
+int zc__opts_copy(const void *opts, void *dst, size_t known,
+		  const char *what)
 {
 	size_t sz;
 
@@ -190,7 +190,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	if (!out)
 		return zc__err(-EINVAL, "zc_open: out is NULL");
 	*out = NULL;
-	ret = opts_copy(opts, &o, ZC_OPTS_KNOWN, "zc_opts");
+	ret = zc__opts_copy(opts, &o, ZC_OPTS_KNOWN, "zc_opts");
 	if (ret)
 		return ret;
 	ret = choose_backend(o.backend, &backend);
@@ -285,6 +285,8 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		ret = zc__err(ret, "zc_open: out of memory");
 	else if (zs->ops->setup)
 		ret = zs->ops->setup(zs, &o);	/* sets zc_last_error() */
+	if (!ret && o.ctx)
+		ret = zc__ctx_join(o.ctx, zs, o.tag);	/* last: may fail */
 	if (ret) {
 		zc_close(zs);
 		return ret;
@@ -299,6 +301,8 @@ ZC_EXPORT void zc_close(struct zc_sock *zs)
 
 	if (!zs)
 		return;
+	if (zs->ctx)	/* first: out of its epoll set before the fd goes */
+		zc__ctx_leave(zs);
 	if (zs->ops && zs->ops->teardown)
 		zs->ops->teardown(zs);
 	efd = atomic_load_explicit(&zs->efd, memory_order_relaxed);
@@ -364,6 +368,10 @@ void zc__wake_reaper(struct zc_sock *zs)
 	int efd = atomic_load_explicit(&zs->efd, memory_order_acquire);
 	uint64_t one = 1;
 
+	if (zs->ctx) {		/* a member keeps waiting set: see ctx.c */
+		zc__ctx_wake(zs);
+		return;
+	}
 	if (efd < 0)
 		return;
 	if (write(efd, &one, sizeof(one)) < 0) {
@@ -839,12 +847,17 @@ collect_news(struct zc_sock *zs)
  */
 static __attribute__((noinline)) int completions_first(struct zc_sock *zs,
 						      const void *out,
-						      unsigned int max)
+						      unsigned int max,
+						      bool member)
 {
 	int ret;
 
 	if (!zs || (!out && max))
 		return zc_err_lit(-EINVAL, "zc_completions: zs or out is NULL");
+	if (zs->ctx && !member)
+		return zc_err_lit(-EINVAL, "zc_completions: the socket belongs "
+				  "to a context: reap it with "
+				  "zc_ctx_completions()");
 	ret = zs->pending_err;
 	if (ret) {
 		zs->pending_err = 0;
@@ -899,16 +912,16 @@ static __attribute__((noinline, cold)) int completions_read_error(int err)
  */
 static __attribute__((noinline)) int
 completions_slow(struct zc_sock *zs, struct zc_completion *out,
-		 unsigned int max)
+		 unsigned int max, bool member)
 {
 	int ret;
 
 	if (max - 1 >= INT_MAX) {
 		if (!max)
-			return zs ? 0 : completions_first(zs, out, max);
+			return zs ? 0 : completions_first(zs, out, max, member);
 		max = INT_MAX;
 	}
-	ret = completions_first(zs, out, max);
+	ret = completions_first(zs, out, max, member);
 	if (ret < 0)
 		return ret;
 	if (!zc_ring_blocked(zs))
@@ -924,11 +937,11 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 {
 	int ret;
 
-	/* Relaxed amb: see collect_news(). */
+	/* Relaxed amb: see collect_news(). A context's member: refused. */
 	if (!zs || !out || max - 1 >= INT_MAX || zs->pending_err ||
 	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
-	    ZC_AMB_PENDING)
-		return completions_slow(zs, out, max);
+	    ZC_AMB_PENDING || zs->ctx)
+		return completions_slow(zs, out, max, false);
 	/*
 	 * Completions come in send order: while the oldest send waits for
 	 * the kernel, nothing can be handed out before asking it.
@@ -944,6 +957,13 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 	if (ret <= 0)	/* 0: no news, the oldest send still waits */
 		return ret ? completions_read_error(ret) : 0;
 	return zc_ring_reap(zs, out, max);
+}
+
+/* zc_completions() for a context's reaper (ctx.c), under its lock. */
+int zc__completions_member(struct zc_sock *zs, struct zc_completion *out,
+			  unsigned int max)
+{
+	return completions_slow(zs, out, max, true);
 }
 
 static int64_t now_ms(void)
@@ -1007,6 +1027,9 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 
 	if (timeout_ms < -1)
 		return zc__err(-EINVAL, "zc_wait: timeout_ms %d", timeout_ms);
+	if (zs && zs->ctx)
+		return zc_err_lit(-EINVAL, "zc_wait: the socket belongs to a "
+				  "context: wait with zc_ctx_wait()");
 	n = zc_completions(zs, out, max);
 	if (n || !max || ghosts_only(zs, h0))
 		return n;
@@ -1131,10 +1154,19 @@ ZC_EXPORT int zc_backend(const struct zc_sock *zs)
 ZC_EXPORT int zc_foreign(struct zc_sock *zs, struct zc_errrec *out,
 			 unsigned int max)
 {
-	unsigned int n = 0;
-
 	if (!zs || (!out && max))
 		return zc_err_lit(-EINVAL, "zc_foreign: zs or out is NULL");
+	if (zs->ctx)	/* under the context's lock */
+		return zc__ctx_foreign(zs, out, max);
+	return zc__foreign_member(zs, out, max);
+}
+
+/* zc_foreign(), its arguments checked; ctx.c calls it under its lock. */
+int zc__foreign_member(struct zc_sock *zs, struct zc_errrec *out,
+		      unsigned int max)
+{
+	unsigned int n = 0;
+
 	if (zs->ops->zerocopy) {
 		int ret = zs->ops->collect(zs, true);
 

@@ -14,7 +14,10 @@
 
 #include <zcnotify.h>
 
-#define OPTS_END	(offsetof(struct zc_opts, harvest_every) + \
+#define OPTS_END	(offsetof(struct zc_opts, tag) + \
+			 sizeof(((struct zc_opts *)0)->tag))
+/* The 0.1 struct ended here: its callers' sz. */
+#define OPTS_END_0_1	(offsetof(struct zc_opts, harvest_every) + \
 			 sizeof(((struct zc_opts *)0)->harvest_every))
 
 static int fails;
@@ -55,6 +58,10 @@ int main(void)
 
 	/* sz up to the end of the last field: the whole struct. */
 	o.sz = OPTS_END;
+	memcpy(buf, &o.sz, sizeof(o.sz));
+	expect("sz = offsetofend(tag)", try_open(sv[0], buf), 0);
+	/* A 0.1 caller's struct: no ctx, no tag. */
+	o.sz = OPTS_END_0_1;
 	memcpy(buf, &o.sz, sizeof(o.sz));
 	expect("sz = offsetofend(harvest_every)", try_open(sv[0], buf), 0);
 

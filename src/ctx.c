@@ -1,0 +1,615 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Contexts: one fd that says "news" for many sockets, and one call that
+ * reaps them all (zc_ctx_new(3)).
+ *
+ * How news reaches the context:
+ * - errqueue and scm members: the socket fd is in the context's epoll set
+ *   with EPOLLET (EPOLLERR comes without asking). The kernel wakes the
+ *   socket's waiters every time it queues (or extends) a completion
+ *   record, so each record gives an edge; the reaper then reads the whole
+ *   error queue (collect with force), foreign records too, so that
+ *   nothing is left behind that would need a further edge. Level-
+ *   triggered, a socket error (sk_err) or a hang-up would report EPOLLERR
+ *   or EPOLLHUP for ever with nothing to read.
+ * - uring members: the socket's eventfd, signalled by the kernel for each
+ *   CQE, EPOLLIN with EPOLLET (nobody needs to read its counter).
+ * - News that raises no event: a send complete at once (copy backend, a
+ *   send the library copied, a failed send to settle), ranges the send
+ *   side collected (scm) or forwarded (uring), and ids the reaper read
+ *   before their sends were pushed (a send racing the reaper). A member
+ *   keeps zc_sock.waiting set, so zc_publish() calls zc__wake_reaper() and
+ *   with it zc__ctx_wake(): the member goes on the context's ready stack
+ *   (lock-free, many pushers, the reaper takes it whole), and the push
+ *   that finds the stack empty writes the context's eventfd, which is in
+ *   the epoll set, level-triggered. An errqueue send that took a kernel id
+ *   is no news (its record will raise EPOLLERR), unless the reaper has
+ *   said otherwise (zc_member.any).
+ * - Work left over (a member reaped up to max) stays on the reaper's queue,
+ *   and the eventfd is written so that the context's fd stays readable.
+ *
+ * The reaper's state (the member table, the queue, the epoll set) is under
+ * the context's lock: zc_ctx_completions(), zc_ctx_wait() (not while it
+ * sleeps), joining (zc_open()), leaving (zc_ctx_del(), zc_close()) and
+ * zc_foreign() of a member take it. Sends never do.
+ *
+ * epoll data is a slot of the member table and its generation, not a
+ * pointer: an event of a socket that left can never reach freed memory
+ * (its fd closed before zc_close(), and still open elsewhere through a
+ * dup, keeps its epoll registration).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define CTX_EFD_TAG	UINT64_MAX	/* epoll data of the eventfd */
+#define CTX_EVENTS	64		/* epoll events per epoll_wait() */
+#define CTX_BATCH	64		/* completions per member reap */
+
+struct ctx_slot {
+	struct zc_sock *zs;		/* NULL: free */
+	uint32_t gen;			/* bumped when the slot is freed */
+	uint32_t next_free;
+};
+
+struct zc_ctx {
+	/* Send side of every member: the ready stack, then the eventfd. */
+	alignas(ZC_CACHELINE) struct zc_sock *_Atomic ready;
+	int efd;
+	int ep;				/* read-only after zc_ctx_new() */
+
+	/* The reaper, under lock. */
+	alignas(ZC_CACHELINE) pthread_mutex_t lock;
+	struct ctx_slot *slots;
+	uint32_t nslots, cap, free_slot;	/* free_slot: UINT32_MAX none */
+	unsigned int members;
+	struct zc_sock *qhead, *qtail;	/* members to reap, in turn */
+};
+
+static void ctx_signal(struct zc_ctx *ctx)
+{
+	uint64_t one = 1;
+
+	if (write(ctx->efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is non-zero already, the fd readable. */
+	}
+}
+
+ZC_EXPORT int zc_ctx_new(const struct zc_ctx_opts *opts, struct zc_ctx **out)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = CTX_EFD_TAG };
+	struct zc_ctx_opts o;
+	struct zc_ctx *ctx;
+	int ret;
+
+	if (!out)
+		return zc__err(-EINVAL, "zc_ctx_new: out is NULL");
+	*out = NULL;
+	ret = zc__opts_copy(opts, &o, offsetof(struct zc_ctx_opts, flags) +
+			    sizeof(o.flags), "zc_ctx_opts");
+	if (ret)
+		return ret;
+	if (o.flags)
+		return zc__err(-EINVAL, "zc_ctx_opts.flags 0x%x: unknown bits",
+			      o.flags);
+	ctx = aligned_alloc(ZC_CACHELINE, (sizeof(*ctx) + ZC_CACHELINE - 1) &
+			    ~(size_t)(ZC_CACHELINE - 1));
+	if (!ctx)
+		return zc__err(-ENOMEM, "zc_ctx_new: out of memory");
+	memset(ctx, 0, sizeof(*ctx));
+	atomic_init(&ctx->ready, NULL);
+	ctx->free_slot = UINT32_MAX;
+	ctx->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ctx->ep < 0) {
+		ret = zc__err(-errno, "zc_ctx_new: epoll_create1: %s",
+			      strerror(errno));
+		free(ctx);
+		return ret;
+	}
+	ctx->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ctx->efd < 0 || epoll_ctl(ctx->ep, EPOLL_CTL_ADD, ctx->efd, &ev)) {
+		ret = zc__err(-errno, "zc_ctx_new: eventfd: %s", strerror(errno));
+		if (ctx->efd >= 0)
+			close(ctx->efd);
+		close(ctx->ep);
+		free(ctx);
+		return ret;
+	}
+	ret = pthread_mutex_init(&ctx->lock, NULL);
+	if (ret) {
+		close(ctx->efd);
+		close(ctx->ep);
+		free(ctx);
+		return zc__err(-ret, "zc_ctx_new: pthread_mutex_init: %s",
+			      strerror(ret));
+	}
+	*out = ctx;
+	return 0;
+}
+
+ZC_EXPORT int zc_ctx_free(struct zc_ctx *ctx)
+{
+	if (!ctx)
+		return 0;
+	pthread_mutex_lock(&ctx->lock);
+	if (ctx->members) {
+		unsigned int n = ctx->members;
+
+		pthread_mutex_unlock(&ctx->lock);
+		return zc__err(-EBUSY, "zc_ctx_free: %u sockets still belong to "
+			      "the context: zc_close() or zc_ctx_del() them "
+			      "first", n);
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	pthread_mutex_destroy(&ctx->lock);
+	close(ctx->efd);
+	close(ctx->ep);
+	free(ctx->slots);
+	free(ctx);
+	return 0;
+}
+
+ZC_EXPORT int zc_ctx_fd(const struct zc_ctx *ctx)
+{
+	if (!ctx)
+		return zc__err(-EINVAL, "zc_ctx_fd: ctx is NULL");
+	return ctx->ep;
+}
+
+/* Reaper: queue zs (at the tail) for reaping, once. */
+static void q_add(struct zc_ctx *ctx, struct zc_sock *zs)
+{
+	struct zc_member *m = &zs->ctxm;
+
+	if (m->queued)
+		return;
+	m->queued = true;
+	m->qnext = NULL;
+	m->qprev = ctx->qtail;
+	if (ctx->qtail)
+		ctx->qtail->ctxm.qnext = zs;
+	else
+		ctx->qhead = zs;
+	ctx->qtail = zs;
+}
+
+static void q_del(struct zc_ctx *ctx, struct zc_sock *zs)
+{
+	struct zc_member *m = &zs->ctxm;
+
+	if (!m->queued)
+		return;
+	if (m->qprev)
+		m->qprev->ctxm.qnext = m->qnext;
+	else
+		ctx->qhead = m->qnext;
+	if (m->qnext)
+		m->qnext->ctxm.qprev = m->qprev;
+	else
+		ctx->qtail = m->qprev;
+	m->queued = false;
+	m->qprev = m->qnext = NULL;
+}
+
+/* Reaper: move the ready stack onto the queue. */
+static void take_ready(struct zc_ctx *ctx)
+{
+	/*
+	 * Acquire: pairs with the release of the push's CAS in
+	 * zc__ctx_wake() (and the release sequence of later pushes): the
+	 * next_ready links are visible.
+	 */
+	struct zc_sock *zs = atomic_exchange_explicit(&ctx->ready, NULL,
+						      memory_order_acquire);
+
+	while (zs) {
+		struct zc_sock *next = zs->ctxm.next_ready;
+
+		/*
+		 * Seq_cst, before reaping it: the send side stores tail, then
+		 * loads ready (zc__ctx_wake()); we store ready, then load tail:
+		 * we see its entry, or it pushes the member again.
+		 */
+		atomic_store_explicit(&zs->ctxm.ready, 0, memory_order_seq_cst);
+		q_add(ctx, zs);
+		zs = next;
+	}
+}
+
+/*
+ * Send side (zc_publish() and the backends, through zc__wake_reaper()):
+ * the send just pushed may be news that raises no event; if so, put the
+ * member on the ready stack.
+ */
+void zc__ctx_wake(struct zc_sock *zs)
+{
+	struct zc_ctx *ctx = zs->ctx;
+	struct zc_sock *head;
+
+	if (zs->ops == &zc__ops_errqueue) {
+		/* Only the send side writes sends_zc: its own counter. */
+		uint64_t zc = atomic_load_explicit(&zs->tx.sends_zc,
+						   memory_order_relaxed);
+		bool took_id = zc != zs->ctxm.tx_zc;
+
+		zs->ctxm.tx_zc = zc;
+		/*
+		 * A send that took a kernel id: its record raises EPOLLERR,
+		 * unless the reaper read it already (any; seq_cst: see
+		 * finish_member()).
+		 */
+		if (took_id && !atomic_load_explicit(&zs->ctxm.any,
+						     memory_order_seq_cst))
+			return;
+	}
+	/* Seq_cst: see take_ready(). Already on the stack: nothing to do. */
+	if (atomic_load_explicit(&zs->ctxm.ready, memory_order_seq_cst) ||
+	    atomic_exchange_explicit(&zs->ctxm.ready, 1, memory_order_seq_cst))
+		return;
+	head = atomic_load_explicit(&ctx->ready, memory_order_relaxed);
+	do {
+		zs->ctxm.next_ready = head;
+		/* Release: pairs with the acquire in take_ready(). */
+	} while (!atomic_compare_exchange_weak_explicit(&ctx->ready, &head, zs,
+			memory_order_release, memory_order_relaxed));
+	if (!head) {	/* the stack was empty: the reaper must look */
+		ctx_signal(ctx);
+		ZC_STAT_INC(&zs->tx, syscalls);
+	}
+}
+
+static int slot_get(struct zc_ctx *ctx, uint32_t *slot)
+{
+	if (ctx->free_slot != UINT32_MAX) {
+		*slot = ctx->free_slot;
+		ctx->free_slot = ctx->slots[*slot].next_free;
+		return 0;
+	}
+	if (ctx->nslots == ctx->cap) {
+		uint32_t cap = ctx->cap ? ctx->cap * 2 : 64;
+		struct ctx_slot *s;
+
+		if (cap > (1u << 30))
+			return -ENOMEM;
+		s = realloc(ctx->slots, cap * sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		ctx->slots = s;
+		ctx->cap = cap;
+	}
+	*slot = ctx->nslots++;
+	ctx->slots[*slot].gen = 0;
+	return 0;
+}
+
+static void slot_put(struct zc_ctx *ctx, uint32_t slot)
+{
+	ctx->slots[slot].zs = NULL;
+	ctx->slots[slot].gen++;
+	ctx->slots[slot].next_free = ctx->free_slot;
+	ctx->free_slot = slot;
+}
+
+/* The fd that tells of zs's news in the epoll set, or -1 (copy). */
+static int member_fd(const struct zc_sock *zs)
+{
+	if (!zs->ops->zerocopy)
+		return -1;
+	if (zs->ops->news_on_efd)
+		return atomic_load_explicit(&zs->efd, memory_order_relaxed);
+	return zs->fd;
+}
+
+/* zc_open(): zs joins ctx; nothing was sent on it yet. */
+int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLET };
+	uint32_t slot;
+	int fd = member_fd(zs), ret;
+
+	if (zs->ops->news_on_efd)
+		ev.events |= EPOLLIN;
+	pthread_mutex_lock(&ctx->lock);
+	ret = slot_get(ctx, &slot);
+	if (ret) {
+		pthread_mutex_unlock(&ctx->lock);
+		return zc__err(ret, "zc_open: joining the context: out of "
+			      "memory");
+	}
+	ev.data.u64 = (uint64_t)ctx->slots[slot].gen << 32 | slot;
+	if (fd >= 0 && epoll_ctl(ctx->ep, EPOLL_CTL_ADD, fd, &ev)) {
+		ret = -errno;
+		ctx->slots[slot].zs = NULL;
+		slot_put(ctx, slot);
+		pthread_mutex_unlock(&ctx->lock);
+		return zc__err(ret, "zc_open: adding fd %d to the context's "
+			      "epoll set: %s", fd, strerror(-ret));
+	}
+	ctx->slots[slot].zs = zs;
+	ctx->members++;
+	zs->ctxm.slot = slot;
+	zs->ctxm.tag = tag;
+	zs->ctx = ctx;
+	/* Every publish calls zc__wake_reaper(): see zc__ctx_wake(). */
+	atomic_store_explicit(&zs->waiting, 1, memory_order_seq_cst);
+	pthread_mutex_unlock(&ctx->lock);
+	return 0;
+}
+
+/* Under the lock: zs leaves; no send runs on it. */
+static void leave_locked(struct zc_ctx *ctx, struct zc_sock *zs)
+{
+	int fd = member_fd(zs);
+
+	/*
+	 * Out of the epoll set now: closing the fd would not take it out
+	 * while a dup of it lives. Errors: the caller closed the fd already
+	 * (EBADF); the slot's generation guards against what remains.
+	 */
+	if (fd >= 0)
+		epoll_ctl(ctx->ep, EPOLL_CTL_DEL, fd, NULL);
+	/* Off the ready stack (no send pushes it again), off the queue. */
+	take_ready(ctx);
+	q_del(ctx, zs);
+	if (ctx->qhead)
+		ctx_signal(ctx);	/* the others stay due */
+	slot_put(ctx, zs->ctxm.slot);
+	ctx->members--;
+	atomic_store_explicit(&zs->waiting, 0, memory_order_relaxed);
+	zs->ctx = NULL;
+	memset(&zs->ctxm, 0, sizeof(zs->ctxm));
+}
+
+/* zc_close() of a member. */
+void zc__ctx_leave(struct zc_sock *zs)
+{
+	struct zc_ctx *ctx = zs->ctx;
+
+	pthread_mutex_lock(&ctx->lock);
+	leave_locked(ctx, zs);
+	pthread_mutex_unlock(&ctx->lock);
+}
+
+ZC_EXPORT int zc_ctx_del(struct zc_ctx *ctx, struct zc_sock *zs)
+{
+	if (!ctx || !zs)
+		return zc__err(-EINVAL, "zc_ctx_del: ctx or zs is NULL");
+	pthread_mutex_lock(&ctx->lock);
+	if (zs->ctx != ctx) {
+		pthread_mutex_unlock(&ctx->lock);
+		return zc__err(-EINVAL, "zc_ctx_del: the socket does not belong "
+			      "to this context");
+	}
+	leave_locked(ctx, zs);
+	pthread_mutex_unlock(&ctx->lock);
+	return 0;
+}
+
+int zc__ctx_foreign(struct zc_sock *zs, struct zc_errrec *out,
+		    unsigned int max)
+{
+	struct zc_ctx *ctx = zs->ctx;
+	int ret;
+
+	pthread_mutex_lock(&ctx->lock);
+	ret = zc__foreign_member(zs, out, max);
+	/*
+	 * Reading the queue may have taken completion records whose edge
+	 * the reaper will not see again: reap the member on the next call.
+	 */
+	if (zs->ops->zerocopy) {
+		q_add(ctx, zs);
+		ctx_signal(ctx);
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	return ret;
+}
+
+/*
+ * Reaper, after reaping zs dry (fewer than asked): are there ids the
+ * kernel reported whose sends we have not seen pushed yet (a send racing
+ * the read)? Then their push is news that raises no event: say so to
+ * zc__ctx_wake() (any), and look at tail again.
+ */
+static void finish_member(struct zc_ctx *ctx, struct zc_sock *zs)
+{
+	uint32_t h;
+	bool any;
+
+	if (zs->ops != &zc__ops_errqueue)
+		return;
+	h = atomic_load_explicit(&zs->head, memory_order_relaxed);
+	any = (zc_done_to(zs) != zs->zc_head || zs->nmarks) &&
+	      atomic_load_explicit(&zs->tail, memory_order_acquire) == h;
+	if (!any) {
+		if (atomic_load_explicit(&zs->ctxm.any, memory_order_relaxed))
+			atomic_store_explicit(&zs->ctxm.any, 0,
+					      memory_order_relaxed);
+		return;
+	}
+	/*
+	 * Seq_cst store of any, then seq_cst load of tail; the send side
+	 * stores tail, then loads any (zc_publish(), zc__ctx_wake()): we see
+	 * its entry, or it wakes us.
+	 */
+	atomic_store_explicit(&zs->ctxm.any, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&zs->tail, memory_order_seq_cst) != h)
+		q_add(ctx, zs);
+}
+
+/*
+ * Reaper: up to max completions of zs into out. Returns the count (max:
+ * there may be more), with an error as a ZC_CTX_ERROR record.
+ */
+static unsigned int reap_member(struct zc_sock *zs,
+				struct zc_ctx_completion *out, unsigned int max)
+{
+	struct zc_completion c[CTX_BATCH];
+	unsigned int got = 0;
+	int n;
+
+	if (zs->ctxm.read) {
+		zs->ctxm.read = false;
+		/*
+		 * The edge is spent: read everything (see the top); for uring
+		 * the CQ, whether or not a send waits for it.
+		 */
+		n = zs->ops->collect(zs, !zs->ops->news_on_efd);
+		if (n < 0) {
+			out[got++] = (struct zc_ctx_completion){
+				.zs = zs, .tag = zs->ctxm.tag,
+				.flags = ZC_CTX_ERROR, .error = n,
+			};
+			return got;
+		}
+	}
+	while (got < max) {
+		unsigned int want = max - got < CTX_BATCH ? max - got : CTX_BATCH;
+
+		n = zc__completions_member(zs, c, want);
+		if (n < 0) {
+			out[got++] = (struct zc_ctx_completion){
+				.zs = zs, .tag = zs->ctxm.tag,
+				.flags = ZC_CTX_ERROR, .error = n,
+			};
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			out[got++] = (struct zc_ctx_completion){
+				.zs = zs, .tag = zs->ctxm.tag,
+				.cookie = c[i].cookie, .bytes = c[i].bytes,
+				.flags = c[i].flags,
+			};
+		if ((unsigned int)n < want)
+			break;
+	}
+	return got;
+}
+
+/* Reaper: the epoll events onto the queue. Returns 1 if there may be more. */
+static int take_events(struct zc_ctx *ctx)
+{
+	struct epoll_event ev[CTX_EVENTS];
+	int n = epoll_wait(ctx->ep, ev, CTX_EVENTS, 0);
+
+	if (n < 0)
+		return errno == EINTR ? 1 : -errno;
+	for (int i = 0; i < n; i++) {
+		uint64_t d = ev[i].data.u64;
+		uint32_t slot = (uint32_t)d;
+		struct zc_sock *zs;
+
+		if (d == CTX_EFD_TAG) {
+			uint64_t v;
+
+			if (read(ctx->efd, &v, sizeof(v)) < 0) {
+				/* EAGAIN: nothing to reset */
+			}
+			continue;
+		}
+		/* A member that left since: its slot moved on. */
+		if (slot >= ctx->nslots || ctx->slots[slot].gen != d >> 32 ||
+		    !(zs = ctx->slots[slot].zs))
+			continue;
+		zs->ctxm.read = true;
+		q_add(ctx, zs);
+	}
+	return n == CTX_EVENTS;
+}
+
+static int ctx_reap(struct zc_ctx *ctx, struct zc_ctx_completion *out,
+		    unsigned int max)
+{
+	unsigned int n = 0;
+	int more;
+
+	do {
+		more = take_events(ctx);
+		if (more < 0)
+			return zc__err(more, "zc_ctx_completions: epoll_wait: %s",
+				      strerror(-more));
+		take_ready(ctx);
+		/*
+		 * In turn: a member that fills what is left goes to the back
+		 * of the queue, and the next call starts with the others.
+		 */
+		while (n < max && ctx->qhead) {
+			struct zc_sock *zs = ctx->qhead;
+			unsigned int room = max - n, got;
+
+			q_del(ctx, zs);
+			got = reap_member(zs, out + n, room);
+			n += got;
+			if (got == room)
+				q_add(ctx, zs);	/* perhaps more */
+			else
+				finish_member(ctx, zs);
+		}
+	} while (more && n < max);
+	/* Left over: keep the context's fd readable. */
+	if (ctx->qhead || more)
+		ctx_signal(ctx);
+	return (int)n;
+}
+
+ZC_EXPORT int zc_ctx_completions(struct zc_ctx *ctx,
+				 struct zc_ctx_completion *out,
+				 unsigned int max)
+{
+	int n;
+
+	if (!ctx || (!out && max))
+		return zc__err(-EINVAL, "zc_ctx_completions: ctx or out is NULL");
+	if (!max)
+		return 0;
+	if (max > INT_MAX)
+		max = INT_MAX;
+	pthread_mutex_lock(&ctx->lock);
+	n = ctx_reap(ctx, out, max);
+	pthread_mutex_unlock(&ctx->lock);
+	return n;
+}
+
+static int64_t ctx_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+ZC_EXPORT int zc_ctx_wait(struct zc_ctx *ctx, struct zc_ctx_completion *out,
+			  unsigned int max, int timeout_ms)
+{
+	int64_t deadline = timeout_ms >= 0 ? ctx_now_ms() + timeout_ms : 0;
+
+	if (timeout_ms < -1)
+		return zc__err(-EINVAL, "zc_ctx_wait: timeout_ms %d", timeout_ms);
+	for (;;) {
+		struct pollfd pfd = { .fd = ctx ? ctx->ep : -1, .events = POLLIN };
+		int n = zc_ctx_completions(ctx, out, max), tmo = -1;
+
+		if (n || !max)
+			return n;
+		if (timeout_ms >= 0) {
+			int64_t left = deadline - ctx_now_ms();
+
+			if (left <= 0)
+				return 0;
+			tmo = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		/* Level: readable while an event or the eventfd is pending. */
+		if (poll(&pfd, 1, tmo) < 0)
+			return zc__err(-errno, "zc_ctx_wait: poll: %s",
+				      strerror(errno));
+	}
+}

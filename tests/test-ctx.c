@@ -1,0 +1,541 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Contexts (zc_ctx_new(3)) on real sockets over loopback, public API only:
+ *
+ *   join       members reaped through the context alone, tag and zs in
+ *              every record, -EINVAL from zc_completions()/zc_wait() on a
+ *              member, -EBUSY from zc_ctx_free() while members remain
+ *   leave      zc_ctx_del() with sends in flight: zc_wait() reaps them
+ *   ready      zc_ctx_fd() readable when there is news, not otherwise
+ *              (idle, all reaped, a socket closed with a dup of its fd)
+ *   many       2000 UDP sockets (fewer if RLIMIT_NOFILE says so), sends in
+ *              flight on each, some copied: every cookie exactly once, each
+ *              socket's in send order; then closed with sends in flight
+ *   threads    one thread sends on members, one reaps through the
+ *              context, one opens, sends on and closes members of its own
+ *              while the reaper reaps (run it under TSan too)
+ *
+ * Usage: test-ctx [join|leave|ready|many|threads]... (none: all but
+ * threads). ZCNOTIFY_BACKEND applies, as everywhere.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "zcnotify.h"
+#include "testutil.h"
+
+#define MSG	4096
+static unsigned char payload[MSG];
+
+/* Every send of one byte or more through a kernel id (when it can). */
+static int open_member(int fd, struct zc_ctx *ctx, uint64_t tag, int backend,
+		       struct zc_sock **zs)
+{
+	struct zc_opts o = {
+		.sz = sizeof(o), .backend = backend, .copy_below = 1,
+		.flags = ZC_OPT_NO_ADAPT, .ctx = ctx, .tag = tag,
+	};
+
+	return zc_open(fd, &o, zs);
+}
+
+static bool readable(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
+}
+
+/* Reap through ctx until want records came; check order by cookie. */
+static void reap_expect(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag,
+			uint64_t first, unsigned int want)
+{
+	struct zc_ctx_completion c[16];
+	unsigned int got = 0;
+
+	while (got < want) {
+		int n = zc_ctx_wait(ctx, c, 16, 5000);
+
+		assert_true(n > 0);
+		for (int i = 0; i < n; i++) {
+			assert_ptr_equal(c[i].zs, zs);
+			assert_int_equal(c[i].tag, tag);
+			assert_int_equal(c[i].flags & ZC_CTX_ERROR, 0);
+			assert_int_equal(c[i].error, 0);
+			assert_int_equal(c[i].cookie, first + got);
+			assert_int_equal(c[i].bytes, MSG);
+			got++;
+		}
+	}
+	assert_int_equal(got, want);
+}
+
+static void test_join(void **state)
+{
+	struct zc_completion one;
+	struct zc_ctx *ctx;
+	struct zc_sock *zs;
+	int tx, rx;
+	char sink[65536];
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	assert_true(zc_ctx_fd(ctx) >= 0);
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &tx, &rx, NULL,
+				       NULL), 0);
+	assert_int_equal(open_member(tx, ctx, 42, 0, &zs), 0);
+	assert_int_equal(zc_completions(zs, &one, 1), -EINVAL);
+	assert_int_equal(zc_wait(zs, &one, 1, 0), -EINVAL);
+	assert_int_equal(zc_ctx_free(ctx), -EBUSY);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(zc_send(zs, payload, MSG, 0, 100 + i), MSG);
+	reap_expect(ctx, zs, 42, 100, 8);
+	assert_int_equal(zc_inflight(zs), 0);
+	while (recv(rx, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	zc_close(zs);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	assert_int_equal(zc_ctx_free(NULL), 0);
+	close(tx);
+	close(rx);
+}
+
+static void test_leave(void **state)
+{
+	struct zc_completion c[16];
+	struct zc_ctx *ctx, *other;
+	struct zc_sock *zs;
+	unsigned int got = 0;
+	int tx, rx;
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	assert_int_equal(zc_ctx_new(NULL, &other), 0);
+	assert_int_equal(loopback_pair(AF_INET6, SOCK_STREAM, &tx, &rx, NULL,
+				       NULL), 0);
+	assert_int_equal(open_member(tx, ctx, 7, 0, &zs), 0);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(zc_send(zs, payload, MSG, 0, i), MSG);
+	assert_int_equal(zc_ctx_del(other, zs), -EINVAL);
+	assert_int_equal(zc_ctx_del(ctx, zs), 0);
+	assert_int_equal(zc_ctx_del(ctx, zs), -EINVAL);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	/* A socket of its own again: its completions come to zc_wait(). */
+	while (got < 8) {
+		int n = zc_wait(zs, c, 16, 5000);
+
+		assert_true(n > 0);
+		for (int i = 0; i < n; i++)
+			assert_int_equal(c[i].cookie, got++);
+	}
+	zc_close(zs);
+	assert_int_equal(zc_ctx_free(other), 0);
+	close(tx);
+	close(rx);
+}
+
+static void test_ready(void **state)
+{
+	struct zc_ctx_completion c[4];
+	struct zc_ctx *ctx;
+	struct zc_sock *zs, *cp;
+	int tx, rx, tx2, rx2, dupfd, fd;
+	unsigned int got;
+	char sink[65536];
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	fd = zc_ctx_fd(ctx);
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &tx, &rx, NULL,
+				       NULL), 0);
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &tx2, &rx2, NULL,
+				       NULL), 0);
+	assert_int_equal(open_member(tx, ctx, 1, 0, &zs), 0);
+	assert_int_equal(open_member(tx2, ctx, 2, ZC_BACKEND_COPY, &cp), 0);
+	assert_false(readable(fd, 0));		/* idle */
+	assert_int_equal(zc_ctx_completions(ctx, c, 4), 0);
+
+	/* News from the kernel: readable once it came, not after reaping. */
+	assert_int_equal(zc_send(zs, payload, MSG, 0, 5), MSG);
+	assert_true(readable(fd, 5000));
+	reap_expect(ctx, zs, 1, 5, 1);
+	assert_false(readable(fd, 0));
+
+	/* Complete at once (copy backend): readable at once. */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(zc_send(cp, payload, MSG, 0, 20 + i), MSG);
+	assert_true(readable(fd, 0));
+	/* Reaped in part: still readable until all is reaped. */
+	for (got = 0; got < 10;) {
+		int n;
+
+		assert_true(readable(fd, 0));
+		n = zc_ctx_completions(ctx, c, 3);
+		assert_true(n > 0 && n <= 3);
+		for (int i = 0; i < n; i++) {
+			assert_ptr_equal(c[i].zs, cp);
+			assert_int_equal(c[i].tag, 2);
+			assert_int_equal(c[i].cookie, 20 + got++);
+			assert_true(c[i].flags & ZC_LIB_COPY);
+		}
+	}
+	/* A stale wake-up may leave it readable once; then it is quiet. */
+	zc_ctx_completions(ctx, c, 4);
+	assert_false(readable(fd, 0));
+
+	/*
+	 * Closed with a send in flight, its fd alive in a dup: no longer in
+	 * the epoll set (zc_close() took it out), so the record the kernel
+	 * queues for it wakes nobody, and nothing refers to the freed handle.
+	 */
+	assert_int_equal(zc_send(zs, payload, MSG, 0, 6), MSG);
+	dupfd = dup(tx);
+	assert_true(dupfd >= 0);
+	zc_close(zs);
+	close(tx);
+	assert_int_equal(send(dupfd, payload, MSG, MSG_ZEROCOPY), MSG);
+	{
+		struct pollfd p = { .fd = dupfd, .events = 0 };
+
+		assert_int_equal(poll(&p, 1, 5000), 1);	/* POLLERR: queued */
+	}
+	assert_false(readable(fd, 0));
+	assert_int_equal(zc_ctx_completions(ctx, c, 4), 0);
+	while (recv(rx, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	zc_close(cp);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	close(dupfd);
+	close(rx);
+	close(tx2);
+	close(rx2);
+}
+
+/* As many sockets as RLIMIT_NOFILE allows, up to want. */
+static unsigned int fd_budget(unsigned int want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return 100;
+	if (rl.rlim_cur < want + 64 && rl.rlim_max > rl.rlim_cur) {
+		rl.rlim_cur = rl.rlim_max < want + 64 ? rl.rlim_max : want + 64;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur < want + 64 ? (unsigned int)rl.rlim_cur - 64 : want;
+}
+
+#define MANY_SENDS	4
+
+static void test_many(void **state)
+{
+	unsigned int n = fd_budget(2000), closed = 0;
+	struct sockaddr_storage a;
+	socklen_t alen;
+	struct zc_ctx_completion c[256];
+	struct zc_ctx *ctx;
+	struct zc_sock **zs = calloc(n, sizeof(*zs));
+	unsigned int *next = calloc(n, sizeof(*next));
+	int *fds = calloc(n, sizeof(*fds));
+	uint64_t total = 0, want = 0;
+	int rx, big = 1 << 20;
+
+	(void)state;
+	assert_non_null(zs);
+	assert_non_null(next);
+	assert_non_null(fds);
+	fprintf(stderr, "many: %u sockets\n", n);
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	rx = bound_socket(AF_INET, SOCK_DGRAM, &a, &alen);
+	assert_true(rx >= 0);
+	setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	for (unsigned int i = 0; i < n; i++) {
+		fds[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		assert_true(fds[i] >= 0);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&a, alen), 0);
+		/* Every tenth copies: news that raises no EPOLLERR. */
+		assert_int_equal(open_member(fds[i], ctx, i, i % 10 == 9 ?
+					     ZC_BACKEND_COPY : 0, &zs[i]), 0);
+	}
+	for (unsigned int k = 0; k < MANY_SENDS; k++)
+		for (unsigned int i = 0; i < n; i++) {
+			/* Some short ones: the library copies those. */
+			size_t len = (i + k) % 7 == 0 ? 0 : 1400;
+
+			assert_int_equal(zc_send(zs[i], payload, len, 0,
+						 (uint64_t)i << 8 | k),
+					 (ssize_t)len);
+			want++;
+		}
+	/*
+	 * Reap, with small batches now and then (members left with work);
+	 * after a while close every fourth socket with its sends in flight,
+	 * or some of them reaped.
+	 */
+	for (unsigned int round = 0; total < want; round++) {
+		int r = zc_ctx_wait(ctx, c, round % 3 ? 256 : 5, 5000);
+		char sink[2048];
+
+		assert_true(r > 0);
+		for (int j = 0; j < r; j++) {
+			unsigned int i = (unsigned int)c[j].tag;
+
+			assert_true(i < n);
+			assert_int_equal(c[j].flags & ZC_CTX_ERROR, 0);
+			assert_ptr_equal(c[j].zs, zs[i]);
+			assert_int_equal(c[j].cookie,
+					 (uint64_t)i << 8 | next[i]);
+			next[i]++;
+			total++;
+		}
+		while (recv(rx, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+			;
+		if (round == 10) {
+			for (unsigned int i = 0; i < n; i += 4) {
+				want -= MANY_SENDS - next[i];
+				zc_close(zs[i]);
+				close(fds[i]);
+				zs[i] = NULL;
+				closed++;
+			}
+			assert_int_equal(zc_ctx_free(ctx), -EBUSY);
+		}
+	}
+	assert_int_equal(total, want);
+	for (unsigned int i = 0; i < n; i++) {
+		if (!zs[i])
+			continue;
+		assert_int_equal(next[i], MANY_SENDS);
+		assert_int_equal(zc_inflight(zs[i]), 0);
+		zc_close(zs[i]);
+		close(fds[i]);
+	}
+	fprintf(stderr, "many: %llu completions, %u sockets closed early\n",
+		(unsigned long long)total, closed);
+	assert_int_equal(zc_ctx_completions(ctx, c, 256), 0);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	close(rx);
+	free(zs);
+	free(next);
+	free(fds);
+}
+
+/* ---- threads ---- */
+
+#define T_SOCKS		32	/* the sender's */
+#define T_SENDS		(ZC_HAS_TSAN ? 2000 : 20000)	/* per its socket */
+#define T_CHURN		(ZC_HAS_TSAN ? 50 : 400)	/* the churner's */
+
+struct tstate {
+	struct zc_ctx *ctx;
+	struct sockaddr_storage a;
+	socklen_t alen;
+	struct zc_sock *zs[T_SOCKS];
+	unsigned int next[T_SOCKS];
+	_Atomic uint64_t inflight[T_SOCKS];	/* sent, not reaped */
+	_Atomic bool sender_done, churn_done;
+	_Atomic uint64_t churn_sent, churn_reaped;
+	_Atomic int failed;
+};
+
+static void *t_sender(void *arg)
+{
+	struct tstate *t = arg;
+
+	for (unsigned int k = 0; k < T_SENDS; k++)
+		for (unsigned int i = 0; i < T_SOCKS; i++) {
+			ssize_t r;
+
+			/* Bounded: the reaper keeps up, or we wait. */
+			while (atomic_load(&t->inflight[i]) >= 64)
+				sched_yield();
+			r = zc_send(t->zs[i], payload, k % 5 ? 1400 : 100, 0,
+				    (uint64_t)i << 32 | k);
+			if (r == -ENOBUFS) {
+				i--;
+				sched_yield();
+				continue;
+			}
+			if (r < 0) {
+				fprintf(stderr, "send: %zd\n", r);
+				atomic_store(&t->failed, 1);
+				return NULL;
+			}
+			atomic_fetch_add(&t->inflight[i], 1);
+		}
+	atomic_store(&t->sender_done, true);
+	return NULL;
+}
+
+/*
+ * Members of its own: open, send, close with sends in flight, while the
+ * reaper reaps (a socket's handle is the churner's alone: no other thread
+ * sends on it).
+ */
+static void *t_churn(void *arg)
+{
+	struct tstate *t = arg;
+
+	for (unsigned int j = 0; j < T_CHURN; j++) {
+		struct zc_sock *zs;
+		int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0 || connect(fd, (struct sockaddr *)&t->a, t->alen) ||
+		    open_member(fd, t->ctx, UINT64_MAX - j, j % 3 == 2 ?
+				ZC_BACKEND_COPY : 0, &zs)) {
+			atomic_store(&t->failed, 1);
+			break;
+		}
+		for (unsigned int k = 0; k < 8; k++)
+			if (zc_send(zs, payload, 1400, 0, k) == 1400)
+				atomic_fetch_add(&t->churn_sent, 1);
+		if (j % 2)
+			sched_yield();
+		zc_close(zs);
+		close(fd);
+	}
+	atomic_store(&t->churn_done, true);
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	struct tstate *t = calloc(1, sizeof(*t));
+	struct zc_ctx_completion c[128];
+	pthread_t snd, churn;
+	int rx, fds[T_SOCKS];
+	uint64_t total = 0;
+
+	(void)state;
+	assert_non_null(t);
+	assert_int_equal(zc_ctx_new(NULL, &t->ctx), 0);
+	rx = bound_socket(AF_INET, SOCK_DGRAM, &t->a, &t->alen);
+	assert_true(rx >= 0);
+	for (unsigned int i = 0; i < T_SOCKS; i++) {
+		fds[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		assert_true(fds[i] >= 0);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&t->a,
+					 t->alen), 0);
+		assert_int_equal(open_member(fds[i], t->ctx, i, i % 8 == 7 ?
+					     ZC_BACKEND_COPY : 0, &t->zs[i]), 0);
+	}
+	assert_int_equal(pthread_create(&snd, NULL, t_sender, t), 0);
+	assert_int_equal(pthread_create(&churn, NULL, t_churn, t), 0);
+	while (!atomic_load(&t->failed)) {
+		bool done = atomic_load(&t->sender_done);
+		int n = zc_ctx_wait(t->ctx, c, 128, 100);
+		char sink[2048];
+
+		assert_true(n >= 0);
+		for (int j = 0; j < n; j++) {
+			uint64_t tag = c[j].tag;
+
+			assert_int_equal(c[j].flags & ZC_CTX_ERROR, 0);
+			if (tag >= T_SOCKS) {	/* the churner's */
+				atomic_fetch_add(&t->churn_reaped, 1);
+				continue;
+			}
+			assert_ptr_equal(c[j].zs, t->zs[tag]);
+			assert_int_equal(c[j].cookie,
+					 tag << 32 | t->next[tag]);
+			t->next[tag]++;
+			atomic_fetch_sub(&t->inflight[tag], 1);
+			total++;
+		}
+		while (recv(rx, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+			;
+		if (done && total == (uint64_t)T_SOCKS * T_SENDS &&
+		    atomic_load(&t->churn_done))
+			break;
+	}
+	pthread_join(snd, NULL);
+	pthread_join(churn, NULL);
+	assert_int_equal(atomic_load(&t->failed), 0);
+	assert_int_equal(total, (uint64_t)T_SOCKS * T_SENDS);
+	/* Closed with sends in flight: some of theirs came, never more. */
+	assert_true(atomic_load(&t->churn_reaped) <= atomic_load(&t->churn_sent));
+	fprintf(stderr, "threads: %llu completions; churner %llu of %llu\n",
+		(unsigned long long)total,
+		(unsigned long long)atomic_load(&t->churn_reaped),
+		(unsigned long long)atomic_load(&t->churn_sent));
+	for (unsigned int i = 0; i < T_SOCKS; i++) {
+		assert_int_equal(zc_inflight(t->zs[i]), 0);
+		zc_close(t->zs[i]);
+		close(fds[i]);
+	}
+	assert_int_equal(zc_ctx_free(t->ctx), 0);
+	close(rx);
+	free(t);
+}
+
+static const struct {
+	const char *name;
+	struct CMUnitTest test;
+	bool by_default;
+} all[] = {
+	{ "join", cmocka_unit_test(test_join), true },
+	{ "leave", cmocka_unit_test(test_leave), true },
+	{ "ready", cmocka_unit_test(test_ready), true },
+	{ "many", cmocka_unit_test(test_many), true },
+	{ "threads", cmocka_unit_test(test_threads), false },
+};
+#define NALL (sizeof(all) / sizeof(all[0]))
+
+int main(int argc, char **argv)
+{
+	struct CMUnitTest tests[NALL];
+	size_t n = 0;
+	struct zc_sock *zs;
+	int sv[2];
+
+	for (size_t i = 0; i < sizeof(payload); i++)
+		payload[i] = (unsigned char)i;
+	/* ZCNOTIFY_BACKEND=scm on a kernel without it, uring without liburing. */
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0), r;
+
+		r = zc_open(fd, NULL, &zs);
+		if (r == -EOPNOTSUPP) {
+			fprintf(stderr, "SKIP: %s\n", zc_last_error());
+			return 77;
+		}
+		if (!r)
+			zc_close(zs);
+		close(fd);
+		close(sv[0]);
+		close(sv[1]);
+	}
+	for (size_t i = 0; i < NALL; i++) {
+		bool want = argc < 2 && all[i].by_default;
+
+		for (int a = 1; a < argc; a++)
+			want |= !strcmp(argv[a], all[i].name);
+		if (want)
+			tests[n++] = all[i].test;
+	}
+	if (!n) {
+		fprintf(stderr, "usage: %s [join|leave|ready|many|threads]...\n",
+			argv[0]);
+		return 1;
+	}
+	return _cmocka_run_group_tests("ctx", tests, n, NULL, NULL);
+}
