@@ -139,6 +139,7 @@ zc_eq_read(struct zc_sock *zs, bool count_ids)
 			m->msg_flags = 0;
 		}
 	} while (n == ZC_EQ_BATCH);
+	zs->rx_dry = !(nrec + ranges);
 	ZC_STAT_ADD(&zs->rx, harvest_recvmsg, ranges);
 	if (count_ids && ids) {
 		/* Relaxed: the send side only estimates what is still out. */

@@ -273,6 +273,7 @@ struct zc_sock {
 	 */
 	_Atomic int efd;
 	int pending_err;		/* reported once by zc_completions() */
+	bool rx_dry;			/* the last read of the queue found none */
 	/* Ids reported through recvmsg(MSG_ERRQUEUE); read by the SCM send
 	 * side to estimate how many ids are still out. */
 	_Atomic uint32_t ids_by_recvmsg;

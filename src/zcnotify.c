@@ -1030,7 +1030,15 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 	if (zs && zs->ctx)
 		return zc_err_lit(-EINVAL, "zc_wait: the socket belongs to a "
 				  "context: wait with zc_ctx_wait()");
-	n = zc_completions(zs, out, max);
+	/*
+	 * If the last read of the queue found nothing (a caller that reaps
+	 * after each send, then waits), another read now would most likely
+	 * find nothing either: hand out what is ready and let poll() say
+	 * when a record is queued (POLLERR is level-triggered: at once if
+	 * one already is). Arguments zc_completions() would refuse go there.
+	 */
+	n = watch_fd && zs->rx_dry && out && max - 1 < INT_MAX ?
+	    completions_no_read(zs, out, max) : zc_completions(zs, out, max);
 	if (n || !max || ghosts_only(zs, h0))
 		return n;
 	if (atomic_load_explicit(&zs->efd, memory_order_relaxed) < 0) {

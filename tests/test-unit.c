@@ -1179,6 +1179,37 @@ static void test_wait_reads_once(void **state)
 	assert_int_equal(fk.recvmmsg_calls, 1);
 }
 
+/*
+ * A caller that reaps after each send, then waits: its zc_completions()
+ * read found nothing, so zc_wait() polls before it reads again. One read
+ * in the wait, not two (the zcstream -u pattern where loopback keeps the
+ * pages: 3 reads a send before).
+ */
+static void test_wait_after_dry_read(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+
+	send_n(f->zs, 1, 0, 16384);
+	fk.recvmmsg_calls = 0;
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_int_equal(fk.recvmmsg_calls, 1);
+	fk_complete(0, 0, false);
+	fk.recvmmsg_calls = 0;
+	fk.poll_calls = 0;
+	assert_int_equal(zc_wait(f->zs, c, 8, 1000), 1);
+	assert_int_equal(fk.recvmmsg_calls, 1);
+	assert_int_equal(fk.poll_calls, 1);
+	/* That read found a record: the next wait reads first, no poll. */
+	send_n(f->zs, 1, 1, 16384);
+	fk_complete(1, 1, false);
+	fk.recvmmsg_calls = 0;
+	fk.poll_calls = 0;
+	assert_int_equal(zc_wait(f->zs, c, 8, 1000), 1);
+	assert_int_equal(fk.recvmmsg_calls, 1);
+	assert_int_equal(fk.poll_calls, 0);
+}
+
 static void test_bad_options(void **state)
 {
 	struct zc_sock *zs = (void *)1;
@@ -1388,6 +1419,7 @@ int main(void)
 		T(test_no_adapt_keeps_zerocopy),
 		T(test_wait),
 		T(test_wait_reads_once),
+		T(test_wait_after_dry_read),
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_bad_fds),
 		cmocka_unit_test(test_env_backend),
