@@ -115,7 +115,10 @@ enum zc_rec_kind zc__parse_errmsg(const struct msghdr *m, struct zc_range *r,
 void zc__stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec)
 {
 	ZC_STAT_INC(&zs->rx, foreign);
-	if (zs->nforeign == ZC_FOREIGN_MAX) {
+	if (!zs->foreign)	/* the first: 13 KiB no socket pays before */
+		zs->foreign = malloc(ZC_FOREIGN_MAX * sizeof(*zs->foreign));
+	/* Out of memory: dropped, as when zc_foreign() is not called. */
+	if (!zs->foreign || zs->nforeign == ZC_FOREIGN_MAX) {
 		ZC_STAT_INC(&zs->rx, foreign_dropped);
 		return;
 	}

@@ -252,9 +252,14 @@ struct zc_sock {
 	_Atomic uint32_t ids_by_recvmsg;
 	struct zc_side_stats rx;
 	void *eq;			/* error-queue read buffers (errqueue.c) */
+	/*
+	 * Foreign records kept for zc_foreign(): ZC_FOREIGN_MAX of them,
+	 * allocated by the first one (most sockets never see one), freed by
+	 * zc_close().
+	 */
+	struct zc_errrec *foreign;
 	unsigned int nforeign;
 	unsigned int foreign_first;
-	struct zc_errrec foreign[ZC_FOREIGN_MAX];
 };
 
 /* zcnotify.c */

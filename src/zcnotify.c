@@ -306,6 +306,7 @@ ZC_EXPORT void zc_close(struct zc_sock *zs)
 	zc__eq_fini(zs);
 	free(zs->ring);
 	free(zs->done);
+	free(zs->foreign);
 	free(zs);
 }
 

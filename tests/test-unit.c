@@ -22,6 +22,7 @@
 
 #include "internal.h"
 #include "fake_kernel.h"
+#include "fail_alloc.h"
 
 static char buf[65536];
 
@@ -294,6 +295,48 @@ static void test_foreign_overflow_counted(void **state)
 	assert_int_equal(zc_get_stats(f->zs, &st), 0);
 	assert_int_equal(st.foreign, ZC_FOREIGN_MAX + 5);
 	assert_int_equal(st.foreign_dropped, 5);
+}
+
+/* The stash for foreign records is made by the first one, not by zc_open(). */
+static void test_foreign_stash_lazy(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_errrec rec[2];
+	struct zc_stats st = { .sz = sizeof(st) };
+
+	send_n(f->zs, 1, 0, 16384);
+	fk_complete(0, 0, false);
+	expect_cookies(f->zs, 0, 1, 0);
+	assert_null(f->zs->foreign);
+	fk_foreign(ECONNREFUSED, SO_EE_ORIGIN_ICMP);
+	assert_int_equal(zc_foreign(f->zs, rec, 2), 1);
+	assert_non_null(f->zs->foreign);
+	assert_int_equal(rec[0].ee_errno, ECONNREFUSED);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.foreign, 1);
+	assert_int_equal(st.foreign_dropped, 0);
+}
+
+/* No memory for the stash: the record is dropped and counted, no more. */
+static void test_foreign_stash_no_memory(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_errrec rec[2];
+	struct zc_stats st = { .sz = sizeof(st) };
+
+	fk_foreign(ECONNREFUSED, SO_EE_ORIGIN_ICMP);
+	fa_fail(0, 1);
+	assert_int_equal(zc_foreign(f->zs, rec, 2), 0);
+	assert_int_equal(fa_failed(), 1);
+	fa_fail(0, 0);
+	assert_null(f->zs->foreign);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.foreign, 1);
+	assert_int_equal(st.foreign_dropped, 1);
+	/* The next one finds memory. */
+	fk_foreign(EHOSTUNREACH, SO_EE_ORIGIN_ICMP);
+	assert_int_equal(zc_foreign(f->zs, rec, 2), 1);
+	assert_int_equal(rec[0].ee_errno, EHOSTUNREACH);
 }
 
 /* Found by fuzz-errqueue: a cmsg_len near SIZE_MAX made CMSG_ALIGN() 0. */
@@ -1359,6 +1402,8 @@ int main(void)
 		T(test_duplicate_range),
 		T(test_foreign_records),
 		T(test_foreign_overflow_counted),
+		T(test_foreign_stash_lazy),
+		T(test_foreign_stash_no_memory),
 		T(test_ctrunc),
 		cmocka_unit_test(test_parser_hostile_len),
 		cmocka_unit_test(test_parser_layouts),
