@@ -189,7 +189,6 @@ struct zc_sock {
 	 * have used has its entry, in send order (ring.c).
 	 */
 	struct zc_entry *ring;
-	uint8_t *done;			/* reap side: marks by kernel id & mask */
 	void *backend_priv;
 
 	/* Send side. */
@@ -227,12 +226,16 @@ struct zc_sock {
 	/*
 	 * What the kernel reported: ids [zc_head, done_to) are complete, all
 	 * with run_flags (ZC_COPIED or 0); the ids past it that were reported
-	 * out of that order carry marks in done[] (nmarks of them). done_to
-	 * is read by the send side too (zc__ids_unreported()): relaxed.
+	 * out of that order carry marks in done[] (nmarks of them; done[]
+	 * is there while nmarks is not 0, by id & mask, ring.c). done_to is
+	 * read by the send side too (zc__ids_unreported()): relaxed.
 	 */
 	_Atomic uint32_t done_to;
 	uint32_t run_flags;
 	uint32_t nmarks;
+	uint8_t *done;
+	/* No memory for a mark: completions lost, pending_err stays. */
+	bool broken;
 	/* Ghost entries reaped; stored before head (see zc_inflight()). */
 	_Atomic uint32_t ghosts_reaped;
 	/* Consecutive ids reported COPIED; read by the send side. */

@@ -8,8 +8,10 @@
  * others are complete when published. Ids are not stored: the kernel
  * numbers zero-copy calls one by one, so the PENDING entries from head on
  * wait for zc_head, zc_head + 1, ... (the reap side's next id). Kernel
- * ranges are applied on the reap side as marks in done[], indexed by
- * id & mask: every id the
+ * ranges are applied on the reap side: the ids reported in order extend
+ * the run [zc_head, done_to); the others are marks in done[], indexed by
+ * id & mask, allocated by the first such id and freed when the last mark
+ * is taken (most sockets never need one). Every id the
  * kernel may have used has its entry, in order (a failed UDP send that
  * may have used one keeps a ghost entry until it is settled), and a send
  * is refused while the ring is full, so at most max_inflight ids are
@@ -19,24 +21,48 @@
  * zc_ring_blocked(), zc_ring_reap() and the common case of
  * zc_apply_range(). This file holds the general case.
  */
+#include <stdlib.h>
+
 #include "internal.h"
+
+/*
+ * The marks, made by the first id that needs one. Without memory for
+ * them the id's completion cannot be kept, and it must not be lost
+ * without a word: the socket is broken, zc_completions() says -ENOMEM
+ * from now on (its caller closes it). Returns false then.
+ */
+static __attribute__((noinline, cold)) bool marks_make(struct zc_sock *zs)
+{
+	zs->done = calloc((size_t)zs->mask + 1, sizeof(*zs->done));
+	if (zs->done)
+		return true;
+	zs->broken = true;
+	zs->pending_err = -ENOMEM;
+	return false;
+}
 
 /*
  * Mark offsets [from, to) of the window starting at zc_head. Offsets
  * below run are in the run of reported ids already: a second report.
- * Returns how many ids were reported twice.
+ * Returns how many ids were reported twice, or UINT32_MAX if there was
+ * no memory for the marks (marks_make()).
  */
 static uint32_t mark(struct zc_sock *zs, uint32_t from, uint32_t to,
 		     uint32_t run, uint8_t m)
 {
 	uint32_t dup = 0;
 
+	if (to > run && !zs->done && !marks_make(zs))
+		return UINT32_MAX;
 	for (uint32_t off = from; off < to; off++) {
-		uint8_t *d = &zs->done[(zs->zc_head + off) & zs->mask];
+		uint8_t *d;
 
 		if (off < run) {
 			dup++;
-		} else if (*d) {
+			continue;
+		}
+		d = &zs->done[(zs->zc_head + off) & zs->mask];
+		if (*d) {
 			dup++;
 			*d = m;
 		} else {
@@ -69,12 +95,17 @@ uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 	uint64_t cnt = (uint64_t)(uint32_t)(hi - lo) + 1;
 	uint64_t end = (uint64_t)a + cnt;
 	uint64_t good = 0, dup = 0;
+	uint32_t d;
 	uint8_t m = ZC_DONE | (copied ? ZC_DONE_COPIED : 0);
 
+	if (zs->broken)
+		return 0;
 	if (a < span) {
 		uint32_t to = end < span ? (uint32_t)end : span;
 
-		dup += mark(zs, a, to, run, m);
+		if ((d = mark(zs, a, to, run, m)) == UINT32_MAX)
+			return 0;
+		dup += d;
 		good += to - a;
 	}
 	if (end > (1ull << 32)) {
@@ -82,7 +113,9 @@ uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 		uint64_t w = end - (1ull << 32);
 		uint32_t to = w < span ? (uint32_t)w : span;
 
-		dup += mark(zs, 0, to, run, m);
+		if ((d = mark(zs, 0, to, run, m)) == UINT32_MAX)
+			return 0;
+		dup += d;
 		good += to;
 	}
 	if (cnt - good + dup)
@@ -102,13 +135,21 @@ uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
  */
 uint32_t zc__ring_take_mark(struct zc_sock *zs)
 {
-	uint8_t *d = &zs->done[zs->zc_head & zs->mask];
-	uint32_t f = *d;
+	uint8_t *d;
+	uint32_t f;
 
-	if (!zs->nmarks || !f)
+	if (!zs->nmarks)	/* no done[] then */
+		return 0;
+	d = &zs->done[zs->zc_head & zs->mask];
+	f = *d;
+	if (!f)
 		return 0;
 	*d = 0;
-	zs->nmarks--;
+	/* The last mark taken: the memory goes back (marks_make()). */
+	if (!--zs->nmarks) {
+		free(zs->done);
+		zs->done = NULL;
+	}
 	atomic_store_explicit(&zs->done_to, zs->zc_head + 1,
 			      memory_order_relaxed);
 	return f;

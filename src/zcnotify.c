@@ -278,8 +278,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		       ZC_ADAPT_THRESHOLD;
 	atomic_init(&zs->efd, -1);
 	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
-	zs->done = calloc(o.max_inflight, sizeof(*zs->done));
-	ret = zs->ring && zs->done ? zc__eq_init(zs) : -ENOMEM;
+	ret = zs->ring ? zc__eq_init(zs) : -ENOMEM;
 	if (ret)
 		ret = zc__err(ret, "zc_open: out of memory");
 	else if (zs->ops->setup)
@@ -823,6 +822,11 @@ static __attribute__((noinline)) int completions_first(struct zc_sock *zs,
 	if (!zs || (!out && max))
 		return zc_err_lit(-EINVAL, "zc_completions: zs or out is NULL");
 	ret = zs->pending_err;
+	if (ret && zs->broken)	/* for good: see marks_make() */
+		return zc_err_lit(ret, "zc_completions: out of memory for the "
+				  "marks of ids the kernel reported out of "
+				  "order: completions of this socket are lost; "
+				  "close it");
 	if (ret) {
 		zs->pending_err = 0;
 		return zc_err_lit(ret, "zc_completions: an error-queue record "

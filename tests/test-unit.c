@@ -182,6 +182,55 @@ static void test_wrap_coalesced(void **state)
 	expect_cookies(f->zs, 6, 2, 0);
 }
 
+/*
+ * Marks for ids reported out of order: made by the first one, not by
+ * zc_open() nor by reports in order, and given back with the last mark.
+ */
+static void test_marks_lazy(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+
+	send_n(f->zs, 4, 0, 16384);
+	fk_complete(0, 1, false);
+	expect_cookies(f->zs, 0, 2, 0);
+	assert_null(f->zs->done);
+	fk_complete(3, 3, false);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_non_null(f->zs->done);
+	assert_int_equal(f->zs->nmarks, 1);
+	fk_complete(2, 2, false);
+	expect_cookies(f->zs, 2, 2, 0);
+	assert_int_equal(f->zs->nmarks, 0);
+	assert_null(f->zs->done);
+}
+
+/*
+ * No memory for the marks: the completion cannot be kept, and is not
+ * dropped without a word: zc_completions() fails with -ENOMEM, every
+ * time, and hands out nothing it would hand out wrong.
+ */
+static void test_marks_no_memory(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+
+	send_n(f->zs, 3, 0, 16384);
+	fk_complete(0, 0, false);
+	expect_cookies(f->zs, 0, 1, 0);
+	fk_complete(2, 2, false);
+	fa_fail(0, 1);
+	/* Said by the next call, as a truncated record is (pending_err). */
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_int_equal(fa_failed(), 1);
+	fa_fail(0, 0);
+	assert_int_equal(zc_completions(f->zs, c, 8), -ENOMEM);
+	assert_non_null(strstr(zc_last_error(), "out of memory"));
+	fk_complete(1, 1, false);
+	assert_int_equal(zc_completions(f->zs, c, 8), -ENOMEM);
+	assert_int_equal(zc_wait(f->zs, c, 8, 0), -ENOMEM);
+}
+
 static void test_wrap_out_of_order(void **state)
 {
 	struct fixture *f = *state;
@@ -1397,6 +1446,8 @@ int main(void)
 		T(test_out_of_order),
 		T(test_wrap_coalesced),
 		T(test_wrap_out_of_order),
+		T(test_marks_lazy),
+		T(test_marks_no_memory),
 		T(test_ipv6_level),
 		T(test_bogus_ranges),
 		T(test_duplicate_range),
