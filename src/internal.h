@@ -254,7 +254,6 @@ struct zc_sock {
 	 * side to estimate how many ids are still out. */
 	_Atomic uint32_t ids_by_recvmsg;
 	struct zc_side_stats rx;
-	void *eq;			/* error-queue read buffers (errqueue.c) */
 	/*
 	 * Foreign records kept for zc_foreign(): ZC_FOREIGN_MAX of them,
 	 * allocated by the first one (most sockets never see one), freed by
@@ -292,8 +291,6 @@ void zc__uring_probe_reset(void);
 enum zc_rec_kind { ZC_REC_NONE, ZC_REC_RANGE, ZC_REC_FOREIGN };
 enum zc_rec_kind zc__parse_errmsg(const struct msghdr *m, struct zc_range *r,
 				 struct zc_errrec *rec);
-int zc__eq_init(struct zc_sock *zs);
-void zc__eq_fini(struct zc_sock *zs);
 int zc__eq_drain(struct zc_sock *zs);
 void zc__stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec);
 

@@ -278,7 +278,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		       ZC_ADAPT_THRESHOLD;
 	atomic_init(&zs->efd, -1);
 	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
-	ret = zs->ring ? zc__eq_init(zs) : -ENOMEM;
+	ret = zs->ring ? 0 : -ENOMEM;
 	if (ret)
 		ret = zc__err(ret, "zc_open: out of memory");
 	else if (zs->ops->setup)
@@ -302,7 +302,6 @@ ZC_EXPORT void zc_close(struct zc_sock *zs)
 	efd = atomic_load_explicit(&zs->efd, memory_order_relaxed);
 	if (efd >= 0)
 		close(efd);
-	zc__eq_fini(zs);
 	free(zs->ring);
 	free(zs->done);
 	free(zs->foreign);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 #include "internal.h"
 #include "fake_kernel.h"
 #include "fail_alloc.h"
+#include "errqueue.h"
 
 static char buf[65536];
 
@@ -386,6 +388,57 @@ static void test_foreign_stash_no_memory(void **state)
 	fk_foreign(EHOSTUNREACH, SO_EE_ORIGIN_ICMP);
 	assert_int_equal(zc_foreign(f->zs, rec, 2), 1);
 	assert_int_equal(rec[0].ee_errno, EHOSTUNREACH);
+}
+
+static void *reap_in_thread(void *arg)
+{
+	struct zc_sock *zs = arg;
+	struct zc_completion c[4];
+	void *mine;
+
+	if (zc__tl_eq)		/* a new thread has none yet */
+		return NULL;
+	if (zc_completions(zs, c, 4) != 1)
+		return NULL;
+	mine = zc__tl_eq;	/* freed when this thread exits */
+	return mine;
+}
+
+/*
+ * recvmmsg()'s buffers are the reaping thread's, made by its first read,
+ * shared by every socket it reads; none is made by zc_open(). No memory
+ * for them: that read fails, the next one tries again.
+ */
+static void test_eq_per_thread(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[4];
+	struct zc_eq *eq;
+	pthread_t th;
+	void *theirs;
+
+	send_n(f->zs, 3, 0, 16384);
+	fk_complete(0, 0, false);
+	if (!zc__tl_eq) {	/* this thread's first read */
+		fa_fail(0, 1);
+		assert_int_equal(zc_completions(f->zs, c, 4), -ENOMEM);
+		fa_fail(0, 0);
+		assert_null(zc__tl_eq);
+	}
+	expect_cookies(f->zs, 0, 1, 0);
+	eq = zc__tl_eq;
+	assert_non_null(eq);
+	/* Another thread: its own. */
+	fk_complete(1, 1, false);
+	assert_int_equal(pthread_create(&th, NULL, reap_in_thread, f->zs), 0);
+	assert_int_equal(pthread_join(th, &theirs), 0);
+	assert_non_null(theirs);
+	assert_ptr_not_equal(theirs, eq);
+	/* This thread's stay, for every later read. */
+	assert_ptr_equal(zc__tl_eq, eq);
+	fk_complete(2, 2, false);
+	expect_cookies(f->zs, 2, 1, 0);
+	assert_ptr_equal(zc__tl_eq, eq);
 }
 
 /* Found by fuzz-errqueue: a cmsg_len near SIZE_MAX made CMSG_ALIGN() 0. */
@@ -1455,6 +1508,7 @@ int main(void)
 		T(test_foreign_overflow_counted),
 		T(test_foreign_stash_lazy),
 		T(test_foreign_stash_no_memory),
+		T(test_eq_per_thread),
 		T(test_ctrunc),
 		cmocka_unit_test(test_parser_hostile_len),
 		cmocka_unit_test(test_parser_layouts),
