@@ -6,6 +6,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -63,6 +64,14 @@
 #define ZC_SCM_TYPE_DEFAULT	78	/* asm-generic; see ABI.md section 2 */
 #endif
 
+/*
+ * The send ring is a chain of chunks of this many entries (ring.c): 16
+ * entries and the link, 264 bytes a chunk.
+ */
+#define ZC_CHUNK_SHIFT		4
+#define ZC_CHUNK		(1u << ZC_CHUNK_SHIFT)
+#define ZC_CHUNK_MASK		(ZC_CHUNK - 1)
+
 #define ZC_EQ_BATCH		16	/* records per recvmmsg() */
 #define ZC_EQ_CTRL		512	/* control bytes per record */
 #define ZC_FOREIGN_MAX		64	/* foreign records kept for zc_foreign() */
@@ -95,6 +104,24 @@ struct zc_entry {
 	uint32_t bytes;
 	uint32_t flags;
 };
+
+/*
+ * ZC_CHUNK ring slots, those of numbers c * ZC_CHUNK ... c * ZC_CHUNK +
+ * ZC_CHUNK_MASK for some c: the entry of slot t is e[t & ZC_CHUNK_MASK].
+ * next is the chunk of the following slots, NULL until the send side
+ * needs them (ring.c).
+ */
+struct zc_chunk {
+	struct zc_entry e[ZC_CHUNK];
+	struct zc_chunk *next;
+};
+
+/* The chunk whose last entry e is. */
+static inline struct zc_chunk *zc_chunk_of_last(struct zc_entry *e)
+{
+	_Static_assert(offsetof(struct zc_chunk, e) == 0, "e[] first");
+	return (struct zc_chunk *)(e - ZC_CHUNK_MASK);
+}
 
 /* A completed range of kernel ids, inclusive; may wrap (hi < lo). */
 struct zc_range {
@@ -183,16 +210,17 @@ struct zc_sock {
 	bool tx_scm;			/* ... with zc_scm_want()'s cmsg (scm) */
 	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;
-	/*
-	 * max_inflight send records. The PENDING ones wait for kernel ids
-	 * zc_head, zc_head + 1, ... in ring order: every id the kernel may
-	 * have used has its entry, in send order (ring.c).
-	 */
-	struct zc_entry *ring;
 	void *backend_priv;
+	/*
+	 * The send records, up to max_inflight of them, are in chunks
+	 * (ring.c): tx_e and rx_chunk below. The PENDING ones wait for
+	 * kernel ids zc_head, zc_head + 1, ... in ring order: every id the
+	 * kernel may have used has its entry, in send order.
+	 */
 
 	/* Send side. */
 	alignas(ZC_CACHELINE) _Atomic uint32_t tail;	/* next ring slot */
+	struct zc_entry *tx_e;		/* the entry of slot tail */
 	/*
 	 * Ids up to (not including) this value may have been handed out by
 	 * the kernel; a range beyond it is bogus. Release: pairs with the
@@ -222,6 +250,15 @@ struct zc_sock {
 
 	/* Reap side. */
 	alignas(ZC_CACHELINE) _Atomic uint32_t head;	/* oldest unreaped slot */
+	struct zc_chunk *rx_chunk;	/* the chunk of slot head */
+	/*
+	 * A chunk the reap side left, for the send side's next; exchanged by
+	 * both, once a chunk (here, not with the read-only fields both read
+	 * on every call). nchunks: chunks allocated, the spare included
+	 * (both sides add, on malloc() and free() only).
+	 */
+	_Atomic(struct zc_chunk *) spare;
+	_Atomic uint32_t nchunks;
 	uint32_t zc_head;		/* oldest unreaped kernel id */
 	/*
 	 * What the kernel reported: ids [zc_head, done_to) are complete, all
@@ -273,6 +310,12 @@ ssize_t zc__sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags)
 /* ring.c: the completion ring, kernel ids -> done marks */
 uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 			     bool copied);
+int zc__ring_init(struct zc_sock *zs);
+int zc__tx_chunk_next(struct zc_sock *zs);
+const struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs);
+struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot);
+void zc__ring_free(struct zc_sock *zs);
+unsigned int zc__ring_chunks(const struct zc_sock *zs);
 
 /* backend_scm.c */
 int zc__scm_parse(const unsigned char *buf, size_t len, int type,
@@ -321,9 +364,22 @@ zc_sys_send(struct zc_sock *zs, const struct msghdr *msg, int flags)
 	return ret < 0 ? -errno : ret;
 }
 
-/* Send side: publish the record written in slot t (the tail). */
-static inline void zc_publish(struct zc_sock *zs, uint32_t t)
+/*
+ * Send side: publish the record written in slot t (the tail), entry e
+ * (zc_tx_entry(): passed, not reloaded, as stores to it may alias zs).
+ */
+static inline void zc_publish(struct zc_sock *zs, uint32_t t,
+			      struct zc_entry *e)
 {
+	/*
+	 * The last slot of its chunk: the next one (zc_tx_reserve()) is the
+	 * tail's now; the reap side may free this one once it sees the slot,
+	 * so its link is read before.
+	 */
+	if (__builtin_expect((t + 1) & ZC_CHUNK_MASK, 1))
+		zs->tx_e = e + 1;
+	else
+		zs->tx_e = zc_chunk_of_last(e)->next->e;
 	/*
 	 * Release (and more): pairs with the acquire of tail in
 	 * zc_ring_reap(). Seq_cst store of tail, then seq_cst load of waiting;
@@ -341,6 +397,24 @@ static inline uint32_t zc_done_to(const struct zc_sock *zs)
 	return atomic_load_explicit(&zs->done_to, memory_order_relaxed);
 }
 
+/* Send side: the entry of slot tail. */
+static inline struct zc_entry *zc_tx_entry(struct zc_sock *zs)
+{
+	return zs->tx_e;
+}
+
+/*
+ * Send side, before a send into slot t (the tail) that zc_publish() may
+ * publish: the last slot of a chunk needs the next chunk linked (ring.c).
+ * Returns 0 or -ENOMEM (then send nothing).
+ */
+static inline int zc_tx_reserve(struct zc_sock *zs, uint32_t t)
+{
+	if (__builtin_expect((t & ZC_CHUNK_MASK) != ZC_CHUNK_MASK, 1))
+		return 0;
+	return zc__tx_chunk_next(zs);
+}
+
 /* Reap side: is the oldest unreaped entry still waiting for the kernel? */
 static inline bool zc_ring_blocked(const struct zc_sock *zs)
 {
@@ -351,7 +425,7 @@ static inline bool zc_ring_blocked(const struct zc_sock *zs)
 
 	if (h == t)
 		return false;
-	e = &zs->ring[h & zs->mask];
+	e = &zs->rx_chunk->e[h & ZC_CHUNK_MASK];
 	/* A PENDING entry at head waits for id zc_head (see ring). */
 	return (e->flags & ZC_ENT_PENDING) && zs->zc_head == zc_done_to(zs) &&
 	       !(zs->nmarks && zs->done[zs->zc_head & zs->mask]);
@@ -424,21 +498,20 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	 * Locals: the stores to out[] could alias *zs, and the compiler
 	 * would reload every field after each one.
 	 */
-	const struct zc_entry *ring = zs->ring;
-	const uint32_t mask = zs->mask;
 	const uint32_t run_flags = zs->run_flags;
 	uint32_t zc_head = zs->zc_head, done_to = zc_done_to(zs);
 	const uint32_t h0 = atomic_load_explicit(&zs->head,
 						 memory_order_relaxed);
 	/* Acquire (seq_cst for zc_wait()): pairs with zc_publish()'s store. */
 	uint32_t end = atomic_load_explicit(&zs->tail, memory_order_seq_cst);
+	/* The entry of slot h: walked, the chunk changes every ZC_CHUNK. */
+	const struct zc_entry *e = &zs->rx_chunk->e[h0 & ZC_CHUNK_MASK];
 	uint32_t h;
 	unsigned int nzc = 0, n, ghosts = 0;
 
 	if (end - h0 > max)
 		end = h0 + max;
-	for (h = h0; h != end; h++) {
-		const struct zc_entry *e = &ring[h & mask];
+	for (h = h0; h != end;) {
 		uint32_t flags = e->flags;
 
 		if (flags & ZC_ENT_PENDING) {
@@ -469,11 +542,18 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		}
 		if (flags & ZC_ENT_GHOST) {
 			ghosts++;		/* a failed send: no completion */
-			continue;
+		} else {
+			memcpy(out, e, sizeof(*out));	/* the same layout */
+			out->flags = flags;
+			out++;
 		}
-		memcpy(out, e, sizeof(*out));	/* the same layout */
-		out->flags = flags;
-		out++;
+		/*
+		 * The chunk's last slot reaped: on to the next, linked
+		 * before that slot was published (ring.c).
+		 */
+		e++;
+		if (__builtin_expect(!(++h & ZC_CHUNK_MASK), 0))
+			e = zc__rx_chunk_next(zs);
 	}
 	zs->zc_head = zc_head;
 	if (h == h0)

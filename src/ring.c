@@ -3,9 +3,10 @@
  * The completion ring and the mirror of the kernel's zero-copy ids.
  *
  * The send side appends one zc_entry per successful send at tail; the reap
- * side consumes them at head, in send order. An entry that went zero-copy
- * is PENDING and stays until the kernel reports the id its send took; the
- * others are complete when published. Ids are not stored: the kernel
+ * side consumes them at head, in send order (in chunks that come and go
+ * with the sends in flight: see zc__tx_chunk_next()). An entry that went
+ * zero-copy is PENDING and stays until the kernel reports the id its send
+ * took; the others are complete when published. Ids are not stored: the kernel
  * numbers zero-copy calls one by one, so the PENDING entries from head on
  * wait for zc_head, zc_head + 1, ... (the reap side's next id). Kernel
  * ranges are applied on the reap side: the ids reported in order extend
@@ -153,4 +154,136 @@ uint32_t zc__ring_take_mark(struct zc_sock *zs)
 	atomic_store_explicit(&zs->done_to, zs->zc_head + 1,
 			      memory_order_relaxed);
 	return f;
+}
+
+/*
+ * The ring's memory follows the sends in flight. Its slots are numbered
+ * by the free-running tail and head, and kept in a chain of chunks of
+ * ZC_CHUNK entries, the first made by zc_open(). Before it sends into
+ * the last slot of its chunk, the send side links the next chunk
+ * (zc_tx_reserve(), zc__tx_chunk_next()); when it publishes that slot it
+ * moves on to it (zc_publish()). When the reap side has reaped the last
+ * slot of a chunk it moves on too, and lets the chunk go
+ * (zc__rx_chunk_next()). So each side's chunk is always the one of its
+ * own index (tx_e of tail, rx_chunk of head), and neither looks for
+ * a chunk on its hot path. A chain, not a table of max_inflight /
+ * ZC_CHUNK pointers: an idle socket holds no table, and no table slot is
+ * ever reused, so the wrap of the slot numbers needs no care (ZC_CHUNK
+ * divides 2^32). max_inflight stays the limit on sends in flight
+ * (zc_sendmsg() checks tail - head), no longer a size: at most
+ * max_inflight / ZC_CHUNK + 2 chunks are held, and the spare.
+ *
+ * Ordering. The link to the next chunk is written before the last slot
+ * of a chunk is published: the release of tail publishes both, and the
+ * reap side follows the link only after it has reaped that slot (below
+ * the tail it acquired). The send side never touches a chunk again once
+ * it has published its last slot. So the reap side, when it moves on,
+ * may free the chunk it leaves. One chunk goes back and forth instead
+ * (spare): a steady stream crosses a chunk boundary every ZC_CHUNK sends,
+ * and malloc() on one thread with free() on another would cost a
+ * contended arena each time.
+ */
+
+/* zc_open(): the first chunk, both sides' own. Returns 0 or -ENOMEM. */
+int zc__ring_init(struct zc_sock *zs)
+{
+	struct zc_chunk *c = malloc(sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->next = NULL;
+	zs->tx_e = c->e;
+	zs->rx_chunk = c;
+	atomic_init(&zs->nchunks, 1);
+	return 0;
+}
+
+/*
+ * Send side: the tail is the last slot of its chunk: link the next chunk,
+ * unless a send into that slot that failed linked it already. Returns 0
+ * or -ENOMEM.
+ */
+int zc__tx_chunk_next(struct zc_sock *zs)
+{
+	struct zc_chunk *last = zc_chunk_of_last(zs->tx_e), *c;
+
+	if (last->next)
+		return 0;
+	/*
+	 * Acquire: pairs with the release in zc__rx_chunk_next(): the reap
+	 * side's reads of a spare chunk happen before we write it again.
+	 */
+	c = atomic_exchange_explicit(&zs->spare, NULL, memory_order_acquire);
+	if (!c) {
+		c = malloc(sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		/* Relaxed: a count, for tests. */
+		atomic_fetch_add_explicit(&zs->nchunks, 1,
+					  memory_order_relaxed);
+	}
+	c->next = NULL;
+	/* Published by the release of tail with the last slot's entry. */
+	last->next = c;
+	return 0;
+}
+
+/*
+ * Reap side: zc_ring_reap() reaped the last slot of rx_chunk. Its link was
+ * published with it: move on. The chunk left behind holds reaped slots
+ * only, and the send side is done with it: it becomes the spare, and the
+ * spare it replaces is freed.
+ */
+const struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs)
+{
+	struct zc_chunk *old = zs->rx_chunk;
+
+	zs->rx_chunk = old->next;
+	/*
+	 * Release: pairs with the acquire in zc__tx_chunk_next(). What comes
+	 * back was put there by us (the send side only takes): ours to free.
+	 */
+	old = atomic_exchange_explicit(&zs->spare, old, memory_order_release);
+	if (old) {
+		free(old);
+		atomic_fetch_sub_explicit(&zs->nchunks, 1,
+					  memory_order_relaxed);
+	}
+	return zs->rx_chunk->e;
+}
+
+/*
+ * Reap side: the entry of a slot from head on, below the tail (or one the
+ * send side published the chunk of by a release the caller acquired:
+ * amb_resolve()). Out of line: rare.
+ */
+struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot)
+{
+	uint32_t base = atomic_load_explicit(&zs->head, memory_order_relaxed) &
+			~ZC_CHUNK_MASK;	/* rx_chunk's first slot */
+	struct zc_chunk *c = zs->rx_chunk;
+
+	for (; slot - base >= ZC_CHUNK; base += ZC_CHUNK)
+		c = c->next;
+	return &c->e[slot & ZC_CHUNK_MASK];
+}
+
+/* zc_close(): every chunk, from the reap side's on, and the spare. */
+void zc__ring_free(struct zc_sock *zs)
+{
+	struct zc_chunk *c = zs->rx_chunk;
+
+	while (c) {
+		struct zc_chunk *next = c->next;
+
+		free(c);
+		c = next;
+	}
+	free(atomic_load_explicit(&zs->spare, memory_order_relaxed));
+}
+
+/* Chunks allocated, the spare included (tests). */
+unsigned int zc__ring_chunks(const struct zc_sock *zs)
+{
+	return atomic_load_explicit(&zs->nchunks, memory_order_relaxed);
 }

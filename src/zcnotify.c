@@ -277,8 +277,8 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->adapt_at = o.flags & ZC_OPT_NO_ADAPT ? UINT32_MAX :
 		       ZC_ADAPT_THRESHOLD;
 	atomic_init(&zs->efd, -1);
-	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
-	ret = zs->ring ? 0 : -ENOMEM;
+	/* The ring's first chunk; the others come with the sends (ring.c). */
+	ret = zc__ring_init(zs);
 	if (ret)
 		ret = zc__err(ret, "zc_open: out of memory");
 	else if (zs->ops->setup)
@@ -302,7 +302,7 @@ ZC_EXPORT void zc_close(struct zc_sock *zs)
 	efd = atomic_load_explicit(&zs->efd, memory_order_relaxed);
 	if (efd >= 0)
 		close(efd);
-	free(zs->ring);
+	zc__ring_free(zs);
 	free(zs->done);
 	free(zs->foreign);
 	free(zs);
@@ -472,7 +472,7 @@ static __attribute__((noinline, cold)) ssize_t
 send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	    size_t len, int flags, ssize_t err, uint32_t t, const char *why)
 {
-	struct zc_entry *e = &zs->ring[t & zs->mask];
+	struct zc_entry *e = zc_tx_entry(zs);
 	bool maybe_id = failed_send_may_use_id(zs, err);
 	ssize_t ret = err;
 
@@ -524,14 +524,14 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		if (err == -ENOBUFS)
 			ZC_STAT_INC(&zs->tx, enobufs_fallback);
 		zs->adapt_tick++;
-		zc_publish(zs, t);
+		zc_publish(zs, t, e);
 		return ret;
 	}
 	if (maybe_id) {
 		e->bytes = 0;
 		/* ZC_COPIED: zc_ring_reap() counts no zero-copy send for it. */
 		e->flags = ZC_ENT_PENDING | ZC_ENT_GHOST | ZC_COPIED;
-		zc_publish(zs, t);
+		zc_publish(zs, t, e);
 		/* Release: pairs with the acquire in zc_inflight(). */
 		atomic_store_explicit(&zs->ghosts_made,
 				      atomic_load_explicit(&zs->ghosts_made,
@@ -539,6 +539,13 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 				      memory_order_release);
 	}
 	return zc_err_lit(ret, why);
+}
+
+/* No memory for the chunk of the send's ring slot (zc__tx_chunk_next()). */
+static __attribute__((noinline, cold)) ssize_t send_no_chunk(void)
+{
+	return zc_err_lit(-ENOMEM, "zc_sendmsg: out of memory for the send's "
+			  "record in the ring; nothing was sent");
 }
 
 /*
@@ -564,11 +571,14 @@ send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 				  "(or failed UDP sends whose kernel id is not "
 				  "settled yet) await reaping; reap with "
 				  "zc_completions() and retry");
+	/* The next chunk first if it will be needed: no memory, no send. */
+	if (zc_tx_reserve(zs, t))
+		return send_no_chunk();
 	/*
 	 * Not full: slot t is the send side's until tail moves past it.
 	 * Fill it now: fewer values live across the syscall.
 	 */
-	e = &zs->ring[t & zs->mask];
+	e = zc_tx_entry(zs);
 	e->cookie = cookie;
 
 	if (zs->amb_local)
@@ -605,7 +615,7 @@ send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		ZC_STAT_INC(&zs->tx, adapt_copy);
 	if (choice != ZC_CHOOSE_COPY)
 		zs->adapt_tick++;
-	zc_publish(zs, t);
+	zc_publish(zs, t, e);
 	return ret;
 }
 
@@ -618,7 +628,7 @@ send_zc_nothing(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		size_t len, int flags, uint64_t cookie, const char *why,
 		uint32_t t, ssize_t ret)
 {
-	struct zc_entry *e = &zs->ring[t & zs->mask];
+	struct zc_entry *e = zc_tx_entry(zs);
 
 	e->cookie = cookie;
 	if (ret < 0)
@@ -626,7 +636,7 @@ send_zc_nothing(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	e->bytes = 0;
 	e->flags = ZC_COPIED | ZC_LIB_COPY;
 	ZC_STAT_INC(&zs->tx, sends_copy);
-	zc_publish(zs, t);
+	zc_publish(zs, t, e);
 	return 0;
 }
 
@@ -655,6 +665,9 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	    zs->adapt_at ||
 	    t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
 		return send_general(zs, msg, buf, len, flags, cookie, why);
+	/* The next chunk first if it will be needed: no memory, no send. */
+	if (zc_tx_reserve(zs, t))
+		return send_no_chunk();
 	/*
 	 * Release: pairs with the acquire in zc_apply_range(); the reap side
 	 * may see this send's id before we push its entry.
@@ -679,13 +692,13 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		return send_zc_nothing(zs, msg, buf, len, flags & ~MSG_ZEROCOPY,
 				       cookie, why, t, ret);
 	/* Slot t is the send side's until tail moves past it. */
-	e = &zs->ring[t & zs->mask];
+	e = zc_tx_entry(zs);
 	e->cookie = cookie;
 	e->bytes = (uint32_t)ret;
 	e->flags = ZC_ENT_PENDING;
 	zs->zc_next++;
 	ZC_STAT_INC(&zs->tx, sends_zc);
-	zc_publish(zs, t);
+	zc_publish(zs, t, e);
 	return ret;
 }
 
@@ -778,7 +791,7 @@ static __attribute__((noinline, cold)) int amb_resolve(struct zc_sock *zs)
 	 */
 	taken = (int32_t)(head - slot) > 0 || zc_id_done(zs, x);
 	if (!taken)	/* a copy complete now, or a failure to drop */
-		zs->ring[slot & zs->mask].flags &= ~ZC_ENT_PENDING;
+		zc__rx_entry_at(zs, slot)->flags &= ~ZC_ENT_PENDING;
 	/* Release: pairs with the acquire in amb_poll(). */
 	atomic_store_explicit(&zs->amb, taken ? ZC_AMB_TAKEN :
 			      ZC_AMB_NOT_TAKEN, memory_order_release);

@@ -960,6 +960,118 @@ static void test_udp_used_id_max_inflight_2(void **state)
 	close(f.fd);
 }
 
+/*
+ * A failed send that may have used its id, in a later chunk of the ring
+ * than head's: amb_resolve() finds its entry there (zc__rx_entry_at()).
+ */
+static void test_udp_used_id_later_chunk(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[64];
+
+	(void)state;
+	udp_fixture(&f, 64, true);
+	send_n(f.zs, ZC_CHUNK + 4, 0, 16384);	/* two chunks */
+	fk.drop_enobufs = 1;
+	assert_int_equal(zc_send(f.zs, buf, 16384, 0, 99), 16384);
+	assert_int_equal(zc_completions(f.zs, c, 64), 0);	/* settles */
+	fk_complete(0, ZC_CHUNK + 3, false);
+	assert_int_equal(zc_completions(f.zs, c, 64), ZC_CHUNK + 5);
+	assert_int_equal(c[ZC_CHUNK + 4].cookie, 99);
+	assert_int_equal(c[ZC_CHUNK + 4].flags, ZC_COPIED | ZC_LIB_COPY);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
+/*
+ * The send ring's memory follows the sends in flight: one chunk at
+ * zc_open(), one more for each ZC_CHUNK sends out, and after reaping the
+ * chunk of the tail and the spare the reap side handed back.
+ */
+static void test_ring_chunks_follow_sends(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(zc__ring_chunks(f->zs), 1);
+	send_n(f->zs, 100, 0, 16384);		/* slots 0..99 */
+	assert_int_equal(zc__ring_chunks(f->zs), 100 / ZC_CHUNK + 1);
+	fk_complete(0, 99, false);
+	expect_cookies(f->zs, 0, 100, 0);
+	assert_int_equal(zc__ring_chunks(f->zs), 2);
+	/* The next chunk is the spare: no new memory. */
+	send_n(f->zs, 100, 100, 16384);
+	assert_int_equal(zc__ring_chunks(f->zs), 200 / ZC_CHUNK -
+			 100 / ZC_CHUNK + 1);
+	fk_complete(100, 199, false);
+	expect_cookies(f->zs, 100, 100, 0);
+	assert_true(zc__ring_chunks(f->zs) <= 2);
+}
+
+/*
+ * max_inflight 2, slot numbers that wrap past 2^32: chunk after chunk is
+ * entered and left, and never more than the tail's and the spare held.
+ */
+static void test_ring_chunks_wrap_small(void **state)
+{
+	struct fixture f;
+	struct zc_opts o = { .sz = sizeof(o), .copy_below = 1,
+			     .max_inflight = 2, .flags = ZC_OPT_NO_ADAPT,
+			     .backend = ZC_BACKEND_ERRQUEUE };
+
+	(void)state;
+	assert_int_equal(open_zs(&f, &o), 0);
+	/* Slot numbers near the wrap (a chunk's first: tx_e is slot 0's). */
+	atomic_store(&f.zs->tail, 0u - 5 * ZC_CHUNK);
+	atomic_store(&f.zs->head, 0u - 5 * ZC_CHUNK);
+	for (uint32_t i = 0; i < 10 * ZC_CHUNK; i += 2) {
+		send_n(f.zs, 2, i, 16384);
+		assert_int_equal(zc_send(f.zs, buf, 16384, 0, 0), -ENOBUFS);
+		fk_complete(i, i + 1, false);
+		expect_cookies(f.zs, i, 2, 0);
+		assert_true(zc__ring_chunks(f.zs) <= 2);
+	}
+	assert_int_equal(atomic_load(&f.zs->tail), 5 * ZC_CHUNK);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
+/*
+ * No memory for the next chunk: the send into a chunk's last slot fails
+ * with -ENOMEM before the syscall, and the next one tries again.
+ */
+static void test_ring_chunk_no_memory(void **state)
+{
+	struct fixture *f = *state;
+	unsigned int calls;
+
+	send_n(f->zs, ZC_CHUNK - 1, 0, 16384);
+	calls = fk.nsends;
+	fa_fail(0, 1);
+	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 99), -ENOMEM);
+	assert_int_equal(fa_failed(), 1);
+	fa_fail(0, 0);
+	assert_int_equal(fk.nsends, calls);		/* nothing sent */
+	assert_non_null(strstr(zc_last_error(), "nothing was sent"));
+	assert_int_equal(zc_inflight(f->zs), ZC_CHUNK - 1);
+	send_n(f->zs, 2, ZC_CHUNK - 1, 16384);	/* then it links one */
+	fk_complete(0, ZC_CHUNK, false);
+	expect_cookies(f->zs, 0, ZC_CHUNK + 1, 0);
+}
+
+/* No memory for the first chunk: zc_open() fails, and leaks nothing. */
+static void test_open_no_memory(void **state)
+{
+	struct fixture f;
+
+	(void)state;
+	fa_fail(0, 1);
+	assert_int_equal(open_zs(&f, NULL), -ENOMEM);
+	assert_int_equal(fa_failed(), 1);
+	fa_fail(0, 0);
+	assert_null(f.zs);
+	close(f.fd);
+}
+
 static void test_udp_used_id_max_inflight_1(void **state)
 {
 	struct fixture f;
@@ -1526,6 +1638,11 @@ int main(void)
 		cmocka_unit_test(test_udp_error_no_id),
 		cmocka_unit_test(test_udp_used_id_max_inflight_2),
 		cmocka_unit_test(test_udp_used_id_max_inflight_1),
+		cmocka_unit_test(test_udp_used_id_later_chunk),
+		T(test_ring_chunks_follow_sends),
+		cmocka_unit_test(test_ring_chunks_wrap_small),
+		T(test_ring_chunk_no_memory),
+		cmocka_unit_test(test_open_no_memory),
 		cmocka_unit_test(test_wait_for_room_after_failed_send),
 		T(test_completions_max0),
 		T(test_iovlen_past_iov_max),
