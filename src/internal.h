@@ -131,16 +131,22 @@ struct zc_range {
 };
 
 /*
- * Counters of one side; written by that side only, read by anyone. Three
- * are never counted, zc_get_stats() derives them: sends (sends_zc +
- * sends_copy), completions (completions_zc + completions_copied), and the
- * errqueue_reads part of syscalls. Every increment is on the hot path.
+ * Counters of one side, the struct zc_stats fields that side counts;
+ * written by that side only, read by anyone (zc_get_stats() adds the
+ * two). Three are never counted, zc_get_stats() derives them: sends
+ * (sends_zc + sends_copy), completions (completions_zc +
+ * completions_copied), and the errqueue_reads part of syscalls. Every
+ * increment is on the hot path. Two sets of the 16 fields of struct
+ * zc_stats were 256 bytes of each socket's; these are 128.
  */
-struct zc_side_stats {
-	_Atomic uint64_t sends, sends_zc, sends_copy, enobufs_fallback,
-		adapt_copy, completions, completions_zc, completions_copied,
-		harvest_cmsg, harvest_recvmsg, errqueue_reads, syscalls,
-		foreign, foreign_dropped, ctrunc, bad_ranges;
+struct zc_tx_stats {
+	_Atomic uint64_t sends_zc, sends_copy, enobufs_fallback, adapt_copy,
+		harvest_cmsg, syscalls, bad_ranges;
+};
+struct zc_rx_stats {
+	_Atomic uint64_t completions_zc, completions_copied, harvest_recvmsg,
+		errqueue_reads, syscalls, foreign, foreign_dropped, ctrunc,
+		bad_ranges;
 };
 
 /* Single-writer increment: no read-modify-write needed, no lock prefix. */
@@ -246,7 +252,7 @@ struct zc_sock {
 	 * Release, after tail: pairs with the acquire in zc_inflight().
 	 */
 	_Atomic uint32_t ghosts_made;
-	struct zc_side_stats tx;
+	struct zc_tx_stats tx;
 
 	/* Reap side. */
 	alignas(ZC_CACHELINE) _Atomic uint32_t head;	/* oldest unreaped slot */
@@ -290,7 +296,7 @@ struct zc_sock {
 	/* Ids reported through recvmsg(MSG_ERRQUEUE); read by the SCM send
 	 * side to estimate how many ids are still out. */
 	_Atomic uint32_t ids_by_recvmsg;
-	struct zc_side_stats rx;
+	struct zc_rx_stats rx;
 	/*
 	 * Foreign records kept for zc_foreign(): ZC_FOREIGN_MAX of them,
 	 * allocated by the first one (most sockets never see one), freed by
@@ -566,7 +572,7 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 				      ghosts, memory_order_relaxed);
 	/* Release: pairs with the acquire of head in zc_sendmsg(). */
 	atomic_store_explicit(&zs->head, h, memory_order_release);
-	/* completions is derived: see struct zc_side_stats. */
+	/* completions is derived: see struct zc_rx_stats. */
 	ZC_STAT_ADD(&zs->rx, completions_zc, nzc);
 	ZC_STAT_ADD(&zs->rx, completions_copied, n - nzc);
 	return (int)n;

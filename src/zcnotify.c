@@ -26,9 +26,9 @@ static_assert(sizeof(struct zc_entry) == sizeof(struct zc_completion) &&
 	      offsetof(struct zc_entry, flags) ==
 	      offsetof(struct zc_completion, flags),
 	      "zc_ring_reap() copies a struct zc_entry out as it is");
-static_assert(sizeof(struct zc_side_stats) ==
-	      sizeof(struct zc_stats) - offsetof(struct zc_stats, sends),
-	      "struct zc_side_stats must mirror struct zc_stats");
+static_assert(offsetof(struct zc_stats, bad_ranges) + sizeof(uint64_t) ==
+	      sizeof(struct zc_stats),
+	      "zc_get_stats() fills every field of struct zc_stats");
 
 /* Flags zc_sendmsg() passes through to sendmsg(2). */
 #define ZC_SEND_FLAGS	(MSG_DONTWAIT | MSG_MORE | MSG_NOSIGNAL | \
@@ -1145,10 +1145,8 @@ ZC_EXPORT int zc_foreign(struct zc_sock *zs, struct zc_errrec *out,
 
 ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 {
-	const _Atomic uint64_t *tx, *rx;
 	struct zc_stats s = { .sz = sizeof(s) };
-	uint64_t *dst;
-	size_t n, sz;
+	size_t sz;
 
 	if (!zs || !st)
 		return zc_err_lit(-EINVAL, "zc_get_stats: zs or st is NULL");
@@ -1156,15 +1154,26 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 	if (sz < sizeof(size_t))
 		return zc__err(-EINVAL, "zc_get_stats: st->sz is %zu, must be "
 			      "sizeof(struct zc_stats)", sz);
-	/* Both sides count into the same layout: add them field by field. */
-	tx = (const _Atomic uint64_t *)&zs->tx;
-	rx = (const _Atomic uint64_t *)&zs->rx;
-	dst = &s.sends;
-	n = sizeof(zs->tx) / sizeof(uint64_t);
-	for (size_t i = 0; i < n; i++)
-		dst[i] = atomic_load_explicit(&tx[i], memory_order_relaxed) +
-			 atomic_load_explicit(&rx[i], memory_order_relaxed);
-	/* Never counted on the hot paths: see struct zc_side_stats. */
+	/* Each side's counters; relaxed: each only grows. */
+#define TX(f)	atomic_load_explicit(&zs->tx.f, memory_order_relaxed)
+#define RX(f)	atomic_load_explicit(&zs->rx.f, memory_order_relaxed)
+	s.sends_zc = TX(sends_zc);
+	s.sends_copy = TX(sends_copy);
+	s.enobufs_fallback = TX(enobufs_fallback);
+	s.adapt_copy = TX(adapt_copy);
+	s.completions_zc = RX(completions_zc);
+	s.completions_copied = RX(completions_copied);
+	s.harvest_cmsg = TX(harvest_cmsg);
+	s.harvest_recvmsg = RX(harvest_recvmsg);
+	s.errqueue_reads = RX(errqueue_reads);
+	s.syscalls = TX(syscalls) + RX(syscalls);
+	s.foreign = RX(foreign);
+	s.foreign_dropped = RX(foreign_dropped);
+	s.ctrunc = RX(ctrunc);
+	s.bad_ranges = TX(bad_ranges) + RX(bad_ranges);
+#undef TX
+#undef RX
+	/* Never counted on the hot paths: see struct zc_tx_stats. */
 	s.sends = s.sends_zc + s.sends_copy;
 	s.completions = s.completions_zc + s.completions_copied;
 	s.syscalls += s.errqueue_reads;
