@@ -65,10 +65,13 @@
 #endif
 
 /*
- * The send ring is a chain of chunks of this many entries (ring.c): 16
- * entries and the link, 264 bytes a chunk.
+ * The send ring is a chain of chunks of this many entries (ring.c): 8
+ * entries and the link, 136 bytes a chunk. 16 cost 3 instructions a send
+ * less (a hand-off every 16 sends, not 8), but an idle socket that has
+ * streamed holds its tail's chunk and the spare: 1073 bytes with the
+ * socket then, 831 at 8 (zcbench -c 1000, RSS).
  */
-#define ZC_CHUNK_SHIFT		4
+#define ZC_CHUNK_SHIFT		3
 #define ZC_CHUNK		(1u << ZC_CHUNK_SHIFT)
 #define ZC_CHUNK_MASK		(ZC_CHUNK - 1)
 
