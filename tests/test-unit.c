@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -1007,6 +1008,41 @@ static void test_ring_chunks_follow_sends(void **state)
 	assert_true(zc__ring_chunks(f->zs) <= 2);
 }
 
+/* What the library holds for zs: each block and its malloc header. */
+static size_t held(struct zc_sock *zs)
+{
+	struct zc_chunk *spare = atomic_load(&zs->spare);
+	size_t n = malloc_usable_size(zs) + 8;
+
+	for (struct zc_chunk *c = zs->rx_chunk; c; c = c->next)
+		n += malloc_usable_size(c) + 8;
+	if (spare)
+		n += malloc_usable_size(spare) + 8;
+	return n;
+}
+
+/*
+ * An idle handle (errqueue, max_inflight 1024) holds at most 1 KiB,
+ * after zc_open() and after a stream once everything is reaped: struct
+ * zc_sock, the tail's chunk and the spare; nothing else.
+ */
+static void test_idle_memory(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(f->zs->mask, 1023);
+	assert_true(held(f->zs) <= 1024);
+	for (uint32_t i = 0; i < 1000; i += 100) {
+		send_n(f->zs, 100, i, 16384);
+		fk_complete(i, i + 99, false);
+		expect_cookies(f->zs, i, 100, 0);
+	}
+	assert_int_equal(zc__ring_chunks(f->zs), 2);
+	assert_null(f->zs->done);
+	assert_null(f->zs->foreign);
+	assert_true(held(f->zs) <= 1024);
+}
+
 /*
  * max_inflight 2, slot numbers that wrap past 2^32: chunk after chunk is
  * entered and left, and never more than the tail's and the spare held.
@@ -1640,6 +1676,7 @@ int main(void)
 		cmocka_unit_test(test_udp_used_id_max_inflight_1),
 		cmocka_unit_test(test_udp_used_id_later_chunk),
 		T(test_ring_chunks_follow_sends),
+		T(test_idle_memory),
 		cmocka_unit_test(test_ring_chunks_wrap_small),
 		T(test_ring_chunk_no_memory),
 		cmocka_unit_test(test_open_no_memory),
