@@ -222,7 +222,7 @@ struct zc_sock {
 	void *backend_priv;
 	/*
 	 * The send records, up to max_inflight of them, are in chunks
-	 * (ring.c): tx_e and rx_chunk below. The PENDING ones wait for
+	 * (ring.c): tx_e and rx_e below. The PENDING ones wait for
 	 * kernel ids zc_head, zc_head + 1, ... in ring order: every id the
 	 * kernel may have used has its entry, in send order.
 	 */
@@ -259,7 +259,7 @@ struct zc_sock {
 
 	/* Reap side. */
 	alignas(ZC_CACHELINE) _Atomic uint32_t head;	/* oldest unreaped slot */
-	struct zc_chunk *rx_chunk;	/* the chunk of slot head */
+	struct zc_entry *rx_e;		/* the entry of slot head */
 	/*
 	 * A chunk the reap side left, for the send side's next; exchanged by
 	 * both, once a chunk (here, not with the read-only fields both read
@@ -321,7 +321,9 @@ uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 			     bool copied);
 int zc__ring_init(struct zc_sock *zs);
 int zc__tx_chunk_next(struct zc_sock *zs);
-const struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs);
+struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs,
+				   const struct zc_entry *end);
+struct zc_chunk *zc__rx_chunk(const struct zc_sock *zs);
 struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot);
 void zc__ring_free(struct zc_sock *zs);
 unsigned int zc__ring_chunks(const struct zc_sock *zs);
@@ -434,7 +436,7 @@ static inline bool zc_ring_blocked(const struct zc_sock *zs)
 
 	if (h == t)
 		return false;
-	e = &zs->rx_chunk->e[h & ZC_CHUNK_MASK];
+	e = zs->rx_e;
 	/* A PENDING entry at head waits for id zc_head (see ring). */
 	return (e->flags & ZC_ENT_PENDING) && zs->zc_head == zc_done_to(zs) &&
 	       !(zs->nmarks && zs->done[zs->zc_head & zs->mask]);
@@ -514,7 +516,7 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	/* Acquire (seq_cst for zc_wait()): pairs with zc_publish()'s store. */
 	uint32_t end = atomic_load_explicit(&zs->tail, memory_order_seq_cst);
 	/* The entry of slot h: walked, the chunk changes every ZC_CHUNK. */
-	const struct zc_entry *e = &zs->rx_chunk->e[h0 & ZC_CHUNK_MASK];
+	const struct zc_entry *e = zs->rx_e;
 	uint32_t h;
 	unsigned int nzc = 0, n, ghosts = 0;
 
@@ -562,11 +564,12 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		 */
 		e++;
 		if (__builtin_expect(!(++h & ZC_CHUNK_MASK), 0))
-			e = zc__rx_chunk_next(zs);
+			e = zc__rx_chunk_next(zs, e);
 	}
 	zs->zc_head = zc_head;
 	if (h == h0)
 		return 0;
+	zs->rx_e = (struct zc_entry *)e;
 	n = h - h0 - ghosts;
 	if (ghosts)	/* before head: zc_inflight() never counts one twice */
 		atomic_store_explicit(&zs->ghosts_reaped,

@@ -164,8 +164,8 @@ uint32_t zc__ring_take_mark(struct zc_sock *zs)
  * (zc_tx_reserve(), zc__tx_chunk_next()); when it publishes that slot it
  * moves on to it (zc_publish()). When the reap side has reaped the last
  * slot of a chunk it moves on too, and lets the chunk go
- * (zc__rx_chunk_next()). So each side's chunk is always the one of its
- * own index (tx_e of tail, rx_chunk of head), and neither looks for
+ * (zc__rx_chunk_next()). So each side keeps the entry of its own index
+ * (tx_e of tail, rx_e of head), and neither looks for
  * a chunk on its hot path. A chain, not a table of max_inflight /
  * ZC_CHUNK pointers: an idle socket holds no table, and no table slot is
  * ever reused, so the wrap of the slot numbers needs no care (ZC_CHUNK
@@ -193,7 +193,7 @@ int zc__ring_init(struct zc_sock *zs)
 		return -ENOMEM;
 	c->next = NULL;
 	zs->tx_e = c->e;
-	zs->rx_chunk = c;
+	zs->rx_e = c->e;
 	atomic_init(&zs->nchunks, 1);
 	return 0;
 }
@@ -229,16 +229,18 @@ int zc__tx_chunk_next(struct zc_sock *zs)
 }
 
 /*
- * Reap side: zc_ring_reap() reaped the last slot of rx_chunk. Its link was
- * published with it: move on. The chunk left behind holds reaped slots
+ * Reap side: zc_ring_reap() reaped the last slot of a chunk, and end is
+ * one past its last entry. Its link was published with that slot: return
+ * the next chunk's first entry. The chunk left behind holds reaped slots
  * only, and the send side is done with it: it becomes the spare, and the
  * spare it replaces is freed.
  */
-const struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs)
+struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs,
+				   const struct zc_entry *end)
 {
-	struct zc_chunk *old = zs->rx_chunk;
+	struct zc_chunk *old = zc_chunk_of_last((struct zc_entry *)end - 1);
+	struct zc_entry *next = old->next->e;
 
-	zs->rx_chunk = old->next;
 	/*
 	 * Release: pairs with the acquire in zc__tx_chunk_next(). What comes
 	 * back was put there by us (the send side only takes): ours to free.
@@ -249,7 +251,15 @@ const struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs)
 		atomic_fetch_sub_explicit(&zs->nchunks, 1,
 					  memory_order_relaxed);
 	}
-	return zs->rx_chunk->e;
+	return next;
+}
+
+/* Reap side: the chunk of slot head. */
+struct zc_chunk *zc__rx_chunk(const struct zc_sock *zs)
+{
+	uint32_t head = atomic_load_explicit(&zs->head, memory_order_relaxed);
+
+	return (struct zc_chunk *)(zs->rx_e - (head & ZC_CHUNK_MASK));
 }
 
 /*
@@ -260,8 +270,8 @@ const struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs)
 struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot)
 {
 	uint32_t base = atomic_load_explicit(&zs->head, memory_order_relaxed) &
-			~ZC_CHUNK_MASK;	/* rx_chunk's first slot */
-	struct zc_chunk *c = zs->rx_chunk;
+			~ZC_CHUNK_MASK;	/* the first slot of head's chunk */
+	struct zc_chunk *c = zc__rx_chunk(zs);
 
 	for (; slot - base >= ZC_CHUNK; base += ZC_CHUNK)
 		c = c->next;
@@ -271,7 +281,7 @@ struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot)
 /* zc_close(): every chunk, from the reap side's on, and the spare. */
 void zc__ring_free(struct zc_sock *zs)
 {
-	struct zc_chunk *c = zs->rx_chunk;
+	struct zc_chunk *c = zc__rx_chunk(zs);
 
 	while (c) {
 		struct zc_chunk *next = c->next;

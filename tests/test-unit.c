@@ -1014,7 +1014,7 @@ static size_t held(struct zc_sock *zs)
 	struct zc_chunk *spare = atomic_load(&zs->spare);
 	size_t n = malloc_usable_size(zs) + 8;
 
-	for (struct zc_chunk *c = zs->rx_chunk; c; c = c->next)
+	for (struct zc_chunk *c = zc__rx_chunk(zs); c; c = c->next)
 		n += malloc_usable_size(c) + 8;
 	if (spare)
 		n += malloc_usable_size(spare) + 8;
