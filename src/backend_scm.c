@@ -366,12 +366,14 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 			return ret;
 	} else {
 		struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-		struct msghdr m = {
-			.msg_iov = &iov, .msg_iovlen = 1,
-			.msg_control = p->ctrl,
-			.msg_controllen = scm_prepare(p->ctrl, p->type, n),
-		};
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 
+		/* The first harvest: no memory, the send alone. */
+		if (__builtin_expect(!p->ctrl, 0) &&
+		    !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM)))
+			return zc__sys_sendmsg(zs, &m, flags);
+		m.msg_control = p->ctrl;
+		m.msg_controllen = scm_prepare(p->ctrl, p->type, n);
 		ret = sendmsg(zs->fd, &m, flags);
 	}
 	ZC_STAT_INC(&zs->tx, syscalls);
@@ -456,17 +458,16 @@ static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
 	struct scm_priv *p;
 	size_t ours = CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM), max;
 
-	p = aligned_alloc(ZC_CACHELINE, (sizeof(*p) + ZC_CACHELINE - 1) &
-				       ~(size_t)(ZC_CACHELINE - 1));
+	p = malloc(sizeof(*p));
 	if (!p)
 		return zc__err(-ENOMEM, "zc_open: out of memory");
 	memset(p, 0, sizeof(*p));
 	p->type = zs->scm_type;
-	/* Ours alone, for zc_send(); zc_sendmsg() grows it for the caller's. */
-	if (!grow_ctrl(p, ours)) {
-		free(p);
-		return zc__err(-ENOMEM, "zc_open: out of memory");
-	}
+	/*
+	 * The control buffer comes with the first harvest (zc__scm_send()),
+	 * for ours alone, and zc_sendmsg() grows it for the caller's: an
+	 * idle socket does not hold it.
+	 */
 	max = zc__optmem_max();
 	p->ctrl_max = max > ours ? max - ours : 0;
 	p->harvest_every = o->harvest_every;

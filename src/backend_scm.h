@@ -22,19 +22,31 @@ _Static_assert(sizeof(struct zc_info_elem) == 12, "v5 element is 12 bytes");
 
 #define SCM_ELEM		sizeof(struct zc_info_elem)
 #define SCM_INFO_MAX		16	/* SOCK_ZC_INFO_MAX */
-#define SCM_RANGES		64	/* range ring; power of two, >= 16 */
+/*
+ * The range ring; a power of two, >= SCM_INFO_MAX. One harvest's worth:
+ * the reap side applies them on its next call, and a send asks for no
+ * more than there is room for (zc_scm_want()). 64 made struct scm_priv
+ * 896 bytes of each socket's.
+ */
+#define SCM_RANGES		16
 #define SCM_SENTINEL		0xff	/* never a valid zerocopy byte */
 
+/*
+ * No cache-line alignment (that cost an aligned_alloc() and its slack,
+ * about 100 bytes of each socket's): the range ring lies between the two
+ * sides' fields and keeps them more than a cache line apart.
+ */
 struct scm_priv {
 	/* Send side. */
-	alignas(ZC_CACHELINE) _Atomic uint32_t rtail;
+	_Atomic uint32_t rtail;
 	uint32_t harvest_every;
 	uint32_t tick;
 	uint32_t ids_harvested;		/* live ids the send side collected */
 	int type;			/* the cmsg type */
 	_Atomic bool broken;		/* kernel refused the cmsg: stop */
 	size_t ctrl_cap;
-	unsigned char *ctrl;		/* our cmsg, then the caller's */
+	/* Our cmsg, then the caller's; made by the first harvest. */
+	unsigned char *ctrl;
 	/*
 	 * The most caller control bytes we put ours in front of: the kernel
 	 * refuses a control buffer past net.core.optmem_max (ENOBUFS) before
@@ -42,11 +54,16 @@ struct scm_priv {
 	 */
 	size_t ctrl_max;
 
-	/* Reap side. */
-	alignas(ZC_CACHELINE) _Atomic uint32_t rhead;
-	uint32_t last_tail;		/* send ring tail at the last collect */
+	/* Written by the send side, read by the reap side. */
 	struct zc_range ranges[SCM_RANGES];
+
+	/* Reap side. */
+	_Atomic uint32_t rhead;
+	uint32_t last_tail;		/* send ring tail at the last collect */
 };
+_Static_assert(offsetof(struct scm_priv, rhead) -
+	       offsetof(struct scm_priv, ctrl_max) >= ZC_CACHELINE,
+	       "the two sides' fields share no cache line");
 
 /* ---- the send side ---- */
 

@@ -10,6 +10,7 @@
  * silently dropped.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,7 +116,10 @@ enum zc_rec_kind zc__parse_errmsg(const struct msghdr *m, struct zc_range *r,
 void zc__stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec)
 {
 	ZC_STAT_INC(&zs->rx, foreign);
-	if (zs->nforeign == ZC_FOREIGN_MAX) {
+	if (!zs->foreign)	/* the first: 13 KiB no socket pays before */
+		zs->foreign = malloc(ZC_FOREIGN_MAX * sizeof(*zs->foreign));
+	/* Out of memory: dropped, as when zc_foreign() is not called. */
+	if (!zs->foreign || zs->nforeign == ZC_FOREIGN_MAX) {
 		ZC_STAT_INC(&zs->rx, foreign_dropped);
 		return;
 	}
@@ -123,24 +127,64 @@ void zc__stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec)
 	zs->nforeign++;
 }
 
-int zc__eq_init(struct zc_sock *zs)
-{
-	struct zc_eq *eq = calloc(1, sizeof(*eq));
+_Thread_local struct zc_eq *zc__tl_eq
+	__attribute__((tls_model("initial-exec")));
 
+/*
+ * Each thread's zc_eq is freed when the thread exits, by the destructor of
+ * a key it is set in. A read leaves the buffers as it found them (the
+ * headers it filled are restored), so any socket's next read, in the same
+ * thread, can use them: a thread reads one socket at a time.
+ */
+static pthread_key_t eq_key;
+static pthread_once_t eq_once = PTHREAD_ONCE_INIT;
+static bool eq_key_made;
+
+static void eq_free(void *eq)
+{
+	free(eq);
+	zc__tl_eq = NULL;
+}
+
+static void eq_key_make(void)
+{
+	eq_key_made = !pthread_key_create(&eq_key, eq_free);
+}
+
+struct zc_eq *zc__eq_make(void)
+{
+	struct zc_eq *eq;
+
+	pthread_once(&eq_once, eq_key_make);
+	/* No key (PTHREAD_KEYS_MAX used up): it would leak at exit. */
+	if (!eq_key_made)
+		return NULL;
+	eq = calloc(1, sizeof(*eq));
 	if (!eq)
-		return -ENOMEM;
+		return NULL;
 	for (int i = 0; i < ZC_EQ_BATCH; i++) {
 		eq->msgs[i].msg_hdr.msg_control = eq->ctrl[i];
 		eq->msgs[i].msg_hdr.msg_controllen = ZC_EQ_CTRL;
 	}
-	zs->eq = eq;
-	return 0;
+	if (pthread_setspecific(eq_key, eq)) {
+		free(eq);
+		return NULL;
+	}
+	zc__tl_eq = eq;
+	return eq;
 }
 
-void zc__eq_fini(struct zc_sock *zs)
+/*
+ * dlclose() of the library: no thread that exits later may call eq_free(),
+ * gone with the library (their buffers are lost then); this one's is
+ * freed. At exit the same frees the main thread's.
+ */
+static __attribute__((destructor)) void eq_unload(void)
 {
-	free(zs->eq);
-	zs->eq = NULL;
+	if (eq_key_made)
+		pthread_key_delete(eq_key);
+	free(zc__tl_eq);
+	zc__tl_eq = NULL;
 }
 
 /*

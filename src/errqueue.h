@@ -13,10 +13,20 @@
 
 #pragma GCC visibility push(hidden)
 
+/*
+ * recvmmsg()'s headers and control buffers (9 KiB), used only during a
+ * read: one set per reaping thread, not per socket (errqueue.c). Initial
+ * exec: a load from the thread pointer, no __tls_get_addr() call, for 8
+ * bytes of static TLS.
+ */
 struct zc_eq {
 	struct mmsghdr msgs[ZC_EQ_BATCH];
 	alignas(struct cmsghdr) unsigned char ctrl[ZC_EQ_BATCH][ZC_EQ_CTRL];
 };
+extern _Thread_local struct zc_eq *zc__tl_eq
+	__attribute__((tls_model("initial-exec")));
+/* This thread's first read: make its zc_eq. NULL: out of memory. */
+struct zc_eq *zc__eq_make(void);
 
 /*
  * The common record: one IP_RECVERR/IPV6_RECVERR cmsg alone (the extended
@@ -103,11 +113,18 @@ int zc__eq_read_error(int err, int nrec);
 static inline __attribute__((always_inline)) int
 zc_eq_read(struct zc_sock *zs, bool count_ids)
 {
-	struct mmsghdr *msgs = ((struct zc_eq *)zs->eq)->msgs;
 	int nrec = 0, n;
 	uint32_t ids = 0, ranges = 0;
 
+	if (__builtin_expect(!zc__tl_eq, 0) && !zc__eq_make())
+		return -ENOMEM;
 	do {
+		/*
+		 * From the thread pointer each time: a register less across
+		 * the loop: zcbench-callgrind, UDP 4K k=1, 312 -> 304 a send.
+		 */
+		struct mmsghdr *msgs = zc__tl_eq->msgs;
+
 		n = recvmmsg(zs->fd, msgs, ZC_EQ_BATCH,
 			     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
 		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */

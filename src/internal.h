@@ -6,6 +6,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -63,6 +64,17 @@
 #define ZC_SCM_TYPE_DEFAULT	78	/* asm-generic; see ABI.md section 2 */
 #endif
 
+/*
+ * The send ring is a chain of chunks of this many entries (ring.c): 8
+ * entries and the link, 136 bytes a chunk. 16 cost 3 instructions a send
+ * less (a hand-off every 16 sends, not 8), but an idle socket that has
+ * streamed holds its tail's chunk and the spare: 1073 bytes with the
+ * socket then, 831 at 8 (zcbench -c 1000, RSS).
+ */
+#define ZC_CHUNK_SHIFT		3
+#define ZC_CHUNK		(1u << ZC_CHUNK_SHIFT)
+#define ZC_CHUNK_MASK		(ZC_CHUNK - 1)
+
 #define ZC_EQ_BATCH		16	/* records per recvmmsg() */
 #define ZC_EQ_CTRL		512	/* control bytes per record */
 #define ZC_FOREIGN_MAX		64	/* foreign records kept for zc_foreign() */
@@ -96,6 +108,24 @@ struct zc_entry {
 	uint32_t flags;
 };
 
+/*
+ * ZC_CHUNK ring slots, those of numbers c * ZC_CHUNK ... c * ZC_CHUNK +
+ * ZC_CHUNK_MASK for some c: the entry of slot t is e[t & ZC_CHUNK_MASK].
+ * next is the chunk of the following slots, NULL until the send side
+ * needs them (ring.c).
+ */
+struct zc_chunk {
+	struct zc_entry e[ZC_CHUNK];
+	struct zc_chunk *next;
+};
+
+/* The chunk whose last entry e is. */
+static inline struct zc_chunk *zc_chunk_of_last(struct zc_entry *e)
+{
+	_Static_assert(offsetof(struct zc_chunk, e) == 0, "e[] first");
+	return (struct zc_chunk *)(e - ZC_CHUNK_MASK);
+}
+
 /* A completed range of kernel ids, inclusive; may wrap (hi < lo). */
 struct zc_range {
 	uint32_t lo;
@@ -104,16 +134,22 @@ struct zc_range {
 };
 
 /*
- * Counters of one side; written by that side only, read by anyone. Three
- * are never counted, zc_get_stats() derives them: sends (sends_zc +
- * sends_copy), completions (completions_zc + completions_copied), and the
- * errqueue_reads part of syscalls. Every increment is on the hot path.
+ * Counters of one side, the struct zc_stats fields that side counts;
+ * written by that side only, read by anyone (zc_get_stats() adds the
+ * two). Three are never counted, zc_get_stats() derives them: sends
+ * (sends_zc + sends_copy), completions (completions_zc +
+ * completions_copied), and the errqueue_reads part of syscalls. Every
+ * increment is on the hot path. Two sets of the 16 fields of struct
+ * zc_stats were 256 bytes of each socket's; these are 128.
  */
-struct zc_side_stats {
-	_Atomic uint64_t sends, sends_zc, sends_copy, enobufs_fallback,
-		adapt_copy, completions, completions_zc, completions_copied,
-		harvest_cmsg, harvest_recvmsg, errqueue_reads, syscalls,
-		foreign, foreign_dropped, ctrunc, bad_ranges;
+struct zc_tx_stats {
+	_Atomic uint64_t sends_zc, sends_copy, enobufs_fallback, adapt_copy,
+		harvest_cmsg, syscalls, bad_ranges;
+};
+struct zc_rx_stats {
+	_Atomic uint64_t completions_zc, completions_copied, harvest_recvmsg,
+		errqueue_reads, syscalls, foreign, foreign_dropped, ctrunc,
+		bad_ranges;
 };
 
 /* Single-writer increment: no read-modify-write needed, no lock prefix. */
@@ -209,17 +245,17 @@ struct zc_sock {
 	const struct zc_ops *ops;
 	/* The context it belongs to (ctx.c), or NULL; see struct zc_member. */
 	struct zc_ctx *ctx;
-	/*
-	 * max_inflight send records. The PENDING ones wait for kernel ids
-	 * zc_head, zc_head + 1, ... in ring order: every id the kernel may
-	 * have used has its entry, in send order (ring.c).
-	 */
-	struct zc_entry *ring;
-	uint8_t *done;			/* reap side: marks by kernel id & mask */
 	void *backend_priv;
+	/*
+	 * The send records, up to max_inflight of them, are in chunks
+	 * (ring.c): tx_e and rx_e below. The PENDING ones wait for
+	 * kernel ids zc_head, zc_head + 1, ... in ring order: every id the
+	 * kernel may have used has its entry, in send order.
+	 */
 
 	/* Send side. */
 	alignas(ZC_CACHELINE) _Atomic uint32_t tail;	/* next ring slot */
+	struct zc_entry *tx_e;		/* the entry of slot tail */
 	/*
 	 * Ids up to (not including) this value may have been handed out by
 	 * the kernel; a range beyond it is bogus. Release: pairs with the
@@ -245,20 +281,33 @@ struct zc_sock {
 	 * Release, after tail: pairs with the acquire in zc_inflight().
 	 */
 	_Atomic uint32_t ghosts_made;
-	struct zc_side_stats tx;
+	struct zc_tx_stats tx;
 
 	/* Reap side. */
 	alignas(ZC_CACHELINE) _Atomic uint32_t head;	/* oldest unreaped slot */
+	struct zc_entry *rx_e;		/* the entry of slot head */
+	/*
+	 * A chunk the reap side left, for the send side's next; exchanged by
+	 * both, once a chunk (here, not with the read-only fields both read
+	 * on every call). nchunks: chunks allocated, the spare included
+	 * (both sides add, on malloc() and free() only).
+	 */
+	_Atomic(struct zc_chunk *) spare;
+	_Atomic uint32_t nchunks;
 	uint32_t zc_head;		/* oldest unreaped kernel id */
 	/*
 	 * What the kernel reported: ids [zc_head, done_to) are complete, all
 	 * with run_flags (ZC_COPIED or 0); the ids past it that were reported
-	 * out of that order carry marks in done[] (nmarks of them). done_to
-	 * is read by the send side too (zc__ids_unreported()): relaxed.
+	 * out of that order carry marks in done[] (nmarks of them; done[]
+	 * is there while nmarks is not 0, by id & mask, ring.c). done_to is
+	 * read by the send side too (zc__ids_unreported()): relaxed.
 	 */
 	_Atomic uint32_t done_to;
 	uint32_t run_flags;
 	uint32_t nmarks;
+	uint8_t *done;
+	/* No memory for a mark: completions lost, pending_err stays. */
+	bool broken;
 	/* Ghost entries reaped; stored before head (see zc_inflight()). */
 	_Atomic uint32_t ghosts_reaped;
 	/* Consecutive ids reported COPIED; read by the send side. */
@@ -277,11 +326,15 @@ struct zc_sock {
 	/* Ids reported through recvmsg(MSG_ERRQUEUE); read by the SCM send
 	 * side to estimate how many ids are still out. */
 	_Atomic uint32_t ids_by_recvmsg;
-	struct zc_side_stats rx;
-	void *eq;			/* error-queue read buffers (errqueue.c) */
+	struct zc_rx_stats rx;
+	/*
+	 * Foreign records kept for zc_foreign(): ZC_FOREIGN_MAX of them,
+	 * allocated by the first one (most sockets never see one), freed by
+	 * zc_close().
+	 */
+	struct zc_errrec *foreign;
 	unsigned int nforeign;
 	unsigned int foreign_first;
-	struct zc_errrec foreign[ZC_FOREIGN_MAX];
 
 	struct zc_member ctxm;		/* ctx.c, when ctx is set */
 };
@@ -309,6 +362,14 @@ int zc__ctx_foreign(struct zc_sock *zs, struct zc_errrec *out,
 /* ring.c: the completion ring, kernel ids -> done marks */
 uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 			     bool copied);
+int zc__ring_init(struct zc_sock *zs);
+int zc__tx_chunk_next(struct zc_sock *zs);
+struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs,
+				   const struct zc_entry *end);
+struct zc_chunk *zc__rx_chunk(const struct zc_sock *zs);
+struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot);
+void zc__ring_free(struct zc_sock *zs);
+unsigned int zc__ring_chunks(const struct zc_sock *zs);
 
 /* backend_scm.c */
 int zc__scm_parse(const unsigned char *buf, size_t len, int type,
@@ -327,8 +388,6 @@ void zc__uring_probe_reset(void);
 enum zc_rec_kind { ZC_REC_NONE, ZC_REC_RANGE, ZC_REC_FOREIGN };
 enum zc_rec_kind zc__parse_errmsg(const struct msghdr *m, struct zc_range *r,
 				 struct zc_errrec *rec);
-int zc__eq_init(struct zc_sock *zs);
-void zc__eq_fini(struct zc_sock *zs);
 int zc__eq_drain(struct zc_sock *zs);
 void zc__stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec);
 
@@ -359,9 +418,22 @@ zc_sys_send(struct zc_sock *zs, const struct msghdr *msg, int flags)
 	return ret < 0 ? -errno : ret;
 }
 
-/* Send side: publish the record written in slot t (the tail). */
-static inline void zc_publish(struct zc_sock *zs, uint32_t t)
+/*
+ * Send side: publish the record written in slot t (the tail), entry e
+ * (zc_tx_entry(): passed, not reloaded, as stores to it may alias zs).
+ */
+static inline void zc_publish(struct zc_sock *zs, uint32_t t,
+			      struct zc_entry *e)
 {
+	/*
+	 * The last slot of its chunk: the next one (zc_tx_reserve()) is the
+	 * tail's now; the reap side may free this one once it sees the slot,
+	 * so its link is read before.
+	 */
+	if (__builtin_expect((t + 1) & ZC_CHUNK_MASK, 1))
+		zs->tx_e = e + 1;
+	else
+		zs->tx_e = zc_chunk_of_last(e)->next->e;
 	/*
 	 * Release (and more): pairs with the acquire of tail in
 	 * zc_ring_reap(). Seq_cst store of tail, then seq_cst load of waiting;
@@ -379,6 +451,24 @@ static inline uint32_t zc_done_to(const struct zc_sock *zs)
 	return atomic_load_explicit(&zs->done_to, memory_order_relaxed);
 }
 
+/* Send side: the entry of slot tail. */
+static inline struct zc_entry *zc_tx_entry(struct zc_sock *zs)
+{
+	return zs->tx_e;
+}
+
+/*
+ * Send side, before a send into slot t (the tail) that zc_publish() may
+ * publish: the last slot of a chunk needs the next chunk linked (ring.c).
+ * Returns 0 or -ENOMEM (then send nothing).
+ */
+static inline int zc_tx_reserve(struct zc_sock *zs, uint32_t t)
+{
+	if (__builtin_expect((t & ZC_CHUNK_MASK) != ZC_CHUNK_MASK, 1))
+		return 0;
+	return zc__tx_chunk_next(zs);
+}
+
 /* Reap side: is the oldest unreaped entry still waiting for the kernel? */
 static inline bool zc_ring_blocked(const struct zc_sock *zs)
 {
@@ -389,7 +479,7 @@ static inline bool zc_ring_blocked(const struct zc_sock *zs)
 
 	if (h == t)
 		return false;
-	e = &zs->ring[h & zs->mask];
+	e = zs->rx_e;
 	/* A PENDING entry at head waits for id zc_head (see ring). */
 	return (e->flags & ZC_ENT_PENDING) && zs->zc_head == zc_done_to(zs) &&
 	       !(zs->nmarks && zs->done[zs->zc_head & zs->mask]);
@@ -462,21 +552,20 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	 * Locals: the stores to out[] could alias *zs, and the compiler
 	 * would reload every field after each one.
 	 */
-	const struct zc_entry *ring = zs->ring;
-	const uint32_t mask = zs->mask;
 	const uint32_t run_flags = zs->run_flags;
 	uint32_t zc_head = zs->zc_head, done_to = zc_done_to(zs);
 	const uint32_t h0 = atomic_load_explicit(&zs->head,
 						 memory_order_relaxed);
 	/* Acquire (seq_cst for zc_wait()): pairs with zc_publish()'s store. */
 	uint32_t end = atomic_load_explicit(&zs->tail, memory_order_seq_cst);
+	/* The entry of slot h: walked, the chunk changes every ZC_CHUNK. */
+	const struct zc_entry *e = zs->rx_e;
 	uint32_t h;
 	unsigned int nzc = 0, n, ghosts = 0;
 
 	if (end - h0 > max)
 		end = h0 + max;
-	for (h = h0; h != end; h++) {
-		const struct zc_entry *e = &ring[h & mask];
+	for (h = h0; h != end;) {
 		uint32_t flags = e->flags;
 
 		if (flags & ZC_ENT_PENDING) {
@@ -507,15 +596,23 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		}
 		if (flags & ZC_ENT_GHOST) {
 			ghosts++;		/* a failed send: no completion */
-			continue;
+		} else {
+			memcpy(out, e, sizeof(*out));	/* the same layout */
+			out->flags = flags;
+			out++;
 		}
-		memcpy(out, e, sizeof(*out));	/* the same layout */
-		out->flags = flags;
-		out++;
+		/*
+		 * The chunk's last slot reaped: on to the next, linked
+		 * before that slot was published (ring.c).
+		 */
+		e++;
+		if (__builtin_expect(!(++h & ZC_CHUNK_MASK), 0))
+			e = zc__rx_chunk_next(zs, e);
 	}
 	zs->zc_head = zc_head;
 	if (h == h0)
 		return 0;
+	zs->rx_e = (struct zc_entry *)e;
 	n = h - h0 - ghosts;
 	if (ghosts)	/* before head: zc_inflight() never counts one twice */
 		atomic_store_explicit(&zs->ghosts_reaped,
@@ -524,7 +621,7 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 				      ghosts, memory_order_relaxed);
 	/* Release: pairs with the acquire of head in zc_sendmsg(). */
 	atomic_store_explicit(&zs->head, h, memory_order_release);
-	/* completions is derived: see struct zc_side_stats. */
+	/* completions is derived: see struct zc_rx_stats. */
 	ZC_STAT_ADD(&zs->rx, completions_zc, nzc);
 	ZC_STAT_ADD(&zs->rx, completions_copied, n - nzc);
 	return (int)n;

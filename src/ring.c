@@ -3,13 +3,16 @@
  * The completion ring and the mirror of the kernel's zero-copy ids.
  *
  * The send side appends one zc_entry per successful send at tail; the reap
- * side consumes them at head, in send order. An entry that went zero-copy
- * is PENDING and stays until the kernel reports the id its send took; the
- * others are complete when published. Ids are not stored: the kernel
+ * side consumes them at head, in send order (in chunks that come and go
+ * with the sends in flight: see zc__tx_chunk_next()). An entry that went
+ * zero-copy is PENDING and stays until the kernel reports the id its send
+ * took; the others are complete when published. Ids are not stored: the kernel
  * numbers zero-copy calls one by one, so the PENDING entries from head on
  * wait for zc_head, zc_head + 1, ... (the reap side's next id). Kernel
- * ranges are applied on the reap side as marks in done[], indexed by
- * id & mask: every id the
+ * ranges are applied on the reap side: the ids reported in order extend
+ * the run [zc_head, done_to); the others are marks in done[], indexed by
+ * id & mask, allocated by the first such id and freed when the last mark
+ * is taken (most sockets never need one). Every id the
  * kernel may have used has its entry, in order (a failed UDP send that
  * may have used one keeps a ghost entry until it is settled), and a send
  * is refused while the ring is full, so at most max_inflight ids are
@@ -19,24 +22,48 @@
  * zc_ring_blocked(), zc_ring_reap() and the common case of
  * zc_apply_range(). This file holds the general case.
  */
+#include <stdlib.h>
+
 #include "internal.h"
+
+/*
+ * The marks, made by the first id that needs one. Without memory for
+ * them the id's completion cannot be kept, and it must not be lost
+ * without a word: the socket is broken, zc_completions() says -ENOMEM
+ * from now on (its caller closes it). Returns false then.
+ */
+static __attribute__((noinline, cold)) bool marks_make(struct zc_sock *zs)
+{
+	zs->done = calloc((size_t)zs->mask + 1, sizeof(*zs->done));
+	if (zs->done)
+		return true;
+	zs->broken = true;
+	zs->pending_err = -ENOMEM;
+	return false;
+}
 
 /*
  * Mark offsets [from, to) of the window starting at zc_head. Offsets
  * below run are in the run of reported ids already: a second report.
- * Returns how many ids were reported twice.
+ * Returns how many ids were reported twice, or UINT32_MAX if there was
+ * no memory for the marks (marks_make()).
  */
 static uint32_t mark(struct zc_sock *zs, uint32_t from, uint32_t to,
 		     uint32_t run, uint8_t m)
 {
 	uint32_t dup = 0;
 
+	if (to > run && !zs->done && !marks_make(zs))
+		return UINT32_MAX;
 	for (uint32_t off = from; off < to; off++) {
-		uint8_t *d = &zs->done[(zs->zc_head + off) & zs->mask];
+		uint8_t *d;
 
 		if (off < run) {
 			dup++;
-		} else if (*d) {
+			continue;
+		}
+		d = &zs->done[(zs->zc_head + off) & zs->mask];
+		if (*d) {
 			dup++;
 			*d = m;
 		} else {
@@ -69,12 +96,17 @@ uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 	uint64_t cnt = (uint64_t)(uint32_t)(hi - lo) + 1;
 	uint64_t end = (uint64_t)a + cnt;
 	uint64_t good = 0, dup = 0;
+	uint32_t d;
 	uint8_t m = ZC_DONE | (copied ? ZC_DONE_COPIED : 0);
 
+	if (zs->broken)
+		return 0;
 	if (a < span) {
 		uint32_t to = end < span ? (uint32_t)end : span;
 
-		dup += mark(zs, a, to, run, m);
+		if ((d = mark(zs, a, to, run, m)) == UINT32_MAX)
+			return 0;
+		dup += d;
 		good += to - a;
 	}
 	if (end > (1ull << 32)) {
@@ -82,7 +114,9 @@ uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
 		uint64_t w = end - (1ull << 32);
 		uint32_t to = w < span ? (uint32_t)w : span;
 
-		dup += mark(zs, 0, to, run, m);
+		if ((d = mark(zs, 0, to, run, m)) == UINT32_MAX)
+			return 0;
+		dup += d;
 		good += to;
 	}
 	if (cnt - good + dup)
@@ -102,14 +136,164 @@ uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
  */
 uint32_t zc__ring_take_mark(struct zc_sock *zs)
 {
-	uint8_t *d = &zs->done[zs->zc_head & zs->mask];
-	uint32_t f = *d;
+	uint8_t *d;
+	uint32_t f;
 
-	if (!zs->nmarks || !f)
+	if (!zs->nmarks)	/* no done[] then */
+		return 0;
+	d = &zs->done[zs->zc_head & zs->mask];
+	f = *d;
+	if (!f)
 		return 0;
 	*d = 0;
-	zs->nmarks--;
+	/* The last mark taken: the memory goes back (marks_make()). */
+	if (!--zs->nmarks) {
+		free(zs->done);
+		zs->done = NULL;
+	}
 	atomic_store_explicit(&zs->done_to, zs->zc_head + 1,
 			      memory_order_relaxed);
 	return f;
+}
+
+/*
+ * The ring's memory follows the sends in flight. Its slots are numbered
+ * by the free-running tail and head, and kept in a chain of chunks of
+ * ZC_CHUNK entries, the first made by zc_open(). Before it sends into
+ * the last slot of its chunk, the send side links the next chunk
+ * (zc_tx_reserve(), zc__tx_chunk_next()); when it publishes that slot it
+ * moves on to it (zc_publish()). When the reap side has reaped the last
+ * slot of a chunk it moves on too, and lets the chunk go
+ * (zc__rx_chunk_next()). So each side keeps the entry of its own index
+ * (tx_e of tail, rx_e of head), and neither looks for
+ * a chunk on its hot path. A chain, not a table of max_inflight /
+ * ZC_CHUNK pointers: an idle socket holds no table, and no table slot is
+ * ever reused, so the wrap of the slot numbers needs no care (ZC_CHUNK
+ * divides 2^32). max_inflight stays the limit on sends in flight
+ * (zc_sendmsg() checks tail - head), no longer a size: at most
+ * max_inflight / ZC_CHUNK + 2 chunks are held, and the spare.
+ *
+ * Ordering. The link to the next chunk is written before the last slot
+ * of a chunk is published: the release of tail publishes both, and the
+ * reap side follows the link only after it has reaped that slot (below
+ * the tail it acquired). The send side never touches a chunk again once
+ * it has published its last slot. So the reap side, when it moves on,
+ * may free the chunk it leaves. One chunk goes back and forth instead
+ * (spare): a steady stream crosses a chunk boundary every ZC_CHUNK sends,
+ * and malloc() on one thread with free() on another would cost a
+ * contended arena each time.
+ */
+
+/* zc_open(): the first chunk, both sides' own. Returns 0 or -ENOMEM. */
+int zc__ring_init(struct zc_sock *zs)
+{
+	struct zc_chunk *c = malloc(sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->next = NULL;
+	zs->tx_e = c->e;
+	zs->rx_e = c->e;
+	atomic_init(&zs->nchunks, 1);
+	return 0;
+}
+
+/*
+ * Send side: the tail is the last slot of its chunk: link the next chunk,
+ * unless a send into that slot that failed linked it already. Returns 0
+ * or -ENOMEM.
+ */
+int zc__tx_chunk_next(struct zc_sock *zs)
+{
+	struct zc_chunk *last = zc_chunk_of_last(zs->tx_e), *c;
+
+	if (last->next)
+		return 0;
+	/*
+	 * Acquire: pairs with the release in zc__rx_chunk_next(): the reap
+	 * side's reads of a spare chunk happen before we write it again.
+	 */
+	c = atomic_exchange_explicit(&zs->spare, NULL, memory_order_acquire);
+	if (!c) {
+		c = malloc(sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		/* Relaxed: a count, for tests. */
+		atomic_fetch_add_explicit(&zs->nchunks, 1,
+					  memory_order_relaxed);
+	}
+	c->next = NULL;
+	/* Published by the release of tail with the last slot's entry. */
+	last->next = c;
+	return 0;
+}
+
+/*
+ * Reap side: zc_ring_reap() reaped the last slot of a chunk, and end is
+ * one past its last entry. Its link was published with that slot: return
+ * the next chunk's first entry. The chunk left behind holds reaped slots
+ * only, and the send side is done with it: it becomes the spare, and the
+ * spare it replaces is freed.
+ */
+struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs,
+				   const struct zc_entry *end)
+{
+	struct zc_chunk *old = zc_chunk_of_last((struct zc_entry *)end - 1);
+	struct zc_entry *next = old->next->e;
+
+	/*
+	 * Release: pairs with the acquire in zc__tx_chunk_next(). What comes
+	 * back was put there by us (the send side only takes): ours to free.
+	 */
+	old = atomic_exchange_explicit(&zs->spare, old, memory_order_release);
+	if (old) {
+		free(old);
+		atomic_fetch_sub_explicit(&zs->nchunks, 1,
+					  memory_order_relaxed);
+	}
+	return next;
+}
+
+/* Reap side: the chunk of slot head. */
+struct zc_chunk *zc__rx_chunk(const struct zc_sock *zs)
+{
+	uint32_t head = atomic_load_explicit(&zs->head, memory_order_relaxed);
+
+	return (struct zc_chunk *)(zs->rx_e - (head & ZC_CHUNK_MASK));
+}
+
+/*
+ * Reap side: the entry of a slot from head on, below the tail (or one the
+ * send side published the chunk of by a release the caller acquired:
+ * amb_resolve()). Out of line: rare.
+ */
+struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot)
+{
+	uint32_t base = atomic_load_explicit(&zs->head, memory_order_relaxed) &
+			~ZC_CHUNK_MASK;	/* the first slot of head's chunk */
+	struct zc_chunk *c = zc__rx_chunk(zs);
+
+	for (; slot - base >= ZC_CHUNK; base += ZC_CHUNK)
+		c = c->next;
+	return &c->e[slot & ZC_CHUNK_MASK];
+}
+
+/* zc_close(): every chunk, from the reap side's on, and the spare. */
+void zc__ring_free(struct zc_sock *zs)
+{
+	struct zc_chunk *c = zc__rx_chunk(zs);
+
+	while (c) {
+		struct zc_chunk *next = c->next;
+
+		free(c);
+		c = next;
+	}
+	free(atomic_load_explicit(&zs->spare, memory_order_relaxed));
+}
+
+/* Chunks allocated, the spare included (tests). */
+unsigned int zc__ring_chunks(const struct zc_sock *zs)
+{
+	return atomic_load_explicit(&zs->nchunks, memory_order_relaxed);
 }

@@ -26,9 +26,9 @@ static_assert(sizeof(struct zc_entry) == sizeof(struct zc_completion) &&
 	      offsetof(struct zc_entry, flags) ==
 	      offsetof(struct zc_completion, flags),
 	      "zc_ring_reap() copies a struct zc_entry out as it is");
-static_assert(sizeof(struct zc_side_stats) ==
-	      sizeof(struct zc_stats) - offsetof(struct zc_stats, sends),
-	      "struct zc_side_stats must mirror struct zc_stats");
+static_assert(offsetof(struct zc_stats, bad_ranges) + sizeof(uint64_t) ==
+	      sizeof(struct zc_stats),
+	      "zc_get_stats() fills every field of struct zc_stats");
 
 /* Flags zc_sendmsg() passes through to sendmsg(2). */
 #define ZC_SEND_FLAGS	(MSG_DONTWAIT | MSG_MORE | MSG_NOSIGNAL | \
@@ -278,9 +278,8 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->adapt_at = o.flags & ZC_OPT_NO_ADAPT ? UINT32_MAX :
 		       ZC_ADAPT_THRESHOLD;
 	atomic_init(&zs->efd, -1);
-	zs->ring = calloc(o.max_inflight, sizeof(*zs->ring));
-	zs->done = calloc(o.max_inflight, sizeof(*zs->done));
-	ret = zs->ring && zs->done ? zc__eq_init(zs) : -ENOMEM;
+	/* The ring's first chunk; the others come with the sends (ring.c). */
+	ret = zc__ring_init(zs);
 	if (ret)
 		ret = zc__err(ret, "zc_open: out of memory");
 	else if (zs->ops->setup)
@@ -308,9 +307,9 @@ ZC_EXPORT void zc_close(struct zc_sock *zs)
 	efd = atomic_load_explicit(&zs->efd, memory_order_relaxed);
 	if (efd >= 0)
 		close(efd);
-	zc__eq_fini(zs);
-	free(zs->ring);
+	zc__ring_free(zs);
 	free(zs->done);
+	free(zs->foreign);
 	free(zs);
 }
 
@@ -482,7 +481,7 @@ static __attribute__((noinline, cold)) ssize_t
 send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	    size_t len, int flags, ssize_t err, uint32_t t, const char *why)
 {
-	struct zc_entry *e = &zs->ring[t & zs->mask];
+	struct zc_entry *e = zc_tx_entry(zs);
 	bool maybe_id = failed_send_may_use_id(zs, err);
 	ssize_t ret = err;
 
@@ -534,14 +533,14 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		if (err == -ENOBUFS)
 			ZC_STAT_INC(&zs->tx, enobufs_fallback);
 		zs->adapt_tick++;
-		zc_publish(zs, t);
+		zc_publish(zs, t, e);
 		return ret;
 	}
 	if (maybe_id) {
 		e->bytes = 0;
 		/* ZC_COPIED: zc_ring_reap() counts no zero-copy send for it. */
 		e->flags = ZC_ENT_PENDING | ZC_ENT_GHOST | ZC_COPIED;
-		zc_publish(zs, t);
+		zc_publish(zs, t, e);
 		/* Release: pairs with the acquire in zc_inflight(). */
 		atomic_store_explicit(&zs->ghosts_made,
 				      atomic_load_explicit(&zs->ghosts_made,
@@ -549,6 +548,13 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 				      memory_order_release);
 	}
 	return zc_err_lit(ret, why);
+}
+
+/* No memory for the chunk of the send's ring slot (zc__tx_chunk_next()). */
+static __attribute__((noinline, cold)) ssize_t send_no_chunk(void)
+{
+	return zc_err_lit(-ENOMEM, "zc_sendmsg: out of memory for the send's "
+			  "record in the ring; nothing was sent");
 }
 
 /*
@@ -574,11 +580,14 @@ send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 				  "(or failed UDP sends whose kernel id is not "
 				  "settled yet) await reaping; reap with "
 				  "zc_completions() and retry");
+	/* The next chunk first if it will be needed: no memory, no send. */
+	if (zc_tx_reserve(zs, t))
+		return send_no_chunk();
 	/*
 	 * Not full: slot t is the send side's until tail moves past it.
 	 * Fill it now: fewer values live across the syscall.
 	 */
-	e = &zs->ring[t & zs->mask];
+	e = zc_tx_entry(zs);
 	e->cookie = cookie;
 
 	if (zs->amb_local)
@@ -615,7 +624,7 @@ send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		ZC_STAT_INC(&zs->tx, adapt_copy);
 	if (choice != ZC_CHOOSE_COPY)
 		zs->adapt_tick++;
-	zc_publish(zs, t);
+	zc_publish(zs, t, e);
 	return ret;
 }
 
@@ -651,7 +660,7 @@ send_zc_nothing(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		size_t len, int flags, uint64_t cookie, const char *why,
 		uint32_t t, ssize_t ret)
 {
-	struct zc_entry *e = &zs->ring[t & zs->mask];
+	struct zc_entry *e = zc_tx_entry(zs);
 
 	e->cookie = cookie;
 	if (ret < 0)
@@ -659,7 +668,7 @@ send_zc_nothing(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	e->bytes = 0;
 	e->flags = ZC_COPIED | ZC_LIB_COPY;
 	ZC_STAT_INC(&zs->tx, sends_copy);
-	zc_publish(zs, t);
+	zc_publish(zs, t, e);
 	return 0;
 }
 
@@ -689,16 +698,19 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 					memory_order_relaxed) >= zs->adapt_at) ||
 	    t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
 		return send_general(zs, msg, buf, len, flags, cookie, why);
+	/* The next chunk first if it will be needed: no memory, no send. */
+	if (zc_tx_reserve(zs, t))
+		return send_no_chunk();
 	if (!zc) {
 		ret = direct_send(zs, msg, buf, len, flags);
 		if (ret < 0)
 			return zc_err_lit(ret, why);
-		e = &zs->ring[t & zs->mask];
+		e = zc_tx_entry(zs);
 		e->cookie = cookie;
 		e->bytes = (uint32_t)ret;
 		e->flags = ZC_COPIED | ZC_LIB_COPY;	/* complete now */
 		ZC_STAT_INC(&zs->tx, sends_copy);
-		zc_publish(zs, t);
+		zc_publish(zs, t, e);
 		return ret;
 	}
 	/*
@@ -712,13 +724,13 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		return send_zc_nothing(zs, msg, buf, len, flags, cookie, why,
 				       t, ret);
 	/* Slot t is the send side's until tail moves past it. */
-	e = &zs->ring[t & zs->mask];
+	e = zc_tx_entry(zs);
 	e->cookie = cookie;
 	e->bytes = (uint32_t)ret;
 	e->flags = ZC_ENT_PENDING;
 	zs->zc_next++;
 	ZC_STAT_INC(&zs->tx, sends_zc);
-	zc_publish(zs, t);
+	zc_publish(zs, t, e);
 	return ret;
 }
 
@@ -811,7 +823,7 @@ static __attribute__((noinline, cold)) int amb_resolve(struct zc_sock *zs)
 	 */
 	taken = (int32_t)(head - slot) > 0 || zc_id_done(zs, x);
 	if (!taken)	/* a copy complete now, or a failure to drop */
-		zs->ring[slot & zs->mask].flags &= ~ZC_ENT_PENDING;
+		zc__rx_entry_at(zs, slot)->flags &= ~ZC_ENT_PENDING;
 	/* Release: pairs with the acquire in amb_poll(). */
 	atomic_store_explicit(&zs->amb, taken ? ZC_AMB_TAKEN :
 			      ZC_AMB_NOT_TAKEN, memory_order_release);
@@ -859,6 +871,11 @@ static __attribute__((noinline)) int completions_first(struct zc_sock *zs,
 				  "to a context: reap it with "
 				  "zc_ctx_completions()");
 	ret = zs->pending_err;
+	if (ret && zs->broken)	/* for good: see marks_make() */
+		return zc_err_lit(ret, "zc_completions: out of memory for the "
+				  "marks of ids the kernel reported out of "
+				  "order: completions of this socket are lost; "
+				  "close it");
 	if (ret) {
 		zs->pending_err = 0;
 		return zc_err_lit(ret, "zc_completions: an error-queue record "
@@ -1192,10 +1209,8 @@ int zc__foreign_member(struct zc_sock *zs, struct zc_errrec *out,
 
 ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 {
-	const _Atomic uint64_t *tx, *rx;
 	struct zc_stats s = { .sz = sizeof(s) };
-	uint64_t *dst;
-	size_t n, sz;
+	size_t sz;
 
 	if (!zs || !st)
 		return zc_err_lit(-EINVAL, "zc_get_stats: zs or st is NULL");
@@ -1203,15 +1218,26 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 	if (sz < sizeof(size_t))
 		return zc__err(-EINVAL, "zc_get_stats: st->sz is %zu, must be "
 			      "sizeof(struct zc_stats)", sz);
-	/* Both sides count into the same layout: add them field by field. */
-	tx = (const _Atomic uint64_t *)&zs->tx;
-	rx = (const _Atomic uint64_t *)&zs->rx;
-	dst = &s.sends;
-	n = sizeof(zs->tx) / sizeof(uint64_t);
-	for (size_t i = 0; i < n; i++)
-		dst[i] = atomic_load_explicit(&tx[i], memory_order_relaxed) +
-			 atomic_load_explicit(&rx[i], memory_order_relaxed);
-	/* Never counted on the hot paths: see struct zc_side_stats. */
+	/* Each side's counters; relaxed: each only grows. */
+#define TX(f)	atomic_load_explicit(&zs->tx.f, memory_order_relaxed)
+#define RX(f)	atomic_load_explicit(&zs->rx.f, memory_order_relaxed)
+	s.sends_zc = TX(sends_zc);
+	s.sends_copy = TX(sends_copy);
+	s.enobufs_fallback = TX(enobufs_fallback);
+	s.adapt_copy = TX(adapt_copy);
+	s.completions_zc = RX(completions_zc);
+	s.completions_copied = RX(completions_copied);
+	s.harvest_cmsg = TX(harvest_cmsg);
+	s.harvest_recvmsg = RX(harvest_recvmsg);
+	s.errqueue_reads = RX(errqueue_reads);
+	s.syscalls = TX(syscalls) + RX(syscalls);
+	s.foreign = RX(foreign);
+	s.foreign_dropped = RX(foreign_dropped);
+	s.ctrunc = RX(ctrunc);
+	s.bad_ranges = TX(bad_ranges) + RX(bad_ranges);
+#undef TX
+#undef RX
+	/* Never counted on the hot paths: see struct zc_tx_stats. */
 	s.sends = s.sends_zc + s.sends_copy;
 	s.completions = s.completions_zc + s.completions_copied;
 	s.syscalls += s.errqueue_reads;

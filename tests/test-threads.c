@@ -25,11 +25,18 @@
  * Built with -fsanitize=thread in CI: the buffer hand-off from the reaper
  * back to the sender goes through the library's own ordering.
  *
+ * Phases "zc-small" and "zc-large": "zc" with max_inflight 4 and 1024.
+ * The send ring's memory comes in chunks of 16 entries that the sender
+ * links and the reaper lets go (src/ring.c): at 4 every chunk is crossed
+ * with the ring full and the reaper close behind, the chunk it leaves
+ * handed back to the sender; at 1024 many chunks are in flight at once.
+ * Run with "chunks"; under ThreadSanitizer they check that hand-off.
+ *
  * t_getters: "the getters may be called from any thread": a third thread
  * calls zc_inflight() (never more than max_inflight) and zc_get_stats()
  * (counters only grow) while a sender and a reaper run flat out.
  *
- * Usage: test-threads [phases] [getters] (no argument: both).
+ * Usage: test-threads [phases] [chunks] [getters] (no argument: all).
  * ZC_TEST_SENDS=n sets the messages per phase (default 50000; 20000 under
  * ThreadSanitizer). ZC_RIG_LOOPBACK_ZC=1 (the kernel rig's bench kernel,
  * where loopback keeps zero-copy pages): a kernel completion is due only
@@ -112,8 +119,13 @@ struct buf {
 	uint32_t len;
 };
 
-enum phase { P_ZC, P_DEFAULT, P_COPY };
-static const char *const phase_name[] = { "zc", "default", "copy" };
+enum phase { P_ZC, P_DEFAULT, P_COPY, P_ZC_SMALL, P_ZC_LARGE };
+static const char *const phase_name[] = {
+	"zc", "default", "copy", "zc-small", "zc-large",
+};
+static const unsigned int phase_inflight[] = {
+	MAX_INFLIGHT, 0, 0, 4, 1024,
+};
 
 struct ctx {
 	bool zc;			/* phase P_ZC */
@@ -437,9 +449,11 @@ static void *reap_main(void *arg)
 		/*
 		 * At least once, however fast or slow the machine (qemu's TCG
 		 * is slow): stop reaping until the sender has met -ENOBUFS.
+		 * Not at max_inflight 1024: the pool of buffers runs out
+		 * first.
 		 */
-		if (c->zc && c->reaped >= 64 && !atomic_load(&c->saw_enobufs) &&
-		    !atomic_load(&c->tx_done)) {
+		if (c->zc && c->phase != P_ZC_LARGE && c->reaped >= 64 &&
+		    !atomic_load(&c->saw_enobufs) && !atomic_load(&c->tx_done)) {
 			int64_t since = now_ns();
 
 			while (!atomic_load(&c->saw_enobufs) &&
@@ -645,7 +659,8 @@ static void final_checks(struct ctx *c, char *err)
 	}
 	if (zc_backend(c->zs) == ZC_BACKEND_COPY)
 		return;		/* ZCNOTIFY_BACKEND=copy: no kernel ids */
-	if (c->zc && c->nmsg >= 2000 &&
+	/* 1024 in flight: the pool of buffers runs out first. */
+	if (c->zc && c->nmsg >= 2000 && c->phase != P_ZC_LARGE &&
 	    (st.sends_zc == 0 || c->enobufs == 0 || c->naps == 0))
 		snprintf(err, 512, "%llu zero-copy sends, %llu -ENOBUFS, %llu "
 			 "reaper naps: the ring never filled up",
@@ -664,12 +679,12 @@ static void final_checks(struct ctx *c, char *err)
 static void run_phase(enum phase phase)
 {
 	struct zc_opts opts = {
-		.sz = sizeof(opts), .max_inflight = MAX_INFLIGHT,
+		.sz = sizeof(opts), .max_inflight = phase_inflight[phase],
 		.copy_below = 1, .flags = ZC_OPT_NO_ADAPT,
 	};
 	struct zc_opts copy_opts = { .sz = sizeof(opts), .copy_below = 1u << 20 };
 	const char *name = phase_name[phase];
-	bool zc = phase == P_ZC;
+	bool zc = phase == P_ZC || phase == P_ZC_SMALL || phase == P_ZC_LARGE;
 	struct ctx *c = calloc(1, sizeof(*c));
 	pthread_t t_tx, t_reap, t_rx;
 	struct timeval tv = { .tv_sec = 1 };
@@ -702,8 +717,8 @@ static void run_phase(enum phase phase)
 	setsockopt(c->tx, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
 	setsockopt(c->rx, SOL_SOCKET, SO_RCVBUF, &snd, sizeof(snd));
 	setsockopt(c->rx, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	ret = zc_open(c->tx, phase == P_ZC ? &opts : phase == P_COPY ?
-		      &copy_opts : NULL, &c->zs);
+	ret = zc_open(c->tx, zc ? &opts : phase == P_COPY ? &copy_opts : NULL,
+		      &c->zs);
 	if (ret == -EOPNOTSUPP && getenv("ZCNOTIFY_BACKEND")) {
 		/* A backend this kernel or build lacks, forced from outside. */
 		fprintf(stderr, "SKIP: %s\n", zc_last_error());
@@ -753,6 +768,18 @@ static void t_zc(void **state)
 {
 	(void)state;
 	run_phase(P_ZC);
+}
+
+static void t_zc_small(void **state)
+{
+	(void)state;
+	run_phase(P_ZC_SMALL);
+}
+
+static void t_zc_large(void **state)
+{
+	(void)state;
+	run_phase(P_ZC_LARGE);
 }
 
 static void t_default(void **state)
@@ -897,19 +924,26 @@ int main(int argc, char **argv)
 		cmocka_unit_test(t_zc),
 		cmocka_unit_test(t_default),
 		cmocka_unit_test(t_copy),
+	}, chunks[] = {
+		cmocka_unit_test(t_zc_small),
+		cmocka_unit_test(t_zc_large),
 	}, getters[] = {
 		cmocka_unit_test(t_getters),
 	};
-	bool all = argc < 2, run_phases = all, run_getters = all;
+	bool all = argc < 2, run_phases = all, run_chunks = all;
+	bool run_getters = all;
 	int one = 1, fd, failed = 0;
 
 	for (int a = 1; a < argc; a++) {
 		if (!strcmp(argv[a], "phases")) {
 			run_phases = true;
+		} else if (!strcmp(argv[a], "chunks")) {
+			run_chunks = true;
 		} else if (!strcmp(argv[a], "getters")) {
 			run_getters = true;
 		} else {
-			fprintf(stderr, "usage: %s [phases] [getters]\n", argv[0]);
+			fprintf(stderr, "usage: %s [phases] [chunks] [getters]\n",
+				argv[0]);
 			return 1;
 		}
 	}
@@ -930,6 +964,9 @@ int main(int argc, char **argv)
 		failed += cmocka_run_group_tests_name("phases", phases, NULL,
 						      NULL);
 	}
+	if (run_chunks)
+		failed += cmocka_run_group_tests_name("chunks", chunks, NULL,
+						      NULL);
 	if (run_getters)
 		failed += cmocka_run_group_tests_name("getters", getters, NULL,
 						      NULL);

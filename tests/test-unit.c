@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +24,8 @@
 
 #include "internal.h"
 #include "fake_kernel.h"
+#include "fail_alloc.h"
+#include "errqueue.h"
 
 static char buf[65536];
 
@@ -181,6 +185,55 @@ static void test_wrap_coalesced(void **state)
 	expect_cookies(f->zs, 6, 2, 0);
 }
 
+/*
+ * Marks for ids reported out of order: made by the first one, not by
+ * zc_open() nor by reports in order, and given back with the last mark.
+ */
+static void test_marks_lazy(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+
+	send_n(f->zs, 4, 0, 16384);
+	fk_complete(0, 1, false);
+	expect_cookies(f->zs, 0, 2, 0);
+	assert_null(f->zs->done);
+	fk_complete(3, 3, false);
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_non_null(f->zs->done);
+	assert_int_equal(f->zs->nmarks, 1);
+	fk_complete(2, 2, false);
+	expect_cookies(f->zs, 2, 2, 0);
+	assert_int_equal(f->zs->nmarks, 0);
+	assert_null(f->zs->done);
+}
+
+/*
+ * No memory for the marks: the completion cannot be kept, and is not
+ * dropped without a word: zc_completions() fails with -ENOMEM, every
+ * time, and hands out nothing it would hand out wrong.
+ */
+static void test_marks_no_memory(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+
+	send_n(f->zs, 3, 0, 16384);
+	fk_complete(0, 0, false);
+	expect_cookies(f->zs, 0, 1, 0);
+	fk_complete(2, 2, false);
+	fa_fail(0, 1);
+	/* Said by the next call, as a truncated record is (pending_err). */
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	assert_int_equal(fa_failed(), 1);
+	fa_fail(0, 0);
+	assert_int_equal(zc_completions(f->zs, c, 8), -ENOMEM);
+	assert_non_null(strstr(zc_last_error(), "out of memory"));
+	fk_complete(1, 1, false);
+	assert_int_equal(zc_completions(f->zs, c, 8), -ENOMEM);
+	assert_int_equal(zc_wait(f->zs, c, 8, 0), -ENOMEM);
+}
+
 static void test_wrap_out_of_order(void **state)
 {
 	struct fixture *f = *state;
@@ -294,6 +347,99 @@ static void test_foreign_overflow_counted(void **state)
 	assert_int_equal(zc_get_stats(f->zs, &st), 0);
 	assert_int_equal(st.foreign, ZC_FOREIGN_MAX + 5);
 	assert_int_equal(st.foreign_dropped, 5);
+}
+
+/* The stash for foreign records is made by the first one, not by zc_open(). */
+static void test_foreign_stash_lazy(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_errrec rec[2];
+	struct zc_stats st = { .sz = sizeof(st) };
+
+	send_n(f->zs, 1, 0, 16384);
+	fk_complete(0, 0, false);
+	expect_cookies(f->zs, 0, 1, 0);
+	assert_null(f->zs->foreign);
+	fk_foreign(ECONNREFUSED, SO_EE_ORIGIN_ICMP);
+	assert_int_equal(zc_foreign(f->zs, rec, 2), 1);
+	assert_non_null(f->zs->foreign);
+	assert_int_equal(rec[0].ee_errno, ECONNREFUSED);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.foreign, 1);
+	assert_int_equal(st.foreign_dropped, 0);
+}
+
+/* No memory for the stash: the record is dropped and counted, no more. */
+static void test_foreign_stash_no_memory(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_errrec rec[2];
+	struct zc_stats st = { .sz = sizeof(st) };
+
+	fk_foreign(ECONNREFUSED, SO_EE_ORIGIN_ICMP);
+	fa_fail(0, 1);
+	assert_int_equal(zc_foreign(f->zs, rec, 2), 0);
+	assert_int_equal(fa_failed(), 1);
+	fa_fail(0, 0);
+	assert_null(f->zs->foreign);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.foreign, 1);
+	assert_int_equal(st.foreign_dropped, 1);
+	/* The next one finds memory. */
+	fk_foreign(EHOSTUNREACH, SO_EE_ORIGIN_ICMP);
+	assert_int_equal(zc_foreign(f->zs, rec, 2), 1);
+	assert_int_equal(rec[0].ee_errno, EHOSTUNREACH);
+}
+
+static void *reap_in_thread(void *arg)
+{
+	struct zc_sock *zs = arg;
+	struct zc_completion c[4];
+	void *mine;
+
+	if (zc__tl_eq)		/* a new thread has none yet */
+		return NULL;
+	if (zc_completions(zs, c, 4) != 1)
+		return NULL;
+	mine = zc__tl_eq;	/* freed when this thread exits */
+	return mine;
+}
+
+/*
+ * recvmmsg()'s buffers are the reaping thread's, made by its first read,
+ * shared by every socket it reads; none is made by zc_open(). No memory
+ * for them: that read fails, the next one tries again.
+ */
+static void test_eq_per_thread(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[4];
+	struct zc_eq *eq;
+	pthread_t th;
+	void *theirs;
+
+	send_n(f->zs, 3, 0, 16384);
+	fk_complete(0, 0, false);
+	if (!zc__tl_eq) {	/* this thread's first read */
+		fa_fail(0, 1);
+		assert_int_equal(zc_completions(f->zs, c, 4), -ENOMEM);
+		fa_fail(0, 0);
+		assert_null(zc__tl_eq);
+	}
+	expect_cookies(f->zs, 0, 1, 0);
+	eq = zc__tl_eq;
+	assert_non_null(eq);
+	/* Another thread: its own. */
+	fk_complete(1, 1, false);
+	assert_int_equal(pthread_create(&th, NULL, reap_in_thread, f->zs), 0);
+	assert_int_equal(pthread_join(th, &theirs), 0);
+	assert_non_null(theirs);
+	assert_ptr_not_equal(theirs, eq);
+	/* This thread's stay, for every later read. */
+	assert_ptr_equal(zc__tl_eq, eq);
+	fk_complete(2, 2, false);
+	expect_cookies(f->zs, 2, 1, 0);
+	assert_ptr_equal(zc__tl_eq, eq);
 }
 
 /* Found by fuzz-errqueue: a cmsg_len near SIZE_MAX made CMSG_ALIGN() 0. */
@@ -812,6 +958,153 @@ static void test_udp_used_id_max_inflight_2(void **state)
 	assert_int_equal(c[1].cookie, 3);
 	expect_stats_clean(f.zs, 4);
 	zc_close(f.zs);
+	close(f.fd);
+}
+
+/*
+ * A failed send that may have used its id, in a later chunk of the ring
+ * than head's: amb_resolve() finds its entry there (zc__rx_entry_at()).
+ */
+static void test_udp_used_id_later_chunk(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[64];
+
+	(void)state;
+	udp_fixture(&f, 64, true);
+	send_n(f.zs, ZC_CHUNK + 4, 0, 16384);	/* two chunks */
+	fk.drop_enobufs = 1;
+	assert_int_equal(zc_send(f.zs, buf, 16384, 0, 99), 16384);
+	assert_int_equal(zc_completions(f.zs, c, 64), 0);	/* settles */
+	fk_complete(0, ZC_CHUNK + 3, false);
+	assert_int_equal(zc_completions(f.zs, c, 64), ZC_CHUNK + 5);
+	assert_int_equal(c[ZC_CHUNK + 4].cookie, 99);
+	assert_int_equal(c[ZC_CHUNK + 4].flags, ZC_COPIED | ZC_LIB_COPY);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
+/*
+ * The send ring's memory follows the sends in flight: one chunk at
+ * zc_open(), one more for each ZC_CHUNK sends out, and after reaping the
+ * chunk of the tail and the spare the reap side handed back.
+ */
+static void test_ring_chunks_follow_sends(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(zc__ring_chunks(f->zs), 1);
+	send_n(f->zs, 100, 0, 16384);		/* slots 0..99 */
+	assert_int_equal(zc__ring_chunks(f->zs), 100 / ZC_CHUNK + 1);
+	fk_complete(0, 99, false);
+	expect_cookies(f->zs, 0, 100, 0);
+	assert_int_equal(zc__ring_chunks(f->zs), 2);
+	/* The next chunk is the spare: no new memory. */
+	send_n(f->zs, 100, 100, 16384);
+	assert_int_equal(zc__ring_chunks(f->zs), 200 / ZC_CHUNK -
+			 100 / ZC_CHUNK + 1);
+	fk_complete(100, 199, false);
+	expect_cookies(f->zs, 100, 100, 0);
+	assert_true(zc__ring_chunks(f->zs) <= 2);
+}
+
+/* What the library holds for zs: each block and its malloc header. */
+static size_t held(struct zc_sock *zs)
+{
+	struct zc_chunk *spare = atomic_load(&zs->spare);
+	size_t n = malloc_usable_size(zs) + 8;
+
+	for (struct zc_chunk *c = zc__rx_chunk(zs); c; c = c->next)
+		n += malloc_usable_size(c) + 8;
+	if (spare)
+		n += malloc_usable_size(spare) + 8;
+	return n;
+}
+
+/*
+ * An idle handle (errqueue, max_inflight 1024) holds at most 1 KiB,
+ * after zc_open() and after a stream once everything is reaped: struct
+ * zc_sock, the tail's chunk and the spare; nothing else.
+ */
+static void test_idle_memory(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(f->zs->mask, 1023);
+	assert_true(held(f->zs) <= 1024);
+	for (uint32_t i = 0; i < 1000; i += 100) {
+		send_n(f->zs, 100, i, 16384);
+		fk_complete(i, i + 99, false);
+		expect_cookies(f->zs, i, 100, 0);
+	}
+	assert_int_equal(zc__ring_chunks(f->zs), 2);
+	assert_null(f->zs->done);
+	assert_null(f->zs->foreign);
+	assert_true(held(f->zs) <= 1024);
+}
+
+/*
+ * max_inflight 2, slot numbers that wrap past 2^32: chunk after chunk is
+ * entered and left, and never more than the tail's and the spare held.
+ */
+static void test_ring_chunks_wrap_small(void **state)
+{
+	struct fixture f;
+	struct zc_opts o = { .sz = sizeof(o), .copy_below = 1,
+			     .max_inflight = 2, .flags = ZC_OPT_NO_ADAPT,
+			     .backend = ZC_BACKEND_ERRQUEUE };
+
+	(void)state;
+	assert_int_equal(open_zs(&f, &o), 0);
+	/* Slot numbers near the wrap (a chunk's first: tx_e is slot 0's). */
+	atomic_store(&f.zs->tail, 0u - 5 * ZC_CHUNK);
+	atomic_store(&f.zs->head, 0u - 5 * ZC_CHUNK);
+	for (uint32_t i = 0; i < 10 * ZC_CHUNK; i += 2) {
+		send_n(f.zs, 2, i, 16384);
+		assert_int_equal(zc_send(f.zs, buf, 16384, 0, 0), -ENOBUFS);
+		fk_complete(i, i + 1, false);
+		expect_cookies(f.zs, i, 2, 0);
+		assert_true(zc__ring_chunks(f.zs) <= 2);
+	}
+	assert_int_equal(atomic_load(&f.zs->tail), 5 * ZC_CHUNK);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
+/*
+ * No memory for the next chunk: the send into a chunk's last slot fails
+ * with -ENOMEM before the syscall, and the next one tries again.
+ */
+static void test_ring_chunk_no_memory(void **state)
+{
+	struct fixture *f = *state;
+	unsigned int calls;
+
+	send_n(f->zs, ZC_CHUNK - 1, 0, 16384);
+	calls = fk.nsends;
+	fa_fail(0, 1);
+	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 99), -ENOMEM);
+	assert_int_equal(fa_failed(), 1);
+	fa_fail(0, 0);
+	assert_int_equal(fk.nsends, calls);		/* nothing sent */
+	assert_non_null(strstr(zc_last_error(), "nothing was sent"));
+	assert_int_equal(zc_inflight(f->zs), ZC_CHUNK - 1);
+	send_n(f->zs, 2, ZC_CHUNK - 1, 16384);	/* then it links one */
+	fk_complete(0, ZC_CHUNK, false);
+	expect_cookies(f->zs, 0, ZC_CHUNK + 1, 0);
+}
+
+/* No memory for the first chunk: zc_open() fails, and leaks nothing. */
+static void test_open_no_memory(void **state)
+{
+	struct fixture f;
+
+	(void)state;
+	fa_fail(0, 1);
+	assert_int_equal(open_zs(&f, NULL), -ENOMEM);
+	assert_int_equal(fa_failed(), 1);
+	fa_fail(0, 0);
+	assert_null(f.zs);
 	close(f.fd);
 }
 
@@ -1385,11 +1678,16 @@ int main(void)
 		T(test_out_of_order),
 		T(test_wrap_coalesced),
 		T(test_wrap_out_of_order),
+		T(test_marks_lazy),
+		T(test_marks_no_memory),
 		T(test_ipv6_level),
 		T(test_bogus_ranges),
 		T(test_duplicate_range),
 		T(test_foreign_records),
 		T(test_foreign_overflow_counted),
+		T(test_foreign_stash_lazy),
+		T(test_foreign_stash_no_memory),
+		T(test_eq_per_thread),
 		T(test_ctrunc),
 		cmocka_unit_test(test_parser_hostile_len),
 		cmocka_unit_test(test_parser_layouts),
@@ -1407,6 +1705,12 @@ int main(void)
 		cmocka_unit_test(test_udp_error_no_id),
 		cmocka_unit_test(test_udp_used_id_max_inflight_2),
 		cmocka_unit_test(test_udp_used_id_max_inflight_1),
+		cmocka_unit_test(test_udp_used_id_later_chunk),
+		T(test_ring_chunks_follow_sends),
+		T(test_idle_memory),
+		cmocka_unit_test(test_ring_chunks_wrap_small),
+		T(test_ring_chunk_no_memory),
+		cmocka_unit_test(test_open_no_memory),
 		cmocka_unit_test(test_wait_for_room_after_failed_send),
 		T(test_completions_max0),
 		T(test_iovlen_past_iov_max),
