@@ -468,6 +468,22 @@ static void amb_poll(struct zc_sock *zs)
 }
 
 /*
+ * Send side: the entry of slot t, published, may hold the id zc_next that
+ * a failed send may have used: ask the reap side to settle it. Only after
+ * the entry is published: amb_resolve() writes its flags, and before that
+ * the send side still did (on 622c97f the reap side could clear PENDING
+ * of an entry not yet written, and the send side then set it again,
+ * leaving the ids of the entries after it one off).
+ */
+static void amb_publish(struct zc_sock *zs, uint32_t t)
+{
+	atomic_store_explicit(&zs->amb_slot, t, memory_order_relaxed);
+	atomic_store_explicit(&zs->amb_id, zs->zc_next, memory_order_relaxed);
+	/* Release: pairs with the acquire in amb_resolve(). */
+	atomic_store_explicit(&zs->amb, ZC_AMB_PENDING, memory_order_release);
+}
+
+/*
  * A zero-copy send in ring slot t failed with err. Settle its kernel id
  * (above): not used, or perhaps used, and then its entry stays in the ring
  * on that id until the reap side knows. ENOBUFS (option memory,
@@ -511,13 +527,13 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 				  "zc_completions() and retry");
 	}
 	if (maybe_id) {
-		atomic_store_explicit(&zs->amb_slot, t, memory_order_relaxed);
-		atomic_store_explicit(&zs->amb_id, zs->zc_next,
-				      memory_order_relaxed);
-		/* Release: pairs with the acquire in amb_resolve(). */
-		atomic_store_explicit(&zs->amb, ZC_AMB_PENDING,
-				      memory_order_release);
-		zs->amb_local = true;	/* no zero-copy, no harvest: see there */
+		/*
+		 * No zero-copy and no harvest (the copy below is an SCM send
+		 * too) until the reap side has settled the id: see
+		 * amb_resolve(). It learns of the id only once the entry is
+		 * published (amb_publish()).
+		 */
+		zs->amb_local = true;
 	} else {
 		/* No id used: the window shrinks back. */
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
@@ -534,6 +550,8 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 			ZC_STAT_INC(&zs->tx, enobufs_fallback);
 		zs->adapt_tick++;
 		zc_publish(zs, t, e);
+		if (maybe_id)
+			amb_publish(zs, t);
 		return ret;
 	}
 	if (maybe_id) {
@@ -546,6 +564,7 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 				      atomic_load_explicit(&zs->ghosts_made,
 							   memory_order_relaxed) + 1,
 				      memory_order_release);
+		amb_publish(zs, t);
 	}
 	return zc_err_lit(ret, why);
 }

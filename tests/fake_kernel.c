@@ -229,6 +229,12 @@ ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 	if (fd != fk.fd)
 		return __real_sendmsg(fd, msg, flags);
+	if (fk.before_copy_send && !(flags & MSG_ZEROCOPY)) {
+		void (*fn)(void *) = fk.before_copy_send;
+
+		fk.before_copy_send = NULL;
+		fn(fk.before_copy_arg);
+	}
 	for (size_t i = 0; i < msg->msg_iovlen; i++)
 		s.len += msg->msg_iov[i].iov_len;
 	if (fk.nsend_err && fk.err_before_cmsg &&

@@ -79,6 +79,12 @@ struct fake_kernel {
 	unsigned long ctrl_a5;		/* 0xa5 control bytes seen (a use) */
 	int last_mark;			/* SO_MARK of the last call, or -1 */
 	bool reject_mark;		/* SO_MARK is EINVAL (not permitted) */
+	/*
+	 * Called once, then cleared, at the next call without MSG_ZEROCOPY:
+	 * another thread's work (the reap side) landing inside a send.
+	 */
+	void (*before_copy_send)(void *arg);
+	void *before_copy_arg;
 };
 
 extern struct fake_kernel fk;

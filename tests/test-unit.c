@@ -741,6 +741,50 @@ static void udp_recverr_fixture(struct fixture *f)
 	assert_int_equal(zc_open(f->fd, &o, &f->zs), 0);
 }
 
+/* The reap side's turn, inside the send side's copy after a failure. */
+static void reap_now(void *arg)
+{
+	struct zc_completion c[8];
+
+	assert_true(zc_completions(arg, c, 8) >= 0);
+}
+
+/*
+ * The reap side settles a failed send's id while the send side is still
+ * sending the data again by copy (two threads: here, the copy's syscall
+ * runs the reap). The id was not used: the copy completes, and the next
+ * zero-copy send, which takes that id, completes on its record. On
+ * 64d660f the reap side saw the failed send before its entry was written
+ * and cleared PENDING there; the send side then set it again, and the
+ * next send's completion waited for an id that never came.
+ */
+static void test_ambiguous_settled_during_copy(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[8];
+	int errs[] = { ENOBUFS };
+
+	(void)state;
+	udp_recverr_fixture(&f);
+	fk.err_only_zc = true;
+	fk_script_send_errors(errs, 1);		/* no id used */
+	fk.before_copy_send = reap_now;
+	fk.before_copy_arg = f.zs;
+	assert_int_equal(zc_send(f.zs, buf, 16384, 0, 0), 16384);
+	assert_null(fk.before_copy_send);	/* the reap ran */
+	assert_int_equal(zc_completions(f.zs, c, 8), 1);
+	assert_int_equal(c[0].cookie, 0);
+	send_n(f.zs, 1, 1, 16384);
+	assert_true(fk.sends[fk.nsends - 1].flags & MSG_ZEROCOPY);
+	assert_int_equal(fk.sends[fk.nsends - 1].id, 0);
+	fk_complete(0, 0, false);
+	assert_int_equal(zc_completions(f.zs, c, 8), 1);
+	assert_int_equal(c[0].cookie, 1);
+	assert_int_equal(zc_inflight(f.zs), 0);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
 static void test_enobufs_ambiguous_taken(void **state)
 {
 	struct fixture f;
@@ -1699,6 +1743,7 @@ int main(void)
 		T(test_enobufs_all_reported_copies),
 		T(test_enobufs_then_error),
 		cmocka_unit_test(test_udp_emsgsize_resends_by_copy),
+		cmocka_unit_test(test_ambiguous_settled_during_copy),
 		cmocka_unit_test(test_enobufs_ambiguous_taken),
 		cmocka_unit_test(test_enobufs_ambiguous_not_taken),
 		cmocka_unit_test(test_udp_eperm_used_id),
