@@ -300,7 +300,7 @@ struct zc_sock {
 	 * with run_flags (ZC_COPIED or 0); the ids past it that were reported
 	 * out of that order carry marks in done[] (nmarks of them; done[]
 	 * is there while nmarks is not 0, by id & mask, ring.c). done_to is
-	 * read by the send side too (zc__ids_unreported()): relaxed.
+	 * relaxed-atomic, so that the send side may read it.
 	 */
 	_Atomic uint32_t done_to;
 	uint32_t run_flags;

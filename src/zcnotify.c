@@ -489,9 +489,7 @@ static void amb_publish(struct zc_sock *zs, uint32_t t)
  * on that id until the reap side knows. ENOBUFS (option memory,
  * RLIMIT_MEMLOCK, a full qdisc) and EMSGSIZE on a datagram (its pages need
  * more fragments than an skb holds) are refusals of zero-copy, not of the
- * data: send the same bytes by copy, unless ENOBUFS came while sends of
- * ours are in flight (their completions free that memory: the caller
- * reaps and retries). Returns what the call returns.
+ * data: send the same bytes by copy. Returns what the call returns.
  */
 static __attribute__((noinline, cold)) ssize_t
 send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
@@ -501,31 +499,6 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	bool maybe_id = failed_send_may_use_id(zs, err);
 	ssize_t ret = err;
 
-	if (err == -ENOBUFS && !maybe_id &&
-	    (int32_t)(zs->zc_next - zc_done_to(zs)) > 0 &&
-	    (!msg || !msg->msg_control ||
-	     msg->msg_controllen <= zc__optmem_max())) {
-		/*
-		 * Option memory or locked memory, held by our own sends in
-		 * flight until the kernel lets go of their pages (sends whose
-		 * completion the reap side has not seen; a completion queued
-		 * is charged to the receive buffer): nothing was sent, no id
-		 * used. The caller reaps and sends again
-		 * zero-copy, as the bare MSG_ZEROCOPY pattern does; copying
-		 * now would throw away the zero-copy this library is for.
-		 * With nothing of ours in flight no completion would come to
-		 * wait for (ABI.md section 1), and a control buffer past
-		 * net.core.optmem_max is refused whatever is in flight: the
-		 * copy below.
-		 */
-		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
-				      memory_order_release);
-		return zc_err_lit(-ENOBUFS, "zc_sendmsg: the kernel refused "
-				  "zero-copy for want of option memory or "
-				  "locked memory (RLIMIT_MEMLOCK) while sends "
-				  "are in flight; nothing was sent: reap with "
-				  "zc_completions() and retry");
-	}
 	if (maybe_id) {
 		/*
 		 * No zero-copy and no harvest (the copy below is an SCM send

@@ -221,11 +221,6 @@ static void seen_mark(uint8_t *seen, uint64_t nsent, const uint8_t *sent,
 
 struct stream_res {
 	uint64_t ok, failed;
-	/*
-	 * -ENOBUFS with room in the ring: the kernel refused zero-copy for
-	 * want of memory our sends in flight hold; we reaped and retried.
-	 */
-	uint64_t mem_waits;
 	struct zc_stats st;
 };
 
@@ -283,7 +278,6 @@ static void run_stream(int family, int type, bool recverr, uint64_t n,
 			ret = zc_send(zs, b, len[i], 0, i);
 			if (ret != -ENOBUFS)
 				break;
-			res->mem_waits += zc_inflight(zs) < INFL;
 			/* Slow reaper: a few at a time, only when forced. */
 			int k = zc_wait(zs, c, 1 + prng_below(&p, 8), 5000);
 
@@ -360,14 +354,10 @@ static void (*before_udp)(void);
 
 /*
  * What a fault does to a stream. BITES: some sends are refused zero-copy
- * (ENOBUFS): they go out by copy, or (sends of ours in flight hold the
- * memory) the library says -ENOBUFS and the stream reaps and retries.
- * BITES_KEEPS_ZC: the same, and over TCP no send is copied: every refusal
- * came while sends were in flight, so zero-copy is kept. NONE: the fault
- * does not apply to this backend: every send goes zero-copy, none is
- * refused.
+ * (ENOBUFS) and go out by copy. NONE: the fault does not apply to this
+ * backend: every send goes zero-copy, none is refused.
  */
-enum fault_effect { BITES, BITES_KEEPS_ZC, NONE };
+enum fault_effect { BITES, NONE };
 
 static void stream_all(const char *why, enum fault_effect eff)
 {
@@ -391,27 +381,19 @@ static void stream_all(const char *why, enum fault_effect eff)
 		run_stream(runs[k].fam, runs[k].type, runs[k].recverr, n,
 			   0x5eed + k, &res);
 		printf("%s %s: %llu sent, %llu failed, zc %llu, "
-		       "enobufs->copy %llu, enobufs->reap+retry %llu, "
-		       "completions %llu\n", why,
+		       "enobufs->copy %llu, completions %llu\n", why,
 		       runs[k].n, (unsigned long long)res.ok,
 		       (unsigned long long)res.failed,
 		       (unsigned long long)res.st.sends_zc,
 		       (unsigned long long)res.st.enobufs_fallback,
-		       (unsigned long long)res.mem_waits,
 		       (unsigned long long)res.st.completions);
 		if (eff == NONE) {
 			assert_int_equal(res.st.enobufs_fallback, 0);
-			assert_int_equal(res.mem_waits, 0);
 			assert_int_equal(res.st.sends_zc, res.ok);
 			continue;
 		}
 		/* The fault must have bitten, or the test proves nothing. */
-		assert_true(res.st.enobufs_fallback + res.mem_waits > 0);
-		if (eff == BITES_KEEPS_ZC && runs[k].type == SOCK_STREAM) {
-			assert_true(res.mem_waits > 0);
-			assert_int_equal(res.st.enobufs_fallback, 0);
-			assert_int_equal(res.st.sends_zc, res.ok);
-		}
+		assert_true(res.st.enobufs_fallback > 0);
 	}
 }
 
@@ -480,8 +462,7 @@ static void test_optmem(void **state)
 {
 	(void)state;
 	before_udp = optmem_zero;
-	stream_all("optmem", fault_backend == ZC_BACKEND_URING ? NONE :
-		   BITES_KEEPS_ZC);
+	stream_all("optmem", fault_backend == ZC_BACKEND_URING ? NONE : BITES);
 }
 
 /*

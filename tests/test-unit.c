@@ -667,41 +667,6 @@ static void test_enobufs_resends_by_copy(void **state)
 	assert_int_equal(fk.sends[2].id, 0);
 }
 
-/*
- * ENOBUFS while a zero-copy send of ours is in flight: the memory is
- * theirs, and their completion frees it. Nothing is sent by copy: the
- * call says -ENOBUFS, the caller reaps and sends again zero-copy (on the
- * commit before this test, the send went out by copy).
- */
-static void test_enobufs_in_flight_keeps_zerocopy(void **state)
-{
-	struct fixture *f = *state;
-	struct zc_completion c[8];
-	struct zc_stats st = { .sz = sizeof(st) };
-	int errs[] = { ENOBUFS };
-
-	send_n(f->zs, 1, 0, 16384);			/* id 0, in flight */
-	fk.err_only_zc = true;
-	fk_script_send_errors(errs, 1);
-	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 1), -ENOBUFS);
-	assert_int_equal(fk.nsends, 2);			/* no copy */
-	assert_non_null(strstr(zc_last_error(), "in flight"));
-	assert_int_equal(zc_inflight(f->zs), 1);
-	fk_complete(0, 0, false);
-	assert_int_equal(zc_completions(f->zs, c, 8), 1);
-	/* Reaped: zero-copy again, on id 1 (the refused call took none). */
-	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 1), 16384);
-	assert_true(fk.sends[2].flags & MSG_ZEROCOPY);
-	assert_int_equal(fk.sends[2].id, 1);
-	fk_complete(1, 1, false);
-	assert_int_equal(zc_completions(f->zs, c, 8), 1);
-	assert_int_equal(c[0].cookie, 1);
-	assert_int_equal(c[0].flags, 0);
-	assert_int_equal(zc_get_stats(f->zs, &st), 0);
-	assert_int_equal(st.enobufs_fallback, 0);
-	assert_int_equal(st.sends_copy, 0);
-}
-
 /* ENOBUFS with every send of ours reported: nothing to wait for, copy. */
 static void test_enobufs_all_reported_copies(void **state)
 {
@@ -1739,7 +1704,6 @@ int main(void)
 		T(test_no_syscall_when_idle),
 		T(test_send_error_no_completion),
 		T(test_enobufs_resends_by_copy),
-		T(test_enobufs_in_flight_keeps_zerocopy),
 		T(test_enobufs_all_reported_copies),
 		T(test_enobufs_then_error),
 		cmocka_unit_test(test_udp_emsgsize_resends_by_copy),
