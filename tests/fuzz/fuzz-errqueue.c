@@ -3,7 +3,9 @@
  * libFuzzer harness: the error-queue record parser and the id mirror.
  * Input: 8 bytes of window state (zc_head, span), then control bytes as
  * recvmsg(MSG_ERRQUEUE) would return them. Every range parsed is applied
- * to a 16-id window; the marks must stay inside the window.
+ * to a 16-id window: the ids it completes (the run from zc_head, then
+ * marks) must be the live ones it covers, and nothing outside the window
+ * may be marked.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,19 +39,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&zs, 0, sizeof(zs));
 	memset(done, 0, sizeof(done));
 	zs.mask = 15;
-	zs.done = done;
+	zs.done = done;		/* given: the library makes none here */
 	zs.zc_head = head;
+	atomic_store(&zs.done_to, head);	/* no run yet */
 	atomic_store(&zs.zc_issued, head + span);
 
 	if (zc__parse_errmsg(&m, &r, &rec) == ZC_REC_RANGE) {
 		uint32_t good = zc_apply_range(&zs, r.lo, r.hi, r.copied);
 		uint32_t marked = 0;
 
+		uint32_t run = atomic_load(&zs.done_to) - head;
+
 		for (int i = 0; i < 16; i++)
 			marked += !!done[i];
-		/* Marks only for live ids, one per id. */
-		if (good > span || marked != good)
+		/* Live ids only, each once: in the run or marked. */
+		if (good > span || run > span || marked + run != good ||
+		    marked != zs.nmarks)
 			abort();
+		for (uint32_t i = 0; i < run; i++)
+			if (done[(head + i) & 15])
+				abort();
 		for (uint32_t i = span; i < 16; i++)
 			if (done[(head + i) & 15])
 				abort();
