@@ -331,26 +331,18 @@ send_buf(struct zc_sock *zs, const void *buf, size_t len, int flags)
 }
 
 /*
- * A backend's send, or (ops->send NULL) the syscall, inlined. msg NULL:
- * the message is the one buffer buf, len (zc_send()). The SCM backend's
- * choice is inline too: most of its sends at k > 1 ask for nothing.
+ * send_one()'s syscall: the backend's send is the syscall itself, with
+ * SCM's cmsg when zc_scm_want() asks for one. Returns bytes or -errno.
  */
 static inline __attribute__((always_inline)) ssize_t
-backend_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-	     size_t len, int flags)
+direct_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	    size_t len, int flags)
 {
+	unsigned int n;
 	ssize_t ret;
 
-	if (zs->ops == &zc__ops_scm) {
-		unsigned int n = zc_scm_want(zs);
-
-		if (n)
-			return zc__scm_send(zs, msg, buf, len, flags, n);
-	} else if (zs->ops->send) {
-		if (msg)
-			return zs->ops->send(zs, msg, flags);
-		return send_buf(zs, buf, len, flags);
-	}
+	if (zs->tx_scm && (n = zc_scm_want(zs)) != 0)
+		return zc__scm_send(zs, msg, buf, len, flags, n);
 	if (msg)
 		return zc_sys_send(zs, msg, flags);
 	if (len > (1u << 30))
@@ -359,6 +351,22 @@ backend_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	ret = send(zs->fd, buf, len, flags);
 	ZC_STAT_INC(&zs->tx, syscalls);
 	return ret < 0 ? -errno : ret;
+}
+
+/*
+ * A backend's send (uring: ops->send), or the syscall (direct_send()).
+ * msg NULL: the message is the one buffer buf, len (zc_send()).
+ */
+static inline __attribute__((always_inline)) ssize_t
+backend_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	     size_t len, int flags)
+{
+	if (!zs->tx_direct) {
+		if (msg)
+			return zs->ops->send(zs, msg, flags);
+		return send_buf(zs, buf, len, flags);
+	}
+	return direct_send(zs, msg, buf, len, flags);
 }
 
 void zc__wake_reaper(struct zc_sock *zs)
@@ -620,28 +628,6 @@ send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	return ret;
 }
 
-/*
- * send_one()'s syscall: the backend's send is the syscall itself, with
- * SCM's cmsg when zc_scm_want() asks for one. Returns bytes or -errno.
- */
-static inline __attribute__((always_inline)) ssize_t
-direct_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-	    size_t len, int flags)
-{
-	unsigned int n;
-	ssize_t ret;
-
-	if (zs->tx_scm && (n = zc_scm_want(zs)) != 0)
-		return zc__scm_send(zs, msg, buf, len, flags, n);
-	if (msg)
-		return zc_sys_send(zs, msg, flags);
-	if (len > (1u << 30))
-		return send_buf(zs, buf, len, flags);
-	/* zc_sys_send()'s choice, known here */
-	ret = send(zs->fd, buf, len, flags);
-	ZC_STAT_INC(&zs->tx, syscalls);
-	return ret < 0 ? -errno : ret;
-}
 
 /*
  * A zero-copy send of send_one() that sent nothing: ret is 0 (nothing
