@@ -29,36 +29,6 @@ extern _Thread_local struct zc_eq *zc__tl_eq
 struct zc_eq *zc__eq_make(void);
 
 /*
- * The common record: one IP_RECVERR/IPV6_RECVERR cmsg alone (the extended
- * error and an empty offender), a zero-copy completion. Anything else
- * (false) takes zc__parse_errmsg()'s careful walk.
- */
-static inline bool parse_fast(const struct msghdr *m, struct zc_range *r)
-{
-	const unsigned char *ctrl = m->msg_control;
-	size_t len = ctrl ? m->msg_controllen : 0;
-	struct cmsghdr first;
-	struct sock_extended_err ee;
-
-	if (len < CMSG_LEN(sizeof(ee)))
-		return false;
-	memcpy(&first, ctrl, sizeof(first));
-	if (first.cmsg_len < CMSG_LEN(sizeof(ee)) || first.cmsg_len > len ||
-	    CMSG_ALIGN(first.cmsg_len) < len ||
-	    !((first.cmsg_level == SOL_IP && first.cmsg_type == IP_RECVERR) ||
-	      (first.cmsg_level == SOL_IPV6 &&
-	       first.cmsg_type == IPV6_RECVERR)))
-		return false;
-	memcpy(&ee, ctrl + CMSG_LEN(0), sizeof(ee));
-	if (ee.ee_errno != 0 || ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY)
-		return false;
-	r->lo = ee.ee_info;
-	r->hi = ee.ee_data;
-	r->copied = ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED;
-	return true;
-}
-
-/*
  * What ip_recv_error() and ipv6_recv_error() write for a zero-copy
  * completion: one cmsg, the extended error and an empty offender
  * (struct sockaddr_in or sockaddr_in6), padded to CMSG_SPACE.
