@@ -15,11 +15,18 @@
  *   -f  the file to serve (default: this program's own binary)
  *   -n  serve this many clients, then exit (default 0: forever); the
  *       server listens on 127.0.0.1 (::1 with -6) and prints the port
- *   -t  test mode: fork this many clients, which connect, read the whole
- *       file and check it byte by byte; exit 0 if every one got it all
+ *   -t  test mode: this many clients, which connect, read the whole file
+ *       and check it byte by byte; exit 0 if every one got it all. They
+ *       run in forked processes (one per 1000 clients, at most 16), each
+ *       reading its connections from an epoll loop of its own
  *   -x  one context for all connections (zc_ctx_new(3)): its fd in the
  *       epoll set says when any of them has completions, and one
- *       zc_ctx_completions() reaps them all; no per-connection reaping
+ *       zc_ctx_completions() reaps them all; no per-connection reaping.
+ *       The loop then touches only the connections that have something
+ *       to do: an event (room to send) or a buffer back from a completion
+ *
+ * The file descriptor limit (RLIMIT_NOFILE) is raised to what the clients
+ * need, up to the hard limit.
  *
  * Build: cc -o epoll-server epoll-server.c $(pkg-config --cflags --libs libzcnotify)
  */
@@ -36,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -44,7 +52,10 @@
 #include <zcnotify.h>
 
 #define MAX_POOL	64
+#define MAX_CLIENTS	100000
 #define DRAIN_MS	5000	/* how long a finished connection may drain */
+#define CLIENTS_PER_PROC 1000	/* test mode: connections per client process */
+#define TEST_SECONDS	120	/* test mode: never hang a test run */
 
 struct conn {
 	int fd;
@@ -52,7 +63,8 @@ struct conn {
 	off_t next;			/* next file offset to read */
 	int cur;			/* buffer being sent, or -1 */
 	size_t pos, len;		/* ... bytes sent of len */
-	bool want_out;			/* EPOLLOUT armed */
+	bool queued;			/* on the run queue, or finishing */
+	unsigned int idx;		/* in conns[] */
 	unsigned int nfree;
 	unsigned int free[MAX_POOL];	/* stack of free buffers */
 	unsigned int refs[MAX_POOL];	/* unreaped sends per buffer */
@@ -64,6 +76,17 @@ static off_t file_size;
 static size_t buf_size = 16384;
 static unsigned int pool = 8, max_inflight = 16;
 static struct zc_ctx *ctx;	/* -x: every connection's completions */
+/* Connections to pump, each once (conn.queued): a stack. */
+static struct conn **runq;
+static unsigned int nrun;
+
+static void run(struct conn *c)
+{
+	if (!c->queued) {
+		c->queued = true;
+		runq[nrun++] = c;
+	}
+}
 
 static void warn_zc(const char *what, long err)
 {
@@ -99,12 +122,15 @@ static int reap(struct conn *c)
 static void ctx_dispatch(const struct zc_ctx_completion *cc, int n)
 {
 	for (int i = 0; i < n; i++) {
+		struct conn *c = (struct conn *)(uintptr_t)cc[i].tag;
+
 		if (cc[i].flags & ZC_CTX_ERROR) {
 			warn_zc("reaping a connection", cc[i].error);
 			continue;
 		}
-		put_buf((struct conn *)(uintptr_t)cc[i].tag,
-			(unsigned int)cc[i].cookie);
+		/* A buffer may be free again: pump the connection. */
+		put_buf(c, (unsigned int)cc[i].cookie);
+		run(c);
 	}
 }
 
@@ -172,7 +198,7 @@ static int conn_finish(int ep, struct conn *c, int ret)
  * Send as much as the socket takes. Returns 1 when the whole file is sent,
  * 0 to be called again later, -1 on an error.
  */
-static int pump(int ep, struct conn *c)
+static int pump(struct conn *c)
 {
 	int ret = reap(c);
 
@@ -200,19 +226,8 @@ static int pump(int ep, struct conn *c)
 		}
 		n = zc_send(c->zs, c->buf[c->cur] + c->pos, c->len - c->pos,
 			    MSG_NOSIGNAL, (uint64_t)c->cur);
-		if (n == -EAGAIN || n == -EWOULDBLOCK) {
-			/* The socket buffer is full: wait for EPOLLOUT. */
-			if (!c->want_out) {
-				struct epoll_event ev = {
-					.events = EPOLLIN | EPOLLOUT,
-					.data.ptr = c,
-				};
-
-				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-				c->want_out = true;
-			}
-			return 0;
-		}
+		if (n == -EAGAIN || n == -EWOULDBLOCK)
+			return 0;	/* full: EPOLLOUT's edge says when not */
 		if (n == -ENOBUFS) {
 			/*
 			 * max_inflight sends unreaped (nothing was sent), or
@@ -246,7 +261,12 @@ static struct conn *conn_new(int ep, int fd)
 {
 	struct zc_opts opts = { .sz = sizeof(opts), .max_inflight = max_inflight,
 				.ctx = ctx };
-	struct epoll_event ev = { .events = EPOLLIN };
+	/*
+	 * Edge-triggered: an event when the socket gets room again after a
+	 * send found it full (EPOLLOUT), or has news in its error queue
+	 * (EPOLLERR, without a context); nothing to re-arm.
+	 */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET };
 	struct conn *c = calloc(1, sizeof(*c));
 	int ret;
 
@@ -283,43 +303,102 @@ fail:
 	return NULL;
 }
 
-/* A client of the test mode: read everything, compare with the file. */
-static int client(const struct sockaddr_storage *ss, socklen_t len)
+/*
+ * A client process of the test mode: open n connections, read each to the
+ * end from one epoll loop, compare every byte with the file. Returns 0 if
+ * every connection got it all.
+ */
+static int client(const struct sockaddr_storage *ss, socklen_t len,
+		  unsigned int n)
 {
+	struct cli { int fd; off_t off; } *cl = calloc(n, sizeof(*cl));
 	char *want = malloc(buf_size), *got = malloc(buf_size);
-	int fd = socket(ss->ss_family, SOCK_STREAM, 0);
-	off_t off = 0;
-	ssize_t n;
+	int ep = epoll_create1(EPOLL_CLOEXEC), bad = 0;
+	unsigned int left = n;
 
-	if (!want || !got || fd < 0 || connect(fd, (const struct sockaddr *)ss, len)) {
-		perror("client: connect");
+	if (!cl || !want || !got || ep < 0) {
+		perror("client");
 		return 1;
 	}
-	while ((n = recv(fd, got, buf_size, 0)) > 0) {
-		if (pread(file_fd, want, (size_t)n, off) != n ||
-		    memcmp(want, got, (size_t)n)) {
-			fprintf(stderr, "client: wrong data at offset %lld "
-				"(a buffer reused too early?)\n", (long long)off);
+	for (unsigned int i = 0; i < n; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
+		int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		/* Blocking connect: the server accepts as it goes. */
+		if (fd < 0 || connect(fd, (const struct sockaddr *)ss, len) ||
+		    fcntl(fd, F_SETFL, O_NONBLOCK) ||
+		    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)) {
+			perror("client: connect");
 			return 1;
 		}
-		off += n;
+		cl[i].fd = fd;
 	}
-	if (n < 0 || off != file_size) {
-		fprintf(stderr, "client: got %lld of %lld bytes\n",
-			(long long)off, (long long)file_size);
-		return 1;
+	while (left) {
+		struct epoll_event evs[64];
+		int ne = epoll_wait(ep, evs, 64, -1);
+
+		if (ne < 0 && errno != EINTR) {
+			perror("client: epoll_wait");
+			return 1;
+		}
+		for (int e = 0; e < ne; e++) {
+			struct cli *c = &cl[evs[e].data.u32];
+			ssize_t r;
+
+			while ((r = recv(c->fd, got, buf_size, 0)) > 0) {
+				if (pread(file_fd, want, (size_t)r, c->off) != r ||
+				    memcmp(want, got, (size_t)r)) {
+					fprintf(stderr, "client: wrong data at "
+						"offset %lld (a buffer reused "
+						"too early?)\n",
+						(long long)c->off);
+					return 1;
+				}
+				c->off += r;
+			}
+			if (r < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (r < 0 || c->off != file_size) {
+				fprintf(stderr, "client: got %lld of %lld bytes"
+					" (%s)\n", (long long)c->off,
+					(long long)file_size,
+					r < 0 ? strerror(errno) : "EOF");
+				bad++;
+			}
+			close(c->fd);
+			left--;
+		}
 	}
-	return 0;
+	return bad ? 1 : 0;
+}
+
+/*
+ * Room for want file descriptors: raise the soft limit, up to the hard
+ * one. Returns 0, or -1 if the hard limit is too low.
+ */
+static int want_fds(rlim_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return -1;
+	if (rl.rlim_cur >= want)
+		return 0;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+		return -1;
+	rl.rlim_cur = want;
+	return setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 int main(int argc, char **argv)
 {
 	const char *path = "/proc/self/exe";
 	unsigned int clients = 0, served = 0, active = 0, failed = 0, test = 0;
+	unsigned int procs = 0, cap;
 	struct sockaddr_storage ss = { 0 };
 	socklen_t sslen;
 	struct stat st;
-	struct conn *conns[1024];
+	struct conn **conns;
 	unsigned int nconns = 0;
 	bool v6 = false;
 	int opt, lfd, ep;
@@ -346,9 +425,25 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!buf_size || !pool || pool > MAX_POOL || clients > 1024) {
-		fprintf(stderr, "epoll-server: bad -b, -p or -n/-t\n");
+	if (!buf_size || !pool || pool > MAX_POOL || clients > MAX_CLIENTS) {
+		fprintf(stderr, "epoll-server: bad -b, -p or -n/-t (at most "
+			"%u clients)\n", MAX_CLIENTS);
 		return 2;
+	}
+	/* Serving for ever: up to 1024 connections at a time. */
+	cap = clients ? clients : 1024;
+	conns = calloc(cap, sizeof(*conns));
+	runq = calloc(cap, sizeof(*runq));
+	if (!conns || !runq) {
+		perror("epoll-server");
+		return 1;
+	}
+	/* The server's connections (each client process has fewer). */
+	if (want_fds((rlim_t)cap + 64)) {
+		fprintf(stderr, "epoll-server: %s: RLIMIT_NOFILE's hard limit is "
+			"below the %u file descriptors %u clients need\n",
+			test ? "skipped" : "error", cap + 64, cap);
+		return test ? 77 : 1;
 	}
 	file_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (file_fd < 0 || fstat(file_fd, &st)) {
@@ -373,7 +468,8 @@ int main(int argc, char **argv)
 	}
 	lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&ss, sslen) ||
-	    listen(lfd, 1024) || getsockname(lfd, (struct sockaddr *)&ss, &sslen)) {
+	    listen(lfd, SOMAXCONN) ||
+	    getsockname(lfd, (struct sockaddr *)&ss, &sslen)) {
 		perror("epoll-server: listen");
 		return 1;
 	}
@@ -381,7 +477,11 @@ int main(int argc, char **argv)
 	       (long long)file_size, ntohs(((struct sockaddr_in *)&ss)->sin_port));
 	fflush(stdout);
 
-	for (unsigned int i = 0; i < test; i++) {
+	/* Test mode: the clients, CLIENTS_PER_PROC per process, <= 16. */
+	procs = (test + CLIENTS_PER_PROC - 1) / CLIENTS_PER_PROC;
+	if (procs > 16)
+		procs = 16;
+	for (unsigned int p = 0; p < procs; p++) {
 		pid_t pid = fork();
 
 		if (pid < 0) {
@@ -389,12 +489,13 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		if (pid == 0) {
-			alarm(60);	/* never hang a test run */
-			_exit(client(&ss, sslen));
+			alarm(TEST_SECONDS);
+			_exit(client(&ss, sslen, test / procs +
+				     (p < test % procs)));
 		}
 	}
 	if (test)
-		alarm(60);
+		alarm(TEST_SECONDS);
 
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	{
@@ -436,53 +537,56 @@ int main(int argc, char **argv)
 				}
 				continue;
 			}
-			if (c)
-				continue;	/* connections: pumped below */
+			if (c) {
+				run(c);		/* room, or (no -x) news */
+				continue;
+			}
 			for (;;) {
 				int fd = accept4(lfd, NULL, NULL,
 						 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 				if (fd < 0)
 					break;
-				if (nconns == 1024 || !(c = conn_new(ep, fd))) {
+				if (nconns == cap || !(c = conn_new(ep, fd))) {
 					close(fd);
 					continue;
 				}
+				c->idx = nconns;
 				conns[nconns++] = c;
+				run(c);
 				active++;
 				served++;
 			}
 		}
 		/*
-		 * Pump every connection: the events say a socket has room
-		 * (EPOLLOUT) or an error-queue record (EPOLLERR), but with
-		 * the uring backend completions arrive without an event, so
-		 * reap regularly whatever the events were.
+		 * Without a context, pump every connection: the uring
+		 * backend's completions come without an event, so reap
+		 * regularly whatever the events were. With one, the run
+		 * queue holds what has something to do.
 		 */
-		for (unsigned int i = 0; i < nconns; i++) {
-			struct conn *c = conns[i];
+		if (!ctx) {
+			for (unsigned int i = 0; i < nconns; i++)
+				run(conns[i]);
+		}
+		while (nrun) {
+			struct conn *c = runq[--nrun];
 			int r;
 
-			if (!c)
-				continue;
-			if (c->want_out) {
-				struct epoll_event ev = { .events = EPOLLIN,
-							  .data.ptr = c };
-
-				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-				c->want_out = false;
-			}
-			r = pump(ep, c);
+			c->queued = false;
+			r = pump(c);
 			if (r == 0)
 				continue;
+			/* Its completions may still come: run() nothing. */
+			c->queued = true;
+			conns[c->idx] = conns[--nconns];
+			conns[c->idx]->idx = c->idx;
 			if (conn_finish(ep, c, r > 0 ? 0 : -1))
 				failed++;
-			conns[i] = NULL;
 			active--;
 		}
 	}
 
-	for (unsigned int i = 0; i < test; i++) {
+	for (unsigned int i = 0; i < procs; i++) {
 		int status;
 
 		if (wait(&status) < 0 || !WIFEXITED(status) ||
@@ -494,6 +598,8 @@ int main(int argc, char **argv)
 	printf("epoll-server: %u clients served, %u failed\n", served, failed);
 	if (zc_ctx_free(ctx))	/* every connection closed: 0 */
 		failed++;
+	free(conns);
+	free(runq);
 	close(ep);
 	close(lfd);
 	return failed ? 1 : 0;
