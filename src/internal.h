@@ -4,6 +4,7 @@
 
 #include "sys.h"
 #include "ring.h"
+#include "errqueue.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -41,10 +42,6 @@
 #ifndef ZC_SCM_TYPE_DEFAULT
 #define ZC_SCM_TYPE_DEFAULT	78	/* asm-generic; see ABI.md section 2 */
 #endif
-
-#define ZC_EQ_BATCH		16	/* records per recvmmsg() */
-#define ZC_EQ_CTRL		512	/* control bytes per record */
-#define ZC_FOREIGN_MAX		64	/* foreign records kept for zc_foreign() */
 
 /* zc_sock.amb: did the failed send in ring slot amb_slot use its id? */
 enum { ZC_AMB_NONE, ZC_AMB_PENDING, ZC_AMB_TAKEN, ZC_AMB_NOT_TAKEN };
@@ -115,13 +112,6 @@ void zc__scm_probe_reset(void);
 /* backend_uring.c */
 void zc__uring_probe_reset(void);
 #endif
-
-/* errqueue.c */
-enum zc_rec_kind { ZC_REC_NONE, ZC_REC_RANGE, ZC_REC_FOREIGN };
-enum zc_rec_kind zc__parse_errmsg(const struct msghdr *m, struct zc_range *r,
-				 struct zc_errrec *rec);
-int zc__eq_drain(struct zc_sock *zs);
-void zc__stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec);
 
 #pragma GCC visibility pop
 
