@@ -17,7 +17,6 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "internal.h"
 #include "backend_scm.h"
 
 /*
