@@ -6,9 +6,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <assert.h>
-#include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
