@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Public entry points: open/close, the send path, reaping and waiting.
+ * The top floor (internal.h): a send goes down from here to a backend or
+ * straight to sys.c, a reap to the error queue, a backend and the ring;
+ * nothing below calls back up. ctx.c, beside it, calls in for a member.
  */
 #include <errno.h>
 #include <limits.h>
