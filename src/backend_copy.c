@@ -4,7 +4,7 @@
  * that cannot do zero-copy (AF_UNIX, ...) when the caller asked for
  * ZC_BACKEND_AUTO, and as the baseline.
  */
-#include "internal.h"
+#include "backend.h"
 
 static int copy_collect(struct zc_sock *zs, bool force)
 {

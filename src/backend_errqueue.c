@@ -3,7 +3,8 @@
  * The error-queue backend: MSG_ZEROCOPY sends, completions read with
  * recvmmsg(MSG_ERRQUEUE) on the reap side. TCP since Linux 4.14, UDP since 5.0.
  */
-#include "internal.h"
+#include "backend.h"
+#include "errqueue.h"
 
 static int eq_collect(struct zc_sock *zs, bool force)
 {

@@ -11,13 +11,11 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "internal.h"
 #include "backend_scm.h"
 
 /*
@@ -429,28 +427,6 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 static int scm_collect(struct zc_sock *zs, bool force)
 {
 	return zc_scm_collect(zs, force);
-}
-
-/*
- * net.core.optmem_max, read once per process: the largest control buffer
- * sendmsg(2) accepts (sock_kmalloc()). 20480 if it cannot be read (the
- * default on 64-bit kernels before 6.9).
- */
-size_t zc__optmem_max(void)
-{
-	static _Atomic long cached;
-	long v = atomic_load_explicit(&cached, memory_order_relaxed);
-	FILE *f;
-
-	if (v > 0)
-		return (size_t)v;
-	f = fopen("/proc/sys/net/core/optmem_max", "re");
-	if (!f || fscanf(f, "%ld", &v) != 1 || v <= 0)
-		v = 20480;
-	if (f)
-		fclose(f);
-	atomic_store_explicit(&cached, v, memory_order_relaxed);
-	return (size_t)v;
 }
 
 static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)

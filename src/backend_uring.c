@@ -59,7 +59,8 @@
 
 #include <liburing.h>
 
-#include "internal.h"
+#include "backend.h"
+#include "errqueue.h"
 
 /* user_data of our own requests: above every 32-bit id. */
 #define URING_UD_CANCEL		(1ull << 32)	/* cancels a parked send */

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
 #include "errqueue.h"
 
 #ifndef SO_TIMESTAMPING_NEW

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Reading the error queue, the part that runs on every zc_completions() of
- * the errqueue backend: inline there (zcnotify.c) and in zc__eq_drain().
+ * The error queue (errqueue.c), one floor above the ring: the parser of
+ * its records, and the read that applies their ranges to the ring. The
+ * part of the read that runs on every zc_completions() of the errqueue
+ * backend is here, inline there (zcnotify.c) and in zc__eq_drain().
  */
 #ifndef ZC_ERRQUEUE_H
 #define ZC_ERRQUEUE_H
@@ -9,9 +11,20 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "ring.h"
 
 #pragma GCC visibility push(hidden)
+
+#define ZC_EQ_BATCH		16	/* records per recvmmsg() */
+#define ZC_EQ_CTRL		512	/* control bytes per record */
+#define ZC_FOREIGN_MAX		64	/* foreign records kept for zc_foreign() */
+
+/* errqueue.c: one record parsed, the queue drained, a foreign record kept */
+enum zc_rec_kind { ZC_REC_NONE, ZC_REC_RANGE, ZC_REC_FOREIGN };
+enum zc_rec_kind zc__parse_errmsg(const struct msghdr *m, struct zc_range *r,
+				 struct zc_errrec *rec);
+int zc__eq_drain(struct zc_sock *zs);
+void zc__stash_foreign(struct zc_sock *zs, const struct zc_errrec *rec);
 
 /*
  * recvmmsg()'s headers and control buffers (9 KiB), used only during a

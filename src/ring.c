@@ -18,13 +18,13 @@
  * is refused while the ring is full, so at most max_inflight ids are
  * unreaped at once and the marks of live ids never collide.
  *
- * What runs on every call is inline, in internal.h: zc_publish(),
+ * What runs on every call is inline, in ring.h: zc_publish(),
  * zc_ring_blocked(), zc_ring_reap() and the common case of
  * zc_apply_range(). This file holds the general case.
  */
 #include <stdlib.h>
 
-#include "internal.h"
+#include "ring.h"
 
 /*
  * The marks, made by the first id that needs one. Without memory for

@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
  * Public entry points: open/close, the send path, reaping and waiting.
+ * The top floor (internal.h): a send goes down from here to a backend or
+ * straight to sys.c, a reap to the error queue, a backend and the ring;
+ * nothing below calls back up. ctx.c, beside it, calls in for a member.
  */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <assert.h>
-#include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -33,33 +34,6 @@ static_assert(offsetof(struct zc_stats, bad_ranges) + sizeof(uint64_t) ==
 /* Flags zc_sendmsg() passes through to sendmsg(2). */
 #define ZC_SEND_FLAGS	(MSG_DONTWAIT | MSG_MORE | MSG_NOSIGNAL | \
 			 MSG_DONTROUTE | MSG_EOR | MSG_CONFIRM | MSG_ZEROCOPY)
-
-static _Thread_local char last_err_buf[256];
-static _Thread_local const char *last_err = "";
-
-/* Record why a call fails, for zc_last_error(); returns err. */
-int zc__err(int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(last_err_buf, sizeof(last_err_buf), fmt, ap);
-	va_end(ap);
-	last_err = last_err_buf;
-	return err;
-}
-
-/* The same for a fixed message: no formatting on hot error paths. */
-static int zc_err_lit(int err, const char *msg)
-{
-	last_err = msg;
-	return err;
-}
-
-ZC_EXPORT const char *zc_last_error(void)
-{
-	return last_err;
-}
 
 ZC_EXPORT const char *zc_backend_name(int backend)
 {
@@ -284,8 +258,11 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		ret = zc__err(ret, "zc_open: out of memory");
 	else if (zs->ops->setup)
 		ret = zs->ops->setup(zs, &o);	/* sets zc_last_error() */
-	if (!ret && o.ctx)
+	if (!ret && o.ctx) {
+		/* zc__wake_reaper()'s way up to ctx.c: see struct zc_member. */
+		zs->ctxm.wake = zc__ctx_wake;
 		ret = zc__ctx_join(o.ctx, zs, o.tag);	/* last: may fail */
+	}
 	if (ret) {
 		zc_close(zs);
 		return ret;
@@ -311,11 +288,6 @@ ZC_EXPORT void zc_close(struct zc_sock *zs)
 	free(zs->done);
 	free(zs->foreign);
 	free(zs);
-}
-
-ssize_t zc__sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags)
-{
-	return zc_sys_send(zs, msg, flags);
 }
 
 /* zc_send()'s buffer to a backend's own send, or past 1 GiB: a msghdr. */
@@ -367,24 +339,6 @@ backend_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		return send_buf(zs, buf, len, flags);
 	}
 	return direct_send(zs, msg, buf, len, flags);
-}
-
-void zc__wake_reaper(struct zc_sock *zs)
-{
-	/* Acquire: pairs with the release of efd in zc_wait(). */
-	int efd = atomic_load_explicit(&zs->efd, memory_order_acquire);
-	uint64_t one = 1;
-
-	if (zs->ctx) {		/* a member keeps waiting set: see ctx.c */
-		zc__ctx_wake(zs);
-		return;
-	}
-	if (efd < 0)
-		return;
-	if (write(efd, &one, sizeof(one)) < 0) {
-		/* EAGAIN: the counter is already non-zero, the reaper wakes. */
-	}
-	ZC_STAT_INC(&zs->tx, syscalls);
 }
 
 enum zc_choice { ZC_CHOOSE_ZC, ZC_CHOOSE_COPY, ZC_CHOOSE_ADAPT };

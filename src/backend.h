@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a backend is to the entry points: struct zc_ops, and the backends
+ * there are (backend_*.c). A backend stands on the floors below it
+ * (errqueue.h, ring.h, sys.h) and includes what it uses of them; none of
+ * them calls up into a backend.
+ */
+#ifndef ZC_BACKEND_H
+#define ZC_BACKEND_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "sock.h"
+
+#pragma GCC visibility push(hidden)
+
+struct zc_ops {
+	int id;
+	bool zerocopy;		/* sends take kernel ids; POLLERR means news */
+	/*
+	 * Sends are MSG_ZEROCOPY calls, numbered by the kernel's per-socket
+	 * counter, whose value a failed UDP send may have used up (errqueue,
+	 * scm). uring numbers its requests itself.
+	 */
+	bool kernel_ids;
+	/*
+	 * The kernel itself signals zs->efd when it has news (uring: the
+	 * ring's registered eventfd), and POLLERR does not mean news:
+	 * zc_wait() sleeps on zs->efd alone.
+	 */
+	bool news_on_efd;
+	/*
+	 * Send side: one sendmsg with flags (MSG_ZEROCOPY set or not). NULL:
+	 * the core makes the syscall itself, inline (errqueue, copy; and scm,
+	 * whose backend_scm.h parts the core calls directly).
+	 */
+	ssize_t (*send)(struct zc_sock *zs, const struct msghdr *msg, int flags);
+	/*
+	 * Reap side: bring what the kernel reported into the done marks;
+	 * force: read the error queue even if the backend would rather not
+	 * (POLLERR fired, or zc_foreign() asks). Returns the number of kernel
+	 * records consumed or -errno: 0 only if no id was marked done.
+	 */
+	int (*collect)(struct zc_sock *zs, bool force);
+	/* Set up backend_priv; called by zc_open(). Optional. */
+	int (*setup)(struct zc_sock *zs, const struct zc_opts *o);
+	/* Reap side, optional: called by zc_close(). */
+	void (*teardown)(struct zc_sock *zs);
+};
+
+extern const struct zc_ops zc__ops_errqueue;
+extern const struct zc_ops zc__ops_copy;
+extern const struct zc_ops zc__ops_scm;
+#ifdef ZC_HAVE_URING
+extern const struct zc_ops zc__ops_uring;
+#endif
+
+#ifdef ZC_HAVE_URING
+/* backend_uring.c: forget the probe's answer (unit tests). */
+void zc__uring_probe_reset(void);
+#endif
+
+#pragma GCC visibility pop
+
+#endif /* ZC_BACKEND_H */

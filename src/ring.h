@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The completion ring (ring.c), one floor above sys.c: the send records
+ * in their chunks, the mirror of the kernel's zero-copy ids, publishing a
+ * send and reaping completions. What runs on every call is here, inline:
+ * zc_publish(), zc_ring_blocked(), zc_apply_range()'s common case and
+ * zc_ring_reap(); ring.c holds the rest.
+ */
+#ifndef ZC_RING_H
+#define ZC_RING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "sys.h"
+
+#pragma GCC visibility push(hidden)
+
+/*
+ * The send ring is a chain of chunks of this many entries (ring.c): 8
+ * entries and the link, 136 bytes a chunk. 16 cost 3 instructions a send
+ * less (a hand-off every 16 sends, not 8), but an idle socket that has
+ * streamed holds its tail's chunk and the spare: 1073 bytes with the
+ * socket then, 831 at 8 (zcbench -c 1000, RSS).
+ */
+#define ZC_CHUNK_SHIFT		3
+#define ZC_CHUNK		(1u << ZC_CHUNK_SHIFT)
+#define ZC_CHUNK_MASK		(ZC_CHUNK - 1)
+
+/* Ring entry flags (zc_entry.flags); the low bits are the public ZC_*. */
+#define ZC_ENT_PENDING	(1u << 31)	/* waits for its kernel id */
+/*
+ * A send that failed (nothing for the caller to reap) but may have used up
+ * its kernel id: a UDP datagram that netfilter or the qdisc dropped
+ * after the skb, and with it the id, existed (ABI.md section 1). It holds
+ * its slot, and its id's place in the window, until the reap side has
+ * settled the id (amb_resolve()) and, if it was used, seen its record.
+ */
+#define ZC_ENT_GHOST	(1u << 30)
+
+/* Mark of a kernel id in zc_sock.done[] */
+#define ZC_DONE		1u
+#define ZC_DONE_COPIED	2u
+
+/*
+ * A send record: laid out as struct zc_completion, so that the reap side
+ * hands it out as it is. The kernel id of a PENDING one is implied: the
+ * PENDING entries from head on wait for zc_head, zc_head + 1, ...
+ */
+struct zc_entry {
+	uint64_t cookie;
+	uint32_t bytes;
+	uint32_t flags;
+};
+
+/*
+ * ZC_CHUNK ring slots, those of numbers c * ZC_CHUNK ... c * ZC_CHUNK +
+ * ZC_CHUNK_MASK for some c: the entry of slot t is e[t & ZC_CHUNK_MASK].
+ * next is the chunk of the following slots, NULL until the send side
+ * needs them (ring.c).
+ */
+struct zc_chunk {
+	struct zc_entry e[ZC_CHUNK];
+	struct zc_chunk *next;
+};
+
+/* The chunk whose last entry e is. */
+static inline struct zc_chunk *zc_chunk_of_last(struct zc_entry *e)
+{
+	_Static_assert(offsetof(struct zc_chunk, e) == 0, "e[] first");
+	return (struct zc_chunk *)(e - ZC_CHUNK_MASK);
+}
+
+/* A completed range of kernel ids, inclusive; may wrap (hi < lo). */
+struct zc_range {
+	uint32_t lo;
+	uint32_t hi;
+	bool copied;
+};
+
+/* ring.c: the completion ring, kernel ids -> done marks */
+uint32_t zc__apply_range_slow(struct zc_sock *zs, uint32_t lo, uint32_t hi,
+			     bool copied);
+int zc__ring_init(struct zc_sock *zs);
+int zc__tx_chunk_next(struct zc_sock *zs);
+struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs,
+				   const struct zc_entry *end);
+struct zc_chunk *zc__rx_chunk(const struct zc_sock *zs);
+struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot);
+void zc__ring_free(struct zc_sock *zs);
+unsigned int zc__ring_chunks(const struct zc_sock *zs);
+
+
+/*
+ * Send side: publish the record written in slot t (the tail), entry e
+ * (zc_tx_entry(): passed, not reloaded, as stores to it may alias zs).
+ */
+static inline void zc_publish(struct zc_sock *zs, uint32_t t,
+			      struct zc_entry *e)
+{
+	/*
+	 * The last slot of its chunk: the next one (zc_tx_reserve()) is the
+	 * tail's now; the reap side may free this one once it sees the slot,
+	 * so its link is read before.
+	 */
+	if (__builtin_expect((t + 1) & ZC_CHUNK_MASK, 1))
+		zs->tx_e = e + 1;
+	else
+		zs->tx_e = zc_chunk_of_last(e)->next->e;
+	/*
+	 * Release (and more): pairs with the acquire of tail in
+	 * zc_ring_reap(). Seq_cst store of tail, then seq_cst load of waiting;
+	 * zc_wait() stores waiting, then loads tail, both seq_cst: one of
+	 * the two sides sees the other's store.
+	 */
+	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
+		zc__wake_reaper(zs);
+}
+
+/* The end of the run of reported ids (relaxed: see done_to). */
+static inline uint32_t zc_done_to(const struct zc_sock *zs)
+{
+	return atomic_load_explicit(&zs->done_to, memory_order_relaxed);
+}
+
+/* Send side: the entry of slot tail. */
+static inline struct zc_entry *zc_tx_entry(struct zc_sock *zs)
+{
+	return zs->tx_e;
+}
+
+/*
+ * Send side, before a send into slot t (the tail) that zc_publish() may
+ * publish: the last slot of a chunk needs the next chunk linked (ring.c).
+ * Returns 0 or -ENOMEM (then send nothing).
+ */
+static inline int zc_tx_reserve(struct zc_sock *zs, uint32_t t)
+{
+	if (__builtin_expect((t & ZC_CHUNK_MASK) != ZC_CHUNK_MASK, 1))
+		return 0;
+	return zc__tx_chunk_next(zs);
+}
+
+/* Reap side: is the oldest unreaped entry still waiting for the kernel? */
+static inline bool zc_ring_blocked(const struct zc_sock *zs)
+{
+	uint32_t h = atomic_load_explicit(&zs->head, memory_order_relaxed);
+	/* Acquire: pairs with the store of tail in zc_publish(). */
+	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_acquire);
+	const struct zc_entry *e;
+
+	if (h == t)
+		return false;
+	e = zs->rx_e;
+	/* A PENDING entry at head waits for id zc_head (see ring). */
+	return (e->flags & ZC_ENT_PENDING) && zs->zc_head == zc_done_to(zs) &&
+	       !(zs->nmarks && zs->done[zs->zc_head & zs->mask]);
+}
+
+/* Reap side: has the kernel reported id (not reaped yet)? */
+static inline bool zc_id_done(const struct zc_sock *zs, uint32_t id)
+{
+	return id - zs->zc_head < zc_done_to(zs) - zs->zc_head ||
+	       (zs->nmarks && zs->done[id & zs->mask]);
+}
+
+/*
+ * Reap side: feed the send side's choice of zero-copy or copy: good more
+ * ids were reported, copied or not. Nobody reads the streak of a socket
+ * that does not adapt (ZC_OPT_NO_ADAPT).
+ */
+static inline void zc_feed_streak(struct zc_sock *zs, uint32_t good,
+				  bool copied)
+{
+	/* Relaxed: a hint, read by want_zerocopy(). */
+	uint32_t streak = atomic_load_explicit(&zs->copied_streak,
+					       memory_order_relaxed);
+
+	if (!copied) {
+		if (streak)
+			atomic_store_explicit(&zs->copied_streak, 0,
+					      memory_order_relaxed);
+	} else if (zs->adapt_at != UINT32_MAX && streak < UINT32_MAX - good) {
+		atomic_store_explicit(&zs->copied_streak, streak + good,
+				      memory_order_relaxed);
+	}
+}
+
+/*
+ * Reap side: apply the kernel's completion of ids [lo, hi]. Returns the
+ * number of live ids it completed. Inline: the common range, the next
+ * ids in order (it extends the run [zc_head, done_to)) with the run's
+ * COPIED state, no mark out, every id issued; zc__apply_range_slow() the
+ * rest.
+ */
+static inline uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo,
+				      uint32_t hi, bool copied)
+{
+	/* Acquire: pairs with the release of zc_issued in zc_sendmsg(). */
+	uint32_t issued = atomic_load_explicit(&zs->zc_issued,
+					       memory_order_acquire);
+	uint32_t f = copied ? ZC_COPIED : 0, n = hi - lo;	/* n + 1 ids */
+
+	if (lo != zc_done_to(zs) || n >= issued - lo || zs->nmarks ||
+	    (f != zs->run_flags && lo != zs->zc_head))
+		return zc__apply_range_slow(zs, lo, hi, copied);
+	atomic_store_explicit(&zs->done_to, hi + 1, memory_order_relaxed);
+	zs->run_flags = f;
+	zc_feed_streak(zs, n + 1, copied);
+	return n + 1;
+}
+
+/* ring.c: the PENDING entry at head waits for a mark (see zc_ring_reap()). */
+uint32_t zc__ring_take_mark(struct zc_sock *zs);
+
+/*
+ * Reap side: hand out up to max complete entries, in send order. Inline:
+ * it runs on every zc_completions().
+ */
+static inline __attribute__((always_inline)) int
+zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
+{
+	/*
+	 * Locals: the stores to out[] could alias *zs, and the compiler
+	 * would reload every field after each one.
+	 */
+	const uint32_t run_flags = zs->run_flags;
+	uint32_t zc_head = zs->zc_head, done_to = zc_done_to(zs);
+	const uint32_t h0 = atomic_load_explicit(&zs->head,
+						 memory_order_relaxed);
+	/* Acquire (seq_cst for zc_wait()): pairs with zc_publish()'s store. */
+	uint32_t end = atomic_load_explicit(&zs->tail, memory_order_seq_cst);
+	/* The entry of slot h: walked, the chunk changes every ZC_CHUNK. */
+	const struct zc_entry *e = zs->rx_e;
+	uint32_t h;
+	unsigned int nzc = 0, n, ghosts = 0;
+
+	if (end - h0 > max)
+		end = h0 + max;
+	for (h = h0; h != end;) {
+		uint32_t flags = e->flags;
+
+		if (flags & ZC_ENT_PENDING) {
+			/*
+			 * Every id the kernel used has its entry, in send
+			 * order: this one's is zc_head, in the run of
+			 * reported ids, or marked, or not reported yet.
+			 */
+			if (zc_head != done_to) {
+				flags |= run_flags;
+			} else {
+				uint32_t f;
+
+				if (!zs->nmarks)
+					break;	/* the kernel has not said */
+				zs->zc_head = zc_head;
+				f = zc__ring_take_mark(zs);
+				if (!f)
+					break;
+				if (f & ZC_DONE_COPIED)
+					flags |= ZC_COPIED;
+				done_to++;
+			}
+			zc_head++;
+			flags &= ~ZC_ENT_PENDING;
+			/* A copy that waited for a failed send's id: not. */
+			nzc += !(flags & ZC_COPIED);
+		}
+		if (flags & ZC_ENT_GHOST) {
+			ghosts++;		/* a failed send: no completion */
+		} else {
+			memcpy(out, e, sizeof(*out));	/* the same layout */
+			out->flags = flags;
+			out++;
+		}
+		/*
+		 * The chunk's last slot reaped: on to the next, linked
+		 * before that slot was published (ring.c).
+		 */
+		e++;
+		if (__builtin_expect(!(++h & ZC_CHUNK_MASK), 0))
+			e = zc__rx_chunk_next(zs, e);
+	}
+	zs->zc_head = zc_head;
+	if (h == h0)
+		return 0;
+	zs->rx_e = (struct zc_entry *)e;
+	n = h - h0 - ghosts;
+	if (ghosts)	/* before head: zc_inflight() never counts one twice */
+		atomic_store_explicit(&zs->ghosts_reaped,
+				      atomic_load_explicit(&zs->ghosts_reaped,
+							   memory_order_relaxed) +
+				      ghosts, memory_order_relaxed);
+	/* Release: pairs with the acquire of head in zc_sendmsg(). */
+	atomic_store_explicit(&zs->head, h, memory_order_release);
+	/* completions is derived: see struct zc_rx_stats. */
+	ZC_STAT_ADD(&zs->rx, completions_zc, nzc);
+	ZC_STAT_ADD(&zs->rx, completions_copied, n - nzc);
+	return (int)n;
+}
+
+#pragma GCC visibility pop
+
+#endif /* ZC_RING_H */

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ground floor: struct zc_sock, the state of one socket that every
+ * layer above works on (sys.c, ring.c, errqueue.c, the backends, the entry
+ * points), with its counters. Data only: no layer's functions.
+ */
+#ifndef ZC_SOCK_H
+#define ZC_SOCK_H
+
+#include <errno.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "zcnotify.h"
+#include "compat.h"
+
+/*
+ * Internal: the objects are built -fvisibility=hidden, and these
+ * declarations say so too, so that calls and data references between
+ * the library's files go direct, not through the PLT and GOT.
+ */
+#pragma GCC visibility push(hidden)
+
+/*
+ * Exported functions are zc_* and carry ZC_EXPORT; every other global is
+ * zc__*, so that the static archive cannot clash with a program's names
+ * (tests/install-test.sh checks libzcnotify.a).
+ */
+#define ZC_EXPORT	__attribute__((visibility("default")))
+#define ZC_CACHELINE	64
+
+/* Defined by the layers that own them: ring.h, backend.h. */
+struct zc_entry;
+struct zc_chunk;
+struct zc_ops;
+
+/*
+ * Counters of one side, the struct zc_stats fields that side counts;
+ * written by that side only, read by anyone (zc_get_stats() adds the
+ * two). Three are never counted, zc_get_stats() derives them: sends
+ * (sends_zc + sends_copy), completions (completions_zc +
+ * completions_copied), and the errqueue_reads part of syscalls. Every
+ * increment is on the hot path. Two sets of the 16 fields of struct
+ * zc_stats were 256 bytes of each socket's; these are 128.
+ */
+struct zc_tx_stats {
+	_Atomic uint64_t sends_zc, sends_copy, enobufs_fallback, adapt_copy,
+		harvest_cmsg, syscalls, bad_ranges;
+};
+struct zc_rx_stats {
+	_Atomic uint64_t completions_zc, completions_copied, harvest_recvmsg,
+		errqueue_reads, syscalls, foreign, foreign_dropped, ctrunc,
+		bad_ranges;
+};
+
+/* Single-writer increment: no read-modify-write needed, no lock prefix. */
+#define ZC_STAT_ADD(zs_side, field, n)					\
+	atomic_store_explicit(&(zs_side)->field,			\
+		atomic_load_explicit(&(zs_side)->field,			\
+				     memory_order_relaxed) + (n),	\
+		memory_order_relaxed)
+#define ZC_STAT_INC(side, field)	ZC_STAT_ADD(side, field, 1)
+
+struct zc_sock;
+
+/*
+ * A socket's membership of a context (ctx.c). A member keeps waiting set,
+ * so that zc_publish() calls zc__wake_reaper(), which puts it on the
+ * context's ready stack (through wake) when the send may be news that
+ * raises no POLLERR.
+ */
+struct zc_member {
+	/* Send side, and the context's reaper (under its lock). */
+	alignas(ZC_CACHELINE) _Atomic uint32_t ready;	/* on the ready stack */
+	/*
+	 * Set by the reaper when the kernel reported ids whose entries it has
+	 * not seen yet: every publish is news then (errqueue). Seq_cst, with
+	 * the send side's seq_cst load in zc__ctx_wake().
+	 */
+	_Atomic uint32_t any;
+	struct zc_sock *next_ready;	/* ready stack link */
+	uint64_t tx_zc;			/* send side: sends_zc at the last wake */
+	/*
+	 * zc__ctx_wake(), set by zc_open() before the socket joins: a hook,
+	 * so that zc__wake_reaper() (sys.c) calls up into ctx.c without
+	 * naming it. Read-only while the socket is a member.
+	 */
+	void (*wake)(struct zc_sock *zs);
+	/* The context's reaper, under its lock. */
+	uint64_t tag;
+	uint32_t slot;			/* index in the context's table */
+	bool queued;			/* on the reaper's queue */
+	bool read;			/* ... with an epoll event: read the queue */
+	struct zc_sock *qprev, *qnext;
+};
+_Static_assert(sizeof(struct zc_member) == ZC_CACHELINE,
+	       "the hook fills the member's cache line, no more");
+
+struct zc_sock {
+	/* Read-only after zc_open(). */
+	int fd;
+	int family;
+	int type;
+	uint32_t mask;			/* max_inflight - 1 */
+	/* Sends shorter than this are copied: opts' copy_below (>= 1), or
+	 * SIZE_MAX when the backend cannot send zero-copy. */
+	size_t copy_below;
+	uint32_t opt_flags;
+	/* copied_streak from which sends copy: UINT32_MAX with NO_ADAPT. */
+	uint32_t adapt_at;
+	bool tx_direct;			/* the send is the syscall (not uring) */
+	bool tx_scm;			/* ... with zc_scm_want()'s cmsg (scm) */
+	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
+	const struct zc_ops *ops;
+	/* The context it belongs to (ctx.c), or NULL; see struct zc_member. */
+	struct zc_ctx *ctx;
+	void *backend_priv;
+	/*
+	 * The send records, up to max_inflight of them, are in chunks
+	 * (ring.c): tx_e and rx_e below. The PENDING ones wait for
+	 * kernel ids zc_head, zc_head + 1, ... in ring order: every id the
+	 * kernel may have used has its entry, in send order.
+	 */
+
+	/* Send side. */
+	alignas(ZC_CACHELINE) _Atomic uint32_t tail;	/* next ring slot */
+	struct zc_entry *tx_e;		/* the entry of slot tail */
+	/*
+	 * Ids up to (not including) this value may have been handed out by
+	 * the kernel; a range beyond it is bogus. Release: pairs with the
+	 * acquire in zc_apply_range().
+	 */
+	_Atomic uint32_t zc_issued;
+	uint32_t zc_next;		/* id the next zero-copy send takes */
+	uint32_t adapt_tick;
+	bool amb_local;			/* a failed send's id is unsettled */
+	/*
+	 * A failed UDP zero-copy send that may have used up its id: its ring
+	 * entry is in slot amb_slot (PENDING on that id). Send side sets
+	 * PENDING and sends no zero-copy meanwhile; the reap side settles it
+	 * (amb_resolve()); the send side clears it (amb_poll()). amb_id is
+	 * the id it may have used.
+	 */
+	_Atomic int amb;
+	_Atomic uint32_t amb_slot;
+	_Atomic uint32_t amb_id;
+	/*
+	 * Ghost entries published: zc_inflight() leaves them out (they are
+	 * no sends), the ring limit counts them (they hold kernel ids).
+	 * Release, after tail: pairs with the acquire in zc_inflight().
+	 */
+	_Atomic uint32_t ghosts_made;
+	struct zc_tx_stats tx;
+
+	/* Reap side. */
+	alignas(ZC_CACHELINE) _Atomic uint32_t head;	/* oldest unreaped slot */
+	struct zc_entry *rx_e;		/* the entry of slot head */
+	/*
+	 * A chunk the reap side left, for the send side's next; exchanged by
+	 * both, once a chunk (here, not with the read-only fields both read
+	 * on every call). nchunks: chunks allocated, the spare included
+	 * (both sides add, on malloc() and free() only).
+	 */
+	_Atomic(struct zc_chunk *) spare;
+	_Atomic uint32_t nchunks;
+	uint32_t zc_head;		/* oldest unreaped kernel id */
+	/*
+	 * What the kernel reported: ids [zc_head, done_to) are complete, all
+	 * with run_flags (ZC_COPIED or 0); the ids past it that were reported
+	 * out of that order carry marks in done[] (nmarks of them; done[]
+	 * is there while nmarks is not 0, by id & mask, ring.c). done_to is
+	 * relaxed-atomic, so that the send side may read it.
+	 */
+	_Atomic uint32_t done_to;
+	uint32_t run_flags;
+	uint32_t nmarks;
+	uint8_t *done;
+	/* No memory for a mark: completions lost, pending_err stays. */
+	bool broken;
+	/* Ghost entries reaped; stored before head (see zc_inflight()). */
+	_Atomic uint32_t ghosts_reaped;
+	/* Consecutive ids reported COPIED; read by the send side. */
+	_Atomic uint32_t copied_streak;
+	/* Set while zc_wait() sleeps; full fence both sides (see zc_publish). */
+	_Atomic uint32_t waiting;
+	/*
+	 * eventfd that wakes a sleeping zc_wait(); made by the first zc_wait()
+	 * (most servers never wait), or by the uring backend's setup (the
+	 * ring signals it too). Release: pairs with the acquire in
+	 * zc__wake_reaper().
+	 */
+	_Atomic int efd;
+	int pending_err;		/* reported once by zc_completions() */
+	bool rx_dry;			/* the last read of the queue found none */
+	/* Ids reported through recvmsg(MSG_ERRQUEUE); read by the SCM send
+	 * side to estimate how many ids are still out. */
+	_Atomic uint32_t ids_by_recvmsg;
+	struct zc_rx_stats rx;
+	/*
+	 * Foreign records kept for zc_foreign(): ZC_FOREIGN_MAX of them,
+	 * allocated by the first one (most sockets never see one), freed by
+	 * zc_close().
+	 */
+	struct zc_errrec *foreign;
+	unsigned int nforeign;
+	unsigned int foreign_first;
+
+	struct zc_member ctxm;		/* ctx.c, when ctx is set */
+};
+
+#pragma GCC visibility pop
+
+#endif /* ZC_SOCK_H */
