@@ -59,6 +59,20 @@ extern const struct zc_ops zc__ops_uring;
 #ifdef ZC_HAVE_URING
 /* backend_uring.c: forget the probe's answer (unit tests). */
 void zc__uring_probe_reset(void);
+/*
+ * backend_uring.c: a context's ring, shared by its uring members; ctx.c
+ * calls these under the context's lock. due(zs): the reaper is to reap zs
+ * (ctx.c's, passed down: a backend does not call up).
+ */
+struct zc_uring_shared;
+typedef void zc_due_fn(struct zc_sock *zs);
+int zc__uring_join(struct zc_uring_shared **sh, int efd, struct zc_sock *zs);
+void zc__uring_leave(struct zc_uring_shared *sh, struct zc_sock *zs,
+		     zc_due_fn *due);
+int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs,
+		      zc_due_fn *due);
+bool zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due);
+void zc__uring_shared_free(struct zc_uring_shared *sh);
 #endif
 
 #pragma GCC visibility pop

@@ -51,10 +51,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -72,7 +74,13 @@
 
 enum { CQ_FREE, CQ_SEND, CQ_REAP };
 
+/* First in both kinds of backend_priv: which one it is. */
+struct uring_hdr {
+	bool shared;	/* a context's member: struct uring_member */
+};
+
 struct uring_priv {
+	struct uring_hdr hdr;		/* shared false */
 	/*
 	 * The SQ is the send side's. The CQ is read by whoever holds
 	 * cq_owner. The rest of the struct is read-only after setup.
@@ -256,14 +264,14 @@ static int submit(struct zc_sock *zs, struct uring_priv *p,
 }
 
 /* The caller's O_NONBLOCK, asked again (a slow path: the send parked). */
-static bool nonblock_now(struct zc_sock *zs, struct uring_priv *p)
+static bool nonblock_now(struct zc_sock *zs, bool *nonblock)
 {
 	int fl = fcntl(zs->fd, F_GETFL);
 
 	ZC_STAT_INC(&zs->tx, syscalls);
 	if (fl >= 0)
-		p->nonblock = fl & O_NONBLOCK;
-	return p->nonblock;
+		*nonblock = fl & O_NONBLOCK;
+	return *nonblock;
 }
 
 /* The kernel parked the send to wait for room: cancel it. */
@@ -323,7 +331,7 @@ static int send_one(struct zc_sock *zs, struct uring_priv *p,
 		 */
 		if (!op->have_res && !checked && !(flags & MSG_DONTWAIT)) {
 			checked = true;
-			if (nonblock_now(zs, p)) {
+			if (nonblock_now(zs, &p->nonblock)) {
 				cancel(zs, p, op);
 				continue;
 			}
@@ -467,14 +475,14 @@ static size_t copy_rest(struct zc_sock *zs, const struct msghdr *msg,
  * short. Send the rest, as a blocking sendmsg(2) without io_uring would
  * have, and as a zero-copy send does (MSG_WAITALL).
  */
-static ssize_t copy_send(struct zc_sock *zs, struct uring_priv *p,
+static ssize_t copy_send(struct zc_sock *zs, bool nonblock,
 			 const struct msghdr *msg, int flags)
 {
 	ssize_t ret = zc__sys_sendmsg(zs, msg, flags);
 	size_t len;
 
 	if (ret <= 0 || zs->type != SOCK_STREAM || (flags & MSG_DONTWAIT) ||
-	    p->nonblock)
+	    nonblock)
 		return ret;
 	len = msg_len(msg);
 	if ((size_t)ret >= len)
@@ -482,15 +490,15 @@ static ssize_t copy_send(struct zc_sock *zs, struct uring_priv *p,
 	return ret + (ssize_t)copy_rest(zs, msg, flags, (size_t)ret);
 }
 
-static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
-			  int flags)
+static ssize_t sock_send(struct zc_sock *zs, const struct msghdr *msg,
+			 int flags)
 {
 	struct uring_priv *p = zs->backend_priv;
 	struct uring_op op;
 	int added = 0, ret;
 
 	if (!(flags & MSG_ZEROCOPY))
-		return copy_send(zs, p, msg, flags);
+		return copy_send(zs, p->nonblock, msg, flags);
 	flags &= ~MSG_ZEROCOPY;
 	/*
 	 * io_uring parks a send that would block and retries it on its own,
@@ -520,7 +528,7 @@ static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
 		if (ret > 0 && (zs->type != SOCK_STREAM ||
 				(size_t)ret == msg_len(msg)))
 			break;
-		if (nonblock_now(zs, p) || ret != -EAGAIN)
+		if (nonblock_now(zs, &p->nonblock) || ret != -EAGAIN)
 			break;
 		publish(zs, p, &op, false);
 		added = zs->type == SOCK_STREAM ? MSG_WAITALL : 0;
@@ -550,7 +558,7 @@ static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
 
 /* ---- the reap side ---- */
 
-static int uring_collect(struct zc_sock *zs, bool force)
+static int sock_collect(struct zc_sock *zs, bool force)
 {
 	struct uring_priv *p = zs->backend_priv;
 	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
@@ -740,13 +748,38 @@ static int ring_init(struct zc_sock *zs, struct uring_priv *p)
 	return 0;
 }
 
-static int uring_setup(struct zc_sock *zs, const struct zc_opts *o)
+/* What the kernel supports (asked once per process): the zc_flags to use. */
+static int probe_check(struct io_uring *ring, bool usage_off,
+		       unsigned int *zc_flags)
+{
+	int st = atomic_load_explicit(&probe_state, memory_order_acquire);
+
+	if (!st) {
+		/* Two threads may both probe: same answer, no harm. */
+		st = probe_run(ring);
+		if (st)
+			atomic_store_explicit(&probe_state, st,
+					      memory_order_release);
+	}
+	if (!st)
+		return zc__err(-EOPNOTSUPP, "zc_open: backend \"uring\": "
+			      "io_uring_get_probe_ring() failed: cannot tell "
+			      "whether this kernel has IORING_OP_SEND_ZC");
+	if (!(st & PROBE_SEND_ZC))
+		return zc__err(-EOPNOTSUPP, "zc_open: backend \"uring\": this "
+			      "kernel's io_uring lacks IORING_OP_SEND_ZC and "
+			      "SENDMSG_ZC (Linux 6.0 and later have them)");
+	*zc_flags = (st & PROBE_USAGE) && !usage_off ?
+		    IORING_SEND_ZC_REPORT_USAGE : 0;
+	return 0;
+}
+
+static int sock_setup(struct zc_sock *zs)
 {
 	struct uring_priv *p;
 	bool usage_off;
-	int r, st, efd, fl;
+	int r, efd, fl;
 
-	(void)o;
 	if ((r = usage_env(&usage_off)))
 		return r;
 	p = aligned_alloc(ZC_CACHELINE, (sizeof(*p) + ZC_CACHELINE - 1) &
@@ -762,24 +795,8 @@ static int uring_setup(struct zc_sock *zs, const struct zc_opts *o)
 	if ((r = ring_init(zs, p)))
 		return r;
 
-	st = atomic_load_explicit(&probe_state, memory_order_acquire);
-	if (!st) {
-		/* Two threads may both probe: same answer, no harm. */
-		st = probe_run(&p->ring);
-		if (st)
-			atomic_store_explicit(&probe_state, st,
-					      memory_order_release);
-	}
-	if (!st)
-		return zc__err(-EOPNOTSUPP, "zc_open: backend \"uring\": "
-			      "io_uring_get_probe_ring() failed: cannot tell "
-			      "whether this kernel has IORING_OP_SEND_ZC");
-	if (!(st & PROBE_SEND_ZC))
-		return zc__err(-EOPNOTSUPP, "zc_open: backend \"uring\": this "
-			      "kernel's io_uring lacks IORING_OP_SEND_ZC and "
-			      "SENDMSG_ZC (Linux 6.0 and later have them)");
-	if ((st & PROBE_USAGE) && !usage_off)
-		p->zc_flags = IORING_SEND_ZC_REPORT_USAGE;
+	if ((r = probe_check(&p->ring, usage_off, &p->zc_flags)))
+		return r;
 
 	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (efd < 0)
@@ -798,7 +815,7 @@ static int uring_setup(struct zc_sock *zs, const struct zc_opts *o)
 	return 0;
 }
 
-static void uring_teardown(struct zc_sock *zs)
+static void sock_teardown(struct zc_sock *zs)
 {
 	struct uring_priv *p = zs->backend_priv;
 
@@ -809,6 +826,751 @@ static void uring_teardown(struct zc_sock *zs)
 	free(p->ranges);
 	free(p);
 	zs->backend_priv = NULL;
+}
+
+/* ---- a context's members: one ring for all (zc_ctx_new(3)) ---- */
+
+/*
+ * A socket that joins a context (zc_opts.ctx) has no ring and no eventfd
+ * of its own: the context has one ring, made when the first uring member
+ * joins, with the context's eventfd registered (so zc_ctx_fd() polls
+ * readable on every CQE), shared by all its uring members.
+ *
+ * user_data: the member's slot in the ring's table, plus URING_SLOT0, in
+ * the high 32 bits, its id in the low 32; below URING_SLOT0 our own
+ * requests (URING_UD_*). A slot is not reused while notifications of its
+ * member are still to come (uring_slot.out): the late notification of a
+ * member that left (zc_close() with sends in flight) is dropped, never
+ * applied to a new member.
+ *
+ * The lock (zc_uring_shared.lock) covers the SQ, the CQ, the table and
+ * the writing end of the forward ring. A send holds it for the whole of
+ * the send, as the socket's own ring's send side holds its CQ (it reads
+ * the CQ until its result), and forwards the notifications of any member
+ * that it meets to the context's reaper through the forward ring (one
+ * producer at a time: the lock holder; one consumer: the reaper, under
+ * the context's lock). The reaper (zc__uring_reap(), from
+ * zc_ctx_completions()) only ever tries the lock: if it gets it, it
+ * applies what it reads itself; if a send holds it, it sets missed, and
+ * that send, having forwarded something, writes the context's eventfd
+ * (sh_wake()). A send that gives the lock back looks at the CQ tail again
+ * (sh_give()), as cq_give() does, so that no CQE is stranded by a reaper
+ * that found the lock taken.
+ *
+ * The CQ never fills: out counts the notifications that may still be in
+ * the CQ or the forward ring, and a send that would take it past cap
+ * fails with -ENOBUFS before it is submitted, which the core answers by
+ * copying.
+ *
+ * A blocking member whose send must wait for room holds the lock while it
+ * waits (io_uring_wait_cqe()): the other members' sends wait for it; the
+ * reaper does not.
+ */
+#define URING_SLOT0		4u	/* user_data >> 32 of slot 0 */
+#define URING_CTX_CQ		32768u	/* CQ entries asked for (CLAMP) */
+#define URING_CTX_BATCH		256u	/* CQEs per hold of the lock (reaper) */
+#define URING_CTX_ROUNDS	8	/* holds per zc__uring_reap() */
+#define URING_DEL_WAIT_MS	2000	/* zc_ctx_del(): notifications to come */
+
+struct uring_slot {
+	struct zc_sock *zs;	/* NULL: free, or its member left */
+	uint32_t out;		/* its notification CQEs still to come */
+	uint32_t next_free;	/* free list; UINT32_MAX: the end */
+	bool used;		/* taken (by a member, or its late CQEs) */
+};
+
+struct zc_uring_shared {
+	/* Under lock: the SQ, the CQ, the table, ftail_w. */
+	pthread_mutex_t lock;
+	struct io_uring ring;
+	struct uring_slot *slots;	/* also read by the reaper: see join */
+	uint32_t nslots, slot_cap, free_slot;
+	uint32_t ftail_w;		/* the next forward ring entry to write */
+	zc_due_fn *due;			/* the reaper's, set by each of its calls */
+	bool ring_ok;
+	bool lock_ok;
+	/* Read-only after setup. */
+	uint64_t *fwd;			/* forward ring, fmask + 1 entries */
+	uint32_t fmask;
+	uint32_t cap;			/* notifications that may be out */
+	unsigned int zc_flags;		/* IORING_SEND_ZC_REPORT_USAGE or 0 */
+	int efd;			/* the context's eventfd */
+
+	/*
+	 * Notifications not yet applied: senders add (under lock), CQ
+	 * readers and the reaper subtract. Relaxed: a count, never an index
+	 * (the forward ring's own indexes order its entries).
+	 */
+	alignas(ZC_CACHELINE) _Atomic uint32_t out;
+	/* The reaper found the lock taken (see sh_wake()). */
+	_Atomic uint32_t missed;
+	alignas(ZC_CACHELINE) _Atomic uint32_t ftail;	/* published */
+	alignas(ZC_CACHELINE) _Atomic uint32_t fhead;	/* the reaper's */
+};
+
+struct uring_member {
+	struct uring_hdr hdr;		/* shared true */
+	struct zc_uring_shared *sh;	/* NULL until it joins */
+	uint32_t slot;			/* in sh->slots */
+	bool nonblock;			/* O_NONBLOCK, as last seen */
+};
+
+static uint64_t m_ud(uint32_t slot, uint32_t id)
+{
+	return (uint64_t)(slot + URING_SLOT0) << 32 | id;
+}
+
+static bool sh_copied(const struct zc_uring_shared *sh,
+		      const struct io_uring_cqe *cqe)
+{
+	return (sh->zc_flags & IORING_SEND_ZC_REPORT_USAGE) &&
+	       ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED);
+}
+
+static bool cq_empty(struct zc_uring_shared *sh)
+{
+	/* Acquire: pairs with the kernel's release of the tail. */
+	return atomic_load_explicit((_Atomic unsigned int *)sh->ring.cq.ktail,
+				    memory_order_acquire) ==
+	       atomic_load_explicit((_Atomic unsigned int *)sh->ring.cq.khead,
+				    memory_order_relaxed);
+}
+
+/* Under lock: a slot for a member. */
+static int slot_alloc(struct zc_uring_shared *sh, uint32_t *slot)
+{
+	if (sh->free_slot != UINT32_MAX) {
+		*slot = sh->free_slot;
+		sh->free_slot = sh->slots[*slot].next_free;
+		return 0;
+	}
+	if (sh->nslots == sh->slot_cap) {
+		uint32_t cap = sh->slot_cap ? sh->slot_cap * 2 : 64;
+		struct uring_slot *s;
+
+		if (cap > (1u << 30))
+			return -ENOMEM;
+		s = realloc(sh->slots, cap * sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		sh->slots = s;
+		sh->slot_cap = cap;
+	}
+	*slot = sh->nslots++;
+	return 0;
+}
+
+/* Under lock: nothing of the slot's member can come any more. */
+static void slot_free(struct zc_uring_shared *sh, uint32_t slot)
+{
+	sh->slots[slot] = (struct uring_slot){ .next_free = sh->free_slot };
+	sh->free_slot = slot;
+}
+
+/* Lock holder: queue a notification for the reaper (counted in out). */
+static void fwd_push(struct zc_uring_shared *sh, uint32_t slot, uint32_t id,
+		     bool copied)
+{
+	/*
+	 * Never full: each entry is counted in out, which stays at most
+	 * cap <= fmask + 1. Acquire: pairs with the release of fhead in
+	 * fwd_take(), which has read the entry we overwrite.
+	 */
+	if (sh->ftail_w - atomic_load_explicit(&sh->fhead,
+					       memory_order_acquire) > sh->fmask)
+		return;
+	sh->fwd[sh->ftail_w++ & sh->fmask] = (uint64_t)slot << 33 |
+					     (uint64_t)copied << 32 | id;
+}
+
+/* Lock holder: publish what fwd_push() queued; true if anything. */
+static bool fwd_publish(struct zc_uring_shared *sh)
+{
+	/* Ours: only lock holders store it. */
+	if (atomic_load_explicit(&sh->ftail, memory_order_relaxed) ==
+	    sh->ftail_w)
+		return false;
+	/*
+	 * Release (seq_cst for the load of missed in sh_wake()): pairs with
+	 * the acquire of ftail in fwd_take().
+	 */
+	atomic_store_explicit(&sh->ftail, sh->ftail_w, memory_order_seq_cst);
+	return true;
+}
+
+/*
+ * A send, after it published forwarded notifications: the reaper may have
+ * found the lock taken and gone to sleep (zc__uring_reap()). Seq_cst load
+ * of missed after the seq_cst store of ftail; the reaper stores missed,
+ * then loads ftail: it sees our entries, or we see missed.
+ */
+static void sh_wake(struct zc_sock *zs, struct zc_uring_shared *sh)
+{
+	uint64_t one = 1;
+
+	if (!atomic_load_explicit(&sh->missed, memory_order_seq_cst) ||
+	    !atomic_exchange_explicit(&sh->missed, 0, memory_order_relaxed))
+		return;
+	if (write(sh->efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is non-zero already, the fd readable. */
+	}
+	ZC_STAT_INC(&zs->tx, syscalls);
+}
+
+/* Reaper (the context's lock): apply the forwarded notifications. */
+static void fwd_take(struct zc_uring_shared *sh)
+{
+	uint32_t h = atomic_load_explicit(&sh->fhead, memory_order_relaxed);
+	/* Acquire (seq_cst: see sh_wake()): pairs with fwd_publish(). */
+	uint32_t t = atomic_load_explicit(&sh->ftail, memory_order_seq_cst);
+	uint32_t n = t - h;
+
+	if (!n)
+		return;
+	for (; h != t; h++) {
+		uint64_t e = sh->fwd[h & sh->fmask];
+		/*
+		 * The table changes only under both locks (join, leave), and
+		 * a member's entries are taken before it leaves.
+		 */
+		struct zc_sock *zs = sh->slots[e >> 33].zs;
+
+		if (!zs)
+			continue;
+		zc_apply_range(zs, (uint32_t)e, (uint32_t)e, (e >> 32) & 1);
+		sh->due(zs);
+	}
+	/* Release: pairs with the acquire of fhead in fwd_push(). */
+	atomic_store_explicit(&sh->fhead, h, memory_order_release);
+	atomic_fetch_sub_explicit(&sh->out, n, memory_order_relaxed);
+}
+
+/*
+ * Lock holder: the notification of member slot s, id. direct: we are the
+ * reaper (the context's lock too), apply it; else forward it.
+ */
+static void route(struct zc_uring_shared *sh, uint32_t s, uint32_t id,
+		  bool copied, bool direct)
+{
+	struct uring_slot *sl;
+
+	if (s >= sh->nslots || !sh->slots[s].used)
+		return;		/* not one of ours: cannot happen */
+	sl = &sh->slots[s];
+	if (sl->out)
+		sl->out--;
+	if (!sl->zs) {
+		/* Its member left: drop it; the last one frees the slot. */
+		atomic_fetch_sub_explicit(&sh->out, 1, memory_order_relaxed);
+		if (!sl->out)
+			slot_free(sh, s);
+		return;
+	}
+	if (!direct) {
+		fwd_push(sh, s, id, copied);
+		return;
+	}
+	zc_apply_range(sl->zs, id, id, copied);
+	sh->due(sl->zs);
+	atomic_fetch_sub_explicit(&sh->out, 1, memory_order_relaxed);
+}
+
+/*
+ * Lock holder: read up to max CQEs. op: the holder's send in progress, or
+ * NULL: the reaper, which applies what it reads.
+ */
+static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
+			     unsigned int max)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_for_each_cqe(&sh->ring, head, cqe) {
+		uint64_t ud = cqe->user_data;
+		uint32_t hi = (uint32_t)(ud >> 32);
+
+		if (op && ud == op->ud) {
+			if (cqe->flags & IORING_CQE_F_NOTIF) {
+				op->notif = true;
+				op->notif_copied = sh_copied(sh, cqe);
+			} else {
+				op->have_res = true;
+				op->res = cqe->res;
+				op->more = cqe->flags & IORING_CQE_F_MORE;
+			}
+		} else if (hi >= URING_SLOT0) {
+			/* A result no send waits for cannot happen. */
+			if (cqe->flags & IORING_CQE_F_NOTIF)
+				route(sh, hi - URING_SLOT0, (uint32_t)ud,
+				      sh_copied(sh, cqe), !op);
+		} else if (op && ud == URING_UD_CANCEL) {
+			op->cancel_out = false;
+		}
+		/* else: a withdrawn send's, the probe's: drop */
+		if (++n == max)
+			break;
+	}
+	io_uring_cq_advance(&sh->ring, n);
+	return n;
+}
+
+/* submit(), on the shared ring. */
+static int sh_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
+		     struct uring_op *op, struct io_uring_sqe *sqe)
+{
+	int r, tries = 0;
+
+	for (;;) {
+		r = io_uring_submit(&sh->ring);
+		ZC_STAT_INC(&zs->tx, syscalls);
+		if (r == -EINTR)
+			continue;
+		if ((r != -EBUSY && r != -EAGAIN) || ++tries > URING_TRIES)
+			break;
+		sh_drain(sh, op, UINT32_MAX);
+		io_uring_get_events(&sh->ring);
+		ZC_STAT_INC(&zs->tx, syscalls);
+		if (tries > 1) {
+			sched_yield();
+			ZC_STAT_INC(&zs->tx, syscalls);
+		}
+	}
+	if (r > 0 && !io_uring_sq_ready(&sh->ring))
+		return 0;
+	io_uring_prep_nop(sqe);
+	sqe->user_data = URING_UD_IGNORE;
+	return r < 0 ? r : -EAGAIN;
+}
+
+/* cancel(), on the shared ring. */
+static void sh_cancel(struct zc_sock *zs, struct zc_uring_shared *sh,
+		      struct uring_op *op)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->ring);
+
+	if (!sqe)
+		return;
+	io_uring_prep_cancel64(sqe, op->ud, 0);
+	sqe->user_data = URING_UD_CANCEL;
+	if (!sh_submit(zs, sh, op, sqe)) {
+		op->cancel_out = true;
+		op->cancelled = true;
+	}
+}
+
+/* send_one(), on the shared ring (the lock held). */
+static int sh_send_one(struct zc_sock *zs, struct uring_member *m,
+		       struct uring_op *op, const struct msghdr *msg, int flags)
+{
+	struct zc_uring_shared *sh = m->sh;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->ring);
+	const struct iovec *iov = msg->msg_iov;
+	bool checked = false;
+	int r;
+
+	if (!sqe)	/* cannot happen: each send empties the SQ */
+		return -EBUSY;
+	if (msg->msg_iovlen == 1 && !msg->msg_name && !msg->msg_controllen &&
+	    iov->iov_len <= INT32_MAX) {
+		io_uring_prep_send_zc(sqe, zs->fd, iov->iov_base, iov->iov_len,
+				      flags, sh->zc_flags);
+	} else {
+		io_uring_prep_sendmsg(sqe, zs->fd, msg, (unsigned int)flags);
+		sqe->opcode = IORING_OP_SENDMSG_ZC;
+		sqe->ioprio = (__u16)sh->zc_flags;
+	}
+	sqe->user_data = op->ud;
+	r = sh_submit(zs, sh, op, sqe);
+	if (r < 0)
+		return r;
+
+	for (;;) {
+		sh_drain(sh, op, UINT32_MAX);
+		if (op_done(op))
+			break;
+		/* As in send_one(): parked; non-blocking since? */
+		if (!op->have_res && !checked && !(flags & MSG_DONTWAIT)) {
+			checked = true;
+			if (nonblock_now(zs, &m->nonblock)) {
+				sh_cancel(zs, sh, op);
+				continue;
+			}
+		}
+		/* About to sleep: what we forwarded must not wait for us. */
+		if (fwd_publish(sh))
+			sh_wake(zs, sh);
+		r = io_uring_wait_cqe(&sh->ring,
+				      &(struct io_uring_cqe *){ NULL });
+		ZC_STAT_INC(&zs->tx, syscalls);
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME) {
+			sched_yield();
+			ZC_STAT_INC(&zs->tx, syscalls);
+		}
+	}
+	if (op->cancelled && op->res == -ECANCELED)
+		return -EAGAIN;
+	return op->res;
+}
+
+/*
+ * A send gives the lock back: publish what it forwarded, then look at the
+ * CQ tail again (after a full fence), as cq_give() does: a reaper that
+ * found the lock taken after a CQE came relies on us to read it.
+ */
+static void sh_give(struct zc_sock *zs, struct zc_uring_shared *sh,
+		    struct uring_op *op)
+{
+	bool fwded = false;
+
+	for (;;) {
+		fwded |= fwd_publish(sh);
+		pthread_mutex_unlock(&sh->lock);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (cq_empty(sh) || pthread_mutex_trylock(&sh->lock))
+			break;	/* nothing, or its holder reads it */
+		sh_drain(sh, op, UINT32_MAX);
+	}
+	if (fwded)
+		sh_wake(zs, sh);
+}
+
+static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
+			   const struct msghdr *msg, int flags)
+{
+	struct zc_uring_shared *sh = m->sh;
+	struct uring_op op;
+	int added = 0, ret;
+
+	if (!(flags & MSG_ZEROCOPY))
+		return copy_send(zs, m->nonblock, msg, flags);
+	if (!sh)
+		return -ENOBUFS;	/* not in the context (cannot happen) */
+	flags &= ~MSG_ZEROCOPY;
+	/* As in sock_send(). */
+	if (!(flags & MSG_DONTWAIT) && m->nonblock)
+		added = MSG_DONTWAIT;
+	else if (!(flags & MSG_DONTWAIT) && zs->type == SOCK_STREAM)
+		added = MSG_WAITALL;
+
+	pthread_mutex_lock(&sh->lock);
+	op = (struct uring_op){ .ud = URING_UD_NONE };
+	/* No room in the CQ for one more notification: the core copies. */
+	if (atomic_load_explicit(&sh->out, memory_order_relaxed) >= sh->cap) {
+		sh_give(zs, sh, &op);
+		return -ENOBUFS;
+	}
+	for (;;) {
+		op = (struct uring_op){ .ud = m_ud(m->slot, zs->zc_next) };
+		ret = sh_send_one(zs, m, &op, msg, flags | added);
+		if (added != MSG_DONTWAIT)
+			break;
+		if (ret > 0 && (zs->type != SOCK_STREAM ||
+				(size_t)ret == msg_len(msg)))
+			break;
+		if (nonblock_now(zs, &m->nonblock) || ret != -EAGAIN)
+			break;
+		added = zs->type == SOCK_STREAM ? MSG_WAITALL : 0;
+	}
+	if (ret > 0) {
+		/* Counted before the reaper can see it (fwd_take()). */
+		atomic_fetch_add_explicit(&sh->out, 1, memory_order_relaxed);
+		if (!op.more || op.notif)	/* complete now */
+			fwd_push(sh, m->slot, (uint32_t)op.ud,
+				 op.more ? op.notif_copied : true);
+		else				/* its notification to come */
+			sh->slots[m->slot].out++;
+	}
+	if (ret == -ENOMEM)
+		ret = -ENOBUFS;		/* see sock_send() */
+	op.ud = URING_UD_NONE;
+	sh_give(zs, sh, &op);
+	return ret;
+}
+
+static void sh_free(struct zc_uring_shared *sh)
+{
+	if (!sh)
+		return;
+	if (sh->ring_ok)
+		io_uring_queue_exit(&sh->ring);
+	if (sh->lock_ok)
+		pthread_mutex_destroy(&sh->lock);
+	free(sh->slots);
+	free(sh->fwd);
+	free(sh);
+}
+
+/* The context's ring, for its first uring member. */
+static int sh_new(struct zc_uring_shared **out, int efd)
+{
+	struct io_uring_params par = {
+		.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
+		.cq_entries = URING_CTX_CQ,
+	};
+	struct zc_uring_shared *sh;
+	bool usage_off;
+	int r;
+
+	if ((r = usage_env(&usage_off)))
+		return r;
+	sh = aligned_alloc(ZC_CACHELINE, (sizeof(*sh) + ZC_CACHELINE - 1) &
+			   ~(size_t)(ZC_CACHELINE - 1));
+	if (!sh)
+		return zc__err(-ENOMEM, "zc_open: out of memory");
+	memset(sh, 0, sizeof(*sh));
+	sh->free_slot = UINT32_MAX;
+	sh->efd = efd;
+	r = io_uring_queue_init_params(URING_SQ, &sh->ring, &par);
+	if (r < 0) {
+		sh_free(sh);
+		if (r == -ENOSYS || r == -EPERM || r == -EINVAL)
+			return zc__err(-EOPNOTSUPP, "zc_open: backend "
+				      "\"uring\": io_uring_setup: %s (no "
+				      "io_uring in this kernel, or disabled)",
+				      strerror(-r));
+		return zc__err(r, "zc_open: backend \"uring\": the context's "
+			      "ring: io_uring_setup: %s", strerror(-r));
+	}
+	sh->ring_ok = true;
+	if (!(par.features & IORING_FEAT_NODROP) ||
+	    par.cq_entries <= 2 * URING_CQ_OWN) {
+		sh_free(sh);
+		return zc__err(-EOPNOTSUPP, "zc_open: backend \"uring\": this "
+			      "kernel's io_uring lacks IORING_FEAT_NODROP or "
+			      "a completion queue of some size");
+	}
+	if ((r = probe_check(&sh->ring, usage_off, &sh->zc_flags))) {
+		sh_free(sh);
+		return r;
+	}
+	sh->cap = par.cq_entries - URING_CQ_OWN;
+	sh->fmask = (1u << (32 - __builtin_clz(sh->cap - 1))) - 1;
+	sh->fwd = malloc(((size_t)sh->fmask + 1) * sizeof(*sh->fwd));
+	r = pthread_mutex_init(&sh->lock, NULL);
+	sh->lock_ok = !r;
+	if (!sh->fwd || r) {
+		sh_free(sh);
+		return zc__err(-ENOMEM, "zc_open: out of memory");
+	}
+	if ((r = io_uring_register_eventfd(&sh->ring, efd)) < 0) {
+		sh_free(sh);
+		return zc__err(r, "zc_open: io_uring_register_eventfd: %s",
+			      strerror(-r));
+	}
+	*out = sh;
+	return 0;
+}
+
+void zc__uring_shared_free(struct zc_uring_shared *sh)
+{
+	sh_free(sh);
+}
+
+int zc__uring_join(struct zc_uring_shared **shp, int efd, struct zc_sock *zs)
+{
+	struct uring_member *m = zs->backend_priv;
+	struct zc_uring_shared *sh = *shp;
+	uint32_t s;
+	int r;
+
+	if (!m || !m->hdr.shared)
+		return 0;
+	if (!sh) {
+		if ((r = sh_new(&sh, efd)))
+			return r;
+		*shp = sh;
+	}
+	pthread_mutex_lock(&sh->lock);
+	r = slot_alloc(sh, &s);
+	if (!r) {
+		sh->slots[s] = (struct uring_slot){ .zs = zs, .used = true };
+		m->sh = sh;
+		m->slot = s;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return r ? zc__err(r, "zc_open: joining the context's ring: out of "
+			  "memory") : 0;
+}
+
+/* Under both locks: m's member leaves the table. */
+static void detach_locked(struct zc_uring_shared *sh, struct uring_member *m)
+{
+	struct uring_slot *sl = &sh->slots[m->slot];
+
+	/* Forwarded ones first: they name the slot (fwd_take()). */
+	fwd_take(sh);
+	sl->zs = NULL;
+	if (!sl->out)
+		slot_free(sh, m->slot);
+	m->sh = NULL;
+}
+
+void zc__uring_leave(struct zc_uring_shared *sh, struct zc_sock *zs,
+		     zc_due_fn *due)
+{
+	struct uring_member *m = zs->backend_priv;
+
+	if (!m || !m->hdr.shared || !m->sh)
+		return;
+	pthread_mutex_lock(&sh->lock);
+	sh->due = due;
+	detach_locked(sh, m);
+	pthread_mutex_unlock(&sh->lock);
+}
+
+static int64_t ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * zc_ctx_del() of a member: it gets a ring of its own, once every
+ * notification of its sends has come through the context's.
+ */
+int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs,
+		      zc_due_fn *due)
+{
+	struct uring_member *m = zs->backend_priv;
+	int64_t deadline = ms_now() + URING_DEL_WAIT_MS;
+	int r, efd;
+
+	if (!m || !m->hdr.shared || !m->sh)
+		return 0;
+	/* No send runs on zs: nothing else reads backend_priv or efd. */
+	r = sock_setup(zs);
+	for (;;) {
+		if (r)
+			break;
+		if (!pthread_mutex_trylock(&sh->lock)) {
+			sh->due = due;
+			fwd_take(sh);
+			sh_drain(sh, NULL, UINT32_MAX);
+			if (!sh->slots[m->slot].out) {
+				detach_locked(sh, m);
+				pthread_mutex_unlock(&sh->lock);
+				free(m);
+				return 0;
+			}
+			pthread_mutex_unlock(&sh->lock);
+		}
+		if (ms_now() > deadline) {
+			r = zc__err(-EBUSY, "zc_ctx_del: the kernel has not "
+				    "reported some of the socket's sends for "
+				    "%d ms; try again later, or zc_close() it",
+				    URING_DEL_WAIT_MS);
+			break;
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+	/* Failed: back to the context's ring. */
+	sock_teardown(zs);
+	efd = atomic_load_explicit(&zs->efd, memory_order_relaxed);
+	if (efd >= 0)
+		close(efd);
+	atomic_store_explicit(&zs->efd, -1, memory_order_relaxed);
+	zs->backend_priv = m;
+	return r;
+}
+
+bool zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due)
+{
+	sh->due = due;
+	fwd_take(sh);
+	for (int round = 0; round < URING_CTX_ROUNDS; round++) {
+		unsigned int k;
+
+		/*
+		 * The eventfd read (take_events()) before the lock's test:
+		 * see sh_give().
+		 */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (pthread_mutex_trylock(&sh->lock)) {
+			/*
+			 * A send holds it and forwards what it reads. Seq_cst
+			 * store of missed, then seq_cst load of ftail in
+			 * fwd_take(): see sh_wake().
+			 */
+			atomic_store_explicit(&sh->missed, 1,
+					      memory_order_seq_cst);
+			fwd_take(sh);
+			return false;
+		}
+		fwd_take(sh);	/* forwarded before we took it: first */
+		if (io_uring_cq_has_overflow(&sh->ring))
+			io_uring_get_events(&sh->ring);
+		k = sh_drain(sh, NULL, URING_CTX_BATCH);
+		pthread_mutex_unlock(&sh->lock);
+		/*
+		 * A CQE that comes from now on writes the eventfd, which
+		 * take_events() read before we looked.
+		 */
+		if (k < URING_CTX_BATCH)
+			return false;
+	}
+	return true;
+}
+
+static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
+			  int flags)
+{
+	const struct uring_hdr *h = zs->backend_priv;
+
+	if (__builtin_expect(h->shared, 0))
+		return member_send(zs, zs->backend_priv, msg, flags);
+	return sock_send(zs, msg, flags);
+}
+
+static int uring_collect(struct zc_sock *zs, bool force)
+{
+	const struct uring_hdr *h = zs->backend_priv;
+	int r;
+
+	if (!h->shared)
+		return sock_collect(zs, force);
+	/*
+	 * The context's reaper brought the ring's news already
+	 * (zc__uring_reap()). The error queue holds foreign records only.
+	 */
+	if (!force)
+		return 0;
+	r = zc__eq_drain(zs);
+	return r < 0 ? r : 0;
+}
+
+static int uring_setup(struct zc_sock *zs, const struct zc_opts *o)
+{
+	struct uring_member *m;
+	int fl;
+
+	if (!o->ctx)
+		return sock_setup(zs);
+	/* Joins the context's ring in zc__uring_join(). */
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return zc__err(-ENOMEM, "zc_open: out of memory");
+	m->hdr.shared = true;
+	zs->backend_priv = m;
+	fl = fcntl(zs->fd, F_GETFL);
+	if (fl < 0)
+		return zc__err(-errno, "zc_open: fcntl(F_GETFL): %s",
+			      strerror(errno));
+	m->nonblock = fl & O_NONBLOCK;
+	return 0;
+}
+
+static void uring_teardown(struct zc_sock *zs)
+{
+	const struct uring_hdr *h = zs->backend_priv;
+
+	if (h && h->shared) {
+		free(zs->backend_priv);
+		zs->backend_priv = NULL;
+		return;
+	}
+	sock_teardown(zs);
 }
 
 const struct zc_ops zc__ops_uring = {

@@ -73,6 +73,10 @@ struct zc_ctx {
 	uint32_t nslots, cap, free_slot;	/* free_slot: UINT32_MAX none */
 	unsigned int members;
 	struct zc_sock *qhead, *qtail;	/* members to reap, in turn */
+#ifdef ZC_HAVE_URING
+	/* The uring members' ring, made when the first one joins. */
+	struct zc_uring_shared *uring;
+#endif
 };
 
 static void ctx_signal(struct zc_ctx *ctx)
@@ -151,6 +155,9 @@ ZC_EXPORT int zc_ctx_free(struct zc_ctx *ctx)
 	}
 	pthread_mutex_unlock(&ctx->lock);
 	pthread_mutex_destroy(&ctx->lock);
+#ifdef ZC_HAVE_URING
+	zc__uring_shared_free(ctx->uring);	/* its eventfd is ours */
+#endif
 	close(ctx->efd);
 	close(ctx->ep);
 	free(ctx->slots);
@@ -198,6 +205,12 @@ static void q_del(struct zc_ctx *ctx, struct zc_sock *zs)
 		ctx->qtail = m->qprev;
 	m->queued = false;
 	m->qprev = m->qnext = NULL;
+}
+
+/* Reaper, under the lock (backends): zs has news; reap it. */
+static void ctx_due(struct zc_sock *zs)
+{
+	q_add(zs->ctx, zs);
 }
 
 /* Reaper: move the ready stack onto the queue. */
@@ -334,6 +347,16 @@ int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag)
 		return zc__err(ret, "zc_open: adding fd %d to the context's "
 			      "epoll set: %s", fd, strerror(-ret));
 	}
+#ifdef ZC_HAVE_URING
+	/* A uring member has no fd of its own: it joins the ring. */
+	if (zs->ops == &zc__ops_uring &&
+	    (ret = zc__uring_join(&ctx->uring, ctx->efd, zs))) {
+		ctx->slots[slot].zs = NULL;
+		slot_put(ctx, slot);
+		pthread_mutex_unlock(&ctx->lock);
+		return ret;
+	}
+#endif
 	ctx->slots[slot].zs = zs;
 	ctx->members++;
 	zs->ctxm.slot = slot;
@@ -357,6 +380,11 @@ static void leave_locked(struct zc_ctx *ctx, struct zc_sock *zs)
 	 */
 	if (fd >= 0)
 		epoll_ctl(ctx->ep, EPOLL_CTL_DEL, fd, NULL);
+#ifdef ZC_HAVE_URING
+	/* Out of the ring's table: no send forwards its news any more. */
+	if (zs->ops == &zc__ops_uring)
+		zc__uring_leave(ctx->uring, zs, ctx_due);
+#endif
 	/* Off the ready stack (no send pushes it again), off the queue. */
 	take_ready(ctx);
 	q_del(ctx, zs);
@@ -389,6 +417,17 @@ ZC_EXPORT int zc_ctx_del(struct zc_ctx *ctx, struct zc_sock *zs)
 		return zc__err(-EINVAL, "zc_ctx_del: the socket does not belong "
 			      "to this context");
 	}
+#ifdef ZC_HAVE_URING
+	/* A ring of its own, once the context's has brought all its news. */
+	if (zs->ops == &zc__ops_uring) {
+		int ret = zc__uring_unshare(ctx->uring, zs, ctx_due);
+
+		if (ret) {
+			pthread_mutex_unlock(&ctx->lock);
+			return ret;
+		}
+	}
+#endif
 	leave_locked(ctx, zs);
 	pthread_mutex_unlock(&ctx->lock);
 	return 0;
@@ -530,6 +569,7 @@ static int ctx_reap(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 		    unsigned int max)
 {
 	unsigned int n = 0;
+	bool umore = false;
 	int more;
 
 	do {
@@ -537,6 +577,11 @@ static int ctx_reap(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 		if (more < 0)
 			return zc__err(more, "zc_ctx_completions: epoll_wait: %s",
 				      strerror(-more));
+#ifdef ZC_HAVE_URING
+		/* After the eventfd's read: see zc__uring_reap(). */
+		if (ctx->uring && zc__uring_reap(ctx->uring, ctx_due))
+			umore = true;
+#endif
 		take_ready(ctx);
 		/*
 		 * In turn: a member that fills what is left goes to the back
@@ -556,7 +601,7 @@ static int ctx_reap(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 		}
 	} while (more && n < max);
 	/* Left over: keep the context's fd readable. */
-	if (ctx->qhead || more)
+	if (ctx->qhead || more || umore)
 		ctx_signal(ctx);
 	return (int)n;
 }
