@@ -14,9 +14,15 @@
  *   threads    one thread sends on members, one reaps through the
  *              context, one opens, sends on and closes members of its own
  *              while the reaper reaps (run it under TSan too)
+ *   uring-fds  500 TCP uring members (fewer if RLIMIT_NOFILE says so): no
+ *              fd each (the context's one ring), every cookie once
+ *   uring-close a uring member closed with notifications to come while
+ *              others send: nothing of it reaches them, nor a new member
+ *   uring-threads three senders on uring members of their own, one reaper
+ *              (run it under TSan too)
  *
- * Usage: test-ctx [join|leave|ready|many|threads]... (none: all but
- * threads). ZCNOTIFY_BACKEND applies, as everywhere.
+ * Usage: test-ctx [join|leave|ready|many|threads|uring-*]... (none: all
+ * but threads and uring-*). ZCNOTIFY_BACKEND applies, as everywhere.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -27,7 +33,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -487,6 +495,359 @@ static void test_threads(void **state)
 	free(t);
 }
 
+/* ---- uring members: one ring for the context ---- */
+
+static unsigned int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	unsigned int n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static int open_uring(int fd, struct zc_ctx *ctx, uint64_t tag,
+		      struct zc_sock **zs)
+{
+	return open_member(fd, ctx, tag, ZC_BACKEND_URING, zs);
+}
+
+static void set_nonblock(int fd)
+{
+	assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK),
+			 0);
+}
+
+static void drain_fd(int fd)
+{
+	char sink[65536];
+
+	while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+}
+
+#define UF_SENDS	4
+#define UF_LEN		(16 * 1024)
+static unsigned char big_payload[UF_LEN];
+
+/*
+ * Many TCP members (500, fewer if RLIMIT_NOFILE says so): joining costs
+ * no fd after the first (the context's ring), every send completes once,
+ * with its cookie, in each socket's order.
+ */
+static void test_uring_fds(void **state)
+{
+	unsigned int n = fd_budget(1000) / 2, f_before, f_first, f_all;
+	struct zc_ctx_completion c[256];
+	struct zc_ctx *ctx;
+	struct zc_sock **zs = calloc(n, sizeof(*zs));
+	unsigned int *next = calloc(n, sizeof(*next));
+	int *tx = calloc(n, sizeof(*tx)), *rx = calloc(n, sizeof(*rx));
+	uint64_t total = 0, zc = 0;
+
+	(void)state;
+	assert_true(zs && next && tx && rx);
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	for (unsigned int i = 0; i < n; i++) {
+		assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &tx[i],
+					       &rx[i], NULL, NULL), 0);
+		set_nonblock(tx[i]);
+	}
+	f_before = count_fds();
+	assert_int_equal(open_uring(tx[0], ctx, 0, &zs[0]), 0);
+	f_first = count_fds();
+	for (unsigned int i = 1; i < n; i++)
+		assert_int_equal(open_uring(tx[i], ctx, i, &zs[i]), 0);
+	f_all = count_fds();
+	fprintf(stderr, "uring-fds: %u members; fds: %u for the first "
+		"(the context's ring), %u for the %u others\n", n,
+		f_first - f_before, f_all - f_first, n - 1);
+	assert_true(f_first - f_before <= 1);
+	assert_int_equal(f_all, f_first);
+
+	for (unsigned int k = 0; k < UF_SENDS; k++)
+		for (unsigned int i = 0; i < n; i++) {
+			ssize_t r;
+
+			while ((r = zc_send(zs[i], big_payload, UF_LEN, 0,
+					    (uint64_t)i << 8 | k)) == -EAGAIN)
+				drain_fd(rx[i]);
+			assert_int_equal(r, UF_LEN);
+		}
+	while (total < (uint64_t)n * UF_SENDS) {
+		int r = zc_ctx_wait(ctx, c, 256, 5000);
+
+		assert_true(r > 0);
+		for (int j = 0; j < r; j++) {
+			unsigned int i = (unsigned int)c[j].tag;
+
+			assert_true(i < n);
+			assert_int_equal(c[j].flags & ZC_CTX_ERROR, 0);
+			assert_ptr_equal(c[j].zs, zs[i]);
+			assert_int_equal(c[j].cookie,
+					 (uint64_t)i << 8 | next[i]);
+			next[i]++;
+			total++;
+		}
+		for (unsigned int i = 0; i < n; i++)
+			drain_fd(rx[i]);
+	}
+	assert_int_equal(zc_ctx_wait(ctx, c, 256, 50), 0);
+	for (unsigned int i = 0; i < n; i++) {
+		struct zc_stats st = { .sz = sizeof(st) };
+
+		assert_int_equal(next[i], UF_SENDS);
+		assert_int_equal(zc_inflight(zs[i]), 0);
+		assert_int_equal(zc_get_stats(zs[i], &st), 0);
+		zc += st.sends_zc;
+		zc_close(zs[i]);
+		close(tx[i]);
+		close(rx[i]);
+	}
+	fprintf(stderr, "uring-fds: %llu completions, %llu sends zero-copy\n",
+		(unsigned long long)total, (unsigned long long)zc);
+	assert_true(zc > 0);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	free(zs);
+	free(next);
+	free(tx);
+	free(rx);
+}
+
+/* Reap until want[] completions came for b and d; nothing for others. */
+static void reap_two(struct zc_ctx *ctx, struct zc_sock *b, struct zc_sock *d,
+		     unsigned int *next_b, unsigned int *next_d,
+		     unsigned int want_b, unsigned int want_d, int peer_a)
+{
+	struct zc_ctx_completion c[64];
+
+	while (*next_b < want_b || *next_d < want_d) {
+		int r = zc_ctx_wait(ctx, c, 64, 5000);
+
+		assert_true(r > 0);
+		for (int j = 0; j < r; j++) {
+			assert_int_equal(c[j].flags & ZC_CTX_ERROR, 0);
+			if (c[j].zs == b) {
+				assert_int_equal(c[j].tag, 2);
+				assert_int_equal(c[j].cookie, (*next_b)++);
+			} else {
+				assert_ptr_equal(c[j].zs, d);
+				assert_int_equal(c[j].tag, 3);
+				assert_int_equal(c[j].cookie, (*next_d)++);
+			}
+		}
+		if (peer_a >= 0)
+			drain_fd(peer_a);
+	}
+}
+
+/*
+ * A member closed with notifications to come (its peer does not read)
+ * while the others send: its late notifications reach nobody, and a
+ * member that joins then (and one that joins once they came) gets its
+ * own completions only.
+ */
+static void test_uring_close(void **state)
+{
+	struct zc_ctx *ctx;
+	struct zc_sock *a, *b, *d;
+	int txa, rxa, txb, rxb, txd, rxd, small = 4096;
+	unsigned int sent_a = 0, next_b = 0, next_d = 0;
+	struct zc_ctx_completion c[64];
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &txa, &rxa, NULL,
+				       NULL), 0);
+	assert_int_equal(loopback_pair(AF_INET6, SOCK_STREAM, &txb, &rxb,
+				       NULL, NULL), 0);
+	setsockopt(rxa, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	set_nonblock(txa);
+	set_nonblock(txb);
+	assert_int_equal(open_uring(txa, ctx, 1, &a), 0);
+	assert_int_equal(open_uring(txb, ctx, 2, &b), 0);
+	/* Fill a's peer, then its send queue: those wait for the peer. */
+	for (unsigned int k = 0; k < 512; k++) {
+		ssize_t r = zc_send(a, big_payload, UF_LEN, 0, k);
+
+		if (r == -EAGAIN || r == -ENOBUFS)
+			break;
+		assert_true(r > 0);
+		sent_a++;
+	}
+	for (unsigned int k = 0; k < 8; k++)
+		assert_int_equal(zc_send(b, payload, MSG, 0, k), MSG);
+	/* Reap what came (a's too), and b's all. */
+	for (int round = 0; round < 50 && next_b < 8; round++) {
+		int r = zc_ctx_wait(ctx, c, 64, 100);
+
+		for (int j = 0; j < r; j++)
+			if (c[j].zs == b)
+				assert_int_equal(c[j].cookie, next_b++);
+		drain_fd(rxb);
+	}
+	assert_int_equal(next_b, 8);
+	fprintf(stderr, "uring-close: %u sends on a, %u in flight at close\n",
+		sent_a, zc_inflight(a));
+	assert_true(zc_inflight(a) > 0);
+	zc_close(a);
+	close(txa);
+
+	/* A new member while a's notifications are still to come. */
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &txd, &rxd, NULL,
+				       NULL), 0);
+	set_nonblock(txd);
+	assert_int_equal(open_uring(txd, ctx, 3, &d), 0);
+	for (unsigned int k = 8; k < 16; k++)
+		assert_int_equal(zc_send(b, payload, MSG, 0, k), MSG);
+	for (unsigned int k = 0; k < 8; k++)
+		assert_int_equal(zc_send(d, payload, MSG, 0, k), MSG);
+	/* a's peer reads now: a's notifications come, for nobody. */
+	reap_two(ctx, b, d, &next_b, &next_d, 16, 8, rxa);
+	for (int i = 0; i < 20; i++) {
+		drain_fd(rxa);
+		drain_fd(rxb);
+		drain_fd(rxd);
+		assert_int_equal(zc_ctx_wait(ctx, c, 64, 10), 0);
+	}
+	/* A member that may take a's slot, now free. */
+	zc_close(d);
+	close(txd);
+	close(rxd);
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &txd, &rxd, NULL,
+				       NULL), 0);
+	assert_int_equal(open_uring(txd, ctx, 3, &d), 0);
+	next_d = 0;
+	for (unsigned int k = 0; k < 8; k++) {
+		assert_int_equal(zc_send(d, payload, MSG, 0, k), MSG);
+		assert_int_equal(zc_send(b, payload, MSG, 0, 16 + k), MSG);
+	}
+	reap_two(ctx, b, d, &next_b, &next_d, 24, 8, rxa);
+	assert_int_equal(zc_ctx_wait(ctx, c, 64, 50), 0);
+	zc_close(b);
+	zc_close(d);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	close(txb);
+	close(rxb);
+	close(txd);
+	close(rxd);
+	close(rxa);
+}
+
+/* Senders on members of their own, one reaper: run it under TSan too. */
+#define UT_SENDERS	3
+#define UT_SOCKS	8	/* per sender */
+#define UT_SENDS	(ZC_HAS_TSAN ? 500 : 5000)	/* per socket */
+
+struct ut_sender {
+	struct zc_sock *zs[UT_SOCKS];
+	_Atomic uint64_t inflight[UT_SOCKS];
+	unsigned int base;
+	_Atomic int failed, done;
+};
+
+static void *ut_send(void *arg)
+{
+	struct ut_sender *s = arg;
+
+	for (unsigned int k = 0; k < UT_SENDS; k++)
+		for (unsigned int i = 0; i < UT_SOCKS; i++) {
+			ssize_t r;
+
+			while (atomic_load(&s->inflight[i]) >= 64)
+				sched_yield();
+			r = zc_send(s->zs[i], payload, k % 5 ? 1400 : 100, 0,
+				    (uint64_t)(s->base + i) << 32 | k);
+			if (r == -ENOBUFS) {
+				i--;
+				sched_yield();
+				continue;
+			}
+			if (r < 0) {
+				fprintf(stderr, "send: %zd\n", r);
+				atomic_store(&s->failed, 1);
+				return NULL;
+			}
+			atomic_fetch_add(&s->inflight[i], 1);
+		}
+	atomic_store(&s->done, 1);
+	return NULL;
+}
+
+static void test_uring_threads(void **state)
+{
+	static struct ut_sender snd[UT_SENDERS];
+	unsigned int next[UT_SENDERS * UT_SOCKS] = { 0 };
+	struct zc_ctx_completion c[128];
+	struct sockaddr_storage a;
+	socklen_t alen;
+	pthread_t th[UT_SENDERS];
+	int fds[UT_SENDERS * UT_SOCKS], rx, big = 1 << 20;
+	uint64_t total = 0, want = (uint64_t)UT_SENDERS * UT_SOCKS * UT_SENDS;
+	struct zc_ctx *ctx;
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	rx = bound_socket(AF_INET, SOCK_DGRAM, &a, &alen);
+	assert_true(rx >= 0);
+	setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+	for (unsigned int t = 0; t < UT_SENDERS; t++) {
+		memset(&snd[t], 0, sizeof(snd[t]));
+		snd[t].base = t * UT_SOCKS;
+		for (unsigned int i = 0; i < UT_SOCKS; i++) {
+			unsigned int g = t * UT_SOCKS + i;
+
+			fds[g] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			assert_true(fds[g] >= 0);
+			assert_int_equal(connect(fds[g], (struct sockaddr *)&a,
+						 alen), 0);
+			assert_int_equal(open_uring(fds[g], ctx, g,
+						    &snd[t].zs[i]), 0);
+		}
+	}
+	for (unsigned int t = 0; t < UT_SENDERS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, ut_send,
+						&snd[t]), 0);
+	while (total < want) {
+		int n = zc_ctx_wait(ctx, c, 128, 5000), failed = 0;
+
+		for (unsigned int t = 0; t < UT_SENDERS; t++)
+			failed |= atomic_load(&snd[t].failed);
+		assert_int_equal(failed, 0);
+		assert_true(n > 0);
+		for (int j = 0; j < n; j++) {
+			unsigned int g = (unsigned int)c[j].tag;
+			struct ut_sender *s = &snd[g / UT_SOCKS];
+
+			assert_true(g < UT_SENDERS * UT_SOCKS);
+			assert_int_equal(c[j].flags & ZC_CTX_ERROR, 0);
+			assert_ptr_equal(c[j].zs, s->zs[g % UT_SOCKS]);
+			assert_int_equal(c[j].cookie, (uint64_t)g << 32 | next[g]);
+			next[g]++;
+			atomic_fetch_sub(&s->inflight[g % UT_SOCKS], 1);
+			total++;
+		}
+		drain_fd(rx);
+	}
+	for (unsigned int t = 0; t < UT_SENDERS; t++)
+		pthread_join(th[t], NULL);
+	assert_int_equal(zc_ctx_wait(ctx, c, 128, 50), 0);
+	fprintf(stderr, "uring-threads: %llu completions from %d senders\n",
+		(unsigned long long)total, UT_SENDERS);
+	for (unsigned int g = 0; g < UT_SENDERS * UT_SOCKS; g++) {
+		struct zc_sock *zs = snd[g / UT_SOCKS].zs[g % UT_SOCKS];
+
+		assert_int_equal(zc_inflight(zs), 0);
+		zc_close(zs);
+		close(fds[g]);
+	}
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	close(rx);
+}
+
 static const struct {
 	const char *name;
 	struct CMUnitTest test;
@@ -497,6 +858,9 @@ static const struct {
 	{ "ready", cmocka_unit_test(test_ready), true },
 	{ "many", cmocka_unit_test(test_many), true },
 	{ "threads", cmocka_unit_test(test_threads), false },
+	{ "uring-fds", cmocka_unit_test(test_uring_fds), false },
+	{ "uring-close", cmocka_unit_test(test_uring_close), false },
+	{ "uring-threads", cmocka_unit_test(test_uring_threads), false },
 };
 #define NALL (sizeof(all) / sizeof(all[0]))
 
@@ -524,6 +888,23 @@ int main(int argc, char **argv)
 		close(sv[0]);
 		close(sv[1]);
 	}
+	/* The uring-* tests: io_uring SEND_ZC, in a library with liburing. */
+	for (int a = 1; a < argc; a++) {
+		int fd = socket(AF_INET, SOCK_DGRAM, 0), r;
+
+		if (strncmp(argv[a], "uring-", 6))
+			continue;
+		r = zc_open(fd, &(struct zc_opts){ .sz = sizeof(struct zc_opts),
+				.backend = ZC_BACKEND_URING }, &zs);
+		close(fd);
+		if (r == -EOPNOTSUPP) {
+			fprintf(stderr, "SKIP: %s\n", zc_last_error());
+			return 77;
+		}
+		if (!r)
+			zc_close(zs);
+		break;
+	}
 	for (size_t i = 0; i < NALL; i++) {
 		bool want = argc < 2 && all[i].by_default;
 
@@ -533,8 +914,8 @@ int main(int argc, char **argv)
 			tests[n++] = all[i].test;
 	}
 	if (!n) {
-		fprintf(stderr, "usage: %s [join|leave|ready|many|threads]...\n",
-			argv[0]);
+		fprintf(stderr, "usage: %s [join|leave|ready|many|threads|"
+			"uring-fds|uring-close|uring-threads]...\n", argv[0]);
 		return 1;
 	}
 	return _cmocka_run_group_tests("ctx", tests, n, NULL, NULL);
