@@ -172,6 +172,7 @@ struct bench {
 	uint16_t port;
 	const char *rx_netns;
 	bool listen_only, adapt, quiet, progress;
+	bool ctx;		/* -x: library connections in one context */
 	bool check;		/* the receiver copies and checks every byte */
 	uint32_t max_inflight;
 	int gso;		/* UDP_SEGMENT size for UDP sends, 0: none */
@@ -623,6 +624,7 @@ struct run {
 	const struct cfg *c;
 	int mode;
 	struct conn *conns;			/* c->conns of them */
+	struct zc_ctx *ctx;			/* -x: they joined it */
 	unsigned int cur;			/* the one the next send goes to */
 	uint64_t sends, bytes, syscalls, short_sends;
 	uint64_t issued, completions, copied, harvests;	/* raw-zc, raw-scm */
@@ -1108,10 +1110,20 @@ static int raw_loop(struct run *r)
 	return 0;
 }
 
+/* -x: reap through the context, whatever the connection. */
+static int ctx_reap(struct run *r, int timeout_ms)
+{
+	struct zc_ctx_completion c[REAP_BATCH];
+
+	return timeout_ms ? zc_ctx_wait(r->ctx, c, REAP_BATCH, timeout_ms) :
+	       zc_ctx_completions(r->ctx, c, REAP_BATCH);
+}
+
 static int lib_reap(struct run *r, struct conn *cn, int timeout_ms)
 {
 	struct zc_completion c[REAP_BATCH];
-	int n = timeout_ms ? zc_wait(cn->zs, c, REAP_BATCH, timeout_ms) :
+	int n = r->ctx ? ctx_reap(r, timeout_ms) :
+		timeout_ms ? zc_wait(cn->zs, c, REAP_BATCH, timeout_ms) :
 		zc_completions(cn->zs, c, REAP_BATCH);
 
 	if (n < 0) {
@@ -1173,6 +1185,7 @@ static int open_lib(struct run *r, struct conn *cn)
 		.sz = sizeof(o), .backend = modes[r->mode].backend,
 		.max_inflight = b->max_inflight,
 		.harvest_every = r->c->k,
+		.ctx = r->ctx,
 	};
 
 	if (!b->adapt) {
@@ -1404,8 +1417,16 @@ static int conns_open(struct run *r)
 			return -1;
 		}
 	}
+	if (b->ctx && modes[r->mode].backend >= 0 &&
+	    zc_ctx_new(NULL, &r->ctx)) {
+		snprintf(r->err, sizeof(r->err), "%s", zc_last_error());
+		return -1;
+	}
 	if (b->conns_given && modes[r->mode].backend >= 0) {
 		/*
+		 * With -x the first one makes the context's ring: memory and
+		 * an fd of the context, not of each connection.
+		 *
 		 * One zc_open() and zc_close() first: the library's code
 		 * paged in and its once-a-process probes are not memory
 		 * per connection. (Errors: the loop below reports them.)
@@ -1465,6 +1486,8 @@ static void conns_close(struct run *r, bool reset)
 	}
 	free(r->conns);
 	r->conns = NULL;
+	zc_ctx_free(r->ctx);
+	r->ctx = NULL;
 }
 
 /*
@@ -2172,6 +2195,8 @@ static void usage(FILE *f)
 "  -k, --harvest LIST   collect completions every k sends (default 1)\n"
 "  -c, --conns LIST     connections per run, sends round-robin over them\n"
 "                       (default 1); adds memory and fds per connection\n"
+"  -x, --ctx            library modes: the connections join one context\n"
+"                       (zc_ctx_new(3)) and are reaped through it\n"
 "  -d, --duration SEC   seconds per run (default 1)\n"
 "  -n, --count N        sends per run instead of a duration\n"
 "  -r, --rounds N       rounds of every mode (default 3)\n"
@@ -2321,6 +2346,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		{ "gso", required_argument, NULL, 'g' },
 		{ "cpus", required_argument, NULL, 'C' },
 		{ "adapt", no_argument, NULL, O_ADAPT },
+		{ "ctx", no_argument, NULL, 'x' },
 		{ "csv", required_argument, NULL, O_CSV },
 		{ "json", required_argument, NULL, O_JSON },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -2338,7 +2364,7 @@ static void parse(struct bench *b, int argc, char **argv)
 	b->cpu_tx = b->cpu_rx = -1;
 	b->port = DEFAULT_PORT;
 	b->ref = -1;
-	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:c:d:n:r:a:p:N:lVi:g:C:qPh",
+	while ((o = getopt_long(argc, argv, "m:t:46F:s:k:c:d:n:r:a:p:N:lVi:g:C:qPhx",
 				lo, NULL)) != -1) {
 		switch (o) {
 		case 'm': each("--mode", optarg, add_mode, b); break;
@@ -2398,6 +2424,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		case O_CSV: b->csv = optarg; break;
 		case O_JSON: b->json = optarg; break;
 		case 'q': b->quiet = true; break;
+		case 'x': b->ctx = true; break;
 		case 'P': b->progress = true; break;
 		case O_SELF_TEST: exit(self_test());
 		case 'h': usage(stdout); exit(0);

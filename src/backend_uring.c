@@ -1389,7 +1389,7 @@ int zc__uring_join(struct zc_uring_shared **shp, int efd, struct zc_sock *zs)
 	}
 	pthread_mutex_unlock(&sh->lock);
 	return r ? zc__err(r, "zc_open: joining the context's ring: out of "
-			  "memory") : 0;
+			  "memory") : 1;
 }
 
 /* Under both locks: m's member leaves the table. */

@@ -12,8 +12,11 @@
  *   nothing is left behind that would need a further edge. Level-
  *   triggered, a socket error (sk_err) or a hang-up would report EPOLLERR
  *   or EPOLLHUP for ever with nothing to read.
- * - uring members: the socket's eventfd, signalled by the kernel for each
- *   CQE, EPOLLIN with EPOLLET (nobody needs to read its counter).
+ * - uring members: no fd of their own. They share the context's ring
+ *   (backend_uring.c), whose registered eventfd is the context's: the
+ *   kernel signals it for each CQE; the reaper drains the ring (or takes
+ *   what a send forwarded) and queues the members it brought news of
+ *   (zc__ctx_due()). A send that took an id is no news, as with errqueue.
  * - News that raises no event: a send complete at once (copy backend, a
  *   send the library copied, a failed send to settle), ranges the send
  *   side collected (scm) or forwarded (uring), and ids the reaper read
@@ -248,7 +251,7 @@ void zc__ctx_wake(struct zc_sock *zs)
 	struct zc_ctx *ctx = zs->ctx;
 	struct zc_sock *head;
 
-	if (zs->ops == &zc__ops_errqueue) {
+	if (zs->ctxm.ids_report) {
 		/* Only the send side writes sends_zc: its own counter. */
 		uint64_t zc = atomic_load_explicit(&zs->tx.sends_zc,
 						   memory_order_relaxed);
@@ -256,9 +259,10 @@ void zc__ctx_wake(struct zc_sock *zs)
 
 		zs->ctxm.tx_zc = zc;
 		/*
-		 * A send that took a kernel id: its record raises EPOLLERR,
-		 * unless the reaper read it already (any; seq_cst: see
-		 * finish_member()).
+		 * A send that took an id: its record raises EPOLLERR (uring
+		 * on the context's ring: the reaper applies its notification
+		 * and reaps the member), unless the reaper had it already
+		 * (any; seq_cst: see finish_member()).
 		 */
 		if (took_id && !atomic_load_explicit(&zs->ctxm.any,
 						     memory_order_seq_cst))
@@ -350,13 +354,18 @@ int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag)
 #ifdef ZC_HAVE_URING
 	/* A uring member has no fd of its own: it joins the ring. */
 	if (zs->ops == &zc__ops_uring &&
-	    (ret = zc__uring_join(&ctx->uring, ctx->efd, zs))) {
+	    (ret = zc__uring_join(&ctx->uring, ctx->efd, zs)) > 0) {
+		zs->ctxm.ids_report = true;	/* see zc__ctx_wake() */
+		ret = 0;
+	} else if (ret) {
 		ctx->slots[slot].zs = NULL;
 		slot_put(ctx, slot);
 		pthread_mutex_unlock(&ctx->lock);
 		return ret;
 	}
 #endif
+	if (zs->ops == &zc__ops_errqueue)
+		zs->ctxm.ids_report = true;
 	ctx->slots[slot].zs = zs;
 	ctx->members++;
 	zs->ctxm.slot = slot;
@@ -464,7 +473,7 @@ static void finish_member(struct zc_ctx *ctx, struct zc_sock *zs)
 	uint32_t h;
 	bool any;
 
-	if (zs->ops != &zc__ops_errqueue)
+	if (!zs->ctxm.ids_report)
 		return;
 	h = atomic_load_explicit(&zs->head, memory_order_relaxed);
 	any = (zc_done_to(zs) != zs->zc_head || zs->nmarks) &&

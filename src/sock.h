@@ -96,6 +96,12 @@ struct zc_member {
 	uint32_t slot;			/* index in the context's table */
 	bool queued;			/* on the reaper's queue */
 	bool read;			/* ... with an epoll event: read the queue */
+	/*
+	 * Read-only while a member: a send that took an id is no news, its
+	 * completion comes with news of its own (errqueue: EPOLLERR; uring
+	 * on the context's ring: the reaper's drain). In the padding.
+	 */
+	bool ids_report;
 	struct zc_sock *qprev, *qnext;
 };
 _Static_assert(sizeof(struct zc_member) == ZC_CACHELINE,
