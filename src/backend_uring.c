@@ -1300,6 +1300,27 @@ static void sh_free(struct zc_uring_shared *sh)
 	free(sh);
 }
 
+/*
+ * ZCNOTIFY_URING_CTX_CQ=N: the context's ring asks for a CQ of N entries
+ * (tests: a small one fills up; diagnosis). Unset: URING_CTX_CQ.
+ */
+static int ctx_cq_env(uint32_t *cq)
+{
+	const char *env = getenv("ZCNOTIFY_URING_CTX_CQ");
+	char *end;
+	unsigned long v;
+
+	*cq = URING_CTX_CQ;
+	if (!env || !*env)
+		return 0;
+	v = strtoul(env, &end, 10);
+	if (*end || v < 4 * URING_CQ_OWN || v > 65536)
+		return zc__err(-EINVAL, "ZCNOTIFY_URING_CTX_CQ=\"%s\": want "
+			      "%u to 65536 entries", env, 4 * URING_CQ_OWN);
+	*cq = (uint32_t)v;
+	return 0;
+}
+
 /* The context's ring, for its first uring member. */
 static int sh_new(struct zc_uring_shared **out, int efd)
 {
@@ -1311,7 +1332,7 @@ static int sh_new(struct zc_uring_shared **out, int efd)
 	bool usage_off;
 	int r;
 
-	if ((r = usage_env(&usage_off)))
+	if ((r = usage_env(&usage_off)) || (r = ctx_cq_env(&par.cq_entries)))
 		return r;
 	sh = aligned_alloc(ZC_CACHELINE, (sizeof(*sh) + ZC_CACHELINE - 1) &
 			   ~(size_t)(ZC_CACHELINE - 1));

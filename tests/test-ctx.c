@@ -18,6 +18,8 @@
  *              fd each (the context's one ring), every cookie once
  *   uring-close a uring member closed with notifications to come while
  *              others send: nothing of it reaches them, nor a new member
+ *   uring-full a small shared CQ (ZCNOTIFY_URING_CTX_CQ): sends beyond it
+ *              are copied, and all complete once
  *   uring-threads three senders on uring members of their own, one reaper
  *              (run it under TSan too)
  *
@@ -693,6 +695,10 @@ static void test_uring_close(void **state)
 	fprintf(stderr, "uring-close: %u sends on a, %u in flight at close\n",
 		sent_a, zc_inflight(a));
 	assert_true(zc_inflight(a) > 0);
+	/* Its notifications do not come: it cannot leave, it stays. */
+	assert_int_equal(zc_ctx_del(ctx, a), -EBUSY);
+	assert_int_equal(zc_completions(a, (struct zc_completion[1]){ 0 }, 1),
+			 -EINVAL);
 	zc_close(a);
 	close(txa);
 
@@ -735,6 +741,75 @@ static void test_uring_close(void **state)
 	close(txd);
 	close(rxd);
 	close(rxa);
+}
+
+/*
+ * The context's ring with a small CQ (ZCNOTIFY_URING_CTX_CQ=64: 56
+ * notifications may be out): sends beyond it are copied, never lost, and
+ * every one completes once when the peers read.
+ */
+static void test_uring_full(void **state)
+{
+	struct zc_ctx_completion c[64];
+	struct zc_stats st = { .sz = sizeof(st) };
+	struct zc_ctx *ctx;
+	struct zc_sock *zs[2];
+	int tx[2], rx[2], big = 8 << 20;
+	unsigned int sent[2] = { 0 }, next[2] = { 0 }, copied = 0;
+
+	(void)state;
+	assert_int_equal(setenv("ZCNOTIFY_URING_CTX_CQ", "64", 1), 0);
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &tx[i],
+					       &rx[i], NULL, NULL), 0);
+		setsockopt(tx[i], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+		set_nonblock(tx[i]);
+		assert_int_equal(open_uring(tx[i], ctx, (uint64_t)i, &zs[i]),
+				 0);
+	}
+	/* The peers do not read: the notifications stay out. */
+	for (unsigned int k = 0; k < 150; k++)
+		for (int i = 0; i < 2; i++) {
+			ssize_t r = zc_send(zs[i], big_payload, UF_LEN, 0,
+					    sent[i]);
+
+			if (r == -EAGAIN)
+				continue;
+			assert_int_equal(r, UF_LEN);
+			sent[i]++;
+		}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(zc_get_stats(zs[i], &st), 0);
+		copied += (unsigned int)st.enobufs_fallback;
+	}
+	fprintf(stderr, "uring-full: %u + %u sends, %u copied for want of "
+		"room in the CQ\n", sent[0], sent[1], copied);
+	assert_true(copied > 0);
+	while (next[0] < sent[0] || next[1] < sent[1]) {
+		int r;
+
+		drain_fd(rx[0]);
+		drain_fd(rx[1]);
+		r = zc_ctx_wait(ctx, c, 64, 5000);
+		assert_true(r > 0);
+		for (int j = 0; j < r; j++) {
+			unsigned int i = (unsigned int)c[j].tag;
+
+			assert_true(i < 2);
+			assert_ptr_equal(c[j].zs, zs[i]);
+			assert_int_equal(c[j].flags & ZC_CTX_ERROR, 0);
+			assert_int_equal(c[j].cookie, next[i]++);
+		}
+	}
+	assert_int_equal(zc_ctx_wait(ctx, c, 64, 50), 0);
+	for (int i = 0; i < 2; i++) {
+		zc_close(zs[i]);
+		close(tx[i]);
+		close(rx[i]);
+	}
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	unsetenv("ZCNOTIFY_URING_CTX_CQ");
 }
 
 /* Senders on members of their own, one reaper: run it under TSan too. */
@@ -860,6 +935,7 @@ static const struct {
 	{ "threads", cmocka_unit_test(test_threads), false },
 	{ "uring-fds", cmocka_unit_test(test_uring_fds), false },
 	{ "uring-close", cmocka_unit_test(test_uring_close), false },
+	{ "uring-full", cmocka_unit_test(test_uring_full), false },
 	{ "uring-threads", cmocka_unit_test(test_uring_threads), false },
 };
 #define NALL (sizeof(all) / sizeof(all[0]))
@@ -915,7 +991,8 @@ int main(int argc, char **argv)
 	}
 	if (!n) {
 		fprintf(stderr, "usage: %s [join|leave|ready|many|threads|"
-			"uring-fds|uring-close|uring-threads]...\n", argv[0]);
+			"uring-fds|uring-close|uring-full|uring-threads]...\n",
+			argv[0]);
 		return 1;
 	}
 	return _cmocka_run_group_tests("ctx", tests, n, NULL, NULL);
