@@ -173,6 +173,7 @@ struct bench {
 	const char *rx_netns;
 	bool listen_only, adapt, quiet, progress;
 	bool ctx;		/* -x: library connections in one context */
+	bool fixed;		/* --fixed: ... with the buffer registered */
 	bool check;		/* the receiver copies and checks every byte */
 	uint32_t max_inflight;
 	int gso;		/* UDP_SEGMENT size for UDP sends, 0: none */
@@ -1422,6 +1423,13 @@ static int conns_open(struct run *r)
 		snprintf(r->err, sizeof(r->err), "%s", zc_last_error());
 		return -1;
 	}
+	/* --fixed: every send is from the one buffer, registered. */
+	if (r->ctx && b->fixed && modes[r->mode].backend == ZC_BACKEND_URING &&
+	    zc_ctx_register_buffers(r->ctx, &(struct iovec){ b->buf,
+						b->buflen }, 1)) {
+		snprintf(r->err, sizeof(r->err), "%s", zc_last_error());
+		return -1;
+	}
 	if (b->conns_given && modes[r->mode].backend >= 0) {
 		/*
 		 * With -x the first one makes the context's ring: memory and
@@ -2197,6 +2205,8 @@ static void usage(FILE *f)
 "                       (default 1); adds memory and fds per connection\n"
 "  -x, --ctx            library modes: the connections join one context\n"
 "                       (zc_ctx_new(3)) and are reaped through it\n"
+"      --fixed          with -x, uring: the send buffer registered\n"
+"                       (zc_ctx_register_buffers(3))\n"
 "  -d, --duration SEC   seconds per run (default 1)\n"
 "  -n, --count N        sends per run instead of a duration\n"
 "  -r, --rounds N       rounds of every mode (default 3)\n"
@@ -2325,7 +2335,7 @@ static void add_conns(struct bench *b, const char *opt, const char *s)
 
 static void parse(struct bench *b, int argc, char **argv)
 {
-	enum { O_REF = 256, O_ADAPT, O_CSV, O_JSON, O_SELF_TEST };
+	enum { O_REF = 256, O_ADAPT, O_CSV, O_JSON, O_SELF_TEST, O_FIXED };
 	static const struct option lo[] = {
 		{ "mode", required_argument, NULL, 'm' },
 		{ "proto", required_argument, NULL, 't' },
@@ -2347,6 +2357,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		{ "cpus", required_argument, NULL, 'C' },
 		{ "adapt", no_argument, NULL, O_ADAPT },
 		{ "ctx", no_argument, NULL, 'x' },
+		{ "fixed", no_argument, NULL, O_FIXED },
 		{ "csv", required_argument, NULL, O_CSV },
 		{ "json", required_argument, NULL, O_JSON },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -2421,6 +2432,7 @@ static void parse(struct bench *b, int argc, char **argv)
 				    optarg);
 			break;
 		case O_ADAPT: b->adapt = true; break;
+		case O_FIXED: b->fixed = true; break;
 		case O_CSV: b->csv = optarg; break;
 		case O_JSON: b->json = optarg; break;
 		case 'q': b->quiet = true; break;

@@ -235,6 +235,16 @@ int zc_ctx_wait(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 int zc_ctx_del(struct zc_ctx *ctx, struct zc_sock *zs);
 
 /*
+ * Register n buffers (iov) with the context's io_uring, in place of any
+ * registered before (n 0: none). A send of a uring member from one
+ * buffer that lies inside a registered one then uses it
+ * (IORING_RECVSEND_FIXED_BUF: no page pinning per send). Since 0.2.
+ * Returns 0 or -EINVAL, -ENOMEM, -EOPNOTSUPP (no io_uring)...
+ */
+int zc_ctx_register_buffers(struct zc_ctx *ctx, const struct iovec *iov,
+			    unsigned int n);
+
+/*
  * A message that says why the last failing call of this thread failed,
  * or "" if none did. Valid until the thread's next libzcnotify call.
  */

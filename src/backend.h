@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "sock.h"
 
@@ -72,6 +73,8 @@ void zc__uring_leave(struct zc_uring_shared *sh, struct zc_sock *zs,
 int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs,
 		      zc_due_fn *due);
 bool zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due);
+int zc__uring_register(struct zc_uring_shared **sh, int efd,
+		       const struct iovec *iov, unsigned int n);
 void zc__uring_shared_free(struct zc_uring_shared *sh);
 #endif
 

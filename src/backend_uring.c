@@ -889,6 +889,9 @@ struct zc_uring_shared {
 	zc_due_fn *due;			/* the reaper's, set by each of its calls */
 	bool ring_ok;
 	bool lock_ok;
+	/* Registered buffers (zc_ctx_register_buffers()), by address. */
+	struct uring_buf *bufs;
+	unsigned int nbufs;
 	/* Read-only after setup. */
 	uint64_t *fwd;			/* forward ring, fmask + 1 entries */
 	uint32_t fmask;
@@ -906,6 +909,13 @@ struct zc_uring_shared {
 	_Atomic uint32_t missed;
 	alignas(ZC_CACHELINE) _Atomic uint32_t ftail;	/* published */
 	alignas(ZC_CACHELINE) _Atomic uint32_t fhead;	/* the reaper's */
+};
+
+/* A registered buffer: [base, base + len), its index in the ring's table. */
+struct uring_buf {
+	uintptr_t base;
+	size_t len;
+	unsigned int idx;
 };
 
 struct uring_member {
@@ -1158,6 +1168,33 @@ static void sh_cancel(struct zc_sock *zs, struct zc_uring_shared *sh,
 	}
 }
 
+/*
+ * Lock holder: the registered buffer that holds all of iov, or NULL
+ * (bufs sorted by base, not overlapping).
+ */
+static const struct uring_buf *buf_find(const struct zc_uring_shared *sh,
+					const struct iovec *iov)
+{
+	uintptr_t a = (uintptr_t)iov->iov_base;
+	unsigned int lo = 0, hi = sh->nbufs;
+
+	while (lo < hi) {	/* the first buffer with base > a */
+		unsigned int mid = lo + (hi - lo) / 2;
+
+		if (sh->bufs[mid].base > a)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	if (!lo)
+		return NULL;
+	lo--;
+	if (a - sh->bufs[lo].base > sh->bufs[lo].len ||
+	    iov->iov_len > sh->bufs[lo].len - (a - sh->bufs[lo].base))
+		return NULL;
+	return &sh->bufs[lo];
+}
+
 /* send_one(), on the shared ring (the lock held). */
 static int sh_send_one(struct zc_sock *zs, struct uring_member *m,
 		       struct uring_op *op, const struct msghdr *msg, int flags)
@@ -1172,8 +1209,15 @@ static int sh_send_one(struct zc_sock *zs, struct uring_member *m,
 		return -EBUSY;
 	if (msg->msg_iovlen == 1 && !msg->msg_name && !msg->msg_controllen &&
 	    iov->iov_len <= INT32_MAX) {
-		io_uring_prep_send_zc(sqe, zs->fd, iov->iov_base, iov->iov_len,
-				      flags, sh->zc_flags);
+		const struct uring_buf *b = sh->nbufs ? buf_find(sh, iov) : NULL;
+
+		if (b)
+			io_uring_prep_send_zc_fixed(sqe, zs->fd, iov->iov_base,
+						    iov->iov_len, flags,
+						    sh->zc_flags, b->idx);
+		else
+			io_uring_prep_send_zc(sqe, zs->fd, iov->iov_base,
+					      iov->iov_len, flags, sh->zc_flags);
 	} else {
 		io_uring_prep_sendmsg(sqe, zs->fd, msg, (unsigned int)flags);
 		sqe->opcode = IORING_OP_SENDMSG_ZC;
@@ -1297,6 +1341,7 @@ static void sh_free(struct zc_uring_shared *sh)
 		pthread_mutex_destroy(&sh->lock);
 	free(sh->slots);
 	free(sh->fwd);
+	free(sh->bufs);
 	free(sh);
 }
 
@@ -1385,6 +1430,90 @@ static int sh_new(struct zc_uring_shared **out, int efd)
 void zc__uring_shared_free(struct zc_uring_shared *sh)
 {
 	sh_free(sh);
+}
+
+static int buf_cmp(const void *a, const void *b)
+{
+	const struct uring_buf *x = a, *y = b;
+
+	return x->base < y->base ? -1 : x->base > y->base;
+}
+
+/*
+ * zc_ctx_register_buffers(), the context's lock held: iov (n of them, 0:
+ * none) become the ring's registered buffers, in place of any before.
+ */
+int zc__uring_register(struct zc_uring_shared **shp, int efd,
+		       const struct iovec *iov, unsigned int n)
+{
+	struct zc_uring_shared *sh = *shp;
+	struct uring_buf *bufs = NULL;
+	int r;
+
+	if (n > UINT16_MAX + 1u)
+		return zc__err(-EINVAL, "zc_ctx_register_buffers: %u buffers: "
+			      "io_uring takes at most 65536", n);
+	if (n) {
+		bufs = calloc(n, sizeof(*bufs));
+		if (!bufs)
+			return zc__err(-ENOMEM, "zc_ctx_register_buffers: out "
+				      "of memory");
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		if (!iov[i].iov_base || !iov[i].iov_len ||
+		    iov[i].iov_len > UINTPTR_MAX - (uintptr_t)iov[i].iov_base) {
+			free(bufs);
+			return zc__err(-EINVAL, "zc_ctx_register_buffers: "
+				      "buffer %u is empty or NULL", i);
+		}
+		bufs[i] = (struct uring_buf){ (uintptr_t)iov[i].iov_base,
+					      iov[i].iov_len, i };
+	}
+	qsort(bufs, n, sizeof(*bufs), buf_cmp);
+	for (unsigned int i = 1; i < n; i++) {
+		if (bufs[i].base - bufs[i - 1].base < bufs[i - 1].len) {
+			free(bufs);
+			return zc__err(-EINVAL, "zc_ctx_register_buffers: "
+				      "buffers %u and %u overlap",
+				      bufs[i - 1].idx, bufs[i].idx);
+		}
+	}
+	if (!sh) {
+		if ((r = sh_new(&sh, efd))) {
+			free(bufs);
+			return r;
+		}
+		*shp = sh;
+	}
+	/*
+	 * Under the ring's lock: no send looks at the table meanwhile. Sends
+	 * in flight keep the pages of the old buffers (the kernel holds a
+	 * reference for each request).
+	 */
+	pthread_mutex_lock(&sh->lock);
+	r = 0;
+	if (sh->nbufs)
+		r = io_uring_unregister_buffers(&sh->ring);
+	if (!r) {
+		free(sh->bufs);
+		sh->bufs = NULL;
+		sh->nbufs = 0;
+	}
+	if (!r && n) {
+		r = io_uring_register_buffers(&sh->ring, iov, n);
+		if (!r) {
+			sh->bufs = bufs;
+			sh->nbufs = n;
+			bufs = NULL;
+		}
+	}
+	pthread_mutex_unlock(&sh->lock);
+	free(bufs);
+	if (r < 0)
+		return zc__err(r, "zc_ctx_register_buffers: io_uring_register: "
+			      "%s%s", strerror(-r), r == -ENOMEM ?
+			      " (RLIMIT_MEMLOCK?)" : "");
+	return 0;
 }
 
 int zc__uring_join(struct zc_uring_shared **shp, int efd, struct zc_sock *zs)

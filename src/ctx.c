@@ -442,6 +442,25 @@ ZC_EXPORT int zc_ctx_del(struct zc_ctx *ctx, struct zc_sock *zs)
 	return 0;
 }
 
+ZC_EXPORT int zc_ctx_register_buffers(struct zc_ctx *ctx,
+				      const struct iovec *iov, unsigned int n)
+{
+	int ret;
+
+	if (!ctx || (!iov && n))
+		return zc__err(-EINVAL, "zc_ctx_register_buffers: ctx or iov "
+			      "is NULL");
+#ifdef ZC_HAVE_URING
+	pthread_mutex_lock(&ctx->lock);
+	ret = zc__uring_register(&ctx->uring, ctx->efd, iov, n);
+	pthread_mutex_unlock(&ctx->lock);
+#else
+	ret = zc__err(-EOPNOTSUPP, "zc_ctx_register_buffers: this libzcnotify "
+		      "was built without liburing");
+#endif
+	return ret;
+}
+
 int zc__ctx_foreign(struct zc_sock *zs, struct zc_errrec *out,
 		    unsigned int max)
 {

@@ -20,6 +20,8 @@
  *              others send: nothing of it reaches them, nor a new member
  *   uring-full a small shared CQ (ZCNOTIFY_URING_CTX_CQ): sends beyond it
  *              are copied, and all complete once
+ *   uring-fixed zc_ctx_register_buffers(): sends inside, outside and
+ *              across registered buffers, the bytes checked at the peer
  *   uring-threads three senders on uring members of their own, one reaper
  *              (run it under TSan too)
  *
@@ -812,6 +814,131 @@ static void test_uring_full(void **state)
 	unsetenv("ZCNOTIFY_URING_CTX_CQ");
 }
 
+/*
+ * Registered buffers: sends from inside a registered buffer (fixed), from
+ * outside, and across a buffer's end, on two members; every cookie once,
+ * the bytes intact at the peer. Then new buffers in place of the old.
+ */
+static void test_uring_fixed(void **state)
+{
+	enum { PARTS = 4, PART = 64 * 1024 };
+	unsigned char *pool = aligned_alloc(4096, PARTS * PART);
+	unsigned char *other = malloc(PART);
+	struct iovec iov[PARTS];
+	struct zc_ctx_completion c[64];
+	struct zc_ctx *ctx;
+	struct zc_sock *zs[2];
+	int tx[2], rx[2];
+	unsigned int next[2] = { 0 }, sent[2] = { 0 };
+	size_t got[2] = { 0 }, want[2] = { 0 };
+	uint32_t sum_tx[2] = { 0 }, sum_rx[2] = { 0 };
+
+	(void)state;
+	assert_true(pool && other);
+	for (size_t i = 0; i < PARTS * PART; i++)
+		pool[i] = (unsigned char)(i * 7 + i / 251);
+	for (size_t i = 0; i < PART; i++)
+		other[i] = (unsigned char)(i * 13);
+	for (int i = 0; i < PARTS; i++)
+		iov[i] = (struct iovec){ pool + i * PART, PART };
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	assert_int_equal(zc_ctx_register_buffers(NULL, iov, 1), -EINVAL);
+	/* Overlapping buffers are refused. */
+	assert_int_equal(zc_ctx_register_buffers(ctx, (struct iovec[]){
+		{ pool, PART }, { pool + PART / 2, PART } }, 2), -EINVAL);
+	/* Before any member joins: the ring is made now. */
+	assert_int_equal(zc_ctx_register_buffers(ctx, iov, PARTS), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(loopback_pair(i ? AF_INET6 : AF_INET,
+					       SOCK_STREAM, &tx[i], &rx[i],
+					       NULL, NULL), 0);
+		set_nonblock(tx[i]);
+		assert_int_equal(open_uring(tx[i], ctx, (uint64_t)i, &zs[i]),
+				 0);
+	}
+	for (unsigned int k = 0; k < 200; k++) {
+		int i = k % 2;
+		/* inside a buffer, outside all, across two buffers */
+		const unsigned char *p = k % 3 == 0 ? pool + (k * 4099) %
+				(PARTS * PART - 20000) :
+			k % 3 == 1 ? other + k % 1000 :
+			pool + PART - 5000;
+		size_t len = k % 3 == 1 ? 20000 : 10000 + k;
+		ssize_t r;
+
+		if (k % 3 == 0 && (size_t)(p - pool) / PART !=
+		    (size_t)(p + len - 1 - pool) / PART)
+			p = pool + ((size_t)(p - pool) / PART) * PART;
+		while ((r = zc_send(zs[i], p, len, 0, sent[i])) == -EAGAIN) {
+			ssize_t n;
+			unsigned char buf[65536];
+
+			while ((n = recv(rx[i], buf, sizeof(buf),
+					 MSG_DONTWAIT)) > 0) {
+				for (ssize_t j = 0; j < n; j++)
+					sum_rx[i] = sum_rx[i] * 31 + buf[j];
+				got[i] += (size_t)n;
+			}
+		}
+		assert_int_equal(r, (ssize_t)len);
+		for (size_t j = 0; j < len; j++)
+			sum_tx[i] = sum_tx[i] * 31 + p[j];
+		want[i] += len;
+		sent[i]++;
+	}
+	while (next[0] < sent[0] || next[1] < sent[1] || got[0] < want[0] ||
+	       got[1] < want[1]) {
+		int r = zc_ctx_wait(ctx, c, 64, 10);
+
+		assert_true(r >= 0);
+		for (int j = 0; j < r; j++) {
+			unsigned int i = (unsigned int)c[j].tag;
+
+			assert_true(i < 2);
+			assert_ptr_equal(c[j].zs, zs[i]);
+			assert_int_equal(c[j].flags & ZC_CTX_ERROR, 0);
+			assert_int_equal(c[j].cookie, next[i]++);
+		}
+		for (int i = 0; i < 2; i++) {
+			unsigned char buf[65536];
+			ssize_t n;
+
+			while ((n = recv(rx[i], buf, sizeof(buf),
+					 MSG_DONTWAIT)) > 0) {
+				for (ssize_t j = 0; j < n; j++)
+					sum_rx[i] = sum_rx[i] * 31 + buf[j];
+				got[i] += (size_t)n;
+			}
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(got[i], want[i]);
+		assert_int_equal(sum_rx[i], sum_tx[i]);
+	}
+	/* Other buffers in place of those, then none. */
+	assert_int_equal(zc_ctx_register_buffers(ctx, &(struct iovec){
+		other, PART }, 1), 0);
+	assert_int_equal(zc_send(zs[0], other, 30000, 0, sent[0]++), 30000);
+	assert_int_equal(zc_ctx_register_buffers(ctx, NULL, 0), 0);
+	assert_int_equal(zc_send(zs[0], other, 30000, 0, sent[0]++), 30000);
+	while (next[0] < sent[0]) {
+		int r = zc_ctx_wait(ctx, c, 64, 5000);
+
+		assert_true(r > 0);
+		drain_fd(rx[0]);
+		for (int j = 0; j < r; j++)
+			assert_int_equal(c[j].cookie, next[0]++);
+	}
+	for (int i = 0; i < 2; i++) {
+		zc_close(zs[i]);
+		close(tx[i]);
+		close(rx[i]);
+	}
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	free(pool);
+	free(other);
+}
+
 /* Senders on members of their own, one reaper: run it under TSan too. */
 #define UT_SENDERS	3
 #define UT_SOCKS	8	/* per sender */
@@ -936,6 +1063,7 @@ static const struct {
 	{ "uring-fds", cmocka_unit_test(test_uring_fds), false },
 	{ "uring-close", cmocka_unit_test(test_uring_close), false },
 	{ "uring-full", cmocka_unit_test(test_uring_full), false },
+	{ "uring-fixed", cmocka_unit_test(test_uring_fixed), false },
 	{ "uring-threads", cmocka_unit_test(test_uring_threads), false },
 };
 #define NALL (sizeof(all) / sizeof(all[0]))
@@ -991,7 +1119,8 @@ int main(int argc, char **argv)
 	}
 	if (!n) {
 		fprintf(stderr, "usage: %s [join|leave|ready|many|threads|"
-			"uring-fds|uring-close|uring-full|uring-threads]...\n",
+			"uring-fds|uring-close|uring-full|uring-fixed|"
+			"uring-threads]...\n",
 			argv[0]);
 		return 1;
 	}
