@@ -833,7 +833,7 @@ static void sock_teardown(struct zc_sock *zs)
 /*
  * A socket that joins a context (zc_opts.ctx) has no ring and no eventfd
  * of its own: the context has one ring, made when the first uring member
- * joins, with the context's eventfd registered (so zc_ctx_fd() polls
+ * joins, with an eventfd of the context's registered (so zc_ctx_fd() polls
  * readable on every CQE), shared by all its uring members.
  *
  * user_data: the member's slot in the ring's table, plus URING_SLOT0, in
@@ -852,7 +852,7 @@ static void sock_teardown(struct zc_sock *zs)
  * the context's lock). The reaper (zc__uring_reap(), from
  * zc_ctx_completions()) only ever tries the lock: if it gets it, it
  * applies what it reads itself; if a send holds it, it sets missed, and
- * that send, having forwarded something, writes the context's eventfd
+ * that send, having forwarded something, writes the ring's eventfd
  * (sh_wake()). A send that gives the lock back looks at the CQ tail again
  * (sh_give()), as cq_give() does, so that no CQE is stranded by a reaper
  * that found the lock taken.
@@ -897,7 +897,7 @@ struct zc_uring_shared {
 	uint32_t fmask;
 	uint32_t cap;			/* notifications that may be out */
 	unsigned int zc_flags;		/* IORING_SEND_ZC_REPORT_USAGE or 0 */
-	int efd;			/* the context's eventfd */
+	int efd;			/* the ring's eventfd (the context's) */
 
 	/*
 	 * Notifications not yet applied: senders add (under lock), CQ
@@ -1472,10 +1472,11 @@ int zc__uring_register(struct zc_uring_shared **shp, int efd,
 	qsort(bufs, n, sizeof(*bufs), buf_cmp);
 	for (unsigned int i = 1; i < n; i++) {
 		if (bufs[i].base - bufs[i - 1].base < bufs[i - 1].len) {
+			unsigned int a = bufs[i - 1].idx, b = bufs[i].idx;
+
 			free(bufs);
 			return zc__err(-EINVAL, "zc_ctx_register_buffers: "
-				      "buffers %u and %u overlap",
-				      bufs[i - 1].idx, bufs[i].idx);
+				      "buffers %u and %u overlap", a, b);
 		}
 	}
 	if (!sh) {

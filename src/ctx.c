@@ -13,8 +13,8 @@
  *   triggered, a socket error (sk_err) or a hang-up would report EPOLLERR
  *   or EPOLLHUP for ever with nothing to read.
  * - uring members: no fd of their own. They share the context's ring
- *   (backend_uring.c), whose registered eventfd is the context's: the
- *   kernel signals it for each CQE; the reaper drains the ring (or takes
+ *   (backend_uring.c), whose registered eventfd is in the epoll set,
+ *   EPOLLIN with EPOLLET: the kernel signals it for each CQE; the reaper drains the ring (or takes
  *   what a send forwarded) and queues the members it brought news of
  *   (zc__ctx_due()). A send that took an id is no news, as with errqueue.
  * - News that raises no event: a send complete at once (copy backend, a
@@ -55,6 +55,7 @@
 #include "internal.h"
 
 #define CTX_EFD_TAG	UINT64_MAX	/* epoll data of the eventfd */
+#define CTX_URING_TAG	(UINT64_MAX - 1)	/* ... of the ring's eventfd */
 #define CTX_EVENTS	64		/* epoll events per epoll_wait() */
 #define CTX_BATCH	64		/* completions per member reap */
 
@@ -79,6 +80,7 @@ struct zc_ctx {
 #ifdef ZC_HAVE_URING
 	/* The uring members' ring, made when the first one joins. */
 	struct zc_uring_shared *uring;
+	int uefd;			/* its eventfd, or -1 */
 #endif
 };
 
@@ -115,6 +117,9 @@ ZC_EXPORT int zc_ctx_new(const struct zc_ctx_opts *opts, struct zc_ctx **out)
 	memset(ctx, 0, sizeof(*ctx));
 	atomic_init(&ctx->ready, NULL);
 	ctx->free_slot = UINT32_MAX;
+#ifdef ZC_HAVE_URING
+	ctx->uefd = -1;
+#endif
 	ctx->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ctx->ep < 0) {
 		ret = zc__err(-errno, "zc_ctx_new: epoll_create1: %s",
@@ -159,7 +164,9 @@ ZC_EXPORT int zc_ctx_free(struct zc_ctx *ctx)
 	pthread_mutex_unlock(&ctx->lock);
 	pthread_mutex_destroy(&ctx->lock);
 #ifdef ZC_HAVE_URING
-	zc__uring_shared_free(ctx->uring);	/* its eventfd is ours */
+	zc__uring_shared_free(ctx->uring);
+	if (ctx->uefd >= 0)
+		close(ctx->uefd);
 #endif
 	close(ctx->efd);
 	close(ctx->ep);
@@ -326,6 +333,34 @@ static int member_fd(const struct zc_sock *zs)
 	return zs->fd;
 }
 
+#ifdef ZC_HAVE_URING
+/*
+ * Under the lock: the eventfd for the uring members' ring, in the epoll
+ * set with EPOLLET, as a socket's own ring's eventfd is: the kernel
+ * signals it for each CQE, and each signal is an edge, so nobody reads
+ * its counter (a level-triggered one would cost a read(2) every reap).
+ */
+static int uring_efd(struct zc_ctx *ctx)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET,
+				  .data.u64 = CTX_URING_TAG };
+	int fd, ret;
+
+	if (ctx->uefd >= 0)
+		return ctx->uefd;
+	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0 || epoll_ctl(ctx->ep, EPOLL_CTL_ADD, fd, &ev)) {
+		ret = -errno;
+		if (fd >= 0)
+			close(fd);
+		return zc__err(ret, "the context's ring: eventfd: %s",
+			      strerror(-ret));
+	}
+	ctx->uefd = fd;
+	return fd;
+}
+#endif
+
 /* zc_open(): zs joins ctx; nothing was sent on it yet. */
 int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag)
 {
@@ -353,8 +388,8 @@ int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag)
 	}
 #ifdef ZC_HAVE_URING
 	/* A uring member has no fd of its own: it joins the ring. */
-	if (zs->ops == &zc__ops_uring &&
-	    (ret = zc__uring_join(&ctx->uring, ctx->efd, zs)) > 0) {
+	if (zs->ops == &zc__ops_uring && (ret = uring_efd(ctx)) >= 0 &&
+	    (ret = zc__uring_join(&ctx->uring, ret, zs)) > 0) {
 		zs->ctxm.ids_report = true;	/* see zc__ctx_wake() */
 		ret = 0;
 	} else if (ret) {
@@ -452,7 +487,9 @@ ZC_EXPORT int zc_ctx_register_buffers(struct zc_ctx *ctx,
 			      "is NULL");
 #ifdef ZC_HAVE_URING
 	pthread_mutex_lock(&ctx->lock);
-	ret = zc__uring_register(&ctx->uring, ctx->efd, iov, n);
+	ret = uring_efd(ctx);
+	if (ret >= 0)
+		ret = zc__uring_register(&ctx->uring, ret, iov, n);
 	pthread_mutex_unlock(&ctx->lock);
 #else
 	ret = zc__err(-EOPNOTSUPP, "zc_ctx_register_buffers: this libzcnotify "
@@ -575,6 +612,8 @@ static int take_events(struct zc_ctx *ctx)
 		uint32_t slot = (uint32_t)d;
 		struct zc_sock *zs;
 
+		if (d == CTX_URING_TAG)
+			continue;	/* the ring: ctx_reap() drains it */
 		if (d == CTX_EFD_TAG) {
 			uint64_t v;
 
