@@ -55,6 +55,7 @@ extern const struct zc_ops zc__ops_copy;
 extern const struct zc_ops zc__ops_scm;
 #ifdef ZC_HAVE_URING
 extern const struct zc_ops zc__ops_uring;
+extern const struct zc_ops zc__ops_uring_member;	/* in a context */
 #endif
 
 #ifdef ZC_HAVE_URING

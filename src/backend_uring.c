@@ -74,13 +74,7 @@
 
 enum { CQ_FREE, CQ_SEND, CQ_REAP };
 
-/* First in both kinds of backend_priv: which one it is. */
-struct uring_hdr {
-	bool shared;	/* a context's member: struct uring_member */
-};
-
 struct uring_priv {
-	struct uring_hdr hdr;		/* shared false */
 	/*
 	 * The SQ is the send side's. The CQ is read by whoever holds
 	 * cq_owner. The rest of the struct is read-only after setup.
@@ -490,7 +484,7 @@ static ssize_t copy_send(struct zc_sock *zs, bool nonblock,
 	return ret + (ssize_t)copy_rest(zs, msg, flags, (size_t)ret);
 }
 
-static ssize_t sock_send(struct zc_sock *zs, const struct msghdr *msg,
+static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
 			 int flags)
 {
 	struct uring_priv *p = zs->backend_priv;
@@ -558,7 +552,7 @@ static ssize_t sock_send(struct zc_sock *zs, const struct msghdr *msg,
 
 /* ---- the reap side ---- */
 
-static int sock_collect(struct zc_sock *zs, bool force)
+static int uring_collect(struct zc_sock *zs, bool force)
 {
 	struct uring_priv *p = zs->backend_priv;
 	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
@@ -815,7 +809,7 @@ static int sock_setup(struct zc_sock *zs)
 	return 0;
 }
 
-static void sock_teardown(struct zc_sock *zs)
+static void uring_teardown(struct zc_sock *zs)
 {
 	struct uring_priv *p = zs->backend_priv;
 
@@ -918,8 +912,8 @@ struct uring_buf {
 	unsigned int idx;
 };
 
+/* backend_priv of a member (zc__ops_uring_member). */
 struct uring_member {
-	struct uring_hdr hdr;		/* shared true */
 	struct zc_uring_shared *sh;	/* NULL until it joins */
 	uint32_t slot;			/* in sh->slots */
 	bool nonblock;			/* O_NONBLOCK, as last seen */
@@ -1290,7 +1284,7 @@ static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
 	if (!sh)
 		return -ENOBUFS;	/* not in the context (cannot happen) */
 	flags &= ~MSG_ZEROCOPY;
-	/* As in sock_send(). */
+	/* As in uring_send(). */
 	if (!(flags & MSG_DONTWAIT) && m->nonblock)
 		added = MSG_DONTWAIT;
 	else if (!(flags & MSG_DONTWAIT) && zs->type == SOCK_STREAM)
@@ -1325,7 +1319,7 @@ static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
 			sh->slots[m->slot].out++;
 	}
 	if (ret == -ENOMEM)
-		ret = -ENOBUFS;		/* see sock_send() */
+		ret = -ENOBUFS;		/* see uring_send() */
 	op.ud = URING_UD_NONE;
 	sh_give(zs, sh, &op);
 	return ret;
@@ -1524,7 +1518,7 @@ int zc__uring_join(struct zc_uring_shared **shp, int efd, struct zc_sock *zs)
 	uint32_t s;
 	int r;
 
-	if (!m || !m->hdr.shared)
+	if (zs->ops != &zc__ops_uring_member || !m)
 		return 0;
 	if (!sh) {
 		if ((r = sh_new(&sh, efd)))
@@ -1561,7 +1555,7 @@ void zc__uring_leave(struct zc_uring_shared *sh, struct zc_sock *zs,
 {
 	struct uring_member *m = zs->backend_priv;
 
-	if (!m || !m->hdr.shared || !m->sh)
+	if (zs->ops != &zc__ops_uring_member || !m || !m->sh)
 		return;
 	pthread_mutex_lock(&sh->lock);
 	sh->due = due;
@@ -1588,9 +1582,13 @@ int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs,
 	int64_t deadline = ms_now() + URING_DEL_WAIT_MS;
 	int r, efd;
 
-	if (!m || !m->hdr.shared || !m->sh)
+	if (zs->ops != &zc__ops_uring_member || !m || !m->sh)
 		return 0;
-	/* No send runs on zs: nothing else reads backend_priv or efd. */
+	/*
+	 * No send runs on zs: nothing else reads ops, backend_priv or efd
+	 * (the reaper is us).
+	 */
+	zs->ops = &zc__ops_uring;
 	r = sock_setup(zs);
 	for (;;) {
 		if (r)
@@ -1617,12 +1615,13 @@ int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs,
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 	}
 	/* Failed: back to the context's ring. */
-	sock_teardown(zs);
+	uring_teardown(zs);
 	efd = atomic_load_explicit(&zs->efd, memory_order_relaxed);
 	if (efd >= 0)
 		close(efd);
 	atomic_store_explicit(&zs->efd, -1, memory_order_relaxed);
 	zs->backend_priv = m;
+	zs->ops = &zc__ops_uring_member;
 	return r;
 }
 
@@ -1664,23 +1663,16 @@ bool zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due)
 	return true;
 }
 
-static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
-			  int flags)
+static ssize_t member_send_op(struct zc_sock *zs, const struct msghdr *msg,
+			      int flags)
 {
-	const struct uring_hdr *h = zs->backend_priv;
-
-	if (__builtin_expect(h->shared, 0))
-		return member_send(zs, zs->backend_priv, msg, flags);
-	return sock_send(zs, msg, flags);
+	return member_send(zs, zs->backend_priv, msg, flags);
 }
 
-static int uring_collect(struct zc_sock *zs, bool force)
+static int member_collect(struct zc_sock *zs, bool force)
 {
-	const struct uring_hdr *h = zs->backend_priv;
 	int r;
 
-	if (!h->shared)
-		return sock_collect(zs, force);
 	/*
 	 * The context's reaper brought the ring's news already
 	 * (zc__uring_reap()). The error queue holds foreign records only.
@@ -1698,11 +1690,14 @@ static int uring_setup(struct zc_sock *zs, const struct zc_opts *o)
 
 	if (!o->ctx)
 		return sock_setup(zs);
-	/* Joins the context's ring in zc__uring_join(). */
+	/*
+	 * A member of ctx: it joins the context's ring in zc__uring_join(),
+	 * and sends and reaps through zc__ops_uring_member from now on.
+	 */
+	zs->ops = &zc__ops_uring_member;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return zc__err(-ENOMEM, "zc_open: out of memory");
-	m->hdr.shared = true;
 	zs->backend_priv = m;
 	fl = fcntl(zs->fd, F_GETFL);
 	if (fl < 0)
@@ -1712,16 +1707,10 @@ static int uring_setup(struct zc_sock *zs, const struct zc_opts *o)
 	return 0;
 }
 
-static void uring_teardown(struct zc_sock *zs)
+static void member_teardown(struct zc_sock *zs)
 {
-	const struct uring_hdr *h = zs->backend_priv;
-
-	if (h && h->shared) {
-		free(zs->backend_priv);
-		zs->backend_priv = NULL;
-		return;
-	}
-	sock_teardown(zs);
+	free(zs->backend_priv);
+	zs->backend_priv = NULL;
 }
 
 const struct zc_ops zc__ops_uring = {
@@ -1732,4 +1721,14 @@ const struct zc_ops zc__ops_uring = {
 	.collect = uring_collect,
 	.setup = uring_setup,
 	.teardown = uring_teardown,
+};
+
+/* A member of a context: zc_open() sets it up through zc__ops_uring. */
+const struct zc_ops zc__ops_uring_member = {
+	.id = ZC_BACKEND_URING,
+	.zerocopy = true,
+	.news_on_efd = true,
+	.send = member_send_op,
+	.collect = member_collect,
+	.teardown = member_teardown,
 };

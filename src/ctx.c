@@ -388,7 +388,7 @@ int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag)
 	}
 #ifdef ZC_HAVE_URING
 	/* A uring member has no fd of its own: it joins the ring. */
-	if (zs->ops == &zc__ops_uring && (ret = uring_efd(ctx)) >= 0 &&
+	if (zs->ops == &zc__ops_uring_member && (ret = uring_efd(ctx)) >= 0 &&
 	    (ret = zc__uring_join(&ctx->uring, ret, zs)) > 0) {
 		zs->ctxm.ids_report = true;	/* see zc__ctx_wake() */
 		ret = 0;
@@ -426,7 +426,7 @@ static void leave_locked(struct zc_ctx *ctx, struct zc_sock *zs)
 		epoll_ctl(ctx->ep, EPOLL_CTL_DEL, fd, NULL);
 #ifdef ZC_HAVE_URING
 	/* Out of the ring's table: no send forwards its news any more. */
-	if (zs->ops == &zc__ops_uring)
+	if (zs->ops == &zc__ops_uring_member)
 		zc__uring_leave(ctx->uring, zs, ctx_due);
 #endif
 	/* Off the ready stack (no send pushes it again), off the queue. */
@@ -463,7 +463,7 @@ ZC_EXPORT int zc_ctx_del(struct zc_ctx *ctx, struct zc_sock *zs)
 	}
 #ifdef ZC_HAVE_URING
 	/* A ring of its own, once the context's has brought all its news. */
-	if (zs->ops == &zc__ops_uring) {
+	if (zs->ops == &zc__ops_uring_member) {
 		int ret = zc__uring_unshare(ctx->uring, zs, ctx_due);
 
 		if (ret) {
