@@ -271,6 +271,7 @@ static bool grow_ctrl(struct scm_priv *p, size_t need)
 	memset(n + p->ctrl_cap, 0, need - p->ctrl_cap);
 	p->ctrl = n;
 	p->ctrl_cap = need;
+	p->m.msg_control = n;
 	return true;
 }
 
@@ -363,16 +364,20 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		if (without)
 			return ret;
 	} else {
-		struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-
 		/* The first harvest: no memory, the send alone. */
 		if (__builtin_expect(!p->ctrl, 0) &&
-		    !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM)))
+		    !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM))) {
+			struct iovec iov = { .iov_base = (void *)buf,
+					     .iov_len = len };
+			struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
 			return zc__sys_sendmsg(zs, &m, flags);
-		m.msg_control = p->ctrl;
-		m.msg_controllen = scm_prepare(p->ctrl, p->type, n);
-		ret = sendmsg(zs->fd, &m, flags);
+		}
+		/* The kept message (struct scm_priv): fewer stores a send. */
+		p->iov.iov_base = (void *)buf;
+		p->iov.iov_len = len;
+		p->m.msg_controllen = scm_prepare(p->ctrl, p->type, n);
+		ret = sendmsg(zs->fd, &p->m, flags);
 	}
 	ZC_STAT_INC(&zs->tx, syscalls);
 	if (ret < 0)
@@ -439,6 +444,8 @@ static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
 		return zc__err(-ENOMEM, "zc_open: out of memory");
 	memset(p, 0, sizeof(*p));
 	p->type = zs->scm_type;
+	p->m.msg_iov = &p->iov;
+	p->m.msg_iovlen = 1;
 	/*
 	 * The control buffer comes with the first harvest (zc__scm_send()),
 	 * for ours alone, and zc_sendmsg() grows it for the caller's: an

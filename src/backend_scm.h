@@ -78,6 +78,12 @@ struct scm_priv {
 	/* Our cmsg, then the caller's; made by the first harvest. */
 	unsigned char *ctrl;
 	/*
+	 * zc_send()'s message, kept: msg_iov is &iov, msg_control is ctrl
+	 * (grow_ctrl()); a send fills in iov and msg_controllen only.
+	 */
+	struct msghdr m;
+	struct iovec iov;
+	/*
 	 * The most caller control bytes we put ours in front of: the kernel
 	 * refuses a control buffer past net.core.optmem_max (ENOBUFS) before
 	 * it reads a byte of it, so a larger one goes through as it is.
