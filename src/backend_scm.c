@@ -291,12 +291,21 @@ static inline int scm_take(struct scm_priv *p, unsigned int n, uint32_t t)
 	    SCM_SENTINEL)
 		return 0;
 	memcpy(&c, buf, sizeof(c));
-	/* 1 to n elements (a cmsg_len below CMSG_LEN(0) wraps dlen) */
-	dlen = c.cmsg_len - CMSG_LEN(0);
-	if (c.cmsg_level != SOL_SOCKET || c.cmsg_type != p->type ||
-	    dlen - SCM_ELEM > (size_t)(n - 1) * SCM_ELEM || dlen % SCM_ELEM)
+	if (c.cmsg_level != SOL_SOCKET || c.cmsg_type != p->type)
 		return -1;
-	k = dlen / SCM_ELEM;
+	/*
+	 * 1 to n elements (a cmsg_len below CMSG_LEN(0) wraps dlen). One
+	 * is the common answer: no division for it.
+	 */
+	dlen = c.cmsg_len - CMSG_LEN(0);
+	if (dlen == SCM_ELEM) {
+		k = 1;
+	} else {
+		if (dlen - SCM_ELEM > (size_t)(n - 1) * SCM_ELEM ||
+		    dlen % SCM_ELEM)
+			return -1;
+		k = dlen / SCM_ELEM;
+	}
 	for (size_t i = 0; i < k; i++) {
 		struct zc_range *r = &p->ranges[(t + i) & (SCM_RANGES - 1)];
 		struct zc_info_elem e;
