@@ -633,12 +633,18 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	/* The next chunk first if it will be needed: no memory, no send. */
 	if (zc_tx_reserve(zs, t))
 		return send_no_chunk();
+	/*
+	 * Slot t is the send side's until tail moves past it: its cookie
+	 * now, and tail read again after the syscall, so that neither is
+	 * live across it (fewer registers saved).
+	 */
+	zc_tx_entry(zs)->cookie = cookie;
 	if (!zc) {
 		ret = direct_send(zs, msg, buf, len, flags);
 		if (ret < 0)
 			return zc_err_lit(ret, why);
+		t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 		e = zc_tx_entry(zs);
-		e->cookie = cookie;
 		e->bytes = (uint32_t)ret;
 		e->flags = ZC_COPIED | ZC_LIB_COPY;	/* complete now */
 		ZC_STAT_INC(&zs->tx, sends_copy);
@@ -652,12 +658,11 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 			      memory_order_release);
 	ret = direct_send(zs, msg, buf, len, flags | MSG_ZEROCOPY);
+	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	if (ret <= 0)
 		return send_zc_nothing(zs, msg, buf, len, flags, cookie, why,
 				       t, ret);
-	/* Slot t is the send side's until tail moves past it. */
 	e = zc_tx_entry(zs);
-	e->cookie = cookie;
 	e->bytes = (uint32_t)ret;
 	e->flags = ZC_ENT_PENDING;
 	zs->zc_next++;
