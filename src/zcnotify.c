@@ -886,11 +886,31 @@ completions_slow(struct zc_sock *zs, struct zc_completion *out,
 	return zc_ring_reap(zs, out, max);
 }
 
+/*
+ * zc_completions() when the oldest send waits for the kernel, the
+ * arguments checked and no rare work to do: ask the kernel, then hand
+ * out. One function a backend (the error queue's read and SCM's inline),
+ * so that each path gets its own registers and the entry point needs
+ * none: it ends in tail calls.
+ */
+#define COMPLETIONS_BLOCKED(name, collect)				\
+static __attribute__((noinline)) int					\
+name(struct zc_sock *zs, struct zc_completion *out, unsigned int max)	\
+{									\
+	int ret = collect;						\
+									\
+	if (ret <= 0)	/* 0: no news, the oldest send still waits */	\
+		return ret ? completions_read_error(ret) : 0;		\
+	return zc_ring_reap(zs, out, max);				\
+}
+COMPLETIONS_BLOCKED(completions_eq, zc_eq_read(zs, false))
+COMPLETIONS_BLOCKED(completions_scm, zc_scm_collect(zs, false))
+COMPLETIONS_BLOCKED(completions_ops, zs->ops->collect(zs, false))
+#undef COMPLETIONS_BLOCKED
+
 ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 			     unsigned int max)
 {
-	int ret;
-
 	/* Relaxed amb: see collect_news(). A context's member: refused. */
 	if (!zs || !out || max - 1 >= INT_MAX || zs->pending_err ||
 	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
@@ -903,14 +923,10 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 	if (!zc_ring_blocked(zs))
 		return completions_ready(zs, out, max);
 	if (zs->ops == &zc__ops_errqueue)
-		ret = zc_eq_read(zs, false);
-	else if (zs->ops == &zc__ops_scm)
-		ret = zc_scm_collect(zs, false);
-	else
-		ret = zs->ops->collect(zs, false);
-	if (ret <= 0)	/* 0: no news, the oldest send still waits */
-		return ret ? completions_read_error(ret) : 0;
-	return zc_ring_reap(zs, out, max);
+		return completions_eq(zs, out, max);
+	if (zs->ops == &zc__ops_scm)
+		return completions_scm(zs, out, max);
+	return completions_ops(zs, out, max);
 }
 
 /* zc_completions() for a context's reaper (ctx.c), under its lock. */
