@@ -344,7 +344,7 @@ scm_sendmsg_ctrl(struct zc_sock *zs, struct scm_priv *p,
 	if (cctllen > p->ctrl_max ||
 	    !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM) + cctllen)) {
 		*without = true;
-		return zc__sys_sendmsg(zs, &m, flags);
+		return zc_sys_send(zs, &m, flags);
 	}
 	ours = scm_prepare(p->ctrl, p->type, n);
 	if (cctllen)
@@ -380,7 +380,7 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 					     .iov_len = len };
 			struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-			return zc__sys_sendmsg(zs, &m, flags);
+			return zc_sys_send(zs, &m, flags);
 		}
 		/* The kept message (struct scm_priv): fewer stores a send. */
 		p->iov.iov_base = (void *)buf;
@@ -388,9 +388,11 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		p->m.msg_controllen = scm_prepare(p->ctrl, p->type, n);
 		ret = sendmsg(zs->fd, &p->m, flags);
 	}
-	ZC_STAT_INC(&zs->tx, syscalls);
-	if (ret < 0)
+	if (ret < 0) {
+		/* A send that succeeds is counted as a syscall (sys.h). */
+		ZC_STAT_INC(&zs->tx, syscalls);
 		ret = -errno;
+	}
 
 	/*
 	 * In v5 the records are taken before the send can fail: read them
@@ -421,13 +423,13 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		 * SO_ZEROCOPY): stop asking on this socket.
 		 */
 		if (msg) {
-			ret = zc__sys_sendmsg(zs, msg, flags);
+			ret = zc_sys_send(zs, msg, flags);
 		} else {
 			struct iovec iov = { .iov_base = (void *)buf,
 					     .iov_len = len };
 			struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-			ret = zc__sys_sendmsg(zs, &m, flags);
+			ret = zc_sys_send(zs, &m, flags);
 		}
 		if (ret != -EINVAL)
 			atomic_store_explicit(&p->broken, true,

@@ -42,10 +42,13 @@ struct zc_ops;
 /*
  * Counters of one side, the struct zc_stats fields that side counts;
  * written by that side only, read by anyone (zc_get_stats() adds the
- * two). Three are never counted, zc_get_stats() derives them: sends
+ * two). Some are never counted, zc_get_stats() derives them: sends
  * (sends_zc + sends_copy), completions (completions_zc +
- * completions_copied), and the errqueue_reads part of syscalls. Every
- * increment is on the hot path. Two sets of the 16 fields of struct
+ * completions_copied), the errqueue_reads part of syscalls, and, where
+ * the send is the syscall itself (tx_direct: errqueue, scm, copy), the
+ * syscalls of the sends: each counted send is one syscall that
+ * succeeded, so tx.syscalls counts only the others there (the failed
+ * ones, a wake-up's write). Every increment is on the hot path. Two sets of the 16 fields of struct
  * zc_stats were 256 bytes of each socket's; these are 128.
  */
 struct zc_tx_stats {

@@ -319,10 +319,13 @@ direct_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		return zc_sys_send(zs, msg, flags);
 	if (len > (1u << 30))
 		return send_buf(zs, buf, len, flags);
-	/* zc_sys_send()'s choice, known here */
+	/* zc_sys_send()'s choice, known here; counted as it counts */
 	ret = send(zs->fd, buf, len, flags);
-	ZC_STAT_INC(&zs->tx, syscalls);
-	return ret < 0 ? -errno : ret;
+	if (ret < 0) {
+		ZC_STAT_INC(&zs->tx, syscalls);
+		return -errno;
+	}
+	return ret;
 }
 
 /*
@@ -1194,6 +1197,9 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 	s.sends = s.sends_zc + s.sends_copy;
 	s.completions = s.completions_zc + s.completions_copied;
 	s.syscalls += s.errqueue_reads;
+	/* One for each send where the send is the syscall (sys.h). */
+	if (zs->tx_direct)
+		s.syscalls += s.sends;
 	memcpy(st, &s, sz < sizeof(s) ? sz : sizeof(s));
 	/* A newer caller's fields we do not know: zero, not stale. */
 	if (sz > sizeof(s))
