@@ -592,12 +592,12 @@ send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
  */
 static __attribute__((noinline, cold)) ssize_t
 send_zc_nothing(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-		size_t len, int flags, uint64_t cookie, const char *why,
-		uint32_t t, ssize_t ret)
+		size_t len, int flags, const char *why, ssize_t ret)
 {
+	/* Slot tail, its cookie written (send_one()). */
+	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	struct zc_entry *e = zc_tx_entry(zs);
 
-	e->cookie = cookie;
 	if (ret < 0)
 		return send_failed(zs, msg, buf, len, flags, ret, t, why);
 	e->bytes = 0;
@@ -661,10 +661,9 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 			      memory_order_release);
 	ret = direct_send(zs, msg, buf, len, flags | MSG_ZEROCOPY);
-	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	if (ret <= 0)
-		return send_zc_nothing(zs, msg, buf, len, flags, cookie, why,
-				       t, ret);
+		return send_zc_nothing(zs, msg, buf, len, flags, why, ret);
+	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	e = zc_tx_entry(zs);
 	e->bytes = (uint32_t)ret;
 	e->flags = ZC_ENT_PENDING;
