@@ -31,6 +31,13 @@ static_assert(offsetof(struct zc_stats, bad_ranges) + sizeof(uint64_t) ==
 	      sizeof(struct zc_stats),
 	      "zc_get_stats() fills every field of struct zc_stats");
 
+/*
+ * The same pointer, as far as the compiler knows a new one: addresses of
+ * its fields are computed again from it, not kept in registers across a
+ * syscall (gcc kept &zs->tail in one more callee-saved register).
+ */
+#define ZC_OPAQUE(p)	__asm__("" : "+r"(p))
+
 /* Flags zc_sendmsg() passes through to sendmsg(2). */
 #define ZC_SEND_FLAGS	(MSG_DONTWAIT | MSG_MORE | MSG_NOSIGNAL | \
 			 MSG_DONTROUTE | MSG_EOR | MSG_CONFIRM | MSG_ZEROCOPY)
@@ -646,6 +653,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		ret = direct_send(zs, msg, buf, len, flags);
 		if (ret < 0)
 			return zc_err_lit(ret, why);
+		ZC_OPAQUE(zs);
 		t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 		e = zc_tx_entry(zs);
 		e->bytes = (uint32_t)ret;
@@ -663,6 +671,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	ret = direct_send(zs, msg, buf, len, flags | MSG_ZEROCOPY);
 	if (ret <= 0)
 		return send_zc_nothing(zs, msg, buf, len, flags, why, ret);
+	ZC_OPAQUE(zs);
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	e = zc_tx_entry(zs);
 	e->bytes = (uint32_t)ret;
