@@ -73,13 +73,16 @@ int zc__scm_parse(const unsigned char *buf, size_t len, int type,
  */
 static size_t scm_prepare(unsigned char *buf, int type, unsigned int n)
 {
-	struct cmsghdr c = {
-		.cmsg_len = CMSG_LEN(n * SCM_ELEM),
-		.cmsg_level = SOL_SOCKET,
-		.cmsg_type = type,
-	};
+	/* size_t in glibc, socklen_t (and padding) in musl */
+	__typeof__(((struct cmsghdr *)0)->cmsg_len) len =
+		CMSG_LEN(n * SCM_ELEM);
+	int level = SOL_SOCKET;
 
-	memcpy(buf, &c, sizeof(c));
+	/* Field by field: a struct built on the stack cost a copy. */
+	memcpy(buf + offsetof(struct cmsghdr, cmsg_len), &len, sizeof(len));
+	memcpy(buf + offsetof(struct cmsghdr, cmsg_level), &level,
+	       sizeof(level));
+	memcpy(buf + offsetof(struct cmsghdr, cmsg_type), &type, sizeof(type));
 	buf[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] =
 		SCM_SENTINEL;
 	return CMSG_SPACE(n * SCM_ELEM);
@@ -286,6 +289,7 @@ static inline int scm_take(struct scm_priv *p, unsigned int n, uint32_t t)
 	const unsigned char *buf = p->ctrl;
 	struct cmsghdr c;
 	size_t dlen, k;
+	uint32_t ids = 0;
 
 	if (buf[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] ==
 	    SCM_SENTINEL)
@@ -308,17 +312,27 @@ static inline int scm_take(struct scm_priv *p, unsigned int n, uint32_t t)
 	}
 	for (size_t i = 0; i < k; i++) {
 		struct zc_range *r = &p->ranges[(t + i) & (SCM_RANGES - 1)];
-		struct zc_info_elem e;
+		const unsigned char *e = buf + CMSG_LEN(0) + i * SCM_ELEM;
+		uint32_t lo, hi;
+		uint8_t zerocopy = e[offsetof(struct zc_info_elem, zerocopy)];
 
-		/* Three bytes of tail padding may be garbage: read fields. */
-		memcpy(&e, buf + CMSG_LEN(0) + i * SCM_ELEM, SCM_ELEM);
-		if (e.zerocopy > 1)
+		/*
+		 * Field by field: three bytes of tail padding may be
+		 * garbage, and a copy of the whole element to the stack
+		 * cost a store and loads more.
+		 */
+		if (zerocopy > 1) {
+			p->ids_harvested += ids;	/* as they came */
 			return -1;
-		r->lo = e.lo;
-		r->hi = e.hi;
-		r->copied = !e.zerocopy;
-		p->ids_harvested += e.hi - e.lo + 1;
+		}
+		memcpy(&lo, e + offsetof(struct zc_info_elem, lo), sizeof(lo));
+		memcpy(&hi, e + offsetof(struct zc_info_elem, hi), sizeof(hi));
+		r->lo = lo;
+		r->hi = hi;
+		r->copied = !zerocopy;
+		ids += hi - lo + 1;
 	}
+	p->ids_harvested += ids;
 	return (int)k;
 }
 
@@ -425,9 +439,9 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		if (msg) {
 			ret = zc_sys_send(zs, msg, flags);
 		} else {
-			struct iovec iov = { .iov_base = (void *)buf,
-					     .iov_len = len };
-			struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+			/* buf and len, kept in p->iov: fewer registers. */
+			struct msghdr m = { .msg_iov = &p->iov,
+					    .msg_iovlen = 1 };
 
 			ret = zc_sys_send(zs, &m, flags);
 		}
