@@ -136,9 +136,13 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 
 /* ---- the reap side ---- */
 
-/* Apply the ranges the send side collected; returns how many. */
+/*
+ * Apply the ranges the send side collected; returns how many. blocked:
+ * zc_ring_blocked() said true just before (see zc_apply_range_blocked()),
+ * which holds for the first range.
+ */
 static inline __attribute__((always_inline)) int
-zc_scm_apply(struct zc_sock *zs)
+zc_scm_apply_as(struct zc_sock *zs, bool blocked)
 {
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
@@ -146,6 +150,12 @@ zc_scm_apply(struct zc_sock *zs)
 	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_seq_cst);
 	int n = (int)(t - h);
 
+	if (blocked && h != t) {
+		const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
+
+		zc_apply_range_blocked(zs, r->lo, r->hi, r->copied);
+		h++;
+	}
 	for (; h != t; h++) {
 		const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
 
@@ -157,11 +167,17 @@ zc_scm_apply(struct zc_sock *zs)
 }
 
 static inline __attribute__((always_inline)) int
-zc_scm_collect(struct zc_sock *zs, bool force)
+zc_scm_apply(struct zc_sock *zs)
+{
+	return zc_scm_apply_as(zs, false);
+}
+
+static inline __attribute__((always_inline)) int
+zc_scm_collect_as(struct zc_sock *zs, bool force, bool blocked)
 {
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	int n = zc_scm_apply(zs), ret;
+	int n = zc_scm_apply_as(zs, blocked), ret;
 
 	/*
 	 * Sends ran since we last looked: they will carry the news; a read
@@ -178,6 +194,12 @@ zc_scm_collect(struct zc_sock *zs, bool force)
 	if (ret < 0)
 		return n ? n : ret;
 	return n + ret;
+}
+
+static inline __attribute__((always_inline)) int
+zc_scm_collect(struct zc_sock *zs, bool force)
+{
+	return zc_scm_collect_as(zs, force, false);
 }
 
 #pragma GCC visibility pop

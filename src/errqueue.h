@@ -111,7 +111,7 @@ static inline void zc_count_ids(struct zc_sock *zs, uint32_t ids)
  * zc__eq_read_more(), reads on as long as batches come full.
  */
 static inline __attribute__((always_inline)) int
-zc_eq_read(struct zc_sock *zs, bool count_ids)
+zc_eq_read_as(struct zc_sock *zs, bool count_ids, bool blocked)
 {
 	struct mmsghdr *msgs;
 	struct msghdr *m;
@@ -134,13 +134,30 @@ zc_eq_read(struct zc_sock *zs, bool count_ids)
 	 */
 	m->msg_controllen = ZC_EQ_CTRL;
 	m->msg_flags = 0;
-	ids = zc_apply_range(zs, r.lo, r.hi, r.copied);
+	ids = blocked ? zc_apply_range_blocked(zs, r.lo, r.hi, r.copied) :
+			zc_apply_range(zs, r.lo, r.hi, r.copied);
 	zs->rx_dry = false;
 	ZC_STAT_INC(&zs->rx, harvest_recvmsg);
 	if (count_ids && ids)
 		zc_count_ids(zs, ids);
 	/* Fewer than ZC_EQ_BATCH: the queue is read to its end. */
 	return 1;
+}
+
+static inline __attribute__((always_inline)) int
+zc_eq_read(struct zc_sock *zs, bool count_ids)
+{
+	return zc_eq_read_as(zs, count_ids, false);
+}
+
+/*
+ * zc_eq_read() right after zc_ring_blocked() said true, with nothing
+ * applied since (zc_completions()): see zc_apply_range_blocked().
+ */
+static inline __attribute__((always_inline)) int
+zc_eq_read_blocked(struct zc_sock *zs)
+{
+	return zc_eq_read_as(zs, false, true);
 }
 
 #pragma GCC visibility pop

@@ -914,8 +914,8 @@ name(struct zc_sock *zs, struct zc_completion *out, unsigned int max)	\
 		return ret ? completions_read_error(ret) : 0;		\
 	return zc_ring_reap(zs, out, max);				\
 }
-COMPLETIONS_BLOCKED(completions_eq, zc_eq_read(zs, false))
-COMPLETIONS_BLOCKED(completions_scm, zc_scm_collect(zs, false))
+COMPLETIONS_BLOCKED(completions_eq, zc_eq_read_blocked(zs))
+COMPLETIONS_BLOCKED(completions_scm, zc_scm_collect_as(zs, false, true))
 COMPLETIONS_BLOCKED(completions_ops, zs->ops->collect(zs, false))
 #undef COMPLETIONS_BLOCKED
 
