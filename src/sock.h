@@ -142,6 +142,8 @@ struct zc_sock {
 	uint32_t zc_next;		/* id the next zero-copy send takes */
 	uint32_t adapt_tick;
 	bool amb_local;			/* a failed send's id is unsettled */
+	/* !tx_direct || amb_local: send_one() takes send_general(). */
+	bool tx_general;
 	/*
 	 * A failed UDP zero-copy send that may have used up its id: its ring
 	 * entry is in slot amb_slot (PENDING on that id). Send side sets

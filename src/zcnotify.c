@@ -256,6 +256,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->tx_scm = zs->ops == &zc__ops_scm;
 	zs->tx_direct = zs->ops == &zc__ops_errqueue || zs->tx_scm ||
 			zs->ops == &zc__ops_copy;
+	zs->tx_general = !zs->tx_direct;
 	zs->adapt_at = o.flags & ZC_OPT_NO_ADAPT ? UINT32_MAX :
 		       ZC_ADAPT_THRESHOLD;
 	atomic_init(&zs->efd, -1);
@@ -437,6 +438,7 @@ static void amb_poll(struct zc_sock *zs)
 				      memory_order_release);
 	atomic_store_explicit(&zs->amb, ZC_AMB_NONE, memory_order_relaxed);
 	zs->amb_local = false;
+	zs->tx_general = !zs->tx_direct;
 }
 
 /*
@@ -479,6 +481,7 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		 * published (amb_publish()).
 		 */
 		zs->amb_local = true;
+		zs->tx_general = true;
 	} else {
 		/* No id used: the window shrinks back. */
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
@@ -635,7 +638,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
 	 * Acquire head: pairs with the release of head in zc_ring_reap().
 	 */
-	if (!zs->tx_direct || zs->amb_local ||
+	if (zs->tx_general ||	/* !tx_direct || amb_local */
 	    (zc && atomic_load_explicit(&zs->copied_streak,
 					memory_order_relaxed) >= zs->adapt_at) ||
 	    t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
