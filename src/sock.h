@@ -120,6 +120,14 @@ struct zc_sock {
 	bool tx_scm;			/* ... with zc_scm_want()'s cmsg (scm) */
 	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;
+	/*
+	 * zc_completions() when the oldest send waits for the kernel: its
+	 * backend's completions_eq(), completions_scm() or completions_ops()
+	 * (zcnotify.c), chosen by zc_open(): one indirect jump, not tests of
+	 * ops.
+	 */
+	int (*rx_blocked)(struct zc_sock *zs, struct zc_completion *out,
+			  unsigned int max);
 	/* The context it belongs to (ctx.c), or NULL; see struct zc_member. */
 	struct zc_ctx *ctx;
 	void *backend_priv;

@@ -159,6 +159,14 @@ static int sock_int(int fd, int opt, int *val, const char *name)
 	return 0;
 }
 
+/* zc_completions() of each backend when the oldest send waits (below). */
+static int completions_eq(struct zc_sock *zs, struct zc_completion *out,
+			  unsigned int max);
+static int completions_scm(struct zc_sock *zs, struct zc_completion *out,
+			   unsigned int max);
+static int completions_ops(struct zc_sock *zs, struct zc_completion *out,
+			   unsigned int max);
+
 ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 {
 	struct zc_opts o;
@@ -257,6 +265,8 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->tx_direct = zs->ops == &zc__ops_errqueue || zs->tx_scm ||
 			zs->ops == &zc__ops_copy;
 	zs->tx_general = !zs->tx_direct;
+	zs->rx_blocked = zs->ops == &zc__ops_errqueue ? completions_eq :
+			 zs->tx_scm ? completions_scm : completions_ops;
 	zs->adapt_at = o.flags & ZC_OPT_NO_ADAPT ? UINT32_MAX :
 		       ZC_ADAPT_THRESHOLD;
 	atomic_init(&zs->efd, -1);
@@ -936,11 +946,7 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 	 */
 	if (!zc_ring_blocked(zs))
 		return completions_ready(zs, out, max);
-	if (zs->ops == &zc__ops_errqueue)
-		return completions_eq(zs, out, max);
-	if (zs->ops == &zc__ops_scm)
-		return completions_scm(zs, out, max);
-	return completions_ops(zs, out, max);
+	return zs->rx_blocked(zs, out, max);
 }
 
 /* zc_completions() for a context's reaper (ctx.c), under its lock. */
