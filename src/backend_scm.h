@@ -103,14 +103,19 @@ _Static_assert(offsetof(struct scm_priv, rhead) -
 
 /* ---- the send side ---- */
 
-/* How many elements to ask for on this send: 0 for none. */
-static inline unsigned int zc_scm_want(struct zc_sock *zs)
+/*
+ * How many elements to ask for on this send: 0 for none. amb_clear: the
+ * caller knows amb_local is false (send_one() tested it).
+ */
+static inline __attribute__((always_inline)) unsigned int
+zc_scm_want_as(struct zc_sock *zs, bool amb_clear)
 {
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t out, room;
 
 	if (atomic_load_explicit(&p->broken, memory_order_relaxed) ||
-	    zs->amb_local)	/* amb_resolve() must see every record */
+	    (!amb_clear && zs->amb_local))	/* amb_resolve() must see
+						 * every record */
 		return 0;
 	/*
 	 * Ids the kernel may still report. Relaxed: an estimate; a wrong one
@@ -128,7 +133,14 @@ static inline unsigned int zc_scm_want(struct zc_sock *zs)
 						  memory_order_relaxed) -
 			     atomic_load_explicit(&p->rhead,
 						  memory_order_acquire));
-	return room < SCM_INFO_MAX ? room : SCM_INFO_MAX;
+	/* No test when the ring is no larger than a harvest (room <= it). */
+	return SCM_RANGES <= SCM_INFO_MAX || room < SCM_INFO_MAX ?
+	       room : SCM_INFO_MAX;
+}
+
+static inline unsigned int zc_scm_want(struct zc_sock *zs)
+{
+	return zc_scm_want_as(zs, false);
 }
 
 ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,

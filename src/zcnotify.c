@@ -323,15 +323,16 @@ send_buf(struct zc_sock *zs, const void *buf, size_t len, int flags)
 /*
  * send_one()'s syscall: the backend's send is the syscall itself, with
  * SCM's cmsg when zc_scm_want() asks for one. Returns bytes or -errno.
+ * amb_clear: the caller knows amb_local is false.
  */
 static inline __attribute__((always_inline)) ssize_t
-direct_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-	    size_t len, int flags)
+direct_send_as(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	       size_t len, int flags, bool amb_clear)
 {
 	unsigned int n;
 	ssize_t ret;
 
-	if (zs->tx_scm && (n = zc_scm_want(zs)) != 0)
+	if (zs->tx_scm && (n = zc_scm_want_as(zs, amb_clear)) != 0)
 		return zc__scm_send(zs, msg, buf, len, flags, n);
 	if (msg)
 		return zc_sys_send(zs, msg, flags);
@@ -344,6 +345,13 @@ direct_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		return -errno;
 	}
 	return ret;
+}
+
+static inline __attribute__((always_inline)) ssize_t
+direct_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	    size_t len, int flags)
+{
+	return direct_send_as(zs, msg, buf, len, flags, false);
 }
 
 /*
@@ -663,7 +671,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	 */
 	zc_tx_entry(zs)->cookie = cookie;
 	if (!zc) {
-		ret = direct_send(zs, msg, buf, len, flags);
+		ret = direct_send_as(zs, msg, buf, len, flags, true);
 		if (ret < 0)
 			return zc_err_lit(ret, why);
 		ZC_OPAQUE(zs);
@@ -681,7 +689,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	 */
 	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 			      memory_order_release);
-	ret = direct_send(zs, msg, buf, len, flags | MSG_ZEROCOPY);
+	ret = direct_send_as(zs, msg, buf, len, flags | MSG_ZEROCOPY, true);
 	if (ret <= 0)
 		return send_zc_nothing(zs, msg, buf, len, flags, why, ret);
 	ZC_OPAQUE(zs);
