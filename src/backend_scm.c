@@ -73,13 +73,16 @@ int zc__scm_parse(const unsigned char *buf, size_t len, int type,
  */
 static size_t scm_prepare(unsigned char *buf, int type, unsigned int n)
 {
-	struct cmsghdr c = {
-		.cmsg_len = CMSG_LEN(n * SCM_ELEM),
-		.cmsg_level = SOL_SOCKET,
-		.cmsg_type = type,
-	};
+	/* size_t in glibc, socklen_t (and padding) in musl */
+	__typeof__(((struct cmsghdr *)0)->cmsg_len) len =
+		CMSG_LEN(n * SCM_ELEM);
+	int level = SOL_SOCKET;
 
-	memcpy(buf, &c, sizeof(c));
+	/* Field by field: a struct built on the stack cost a copy. */
+	memcpy(buf + offsetof(struct cmsghdr, cmsg_len), &len, sizeof(len));
+	memcpy(buf + offsetof(struct cmsghdr, cmsg_level), &level,
+	       sizeof(level));
+	memcpy(buf + offsetof(struct cmsghdr, cmsg_type), &type, sizeof(type));
 	buf[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] =
 		SCM_SENTINEL;
 	return CMSG_SPACE(n * SCM_ELEM);
@@ -271,6 +274,7 @@ static bool grow_ctrl(struct scm_priv *p, size_t need)
 	memset(n + p->ctrl_cap, 0, need - p->ctrl_cap);
 	p->ctrl = n;
 	p->ctrl_cap = need;
+	p->m.msg_control = n;
 	return true;
 }
 
@@ -285,30 +289,50 @@ static inline int scm_take(struct scm_priv *p, unsigned int n, uint32_t t)
 	const unsigned char *buf = p->ctrl;
 	struct cmsghdr c;
 	size_t dlen, k;
+	uint32_t ids = 0;
 
 	if (buf[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] ==
 	    SCM_SENTINEL)
 		return 0;
 	memcpy(&c, buf, sizeof(c));
-	/* 1 to n elements (a cmsg_len below CMSG_LEN(0) wraps dlen) */
-	dlen = c.cmsg_len - CMSG_LEN(0);
-	if (c.cmsg_level != SOL_SOCKET || c.cmsg_type != p->type ||
-	    dlen - SCM_ELEM > (size_t)(n - 1) * SCM_ELEM || dlen % SCM_ELEM)
+	if (c.cmsg_level != SOL_SOCKET || c.cmsg_type != p->type)
 		return -1;
-	k = dlen / SCM_ELEM;
+	/*
+	 * 1 to n elements (a cmsg_len below CMSG_LEN(0) wraps dlen). One
+	 * is the common answer: no division for it.
+	 */
+	dlen = c.cmsg_len - CMSG_LEN(0);
+	if (dlen == SCM_ELEM) {
+		k = 1;
+	} else {
+		if (dlen - SCM_ELEM > (size_t)(n - 1) * SCM_ELEM ||
+		    dlen % SCM_ELEM)
+			return -1;
+		k = dlen / SCM_ELEM;
+	}
 	for (size_t i = 0; i < k; i++) {
 		struct zc_range *r = &p->ranges[(t + i) & (SCM_RANGES - 1)];
-		struct zc_info_elem e;
+		const unsigned char *e = buf + CMSG_LEN(0) + i * SCM_ELEM;
+		uint32_t lo, hi;
+		uint8_t zerocopy = e[offsetof(struct zc_info_elem, zerocopy)];
 
-		/* Three bytes of tail padding may be garbage: read fields. */
-		memcpy(&e, buf + CMSG_LEN(0) + i * SCM_ELEM, SCM_ELEM);
-		if (e.zerocopy > 1)
+		/*
+		 * Field by field: three bytes of tail padding may be
+		 * garbage, and a copy of the whole element to the stack
+		 * cost a store and loads more.
+		 */
+		if (zerocopy > 1) {
+			p->ids_harvested += ids;	/* as they came */
 			return -1;
-		r->lo = e.lo;
-		r->hi = e.hi;
-		r->copied = !e.zerocopy;
-		p->ids_harvested += e.hi - e.lo + 1;
+		}
+		memcpy(&lo, e + offsetof(struct zc_info_elem, lo), sizeof(lo));
+		memcpy(&hi, e + offsetof(struct zc_info_elem, hi), sizeof(hi));
+		r->lo = lo;
+		r->hi = hi;
+		r->copied = !zerocopy;
+		ids += hi - lo + 1;
 	}
+	p->ids_harvested += ids;
 	return (int)k;
 }
 
@@ -334,7 +358,7 @@ scm_sendmsg_ctrl(struct zc_sock *zs, struct scm_priv *p,
 	if (cctllen > p->ctrl_max ||
 	    !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM) + cctllen)) {
 		*without = true;
-		return zc__sys_sendmsg(zs, &m, flags);
+		return zc_sys_send(zs, &m, flags);
 	}
 	ours = scm_prepare(p->ctrl, p->type, n);
 	if (cctllen)
@@ -363,20 +387,26 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		if (without)
 			return ret;
 	} else {
-		struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-
 		/* The first harvest: no memory, the send alone. */
 		if (__builtin_expect(!p->ctrl, 0) &&
-		    !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM)))
-			return zc__sys_sendmsg(zs, &m, flags);
-		m.msg_control = p->ctrl;
-		m.msg_controllen = scm_prepare(p->ctrl, p->type, n);
-		ret = sendmsg(zs->fd, &m, flags);
+		    !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM))) {
+			struct iovec iov = { .iov_base = (void *)buf,
+					     .iov_len = len };
+			struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+			return zc_sys_send(zs, &m, flags);
+		}
+		/* The kept message (struct scm_priv): fewer stores a send. */
+		p->iov.iov_base = (void *)buf;
+		p->iov.iov_len = len;
+		p->m.msg_controllen = scm_prepare(p->ctrl, p->type, n);
+		ret = sendmsg(zs->fd, &p->m, flags);
 	}
-	ZC_STAT_INC(&zs->tx, syscalls);
-	if (ret < 0)
+	if (ret < 0) {
+		/* A send that succeeds is counted as a syscall (sys.h). */
+		ZC_STAT_INC(&zs->tx, syscalls);
 		ret = -errno;
+	}
 
 	/*
 	 * In v5 the records are taken before the send can fail: read them
@@ -407,13 +437,13 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		 * SO_ZEROCOPY): stop asking on this socket.
 		 */
 		if (msg) {
-			ret = zc__sys_sendmsg(zs, msg, flags);
+			ret = zc_sys_send(zs, msg, flags);
 		} else {
-			struct iovec iov = { .iov_base = (void *)buf,
-					     .iov_len = len };
-			struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+			/* buf and len, kept in p->iov: fewer registers. */
+			struct msghdr m = { .msg_iov = &p->iov,
+					    .msg_iovlen = 1 };
 
-			ret = zc__sys_sendmsg(zs, &m, flags);
+			ret = zc_sys_send(zs, &m, flags);
 		}
 		if (ret != -EINVAL)
 			atomic_store_explicit(&p->broken, true,
@@ -439,6 +469,8 @@ static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
 		return zc__err(-ENOMEM, "zc_open: out of memory");
 	memset(p, 0, sizeof(*p));
 	p->type = zs->scm_type;
+	p->m.msg_iov = &p->iov;
+	p->m.msg_iovlen = 1;
 	/*
 	 * The control buffer comes with the first harvest (zc__scm_send()),
 	 * for ours alone, and zc_sendmsg() grows it for the caller's: an

@@ -78,6 +78,12 @@ struct scm_priv {
 	/* Our cmsg, then the caller's; made by the first harvest. */
 	unsigned char *ctrl;
 	/*
+	 * zc_send()'s message, kept: msg_iov is &iov, msg_control is ctrl
+	 * (grow_ctrl()); a send fills in iov and msg_controllen only.
+	 */
+	struct msghdr m;
+	struct iovec iov;
+	/*
 	 * The most caller control bytes we put ours in front of: the kernel
 	 * refuses a control buffer past net.core.optmem_max (ENOBUFS) before
 	 * it reads a byte of it, so a larger one goes through as it is.
@@ -97,14 +103,19 @@ _Static_assert(offsetof(struct scm_priv, rhead) -
 
 /* ---- the send side ---- */
 
-/* How many elements to ask for on this send: 0 for none. */
-static inline unsigned int zc_scm_want(struct zc_sock *zs)
+/*
+ * How many elements to ask for on this send: 0 for none. amb_clear: the
+ * caller knows amb_local is false (send_one() tested it).
+ */
+static inline __attribute__((always_inline)) unsigned int
+zc_scm_want_as(struct zc_sock *zs, bool amb_clear)
 {
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t out, room;
 
 	if (atomic_load_explicit(&p->broken, memory_order_relaxed) ||
-	    zs->amb_local)	/* amb_resolve() must see every record */
+	    (!amb_clear && zs->amb_local))	/* amb_resolve() must see
+						 * every record */
 		return 0;
 	/*
 	 * Ids the kernel may still report. Relaxed: an estimate; a wrong one
@@ -122,7 +133,14 @@ static inline unsigned int zc_scm_want(struct zc_sock *zs)
 						  memory_order_relaxed) -
 			     atomic_load_explicit(&p->rhead,
 						  memory_order_acquire));
-	return room < SCM_INFO_MAX ? room : SCM_INFO_MAX;
+	/* No test when the ring is no larger than a harvest (room <= it). */
+	return SCM_RANGES <= SCM_INFO_MAX || room < SCM_INFO_MAX ?
+	       room : SCM_INFO_MAX;
+}
+
+static inline unsigned int zc_scm_want(struct zc_sock *zs)
+{
+	return zc_scm_want_as(zs, false);
 }
 
 ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
@@ -130,9 +148,13 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 
 /* ---- the reap side ---- */
 
-/* Apply the ranges the send side collected; returns how many. */
+/*
+ * Apply the ranges the send side collected; returns how many. blocked:
+ * zc_ring_blocked() said true just before (see zc_apply_range_blocked()),
+ * which holds for the first range.
+ */
 static inline __attribute__((always_inline)) int
-zc_scm_apply(struct zc_sock *zs)
+zc_scm_apply_as(struct zc_sock *zs, bool blocked)
 {
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
@@ -140,6 +162,12 @@ zc_scm_apply(struct zc_sock *zs)
 	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_seq_cst);
 	int n = (int)(t - h);
 
+	if (blocked && h != t) {
+		const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
+
+		zc_apply_range_blocked(zs, r->lo, r->hi, r->copied);
+		h++;
+	}
 	for (; h != t; h++) {
 		const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
 
@@ -151,11 +179,17 @@ zc_scm_apply(struct zc_sock *zs)
 }
 
 static inline __attribute__((always_inline)) int
-zc_scm_collect(struct zc_sock *zs, bool force)
+zc_scm_apply(struct zc_sock *zs)
+{
+	return zc_scm_apply_as(zs, false);
+}
+
+static inline __attribute__((always_inline)) int
+zc_scm_collect_as(struct zc_sock *zs, bool force, bool blocked)
 {
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	int n = zc_scm_apply(zs), ret;
+	int n = zc_scm_apply_as(zs, blocked), ret;
 
 	/*
 	 * Sends ran since we last looked: they will carry the news; a read
@@ -172,6 +206,12 @@ zc_scm_collect(struct zc_sock *zs, bool force)
 	if (ret < 0)
 		return n ? n : ret;
 	return n + ret;
+}
+
+static inline __attribute__((always_inline)) int
+zc_scm_collect(struct zc_sock *zs, bool force)
+{
+	return zc_scm_collect_as(zs, force, false);
 }
 
 #pragma GCC visibility pop

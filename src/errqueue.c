@@ -204,11 +204,7 @@ int zc__eq_record_slow(struct zc_sock *zs, const struct msghdr *m)
 	case ZC_REC_RANGE:
 		ids = zc_apply_range(zs, r.lo, r.hi, r.copied);
 		ZC_STAT_INC(&zs->rx, harvest_recvmsg);
-		/* Relaxed: see zc__eq_drain(). */
-		atomic_store_explicit(&zs->ids_by_recvmsg,
-				      atomic_load_explicit(&zs->ids_by_recvmsg,
-							   memory_order_relaxed) +
-				      ids, memory_order_relaxed);
+		zc_count_ids(zs, ids);
 		return 1;
 	case ZC_REC_FOREIGN:
 		zc__stash_foreign(zs, &rec);
@@ -232,6 +228,62 @@ int zc__eq_read_error(int err, int nrec)
 	if (err == -EINTR)
 		return 1;
 	return nrec ? 0 : err;
+}
+
+int zc__eq_read_more(struct zc_sock *zs, int n, int err, bool count_ids)
+{
+	int nrec = 0;
+	uint32_t ids = 0, ranges = 0;
+
+	for (;;) {
+		/* From the thread pointer: zc__eq_make() made it. */
+		struct mmsghdr *msgs = zc__tl_eq->msgs;
+
+		if (n <= 0) {
+			/* EAGAIN: all read; else an error */
+			n = zc__eq_read_error(n < 0 ? err : -EAGAIN,
+					      nrec + (int)ranges);
+			if (n < 0)
+				return n;
+			/*
+			 * 0: all read. 1 (EINTR) ends the read too, as the
+			 * loop this replaced did (its continue tested for
+			 * a full batch): the next call reads again.
+			 */
+			break;
+		} else {
+			for (int i = 0; i < n; i++) {
+				struct msghdr *m = &msgs[i].msg_hdr;
+				struct zc_range r;
+
+				if (eq_record_fast(m, &r)) {
+					ids += zc_apply_range(zs, r.lo, r.hi,
+							      r.copied);
+					ranges++;
+				} else {
+					nrec += zc__eq_record_slow(zs, m);
+				}
+				/*
+				 * recvmmsg() rewrote msg_controllen and
+				 * msg_flags of the headers it filled, and
+				 * only those: restore them.
+				 */
+				m->msg_controllen = ZC_EQ_CTRL;
+				m->msg_flags = 0;
+			}
+			if (n != ZC_EQ_BATCH)
+				break;
+		}
+		n = recvmmsg(zs->fd, msgs, ZC_EQ_BATCH,
+			     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
+		err = n < 0 ? -errno : 0;
+		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
+	}
+	zs->rx_dry = !(nrec + ranges);
+	ZC_STAT_ADD(&zs->rx, harvest_recvmsg, ranges);
+	if (count_ids && ids)
+		zc_count_ids(zs, ids);
+	return nrec + (int)ranges;
 }
 
 int zc__eq_drain(struct zc_sock *zs)

@@ -84,6 +84,21 @@ static inline bool eq_record_fast(const struct msghdr *m, struct zc_range *r)
 int zc__eq_record_slow(struct zc_sock *zs, const struct msghdr *m);
 /* recvmmsg() failed with err (-errno), after nrec records: errqueue.c. */
 int zc__eq_read_error(int err, int nrec);
+/*
+ * zc_eq_read() past its common case: the first recvmmsg() returned n
+ * (err: -errno if it failed); handle what it read, and read on (errqueue.c).
+ */
+int zc__eq_read_more(struct zc_sock *zs, int n, int err, bool count_ids);
+
+/* Add ids completed to ids_by_recvmsg (see zc_eq_read()). */
+static inline void zc_count_ids(struct zc_sock *zs, uint32_t ids)
+{
+	/* Relaxed: the send side only estimates what is still out. */
+	atomic_store_explicit(&zs->ids_by_recvmsg,
+			      atomic_load_explicit(&zs->ids_by_recvmsg,
+						   memory_order_relaxed) +
+			      ids, memory_order_relaxed);
+}
 
 /*
  * Read everything on the error queue, ZC_EQ_BATCH records a syscall.
@@ -91,64 +106,58 @@ int zc__eq_read_error(int err, int nrec);
  * zc_completions() for the errqueue backend; zc__eq_drain() elsewhere.
  * count_ids: add the ids completed to ids_by_recvmsg (only the SCM
  * backend reads it; zc__eq_drain() always counts, the errqueue backend's
- * inline read does not).
+ * inline read does not). Inline, the common read only: one record, a
+ * completion in the exact layout (at k = 1 every read); the rest, in
+ * zc__eq_read_more(), reads on as long as batches come full.
  */
 static inline __attribute__((always_inline)) int
-zc_eq_read(struct zc_sock *zs, bool count_ids)
+zc_eq_read_as(struct zc_sock *zs, bool count_ids, bool blocked)
 {
-	int nrec = 0, n;
-	uint32_t ids = 0, ranges = 0;
+	struct mmsghdr *msgs;
+	struct msghdr *m;
+	struct zc_range r;
+	uint32_t ids;
+	int n;
 
 	if (__builtin_expect(!zc__tl_eq, 0) && !zc__eq_make())
 		return -ENOMEM;
-	do {
-		/*
-		 * From the thread pointer each time: a register less across
-		 * the loop: zcbench-callgrind, UDP 4K k=1, 312 -> 304 a send.
-		 */
-		struct mmsghdr *msgs = zc__tl_eq->msgs;
+	msgs = zc__tl_eq->msgs;
+	n = recvmmsg(zs->fd, msgs, ZC_EQ_BATCH, MSG_ERRQUEUE | MSG_DONTWAIT,
+		     NULL);
+	ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
+	m = &msgs[0].msg_hdr;
+	if (__builtin_expect(n != 1, 0) || !eq_record_fast(m, &r))
+		return zc__eq_read_more(zs, n, n < 0 ? -errno : 0, count_ids);
+	/*
+	 * recvmmsg() rewrote msg_controllen and msg_flags of the header it
+	 * filled, and only those: restore them.
+	 */
+	m->msg_controllen = ZC_EQ_CTRL;
+	m->msg_flags = 0;
+	ids = blocked ? zc_apply_range_blocked(zs, r.lo, r.hi, r.copied) :
+			zc_apply_range(zs, r.lo, r.hi, r.copied);
+	zs->rx_dry = false;
+	ZC_STAT_INC(&zs->rx, harvest_recvmsg);
+	if (count_ids && ids)
+		zc_count_ids(zs, ids);
+	/* Fewer than ZC_EQ_BATCH: the queue is read to its end. */
+	return 1;
+}
 
-		n = recvmmsg(zs->fd, msgs, ZC_EQ_BATCH,
-			     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
-		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
-		if (n <= 0) {
-			/* EAGAIN: all read; EINTR: again; else an error */
-			n = zc__eq_read_error(n < 0 ? -errno : -EAGAIN,
-					      nrec + (int)ranges);
-			if (n < 0)
-				return n;
-			if (n == 0)
-				break;
-			continue;
-		}
-		for (int i = 0; i < n; i++) {
-			struct msghdr *m = &msgs[i].msg_hdr;
-			struct zc_range r;
+static inline __attribute__((always_inline)) int
+zc_eq_read(struct zc_sock *zs, bool count_ids)
+{
+	return zc_eq_read_as(zs, count_ids, false);
+}
 
-			if (eq_record_fast(m, &r)) {
-				ids += zc_apply_range(zs, r.lo, r.hi, r.copied);
-				ranges++;
-			} else {
-				nrec += zc__eq_record_slow(zs, m);
-			}
-			/*
-			 * recvmmsg() rewrote msg_controllen and msg_flags of
-			 * the headers it filled, and only those: restore them.
-			 */
-			m->msg_controllen = ZC_EQ_CTRL;
-			m->msg_flags = 0;
-		}
-	} while (n == ZC_EQ_BATCH);
-	zs->rx_dry = !(nrec + ranges);
-	ZC_STAT_ADD(&zs->rx, harvest_recvmsg, ranges);
-	if (count_ids && ids) {
-		/* Relaxed: the send side only estimates what is still out. */
-		atomic_store_explicit(&zs->ids_by_recvmsg,
-				      atomic_load_explicit(&zs->ids_by_recvmsg,
-							   memory_order_relaxed) +
-				      ids, memory_order_relaxed);
-	}
-	return nrec + (int)ranges;
+/*
+ * zc_eq_read() right after zc_ring_blocked() said true, with nothing
+ * applied since (zc_completions()): see zc_apply_range_blocked().
+ */
+static inline __attribute__((always_inline)) int
+zc_eq_read_blocked(struct zc_sock *zs)
+{
+	return zc_eq_read_as(zs, false, true);
 }
 
 #pragma GCC visibility pop

@@ -212,6 +212,29 @@ static inline uint32_t zc_apply_range(struct zc_sock *zs, uint32_t lo,
 	return n + 1;
 }
 
+/*
+ * zc_apply_range() where the caller knows what zc_ring_blocked() said,
+ * and nothing was applied since: the run is empty (done_to is zc_head).
+ * Then the common range is the one that starts at zc_head, whatever its
+ * COPIED state (marks of other ids may be out: still tested).
+ */
+static inline uint32_t zc_apply_range_blocked(struct zc_sock *zs, uint32_t lo,
+					      uint32_t hi, bool copied)
+{
+	/* Acquire: pairs with the release of zc_issued in zc_sendmsg(). */
+	uint32_t issued = atomic_load_explicit(&zs->zc_issued,
+					       memory_order_acquire);
+	uint32_t n = hi - lo;	/* n + 1 ids */
+
+	/* lo is zc_head and no mark is out: one test */
+	if (((lo - zs->zc_head) | zs->nmarks) || n >= issued - lo)
+		return zc__apply_range_slow(zs, lo, hi, copied);
+	atomic_store_explicit(&zs->done_to, hi + 1, memory_order_relaxed);
+	zs->run_flags = copied ? ZC_COPIED : 0;
+	zc_feed_streak(zs, n + 1, copied);
+	return n + 1;
+}
+
 /* ring.c: the PENDING entry at head waits for a mark (see zc_ring_reap()). */
 uint32_t zc__ring_take_mark(struct zc_sock *zs);
 

@@ -42,10 +42,13 @@ struct zc_ops;
 /*
  * Counters of one side, the struct zc_stats fields that side counts;
  * written by that side only, read by anyone (zc_get_stats() adds the
- * two). Three are never counted, zc_get_stats() derives them: sends
+ * two). Some are never counted, zc_get_stats() derives them: sends
  * (sends_zc + sends_copy), completions (completions_zc +
- * completions_copied), and the errqueue_reads part of syscalls. Every
- * increment is on the hot path. Two sets of the 16 fields of struct
+ * completions_copied), the errqueue_reads part of syscalls, and, where
+ * the send is the syscall itself (tx_direct: errqueue, scm, copy), the
+ * syscalls of the sends: each counted send is one syscall that
+ * succeeded, so tx.syscalls counts only the others there (the failed
+ * ones, a wake-up's write). Every increment is on the hot path. Two sets of the 16 fields of struct
  * zc_stats were 256 bytes of each socket's; these are 128.
  */
 struct zc_tx_stats {
@@ -123,6 +126,14 @@ struct zc_sock {
 	bool tx_scm;			/* ... with zc_scm_want()'s cmsg (scm) */
 	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;
+	/*
+	 * zc_completions() when the oldest send waits for the kernel: its
+	 * backend's completions_eq(), completions_scm() or completions_ops()
+	 * (zcnotify.c), chosen by zc_open(): one indirect jump, not tests of
+	 * ops.
+	 */
+	int (*rx_blocked)(struct zc_sock *zs, struct zc_completion *out,
+			  unsigned int max);
 	/* The context it belongs to (ctx.c), or NULL; see struct zc_member. */
 	struct zc_ctx *ctx;
 	void *backend_priv;
@@ -145,6 +156,8 @@ struct zc_sock {
 	uint32_t zc_next;		/* id the next zero-copy send takes */
 	uint32_t adapt_tick;
 	bool amb_local;			/* a failed send's id is unsettled */
+	/* !tx_direct || amb_local: send_one() takes send_general(). */
+	bool tx_general;
 	/*
 	 * A failed UDP zero-copy send that may have used up its id: its ring
 	 * entry is in slot amb_slot (PENDING on that id). Send side sets

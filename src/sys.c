@@ -33,7 +33,11 @@ ZC_EXPORT const char *zc_last_error(void)
 
 ssize_t zc__sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags)
 {
-	return zc_sys_send(zs, msg, flags);
+	ssize_t ret = zc_sys_send(zs, msg, flags);
+
+	if (ret >= 0)	/* zc_sys_send() counted a failure */
+		ZC_STAT_INC(&zs->tx, syscalls);
+	return ret;
 }
 
 void zc__wake_reaper(struct zc_sock *zs)

@@ -30,11 +30,18 @@ static inline int zc_err_lit(int err, const char *msg)
 	return err;
 }
 
+/*
+ * The send syscall, counted whatever it returns, and -errno: for a
+ * backend whose sends are not the syscall (uring's copies).
+ */
 ssize_t zc__sys_sendmsg(struct zc_sock *zs, const struct msghdr *msg, int flags);
 
 /*
- * The send syscall, with its count and -errno. Inline in the send paths;
- * zc__sys_sendmsg() is the same out of line.
+ * The send syscall of a tx_direct socket (errqueue, scm, copy), and
+ * -errno. Counted in tx.syscalls only if it fails: zc_get_stats() counts
+ * one syscall for each send the send side counted, and every send that
+ * succeeded is counted as one (sends_zc or sends_copy). Inline in the
+ * send paths.
  */
 static inline __attribute__((always_inline)) ssize_t
 zc_sys_send(struct zc_sock *zs, const struct msghdr *msg, int flags)
@@ -55,8 +62,11 @@ zc_sys_send(struct zc_sock *zs, const struct msghdr *msg, int flags)
 	else
 		ret = sendmsg(zs->fd, msg, flags);
 
-	ZC_STAT_INC(&zs->tx, syscalls);
-	return ret < 0 ? -errno : ret;
+	if (ret < 0) {
+		ZC_STAT_INC(&zs->tx, syscalls);
+		return -errno;
+	}
+	return ret;
 }
 
 /*

@@ -31,6 +31,13 @@ static_assert(offsetof(struct zc_stats, bad_ranges) + sizeof(uint64_t) ==
 	      sizeof(struct zc_stats),
 	      "zc_get_stats() fills every field of struct zc_stats");
 
+/*
+ * The same pointer, as far as the compiler knows a new one: addresses of
+ * its fields are computed again from it, not kept in registers across a
+ * syscall (gcc kept &zs->tail in one more callee-saved register).
+ */
+#define ZC_OPAQUE(p)	__asm__("" : "+r"(p))
+
 /* Flags zc_sendmsg() passes through to sendmsg(2). */
 #define ZC_SEND_FLAGS	(MSG_DONTWAIT | MSG_MORE | MSG_NOSIGNAL | \
 			 MSG_DONTROUTE | MSG_EOR | MSG_CONFIRM | MSG_ZEROCOPY)
@@ -152,6 +159,14 @@ static int sock_int(int fd, int opt, int *val, const char *name)
 	return 0;
 }
 
+/* zc_completions() of each backend when the oldest send waits (below). */
+static int completions_eq(struct zc_sock *zs, struct zc_completion *out,
+			  unsigned int max);
+static int completions_scm(struct zc_sock *zs, struct zc_completion *out,
+			   unsigned int max);
+static int completions_ops(struct zc_sock *zs, struct zc_completion *out,
+			   unsigned int max);
+
 ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 {
 	struct zc_opts o;
@@ -249,6 +264,9 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->tx_scm = zs->ops == &zc__ops_scm;
 	zs->tx_direct = zs->ops == &zc__ops_errqueue || zs->tx_scm ||
 			zs->ops == &zc__ops_copy;
+	zs->tx_general = !zs->tx_direct;
+	zs->rx_blocked = zs->ops == &zc__ops_errqueue ? completions_eq :
+			 zs->tx_scm ? completions_scm : completions_ops;
 	zs->adapt_at = o.flags & ZC_OPT_NO_ADAPT ? UINT32_MAX :
 		       ZC_ADAPT_THRESHOLD;
 	atomic_init(&zs->efd, -1);
@@ -305,24 +323,35 @@ send_buf(struct zc_sock *zs, const void *buf, size_t len, int flags)
 /*
  * send_one()'s syscall: the backend's send is the syscall itself, with
  * SCM's cmsg when zc_scm_want() asks for one. Returns bytes or -errno.
+ * amb_clear: the caller knows amb_local is false.
  */
 static inline __attribute__((always_inline)) ssize_t
-direct_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-	    size_t len, int flags)
+direct_send_as(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	       size_t len, int flags, bool amb_clear)
 {
 	unsigned int n;
 	ssize_t ret;
 
-	if (zs->tx_scm && (n = zc_scm_want(zs)) != 0)
+	if (zs->tx_scm && (n = zc_scm_want_as(zs, amb_clear)) != 0)
 		return zc__scm_send(zs, msg, buf, len, flags, n);
 	if (msg)
 		return zc_sys_send(zs, msg, flags);
 	if (len > (1u << 30))
 		return send_buf(zs, buf, len, flags);
-	/* zc_sys_send()'s choice, known here */
+	/* zc_sys_send()'s choice, known here; counted as it counts */
 	ret = send(zs->fd, buf, len, flags);
-	ZC_STAT_INC(&zs->tx, syscalls);
-	return ret < 0 ? -errno : ret;
+	if (ret < 0) {
+		ZC_STAT_INC(&zs->tx, syscalls);
+		return -errno;
+	}
+	return ret;
+}
+
+static inline __attribute__((always_inline)) ssize_t
+direct_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	    size_t len, int flags)
+{
+	return direct_send_as(zs, msg, buf, len, flags, false);
 }
 
 /*
@@ -427,6 +456,7 @@ static void amb_poll(struct zc_sock *zs)
 				      memory_order_release);
 	atomic_store_explicit(&zs->amb, ZC_AMB_NONE, memory_order_relaxed);
 	zs->amb_local = false;
+	zs->tx_general = !zs->tx_direct;
 }
 
 /*
@@ -469,6 +499,7 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		 * published (amb_publish()).
 		 */
 		zs->amb_local = true;
+		zs->tx_general = true;
 	} else {
 		/* No id used: the window shrinks back. */
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
@@ -589,12 +620,12 @@ send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
  */
 static __attribute__((noinline, cold)) ssize_t
 send_zc_nothing(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-		size_t len, int flags, uint64_t cookie, const char *why,
-		uint32_t t, ssize_t ret)
+		size_t len, int flags, const char *why, ssize_t ret)
 {
+	/* Slot tail, its cookie written (send_one()). */
+	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	struct zc_entry *e = zc_tx_entry(zs);
 
-	e->cookie = cookie;
 	if (ret < 0)
 		return send_failed(zs, msg, buf, len, flags, ret, t, why);
 	e->bytes = 0;
@@ -625,7 +656,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
 	 * Acquire head: pairs with the release of head in zc_ring_reap().
 	 */
-	if (!zs->tx_direct || zs->amb_local ||
+	if (zs->tx_general ||	/* !tx_direct || amb_local */
 	    (zc && atomic_load_explicit(&zs->copied_streak,
 					memory_order_relaxed) >= zs->adapt_at) ||
 	    t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
@@ -633,12 +664,19 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	/* The next chunk first if it will be needed: no memory, no send. */
 	if (zc_tx_reserve(zs, t))
 		return send_no_chunk();
+	/*
+	 * Slot t is the send side's until tail moves past it: its cookie
+	 * now, and tail read again after the syscall, so that neither is
+	 * live across it (fewer registers saved).
+	 */
+	zc_tx_entry(zs)->cookie = cookie;
 	if (!zc) {
-		ret = direct_send(zs, msg, buf, len, flags);
+		ret = direct_send_as(zs, msg, buf, len, flags, true);
 		if (ret < 0)
 			return zc_err_lit(ret, why);
+		ZC_OPAQUE(zs);
+		t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 		e = zc_tx_entry(zs);
-		e->cookie = cookie;
 		e->bytes = (uint32_t)ret;
 		e->flags = ZC_COPIED | ZC_LIB_COPY;	/* complete now */
 		ZC_STAT_INC(&zs->tx, sends_copy);
@@ -651,13 +689,12 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	 */
 	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 			      memory_order_release);
-	ret = direct_send(zs, msg, buf, len, flags | MSG_ZEROCOPY);
+	ret = direct_send_as(zs, msg, buf, len, flags | MSG_ZEROCOPY, true);
 	if (ret <= 0)
-		return send_zc_nothing(zs, msg, buf, len, flags, cookie, why,
-				       t, ret);
-	/* Slot t is the send side's until tail moves past it. */
+		return send_zc_nothing(zs, msg, buf, len, flags, why, ret);
+	ZC_OPAQUE(zs);
+	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	e = zc_tx_entry(zs);
-	e->cookie = cookie;
 	e->bytes = (uint32_t)ret;
 	e->flags = ZC_ENT_PENDING;
 	zs->zc_next++;
@@ -881,11 +918,31 @@ completions_slow(struct zc_sock *zs, struct zc_completion *out,
 	return zc_ring_reap(zs, out, max);
 }
 
+/*
+ * zc_completions() when the oldest send waits for the kernel, the
+ * arguments checked and no rare work to do: ask the kernel, then hand
+ * out. One function a backend (the error queue's read and SCM's inline),
+ * so that each path gets its own registers and the entry point needs
+ * none: it ends in tail calls.
+ */
+#define COMPLETIONS_BLOCKED(name, collect)				\
+static __attribute__((noinline)) int					\
+name(struct zc_sock *zs, struct zc_completion *out, unsigned int max)	\
+{									\
+	int ret = collect;						\
+									\
+	if (ret <= 0)	/* 0: no news, the oldest send still waits */	\
+		return ret ? completions_read_error(ret) : 0;		\
+	return zc_ring_reap(zs, out, max);				\
+}
+COMPLETIONS_BLOCKED(completions_eq, zc_eq_read_blocked(zs))
+COMPLETIONS_BLOCKED(completions_scm, zc_scm_collect_as(zs, false, true))
+COMPLETIONS_BLOCKED(completions_ops, zs->ops->collect(zs, false))
+#undef COMPLETIONS_BLOCKED
+
 ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 			     unsigned int max)
 {
-	int ret;
-
 	/* Relaxed amb: see collect_news(). A context's member: refused. */
 	if (!zs || !out || max - 1 >= INT_MAX || zs->pending_err ||
 	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
@@ -897,15 +954,7 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 	 */
 	if (!zc_ring_blocked(zs))
 		return completions_ready(zs, out, max);
-	if (zs->ops == &zc__ops_errqueue)
-		ret = zc_eq_read(zs, false);
-	else if (zs->ops == &zc__ops_scm)
-		ret = zc_scm_collect(zs, false);
-	else
-		ret = zs->ops->collect(zs, false);
-	if (ret <= 0)	/* 0: no news, the oldest send still waits */
-		return ret ? completions_read_error(ret) : 0;
-	return zc_ring_reap(zs, out, max);
+	return zs->rx_blocked(zs, out, max);
 }
 
 /* zc_completions() for a context's reaper (ctx.c), under its lock. */
@@ -1173,6 +1222,9 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 	s.sends = s.sends_zc + s.sends_copy;
 	s.completions = s.completions_zc + s.completions_copied;
 	s.syscalls += s.errqueue_reads;
+	/* One for each send where the send is the syscall (sys.h). */
+	if (zs->tx_direct)
+		s.syscalls += s.sends;
 	memcpy(st, &s, sz < sizeof(s) ? sz : sizeof(s));
 	/* A newer caller's fields we do not know: zero, not stale. */
 	if (sz > sizeof(s))
