@@ -53,12 +53,15 @@ _Static_assert(sizeof(struct zc_info_elem) == 12, "v5 element is 12 bytes");
 #define SCM_ELEM		sizeof(struct zc_info_elem)
 #define SCM_INFO_MAX		16	/* SOCK_ZC_INFO_MAX */
 /*
- * The range ring; a power of two, >= SCM_INFO_MAX. One harvest's worth:
- * the reap side applies them on its next call, and a send asks for no
- * more than there is room for (zc_scm_want()). 64 made struct scm_priv
- * 896 bytes of each socket's.
+ * The range ring; a power of two. One harvest's worth: the reap side
+ * applies them on its next call, and a send asks for no more than there
+ * is room for (zc_scm_want()), so at most SCM_RANGES elements a cmsg
+ * where v5 allows SCM_INFO_MAX. 64 made struct scm_priv 896 bytes of each
+ * socket's; 16 made an idle scm socket ~1,100 bytes, over issue #16's
+ * 1 KiB; 8 (224 bytes) keeps it under. The kernel coalesces in-order
+ * completions, so a harvest is one or two ranges but after reordering.
  */
-#define SCM_RANGES		16
+#define SCM_RANGES		8
 #define SCM_SENTINEL		0xff	/* never a valid zerocopy byte */
 
 /*

@@ -20,6 +20,9 @@
 #include "backend_scm.h"
 #include "fake_kernel.h"
 
+/* Elements a harvest asks for with the range ring empty. */
+#define SCM_ASK	(SCM_RANGES < SCM_INFO_MAX ? SCM_RANGES : SCM_INFO_MAX)
+
 static char buf[65536];
 
 struct fixture {
@@ -99,7 +102,7 @@ static void test_harvest_in_sendmsg(void **state)
 	assert_int_equal(fk.scm_calls, 0);	/* nothing was out */
 	send_n(f->zs, 2, 1);
 	assert_int_equal(fk.scm_calls, 2);
-	assert_int_equal(fk.scm_asked[0], 16);
+	assert_int_equal(fk.scm_asked[0], SCM_ASK);
 	fk_complete(0, 1, false);
 	send_n(f->zs, 1, 3);			/* harvests [0, 1] */
 	assert_int_equal(fk.scm_taken, 1);
@@ -153,13 +156,13 @@ static void test_header_first_caller_cmsgs_follow(void **state)
 	/* The caller's msghdr and control bytes are untouched. */
 	assert_memory_equal(&m, &m_before, sizeof(m));
 	assert_memory_equal(ctrl, before, sizeof(ctrl));
-	/* The kernel saw ours first, asking for 16, then the caller's. */
+	/* The kernel saw ours first, asking for SCM_ASK, then the caller's. */
 	memcpy(&h, fk.last_ctrl, sizeof(h));
 	assert_int_equal(h.cmsg_level, SOL_SOCKET);
 	assert_int_equal(h.cmsg_type, 78);
-	assert_int_equal(h.cmsg_len, CMSG_LEN(16 * 12));
-	assert_int_equal(fk.last_ctrllen, CMSG_SPACE(16 * 12) + sizeof(ctrl));
-	assert_memory_equal(fk.last_ctrl + CMSG_SPACE(16 * 12), before,
+	assert_int_equal(h.cmsg_len, CMSG_LEN(SCM_ASK * 12));
+	assert_int_equal(fk.last_ctrllen, CMSG_SPACE(SCM_ASK * 12) + sizeof(ctrl));
+	assert_memory_equal(fk.last_ctrl + CMSG_SPACE(SCM_ASK * 12), before,
 			    sizeof(ctrl));
 	assert_int_equal(fk.last_mark, 1234);
 	/* zerocopy byte 0 = copied */
@@ -222,10 +225,10 @@ static void test_asks_within_ring_room(void **state)
 		fk_complete(i, i, false);
 	for (uint32_t i = 0; i < 100; i += 2)
 		fk_complete(i + 1, i + 1, false);
-	/* No reaping: the range ring (SCM_RANGES) fills at 16 a send. */
+	/* No reaping: the range ring fills (SCM_RANGES, at most 16 a send). */
 	send_n(f->zs, 6, 100);
 	for (unsigned int i = 0; i < fk.scm_calls; i++)
-		assert_true(fk.scm_asked[i] >= 1 && fk.scm_asked[i] <= 16);
+		assert_true(fk.scm_asked[i] >= 1 && fk.scm_asked[i] <= SCM_RANGES);
 	assert_int_equal(fk.scm_taken, SCM_RANGES);
 	assert_int_equal(fk.qlen, 100 - SCM_RANGES);	/* the rest stays */
 	calls = fk.scm_calls;
