@@ -3,9 +3,11 @@
 #
 # abi-symbols.sh SOURCE_DIR LIBRARY
 #
-# The ABI as three lists that must agree: the symbols LIBRARY (the built
-# libzcnotify.so.0) exports, the global: list of src/libzcnotify.map and
-# the functions include/zcnotify.h declares; and each has man/<name>.3.
+# The ABI as four lists that must agree: the symbols LIBRARY (the built
+# libzcnotify.so.0) exports, the global: list of src/libzcnotify.map, the
+# functions include/zcnotify.h declares and debian/libzcnotify0.symbols
+# (else dpkg-gensymbols fails the package build, late); and each has
+# man/<name>.3.
 #
 # Exit: 0 pass, 1 fail, 77 nm is missing.
 
@@ -50,6 +52,13 @@ if [ "$declared" != "$mapped" ]; then
 	fail "include/zcnotify.h declares (>) other than src/libzcnotify.map (<):" \
 	     "$(diff <(echo "$mapped") <(echo "$declared") | grep '^[<>]' | tr '\n' ' ')"
 fi
+# debian/libzcnotify0.symbols: " name@NODE version" lines.
+debsyms=$(sed -n 's/^ \(zc_[a-z_0-9]*\)@.*/\1/p' \
+	  "$src/debian/libzcnotify0.symbols" 2>/dev/null | sort -u)
+if [ "$debsyms" != "$mapped" ]; then
+	fail "debian/libzcnotify0.symbols lists (>) other than src/libzcnotify.map (<):" \
+	     "$(diff <(echo "$mapped") <(echo "$debsyms") | grep '^[<>]' | tr '\n' ' ')"
+fi
 for f in $(echo "$mapped $declared $exported" | tr ' ' '\n' | sort -u); do
 	[ -s "$src/man/$f.3" ] || fail "no man/$f.3 for $f"
 done
@@ -58,5 +67,5 @@ if [ "$fails" -ne 0 ]; then
 	echo "$fails check(s) failed" >&2
 	exit 1
 fi
-echo "ABI: $(echo "$mapped" | wc -l) functions, exported = mapped = declared, each with a man page"
+echo "ABI: $(echo "$mapped" | wc -l) functions, exported = mapped = declared = debian/libzcnotify0.symbols, each with a man page"
 exit 0
