@@ -523,21 +523,35 @@ int zc__ctx_foreign(struct zc_sock *zs, struct zc_errrec *out,
  * kernel reported whose sends we have not seen pushed yet (a send racing
  * the read)? Then their push is news that raises no event: say so to
  * zc__ctx_wake() (any), and look at tail again.
+ *
+ * A push may also land between the reap's load of tail and ours here: its
+ * send found any clear and raised nothing (zc__ctx_wake()), and the
+ * kernel's report of its id was applied already, so none will come
+ * either. Reap the member again then, unless its oldest entry waits for
+ * an id the kernel has not reported: that report queues it (route(),
+ * fwd_take(), the error queue's edge). failed: the reap ended in an
+ * error record.
  */
-static void finish_member(struct zc_ctx *ctx, struct zc_sock *zs)
+static void finish_member(struct zc_ctx *ctx, struct zc_sock *zs,
+			  bool failed)
 {
 	uint32_t h;
-	bool any;
+	bool moved;
 
 	if (!zs->ctxm.ids_report)
 		return;
 	h = atomic_load_explicit(&zs->head, memory_order_relaxed);
-	any = (zc_done_to(zs) != zs->zc_head || zs->nmarks) &&
-	      atomic_load_explicit(&zs->tail, memory_order_acquire) == h;
-	if (!any) {
+	moved = atomic_load_explicit(&zs->tail, memory_order_acquire) != h;
+	if (moved || (zc_done_to(zs) == zs->zc_head && !zs->nmarks)) {
 		if (atomic_load_explicit(&zs->ctxm.any, memory_order_relaxed))
 			atomic_store_explicit(&zs->ctxm.any, 0,
 					      memory_order_relaxed);
+		/*
+		 * Pushed since the reap, and ready: nobody else says so.
+		 * Not after an error: it would come again at once.
+		 */
+		if (moved && !failed && !zc_ring_blocked(zs))
+			q_add(ctx, zs);
 		return;
 	}
 	/*
@@ -664,7 +678,8 @@ static int ctx_reap(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 			if (got == room)
 				q_add(ctx, zs);	/* perhaps more */
 			else
-				finish_member(ctx, zs);
+				finish_member(ctx, zs, got && (out[n - 1].flags &
+							       ZC_CTX_ERROR));
 		}
 	} while (more && n < max);
 	/* Left over: keep the context's fd readable. */
