@@ -100,6 +100,26 @@ static void reap_expect(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag,
 	assert_int_equal(got, want);
 }
 
+/*
+ * Records of members tagged 0..n-1 whose cookies are tag << 8 | k, each
+ * member's k in send order (next[tag]): check a batch, count it.
+ */
+static unsigned int expect_in_order(const struct zc_ctx_completion *c, int r,
+				    struct zc_sock *const *zs, unsigned int n,
+				    unsigned int *next)
+{
+	for (int j = 0; j < r; j++) {
+		unsigned int i = (unsigned int)c[j].tag;
+
+		assert_true(i < n);
+		assert_int_equal(c[j].flags & ZC_CTX_ERROR, 0);
+		assert_ptr_equal(c[j].zs, zs[i]);
+		assert_int_equal(c[j].cookie, (uint64_t)i << 8 | next[i]);
+		next[i]++;
+	}
+	return (unsigned int)r;
+}
+
 static void test_join(void **state)
 {
 	struct zc_completion one;
@@ -308,17 +328,7 @@ static void test_many(void **state)
 		char sink[2048];
 
 		assert_true(r > 0);
-		for (int j = 0; j < r; j++) {
-			unsigned int i = (unsigned int)c[j].tag;
-
-			assert_true(i < n);
-			assert_int_equal(c[j].flags & ZC_CTX_ERROR, 0);
-			assert_ptr_equal(c[j].zs, zs[i]);
-			assert_int_equal(c[j].cookie,
-					 (uint64_t)i << 8 | next[i]);
-			next[i]++;
-			total++;
-		}
+		total += expect_in_order(c, r, zs, n, next);
 		while (recv(rx, sink, sizeof(sink), MSG_DONTWAIT) > 0)
 			;
 		if (round == 10) {
@@ -586,17 +596,7 @@ static void test_uring_fds(void **state)
 		int r = zc_ctx_wait(ctx, c, 256, 5000);
 
 		assert_true(r > 0);
-		for (int j = 0; j < r; j++) {
-			unsigned int i = (unsigned int)c[j].tag;
-
-			assert_true(i < n);
-			assert_int_equal(c[j].flags & ZC_CTX_ERROR, 0);
-			assert_ptr_equal(c[j].zs, zs[i]);
-			assert_int_equal(c[j].cookie,
-					 (uint64_t)i << 8 | next[i]);
-			next[i]++;
-			total++;
-		}
+		total += expect_in_order(c, r, zs, n, next);
 		for (unsigned int i = 0; i < n; i++)
 			drain_fd(rx[i]);
 	}
