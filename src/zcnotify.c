@@ -543,19 +543,15 @@ static __attribute__((noinline, cold)) ssize_t send_no_chunk(void)
 }
 
 /*
- * The send path, once the arguments are checked: len is the message's
- * length, flags carry no MSG_ZEROCOPY; why is the message of a failed
- * sendmsg(2). Every case; send_one() takes the common one inline.
+ * send_general()'s first half: room in the ring, the chunk of its slot,
+ * the cookie, the choice; for zero-copy, the id window opened. Returns 0
+ * with *tp (the slot) and *choice, or -errno (reported).
  */
-static __attribute__((noinline)) ssize_t
-send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-	     size_t len, int flags, uint64_t cookie, const char *why)
+static inline __attribute__((always_inline)) ssize_t
+send_begin(struct zc_sock *zs, size_t len, uint64_t cookie, uint32_t *tp,
+	   enum zc_choice *choice)
 {
-	struct zc_entry *e;
-	enum zc_choice choice;
-	bool zc;
 	uint32_t t, h;
-	ssize_t ret;
 
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	/* Acquire: pairs with the release of head in zc_ring_reap(). */
@@ -572,30 +568,41 @@ send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	 * Not full: slot t is the send side's until tail moves past it.
 	 * Fill it now: fewer values live across the syscall.
 	 */
-	e = zc_tx_entry(zs);
-	e->cookie = cookie;
+	zc_tx_entry(zs)->cookie = cookie;
 
 	if (zs->amb_local)
 		amb_poll(zs);	/* may move zc_next */
-	choice = want_zerocopy(zs, len);
-	zc = choice == ZC_CHOOSE_ZC;
-	if (zc) {
+	*choice = want_zerocopy(zs, len);
+	if (*choice == ZC_CHOOSE_ZC)
 		/*
 		 * Release: pairs with the acquire in zc_apply_range(); the
 		 * reap side may see this send's id before we push its entry.
 		 */
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 				      memory_order_release);
-		ret = backend_send(zs, msg, buf, len, flags | MSG_ZEROCOPY);
-		if (ret < 0)
+	*tp = t;
+	return 0;
+}
+
+/*
+ * send_general()'s second half: the backend's send of slot t, made as
+ * choice asked (MSG_ZEROCOPY for ZC_CHOOSE_ZC), returned ret. Returns what
+ * the call returns.
+ */
+static inline __attribute__((always_inline)) ssize_t
+send_end(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	 size_t len, int flags, uint32_t t, enum zc_choice choice,
+	 ssize_t ret, const char *why)
+{
+	struct zc_entry *e = zc_tx_entry(zs);
+	bool zc = choice == ZC_CHOOSE_ZC;
+
+	if (ret < 0) {
+		if (zc)
 			return send_failed(zs, msg, buf, len, flags, ret, t,
 					   why);
-	} else {
-		ret = backend_send(zs, msg, buf, len, flags);
-		if (ret < 0)
-			return zc_err_lit(ret, why);
+		return zc_err_lit(ret, why);
 	}
-
 	e->bytes = (uint32_t)ret;
 	if (zc && ret > 0) {
 		e->flags = ZC_ENT_PENDING;
@@ -613,6 +620,26 @@ send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	return ret;
 }
 
+/*
+ * The send path, once the arguments are checked: len is the message's
+ * length, flags carry no MSG_ZEROCOPY; why is the message of a failed
+ * sendmsg(2). Every case; send_one() takes the common one inline.
+ */
+static __attribute__((noinline)) ssize_t
+send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	     size_t len, int flags, uint64_t cookie, const char *why)
+{
+	enum zc_choice choice = ZC_CHOOSE_COPY;
+	uint32_t t = 0;
+	ssize_t ret;
+
+	ret = send_begin(zs, len, cookie, &t, &choice);
+	if (ret < 0)
+		return ret;
+	ret = backend_send(zs, msg, buf, len, choice == ZC_CHOOSE_ZC ?
+			   flags | MSG_ZEROCOPY : flags);
+	return send_end(zs, msg, buf, len, flags, t, choice, ret, why);
+}
 
 /*
  * A zero-copy send of send_one() that sent nothing: ret is 0 (nothing
@@ -709,36 +736,118 @@ static int bad_flags(const char *fn, int flags)
 		      flags & ~ZC_SEND_FLAGS);
 }
 
+enum msg_fault { MSG_NO_IOV, MSG_IOV_MAX, MSG_CONTROLLEN, MSG_FLAGS,
+		 MSG_OVERFLOW };
+
+/* What msg_check() found wrong, reported for fn. */
+static __attribute__((noinline, cold)) int
+msg_bad(const char *fn, enum msg_fault f, int flags)
+{
+	switch (f) {
+	case MSG_NO_IOV:
+		return zc__err(-EINVAL, "%s: msg_iov is NULL", fn);
+	case MSG_IOV_MAX:
+		return zc__err(-EMSGSIZE, "%s: msg_iovlen is larger than "
+			      "IOV_MAX (1024)", fn);
+	case MSG_CONTROLLEN:
+		return zc__err(-EINVAL, "%s: msg_controllen is larger than "
+			      "INT_MAX", fn);
+	case MSG_FLAGS:
+		return bad_flags(fn, flags);
+	default:
+		return zc__err(-EINVAL, "%s: iovec lengths overflow", fn);
+	}
+}
+
+/*
+ * A message and flags as sendmsg(2) would take them; *len its length.
+ * Returns 0 or -errno (reported, for fn).
+ */
+static inline __attribute__((always_inline)) int
+msg_check(const char *fn, const struct msghdr *msg, int flags, size_t *lenp)
+{
+	size_t len = 0;
+
+	if (msg->msg_iovlen && !msg->msg_iov)
+		return msg_bad(fn, MSG_NO_IOV, flags);
+	/* sendmsg(2)'s answer, before we walk an array it would refuse. */
+	if (msg->msg_iovlen > IOV_MAX)
+		return msg_bad(fn, MSG_IOV_MAX, flags);
+	/* The kernel takes at most INT_MAX; the SCM backend adds its own
+	 * cmsg to the length, which must not wrap. */
+	if (msg->msg_control && msg->msg_controllen > INT_MAX)
+		return msg_bad(fn, MSG_CONTROLLEN, flags);
+	if (flags & ~ZC_SEND_FLAGS)
+		return msg_bad(fn, MSG_FLAGS, flags);
+	for (size_t i = 0; i < msg->msg_iovlen; i++) {
+		if (msg->msg_iov[i].iov_len > SIZE_MAX - len)
+			return msg_bad(fn, MSG_OVERFLOW, flags);
+		len += msg->msg_iov[i].iov_len;
+	}
+	*lenp = len;
+	return 0;
+}
+
 ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 			     int flags, uint64_t cookie)
 {
 	size_t len = 0;
+	int r;
 
 	if (!zs || !msg)
 		return zc_err_lit(-EINVAL, "zc_sendmsg: zs or msg is NULL");
-	if (msg->msg_iovlen && !msg->msg_iov)
-		return zc_err_lit(-EINVAL, "zc_sendmsg: msg_iov is NULL");
-	/* sendmsg(2)'s answer, before we walk an array it would refuse. */
-	if (msg->msg_iovlen > IOV_MAX)
-		return zc_err_lit(-EMSGSIZE, "zc_sendmsg: msg_iovlen is larger "
-				  "than IOV_MAX (1024)");
-	/* The kernel takes at most INT_MAX; the SCM backend adds its own
-	 * cmsg to the length, which must not wrap. */
-	if (msg->msg_control && msg->msg_controllen > INT_MAX)
-		return zc_err_lit(-EINVAL, "zc_sendmsg: msg_controllen is "
-				  "larger than INT_MAX");
-	if (flags & ~ZC_SEND_FLAGS)
-		return bad_flags("zc_sendmsg", flags);
-	for (size_t i = 0; i < msg->msg_iovlen; i++) {
-		if (msg->msg_iov[i].iov_len > SIZE_MAX - len)
-			return zc_err_lit(-EINVAL, "zc_sendmsg: iovec lengths "
-					  "overflow");
-		len += msg->msg_iov[i].iov_len;
-	}
-
+	if ((r = msg_check("zc_sendmsg", msg, flags, &len)))
+		return r;
 	return send_one(zs, msg, NULL, len, flags & ~MSG_ZEROCOPY, cookie,
 			"zc_sendmsg: sendmsg(2) failed; nothing was sent, no "
 			"completion will come");
+}
+
+#define CTX_SEND_WHY	"zc_ctx_sendmmsg: the send failed; nothing was " \
+			"sent, no completion will come"
+
+/*
+ * zc_ctx_sendmmsg()'s send of a uring member, in two halves around the
+ * batch's io_uring_enter(). The first: the send made now (a copy, or an
+ * error), returning what the call returns with *queued false; or the
+ * zero-copy send for the caller to submit (flags in h), 0 and *queued.
+ * Non-blocking: MSG_DONTWAIT is added.
+ */
+ssize_t zc__send_start(struct zc_sock *zs, const struct msghdr *msg,
+		       int flags, uint64_t cookie, struct zc_send_half *h,
+		       bool *queued)
+{
+	enum zc_choice choice = ZC_CHOOSE_COPY;
+	size_t len = 0;
+	uint32_t t = 0;
+	ssize_t ret;
+
+	*queued = false;
+	if (!msg)
+		return zc_err_lit(-EINVAL, "zc_ctx_sendmmsg: msg is NULL");
+	if ((ret = msg_check("zc_ctx_sendmmsg", msg, flags, &len)))
+		return ret;
+	flags = (flags & ~MSG_ZEROCOPY) | MSG_DONTWAIT;
+	ret = send_begin(zs, len, cookie, &t, &choice);
+	if (ret < 0)
+		return ret;
+	if (choice == ZC_CHOOSE_ZC) {
+		*h = (struct zc_send_half){ .msg = msg, .len = len,
+					    .flags = flags, .slot = t };
+		*queued = true;
+		return 0;
+	}
+	ret = backend_send(zs, msg, NULL, len, flags);
+	return send_end(zs, msg, NULL, len, flags, t, choice, ret,
+			CTX_SEND_WHY);
+}
+
+/* The second half: the zero-copy send of h returned ret. */
+ssize_t zc__send_finish(struct zc_sock *zs, const struct zc_send_half *h,
+			ssize_t ret)
+{
+	return send_end(zs, h->msg, NULL, h->len, h->flags, h->slot,
+			ZC_CHOOSE_ZC, ret, CTX_SEND_WHY);
 }
 
 /* Which of zc_send()'s arguments is wrong. */
