@@ -77,6 +77,20 @@ bool zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due);
 int zc__uring_register(struct zc_uring_shared **sh, int efd,
 		       const struct iovec *iov, unsigned int n);
 void zc__uring_shared_free(struct zc_uring_shared *sh);
+/*
+ * Zero-copy sends of members of one context's ring, submitted with one
+ * io_uring_enter(): each v[i].zs at most once, n <= ZC_URING_BATCH;
+ * flags as for the syscall (MSG_DONTWAIT, no MSG_ZEROCOPY). Fills each
+ * res: bytes sent or -errno (nothing sent).
+ */
+#define ZC_URING_BATCH	64u
+struct zc_uring_send {
+	struct zc_sock *zs;
+	const struct msghdr *msg;
+	int flags;
+	ssize_t res;
+};
+void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n);
 #endif
 
 #pragma GCC visibility pop

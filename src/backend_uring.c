@@ -865,11 +865,14 @@ static void uring_teardown(struct zc_sock *zs)
 #define URING_CTX_BATCH		256u	/* CQEs per hold of the lock (reaper) */
 #define URING_CTX_ROUNDS	8	/* holds per zc__uring_reap() */
 #define URING_DEL_WAIT_MS	2000	/* zc_ctx_del(): notifications to come */
+/* A batch (zc__uring_send_batch()), a send, its cancel, no-ops left over. */
+#define URING_CTX_SQ		(2 * ZC_URING_BATCH)
 
 struct uring_slot {
 	struct zc_sock *zs;	/* NULL: free, or its member left */
 	uint32_t out;		/* its notification CQEs still to come */
 	uint32_t next_free;	/* free list; UINT32_MAX: the end */
+	uint32_t bidx;		/* its send in the batch (sh->bops) + 1, or 0 */
 	bool used;		/* taken (by a member, or its late CQEs) */
 };
 
@@ -881,6 +884,7 @@ struct zc_uring_shared {
 	uint32_t nslots, slot_cap, free_slot;
 	uint32_t ftail_w;		/* the next forward ring entry to write */
 	zc_due_fn *due;			/* the reaper's, set by each of its calls */
+	struct uring_op *bops;		/* the batch being sent, or NULL */
 	bool ring_ok;
 	bool lock_ok;
 	/* Registered buffers (zc_ctx_register_buffers()), by address. */
@@ -1079,6 +1083,20 @@ static void route(struct zc_uring_shared *sh, uint32_t s, uint32_t id,
 	atomic_fetch_sub_explicit(&sh->out, 1, memory_order_relaxed);
 }
 
+/* A CQE of a send in progress: its result, or its notification. */
+static inline void op_cqe(const struct zc_uring_shared *sh,
+			  struct uring_op *op, const struct io_uring_cqe *cqe)
+{
+	if (cqe->flags & IORING_CQE_F_NOTIF) {
+		op->notif = true;
+		op->notif_copied = sh_copied(sh, cqe);
+	} else {
+		op->have_res = true;
+		op->res = cqe->res;
+		op->more = cqe->flags & IORING_CQE_F_MORE;
+	}
+}
+
 /*
  * Lock holder: read up to max CQEs. op: the holder's send in progress, or
  * NULL: the reaper, which applies what it reads.
@@ -1094,19 +1112,18 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 		uint32_t hi = (uint32_t)(ud >> 32);
 
 		if (op && ud == op->ud) {
-			if (cqe->flags & IORING_CQE_F_NOTIF) {
-				op->notif = true;
-				op->notif_copied = sh_copied(sh, cqe);
-			} else {
-				op->have_res = true;
-				op->res = cqe->res;
-				op->more = cqe->flags & IORING_CQE_F_MORE;
-			}
+			op_cqe(sh, op, cqe);
 		} else if (hi >= URING_SLOT0) {
+			uint32_t s = hi - URING_SLOT0;
+			struct uring_op *b;
+
+			if (sh->bops && s < sh->nslots && sh->slots[s].bidx &&
+			    (b = &sh->bops[sh->slots[s].bidx - 1])->ud == ud)
+				op_cqe(sh, b, cqe);
 			/* A result no send waits for cannot happen. */
-			if (cqe->flags & IORING_CQE_F_NOTIF)
-				route(sh, hi - URING_SLOT0, (uint32_t)ud,
-				      sh_copied(sh, cqe), !op);
+			else if (cqe->flags & IORING_CQE_F_NOTIF)
+				route(sh, s, (uint32_t)ud, sh_copied(sh, cqe),
+				      !op);
 		} else if (op && ud == URING_UD_CANCEL) {
 			op->cancel_out = false;
 		}
@@ -1189,18 +1206,13 @@ static const struct uring_buf *buf_find(const struct zc_uring_shared *sh,
 	return &sh->bufs[lo];
 }
 
-/* send_one(), on the shared ring (the lock held). */
-static int sh_send_one(struct zc_sock *zs, struct uring_member *m,
-		       struct uring_op *op, const struct msghdr *msg, int flags)
+/* Lock holder: sqe, the zero-copy send of msg on member zs, user_data ud. */
+static void sh_prep(const struct zc_uring_shared *sh, struct io_uring_sqe *sqe,
+		    const struct zc_sock *zs, const struct msghdr *msg,
+		    int flags, uint64_t ud)
 {
-	struct zc_uring_shared *sh = m->sh;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->ring);
 	const struct iovec *iov = msg->msg_iov;
-	bool checked = false;
-	int r;
 
-	if (!sqe)	/* cannot happen: each send empties the SQ */
-		return -EBUSY;
 	if (msg->msg_iovlen == 1 && !msg->msg_name && !msg->msg_controllen &&
 	    iov->iov_len <= INT32_MAX) {
 		const struct uring_buf *b = sh->nbufs ? buf_find(sh, iov) : NULL;
@@ -1217,7 +1229,21 @@ static int sh_send_one(struct zc_sock *zs, struct uring_member *m,
 		sqe->opcode = IORING_OP_SENDMSG_ZC;
 		sqe->ioprio = (__u16)sh->zc_flags;
 	}
-	sqe->user_data = op->ud;
+	sqe->user_data = ud;
+}
+
+/* send_one(), on the shared ring (the lock held). */
+static int sh_send_one(struct zc_sock *zs, struct uring_member *m,
+		       struct uring_op *op, const struct msghdr *msg, int flags)
+{
+	struct zc_uring_shared *sh = m->sh;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&sh->ring);
+	bool checked = false;
+	int r;
+
+	if (!sqe)	/* cannot happen: each send empties the SQ */
+		return -EBUSY;
+	sh_prep(sh, sqe, zs, msg, flags, op->ud);
 	r = sh_submit(zs, sh, op, sqe);
 	if (r < 0)
 		return r;
@@ -1272,6 +1298,19 @@ static void sh_give(struct zc_sock *zs, struct zc_uring_shared *sh,
 		sh_wake(zs, sh);
 }
 
+/* Lock holder: the send op of member slot took its id: count it. */
+static void sh_sent(struct zc_uring_shared *sh, uint32_t slot,
+		    const struct uring_op *op)
+{
+	/* Counted before the reaper can see it (fwd_take()). */
+	atomic_fetch_add_explicit(&sh->out, 1, memory_order_relaxed);
+	if (!op->more || op->notif)	/* complete now */
+		fwd_push(sh, slot, (uint32_t)op->ud,
+			 op->more ? op->notif_copied : true);
+	else				/* its notification to come */
+		sh->slots[slot].out++;
+}
+
 static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
 			   const struct msghdr *msg, int flags)
 {
@@ -1309,20 +1348,125 @@ static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
 			break;
 		added = zs->type == SOCK_STREAM ? MSG_WAITALL : 0;
 	}
-	if (ret > 0) {
-		/* Counted before the reaper can see it (fwd_take()). */
-		atomic_fetch_add_explicit(&sh->out, 1, memory_order_relaxed);
-		if (!op.more || op.notif)	/* complete now */
-			fwd_push(sh, m->slot, (uint32_t)op.ud,
-				 op.more ? op.notif_copied : true);
-		else				/* its notification to come */
-			sh->slots[m->slot].out++;
-	}
+	if (ret > 0)
+		sh_sent(sh, m->slot, &op);
 	if (ret == -ENOMEM)
 		ret = -ENOBUFS;		/* see uring_send() */
 	op.ud = URING_UD_NONE;
 	sh_give(zs, sh, &op);
 	return ret;
+}
+
+/*
+ * Submit what the batch put in the SQ after pre entries of others; what
+ * the kernel did not take becomes a no-op (as in sh_submit()) and fails
+ * with the submit's error.
+ */
+static void batch_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
+			 struct uring_op *none, struct uring_op *ops,
+			 struct io_uring_sqe **sqes, unsigned int n)
+{
+	unsigned int left;
+	int r, tries = 0;
+
+	for (;;) {
+		r = io_uring_submit(&sh->ring);
+		ZC_STAT_INC(&zs->tx, syscalls);
+		if (r == -EINTR)
+			continue;
+		if ((r != -EBUSY && r != -EAGAIN) || ++tries > URING_TRIES)
+			break;
+		sh_drain(sh, none, UINT32_MAX);
+		io_uring_get_events(&sh->ring);
+		ZC_STAT_INC(&zs->tx, syscalls);
+		if (tries > 1) {
+			sched_yield();
+			ZC_STAT_INC(&zs->tx, syscalls);
+		}
+	}
+	/* The kernel takes the SQ in order: ours last, the last not taken. */
+	left = io_uring_sq_ready(&sh->ring);
+	for (unsigned int i = n; i-- > 0 && left;) {
+		if (!sqes[i])
+			continue;
+		io_uring_prep_nop(sqes[i]);
+		sqes[i]->user_data = URING_UD_IGNORE;
+		sqes[i] = NULL;
+		ops[i].have_res = true;
+		ops[i].res = r < 0 ? r : -EAGAIN;
+		left--;
+	}
+}
+
+void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
+{
+	struct uring_member *m0 = v[0].zs->backend_priv;
+	struct zc_uring_shared *sh = m0->sh;
+	struct uring_op ops[ZC_URING_BATCH], none = { .ud = URING_UD_NONE };
+	struct io_uring_sqe *sqes[ZC_URING_BATCH];
+	unsigned int i, k = 0, w = 0;
+	uint32_t out;
+	int r;
+
+	if (!sh) {	/* not in the context (cannot happen) */
+		for (i = 0; i < n; i++)
+			v[i].res = -ENOBUFS;
+		return;
+	}
+	pthread_mutex_lock(&sh->lock);
+	out = atomic_load_explicit(&sh->out, memory_order_relaxed);
+	for (i = 0; i < n; i++) {
+		struct zc_sock *zs = v[i].zs;
+		struct uring_member *m = zs->backend_priv;
+
+		ops[i] = (struct uring_op){ .ud = m_ud(m->slot, zs->zc_next) };
+		sqes[i] = NULL;
+		/*
+		 * No room in the CQ for its notification and, this once, its
+		 * result beside the batch's others: the core copies.
+		 */
+		if (m->sh != sh || out + 2 * k + 2 > sh->cap ||
+		    !(sqes[i] = io_uring_get_sqe(&sh->ring))) {
+			ops[i].have_res = true;
+			ops[i].res = -ENOBUFS;
+			continue;
+		}
+		sh_prep(sh, sqes[i], zs, v[i].msg, v[i].flags, ops[i].ud);
+		sh->slots[m->slot].bidx = i + 1;
+		k++;
+	}
+	sh->bops = ops;
+	if (k)
+		batch_submit(v[0].zs, sh, &none, ops, sqes, n);
+	for (;;) {
+		sh_drain(sh, &none, UINT32_MAX);
+		while (w < n && (!sqes[w] || op_done(&ops[w])))
+			w++;
+		if (w == n)
+			break;
+		/* As in sh_send_one(): what we forwarded must not wait. */
+		if (fwd_publish(sh))
+			sh_wake(v[0].zs, sh);
+		r = io_uring_wait_cqe(&sh->ring,
+				      &(struct io_uring_cqe *){ NULL });
+		ZC_STAT_INC(&v[0].zs->tx, syscalls);
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME) {
+			sched_yield();
+			ZC_STAT_INC(&v[0].zs->tx, syscalls);
+		}
+	}
+	sh->bops = NULL;
+	for (i = 0; i < n; i++) {
+		struct uring_member *m = v[i].zs->backend_priv;
+
+		if (m->sh == sh)
+			sh->slots[m->slot].bidx = 0;
+		if (ops[i].res > 0)
+			sh_sent(sh, m->slot, &ops[i]);
+		/* As in uring_send(). */
+		v[i].res = ops[i].res == -ENOMEM ? -ENOBUFS : ops[i].res;
+	}
+	sh_give(v[0].zs, sh, &none);
 }
 
 static void sh_free(struct zc_uring_shared *sh)
@@ -1380,7 +1524,10 @@ static int sh_new(struct zc_uring_shared **out, int efd)
 	memset(sh, 0, sizeof(*sh));
 	sh->free_slot = UINT32_MAX;
 	sh->efd = efd;
-	r = io_uring_queue_init_params(URING_SQ, &sh->ring, &par);
+	/* The kernel wants a CQ no smaller than the SQ. */
+	r = io_uring_queue_init_params(par.cq_entries / 2 < URING_CTX_SQ ?
+				       par.cq_entries / 2 : URING_CTX_SQ,
+				       &sh->ring, &par);
 	if (r < 0) {
 		sh_free(sh);
 		if (r == -ENOSYS || r == -EPERM || r == -EINVAL)
