@@ -234,6 +234,26 @@ int zc_ctx_wait(struct zc_ctx *ctx, struct zc_ctx_completion *out,
  */
 int zc_ctx_del(struct zc_ctx *ctx, struct zc_sock *zs);
 
+/* One send of zc_ctx_sendmmsg(). Since 0.2. */
+struct zc_ctx_send {
+	struct zc_sock *zs;		/* a member of the context */
+	const struct msghdr *msg;	/* as for zc_sendmsg() */
+	uint64_t cookie;		/* as for zc_sendmsg() */
+	int      flags;			/* as for zc_sendmsg(); MSG_DONTWAIT
+					 * is implied */
+	ssize_t  result;		/* set: what zc_sendmsg() would return */
+};
+
+/*
+ * Make the n sends of v without blocking, each as zc_sendmsg() with
+ * MSG_DONTWAIT would, its result in v[i].result: the zero-copy sends of
+ * uring members go to the context's ring together, many per
+ * io_uring_enter(2); a socket's sends go in the order of v. Returns the
+ * number of sends whose result is >= 0, or -EINVAL. Since 0.2.
+ */
+int zc_ctx_sendmmsg(struct zc_ctx *ctx, struct zc_ctx_send *v,
+		    unsigned int n);
+
 /*
  * Register n buffers (iov) with the context's io_uring, in place of any
  * registered before (n 0: none). A send of a uring member from one

@@ -706,6 +706,106 @@ ZC_EXPORT int zc_ctx_completions(struct zc_ctx *ctx,
 	return n;
 }
 
+#ifdef ZC_HAVE_URING
+/* zc_ctx_sendmmsg()'s sends on the shared ring, not yet submitted. */
+struct ctx_batch {
+	unsigned int n;
+	struct zc_uring_send send[ZC_URING_BATCH];
+	struct zc_send_half half[ZC_URING_BATCH];
+	struct zc_ctx_send *v[ZC_URING_BATCH];
+};
+
+/* One io_uring_enter() for the batch, then each send's second half. */
+static void batch_flush(struct ctx_batch *b)
+{
+	if (!b->n)
+		return;
+	zc__uring_send_batch(b->send, b->n);
+	for (unsigned int i = 0; i < b->n; i++) {
+		struct zc_sock *zs = b->send[i].zs;
+
+		b->v[i]->result = zc__send_finish(zs, &b->half[i],
+						  b->send[i].res);
+		zs->tx_batched = false;
+	}
+	b->n = 0;
+}
+#endif
+
+/*
+ * The send of s: on the shared ring, a uring member's zero-copy send
+ * joins the batch (a socket already there flushes it first: its sends go
+ * in order, one at a time); any other send is made now.
+ */
+static void ctx_send(struct zc_ctx *ctx, struct zc_ctx_send *s, unsigned int i,
+		     void *batch)
+{
+	struct zc_sock *zs = s->zs;
+
+	if (!zs || zs->ctx != ctx) {
+		s->result = zc__err(-EINVAL, "zc_ctx_sendmmsg: entry %u: zs %s",
+				    i, zs ? "is not a member of ctx" :
+				    "is NULL");
+		return;
+	}
+#ifdef ZC_HAVE_URING
+	if (zs->ops == &zc__ops_uring_member) {
+		struct ctx_batch *b = batch;
+		bool queued;
+		ssize_t r;
+
+		if (zs->tx_batched)
+			batch_flush(b);
+		r = zc__send_start(zs, s->msg, s->flags, s->cookie,
+				   &b->half[b->n], &queued);
+		if (!queued) {
+			s->result = r;
+			return;
+		}
+		zs->tx_batched = true;
+		b->send[b->n] = (struct zc_uring_send){
+			.zs = zs, .msg = s->msg, .flags = b->half[b->n].flags,
+		};
+		b->v[b->n++] = s;
+		if (b->n == ZC_URING_BATCH)
+			batch_flush(b);
+		return;
+	}
+#else
+	(void)batch;
+#endif
+	s->result = s->msg ?
+		zc_sendmsg(zs, s->msg, s->flags | MSG_DONTWAIT, s->cookie) :
+		zc__err(-EINVAL, "zc_ctx_sendmmsg: entry %u: msg is NULL", i);
+}
+
+ZC_EXPORT int zc_ctx_sendmmsg(struct zc_ctx *ctx, struct zc_ctx_send *v,
+			      unsigned int n)
+{
+#ifdef ZC_HAVE_URING
+	struct ctx_batch b;
+#else
+	char b;
+#endif
+	unsigned int ok = 0;
+
+	if (!ctx || (!v && n))
+		return zc__err(-EINVAL, "zc_ctx_sendmmsg: ctx or v is NULL");
+	if (n > INT_MAX)
+		n = INT_MAX;
+#ifdef ZC_HAVE_URING
+	b.n = 0;
+#endif
+	for (unsigned int i = 0; i < n; i++)
+		ctx_send(ctx, &v[i], i, &b);
+#ifdef ZC_HAVE_URING
+	batch_flush(&b);
+#endif
+	for (unsigned int i = 0; i < n; i++)
+		ok += v[i].result >= 0;
+	return (int)ok;
+}
+
 static int64_t ctx_now_ms(void)
 {
 	struct timespec ts;

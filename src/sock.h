@@ -158,6 +158,8 @@ struct zc_sock {
 	bool amb_local;			/* a failed send's id is unsettled */
 	/* !tx_direct || amb_local: send_one() takes send_general(). */
 	bool tx_general;
+	/* Its zero-copy send waits in zc_ctx_sendmmsg()'s batch (ctx.c). */
+	bool tx_batched;
 	/*
 	 * A failed UDP zero-copy send that may have used up its id: its ring
 	 * entry is in slot amb_slot (PENDING on that id). Send side sets

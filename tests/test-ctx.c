@@ -11,6 +11,10 @@
  *   many       2000 UDP sockets (fewer if RLIMIT_NOFILE says so), sends in
  *              flight on each, some copied: every cookie exactly once, each
  *              socket's in send order; then closed with sends in flight
+ *   sendmmsg   zc_ctx_sendmmsg(): bad arguments and entries, then rounds
+ *              of sends on TCP and UDP members, some sockets twice a
+ *              round: bytes at the peers in order, cookies once; on the
+ *              context's ring, a round in a few syscalls
  *   threads    one thread sends on members, one reaps through the
  *              context, one opens, sends on and closes members of its own
  *              while the reaper reaps (run it under TSan too)
@@ -22,8 +26,8 @@
  *              are copied, and all complete once
  *   uring-fixed zc_ctx_register_buffers(): sends inside, outside and
  *              across registered buffers, the bytes checked at the peer
- *   uring-threads three senders on uring members of their own, one reaper
- *              (run it under TSan too)
+ *   uring-threads three senders on uring members of their own (one with
+ *              zc_ctx_sendmmsg()), one reaper (run it under TSan too)
  *
  * Usage: test-ctx [join|leave|ready|many|threads|uring-*]... (none: all
  * but threads and uring-*). ZCNOTIFY_BACKEND applies, as everywhere.
@@ -771,17 +775,32 @@ static void test_uring_full(void **state)
 		assert_int_equal(open_uring(tx[i], ctx, (uint64_t)i, &zs[i]),
 				 0);
 	}
-	/* The peers do not read: the notifications stay out. */
-	for (unsigned int k = 0; k < 150; k++)
-		for (int i = 0; i < 2; i++) {
-			ssize_t r = zc_send(zs[i], big_payload, UF_LEN, 0,
-					    sent[i]);
+	/*
+	 * The peers do not read: the notifications stay out. Every other
+	 * round both sends go in one zc_ctx_sendmmsg() (one io_uring_enter()
+	 * for the two), which must leave room for their results too.
+	 */
+	for (unsigned int k = 0; k < 150; k++) {
+		struct iovec iov = { big_payload, UF_LEN };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+		struct zc_ctx_send v[2];
 
-			if (r == -EAGAIN)
+		for (int i = 0; i < 2; i++)
+			v[i] = (struct zc_ctx_send){ .zs = zs[i], .msg = &msg,
+						     .cookie = sent[i] };
+		if (k % 2)
+			assert_true(zc_ctx_sendmmsg(ctx, v, 2) >= 0);
+		else
+			for (int i = 0; i < 2; i++)
+				v[i].result = zc_send(zs[i], big_payload,
+						      UF_LEN, 0, sent[i]);
+		for (int i = 0; i < 2; i++) {
+			if (v[i].result == -EAGAIN)
 				continue;
-			assert_int_equal(r, UF_LEN);
+			assert_int_equal(v[i].result, UF_LEN);
 			sent[i]++;
 		}
+	}
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(zc_get_stats(zs[i], &st), 0);
 		copied += (unsigned int)st.enobufs_fallback;
@@ -946,17 +965,61 @@ static void test_uring_fixed(void **state)
 #define UT_SENDS	(ZC_HAS_TSAN ? 500 : 5000)	/* per socket */
 
 struct ut_sender {
+	struct zc_ctx *batch;		/* zc_ctx_sendmmsg() on it, or NULL */
 	struct zc_sock *zs[UT_SOCKS];
 	_Atomic uint64_t inflight[UT_SOCKS];
 	unsigned int base;
 	_Atomic int failed, done;
 };
 
+/* Send k on each socket, all of them in zc_ctx_sendmmsg() calls. */
+static bool ut_send_batch(struct ut_sender *s, unsigned int k)
+{
+	struct iovec iov = { payload, k % 5 ? 1400 : 100 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	bool done[UT_SOCKS] = { false };
+	unsigned int left = UT_SOCKS;
+
+	while (left) {
+		struct zc_ctx_send v[UT_SOCKS];
+		unsigned int n = 0;
+
+		for (unsigned int i = 0; i < UT_SOCKS; i++)
+			if (!done[i] && atomic_load(&s->inflight[i]) < 64)
+				v[n++] = (struct zc_ctx_send){
+					.zs = s->zs[i], .msg = &msg,
+					.cookie = (uint64_t)(s->base + i) << 32 | k,
+				};
+		if (!n || zc_ctx_sendmmsg(s->batch, v, n) < (int)n)
+			sched_yield();
+		for (unsigned int j = 0; j < n; j++) {
+			unsigned int i = (unsigned int)(v[j].cookie >> 32) -
+					 s->base;
+
+			if (v[j].result == -ENOBUFS || v[j].result == -EAGAIN)
+				continue;
+			if (v[j].result < 0) {
+				fprintf(stderr, "sendmmsg: %zd\n", v[j].result);
+				return false;
+			}
+			atomic_fetch_add(&s->inflight[i], 1);
+			done[i] = true;
+			left--;
+		}
+	}
+	return true;
+}
+
 static void *ut_send(void *arg)
 {
 	struct ut_sender *s = arg;
 
-	for (unsigned int k = 0; k < UT_SENDS; k++)
+	for (unsigned int k = 0; s->batch && k < UT_SENDS; k++)
+		if (!ut_send_batch(s, k)) {
+			atomic_store(&s->failed, 1);
+			return NULL;
+		}
+	for (unsigned int k = 0; !s->batch && k < UT_SENDS; k++)
 		for (unsigned int i = 0; i < UT_SOCKS; i++) {
 			ssize_t r;
 
@@ -1000,6 +1063,8 @@ static void test_uring_threads(void **state)
 	for (unsigned int t = 0; t < UT_SENDERS; t++) {
 		memset(&snd[t], 0, sizeof(snd[t]));
 		snd[t].base = t * UT_SOCKS;
+		/* The first sender sends with zc_ctx_sendmmsg(). */
+		snd[t].batch = t ? NULL : ctx;
 		for (unsigned int i = 0; i < UT_SOCKS; i++) {
 			unsigned int g = t * UT_SOCKS + i;
 
@@ -1069,6 +1134,215 @@ static void test_uring_threads(void **state)
 	close(rx);
 }
 
+
+/*
+ * zc_ctx_sendmmsg(): bad arguments; bad entries among good ones, each
+ * -EINVAL without stopping the rest; then rounds over TCP and UDP members,
+ * every socket once and some twice a round (a socket's second send waits
+ * for its first): each accepted byte at its peer in send order, every
+ * accepted cookie completes once, in each socket's order, and a refused
+ * one never. On the context's ring (uring), a round's sends share
+ * io_uring_enter() calls: counted.
+ */
+#define SM_TCP		6
+#define SM_N		(2 * SM_TCP)		/* then as many UDP */
+#define SM_ROUNDS	80
+#define SM_LEN		6000
+#define SM_PAT		(64 * 1024)
+
+static unsigned char sm_pat[SM_PAT];
+
+/* The bytes at rx: TCP, a stream; UDP, datagrams of SM_LEN or fewer. */
+static void sm_drain(int rx, uint32_t *hash, uint64_t *got)
+{
+	unsigned char buf[65536];
+	ssize_t n;
+
+	while ((n = recv(rx, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		for (ssize_t j = 0; j < n; j++)
+			*hash = *hash * 31 + buf[j];
+		*got += (uint64_t)n;
+	}
+}
+
+static void test_sendmmsg(void **state)
+{
+	struct zc_ctx *ctx, *other;
+	struct zc_sock *zs[SM_N], *stranger;
+	struct zc_ctx_send v[SM_N + SM_N / 3 + 4];
+	struct zc_ctx_completion c[64];
+	struct iovec iov[SM_N + SM_N / 3];
+	struct msghdr msg[SM_N + SM_N / 3];
+	static uint64_t expect[SM_N][2 * SM_ROUNDS];
+	unsigned int nexp[SM_N] = { 0 }, next[SM_N] = { 0 };
+	uint32_t htx[SM_N] = { 0 }, hrx[SM_N] = { 0 };
+	uint64_t want[SM_N] = { 0 }, got[SM_N] = { 0 }, cookie = 0;
+	unsigned int eagain = 0, rounds_batched = 0, pending;
+	int tx[SM_N], rx[SM_N], ftx, frx, big = 4 << 20;
+	bool ring;
+
+	(void)state;
+	for (size_t i = 0; i < SM_PAT; i++)
+		sm_pat[i] = (unsigned char)(i * 7 + i / 253);
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	assert_int_equal(zc_ctx_new(NULL, &other), 0);
+	/* Bad arguments: the call fails, says why. */
+	assert_int_equal(zc_ctx_sendmmsg(NULL, v, 1), -EINVAL);
+	assert_int_equal(zc_ctx_sendmmsg(ctx, NULL, 1), -EINVAL);
+	assert_non_null(strstr(zc_last_error(), "zc_ctx_sendmmsg"));
+	assert_int_equal(zc_ctx_sendmmsg(ctx, NULL, 0), 0);
+	for (int i = 0; i < SM_N; i++) {
+		bool tcp = i < SM_TCP;
+
+		assert_int_equal(loopback_pair(i % 2 ? AF_INET6 : AF_INET,
+					       tcp ? SOCK_STREAM : SOCK_DGRAM,
+					       &tx[i], &rx[i], NULL, NULL), 0);
+		setsockopt(rx[i], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+		assert_int_equal(open_member(tx[i], ctx, (uint64_t)i, 0,
+					     &zs[i]), 0);
+	}
+	ring = zc_backend(zs[0]) == ZC_BACKEND_URING;
+	assert_int_equal(loopback_pair(AF_INET, SOCK_DGRAM, &ftx, &frx, NULL,
+				       NULL), 0);
+	assert_int_equal(open_member(ftx, other, 99, 0, &stranger), 0);
+
+	for (unsigned int r = 0; r < SM_ROUNDS; r++) {
+		uint64_t sys0 = 0, sys1 = 0;
+		unsigned int n = 0, m = 0, bad = 0;
+		int ok;
+
+		/* Every socket once, then every third again. */
+		for (int k = 0; k < SM_N + SM_N / 3; k++) {
+			int i = k < SM_N ? k : 3 * (k - SM_N);
+			size_t off = ((size_t)r * 4099 + (size_t)k * 577) %
+				     (SM_PAT - SM_LEN);
+
+			iov[m] = (struct iovec){ sm_pat + off, SM_LEN };
+			msg[m] = (struct msghdr){ .msg_iov = &iov[m],
+						  .msg_iovlen = 1 };
+			v[n++] = (struct zc_ctx_send){
+				.zs = zs[i], .msg = &msg[m++],
+				.cookie = cookie++, .result = 12345,
+			};
+			/* Bad entries in the middle, the first round. */
+			if (r == 0 && k == 4) {
+				v[n++] = (struct zc_ctx_send){ .zs = NULL,
+					.msg = &msg[0], .result = 12345 };
+				v[n++] = (struct zc_ctx_send){ .zs = stranger,
+					.msg = &msg[0], .result = 12345 };
+				v[n++] = (struct zc_ctx_send){ .zs = zs[1],
+					.msg = NULL, .result = 12345 };
+				v[n++] = (struct zc_ctx_send){ .zs = zs[2],
+					.msg = &msg[0], .flags = MSG_OOB,
+					.result = 12345 };
+				bad = 4;
+			}
+		}
+		for (int i = 0; i < SM_N; i++) {
+			struct zc_stats st = { .sz = sizeof(st) };
+
+			assert_int_equal(zc_get_stats(zs[i], &st), 0);
+			sys0 += st.syscalls;
+		}
+		ok = zc_ctx_sendmmsg(ctx, v, n);
+		assert_true(ok >= 0);
+		for (int i = 0; i < SM_N; i++) {
+			struct zc_stats st = { .sz = sizeof(st) };
+
+			assert_int_equal(zc_get_stats(zs[i], &st), 0);
+			sys1 += st.syscalls;
+		}
+		for (unsigned int j = 0, seen_ok = 0; j < n; j++) {
+			struct zc_ctx_send *e = &v[j];
+			int i;
+
+			if (r == 0 && j >= 5 && j < 5 + bad) {
+				assert_int_equal(e->result, -EINVAL);
+				continue;
+			}
+			for (i = 0; zs[i] != e->zs; i++)
+				;
+			assert_true(e->result != 12345);
+			if (e->result == -EAGAIN) {	/* TCP: peer behind */
+				eagain++;
+				continue;
+			}
+			assert_true(e->result > 0);
+			assert_true(e->result <= SM_LEN);
+			if (i >= SM_TCP)
+				assert_int_equal(e->result, SM_LEN);
+			for (ssize_t b = 0; b < e->result; b++)
+				htx[i] = htx[i] * 31 +
+					 ((const unsigned char *)
+					  e->msg->msg_iov->iov_base)[b];
+			want[i] += (uint64_t)e->result;
+			expect[i][nexp[i]++] = e->cookie;
+			seen_ok++;
+			if (j == n - 1)
+				assert_int_equal(ok, (int)seen_ok);
+		}
+		/*
+		 * One io_uring_enter() before the first repeated socket, one
+		 * for the rest; its eventfd write perhaps. Not one a send.
+		 */
+		if (ring && sys1 - sys0 <= 4)
+			rounds_batched++;
+		for (int i = 0; i < SM_N; i++)
+			sm_drain(rx[i], &hrx[i], &got[i]);
+		for (int k; (k = zc_ctx_completions(ctx, c, 64)) > 0;)
+			for (int j = 0; j < k; j++) {
+				int i = (int)c[j].tag;
+
+				assert_true(i >= 0 && i < SM_N);
+				assert_int_equal(c[j].flags & ZC_CTX_ERROR, 0);
+				assert_true(next[i] < nexp[i]);
+				assert_int_equal(c[j].cookie,
+						 expect[i][next[i]++]);
+			}
+	}
+	do {
+		int k = zc_ctx_wait(ctx, c, 64, 20);
+
+		assert_true(k >= 0);
+		for (int j = 0; j < k; j++) {
+			int i = (int)c[j].tag;
+
+			assert_true(i >= 0 && i < SM_N);
+			assert_true(next[i] < nexp[i]);
+			assert_int_equal(c[j].cookie, expect[i][next[i]++]);
+		}
+		pending = 0;
+		for (int i = 0; i < SM_N; i++) {
+			sm_drain(rx[i], &hrx[i], &got[i]);
+			pending += next[i] < nexp[i] || got[i] < want[i];
+		}
+	} while (pending);
+	for (int i = 0; i < SM_N; i++) {
+		assert_int_equal(got[i], want[i]);
+		assert_int_equal(hrx[i], htx[i]);
+		assert_int_equal(zc_inflight(zs[i]), 0);
+	}
+	fprintf(stderr, "sendmmsg: %u rounds of %d sends, %u would block%s",
+		SM_ROUNDS, SM_N + SM_N / 3, eagain, ring ? "" : "\n");
+	if (ring) {
+		fprintf(stderr, ", %u rounds in <= 4 syscalls\n",
+			rounds_batched);
+		/* Most rounds: a send that copied (the CQ) adds syscalls. */
+		assert_true(rounds_batched >= SM_ROUNDS / 2);
+	}
+	assert_int_equal(zc_ctx_wait(ctx, c, 64, 20), 0);
+	for (int i = 0; i < SM_N; i++) {
+		zc_close(zs[i]);
+		close(tx[i]);
+		close(rx[i]);
+	}
+	zc_close(stranger);
+	close(ftx);
+	close(frx);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	assert_int_equal(zc_ctx_free(other), 0);
+}
+
 static const struct {
 	const char *name;
 	struct CMUnitTest test;
@@ -1078,6 +1352,7 @@ static const struct {
 	{ "leave", cmocka_unit_test(test_leave), true },
 	{ "ready", cmocka_unit_test(test_ready), true },
 	{ "many", cmocka_unit_test(test_many), true },
+	{ "sendmmsg", cmocka_unit_test(test_sendmmsg), true },
 	{ "threads", cmocka_unit_test(test_threads), false },
 	{ "uring-fds", cmocka_unit_test(test_uring_fds), false },
 	{ "uring-close", cmocka_unit_test(test_uring_close), false },
@@ -1137,7 +1412,7 @@ int main(int argc, char **argv)
 			tests[n++] = all[i].test;
 	}
 	if (!n) {
-		fprintf(stderr, "usage: %s [join|leave|ready|many|threads|"
+		fprintf(stderr, "usage: %s [join|leave|ready|many|sendmmsg|threads|"
 			"uring-fds|uring-close|uring-full|uring-fixed|"
 			"uring-threads]...\n",
 			argv[0]);
