@@ -23,7 +23,9 @@
  *       epoll set says when any of them has completions, and one
  *       zc_ctx_completions() reaps them all; no per-connection reaping.
  *       The loop then touches only the connections that have something
- *       to do: an event (room to send) or a buffer back from a completion
+ *       to do: an event (room to send) or a buffer back from a completion,
+ *       and sends their next chunks together, up to 64 in one
+ *       zc_ctx_sendmmsg(3) (one io_uring_enter(2) for uring sockets)
  *
  * The file descriptor limit (RLIMIT_NOFILE) is raised to what the clients
  * need, up to the hard limit.
@@ -195,6 +197,47 @@ static int conn_finish(int ep, struct conn *c, int ret)
 }
 
 /*
+ * The bytes c sends next: c->cur, from pos to len, read into a free
+ * buffer if none is being sent. Returns 1 when there are some, 0 when
+ * every buffer is in flight (wait for a completion), 2 when the whole
+ * file is sent, -1 on an error.
+ */
+static int next_chunk(struct conn *c)
+{
+	ssize_t n;
+
+	if (c->cur >= 0)
+		return 1;
+	if (c->next >= file_size)
+		return 2;
+	if (!c->nfree)
+		return 0;	/* every buffer in flight: wait */
+	c->cur = (int)c->free[--c->nfree];
+	n = pread(file_fd, c->buf[c->cur], buf_size, c->next);
+	if (n <= 0) {
+		perror("epoll-server: pread");
+		return -1;
+	}
+	c->next += n;
+	c->pos = 0;
+	c->len = (size_t)n;
+	return 1;
+}
+
+/* A send from c->cur accepted n bytes. */
+static void sent(struct conn *c, size_t n)
+{
+	c->refs[c->cur]++;
+	c->pos += n;
+	if (c->pos == c->len) {
+		/* Sent; the buffer comes back with its completions. */
+		if (c->refs[c->cur] == 0)
+			c->free[c->nfree++] = (unsigned int)c->cur;
+		c->cur = -1;
+	}
+}
+
+/*
  * Send as much as the socket takes. Returns 1 when the whole file is sent,
  * 0 to be called again later, -1 on an error.
  */
@@ -209,21 +252,9 @@ static int pump(struct conn *c)
 	for (;;) {
 		ssize_t n;
 
-		if (c->cur < 0) {
-			if (c->next >= file_size)
-				return 1;
-			if (!c->nfree)
-				return 0;	/* every buffer in flight: wait */
-			c->cur = (int)c->free[--c->nfree];
-			n = pread(file_fd, c->buf[c->cur], buf_size, c->next);
-			if (n <= 0) {
-				perror("epoll-server: pread");
-				return -1;
-			}
-			c->next += n;
-			c->pos = 0;
-			c->len = (size_t)n;
-		}
+		ret = next_chunk(c);
+		if (ret != 1)
+			return ret == 2 ? 1 : ret;
 		n = zc_send(c->zs, c->buf[c->cur] + c->pos, c->len - c->pos,
 			    MSG_NOSIGNAL, (uint64_t)c->cur);
 		if (n == -EAGAIN || n == -EWOULDBLOCK)
@@ -246,14 +277,71 @@ static int pump(struct conn *c)
 			warn_zc("zc_send", n);
 			return -1;
 		}
-		c->refs[c->cur]++;
-		c->pos += (size_t)n;
-		if (c->pos == c->len) {
-			/* Sent; the buffer comes back with its completions. */
-			if (c->refs[c->cur] == 0)
-				c->free[c->nfree++] = (unsigned int)c->cur;
-			c->cur = -1;
+		sent(c, (size_t)n);
+	}
+}
+
+#define BATCH	64
+
+/*
+ * -x: the next send of up to BATCH connections of the run queue, in one
+ * zc_ctx_sendmmsg() (uring members: one io_uring_enter() for all). A
+ * connection that sent goes back on the queue for its next chunk; one
+ * that would block waits for EPOLLOUT, one whose sends are all unreaped
+ * for a completion (ctx_dispatch() runs it). done[] gets those that finished, queued set so
+ * that nothing runs them again, with fin[] 1 (sent all) or -1 (failed).
+ */
+static void pump_batch(struct conn **done, int *fin, unsigned int *ndone)
+{
+	static struct zc_ctx_send v[BATCH];
+	static struct conn *vc[BATCH];
+	static struct iovec iov[BATCH];
+	static struct msghdr msg[BATCH];
+	unsigned int n = 0;
+
+	*ndone = 0;
+	while (nrun && n < BATCH) {
+		struct conn *c = runq[--nrun];
+		int r;
+
+		c->queued = false;
+		r = next_chunk(c);
+		if (r == 0)
+			continue;
+		if (r != 1) {
+			c->queued = true;	/* finishing: no run() */
+			done[*ndone] = c;
+			fin[(*ndone)++] = r == 2 ? 1 : -1;
+			continue;
 		}
+		iov[n] = (struct iovec){ c->buf[c->cur] + c->pos,
+					 c->len - c->pos };
+		msg[n] = (struct msghdr){ .msg_iov = &iov[n], .msg_iovlen = 1 };
+		v[n] = (struct zc_ctx_send){ .zs = c->zs, .msg = &msg[n],
+					     .flags = MSG_NOSIGNAL,
+					     .cookie = (uint64_t)c->cur };
+		vc[n++] = c;
+	}
+	if (n && zc_ctx_sendmmsg(ctx, v, n) < 0)
+		return;		/* cannot happen: ctx and v are set */
+	for (unsigned int i = 0; i < n; i++) {
+		struct conn *c = vc[i];
+		ssize_t r = v[i].result;
+
+		if (r >= 0) {
+			sent(c, (size_t)r);
+			run(c);			/* its next chunk */
+		} else if (r != -EAGAIN && r != -ENOBUFS) {
+			warn_zc("zc_ctx_sendmmsg", r);
+			c->queued = true;
+			done[*ndone] = c;
+			fin[(*ndone)++] = -1;
+		}
+		/*
+		 * -EAGAIN: EPOLLOUT's edge runs it. -ENOBUFS: max_inflight
+		 * sends unreaped, or the kernel short of memory: a
+		 * completion runs it.
+		 */
 	}
 }
 
@@ -569,20 +657,32 @@ int main(int argc, char **argv)
 				run(conns[i]);
 		}
 		while (nrun) {
-			struct conn *c = runq[--nrun];
-			int r;
+			struct conn *fin[BATCH + 1];
+			int res[BATCH + 1];
+			unsigned int nfin = 0;
 
-			c->queued = false;
-			r = pump(c);
-			if (r == 0)
-				continue;
-			/* Its completions may still come: run() nothing. */
-			c->queued = true;
-			conns[c->idx] = conns[--nconns];
-			conns[c->idx]->idx = c->idx;
-			if (conn_finish(ep, c, r > 0 ? 0 : -1))
-				failed++;
-			active--;
+			if (ctx) {
+				pump_batch(fin, res, &nfin);
+			} else {
+				fin[0] = runq[--nrun];
+				fin[0]->queued = false;
+				res[0] = pump(fin[0]);
+				nfin = res[0] != 0;
+			}
+			for (unsigned int i = 0; i < nfin; i++) {
+				struct conn *c = fin[i];
+
+				/*
+				 * Its completions may still come: no run()
+				 * (nor for the others of fin[]: queued set).
+				 */
+				c->queued = true;
+				conns[c->idx] = conns[--nconns];
+				conns[c->idx]->idx = c->idx;
+				if (conn_finish(ep, c, res[i] > 0 ? 0 : -1))
+					failed++;
+				active--;
+			}
 		}
 	}
 
