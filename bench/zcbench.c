@@ -174,6 +174,7 @@ struct bench {
 	bool listen_only, adapt, quiet, progress;
 	bool ctx;		/* -x: library connections in one context */
 	bool fixed;		/* --fixed: ... with the buffer registered */
+	unsigned int batch;	/* --batch: sends per zc_ctx_sendmmsg(); 0: none */
 	bool check;		/* the receiver copies and checks every byte */
 	uint32_t max_inflight;
 	int gso;		/* UDP_SEGMENT size for UDP sends, 0: none */
@@ -1179,6 +1180,100 @@ static int lib_loop(struct run *r)
 	return 0;
 }
 
+/*
+ * --batch: the library modes with -x, b->batch sends per
+ * zc_ctx_sendmmsg(), each on the next connection. A send that would block
+ * waits for room (POLLOUT) and is made again.
+ */
+#define BATCH_MAX	64
+
+static int batch_loop(struct run *r)
+{
+	const struct cfg *c = r->c;
+	struct zc_ctx_send v[BATCH_MAX];
+	struct iovec iov = { .iov_base = r->b->buf, .iov_len = c->size };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	unsigned int since = 0, retry = 0;
+
+	while (more(r)) {
+		unsigned int n = 0, cur = r->cur;
+
+		/* A send that would have blocked goes first, on its socket. */
+		if (retry)
+			n = 1;
+		else
+			v[0].zs = NULL;
+		for (; n < r->b->batch; n++) {
+			uint64_t left = r->b->count ? r->b->count - r->sends : 1;
+
+			if (n >= left)
+				break;
+			v[n] = (struct zc_ctx_send){
+				.zs = r->conns[cur].zs, .msg = &msg,
+				.cookie = r->sends + n,
+			};
+			if (++cur == c->conns)
+				cur = 0;
+		}
+		if (!n)
+			break;
+		r->cur = cur;
+		retry = 0;
+		if (zc_ctx_sendmmsg(r->ctx, v, n) < 0) {
+			snprintf(r->err, sizeof(r->err), "zc_ctx_sendmmsg: %s",
+				 zc_last_error());
+			return -1;
+		}
+		for (unsigned int i = 0; i < n; i++) {
+			ssize_t k = v[i].result;
+
+			if (k == -EAGAIN || k == -ENOBUFS) {
+				/*
+				 * Would block, or max_inflight await
+				 * reaping: reap, wait for room, send it again
+				 * (first in the next call); the rest go on.
+				 */
+				struct pollfd p = { .events = POLLOUT };
+				struct conn *cn = NULL;
+
+				for (unsigned int j = 0; j < c->conns; j++)
+					if (r->conns[j].zs == v[i].zs)
+						cn = &r->conns[j];
+				if (lib_reap(r, cn, 0))
+					return -1;
+				p.fd = cn->fd;
+				if (k == -EAGAIN)
+					poll(&p, 1, 10);
+				if (!retry) {
+					v[0] = v[i];
+					retry = 1;
+				}
+				continue;
+			}
+			if (k < 0) {
+				snprintf(r->err, sizeof(r->err),
+					 "zc_ctx_sendmmsg: %s",
+					 strerror((int)-k));
+				return -1;
+			}
+			r->sends++;
+			r->bytes += (uint64_t)k;
+			r->short_sends += (size_t)k < c->size;
+		}
+		since += n;
+		if (since >= c->k) {
+			since = 0;
+			if (lib_reap(r, &r->conns[0], 0))
+				return -1;
+		}
+	}
+	for (unsigned int i = 0; i < c->conns; i++)
+		while (zc_inflight(r->conns[i].zs))
+			if (lib_reap(r, &r->conns[i], WAIT_MS))
+				return -1;
+	return 0;
+}
+
 static int open_lib(struct run *r, struct conn *cn)
 {
 	const struct bench *b = r->b;
@@ -1575,7 +1670,8 @@ static int run_one(struct bench *b, const struct cfg *c, int mode, int round,
 	r.t0 = now_s();
 	r.next_progress = r.t0 + 0.5;
 	r.deadline = r.t0 + b->duration;
-	if (lib ? lib_loop(&r) : raw_loop(&r))
+	if (lib ? (r.ctx && b->batch ? batch_loop(&r) : lib_loop(&r)) :
+	    raw_loop(&r))
 		goto out;
 	t1 = now_s();
 	getrusage(RUSAGE_SELF, &u1);
@@ -2207,6 +2303,8 @@ static void usage(FILE *f)
 "                       (zc_ctx_new(3)) and are reaped through it\n"
 "      --fixed          with -x, uring: the send buffer registered\n"
 "                       (zc_ctx_register_buffers(3))\n"
+"      --batch N        with -x: N sends per zc_ctx_sendmmsg(3) call, each\n"
+"                       on the next connection (1 to 64)\n"
 "  -d, --duration SEC   seconds per run (default 1)\n"
 "  -n, --count N        sends per run instead of a duration\n"
 "  -r, --rounds N       rounds of every mode (default 3)\n"
@@ -2335,7 +2433,8 @@ static void add_conns(struct bench *b, const char *opt, const char *s)
 
 static void parse(struct bench *b, int argc, char **argv)
 {
-	enum { O_REF = 256, O_ADAPT, O_CSV, O_JSON, O_SELF_TEST, O_FIXED };
+	enum { O_REF = 256, O_ADAPT, O_CSV, O_JSON, O_SELF_TEST, O_FIXED,
+	       O_BATCH };
 	static const struct option lo[] = {
 		{ "mode", required_argument, NULL, 'm' },
 		{ "proto", required_argument, NULL, 't' },
@@ -2358,6 +2457,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		{ "adapt", no_argument, NULL, O_ADAPT },
 		{ "ctx", no_argument, NULL, 'x' },
 		{ "fixed", no_argument, NULL, O_FIXED },
+		{ "batch", required_argument, NULL, O_BATCH },
 		{ "csv", required_argument, NULL, O_CSV },
 		{ "json", required_argument, NULL, O_JSON },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -2433,6 +2533,12 @@ static void parse(struct bench *b, int argc, char **argv)
 			break;
 		case O_ADAPT: b->adapt = true; break;
 		case O_FIXED: b->fixed = true; break;
+		case O_BATCH:
+			if (sscanf(optarg, "%u%c", &b->batch, &(char){ 0 }) != 1 ||
+			    !b->batch || b->batch > BATCH_MAX)
+				die("--batch: '%s' is not 1 to %d", optarg,
+				    BATCH_MAX);
+			break;
 		case O_CSV: b->csv = optarg; break;
 		case O_JSON: b->json = optarg; break;
 		case 'q': b->quiet = true; break;
@@ -2445,6 +2551,8 @@ static void parse(struct bench *b, int argc, char **argv)
 	}
 	if (optind < argc)
 		die("unexpected argument '%s' (see --help)", argv[optind]);
+	if (b->batch && !b->ctx)
+		die("--batch sends through a context: give -x too");
 	if (!b->nmodes)
 		add_mode(b, "--mode", "all");
 	if (!b->ntypes)

@@ -192,6 +192,16 @@ PY
 # The receiver's byte check over many connections.
 "$zcbench" -q -V -m raw-copy,errqueue -t tcp,udp -s 16K -c 20 -n 200 -r 1 \
 	>"$tmp/cv.out" 2>&1 || fail "-V -c 20: $(cat "$tmp/cv.out")"
+# ... with the sends in zc_ctx_sendmmsg() calls (--batch; the uring mode
+# when this machine has it), every send reaped (zcbench waits until
+# zc_inflight() is 0), every byte checked; --batch alone refused.
+bm=errqueue,copy
+"$zcbench" -q -m uring -n 10 -r 1 >/dev/null 2>&1 && bm=$bm,uring
+"$zcbench" -q -V -x --batch 16 -m $bm -t tcp,udp -s 16K -k 1,8 -c 20 \
+	-n 400 -r 1 >"$tmp/cb.out" 2>&1 ||
+	fail "-V -x --batch 16 -c 20: $(cat "$tmp/cb.out")"
+"$zcbench" -q --batch 4 -m errqueue -n 10 -r 1 >/dev/null 2>&1 &&
+	fail "--batch without -x accepted"
 # Limits, in a subshell with a low RLIMIT_NOFILE: a count whose sockets
 # cannot fit is skipped (nothing left to run: 77); a mode that runs out of
 # fds while opening (uring: a ring and an eventfd a socket) is skipped at
