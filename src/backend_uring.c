@@ -1135,9 +1135,9 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 	return n;
 }
 
-/* submit(), on the shared ring. */
-static int sh_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
-		     struct uring_op *op, struct io_uring_sqe *sqe)
+/* Lock holder: io_uring_submit(), retried as submit() retries it. */
+static int sh_enter(struct zc_sock *zs, struct zc_uring_shared *sh,
+		    struct uring_op *op)
 {
 	int r, tries = 0;
 
@@ -1147,7 +1147,7 @@ static int sh_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
 		if (r == -EINTR)
 			continue;
 		if ((r != -EBUSY && r != -EAGAIN) || ++tries > URING_TRIES)
-			break;
+			return r;
 		sh_drain(sh, op, UINT32_MAX);
 		io_uring_get_events(&sh->ring);
 		ZC_STAT_INC(&zs->tx, syscalls);
@@ -1156,6 +1156,14 @@ static int sh_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
 			ZC_STAT_INC(&zs->tx, syscalls);
 		}
 	}
+}
+
+/* submit(), on the shared ring. */
+static int sh_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
+		     struct uring_op *op, struct io_uring_sqe *sqe)
+{
+	int r = sh_enter(zs, sh, op);
+
 	if (r > 0 && !io_uring_sq_ready(&sh->ring))
 		return 0;
 	io_uring_prep_nop(sqe);
@@ -1366,24 +1374,9 @@ static void batch_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
 			 struct uring_op *none, struct uring_op *ops,
 			 struct io_uring_sqe **sqes, unsigned int n)
 {
+	int r = sh_enter(zs, sh, none);
 	unsigned int left;
-	int r, tries = 0;
 
-	for (;;) {
-		r = io_uring_submit(&sh->ring);
-		ZC_STAT_INC(&zs->tx, syscalls);
-		if (r == -EINTR)
-			continue;
-		if ((r != -EBUSY && r != -EAGAIN) || ++tries > URING_TRIES)
-			break;
-		sh_drain(sh, none, UINT32_MAX);
-		io_uring_get_events(&sh->ring);
-		ZC_STAT_INC(&zs->tx, syscalls);
-		if (tries > 1) {
-			sched_yield();
-			ZC_STAT_INC(&zs->tx, syscalls);
-		}
-	}
 	/* The kernel takes the SQ in order: ours last, the last not taken. */
 	left = io_uring_sq_ready(&sh->ring);
 	for (unsigned int i = n; i-- > 0 && left;) {
