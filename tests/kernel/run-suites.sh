@@ -110,6 +110,13 @@ tools="ZC_NFT=$(command -v nft || echo /usr/sbin/nft) ZC_TC=$(command -v tc || e
 		"$tools" "$t/test-faults"
 	printf 'faults-probe-blocked\t%s %s probe-blocked\n' "$tools" \
 		"$t/test-faults"
+	# Contexts: zc_ctx_sendmmsg() on the ring (6.1's SEND_ZC) and on
+	# the error queue; the ring's senders and reaper in threads.
+	for b in errqueue uring; do
+		printf 'ctx-sendmmsg-%s\tZCNOTIFY_BACKEND=%s %s sendmmsg\n' \
+			"$b" "$b" "$t/test-ctx"
+	done
+	printf 'ctx-ring-threads\t%s uring-threads\n' "$t/test-ctx"
 	printf 'nic-auto\t%s\n' "$t/test-nic"
 	printf 'nic-errqueue\tZCNOTIFY_BACKEND=errqueue %s\n' "$t/test-nic"
 	printf 'nic-scm\t%s ZCNOTIFY_BACKEND=scm %s\n' "$patched_only" "$t/test-nic"
@@ -145,6 +152,12 @@ tools="ZC_NFT=$(command -v nft || echo /usr/sbin/nft) ZC_TC=$(command -v tc || e
 	for b in errqueue scm uring; do
 		printf 'faults-drops-%s\t%s %s drops %s\n' "$b" "$tools" \
 			"$t/test-faults" "$b"
+	done
+	# zc_ctx_sendmmsg(): each buffer overwritten on its completion.
+	for b in errqueue scm uring; do
+		printf 'ctx-sendmmsg-%s\t%s ZCNOTIFY_BACKEND=%s %s sendmmsg\n' \
+			"$b" "$( [ $b = scm ] && echo "$patched_only")" "$b" \
+			"$t/test-ctx"
 	done
 } >"$bench_list"
 
