@@ -1136,8 +1136,8 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 }
 
 /* Lock holder: io_uring_submit(), retried as submit() retries it. */
-static int sh_enter(struct zc_sock *zs, struct zc_uring_shared *sh,
-		    struct uring_op *op)
+static inline __attribute__((always_inline)) int
+sh_enter(struct zc_sock *zs, struct zc_uring_shared *sh, struct uring_op *op)
 {
 	int r, tries = 0;
 
@@ -1215,9 +1215,10 @@ static const struct uring_buf *buf_find(const struct zc_uring_shared *sh,
 }
 
 /* Lock holder: sqe, the zero-copy send of msg on member zs, user_data ud. */
-static void sh_prep(const struct zc_uring_shared *sh, struct io_uring_sqe *sqe,
-		    const struct zc_sock *zs, const struct msghdr *msg,
-		    int flags, uint64_t ud)
+static inline __attribute__((always_inline)) void
+sh_prep(const struct zc_uring_shared *sh, struct io_uring_sqe *sqe,
+	const struct zc_sock *zs, const struct msghdr *msg, int flags,
+	uint64_t ud)
 {
 	const struct iovec *iov = msg->msg_iov;
 
@@ -1307,8 +1308,8 @@ static void sh_give(struct zc_sock *zs, struct zc_uring_shared *sh,
 }
 
 /* Lock holder: the send op of member slot took its id: count it. */
-static void sh_sent(struct zc_uring_shared *sh, uint32_t slot,
-		    const struct uring_op *op)
+static inline __attribute__((always_inline)) void
+sh_sent(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
 {
 	/* Counted before the reaper can see it (fwd_take()). */
 	atomic_fetch_add_explicit(&sh->out, 1, memory_order_relaxed);
