@@ -1044,10 +1044,75 @@ name(struct zc_sock *zs, struct zc_completion *out, unsigned int max)	\
 		return ret ? completions_read_error(ret) : 0;		\
 	return zc_ring_reap(zs, out, max);				\
 }
-COMPLETIONS_BLOCKED(completions_eq, zc_eq_read_blocked(zs))
+COMPLETIONS_BLOCKED(completions_eq_general, zc_eq_read_blocked(zs))
 COMPLETIONS_BLOCKED(completions_scm, zc_scm_collect_as(zs, false, true))
 COMPLETIONS_BLOCKED(completions_ops, zs->ops->collect(zs, false))
 #undef COMPLETIONS_BLOCKED
+
+/*
+ * completions_eq()'s record, when zc_ring_reap_range() does not take it:
+ * the general way, as zc_eq_read_blocked() and zc_ring_reap() do.
+ */
+static __attribute__((noinline)) int
+completions_eq_apply(struct zc_sock *zs, struct zc_completion *out,
+		     unsigned int max, uint32_t lo, uint32_t hi, bool copied)
+{
+	zc_apply_range_blocked(zs, lo, hi, copied);
+	return zc_ring_reap(zs, out, max);
+}
+
+/*
+ * completions_eq()'s read past its common case: recvmmsg() returned n
+ * (err: -errno if it failed), not the one record in the exact layout.
+ */
+static __attribute__((noinline)) int
+completions_eq_more(struct zc_sock *zs, struct zc_completion *out,
+		    unsigned int max, int n, int err)
+{
+	int ret = zc__eq_read_more(zs, n, err, false);
+
+	if (ret <= 0)	/* 0: no news, the oldest send still waits */
+		return ret ? completions_read_error(ret) : 0;
+	return zc_ring_reap(zs, out, max);
+}
+
+/*
+ * The error queue's completions_blocked: zc_eq_read_blocked() and
+ * zc_ring_reap(), with their common case inline: one record, in the exact
+ * layout, that completes the PENDING entry at head (zc_ring_reap_one()).
+ * At k = 1 over UDP every call.
+ */
+static __attribute__((noinline)) int
+completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
+{
+	struct zc_eq *eq = zc__tl_eq;
+	struct msghdr *m;
+	struct zc_range r;
+	int n;
+
+	if (__builtin_expect(!eq, 0))	/* this thread's first read */
+		return completions_eq_general(zs, out, max);
+	n = recvmmsg(zs->fd, eq->msgs, ZC_EQ_BATCH,
+		     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
+	ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
+	m = &eq->msgs[0].msg_hdr;
+	if (__builtin_expect(n != 1, 0) || !eq_record_fast(m, &r))
+		return completions_eq_more(zs, out, max, n,
+					   n < 0 ? -errno : 0);
+	/*
+	 * recvmmsg() rewrote msg_controllen and msg_flags of the header it
+	 * filled, and only those: restore them (zc_eq_read_as()).
+	 */
+	m->msg_controllen = ZC_EQ_CTRL;
+	m->msg_flags = 0;
+	zs->rx_dry = false;
+	ZC_STAT_INC(&zs->rx, harvest_recvmsg);
+	if (__builtin_expect(!zc_ring_reap_one(zs, out, r.lo, r.hi, r.copied),
+			     0))
+		return completions_eq_apply(zs, out, max, r.lo, r.hi,
+					    r.copied);
+	return 1;
+}
 
 ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 			     unsigned int max)
