@@ -119,6 +119,21 @@ static inline void zc_publish(struct zc_sock *zs, uint32_t t,
 		zc__wake_reaper(zs);
 }
 
+/*
+ * zc_publish() where the caller knows slot t is not the last of its
+ * chunk (zc_tx_reserve() had nothing to do): the next entry is e + 1.
+ * Returns whether a reaper waits: then the caller calls
+ * zc__wake_reaper(), in a tail call of its own.
+ */
+static inline bool zc_publish_mid(struct zc_sock *zs, uint32_t t,
+				  struct zc_entry *e)
+{
+	zs->tx_e = e + 1;
+	/* As in zc_publish(): release, and the seq_cst pair with zc_wait(). */
+	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
+	return atomic_load_explicit(&zs->waiting, memory_order_seq_cst);
+}
+
 /* The end of the run of reported ids (relaxed: see done_to). */
 static inline uint32_t zc_done_to(const struct zc_sock *zs)
 {

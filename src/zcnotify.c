@@ -662,35 +662,40 @@ send_zc_nothing(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	return 0;
 }
 
+/* send_slot()'s wake-up of a waiting reaper, after the send: ret. */
+static __attribute__((noinline)) ssize_t send_wake(struct zc_sock *zs,
+						   ssize_t ret)
+{
+	zc__wake_reaper(zs);
+	return ret;
+}
+
 /*
- * send_general() for any send; inline here, the common ones: a backend
- * whose send is the syscall (errqueue; scm, with its cmsg now and then;
- * copy), no failed send to settle, room in the ring, and either a send
- * shorter than copy_below (always, for the copy backend) or zero-copy
- * wanted (the kernel not copying, or adapting off). Inlined into
- * zc_send() and zc_sendmsg().
+ * send_one() past its tests: the send into slot tail, whose chunk is
+ * linked (last: the slot is the last of its chunk, and the next one is
+ * linked too). zc: a zero-copy send.
  */
 static inline __attribute__((always_inline)) ssize_t
-send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-	 size_t len, int flags, uint64_t cookie, const char *why)
+send_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	  size_t len, int flags, uint64_t cookie, const char *why, bool zc,
+	  bool last)
 {
-	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	bool zc = len >= zs->copy_below;	/* never: the copy backend */
-	struct zc_entry *e;
-	ssize_t ret;
-
 	/*
-	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
-	 * Acquire head: pairs with the release of head in zc_ring_reap().
+	 * The message, for send_zc_nothing() alone (a failed send may be
+	 * made again by copy): in memory across the syscall (the asm), not
+	 * in registers saved for the whole call.
 	 */
-	if (zs->tx_general ||	/* !tx_direct || amb_local */
-	    (zc && atomic_load_explicit(&zs->copied_streak,
-					memory_order_relaxed) >= zs->adapt_at) ||
-	    t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
-		return send_general(zs, msg, buf, len, flags, cookie, why);
-	/* The next chunk first if it will be needed: no memory, no send. */
-	if (zc_tx_reserve(zs, t))
-		return send_no_chunk();
+	struct {
+		const struct msghdr *msg;
+		const void *buf;
+		size_t len;
+		int flags;
+	} a = { msg, buf, len, flags };
+	struct zc_entry *e;
+	uint32_t t;
+	ssize_t ret;
+	bool wake;
+
 	/*
 	 * Slot t is the send side's until tail moves past it: its cookie
 	 * now, and tail read again after the syscall, so that neither is
@@ -707,8 +712,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		e->bytes = (uint32_t)ret;
 		e->flags = ZC_COPIED | ZC_LIB_COPY;	/* complete now */
 		ZC_STAT_INC(&zs->tx, sends_copy);
-		zc_publish(zs, t, e);
-		return ret;
+		goto publish;
 	}
 	/*
 	 * Release: pairs with the acquire in zc_apply_range(); the reap side
@@ -716,9 +720,13 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	 */
 	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 			      memory_order_release);
+	__asm__("" : : "m"(a));
 	ret = direct_send_as(zs, msg, buf, len, flags | MSG_ZEROCOPY, true);
-	if (ret <= 0)
-		return send_zc_nothing(zs, msg, buf, len, flags, why, ret);
+	if (ret <= 0) {
+		__asm__("" : "+m"(a));
+		return send_zc_nothing(zs, a.msg, a.buf, a.len, a.flags, why,
+				       ret);
+	}
 	ZC_OPAQUE(zs);
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	e = zc_tx_entry(zs);
@@ -726,8 +734,64 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	e->flags = ZC_ENT_PENDING;
 	zs->zc_next++;
 	ZC_STAT_INC(&zs->tx, sends_zc);
-	zc_publish(zs, t, e);
+publish:
+	if (last) {
+		zc_publish(zs, t, e);
+		return ret;
+	}
+	wake = zc_publish_mid(zs, t, e);
+	if (wake)
+		return send_wake(zs, ret);
 	return ret;
+}
+
+/*
+ * send_one() into the last slot of its chunk, one send in ZC_CHUNK: the
+ * next chunk linked first (zc_tx_reserve()), no memory, no send.
+ */
+static __attribute__((noinline)) ssize_t
+send_last_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	       size_t len, int flags, uint64_t cookie, const char *why)
+{
+	if (zc__tx_chunk_next(zs))
+		return send_no_chunk();
+	return send_slot(zs, msg, buf, len, flags, cookie, why,
+			 len >= zs->copy_below, true);
+}
+
+/*
+ * send_general() for any send; inline here, the common ones: a backend
+ * whose send is the syscall (errqueue; scm, with its cmsg now and then;
+ * copy), no failed send to settle, room in the ring, and either a send
+ * shorter than copy_below (always, for the copy backend) or zero-copy
+ * wanted (the kernel not copying, or adapting off). Inlined into
+ * zc_send() and zc_sendmsg().
+ */
+static inline __attribute__((always_inline)) ssize_t
+send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	 size_t len, int flags, uint64_t cookie, const char *why)
+{
+	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	bool zc = len >= zs->copy_below;	/* never: the copy backend */
+
+	/*
+	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
+	 * Acquire head: pairs with the release of head in zc_ring_reap().
+	 */
+	if (zs->tx_general ||	/* !tx_direct || amb_local */
+	    (zc && atomic_load_explicit(&zs->copied_streak,
+					memory_order_relaxed) >= zs->adapt_at) ||
+	    t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
+		return send_general(zs, msg, buf, len, flags, cookie, why);
+	/*
+	 * The last slot of its chunk needs the next chunk linked first:
+	 * send_last_slot(), so that no call comes before the syscall here
+	 * (the arguments need no registers saved around one), and the
+	 * publish knows its next entry (zc_publish_mid()).
+	 */
+	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
+		return send_last_slot(zs, msg, buf, len, flags, cookie, why);
+	return send_slot(zs, msg, buf, len, flags, cookie, why, zc, false);
 }
 
 static int bad_flags(const char *fn, int flags)
