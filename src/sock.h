@@ -199,7 +199,18 @@ struct zc_sock {
 	 */
 	_Atomic uint32_t done_to;
 	uint32_t run_flags;
-	uint32_t nmarks;
+	/*
+	 * nmarks, and pending_err (reported once by zc_completions()), in
+	 * one word: zc_completions() sends a call with either to its slow
+	 * way with one test (rx_rare).
+	 */
+	union {
+		struct {
+			uint32_t nmarks;
+			int pending_err;
+		};
+		uint64_t rx_rare;
+	};
 	uint8_t *done;
 	/* No memory for a mark: completions lost, pending_err stays. */
 	bool broken;
@@ -216,7 +227,6 @@ struct zc_sock {
 	 * zc__wake_reaper().
 	 */
 	_Atomic int efd;
-	int pending_err;		/* reported once by zc_completions() */
 	bool rx_dry;			/* the last read of the queue found none */
 	/* Ids reported through recvmsg(MSG_ERRQUEUE); read by the SCM send
 	 * side to estimate how many ids are still out. */

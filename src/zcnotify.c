@@ -1182,15 +1182,26 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 			     unsigned int max)
 {
 	/* Relaxed amb: see collect_news(). A context's member: refused. */
-	if (!zs || !out || max - 1 >= INT_MAX || zs->pending_err ||
+	uint32_t h, t;
+
+	/*
+	 * rx_rare: an error to report, or a mark out (ids reported out of
+	 * order): the slow way, which takes any case.
+	 */
+	if (!zs || !out || max - 1 >= INT_MAX || zs->rx_rare ||
 	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
 	    ZC_AMB_PENDING || zs->ctx)
 		return completions_slow(zs, out, max, false);
 	/*
 	 * Completions come in send order: while the oldest send waits for
-	 * the kernel, nothing can be handed out before asking it.
+	 * the kernel, nothing can be handed out before asking it. That is
+	 * zc_ring_blocked(), no mark out: relaxed head (ours); acquire
+	 * tail, pairs with the store of tail in zc_publish().
 	 */
-	if (!zc_ring_blocked(zs))
+	h = atomic_load_explicit(&zs->head, memory_order_relaxed);
+	t = atomic_load_explicit(&zs->tail, memory_order_acquire);
+	if (h == t || !(zs->rx_e->flags & ZC_ENT_PENDING) ||
+	    zs->zc_head != zc_done_to(zs))
 		return completions_ready(zs, out, max);
 	return zs->rx_blocked(zs, out, max);
 }
