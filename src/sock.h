@@ -48,8 +48,10 @@ struct zc_ops;
  * the send is the syscall itself (tx_direct: errqueue, scm, copy), the
  * syscalls of the sends: each counted send is one syscall that
  * succeeded, so tx.syscalls counts only the others there (the failed
- * ones, a wake-up's write). Every increment is on the hot path. Two sets of the 16 fields of struct
- * zc_stats were 256 bytes of each socket's; these are 128.
+ * ones, a wake-up's write). Every increment is on the hot path. Two
+ * sets of the 16 fields of struct zc_stats were 256 bytes of each
+ * socket's; these are 136 (eq_one: in the padding before ctxm, struct
+ * zc_sock stays 512 bytes).
  */
 struct zc_tx_stats {
 	_Atomic uint64_t sends_zc, sends_copy, enobufs_fallback, adapt_copy,
@@ -59,6 +61,13 @@ struct zc_rx_stats {
 	_Atomic uint64_t completions_zc, completions_copied, harvest_recvmsg,
 		errqueue_reads, syscalls, foreign, foreign_dropped, ctrunc,
 		bad_ranges;
+	/*
+	 * Reads of the error queue that brought one completion record in
+	 * the exact layout (completions_eq(), every one at k = 1): each is
+	 * one of errqueue_reads and one of harvest_recvmsg, which
+	 * zc_get_stats() adds it to; one increment, not two.
+	 */
+	_Atomic uint64_t eq_one;
 };
 
 /* Single-writer increment: no read-modify-write needed, no lock prefix. */

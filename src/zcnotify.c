@@ -1127,13 +1127,15 @@ completions_eq_apply(struct zc_sock *zs, struct zc_completion *out,
 
 /*
  * completions_eq()'s read past its common case: recvmmsg() returned n
- * (err: -errno if it failed), not the one record in the exact layout.
+ * (-1: errno says why), not the one record in the exact layout. Counted
+ * here (a read of eq_one is not).
  */
 static __attribute__((noinline)) int
 completions_eq_more(struct zc_sock *zs, struct zc_completion *out,
-		    unsigned int max, int n, int err)
+		    unsigned int max, int n)
 {
-	int ret = zc__eq_read_more(zs, n, err, false);
+	/* errno as recvmmsg() left it: nothing ran since but the count. */
+	int ret = zc__eq_read_more(zs, n, n < 0 ? -errno : 0, false);
 
 	if (ret <= 0)	/* 0: no news, the oldest send still waits */
 		return ret ? completions_read_error(ret) : 0;
@@ -1158,11 +1160,11 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		return completions_eq_general(zs, out, max);
 	n = recvmmsg(zs->fd, eq->msgs, ZC_EQ_BATCH,
 		     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
-	ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
 	m = &eq->msgs[0].msg_hdr;
-	if (__builtin_expect(n != 1, 0) || !eq_record_fast(m, &r))
-		return completions_eq_more(zs, out, max, n,
-					   n < 0 ? -errno : 0);
+	if (__builtin_expect(n != 1, 0) || !eq_record_fast(m, &r)) {
+		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
+		return completions_eq_more(zs, out, max, n);
+	}
 	/*
 	 * recvmmsg() rewrote msg_controllen and msg_flags of the header it
 	 * filled, and only those: restore them (zc_eq_read_as()).
@@ -1170,11 +1172,13 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	m->msg_controllen = ZC_EQ_CTRL;
 	m->msg_flags = 0;
 	zs->rx_dry = false;
-	ZC_STAT_INC(&zs->rx, harvest_recvmsg);
+	/* A read (and a syscall) and a record: see eq_one. */
+	ZC_STAT_INC(&zs->rx, eq_one);
 	if (__builtin_expect(!zc_ring_reap_one(zs, out, r.lo, r.hi, r.copied),
-			     0))
+			     0)) {
 		return completions_eq_apply(zs, out, max, r.lo, r.hi,
 					    r.copied);
+	}
 	return 1;
 }
 
@@ -1458,8 +1462,8 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 	s.completions_zc = RX(completions_zc);
 	s.completions_copied = RX(completions_copied);
 	s.harvest_cmsg = TX(harvest_cmsg);
-	s.harvest_recvmsg = RX(harvest_recvmsg);
-	s.errqueue_reads = RX(errqueue_reads);
+	s.harvest_recvmsg = RX(harvest_recvmsg) + RX(eq_one);
+	s.errqueue_reads = RX(errqueue_reads) + RX(eq_one);
 	s.syscalls = TX(syscalls) + RX(syscalls);
 	s.foreign = RX(foreign);
 	s.foreign_dropped = RX(foreign_dropped);
