@@ -356,31 +356,28 @@ static inline __attribute__((always_inline)) bool
 zc_ring_reap_one(struct zc_sock *zs, struct zc_completion *out,
 		 uint32_t lo, uint32_t hi, bool copied)
 {
-	/* Acquire: pairs with the release of zc_issued in zc_sendmsg(). */
-	uint32_t issued = atomic_load_explicit(&zs->zc_issued,
-					       memory_order_acquire);
 	const uint32_t h = atomic_load_explicit(&zs->head,
 						memory_order_relaxed) + 1;
-	/*
-	 * Acquire (seq_cst for zc_wait()): pairs with zc_publish()'s store,
-	 * as in zc_ring_reap(). Above head: zc_ring_blocked() saw the entry.
-	 */
-	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_seq_cst);
 	struct zc_entry *e = zs->rx_e, *next;
 
 	/*
-	 * One id, zc_head, issued (issued - lo >= 1); no mark out; the
-	 * entry at head waits for it alone: no ghost, no copy.
+	 * One id, zc_head, issued; no mark out; the entry at head waits for
+	 * it alone: no ghost, no copy. Acquire zc_issued: pairs with its
+	 * release in zc_sendmsg() (issued - lo >= 1: lo was issued).
 	 */
-	if (((lo ^ hi) | (lo - zs->zc_head) | zs->nmarks) || issued == lo ||
+	if (((lo ^ hi) | (lo - zs->zc_head) | zs->nmarks) ||
+	    atomic_load_explicit(&zs->zc_issued, memory_order_acquire) == lo ||
 	    e->flags != ZC_ENT_PENDING)
 		return false;
 	/*
-	 * The next slot: its entry, published below the tail, and its
-	 * chunk's link when it is the next chunk's (ring.c).
+	 * The next slot: its entry, and its chunk's link when it is the next
+	 * chunk's (ring.c), published below the tail. Acquire (seq_cst for
+	 * zc_wait()): pairs with zc_publish()'s store, as in zc_ring_reap();
+	 * the tail is above head (zc_ring_blocked() saw the entry).
 	 */
 	next = h & ZC_CHUNK_MASK ? e + 1 : zc_chunk_of_last(e)->next->e;
-	if (t != h && !(next->flags & ZC_ENT_PENDING))
+	if (atomic_load_explicit(&zs->tail, memory_order_seq_cst) != h &&
+	    !(next->flags & ZC_ENT_PENDING))
 		return false;
 	memcpy(out, e, sizeof(*out));	/* the same layout */
 	out->flags = copied ? ZC_COPIED : 0;
