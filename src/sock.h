@@ -237,6 +237,11 @@ struct zc_sock {
 	 */
 	_Atomic int efd;
 	bool rx_dry;			/* the last read of the queue found none */
+	/*
+	 * completions_eq()'s max, for its other ways alone: kept here
+	 * across its syscall, not in a register saved for the whole call.
+	 */
+	unsigned int rx_max;
 	/* Ids reported through recvmsg(MSG_ERRQUEUE); read by the SCM send
 	 * side to estimate how many ids are still out. */
 	_Atomic uint32_t ids_by_recvmsg;

@@ -1158,12 +1158,13 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 
 	if (__builtin_expect(!eq, 0))	/* this thread's first read */
 		return completions_eq_general(zs, out, max);
+	zs->rx_max = max;
 	n = recvmmsg(zs->fd, eq->msgs, ZC_EQ_BATCH,
 		     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
 	m = &eq->msgs[0].msg_hdr;
 	if (__builtin_expect(n != 1, 0) || !eq_record_fast(m, &r)) {
 		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
-		return completions_eq_more(zs, out, max, n);
+		return completions_eq_more(zs, out, zs->rx_max, n);
 	}
 	/*
 	 * recvmmsg() rewrote msg_controllen and msg_flags of the header it
@@ -1176,7 +1177,7 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	ZC_STAT_INC(&zs->rx, eq_one);
 	if (__builtin_expect(!zc_ring_reap_one(zs, out, r.lo, r.hi, r.copied),
 			     0)) {
-		return completions_eq_apply(zs, out, max, r.lo, r.hi,
+		return completions_eq_apply(zs, out, zs->rx_max, r.lo, r.hi,
 					    r.copied);
 	}
 	return 1;
