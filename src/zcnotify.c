@@ -662,6 +662,21 @@ send_zc_nothing(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	return 0;
 }
 
+/*
+ * send_zc_nothing() for send_slot()'s send(2) of buf, len, which
+ * returned ret: 0, or -1 with errno (counted as zc_sys_send() counts).
+ */
+static __attribute__((noinline, cold)) ssize_t
+send_zc_nothing_sys(struct zc_sock *zs, const void *buf, size_t len,
+		    int flags, const char *why, ssize_t ret)
+{
+	if (ret < 0) {
+		ret = -errno;
+		ZC_STAT_INC(&zs->tx, syscalls);
+	}
+	return send_zc_nothing(zs, NULL, buf, len, flags, why, ret);
+}
+
 /* send_slot()'s wake-up of a waiting reaper, after the send: ret. */
 static __attribute__((noinline)) ssize_t send_wake(struct zc_sock *zs,
 						   ssize_t ret)
@@ -721,11 +736,25 @@ send_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 			      memory_order_release);
 	__asm__("" : : "m"(a));
-	ret = direct_send_as(zs, msg, buf, len, flags | MSG_ZEROCOPY, true);
-	if (ret <= 0) {
-		__asm__("" : "+m"(a));
-		return send_zc_nothing(zs, a.msg, a.buf, a.len, a.flags, why,
-				       ret);
+	if (zs->tx_scm || msg || len > (1u << 30)) {
+		ret = direct_send_as(zs, msg, buf, len, flags | MSG_ZEROCOPY,
+				     true);
+		if (__builtin_expect(ret <= 0, 0)) {
+			__asm__("" : "+m"(a));
+			return send_zc_nothing(zs, a.msg, a.buf, a.len,
+					       a.flags, why, ret);
+		}
+	} else {
+		/*
+		 * direct_send_as()'s send(2), and one test of what it
+		 * returned, not two: -1 (errno) goes the same way as 0.
+		 */
+		ret = send(zs->fd, buf, len, flags | MSG_ZEROCOPY);
+		if (__builtin_expect(ret <= 0, 0)) {
+			__asm__("" : "+m"(a));
+			return send_zc_nothing_sys(zs, a.buf, a.len, a.flags,
+						   why, ret);
+		}
 	}
 	ZC_OPAQUE(zs);
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
