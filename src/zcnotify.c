@@ -801,26 +801,40 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	 size_t len, int flags, uint64_t cookie, const char *why)
 {
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	bool zc = len >= zs->copy_below;	/* never: the copy backend */
 
 	/*
 	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
 	 * Acquire head: pairs with the release of head in zc_ring_reap().
+	 * The tests twice, once each way: one test of len, and
+	 * send_slot() knows which send it makes.
 	 */
-	if (zs->tx_general ||	/* !tx_direct || amb_local */
-	    (zc && atomic_load_explicit(&zs->copied_streak,
-					memory_order_relaxed) >= zs->adapt_at) ||
+	if (len >= zs->copy_below) {	/* never: the copy backend */
+		if (zs->tx_general ||	/* !tx_direct || amb_local */
+		    atomic_load_explicit(&zs->copied_streak,
+					 memory_order_relaxed) >= zs->adapt_at ||
+		    t - atomic_load_explicit(&zs->head, memory_order_acquire) >
+		    zs->mask)
+			return send_general(zs, msg, buf, len, flags, cookie,
+					    why);
+		/*
+		 * The last slot of its chunk needs the next chunk linked
+		 * first: send_last_slot(), so that no call comes before the
+		 * syscall here (the arguments need no registers saved
+		 * around one), and the publish knows its next entry
+		 * (zc_publish_mid()).
+		 */
+		if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
+			return send_last_slot(zs, msg, buf, len, flags, cookie,
+					      why);
+		return send_slot(zs, msg, buf, len, flags, cookie, why, true,
+				 false);
+	}
+	if (zs->tx_general ||
 	    t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
 		return send_general(zs, msg, buf, len, flags, cookie, why);
-	/*
-	 * The last slot of its chunk needs the next chunk linked first:
-	 * send_last_slot(), so that no call comes before the syscall here
-	 * (the arguments need no registers saved around one), and the
-	 * publish knows its next entry (zc_publish_mid()).
-	 */
 	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
 		return send_last_slot(zs, msg, buf, len, flags, cookie, why);
-	return send_slot(zs, msg, buf, len, flags, cookie, why, zc, false);
+	return send_slot(zs, msg, buf, len, flags, cookie, why, false, false);
 }
 
 static int bad_flags(const char *fn, int flags)
