@@ -1152,7 +1152,8 @@ name(struct zc_sock *zs, struct zc_completion *out, unsigned int max)	\
 	return zc_ring_reap(zs, out, max);				\
 }
 COMPLETIONS_BLOCKED(completions_eq_general, zc_eq_read_blocked(zs))
-COMPLETIONS_BLOCKED(completions_scm, zc_scm_collect_as(zs, false, true))
+COMPLETIONS_BLOCKED(completions_scm_general,
+		    zc_scm_collect_as(zs, false, true))
 COMPLETIONS_BLOCKED(completions_ops, zs->ops->collect(zs, false))
 #undef COMPLETIONS_BLOCKED
 
@@ -1223,6 +1224,41 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		return completions_eq_apply(zs, out, zs->rx_max, r.lo, r.hi,
 					    r.copied);
 	}
+	return 1;
+}
+
+/*
+ * SCM's completions_blocked: zc_scm_collect_as() and zc_ring_reap(), with
+ * their common case inline: one range collected by a send, that
+ * completes the PENDING entry at head (zc_ring_reap_one()). At k = 1 over
+ * UDP every call (each send brings the one before it's news).
+ */
+static __attribute__((noinline)) int
+completions_scm(struct zc_sock *zs, struct zc_completion *out,
+		unsigned int max)
+{
+	struct scm_priv *p = zs->backend_priv;
+	/* As zc_scm_collect_as(): the send ring's tail before the ranges. */
+	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
+	const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
+
+	/*
+	 * Acquire (seq_cst for zc_wait()): pairs with zc__scm_send()'s
+	 * store, as in zc_scm_apply_as(). A broken socket reads the queue
+	 * too (zc_scm_collect_as()): the general way.
+	 */
+	if (atomic_load_explicit(&p->rtail, memory_order_seq_cst) - h != 1 ||
+	    atomic_load_explicit(&p->broken, memory_order_relaxed) ||
+	    !zc_ring_reap_one(zs, out, r->lo, r->hi, r->copied))
+		return completions_scm_general(zs, out, max);
+	/*
+	 * The range applied: as zc_scm_apply_as() and zc_scm_collect_as()
+	 * leave it. Release: pairs with the acquire of rhead in
+	 * zc_scm_want(), after the range was read.
+	 */
+	atomic_store_explicit(&p->rhead, h + 1, memory_order_release);
+	p->last_tail = tail;
 	return 1;
 }
 
