@@ -111,7 +111,9 @@ static inline void zc_count_ids(struct zc_sock *zs, uint32_t ids)
 /*
  * Read everything on the error queue, ZC_EQ_BATCH records a syscall.
  * Returns the number of records consumed, or -errno. Inline in
- * zc_completions() for the errqueue backend; zc__eq_drain() elsewhere.
+ * zc_completions()'s ways for the errqueue backend (completions_eq()
+ * has its common case written out, with the reap: zc_ring_reap_one());
+ * zc__eq_drain() elsewhere.
  * count_ids: add the ids completed to ids_by_recvmsg (only the SCM
  * backend reads it; zc__eq_drain() always counts, the errqueue backend's
  * inline read does not). Inline, the common read only: one record, a

@@ -3,8 +3,9 @@
  * The completion ring (ring.c), one floor above sys.c: the send records
  * in their chunks, the mirror of the kernel's zero-copy ids, publishing a
  * send and reaping completions. What runs on every call is here, inline:
- * zc_publish(), zc_ring_blocked(), zc_apply_range()'s common case and
- * zc_ring_reap(); ring.c holds the rest.
+ * zc_publish() (zc_publish_mid() within a chunk), zc_ring_blocked(),
+ * zc_apply_range()'s common case, zc_ring_reap(), and zc_ring_reap_one()
+ * for the common record; ring.c holds the rest.
  */
 #ifndef ZC_RING_H
 #define ZC_RING_H
@@ -350,7 +351,7 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
  * would stop too; max >= 1 is all it may ask). Then hand that one out,
  * with the state both would have left (done_to = zc_head, one on; the
  * run empty), without the run and the done marks between them. Returns
- * 1, or 0 with nothing changed: the caller takes the general way.
+ * true, or false with nothing changed: the caller takes the general way.
  */
 static inline __attribute__((always_inline)) bool
 zc_ring_reap_one(struct zc_sock *zs, struct zc_completion *out,
