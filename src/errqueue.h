@@ -71,12 +71,20 @@ static inline bool eq_record_fast(const struct msghdr *m, struct zc_range *r)
 	       c.cmsg_level == SOL_IPV6 && c.cmsg_type == IPV6_RECVERR)) ||
 	    (m->msg_flags & MSG_CTRUNC))
 		return false;
-	memcpy(&ee, ctrl + CMSG_LEN(0), sizeof(ee));
+	/*
+	 * Field by field, each loaded as it is tested (the struct at once
+	 * was one load, and shifts and masks for each field).
+	 */
+#define EE_FIELD(f)	(ctrl + CMSG_LEN(0) + \
+			 offsetof(struct sock_extended_err, f))
+	memcpy(&ee.ee_errno, EE_FIELD(ee_errno), sizeof(ee.ee_errno));
+	ee.ee_origin = *EE_FIELD(ee_origin);
 	if (ee.ee_errno != 0 || ee.ee_origin != SO_EE_ORIGIN_ZEROCOPY)
 		return false;
-	r->lo = ee.ee_info;
-	r->hi = ee.ee_data;
-	r->copied = ee.ee_code & SO_EE_CODE_ZEROCOPY_COPIED;
+	memcpy(&r->lo, EE_FIELD(ee_info), sizeof(r->lo));
+	memcpy(&r->hi, EE_FIELD(ee_data), sizeof(r->hi));
+	r->copied = *EE_FIELD(ee_code) & SO_EE_CODE_ZEROCOPY_COPIED;
+#undef EE_FIELD
 	return true;
 }
 
@@ -103,7 +111,9 @@ static inline void zc_count_ids(struct zc_sock *zs, uint32_t ids)
 /*
  * Read everything on the error queue, ZC_EQ_BATCH records a syscall.
  * Returns the number of records consumed, or -errno. Inline in
- * zc_completions() for the errqueue backend; zc__eq_drain() elsewhere.
+ * zc_completions()'s ways for the errqueue backend (completions_eq()
+ * has its common case written out, with the reap: zc_ring_reap_one());
+ * zc__eq_drain() elsewhere.
  * count_ids: add the ids completed to ids_by_recvmsg (only the SCM
  * backend reads it; zc__eq_drain() always counts, the errqueue backend's
  * inline read does not). Inline, the common read only: one record, a

@@ -19,8 +19,8 @@
  * unreaped at once and the marks of live ids never collide.
  *
  * What runs on every call is inline, in ring.h: zc_publish(),
- * zc_ring_blocked(), zc_ring_reap() and the common case of
- * zc_apply_range(). This file holds the general case.
+ * zc_ring_blocked(), zc_ring_reap(), zc_ring_reap_one() and the common
+ * case of zc_apply_range(). This file holds the general case.
  */
 #include <stdlib.h>
 

@@ -3,8 +3,9 @@
  * The completion ring (ring.c), one floor above sys.c: the send records
  * in their chunks, the mirror of the kernel's zero-copy ids, publishing a
  * send and reaping completions. What runs on every call is here, inline:
- * zc_publish(), zc_ring_blocked(), zc_apply_range()'s common case and
- * zc_ring_reap(); ring.c holds the rest.
+ * zc_publish() (zc_publish_mid() within a chunk), zc_ring_blocked(),
+ * zc_apply_range()'s common case, zc_ring_reap(), and zc_ring_reap_one()
+ * for the common record; ring.c holds the rest.
  */
 #ifndef ZC_RING_H
 #define ZC_RING_H
@@ -117,6 +118,21 @@ static inline void zc_publish(struct zc_sock *zs, uint32_t t,
 	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
 		zc__wake_reaper(zs);
+}
+
+/*
+ * zc_publish() where the caller knows slot t is not the last of its
+ * chunk (zc_tx_reserve() had nothing to do): the next entry is e + 1.
+ * Returns whether a reaper waits: then the caller calls
+ * zc__wake_reaper(), in a tail call of its own.
+ */
+static inline bool zc_publish_mid(struct zc_sock *zs, uint32_t t,
+				  struct zc_entry *e)
+{
+	zs->tx_e = e + 1;
+	/* As in zc_publish(): release, and the seq_cst pair with zc_wait(). */
+	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
+	return atomic_load_explicit(&zs->waiting, memory_order_seq_cst);
 }
 
 /* The end of the run of reported ids (relaxed: see done_to). */
@@ -322,6 +338,68 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	ZC_STAT_ADD(&zs->rx, completions_zc, nzc);
 	ZC_STAT_ADD(&zs->rx, completions_copied, n - nzc);
 	return (int)n;
+}
+
+/*
+ * Reap side, in place of zc_apply_range_blocked() and zc_ring_reap():
+ * zc_ring_blocked() said true just before and nothing was applied since,
+ * and the kernel reported ids [lo, hi]. The common record (every one at
+ * k = 1 over UDP) completes the PENDING entry at head and no more: its
+ * range is the one id zc_head, no mark is out, the entry is a plain
+ * PENDING one, and after it comes the tail or another PENDING entry
+ * (which then waits for zc_head + 1, not reported: where zc_ring_reap()
+ * would stop too; max >= 1 is all it may ask). Then hand that one out,
+ * with the state both would have left (done_to = zc_head, one on; the
+ * run empty), without the run and the done marks between them. Returns
+ * true, or false with nothing changed: the caller takes the general way.
+ */
+static inline __attribute__((always_inline)) bool
+zc_ring_reap_one(struct zc_sock *zs, struct zc_completion *out,
+		 uint32_t lo, uint32_t hi, bool copied)
+{
+	const uint32_t h = atomic_load_explicit(&zs->head,
+						memory_order_relaxed) + 1;
+	struct zc_entry *e = zs->rx_e, *next;
+
+	/*
+	 * One id, zc_head, issued; no mark out; the entry at head waits for
+	 * it alone: no ghost, no copy. Acquire zc_issued: pairs with its
+	 * release in zc_sendmsg() (issued - lo >= 1: lo was issued).
+	 */
+	if (((lo ^ hi) | (lo - zs->zc_head) | zs->nmarks) ||
+	    atomic_load_explicit(&zs->zc_issued, memory_order_acquire) == lo ||
+	    e->flags != ZC_ENT_PENDING)
+		return false;
+	/*
+	 * The next slot: its entry, and its chunk's link when it is the next
+	 * chunk's (ring.c), published below the tail. Acquire (seq_cst for
+	 * zc_wait()): pairs with zc_publish()'s store, as in zc_ring_reap();
+	 * the tail is above head (zc_ring_blocked() saw the entry).
+	 */
+	next = h & ZC_CHUNK_MASK ? e + 1 : zc_chunk_of_last(e)->next->e;
+	if (atomic_load_explicit(&zs->tail, memory_order_seq_cst) != h &&
+	    !(next->flags & ZC_ENT_PENDING))
+		return false;
+	memcpy(out, e, sizeof(*out));	/* the same layout */
+	out->flags = copied ? ZC_COPIED : 0;
+	zs->zc_head = lo + 1;
+	/*
+	 * run_flags is not written: the run is empty, and nothing reads it
+	 * then (zc_apply_range() tests it only past zc_head, zc_ring_reap()
+	 * only while zc_head != done_to).
+	 */
+	atomic_store_explicit(&zs->done_to, lo + 1, memory_order_relaxed);
+	zc_feed_streak(zs, 1, copied);
+	/* The chunk's last slot reaped: on to the next (zc_ring_reap()). */
+	zs->rx_e = h & ZC_CHUNK_MASK ? next : zc__rx_chunk_next(zs, e + 1);
+	/* Release: pairs with the acquire of head in zc_sendmsg(). */
+	atomic_store_explicit(&zs->head, h, memory_order_release);
+	/* completions is derived: see struct zc_rx_stats. */
+	if (copied)
+		ZC_STAT_INC(&zs->rx, completions_copied);
+	else
+		ZC_STAT_INC(&zs->rx, completions_zc);
+	return true;
 }
 
 #pragma GCC visibility pop

@@ -48,8 +48,10 @@ struct zc_ops;
  * the send is the syscall itself (tx_direct: errqueue, scm, copy), the
  * syscalls of the sends: each counted send is one syscall that
  * succeeded, so tx.syscalls counts only the others there (the failed
- * ones, a wake-up's write). Every increment is on the hot path. Two sets of the 16 fields of struct
- * zc_stats were 256 bytes of each socket's; these are 128.
+ * ones, a wake-up's write). Every increment is on the hot path. Two
+ * sets of the 16 fields of struct zc_stats were 256 bytes of each
+ * socket's; these are 136 (eq_one: in the padding before ctxm, struct
+ * zc_sock stays 512 bytes).
  */
 struct zc_tx_stats {
 	_Atomic uint64_t sends_zc, sends_copy, enobufs_fallback, adapt_copy,
@@ -59,6 +61,13 @@ struct zc_rx_stats {
 	_Atomic uint64_t completions_zc, completions_copied, harvest_recvmsg,
 		errqueue_reads, syscalls, foreign, foreign_dropped, ctrunc,
 		bad_ranges;
+	/*
+	 * Reads of the error queue that brought one completion record in
+	 * the exact layout (completions_eq(), every one at k = 1): each is
+	 * one of errqueue_reads and one of harvest_recvmsg, which
+	 * zc_get_stats() adds it to; one increment, not two.
+	 */
+	_Atomic uint64_t eq_one;
 };
 
 /* Single-writer increment: no read-modify-write needed, no lock prefix. */
@@ -199,7 +208,18 @@ struct zc_sock {
 	 */
 	_Atomic uint32_t done_to;
 	uint32_t run_flags;
-	uint32_t nmarks;
+	/*
+	 * nmarks, and pending_err (reported once by zc_completions()), in
+	 * one word: zc_completions() sends a call with either to its slow
+	 * way with one test (rx_rare).
+	 */
+	union {
+		struct {
+			uint32_t nmarks;
+			int pending_err;
+		};
+		uint64_t rx_rare;
+	};
 	uint8_t *done;
 	/* No memory for a mark: completions lost, pending_err stays. */
 	bool broken;
@@ -216,8 +236,12 @@ struct zc_sock {
 	 * zc__wake_reaper().
 	 */
 	_Atomic int efd;
-	int pending_err;		/* reported once by zc_completions() */
 	bool rx_dry;			/* the last read of the queue found none */
+	/*
+	 * completions_eq()'s max, for its other ways alone: kept here
+	 * across its syscall, not in a register saved for the whole call.
+	 */
+	unsigned int rx_max;
 	/* Ids reported through recvmsg(MSG_ERRQUEUE); read by the SCM send
 	 * side to estimate how many ids are still out. */
 	_Atomic uint32_t ids_by_recvmsg;

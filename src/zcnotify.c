@@ -663,34 +663,54 @@ send_zc_nothing(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 }
 
 /*
- * send_general() for any send; inline here, the common ones: a backend
- * whose send is the syscall (errqueue; scm, with its cmsg now and then;
- * copy), no failed send to settle, room in the ring, and either a send
- * shorter than copy_below (always, for the copy backend) or zero-copy
- * wanted (the kernel not copying, or adapting off). Inlined into
- * zc_send() and zc_sendmsg().
+ * send_zc_nothing() for send_slot()'s send(2) of buf, len, which
+ * returned ret: 0, or -1 with errno (counted as zc_sys_send() counts).
+ */
+static __attribute__((noinline, cold)) ssize_t
+send_zc_nothing_sys(struct zc_sock *zs, const void *buf, size_t len,
+		    int flags, const char *why, ssize_t ret)
+{
+	if (ret < 0) {
+		ret = -errno;
+		ZC_STAT_INC(&zs->tx, syscalls);
+	}
+	return send_zc_nothing(zs, NULL, buf, len, flags, why, ret);
+}
+
+/* send_slot()'s wake-up of a waiting reaper, after the send: ret. */
+static __attribute__((noinline)) ssize_t send_wake(struct zc_sock *zs,
+						   ssize_t ret)
+{
+	zc__wake_reaper(zs);
+	return ret;
+}
+
+/*
+ * send_one() past its tests: the send into slot tail, whose chunk is
+ * linked (last: the slot is the last of its chunk, and the next one is
+ * linked too). zc: a zero-copy send.
  */
 static inline __attribute__((always_inline)) ssize_t
-send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-	 size_t len, int flags, uint64_t cookie, const char *why)
+send_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	  size_t len, int flags, uint64_t cookie, const char *why, bool zc,
+	  bool last)
 {
-	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	bool zc = len >= zs->copy_below;	/* never: the copy backend */
-	struct zc_entry *e;
-	ssize_t ret;
-
 	/*
-	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
-	 * Acquire head: pairs with the release of head in zc_ring_reap().
+	 * The message, for send_zc_nothing() alone (a failed send may be
+	 * made again by copy): in memory across the syscall (the asm), not
+	 * in registers saved for the whole call.
 	 */
-	if (zs->tx_general ||	/* !tx_direct || amb_local */
-	    (zc && atomic_load_explicit(&zs->copied_streak,
-					memory_order_relaxed) >= zs->adapt_at) ||
-	    t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
-		return send_general(zs, msg, buf, len, flags, cookie, why);
-	/* The next chunk first if it will be needed: no memory, no send. */
-	if (zc_tx_reserve(zs, t))
-		return send_no_chunk();
+	struct {
+		const struct msghdr *msg;
+		const void *buf;
+		size_t len;
+		int flags;
+	} a = { msg, buf, len, flags };
+	struct zc_entry *e;
+	uint32_t t;
+	ssize_t ret;
+	bool wake;
+
 	/*
 	 * Slot t is the send side's until tail moves past it: its cookie
 	 * now, and tail read again after the syscall, so that neither is
@@ -707,8 +727,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		e->bytes = (uint32_t)ret;
 		e->flags = ZC_COPIED | ZC_LIB_COPY;	/* complete now */
 		ZC_STAT_INC(&zs->tx, sends_copy);
-		zc_publish(zs, t, e);
-		return ret;
+		goto publish;
 	}
 	/*
 	 * Release: pairs with the acquire in zc_apply_range(); the reap side
@@ -716,9 +735,27 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	 */
 	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 			      memory_order_release);
-	ret = direct_send_as(zs, msg, buf, len, flags | MSG_ZEROCOPY, true);
-	if (ret <= 0)
-		return send_zc_nothing(zs, msg, buf, len, flags, why, ret);
+	__asm__("" : : "m"(a));
+	if (zs->tx_scm || msg || len > (1u << 30)) {
+		ret = direct_send_as(zs, msg, buf, len, flags | MSG_ZEROCOPY,
+				     true);
+		if (__builtin_expect(ret <= 0, 0)) {
+			__asm__("" : "+m"(a));
+			return send_zc_nothing(zs, a.msg, a.buf, a.len,
+					       a.flags, why, ret);
+		}
+	} else {
+		/*
+		 * direct_send_as()'s send(2), and one test of what it
+		 * returned, not two: -1 (errno) goes the same way as 0.
+		 */
+		ret = send(zs->fd, buf, len, flags | MSG_ZEROCOPY);
+		if (__builtin_expect(ret <= 0, 0)) {
+			__asm__("" : "+m"(a));
+			return send_zc_nothing_sys(zs, a.buf, a.len, a.flags,
+						   why, ret);
+		}
+	}
 	ZC_OPAQUE(zs);
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	e = zc_tx_entry(zs);
@@ -726,8 +763,78 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	e->flags = ZC_ENT_PENDING;
 	zs->zc_next++;
 	ZC_STAT_INC(&zs->tx, sends_zc);
-	zc_publish(zs, t, e);
+publish:
+	if (last) {
+		zc_publish(zs, t, e);
+		return ret;
+	}
+	wake = zc_publish_mid(zs, t, e);
+	if (wake)
+		return send_wake(zs, ret);
 	return ret;
+}
+
+/*
+ * send_one() into the last slot of its chunk, one send in ZC_CHUNK: the
+ * next chunk linked first (zc_tx_reserve()), no memory, no send.
+ */
+static __attribute__((noinline)) ssize_t
+send_last_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	       size_t len, int flags, uint64_t cookie, const char *why)
+{
+	if (zc__tx_chunk_next(zs))
+		return send_no_chunk();
+	return send_slot(zs, msg, buf, len, flags, cookie, why,
+			 len >= zs->copy_below, true);
+}
+
+/*
+ * send_general() for any send; inline here, the common ones: a backend
+ * whose send is the syscall (errqueue; scm, with its cmsg now and then;
+ * copy), no failed send to settle, room in the ring, and either a send
+ * shorter than copy_below (always, for the copy backend) or zero-copy
+ * wanted (the kernel not copying, or adapting off). Inlined into
+ * zc_send() and zc_sendmsg().
+ */
+static inline __attribute__((always_inline)) ssize_t
+send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
+	 size_t len, int flags, uint64_t cookie, const char *why)
+{
+	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+
+	/*
+	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
+	 * Acquire head: pairs with the release of head in zc_ring_reap().
+	 * The tests twice, once each way: one test of len, and
+	 * send_slot() knows which send it makes.
+	 */
+	if (len >= zs->copy_below) {	/* never: the copy backend */
+		if (zs->tx_general ||	/* !tx_direct || amb_local */
+		    atomic_load_explicit(&zs->copied_streak,
+					 memory_order_relaxed) >= zs->adapt_at ||
+		    t - atomic_load_explicit(&zs->head, memory_order_acquire) >
+		    zs->mask)
+			return send_general(zs, msg, buf, len, flags, cookie,
+					    why);
+		/*
+		 * The last slot of its chunk needs the next chunk linked
+		 * first: send_last_slot(), so that no call comes before the
+		 * syscall here (the arguments need no registers saved
+		 * around one), and the publish knows its next entry
+		 * (zc_publish_mid()).
+		 */
+		if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
+			return send_last_slot(zs, msg, buf, len, flags, cookie,
+					      why);
+		return send_slot(zs, msg, buf, len, flags, cookie, why, true,
+				 false);
+	}
+	if (zs->tx_general ||
+	    t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
+		return send_general(zs, msg, buf, len, flags, cookie, why);
+	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
+		return send_last_slot(zs, msg, buf, len, flags, cookie, why);
+	return send_slot(zs, msg, buf, len, flags, cookie, why, false, false);
 }
 
 static int bad_flags(const char *fn, int flags)
@@ -1044,24 +1151,141 @@ name(struct zc_sock *zs, struct zc_completion *out, unsigned int max)	\
 		return ret ? completions_read_error(ret) : 0;		\
 	return zc_ring_reap(zs, out, max);				\
 }
-COMPLETIONS_BLOCKED(completions_eq, zc_eq_read_blocked(zs))
-COMPLETIONS_BLOCKED(completions_scm, zc_scm_collect_as(zs, false, true))
+COMPLETIONS_BLOCKED(completions_eq_general, zc_eq_read_blocked(zs))
+COMPLETIONS_BLOCKED(completions_scm_general,
+		    zc_scm_collect_as(zs, false, true))
 COMPLETIONS_BLOCKED(completions_ops, zs->ops->collect(zs, false))
 #undef COMPLETIONS_BLOCKED
+
+/*
+ * completions_eq()'s record, when zc_ring_reap_range() does not take it:
+ * the general way, as zc_eq_read_blocked() and zc_ring_reap() do.
+ */
+static __attribute__((noinline)) int
+completions_eq_apply(struct zc_sock *zs, struct zc_completion *out,
+		     unsigned int max, uint32_t lo, uint32_t hi, bool copied)
+{
+	zc_apply_range_blocked(zs, lo, hi, copied);
+	return zc_ring_reap(zs, out, max);
+}
+
+/*
+ * completions_eq()'s read past its common case: recvmmsg() returned n
+ * (-1: errno says why), not the one record in the exact layout. Counted
+ * here (a read of eq_one is not).
+ */
+static __attribute__((noinline)) int
+completions_eq_more(struct zc_sock *zs, struct zc_completion *out,
+		    unsigned int max, int n)
+{
+	/* errno as recvmmsg() left it: nothing ran since but the count. */
+	int ret = zc__eq_read_more(zs, n, n < 0 ? -errno : 0, false);
+
+	if (ret <= 0)	/* 0: no news, the oldest send still waits */
+		return ret ? completions_read_error(ret) : 0;
+	return zc_ring_reap(zs, out, max);
+}
+
+/*
+ * The error queue's completions_blocked: zc_eq_read_blocked() and
+ * zc_ring_reap(), with their common case inline: one record, in the exact
+ * layout, that completes the PENDING entry at head (zc_ring_reap_one()).
+ * At k = 1 over UDP every call.
+ */
+static __attribute__((noinline)) int
+completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
+{
+	struct zc_eq *eq = zc__tl_eq;
+	struct msghdr *m;
+	struct zc_range r;
+	int n;
+
+	if (__builtin_expect(!eq, 0))	/* this thread's first read */
+		return completions_eq_general(zs, out, max);
+	zs->rx_max = max;
+	n = recvmmsg(zs->fd, eq->msgs, ZC_EQ_BATCH,
+		     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
+	m = &eq->msgs[0].msg_hdr;
+	if (__builtin_expect(n != 1, 0) || !eq_record_fast(m, &r)) {
+		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
+		return completions_eq_more(zs, out, zs->rx_max, n);
+	}
+	/*
+	 * recvmmsg() rewrote msg_controllen and msg_flags of the header it
+	 * filled, and only those: restore them (zc_eq_read_as()).
+	 */
+	m->msg_controllen = ZC_EQ_CTRL;
+	m->msg_flags = 0;
+	zs->rx_dry = false;
+	/* A read (and a syscall) and a record: see eq_one. */
+	ZC_STAT_INC(&zs->rx, eq_one);
+	if (__builtin_expect(!zc_ring_reap_one(zs, out, r.lo, r.hi, r.copied),
+			     0)) {
+		return completions_eq_apply(zs, out, zs->rx_max, r.lo, r.hi,
+					    r.copied);
+	}
+	return 1;
+}
+
+/*
+ * SCM's completions_blocked: zc_scm_collect_as() and zc_ring_reap(), with
+ * their common case inline: one range collected by a send, that
+ * completes the PENDING entry at head (zc_ring_reap_one()). At k = 1 over
+ * UDP every call (each send brings the one before it's news).
+ */
+static __attribute__((noinline)) int
+completions_scm(struct zc_sock *zs, struct zc_completion *out,
+		unsigned int max)
+{
+	struct scm_priv *p = zs->backend_priv;
+	/* As zc_scm_collect_as(): the send ring's tail before the ranges. */
+	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
+	const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
+
+	/*
+	 * Acquire (seq_cst for zc_wait()): pairs with zc__scm_send()'s
+	 * store, as in zc_scm_apply_as(). A broken socket reads the queue
+	 * too (zc_scm_collect_as()): the general way.
+	 */
+	if (atomic_load_explicit(&p->rtail, memory_order_seq_cst) - h != 1 ||
+	    atomic_load_explicit(&p->broken, memory_order_relaxed) ||
+	    !zc_ring_reap_one(zs, out, r->lo, r->hi, r->copied))
+		return completions_scm_general(zs, out, max);
+	/*
+	 * The range applied: as zc_scm_apply_as() and zc_scm_collect_as()
+	 * leave it. Release: pairs with the acquire of rhead in
+	 * zc_scm_want(), after the range was read.
+	 */
+	atomic_store_explicit(&p->rhead, h + 1, memory_order_release);
+	p->last_tail = tail;
+	return 1;
+}
 
 ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 			     unsigned int max)
 {
 	/* Relaxed amb: see collect_news(). A context's member: refused. */
-	if (!zs || !out || max - 1 >= INT_MAX || zs->pending_err ||
+	uint32_t h, t;
+
+	/*
+	 * rx_rare: an error to report, or a mark out (ids reported out of
+	 * order): the slow way, which takes any case.
+	 */
+	if (!zs || !out || max - 1 >= INT_MAX || zs->rx_rare ||
 	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
 	    ZC_AMB_PENDING || zs->ctx)
 		return completions_slow(zs, out, max, false);
 	/*
 	 * Completions come in send order: while the oldest send waits for
-	 * the kernel, nothing can be handed out before asking it.
+	 * the kernel, nothing can be handed out before asking it. That is
+	 * zc_ring_blocked(), no mark out: relaxed head (ours); acquire
+	 * tail, pairs with the store of tail in zc_publish().
 	 */
-	if (!zc_ring_blocked(zs))
+	h = atomic_load_explicit(&zs->head, memory_order_relaxed);
+	t = atomic_load_explicit(&zs->tail, memory_order_acquire);
+	if (h == t || !(zs->rx_e->flags & ZC_ENT_PENDING) ||
+	    zs->zc_head != zc_done_to(zs))
 		return completions_ready(zs, out, max);
 	return zs->rx_blocked(zs, out, max);
 }
@@ -1318,8 +1542,8 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 	s.completions_zc = RX(completions_zc);
 	s.completions_copied = RX(completions_copied);
 	s.harvest_cmsg = TX(harvest_cmsg);
-	s.harvest_recvmsg = RX(harvest_recvmsg);
-	s.errqueue_reads = RX(errqueue_reads);
+	s.harvest_recvmsg = RX(harvest_recvmsg) + RX(eq_one);
+	s.errqueue_reads = RX(errqueue_reads) + RX(eq_one);
 	s.syscalls = TX(syscalls) + RX(syscalls);
 	s.foreign = RX(foreign);
 	s.foreign_dropped = RX(foreign_dropped);
