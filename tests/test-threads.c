@@ -196,7 +196,8 @@ struct ctx {
 	struct witness {
 		uint64_t frontier;	/* c->returned at the last look asleep */
 		uint32_t asleep;	/* looks that found it asleep in poll() */
-		uint32_t perr;		/* ... while the socket showed POLLERR */
+		uint32_t perr;		/* ... in one sleep through POLLERR */
+		uint64_t perr_sleep;	/* its voluntary context switches */
 		int64_t perr_first, perr_last;
 	} wit;
 
@@ -433,17 +434,44 @@ static int probe_poll(const char *path, int *tmo_ms)
 }
 
 /*
- * Look at the reaper now and then while it is inside zc_wait(): the
- * sender's frontier (c->returned) and the socket's POLLERR first, then
- * whether the reaper is asleep in poll(); a look counts for the wait it
- * began and ended in (wait_gen unchanged). Each look is evidence of a
- * state, not a duration: the reaper asleep although what it waits for
- * had happened. check_wake() weighs it when the wait is over.
+ * The voluntary context switches of the thread whose status file is path
+ * (it went to sleep that often), or -1 if /proc cannot tell.
+ */
+static int64_t read_nvcsw(const char *path)
+{
+	char buf[4096], *p;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	p = strstr(buf, "\nvoluntary_ctxt_switches:");
+	return p ? strtoll(p + 26, NULL, 10) : -1;
+}
+
+/*
+ * Look at the reaper now and then while it is inside zc_wait(); a look
+ * counts for the wait it began and ended in (wait_gen unchanged). Each
+ * look is evidence of a state, not a duration: the reaper asleep although
+ * what it waits for had happened. check_wake() weighs it when the wait
+ * is over.
+ *
+ * The sender's frontier (c->returned) is read before the reaper is found
+ * asleep: those sends had returned while it slept. POLLERR is looked at
+ * between two looks that find the reaper asleep in poll() with no
+ * voluntary context switch between them (the status reads around them):
+ * one sleep through POLLERR, not a wake-up, a read and a new sleep
+ * before a new record. Looks in one sleep (same count) make a run.
  */
 static void *watch_main(void *arg)
 {
 	struct ctx *c = arg;
-	char path[64];
+	char path[64], status[64];
 	int64_t before, after;
 	int tid;
 
@@ -451,11 +479,12 @@ static void *watch_main(void *arg)
 	       !atomic_load(&c->reap_done))
 		nap_us(100);
 	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	snprintf(status, sizeof(status), "/proc/self/task/%d/status", tid);
 	before = now_ns();
 	while (!atomic_load(&c->reap_done)) {
 		struct pollfd pfd = { .fd = c->tx, .events = 0 };
+		int64_t t, sw0;
 		uint64_t g, f;
-		int64_t t;
 		bool perr;
 		int r, tmo = -1;
 
@@ -472,8 +501,7 @@ static void *watch_main(void *arg)
 			continue;
 		/* Acquire: pairs with the sender's release after zc_send(). */
 		f = atomic_load_explicit(&c->returned, memory_order_acquire);
-		t = now_ns();
-		perr = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR);
+		sw0 = read_nvcsw(status);
 		r = probe_poll(path, &tmo);
 		if (r < 0) {
 			fprintf(stderr, "  cannot read %s: %s; lost wake-ups "
@@ -484,20 +512,34 @@ static void *watch_main(void *arg)
 		}
 		if (!r)
 			continue;
+		t = now_ns();
+		perr = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR);
+		/*
+		 * A record is queued: the socket's waiters are woken, or the
+		 * one that waits on the eventfd alone (no zero-copy send out
+		 * when it went to sleep) was woken by the push of the send.
+		 * Not the 10 ms naps of a zc_wait() that stopped watching a
+		 * POLLERR stuck on.
+		 */
+		perr = perr && (tmo < 0 || tmo > 10) && sw0 >= 0 &&
+		       probe_poll(path, &tmo) == 1 &&
+		       read_nvcsw(status) == sw0;
 		pthread_mutex_lock(&c->wlock);
 		if (atomic_load(&c->wait_gen) == g) {
 			c->wit.asleep++;
 			c->wit.frontier = f;
-			/*
-			 * A record is queued: the socket's waiters are woken,
-			 * or the one that waits on the eventfd alone (no
-			 * zero-copy send out when it went to sleep) was woken
-			 * by the push of the send. Not the 10 ms naps of a
-			 * zc_wait() that stopped watching a POLLERR stuck on.
-			 */
-			if (perr && (tmo < 0 || tmo > 10)) {
-				if (!c->wit.perr++)
-					c->wit.perr_first = t;
+			/* The first run long enough stays (check_wake()). */
+			if (perr && c->wit.perr >= PERR_LOOKS &&
+			    c->wit.perr_last - c->wit.perr_first >=
+			    PERR_SPAN_NS) {
+				/* evidence enough */
+			} else if (perr && (!c->wit.perr ||
+				   c->wit.perr_sleep != (uint64_t)sw0)) {
+				c->wit.perr = 1;	/* a new sleep */
+				c->wit.perr_sleep = (uint64_t)sw0;
+				c->wit.perr_first = c->wit.perr_last = t;
+			} else if (perr) {
+				c->wit.perr++;
 				c->wit.perr_last = t;
 			}
 		}
@@ -566,10 +608,10 @@ static int check_wake(struct ctx *c, const struct zc_completion *z, int n,
 	if (w->perr >= PERR_LOOKS &&
 	    w->perr_last - w->perr_first >= PERR_SPAN_NS &&
 	    ++c->lost_pollerr > 3) {
-		set_err(c, c->err_reap, "%llu times zc_wait() was found asleep "
-			"in poll() while the socket showed POLLERR (for %.0f "
-			"ms, %u looks, the last time): lost wake-ups on POLLERR "
-			"or on the push of a zero-copy send",
+		set_err(c, c->err_reap, "%llu times zc_wait() slept in poll() "
+			"through POLLERR on the socket (the last time seen for "
+			"%.0f ms in %u looks of one sleep): lost wake-ups on "
+			"POLLERR or on the push of a zero-copy send",
 			(unsigned long long)c->lost_pollerr,
 			(double)(w->perr_last - w->perr_first) / 1e6, w->perr);
 		return -1;
