@@ -172,7 +172,7 @@ struct ctx {
 	/* Release: the sender publishes before each call. */
 	_Atomic uint64_t started;	/* cookies handed to zc_send so far */
 	_Atomic uint64_t final;		/* cookie of the last send, + 1 */
-	_Atomic uint64_t returned;	/* the last cookie whose send returned >= 0, + 1 */
+	_Atomic uint64_t returned;	/* last cookie whose send returned +1 */
 	_Atomic int abort;
 	_Atomic int tx_done;
 	_Atomic int saw_enobufs;	/* the sender met a full ring */
@@ -190,14 +190,14 @@ struct ctx {
 	 */
 	_Atomic int reaper_tid;
 	_Atomic int reap_done;
-	_Atomic int probe_blind;	/* /proc cannot tell: the clock decides */
+	_Atomic int probe_blind;	/* /proc cannot tell: the clock judges */
 	_Atomic int64_t worst_oversleep;	/* the watcher's, ns */
 	_Atomic int64_t nap_from;		/* its nap began */
 	pthread_mutex_t wlock;
 	_Atomic uint64_t wait_gen;
 	struct witness {
-		uint64_t frontier;	/* c->returned at the last look asleep */
-		uint32_t asleep;	/* looks that found it asleep in poll() */
+		uint64_t frontier;	/* c->returned, last look asleep */
+		uint32_t asleep;	/* looks that found it in poll() */
 		uint32_t perr;		/* ... in one sleep through POLLERR */
 		uint64_t perr_sleep;	/* its voluntary context switches */
 		int64_t perr_first, perr_last;
@@ -396,8 +396,8 @@ static int reap_one(struct ctx *c, const struct zc_completion *z,
  * Is the thread whose syscall file is path blocked in poll() (or ppoll())?
  * 1 if so, and *tmo_ms, poll()'s timeout (-1 for ppoll(): not known), 0
  * if not (running, runnable, or blocked elsewhere), -1 if /proc cannot
- * tell. The kernel (proc_pid_syscall(),
- * task_current_syscall()) answers "running" unless the thread is off the
+ * tell. The kernel (proc_pid_syscall(), task_current_syscall(),
+ * wait_task_inactive()) answers "running" unless the thread is off the
  * run queue asleep: for one that was woken but waits for a CPU, or that
  * was preempted on its way to sleep, it waits until the thread runs
  * again, and then says "running".
@@ -453,7 +453,8 @@ static int64_t read_nvcsw(const char *path)
 		return -1;
 	buf[n] = 0;
 	p = strstr(buf, "\nvoluntary_ctxt_switches:");
-	return p ? strtoll(p + 26, NULL, 10) : -1;
+	return p ? strtoll(p + strlen("\nvoluntary_ctxt_switches:"), NULL,
+			   10) : -1;
 }
 
 /*
@@ -507,14 +508,15 @@ static void *watch_main(void *arg)
 		f = atomic_load_explicit(&c->returned, memory_order_acquire);
 		sw0 = read_nvcsw(status);
 		r = probe_poll(path, &tmo);
-		if (r < 0) {
+		if (r < 0 && atomic_load(&c->wait_gen) == g) {
+			/* (not a reaper that left the wait and exited) */
 			fprintf(stderr, "  cannot read %s: %s; lost wake-ups "
 				"are judged by the clock\n", path,
 				strerror(errno));
 			atomic_store(&c->probe_blind, 1);
 			continue;
 		}
-		if (!r)
+		if (r <= 0)
 			continue;
 		t = now_ns();
 		perr = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR);
@@ -597,7 +599,7 @@ static void wait_end(struct ctx *c, struct witness *w)
 static int check_wake(struct ctx *c, const struct zc_completion *z, int n,
 		      int64_t t0, int64_t t1, const struct witness *w)
 {
-	int64_t slack = WAKE_SLACK_NS, starved;
+	int64_t slack = WAKE_SLACK_NS, starved, nap;
 	bool blind = atomic_load(&c->probe_blind);
 	bool uring = zc_backend(c->zs) == ZC_BACKEND_URING;
 
@@ -608,8 +610,8 @@ static int check_wake(struct ctx *c, const struct zc_completion *z, int n,
 		set_err(c, c->err_reap, "lost wake-up: zc_wait() was found "
 			"asleep in poll() after the send of cookie %llu (a "
 			"library copy, complete when pushed, the oldest "
-			"unreaped) had returned; it returned %.0f ms after that "
-			"send (%u looks found it asleep in this wait)",
+			"unreaped) had returned; it returned %.0f ms after "
+			"that send (%u looks found it asleep in this wait)",
 			(unsigned long long)z[0].cookie,
 			(double)(t1 - (t > t0 ? t : t0)) / 1e6, w->asleep);
 		return -1;
@@ -627,8 +629,9 @@ static int check_wake(struct ctx *c, const struct zc_completion *z, int n,
 	}
 	/* The clock's slack: 500 ms, or 8 times the watcher's worst nap. */
 	starved = atomic_load(&c->worst_oversleep);
-	if (now_ns() - atomic_load(&c->nap_from) - WATCH_US * 1000ll > starved)
-		starved = now_ns() - atomic_load(&c->nap_from) - WATCH_US * 1000ll;
+	nap = now_ns() - atomic_load(&c->nap_from) - WATCH_US * 1000ll;
+	if (nap > starved)
+		starved = nap;
 	if (8 * starved > slack)
 		slack = 8 * starved;
 	for (int i = 0; i < n; i++) {
