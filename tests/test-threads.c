@@ -19,9 +19,12 @@
  * starved qemu TCG guest) a woken reaper may get no CPU for seconds. A
  * fourth thread, the watcher, looks at the reaper while it is inside
  * zc_wait(): /proc/self/task/TID/syscall names the syscall a thread is
- * blocked in, and only when it is blocked (off the run queue: the kernel
- * waits until a preempted thread is either running again or asleep), so
- * a woken reaper that waits for a CPU never reads as asleep. Asleep in
+ * blocked in, only when it is off the run queue (the kernel waits until
+ * a preempted thread runs again or sleeps), and /proc/.../stat says 'S'
+ * only for a thread not woken (one woken but not yet on a run queue,
+ * TASK_WAKING, whose wake-up waits for an IPI to its CPU, reads 'R'):
+ * blocked in poll(), then 'S', then blocked again is asleep, and a woken
+ * reaper that waits for a CPU never reads so. Asleep in
  * poll() after the sender's zc_send() of a library copy (complete at its
  * push, which wakes a waiter before zc_send() returns) had returned, that
  * copy still the oldest unreaped send: a lost wake-up, whatever the
@@ -398,9 +401,10 @@ static int reap_one(struct ctx *c, const struct zc_completion *z,
  * if not (running, runnable, or blocked elsewhere), -1 if /proc cannot
  * tell. The kernel (proc_pid_syscall(), task_current_syscall(),
  * wait_task_inactive()) answers "running" unless the thread is off the
- * run queue asleep: for one that was woken but waits for a CPU, or that
- * was preempted on its way to sleep, it waits until the thread runs
- * again, and then says "running".
+ * run queue: for one on it (woken and waiting for a CPU, or preempted on
+ * its way to sleep) it waits until the thread runs again, and then says
+ * "running". A thread woken but not yet on a run queue (TASK_WAKING)
+ * reads as blocked: see read_state().
  */
 static int probe_poll(const char *path, int *tmo_ms)
 {
@@ -433,6 +437,28 @@ static int probe_poll(const char *path, int *tmo_ms)
 	}
 #endif
 	return 0;
+}
+
+/*
+ * The state letter of the thread whose stat file is path ('S': asleep,
+ * interruptibly; 'R' also for a thread woken but not yet on a run queue),
+ * or 0 if /proc cannot tell.
+ */
+static char read_state(const char *path)
+{
+	char buf[512], *p;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');	/* "TID (COMM) STATE ..." */
+	return p && p[1] == ' ' ? p[2] : 0;
 }
 
 /*
@@ -474,7 +500,7 @@ static int64_t read_nvcsw(const char *path)
 static void *watch_main(void *arg)
 {
 	struct ctx *c = arg;
-	char path[64], status[64];
+	char path[64], status[64], stat[64];
 	int64_t before, after;
 	int tid;
 
@@ -483,6 +509,7 @@ static void *watch_main(void *arg)
 		nap_us(100);
 	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
 	snprintf(status, sizeof(status), "/proc/self/task/%d/status", tid);
+	snprintf(stat, sizeof(stat), "/proc/self/task/%d/stat", tid);
 	before = now_ns();
 	atomic_store(&c->nap_from, before);
 	while (!atomic_load(&c->reap_done)) {
@@ -490,7 +517,7 @@ static void *watch_main(void *arg)
 		int64_t t, sw0;
 		uint64_t g, f;
 		bool perr;
-		int r, tmo = -1;
+		int r, tmo = -1, tmo2;
 
 		nap_us(WATCH_US);
 		/* How starved are we? (the clock's slack, if /proc is blind) */
@@ -521,14 +548,27 @@ static void *watch_main(void *arg)
 		t = now_ns();
 		perr = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR);
 		/*
+		 * Blocked in poll() is asleep, or woken and not yet on a run
+		 * queue (TASK_WAKING: the wake-up waits for an IPI to the
+		 * reaper's CPU, slow in a starved TCG guest). Asleep is the
+		 * state 'S' after that: a woken reaper reads 'R' until it
+		 * runs, and then, in this wait, it sleeps again only if it
+		 * had nothing to return (so not with a library copy ready),
+		 * and only after a voluntary switch (counted). Blocked again
+		 * after 'S': not one preempted just before it would sleep,
+		 * which reads 'S' while on the run queue.
+		 */
+		if (read_state(stat) != 'S' || probe_poll(path, &tmo2) != 1)
+			continue;
+		/*
 		 * A record is queued: the socket's waiters are woken, or the
 		 * one that waits on the eventfd alone (no zero-copy send out
 		 * when it went to sleep) was woken by the push of the send.
 		 * Not the 10 ms naps of a zc_wait() that stopped watching a
-		 * POLLERR stuck on.
+		 * POLLERR stuck on. One sleep through it: no voluntary switch
+		 * from before POLLERR was seen until after 'S'.
 		 */
 		perr = perr && (tmo < 0 || tmo > 10) && sw0 >= 0 &&
-		       probe_poll(path, &tmo) == 1 &&
 		       read_nvcsw(status) == sw0;
 		pthread_mutex_lock(&c->wlock);
 		if (atomic_load(&c->wait_gen) == g) {
