@@ -193,7 +193,7 @@ struct ctx {
 	 */
 	_Atomic int reaper_tid;
 	_Atomic int reap_done;
-	_Atomic int probe_blind;	/* /proc cannot tell: the clock judges */
+	_Atomic int probe_blind;	/* /proc cannot tell: clock judges */
 	_Atomic int64_t worst_oversleep;	/* the watcher's, ns */
 	_Atomic int64_t nap_from;		/* its nap began */
 	pthread_mutex_t wlock;
@@ -518,6 +518,7 @@ static void *watch_main(void *arg)
 		uint64_t g, f;
 		bool perr;
 		int r, tmo = -1, tmo2;
+		char st;
 
 		nap_us(WATCH_US);
 		/* How starved are we? (the clock's slack, if /proc is blind) */
@@ -558,7 +559,14 @@ static void *watch_main(void *arg)
 		 * after 'S': not one preempted just before it would sleep,
 		 * which reads 'S' while on the run queue.
 		 */
-		if (read_state(stat) != 'S' || probe_poll(path, &tmo2) != 1)
+		st = read_state(stat);
+		if (!st && atomic_load(&c->wait_gen) == g) {
+			fprintf(stderr, "  cannot read %s; lost wake-ups are "
+				"judged by the clock\n", stat);
+			atomic_store(&c->probe_blind, 1);
+			continue;
+		}
+		if (st != 'S' || probe_poll(path, &tmo2) != 1)
 			continue;
 		/*
 		 * A record is queued: the socket's waiters are woken, or the
@@ -970,7 +978,8 @@ static void final_checks(struct ctx *c, char *err)
 		"copied), %llu -ENOBUFS, %llu -EAGAIN, %llu partial; reaper: "
 		"%llu waits, %llu woken, %llu long timeouts, %llu late kernel "
 		"completions, %llu slow copies, %llu naps; watcher: %llu looks "
-		"found it asleep, %llu waits asleep on POLLERR, worst oversleep %.0f ms%s\n",
+		"found it asleep, %llu waits slept through POLLERR, worst "
+		"oversleep %.0f ms%s\n",
 		phase_name[c->phase], zc_backend_name(zc_backend(c->zs)),
 		(unsigned long long)st.sends, (unsigned long long)st.sends_zc,
 		(unsigned long long)st.sends_copy,
@@ -982,7 +991,8 @@ static void final_checks(struct ctx *c, char *err)
 		(unsigned long long)c->asleep,
 		(unsigned long long)c->lost_pollerr,
 		(double)atomic_load(&c->worst_oversleep) / 1e6,
-		atomic_load(&c->probe_blind) ? " (blind: the clock judged)" : "");
+		atomic_load(&c->probe_blind) ? " (blind: the clock judged)" :
+		"");
 	if (ndone != c->nok || st.sends != c->nok || st.completions != c->nok ||
 	    st.sends_zc + st.sends_copy != st.sends ||
 	    st.sends_copy != c->libcopy || st.sends_zc != c->kernel) {
