@@ -15,6 +15,27 @@
  * eventfd) and by nothing else, so a lost wake-up shows as a wait that
  * sleeps on long after a completion was there.
  *
+ * Lost wake-ups are told by evidence, not by the clock: under load (a
+ * starved qemu TCG guest) a woken reaper may get no CPU for seconds. A
+ * fourth thread, the watcher, looks at the reaper while it is inside
+ * zc_wait(): /proc/self/task/TID/syscall names the syscall a thread is
+ * blocked in, only when it is off the run queue (the kernel waits until
+ * a preempted thread runs again or sleeps), and /proc/.../stat says 'S'
+ * only for a thread not woken (one woken but not yet on a run queue,
+ * TASK_WAKING, whose wake-up waits for an IPI to its CPU, reads 'R'):
+ * blocked in poll(), then 'S', then blocked again is asleep, and a woken
+ * reaper that waits for a CPU never reads so. Asleep in
+ * poll() after the sender's zc_send() of a library copy (complete at its
+ * push, which wakes a waiter before zc_send() returns) had returned, that
+ * copy still the oldest unreaped send: a lost wake-up, whatever the
+ * clock says. Asleep in poll() through POLLERR on the socket (a
+ * completion record queued), one sleep seen so in looks over 100 ms: a
+ * lost wake-up on POLLERR (tolerated 3 times: the kernel queues the
+ * record, then wakes, and the waker may be preempted in between). The
+ * wall clock only counts slow wakes, except where the watcher cannot
+ * see (io_uring's kernel completions, or /proc blind): there a slack
+ * that grows with the watcher's own oversleeping decides.
+ *
  * The reaper checks each completion as it comes: a cookie the sender has
  * started to send, never twice, in send order; a buffer goes back to the
  * pool only when every send from it completed, and is overwritten with
@@ -54,7 +75,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -63,6 +86,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,7 +106,11 @@
 #define RX_BUF		(256u * 1024)
 #define STALL_NS	(10 * 1000000000ll)	/* no completion for this long */
 #define LONG_WAIT_MS	1000	/* a long zc_wait(): must wake on a push */
-#define WAKE_SLACK_NS	(500 * 1000000ll)
+#define WAKE_SLACK_NS	(500 * 1000000ll)	/* a slow wake, by the clock */
+#define WATCH_US	2000	/* the watcher's nap between two looks */
+/* POLLERR up while the reaper sleeps on it: this often, this long. */
+#define PERR_LOOKS	3
+#define PERR_SPAN_NS	(100 * 1000000ll)
 #define NO_BUF		UINT32_MAX
 
 static uint64_t nsends = DEFAULT_SENDS;
@@ -147,6 +175,7 @@ struct ctx {
 	/* Release: the sender publishes before each call. */
 	_Atomic uint64_t started;	/* cookies handed to zc_send so far */
 	_Atomic uint64_t final;		/* cookie of the last send, + 1 */
+	_Atomic uint64_t returned;	/* last cookie whose send returned +1 */
 	_Atomic int abort;
 	_Atomic int tx_done;
 	_Atomic int saw_enobufs;	/* the sender met a full ring */
@@ -155,7 +184,27 @@ struct ctx {
 	uint64_t ncookies, nok, enobufs, eagain, partial;
 	/* Reaper's tallies. */
 	uint64_t reaped, waits, woken, timeouts, late_kernel, naps, libcopy,
-		 kernel;
+		 kernel, slow_copy, asleep, lost_pollerr, late_judged;
+
+	/*
+	 * The watcher's looks at the reaper (watch_main()). wait_gen is odd
+	 * while the reaper is inside zc_wait(); it changes, and wit is read
+	 * and reset, under wlock, so a look counts for the wait it saw.
+	 */
+	_Atomic int reaper_tid;
+	_Atomic int reap_done;
+	_Atomic int probe_blind;	/* /proc cannot tell: clock judges */
+	_Atomic int64_t worst_oversleep;	/* the watcher's, ns */
+	_Atomic int64_t nap_from;		/* its nap began */
+	pthread_mutex_t wlock;
+	_Atomic uint64_t wait_gen;
+	struct witness {
+		uint64_t frontier;	/* c->returned, last look asleep */
+		uint32_t asleep;	/* looks that found it in poll() */
+		uint32_t perr;		/* ... in one sleep through POLLERR */
+		uint64_t perr_sleep;	/* its voluntary context switches */
+		int64_t perr_first, perr_last;
+	} wit;
 
 	char err_tx[512], err_reap[512], err_rx[512];
 	uint64_t rx_bytes;
@@ -344,17 +393,295 @@ static int reap_one(struct ctx *c, const struct zc_completion *z,
 	return 0;
 }
 
+/* ---- the watcher -------------------------------------------------------- */
+
 /*
- * Did zc_wait() oversleep? The completions it (or the zc_completions()
- * right after its timeout) returned, up to the first one the kernel had to
- * complete, were complete from their push on, which came before their send
- * returned (ret_ns): a waiter that sleeps on long after that was not woken
- * by the push. A kernel completion can come late for the kernel's own
- * reasons, so those are only counted.
+ * Is the thread whose syscall file is path blocked in poll() (or ppoll())?
+ * 1 if so, and *tmo_ms, poll()'s timeout (-1 for ppoll(): not known), 0
+ * if not (running, runnable, or blocked elsewhere), -1 if /proc cannot
+ * tell. The kernel (proc_pid_syscall(), task_current_syscall(),
+ * wait_task_inactive()) answers "running" unless the thread is off the
+ * run queue: for one on it (woken and waiting for a CPU, or preempted on
+ * its way to sleep) it waits until the thread runs again, and then says
+ * "running". A thread woken but not yet on a run queue (TASK_WAKING)
+ * reads as blocked: see read_state().
+ */
+static int probe_poll(const char *path, int *tmo_ms)
+{
+	char buf[256];
+	unsigned long a0, a1, a2;
+	ssize_t n;
+	long nr;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	/* "NR 0xARG0 0xARG1 ... SP PC", "-1 SP PC" (no syscall), "running" */
+	if (sscanf(buf, "%ld 0x%lx 0x%lx 0x%lx", &nr, &a0, &a1, &a2) != 4)
+		return 0;
+#ifdef SYS_poll
+	if (nr == SYS_poll) {
+		*tmo_ms = (int)a2;
+		return 1;
+	}
+#endif
+#ifdef SYS_ppoll
+	if (nr == SYS_ppoll) {
+		*tmo_ms = -1;
+		return 1;
+	}
+#endif
+	return 0;
+}
+
+/*
+ * The state letter of the thread whose stat file is path ('S': asleep,
+ * interruptibly; 'R' also for a thread woken but not yet on a run queue),
+ * or 0 if /proc cannot tell.
+ */
+static char read_state(const char *path)
+{
+	char buf[512], *p;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');	/* "TID (COMM) STATE ..." */
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/*
+ * The voluntary context switches of the thread whose status file is path
+ * (it went to sleep that often), or -1 if /proc cannot tell.
+ */
+static int64_t read_nvcsw(const char *path)
+{
+	char buf[4096], *p;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	p = strstr(buf, "\nvoluntary_ctxt_switches:");
+	return p ? strtoll(p + strlen("\nvoluntary_ctxt_switches:"), NULL,
+			   10) : -1;
+}
+
+/*
+ * Look at the reaper now and then while it is inside zc_wait(); a look
+ * counts for the wait it began and ended in (wait_gen unchanged). Each
+ * look is evidence of a state, not a duration: the reaper asleep although
+ * what it waits for had happened. check_wake() weighs it when the wait
+ * is over.
+ *
+ * The sender's frontier (c->returned) is read before the reaper is found
+ * asleep: those sends had returned while it slept. POLLERR is looked at
+ * between two looks that find the reaper asleep in poll() with no
+ * voluntary context switch between them (the status reads around them):
+ * one sleep through POLLERR, not a wake-up, a read and a new sleep
+ * before a new record. Looks in one sleep (same count) make a run.
+ */
+static void *watch_main(void *arg)
+{
+	struct ctx *c = arg;
+	char path[64], status[64], stat[64];
+	int64_t before, after;
+	int tid;
+
+	while (!(tid = atomic_load(&c->reaper_tid)) &&
+	       !atomic_load(&c->reap_done))
+		nap_us(100);
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	snprintf(status, sizeof(status), "/proc/self/task/%d/status", tid);
+	snprintf(stat, sizeof(stat), "/proc/self/task/%d/stat", tid);
+	before = now_ns();
+	atomic_store(&c->nap_from, before);
+	while (!atomic_load(&c->reap_done)) {
+		struct pollfd pfd = { .fd = c->tx, .events = 0 };
+		int64_t t, sw0;
+		uint64_t g, f;
+		bool perr;
+		int r, tmo = -1, tmo2;
+		char st;
+
+		nap_us(WATCH_US);
+		/* How starved are we? (the clock's slack, if /proc is blind) */
+		after = now_ns();
+		if (after - before - WATCH_US * 1000ll >
+		    atomic_load(&c->worst_oversleep))
+			atomic_store(&c->worst_oversleep,
+				     after - before - WATCH_US * 1000ll);
+		before = after;
+		atomic_store(&c->nap_from, after);	/* (close enough) */
+		g = atomic_load(&c->wait_gen);
+		if (!(g & 1) || atomic_load(&c->probe_blind))
+			continue;
+		/* Acquire: pairs with the sender's release after zc_send(). */
+		f = atomic_load_explicit(&c->returned, memory_order_acquire);
+		sw0 = read_nvcsw(status);
+		r = probe_poll(path, &tmo);
+		if (r < 0 && atomic_load(&c->wait_gen) == g) {
+			/* (not a reaper that left the wait and exited) */
+			fprintf(stderr, "  cannot read %s: %s; lost wake-ups "
+				"are judged by the clock\n", path,
+				strerror(errno));
+			atomic_store(&c->probe_blind, 1);
+			continue;
+		}
+		if (r <= 0)
+			continue;
+		t = now_ns();
+		perr = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR);
+		/*
+		 * Blocked in poll() is asleep, or woken and not yet on a run
+		 * queue (TASK_WAKING: the wake-up waits for an IPI to the
+		 * reaper's CPU, slow in a starved TCG guest). Asleep is the
+		 * state 'S' after that: a woken reaper reads 'R' until it
+		 * runs, and then, in this wait, it sleeps again only if it
+		 * had nothing to return (so not with a library copy ready),
+		 * and only after a voluntary switch (counted). Blocked again
+		 * after 'S': not one preempted just before it would sleep,
+		 * which reads 'S' while on the run queue.
+		 */
+		st = read_state(stat);
+		if (!st && atomic_load(&c->wait_gen) == g) {
+			fprintf(stderr, "  cannot read %s; lost wake-ups are "
+				"judged by the clock\n", stat);
+			atomic_store(&c->probe_blind, 1);
+			continue;
+		}
+		if (st != 'S' || probe_poll(path, &tmo2) != 1)
+			continue;
+		/*
+		 * A record is queued: the socket's waiters are woken, or the
+		 * one that waits on the eventfd alone (no zero-copy send out
+		 * when it went to sleep) was woken by the push of the send.
+		 * Not the 10 ms naps of a zc_wait() that stopped watching a
+		 * POLLERR stuck on. One sleep through it: no voluntary switch
+		 * from before POLLERR was seen until after 'S'.
+		 */
+		perr = perr && (tmo < 0 || tmo > 10) && sw0 >= 0 &&
+		       read_nvcsw(status) == sw0;
+		pthread_mutex_lock(&c->wlock);
+		if (atomic_load(&c->wait_gen) == g) {
+			c->wit.asleep++;
+			c->wit.frontier = f;
+			/* The first run long enough stays (check_wake()). */
+			if (perr && c->wit.perr >= PERR_LOOKS &&
+			    c->wit.perr_last - c->wit.perr_first >=
+			    PERR_SPAN_NS) {
+				/* evidence enough */
+			} else if (perr && (!c->wit.perr ||
+				   c->wit.perr_sleep != (uint64_t)sw0)) {
+				c->wit.perr = 1;	/* a new sleep */
+				c->wit.perr_sleep = (uint64_t)sw0;
+				c->wit.perr_first = c->wit.perr_last = t;
+			} else if (perr) {
+				c->wit.perr++;
+				c->wit.perr_last = t;
+			}
+		}
+		pthread_mutex_unlock(&c->wlock);
+	}
+	return NULL;
+}
+
+static void wait_begin(struct ctx *c)
+{
+	pthread_mutex_lock(&c->wlock);
+	memset(&c->wit, 0, sizeof(c->wit));
+	atomic_fetch_add(&c->wait_gen, 1);	/* odd: inside zc_wait() */
+	pthread_mutex_unlock(&c->wlock);
+}
+
+static void wait_end(struct ctx *c, struct witness *w)
+{
+	pthread_mutex_lock(&c->wlock);
+	*w = c->wit;
+	atomic_fetch_add(&c->wait_gen, 1);
+	pthread_mutex_unlock(&c->wlock);
+	c->asleep += w->asleep;
+}
+
+/*
+ * Did zc_wait() miss a wake-up? z[0] is the oldest send not yet reaped
+ * when the wait began (zc_wait() returns as soon as it hands out any), so
+ * from its push on, the wait had news to return.
+ *
+ * Evidence (w, the watcher's looks during the wait): a library copy is
+ * complete at its push, and the push wakes a waiter before zc_send()
+ * returns (eventfd: the reaper is runnable from then on). Found asleep in
+ * poll() after the send of z[0], a library copy, had returned, zc_wait()
+ * had missed the wake-up: a fault however slow the machine. POLLERR up
+ * on the socket while zc_wait() slept, in PERR_LOOKS looks over
+ * PERR_SPAN_NS: a wake-up missed, on POLLERR or by the push of the
+ * zero-copy send that made zc_wait() start watching it (the kernel
+ * queues the record, then wakes: a waker preempted in between can look
+ * like one, so 3 are tolerated).
+ *
+ * The clock: a wait that returned z[i] more than WAKE_SLACK_NS after it
+ * was pushed (its send returned: ret_ns) is counted, not failed: a
+ * starved machine does that. It decides only where the watcher cannot
+ * see: io_uring's kernel completions (the CQ signals the eventfd; no
+ * POLLERR) and a blind /proc; then with a slack of WAKE_SLACK_NS or 8
+ * times the watcher's worst oversleep (so far, or the nap it is in now),
+ * whichever is more, and kernel completions 3 times late are tolerated
+ * as before (the kernel may be late for its own reasons).
  */
 static int check_wake(struct ctx *c, const struct zc_completion *z, int n,
-		      int64_t t0, int64_t t1)
+		      int64_t t0, int64_t t1, const struct witness *w)
 {
+	int64_t slack = WAKE_SLACK_NS, starved, nap;
+	bool blind = atomic_load(&c->probe_blind);
+	bool uring = zc_backend(c->zs) == ZC_BACKEND_URING;
+
+	if ((z[0].flags & ZC_LIB_COPY) && z[0].cookie < w->frontier) {
+		int64_t t = atomic_load_explicit(&c->ret_ns[z[0].cookie],
+						 memory_order_relaxed);
+
+		set_err(c, c->err_reap, "lost wake-up: zc_wait() was found "
+			"asleep in poll() after the send of cookie %llu (a "
+			"library copy, complete when pushed, the oldest "
+			"unreaped) had returned; it returned %.0f ms after "
+			"that send (%u looks found it asleep in this wait)",
+			(unsigned long long)z[0].cookie,
+			(double)(t1 - (t > t0 ? t : t0)) / 1e6, w->asleep);
+		return -1;
+	}
+	if (w->perr >= PERR_LOOKS &&
+	    w->perr_last - w->perr_first >= PERR_SPAN_NS &&
+	    ++c->lost_pollerr > 3) {
+		set_err(c, c->err_reap, "%llu times zc_wait() slept in poll() "
+			"through POLLERR on the socket (the last time seen for "
+			"%.0f ms in %u looks of one sleep): lost wake-ups on "
+			"POLLERR or on the push of a zero-copy send",
+			(unsigned long long)c->lost_pollerr,
+			(double)(w->perr_last - w->perr_first) / 1e6, w->perr);
+		return -1;
+	}
+	/* The clock's slack: 500 ms, or 8 times the watcher's worst nap. */
+	starved = atomic_load(&c->worst_oversleep);
+	nap = now_ns() - atomic_load(&c->nap_from) - WATCH_US * 1000ll;
+	if (nap > starved)
+		starved = nap;
+	if (8 * starved > slack)
+		slack = 8 * starved;
 	for (int i = 0; i < n; i++) {
 		int64_t t = atomic_load_explicit(&c->ret_ns[z[i].cookie],
 						 memory_order_relaxed);
@@ -364,19 +691,28 @@ static int check_wake(struct ctx *c, const struct zc_completion *z, int n,
 		if (t < t0)
 			t = t0;
 		if (!(z[i].flags & ZC_LIB_COPY)) {
-			if (t1 - t > WAKE_SLACK_NS && ++c->late_kernel > 3 &&
-			    !loopback_zc) {
+			if (t1 - t > WAKE_SLACK_NS)
+				c->late_kernel++;
+			/*
+			 * io_uring's CQ wakes through the eventfd: no POLLERR
+			 * to see, so only the clock can tell.
+			 */
+			if (t1 - t > slack && ++c->late_judged > 3 &&
+			    (blind || uring) && !loopback_zc) {
 				set_err(c, c->err_reap, "%llu times zc_wait() "
 					"slept on for more than %lld ms after "
 					"a kernel completion was due (lost "
-					"wake-ups on POLLERR?)",
-					(unsigned long long)c->late_kernel,
-					WAKE_SLACK_NS / 1000000);
+					"wake-ups on %s?)",
+					(unsigned long long)c->late_judged,
+					(long long)(slack / 1000000),
+					uring ? "the CQ's eventfd" : "POLLERR");
 				return -1;
 			}
 			return 0;
 		}
-		if (t1 - t > WAKE_SLACK_NS) {
+		if (t1 - t > WAKE_SLACK_NS)
+			c->slow_copy++;
+		if (t1 - t > slack && blind) {
 			set_err(c, c->err_reap, "lost wake-up: zc_wait() slept "
 				"%.0f ms after cookie %llu (a library copy, "
 				"complete when pushed) was sent",
@@ -397,6 +733,7 @@ static void *reap_main(void *arg)
 	int64_t progress = now_ns();
 	bool finished = false;
 
+	atomic_store(&c->reaper_tid, (int)syscall(SYS_gettid));
 	while (!finished && !atomic_load(&c->abort)) {
 		unsigned int max = 1 + prng_below(&rnd, 64);
 		uint32_t pick = prng_below(&rnd, 16);
@@ -406,11 +743,14 @@ static void *reap_main(void *arg)
 		if (pick < 3) {
 			n = zc_completions(c->zs, out, max);
 		} else {
+			struct witness w;
 			int64_t t1;
 
 			tmo = pick < 6 ? LONG_WAIT_MS : (int)prng_below(&rnd, 20);
+			wait_begin(c);
 			n = zc_wait(c->zs, out, max, tmo);
 			t1 = now_ns();
+			wait_end(c, &w);
 			c->waits++;
 			if (n > 0 && t1 - t0 > 50000)
 				c->woken++;
@@ -418,7 +758,7 @@ static void *reap_main(void *arg)
 				c->timeouts++;
 				n = zc_completions(c->zs, out, max);
 			}
-			if (n > 0 && check_wake(c, out, n, t0, t1))
+			if (n > 0 && check_wake(c, out, n, t0, t1, &w))
 				break;
 		}
 		if (n < 0) {
@@ -465,6 +805,7 @@ static void *reap_main(void *arg)
 		}
 	}
 out:
+	atomic_store(&c->reap_done, 1);
 	return NULL;
 }
 
@@ -519,6 +860,9 @@ static ssize_t send_call(struct ctx *c, uint32_t b, size_t off, size_t len,
 		if (ret >= 0) {
 			atomic_store_explicit(&c->ret_ns[k], now_ns(),
 					      memory_order_relaxed);
+			/* Release: pairs with the acquire in watch_main(). */
+			atomic_store_explicit(&c->returned, k + 1,
+					      memory_order_release);
 			c->sent[k] = (int32_t)ret;
 			c->nok++;
 			return ret;
@@ -633,14 +977,22 @@ static void final_checks(struct ctx *c, char *err)
 	fprintf(stderr, "  %s: backend %s; %llu sends (%llu zero-copy, %llu "
 		"copied), %llu -ENOBUFS, %llu -EAGAIN, %llu partial; reaper: "
 		"%llu waits, %llu woken, %llu long timeouts, %llu late kernel "
-		"completions, %llu naps\n",
+		"completions, %llu slow copies, %llu naps; watcher: %llu looks "
+		"found it asleep, %llu waits slept through POLLERR, worst "
+		"oversleep %.0f ms%s\n",
 		phase_name[c->phase], zc_backend_name(zc_backend(c->zs)),
 		(unsigned long long)st.sends, (unsigned long long)st.sends_zc,
 		(unsigned long long)st.sends_copy,
 		(unsigned long long)c->enobufs, (unsigned long long)c->eagain,
 		(unsigned long long)c->partial, (unsigned long long)c->waits,
 		(unsigned long long)c->woken, (unsigned long long)c->timeouts,
-		(unsigned long long)c->late_kernel, (unsigned long long)c->naps);
+		(unsigned long long)c->late_kernel,
+		(unsigned long long)c->slow_copy, (unsigned long long)c->naps,
+		(unsigned long long)c->asleep,
+		(unsigned long long)c->lost_pollerr,
+		(double)atomic_load(&c->worst_oversleep) / 1e6,
+		atomic_load(&c->probe_blind) ? " (blind: the clock judged)" :
+		"");
 	if (ndone != c->nok || st.sends != c->nok || st.completions != c->nok ||
 	    st.sends_zc + st.sends_copy != st.sends ||
 	    st.sends_copy != c->libcopy || st.sends_zc != c->kernel) {
@@ -686,13 +1038,14 @@ static void run_phase(enum phase phase)
 	const char *name = phase_name[phase];
 	bool zc = phase == P_ZC || phase == P_ZC_SMALL || phase == P_ZC_LARGE;
 	struct ctx *c = calloc(1, sizeof(*c));
-	pthread_t t_tx, t_reap, t_rx;
+	pthread_t t_tx, t_reap, t_rx, t_watch;
 	struct timeval tv = { .tv_sec = 1 };
 	int snd = 256 << 10, ret;
 	char err[512] = "";
 	int64_t t0;
 
 	assert_non_null(c);
+	assert_int_equal(pthread_mutex_init(&c->wlock, NULL), 0);
 	c->zc = zc;
 	c->phase = phase;
 	c->seed = mix64(0x2C + phase);
@@ -728,11 +1081,14 @@ static void run_phase(enum phase phase)
 		fail_msg("zc_open: %s (%s)", strerror(-ret), zc_last_error());
 
 	t0 = now_ns();
+	atomic_store(&c->nap_from, t0);
 	assert_int_equal(pthread_create(&t_rx, NULL, rx_main, c), 0);
 	assert_int_equal(pthread_create(&t_reap, NULL, reap_main, c), 0);
 	assert_int_equal(pthread_create(&t_tx, NULL, tx_main, c), 0);
+	assert_int_equal(pthread_create(&t_watch, NULL, watch_main, c), 0);
 	pthread_join(t_tx, NULL);
 	pthread_join(t_reap, NULL);
+	pthread_join(t_watch, NULL);
 	shutdown(c->tx, SHUT_WR);	/* EOF for the receiver */
 	pthread_join(t_rx, NULL);
 	fprintf(stderr, "  %s: %llu messages, %.1f MB, %llu calls in %.2f s\n",
@@ -761,6 +1117,7 @@ static void run_phase(enum phase phase)
 	free(c->cbytes);
 	free(c->cflags);
 	free(c->done);
+	pthread_mutex_destroy(&c->wlock);
 	free(c);
 }
 
