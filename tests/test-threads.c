@@ -395,6 +395,22 @@ static int reap_one(struct ctx *c, const struct zc_completion *z,
 
 /* ---- the watcher -------------------------------------------------------- */
 
+/* The whole of a small /proc file into buf, NUL-ended: its length, or -1. */
+static ssize_t read_proc(const char *path, char *buf, size_t size)
+{
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return n;
+}
+
 /*
  * Is the thread whose syscall file is path blocked in poll() (or ppoll())?
  * 1 if so, and *tmo_ms, poll()'s timeout (-1 for ppoll(): not known), 0
@@ -410,17 +426,10 @@ static int probe_poll(const char *path, int *tmo_ms)
 {
 	char buf[256];
 	unsigned long a0, a1, a2;
-	ssize_t n;
 	long nr;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
+	if (read_proc(path, buf, sizeof(buf)) < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
 	/* "NR 0xARG0 0xARG1 ... SP PC", "-1 SP PC" (no syscall), "running" */
 	if (sscanf(buf, "%ld 0x%lx 0x%lx 0x%lx", &nr, &a0, &a1, &a2) != 4)
 		return 0;
@@ -447,16 +456,9 @@ static int probe_poll(const char *path, int *tmo_ms)
 static char read_state(const char *path)
 {
 	char buf[512], *p;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
+	if (read_proc(path, buf, sizeof(buf)) < 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
 	p = strrchr(buf, ')');	/* "TID (COMM) STATE ..." */
 	return p && p[1] == ' ' ? p[2] : 0;
 }
@@ -468,16 +470,9 @@ static char read_state(const char *path)
 static int64_t read_nvcsw(const char *path)
 {
 	char buf[4096], *p;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
+	if (read_proc(path, buf, sizeof(buf)) < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
 	p = strstr(buf, "\nvoluntary_ctxt_switches:");
 	return p ? strtoll(p + strlen("\nvoluntary_ctxt_switches:"), NULL,
 			   10) : -1;
