@@ -748,6 +748,11 @@ static void ctx_send(struct zc_ctx *ctx, struct zc_ctx_send *s, unsigned int i,
 				    "is NULL");
 		return;
 	}
+	if (!s->msg) {
+		s->result = zc__err(-EINVAL, "zc_ctx_sendmmsg: entry %u: msg "
+				    "is NULL", i);
+		return;
+	}
 #ifdef ZC_HAVE_URING
 	if (zs->ops == &zc__ops_uring_member) {
 		struct ctx_batch *b = batch;
@@ -774,9 +779,7 @@ static void ctx_send(struct zc_ctx *ctx, struct zc_ctx_send *s, unsigned int i,
 #else
 	(void)batch;
 #endif
-	s->result = s->msg ?
-		zc_sendmsg(zs, s->msg, s->flags | MSG_DONTWAIT, s->cookie) :
-		zc__err(-EINVAL, "zc_ctx_sendmmsg: entry %u: msg is NULL", i);
+	s->result = zc_sendmsg(zs, s->msg, s->flags | MSG_DONTWAIT, s->cookie);
 }
 
 ZC_EXPORT int zc_ctx_sendmmsg(struct zc_ctx *ctx, struct zc_ctx_send *v,

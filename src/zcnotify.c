@@ -918,7 +918,7 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
  * batch's io_uring_enter(). The first: the send made now (a copy, or an
  * error), returning what the call returns with *queued false; or the
  * zero-copy send for the caller to submit (flags in h), 0 and *queued.
- * Non-blocking: MSG_DONTWAIT is added.
+ * Non-blocking: MSG_DONTWAIT is added. msg is not NULL (ctx.c checks).
  */
 ssize_t zc__send_start(struct zc_sock *zs, const struct msghdr *msg,
 		       int flags, uint64_t cookie, struct zc_send_half *h,
@@ -930,8 +930,6 @@ ssize_t zc__send_start(struct zc_sock *zs, const struct msghdr *msg,
 	ssize_t ret;
 
 	*queued = false;
-	if (!msg)
-		return zc_err_lit(-EINVAL, "zc_ctx_sendmmsg: msg is NULL");
 	if ((ret = msg_check("zc_ctx_sendmmsg", msg, flags, &len)))
 		return ret;
 	flags = (flags & ~MSG_ZEROCOPY) | MSG_DONTWAIT;
