@@ -288,8 +288,10 @@ static int pump(struct conn *c)
  * zc_ctx_sendmmsg() (uring members: one io_uring_enter() for all). A
  * connection that sent goes back on the queue for its next chunk; one
  * that would block waits for EPOLLOUT, one whose sends are all unreaped
- * for a completion (ctx_dispatch() runs it). done[] gets those that finished, queued set so
- * that nothing runs them again, with fin[] 1 (sent all) or -1 (failed).
+ * for a completion (ctx_dispatch() runs it). done[] (BATCH entries) gets
+ * those that finished, queued set so that nothing runs them again, with
+ * fin[] 1 (sent all) or -1 (failed). At most BATCH connections leave the
+ * queue per call, whether they send or finish, so done[] cannot overflow.
  */
 static void pump_batch(struct conn **done, int *fin, unsigned int *ndone)
 {
@@ -300,7 +302,7 @@ static void pump_batch(struct conn **done, int *fin, unsigned int *ndone)
 	unsigned int n = 0;
 
 	*ndone = 0;
-	while (nrun && n < BATCH) {
+	while (nrun && n + *ndone < BATCH) {
 		struct conn *c = runq[--nrun];
 		int r;
 
@@ -657,8 +659,8 @@ int main(int argc, char **argv)
 				run(conns[i]);
 		}
 		while (nrun) {
-			struct conn *fin[BATCH + 1];
-			int res[BATCH + 1];
+			struct conn *fin[BATCH];
+			int res[BATCH];
 			unsigned int nfin = 0;
 
 			if (ctx) {
