@@ -73,7 +73,7 @@ struct scm_priv {
 	/* Send side. */
 	_Atomic uint32_t rtail;
 	uint32_t harvest_every;
-	uint32_t tick;			/* times to harvest_every-th: down to 0 */
+	uint32_t tick;			/* counts down to a harvest */
 	uint32_t ids_harvested;		/* live ids the send side collected */
 	int type;			/* the cmsg type */
 	_Atomic bool broken;		/* kernel refused the cmsg: stop */
@@ -86,7 +86,7 @@ struct scm_priv {
 	 */
 	struct msghdr m;
 	struct iovec iov;
-	int flags;			/* the send's, kept across the syscall */
+	int flags;			/* the send's, across the syscall */
 	/*
 	 * The most caller control bytes we put ours in front of: the kernel
 	 * refuses a control buffer past net.core.optmem_max (ENOBUFS) before
@@ -177,12 +177,15 @@ static inline __attribute__((always_inline)) size_t
 zc_scm_prepare_kept(struct scm_priv *p, unsigned int n)
 {
 	/* size_t in glibc, socklen_t (and padding) in musl */
-	__typeof__(((struct cmsghdr *)0)->cmsg_len) len =
-		CMSG_LEN(n * SCM_ELEM);
+	__typeof__(((struct cmsghdr *)0)->cmsg_len) len;
+	/* Once: a store through it could change p->ctrl, for all gcc knows */
+	unsigned char *c = p->ctrl;
 
-	memcpy(p->ctrl + offsetof(struct cmsghdr, cmsg_len), &len,
-	       sizeof(len));
-	p->ctrl[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] =
+	/* The common n, the ring empty: constants. */
+	len = n == SCM_RANGES ? CMSG_LEN(SCM_RANGES * SCM_ELEM) :
+			       CMSG_LEN(n * SCM_ELEM);
+	memcpy(c + offsetof(struct cmsghdr, cmsg_len), &len, sizeof(len));
+	c[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] =
 		SCM_SENTINEL;
 	/* CMSG_SPACE(n * SCM_ELEM), from len: the header is aligned. */
 	_Static_assert(CMSG_ALIGN(sizeof(struct cmsghdr)) ==
@@ -199,14 +202,19 @@ zc_scm_prepare_kept(struct scm_priv *p, unsigned int n)
 static inline __attribute__((always_inline)) bool
 zc_scm_take_one(struct zc_sock *zs, struct scm_priv *p)
 {
-	const unsigned char *e = p->ctrl + CMSG_LEN(0);
+	const unsigned char *c = p->ctrl, *e = c + CMSG_LEN(0);
 	uint8_t zerocopy = e[offsetof(struct zc_info_elem, zerocopy)];
+	__typeof__(((struct cmsghdr *)0)->cmsg_len) len;
 	uint32_t t, lo, hi;
 	struct zc_range *r;
 
 	if (zerocopy > 1)
 		return zerocopy == SCM_SENTINEL;
-	if (memcmp(p->ctrl, p->one, sizeof(p->one)))
+	/* cmsg_len a constant, the rest (level, type) as p->one's */
+	memcpy(&len, c, sizeof(len));
+	if (len != CMSG_LEN(SCM_ELEM) ||
+	    memcmp(c + sizeof(len), p->one + sizeof(len),
+		   sizeof(p->one) - sizeof(len)))
 		return false;
 	/* Field by field: three bytes of tail padding may be garbage. */
 	memcpy(&lo, e + offsetof(struct zc_info_elem, lo), sizeof(lo));

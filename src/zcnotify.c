@@ -776,23 +776,18 @@ publish:
 
 /*
  * send_one()'s zero-copy send of one buffer (zc_send()) over scm, into
- * slot tail: send_slot() with the backend's send and the common cases of
- * its harvest inline (zc_scm_prepare_kept(), zc_scm_take_one()).
+ * slot t, the tail: send_slot() with the backend's send and the common
+ * cases of its harvest inline (zc_scm_prepare_kept(), zc_scm_take_one()).
  */
 static inline __attribute__((always_inline)) ssize_t
-send_scm_slot(struct zc_sock *zs, const void *buf, size_t len, int flags,
-	      uint64_t cookie, const char *why)
+send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
+	      int flags, uint64_t cookie, const char *why)
 {
 	struct scm_priv *p = zs->backend_priv;
-	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	struct zc_entry *e;
 	unsigned int n;
 	ssize_t ret;
 
-	/* The last slot of its chunk: the next chunk linked first. */
-	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0) &&
-	    zc__tx_chunk_next(zs))
-		return send_no_chunk();
 	/*
 	 * buf, len and flags in memory, not in registers saved for the
 	 * whole call: the kept message's, and for after the syscall.
@@ -800,6 +795,10 @@ send_scm_slot(struct zc_sock *zs, const void *buf, size_t len, int flags,
 	p->iov.iov_base = (void *)buf;
 	p->iov.iov_len = len;
 	p->flags = flags;
+	/* The last slot of its chunk: the next chunk linked first. */
+	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0) &&
+	    zc__tx_chunk_next(zs))
+		return send_no_chunk();
 	/* Before the atomic store below: p and zc_next in registers. */
 	n = zc_scm_want_p(zs, p, true);
 	zc_tx_entry(zs)->cookie = cookie;
@@ -811,28 +810,30 @@ send_scm_slot(struct zc_sock *zs, const void *buf, size_t len, int flags,
 			      memory_order_release);
 	if (__builtin_expect(n && p->ctrl, 1)) {
 		p->m.msg_controllen = zc_scm_prepare_kept(p, n);
-		ret = sendmsg(zs->fd, &p->m, p->flags | MSG_ZEROCOPY);
+		ret = sendmsg(zs->fd, &p->m, flags | MSG_ZEROCOPY);
+		/* Loaded again, not kept in a register saved for the call. */
+		p = zs->backend_priv;
 		if (__builtin_expect(ret <= 0, 0) || !zc_scm_take_one(zs, p))
 			ret = zc__scm_sent(zs, p->flags | MSG_ZEROCOPY, ret);
 	} else if (n) {
 		/* The first harvest: no buffer yet. */
-		ret = zc__scm_send(zs, NULL, p->iov.iov_base, p->iov.iov_len,
-				   p->flags | MSG_ZEROCOPY, n);
-	} else if (p->iov.iov_len > (1u << 30)) {
-		ret = send_buf(zs, p->iov.iov_base, p->iov.iov_len,
-			       p->flags | MSG_ZEROCOPY);
+		ret = zc__scm_send(zs, NULL, buf, len, flags | MSG_ZEROCOPY, n);
+	} else if (len > (1u << 30)) {
+		ret = send_buf(zs, buf, len, flags | MSG_ZEROCOPY);
 	} else {
 		/* Nothing to harvest: direct_send_as()'s send(2). */
-		ret = send(zs->fd, p->iov.iov_base, p->iov.iov_len,
-			   p->flags | MSG_ZEROCOPY);
+		ret = send(zs->fd, buf, len, flags | MSG_ZEROCOPY);
 		if (__builtin_expect(ret < 0, 0)) {
 			ZC_STAT_INC(&zs->tx, syscalls);
 			ret = -errno;
 		}
 	}
-	if (__builtin_expect(ret <= 0, 0))
+	ZC_OPAQUE(zs);
+	if (__builtin_expect(ret <= 0, 0)) {
+		p = zs->backend_priv;
 		return send_zc_nothing(zs, NULL, p->iov.iov_base,
 				       p->iov.iov_len, p->flags, why, ret);
+	}
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	e = zc_tx_entry(zs);
 	e->bytes = (uint32_t)ret;
@@ -877,7 +878,8 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 {
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 
-	if (zs->tx_general)	/* !tx_direct || amb_local */
+	/* scm: send_one_scm(), after zc_send()'s test of it */
+	if (!scm && zs->tx_general)	/* !tx_direct || amb_local */
 		return send_general(zs, msg, buf, len, flags, cookie, why);
 	/*
 	 * scm's zc_send(): its own copy of what follows, with the harvest
@@ -901,7 +903,8 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 					    why);
 		/* Links the next chunk itself (the last slot). */
 		if (scm)
-			return send_scm_slot(zs, buf, len, flags, cookie, why);
+			return send_scm_slot(zs, t, buf, len, flags, cookie,
+					     why);
 		/*
 		 * The last slot of its chunk needs the next chunk linked
 		 * first: send_last_slot(), so that no call comes before the
@@ -915,7 +918,8 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		return send_slot(zs, msg, buf, len, flags, cookie, why, true,
 				 false, !msg);
 	}
-	if (t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
+	if (t - atomic_load_explicit(&zs->head, memory_order_acquire) >
+	    zs->mask)
 		return send_general(zs, msg, buf, len, flags, cookie, why);
 	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
 		return send_last_slot(zs, msg, buf, len, flags, cookie, why);
