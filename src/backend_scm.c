@@ -66,12 +66,9 @@ int zc__scm_parse(const unsigned char *buf, size_t len, int type,
 	return scm_parse(buf, len, type, asked, out);
 }
 
-/*
- * Our cmsg asking for n elements, with the sentinel preset. The kernel
- * (and valgrind) reads all of it: the bytes past the header must be
- * defined, as they are in a buffer from grow_ctrl() or a previous send.
- */
-static size_t scm_prepare(unsigned char *buf, int type, unsigned int n)
+/* The header of our cmsg asking for n elements (zc_scm_take_one()'s
+ * p->one for n 1). */
+static void scm_header(unsigned char *buf, int type, unsigned int n)
 {
 	/* size_t in glibc, socklen_t (and padding) in musl */
 	__typeof__(((struct cmsghdr *)0)->cmsg_len) len =
@@ -83,6 +80,16 @@ static size_t scm_prepare(unsigned char *buf, int type, unsigned int n)
 	memcpy(buf + offsetof(struct cmsghdr, cmsg_level), &level,
 	       sizeof(level));
 	memcpy(buf + offsetof(struct cmsghdr, cmsg_type), &type, sizeof(type));
+}
+
+/*
+ * Our cmsg asking for n elements, with the sentinel preset. The kernel
+ * (and valgrind) reads all of it: the bytes past the header must be
+ * defined, as they are in a buffer from grow_ctrl() or a previous send.
+ */
+static size_t scm_prepare(unsigned char *buf, int type, unsigned int n)
+{
+	scm_header(buf, type, n);
 	buf[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] =
 		SCM_SENTINEL;
 	return CMSG_SPACE(n * SCM_ELEM);
@@ -272,6 +279,8 @@ static bool grow_ctrl(struct scm_priv *p, size_t need)
 		return false;
 	/* Defined bytes from the start: see scm_prepare(). */
 	memset(n + p->ctrl_cap, 0, need - p->ctrl_cap);
+	if (!p->ctrl)	/* level and type, for zc_scm_prepare_kept() */
+		scm_header(n, p->type, 1);
 	p->ctrl = n;
 	p->ctrl_cap = need;
 	p->m.msg_control = n;
@@ -369,39 +378,18 @@ scm_sendmsg_ctrl(struct zc_sock *zs, struct scm_priv *p,
 }
 
 /*
- * A send that asks for n (from zc_scm_want()) completion elements. msg
- * NULL: the message is the one buffer buf, len (zc_send()).
+ * After a send that asked for n elements returned ret (sendmsg()'s: -1
+ * with errno): take the kernel's answer, and send again without our cmsg
+ * if the kernel refused it. msg NULL: the kept message (zc_send()).
+ * Returns what the send returns: bytes or -errno.
  */
-ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
-		    const void *buf, size_t len, int flags, unsigned int n)
+static ssize_t scm_sent(struct zc_sock *zs, const struct msghdr *msg,
+			int flags, unsigned int n, ssize_t ret)
 {
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t t;
-	ssize_t ret;
 	int k;
 
-	if (msg) {
-		bool without;
-
-		ret = scm_sendmsg_ctrl(zs, p, msg, flags, n, &without);
-		if (without)
-			return ret;
-	} else {
-		/* The first harvest: no memory, the send alone. */
-		if (__builtin_expect(!p->ctrl, 0) &&
-		    !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM))) {
-			struct iovec iov = { .iov_base = (void *)buf,
-					     .iov_len = len };
-			struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-			return zc_sys_send(zs, &m, flags);
-		}
-		/* The kept message (struct scm_priv): fewer stores a send. */
-		p->iov.iov_base = (void *)buf;
-		p->iov.iov_len = len;
-		p->m.msg_controllen = scm_prepare(p->ctrl, p->type, n);
-		ret = sendmsg(zs->fd, &p->m, flags);
-	}
 	if (ret < 0) {
 		/* A send that succeeds is counted as a syscall (sys.h). */
 		ZC_STAT_INC(&zs->tx, syscalls);
@@ -414,6 +402,8 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 	 */
 	t = atomic_load_explicit(&p->rtail, memory_order_relaxed);
 	k = scm_take(p, n, t);
+	/* Level and type of ours again, whatever the kernel wrote over it. */
+	scm_header(p->ctrl, p->type, 1);
 	if (k > 0) {
 		/*
 		 * Release: pairs with the acquire of rtail in zc_scm_collect().
@@ -452,6 +442,56 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 	return ret;
 }
 
+/*
+ * scm_sent() for a send of the kept message whose answer
+ * zc_scm_take_one() did not take, or that failed: the elements it asked
+ * for, from the msg_controllen it set (CMSG_SPACE(n * SCM_ELEM): n is
+ * its whole twelfths past the header).
+ */
+ssize_t zc__scm_sent(struct zc_sock *zs, int flags, ssize_t ret)
+{
+	struct scm_priv *p = zs->backend_priv;
+	unsigned int n = (unsigned int)((p->m.msg_controllen - CMSG_LEN(0)) /
+					SCM_ELEM);
+
+	return scm_sent(zs, NULL, flags, n, ret);
+}
+
+/*
+ * A send that asks for n (from zc_scm_want()) completion elements. msg
+ * NULL: the message is the one buffer buf, len (zc_send()).
+ */
+ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
+		    const void *buf, size_t len, int flags, unsigned int n)
+{
+	struct scm_priv *p = zs->backend_priv;
+	ssize_t ret;
+
+	if (msg) {
+		bool without;
+
+		ret = scm_sendmsg_ctrl(zs, p, msg, flags, n, &without);
+		if (without)
+			return ret;
+	} else {
+		/* The first harvest: no memory, the send alone. */
+		if (__builtin_expect(!p->ctrl, 0) &&
+		    !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM))) {
+			struct iovec iov = { .iov_base = (void *)buf,
+					     .iov_len = len };
+			struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+			return zc_sys_send(zs, &m, flags);
+		}
+		/* The kept message (struct scm_priv): fewer stores a send. */
+		p->iov.iov_base = (void *)buf;
+		p->iov.iov_len = len;
+		p->m.msg_controllen = scm_prepare(p->ctrl, p->type, n);
+		ret = sendmsg(zs->fd, &p->m, flags);
+	}
+	return scm_sent(zs, msg, flags, n, ret);
+}
+
 /* ---- the reap side ---- */
 
 static int scm_collect(struct zc_sock *zs, bool force)
@@ -469,6 +509,8 @@ static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
 		return zc__err(-ENOMEM, "zc_open: out of memory");
 	memset(p, 0, sizeof(*p));
 	p->type = zs->scm_type;
+	/* The answer of one element: see zc_scm_take_one(). */
+	scm_header(p->one, p->type, 1);
 	p->m.msg_iov = &p->iov;
 	p->m.msg_iovlen = 1;
 	/*
@@ -482,6 +524,7 @@ static int scm_setup(struct zc_sock *zs, const struct zc_opts *o)
 	if (!p->harvest_every)
 		p->harvest_every = zs->type == SOCK_DGRAM ?
 			ZC_DEFAULT_HARVEST_UDP : ZC_DEFAULT_HARVEST_TCP;
+	p->tick = p->harvest_every;
 	zs->backend_priv = p;
 	return 0;
 }

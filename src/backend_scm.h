@@ -73,7 +73,7 @@ struct scm_priv {
 	/* Send side. */
 	_Atomic uint32_t rtail;
 	uint32_t harvest_every;
-	uint32_t tick;
+	uint32_t tick;			/* counts down to a harvest */
 	uint32_t ids_harvested;		/* live ids the send side collected */
 	int type;			/* the cmsg type */
 	_Atomic bool broken;		/* kernel refused the cmsg: stop */
@@ -86,12 +86,19 @@ struct scm_priv {
 	 */
 	struct msghdr m;
 	struct iovec iov;
+	int flags;			/* the send's, across the syscall */
 	/*
 	 * The most caller control bytes we put ours in front of: the kernel
 	 * refuses a control buffer past net.core.optmem_max (ENOBUFS) before
 	 * it reads a byte of it, so a larger one goes through as it is.
 	 */
 	size_t ctrl_max;
+	/*
+	 * The header the kernel writes over ours when it hands back one
+	 * element (cmsg_len CMSG_LEN(SCM_ELEM), SOL_SOCKET, type): the
+	 * common answer, recognised with one compare (zc_scm_take_one()).
+	 */
+	unsigned char one[sizeof(struct cmsghdr)];
 
 	/* Written by the send side, read by the reap side. */
 	struct zc_range ranges[SCM_RANGES];
@@ -108,12 +115,12 @@ _Static_assert(offsetof(struct scm_priv, rhead) -
 
 /*
  * How many elements to ask for on this send: 0 for none. amb_clear: the
- * caller knows amb_local is false (send_one() tested it).
+ * caller knows amb_local is false (send_one() tested it). p is
+ * zs->backend_priv, passed: a caller that holds it needs no load.
  */
 static inline __attribute__((always_inline)) unsigned int
-zc_scm_want_as(struct zc_sock *zs, bool amb_clear)
+zc_scm_want_p(struct zc_sock *zs, struct scm_priv *p, bool amb_clear)
 {
-	struct scm_priv *p = zs->backend_priv;
 	uint32_t out, room;
 
 	if (atomic_load_explicit(&p->broken, memory_order_relaxed) ||
@@ -128,9 +135,10 @@ zc_scm_want_as(struct zc_sock *zs, bool amb_clear)
 	      atomic_load_explicit(&zs->ids_by_recvmsg, memory_order_relaxed);
 	if ((int32_t)out <= 0)
 		return 0;
-	if (++p->tick < p->harvest_every)
+	/* Every harvest_every-th time: a count down, one test. */
+	if (--p->tick)
 		return 0;
-	p->tick = 0;
+	p->tick = p->harvest_every;
 	/* Acquire: pairs with the release of rhead in zc_scm_collect(). */
 	room = SCM_RANGES - (atomic_load_explicit(&p->rtail,
 						  memory_order_relaxed) -
@@ -141,6 +149,12 @@ zc_scm_want_as(struct zc_sock *zs, bool amb_clear)
 	       room : SCM_INFO_MAX;
 }
 
+static inline __attribute__((always_inline)) unsigned int
+zc_scm_want_as(struct zc_sock *zs, bool amb_clear)
+{
+	return zc_scm_want_p(zs, zs->backend_priv, amb_clear);
+}
+
 static inline unsigned int zc_scm_want(struct zc_sock *zs)
 {
 	return zc_scm_want_as(zs, false);
@@ -148,6 +162,83 @@ static inline unsigned int zc_scm_want(struct zc_sock *zs)
 
 ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		    const void *buf, size_t len, int flags, unsigned int n);
+ssize_t zc__scm_sent(struct zc_sock *zs, int flags, ssize_t ret);
+
+/*
+ * zc__scm_send()'s common case, inline in the core's send of zc_send()
+ * (send_scm()): the kept message (struct scm_priv), whose control buffer
+ * exists (p->ctrl), asks for n elements. Level and type of our header
+ * stay from send to send: grow_ctrl() wrote them, the kernel writes the
+ * same ones over them, and zc__scm_sent() writes them again after any
+ * other answer. So a send stores cmsg_len and the sentinel only. Returns
+ * msg_controllen.
+ */
+static inline __attribute__((always_inline)) size_t
+zc_scm_prepare_kept(struct scm_priv *p, unsigned int n)
+{
+	/* size_t in glibc, socklen_t (and padding) in musl */
+	__typeof__(((struct cmsghdr *)0)->cmsg_len) len;
+	/* Once: a store through it could change p->ctrl, for all gcc knows */
+	unsigned char *c = p->ctrl;
+
+	/* The common n, the ring empty: constants. */
+	len = n == SCM_RANGES ? CMSG_LEN(SCM_RANGES * SCM_ELEM) :
+			       CMSG_LEN(n * SCM_ELEM);
+	memcpy(c + offsetof(struct cmsghdr, cmsg_len), &len, sizeof(len));
+	c[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] =
+		SCM_SENTINEL;
+	/* CMSG_SPACE(n * SCM_ELEM), from len: the header is aligned. */
+	_Static_assert(CMSG_ALIGN(sizeof(struct cmsghdr)) ==
+		       sizeof(struct cmsghdr), "CMSG_LEN(0) is aligned");
+	return CMSG_ALIGN((size_t)len);
+}
+
+/*
+ * The kernel's answer to a send of the kept message, in its two common
+ * cases: nothing written (the sentinel survives), or one element (the
+ * header is p->one), which goes straight into the range ring. Returns
+ * false for anything else, with nothing taken: zc__scm_sent() parses it.
+ */
+static inline __attribute__((always_inline)) bool
+zc_scm_take_one(struct zc_sock *zs, struct scm_priv *p)
+{
+	const unsigned char *c = p->ctrl, *e = c + CMSG_LEN(0);
+	uint8_t zerocopy = e[offsetof(struct zc_info_elem, zerocopy)];
+	__typeof__(((struct cmsghdr *)0)->cmsg_len) len;
+	uint32_t t, lo, hi;
+	struct zc_range *r;
+
+	if (zerocopy > 1)
+		return zerocopy == SCM_SENTINEL;
+	/* cmsg_len a constant, the rest (level, type) as p->one's */
+	memcpy(&len, c, sizeof(len));
+	if (len != CMSG_LEN(SCM_ELEM) ||
+	    memcmp(c + sizeof(len), p->one + sizeof(len),
+		   sizeof(p->one) - sizeof(len)))
+		return false;
+	/* Field by field: three bytes of tail padding may be garbage. */
+	memcpy(&lo, e + offsetof(struct zc_info_elem, lo), sizeof(lo));
+	memcpy(&hi, e + offsetof(struct zc_info_elem, hi), sizeof(hi));
+	t = atomic_load_explicit(&p->rtail, memory_order_relaxed);
+	r = &p->ranges[t & (SCM_RANGES - 1)];
+	/* lo and hi in one copy: the same layout in both. */
+	_Static_assert(offsetof(struct zc_range, hi) == 4 &&
+		       offsetof(struct zc_info_elem, hi) == 4,
+		       "lo, hi: two u32 in a row");
+	memcpy(&r->lo, e, 2 * sizeof(uint32_t));
+	r->copied = zerocopy == 0;
+	p->ids_harvested += hi - lo + 1;
+	/*
+	 * Release: pairs with the acquire of rtail in zc_scm_collect(). The
+	 * send succeeded: the push of its entry that follows (zc_publish())
+	 * wakes a waiting reaper. Seq_cst all the same, as zc__scm_send()'s,
+	 * so that zc_wait()'s load of rtail, before that of tail, cannot
+	 * miss the range and still see the entry.
+	 */
+	atomic_store_explicit(&p->rtail, t + 1, memory_order_seq_cst);
+	ZC_STAT_INC(&zs->tx, harvest_cmsg);
+	return true;
+}
 
 /* ---- the reap side ---- */
 

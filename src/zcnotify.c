@@ -327,12 +327,12 @@ send_buf(struct zc_sock *zs, const void *buf, size_t len, int flags)
  */
 static inline __attribute__((always_inline)) ssize_t
 direct_send_as(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-	       size_t len, int flags, bool amb_clear)
+	       size_t len, int flags, bool amb_clear, bool scm_off)
 {
 	unsigned int n;
 	ssize_t ret;
 
-	if (zs->tx_scm && (n = zc_scm_want_as(zs, amb_clear)) != 0)
+	if (!scm_off && zs->tx_scm && (n = zc_scm_want_as(zs, amb_clear)) != 0)
 		return zc__scm_send(zs, msg, buf, len, flags, n);
 	if (msg)
 		return zc_sys_send(zs, msg, flags);
@@ -351,7 +351,7 @@ static inline __attribute__((always_inline)) ssize_t
 direct_send(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	    size_t len, int flags)
 {
-	return direct_send_as(zs, msg, buf, len, flags, false);
+	return direct_send_as(zs, msg, buf, len, flags, false, false);
 }
 
 /*
@@ -693,7 +693,7 @@ static __attribute__((noinline)) ssize_t send_wake(struct zc_sock *zs,
 static inline __attribute__((always_inline)) ssize_t
 send_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	  size_t len, int flags, uint64_t cookie, const char *why, bool zc,
-	  bool last)
+	  bool last, bool scm_off)
 {
 	/*
 	 * The message, for send_zc_nothing() alone (a failed send may be
@@ -718,7 +718,7 @@ send_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	 */
 	zc_tx_entry(zs)->cookie = cookie;
 	if (!zc) {
-		ret = direct_send_as(zs, msg, buf, len, flags, true);
+		ret = direct_send_as(zs, msg, buf, len, flags, true, scm_off);
 		if (ret < 0)
 			return zc_err_lit(ret, why);
 		ZC_OPAQUE(zs);
@@ -736,9 +736,9 @@ send_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 			      memory_order_release);
 	__asm__("" : : "m"(a));
-	if (zs->tx_scm || msg || len > (1u << 30)) {
+	if (msg || (!scm_off && zs->tx_scm) || len > (1u << 30)) {
 		ret = direct_send_as(zs, msg, buf, len, flags | MSG_ZEROCOPY,
-				     true);
+				     true, scm_off);
 		if (__builtin_expect(ret <= 0, 0)) {
 			__asm__("" : "+m"(a));
 			return send_zc_nothing(zs, a.msg, a.buf, a.len,
@@ -775,6 +775,82 @@ publish:
 }
 
 /*
+ * send_one()'s zero-copy send of one buffer (zc_send()) over scm, into
+ * slot t, the tail: send_slot() with the backend's send and the common
+ * cases of its harvest inline (zc_scm_prepare_kept(), zc_scm_take_one()).
+ */
+static inline __attribute__((always_inline)) ssize_t
+send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
+	      int flags, uint64_t cookie, const char *why)
+{
+	struct scm_priv *p = zs->backend_priv;
+	struct zc_entry *e;
+	unsigned int n;
+	ssize_t ret;
+
+	/*
+	 * buf, len and flags in memory, not in registers saved for the
+	 * whole call: the kept message's, and for after the syscall.
+	 */
+	p->iov.iov_base = (void *)buf;
+	p->iov.iov_len = len;
+	p->flags = flags;
+	/* The last slot of its chunk: the next chunk linked first. */
+	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0) &&
+	    zc__tx_chunk_next(zs))
+		return send_no_chunk();
+	/* Before the atomic store below: p and zc_next in registers. */
+	n = zc_scm_want_p(zs, p, true);
+	zc_tx_entry(zs)->cookie = cookie;
+	/*
+	 * Release: pairs with the acquire in zc_apply_range(); the reap side
+	 * may see this send's id before we push its entry.
+	 */
+	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
+			      memory_order_release);
+	if (__builtin_expect(n && p->ctrl, 1)) {
+		p->m.msg_controllen = zc_scm_prepare_kept(p, n);
+		ret = sendmsg(zs->fd, &p->m, flags | MSG_ZEROCOPY);
+		/* Loaded again, not kept in a register saved for the call. */
+		p = zs->backend_priv;
+		if (__builtin_expect(ret <= 0, 0) || !zc_scm_take_one(zs, p))
+			ret = zc__scm_sent(zs, p->flags | MSG_ZEROCOPY, ret);
+	} else if (n) {
+		/* The first harvest: no buffer yet. */
+		ret = zc__scm_send(zs, NULL, buf, len, flags | MSG_ZEROCOPY, n);
+	} else if (len > (1u << 30)) {
+		ret = send_buf(zs, buf, len, flags | MSG_ZEROCOPY);
+	} else {
+		/* Nothing to harvest: direct_send_as()'s send(2). */
+		ret = send(zs->fd, buf, len, flags | MSG_ZEROCOPY);
+		if (__builtin_expect(ret < 0, 0)) {
+			ZC_STAT_INC(&zs->tx, syscalls);
+			ret = -errno;
+		}
+	}
+	ZC_OPAQUE(zs);
+	if (__builtin_expect(ret <= 0, 0)) {
+		p = zs->backend_priv;
+		return send_zc_nothing(zs, NULL, p->iov.iov_base,
+				       p->iov.iov_len, p->flags, why, ret);
+	}
+	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	e = zc_tx_entry(zs);
+	e->bytes = (uint32_t)ret;
+	e->flags = ZC_ENT_PENDING;
+	zs->zc_next++;
+	ZC_STAT_INC(&zs->tx, sends_zc);
+	zc_publish(zs, t, e);
+	return ret;
+}
+
+#define ZC_SEND_WHY	"zc_send: send(2) failed; nothing was sent, no " \
+			"completion will come"
+
+static ssize_t send_one_scm(struct zc_sock *zs, const void *buf, size_t len,
+			    int flags, uint64_t cookie);
+
+/*
  * send_one() into the last slot of its chunk, one send in ZC_CHUNK: the
  * next chunk linked first (zc_tx_reserve()), no memory, no send.
  */
@@ -785,7 +861,7 @@ send_last_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	if (zc__tx_chunk_next(zs))
 		return send_no_chunk();
 	return send_slot(zs, msg, buf, len, flags, cookie, why,
-			 len >= zs->copy_below, true);
+			 len >= zs->copy_below, true, false);
 }
 
 /*
@@ -798,10 +874,20 @@ send_last_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
  */
 static inline __attribute__((always_inline)) ssize_t
 send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
-	 size_t len, int flags, uint64_t cookie, const char *why)
+	 size_t len, int flags, uint64_t cookie, const char *why, bool scm)
 {
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 
+	/* scm: send_one_scm(), after zc_send()'s test of it */
+	if (!scm && zs->tx_general)	/* !tx_direct || amb_local */
+		return send_general(zs, msg, buf, len, flags, cookie, why);
+	/*
+	 * scm's zc_send(): its own copy of what follows, with the harvest
+	 * inline. Past the test of tx_general, which uring takes; after it
+	 * no other test of tx_scm for zc_send() of errqueue and copy.
+	 */
+	if (!scm && !msg && zs->tx_scm)
+		return send_one_scm(zs, buf, len, flags, cookie);
 	/*
 	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
 	 * Acquire head: pairs with the release of head in zc_ring_reap().
@@ -809,13 +895,16 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	 * send_slot() knows which send it makes.
 	 */
 	if (len >= zs->copy_below) {	/* never: the copy backend */
-		if (zs->tx_general ||	/* !tx_direct || amb_local */
-		    atomic_load_explicit(&zs->copied_streak,
+		if (atomic_load_explicit(&zs->copied_streak,
 					 memory_order_relaxed) >= zs->adapt_at ||
 		    t - atomic_load_explicit(&zs->head, memory_order_acquire) >
 		    zs->mask)
 			return send_general(zs, msg, buf, len, flags, cookie,
 					    why);
+		/* Links the next chunk itself (the last slot). */
+		if (scm)
+			return send_scm_slot(zs, t, buf, len, flags, cookie,
+					     why);
 		/*
 		 * The last slot of its chunk needs the next chunk linked
 		 * first: send_last_slot(), so that no call comes before the
@@ -827,14 +916,28 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 			return send_last_slot(zs, msg, buf, len, flags, cookie,
 					      why);
 		return send_slot(zs, msg, buf, len, flags, cookie, why, true,
-				 false);
+				 false, !msg);
 	}
-	if (zs->tx_general ||
-	    t - atomic_load_explicit(&zs->head, memory_order_acquire) > zs->mask)
+	if (t - atomic_load_explicit(&zs->head, memory_order_acquire) >
+	    zs->mask)
 		return send_general(zs, msg, buf, len, flags, cookie, why);
 	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
 		return send_last_slot(zs, msg, buf, len, flags, cookie, why);
-	return send_slot(zs, msg, buf, len, flags, cookie, why, false, false);
+	return send_slot(zs, msg, buf, len, flags, cookie, why, false, false,
+			 !scm && !msg);
+}
+
+/*
+ * send_one() for zc_send() over scm: the harvest of its zero-copy send
+ * inline (send_scm_slot()). Out of line (a tail call), so that what the
+ * harvest keeps across the syscall costs the other backends' zc_send()
+ * no register.
+ */
+static __attribute__((noinline)) ssize_t
+send_one_scm(struct zc_sock *zs, const void *buf, size_t len, int flags,
+	     uint64_t cookie)
+{
+	return send_one(zs, NULL, buf, len, flags, cookie, ZC_SEND_WHY, true);
 }
 
 static int bad_flags(const char *fn, int flags)
@@ -907,7 +1010,7 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 		return r;
 	return send_one(zs, msg, NULL, len, flags & ~MSG_ZEROCOPY, cookie,
 			"zc_sendmsg: sendmsg(2) failed; nothing was sent, no "
-			"completion will come");
+			"completion will come", false);
 }
 
 #define CTX_SEND_WHY	"zc_ctx_sendmmsg: the send failed; nothing was " \
@@ -972,8 +1075,7 @@ ZC_EXPORT ssize_t zc_send(struct zc_sock *zs, const void *buf, size_t len,
 	if (!zs || (flags & ~ZC_SEND_FLAGS) || (!buf && len))
 		return send_bad_args(zs, flags);
 	return send_one(zs, NULL, buf, len, flags & ~MSG_ZEROCOPY, cookie,
-			"zc_send: send(2) failed; nothing was sent, no "
-			"completion will come");
+			ZC_SEND_WHY, false);
 }
 
 /*
