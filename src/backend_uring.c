@@ -884,6 +884,12 @@ struct zc_uring_shared {
 	uint32_t nslots, slot_cap, free_slot;
 	uint32_t ftail_w;		/* the next forward ring entry to write */
 	zc_due_fn *due;			/* the reaper's, set by each of its calls */
+	/*
+	 * The reaper's records (zc__uring_reap()): rec[nrec], up to maxrec;
+	 * maxrec is 0 outside its call.
+	 */
+	struct zc_ctx_completion *rec;
+	unsigned int nrec, maxrec;
 	struct uring_op *bops;		/* the batch being sent, or NULL */
 	bool ring_ok;
 	bool lock_ok;
@@ -1025,6 +1031,44 @@ static void sh_wake(struct zc_sock *zs, struct zc_uring_shared *sh)
 	ZC_STAT_INC(&zs->tx, syscalls);
 }
 
+/*
+ * Reaper: the notification of member zs's id, handed out at once as a
+ * record of the reaper's (sh->rec) when that is what the member's reap
+ * would do with it and nothing more: it completes the PENDING entry at
+ * head, and only that one (zc_ring_blocked(), then zc_ring_reap_one(),
+ * which test it); no error to report, no read of the member's error
+ * queue due (completions_slow()'s rare work comes
+ * first: the general way then). The member needs no reap of its own for
+ * it: nothing of it is left to hand out (the entry after it, if pushed,
+ * waits for an id not reported). Returns whether it did; false changes
+ * nothing.
+ */
+static inline __attribute__((always_inline)) bool
+reap_direct(struct zc_uring_shared *sh, struct zc_sock *zs, uint32_t id,
+	    bool copied)
+{
+	struct zc_completion c;
+
+	/*
+	 * No failed send's id to settle (zs->amb) ever: the ids are ours,
+	 * a failed send takes none (no kernel_ids).
+	 */
+	if (sh->nrec == sh->maxrec || zs->rx_rare || zs->ctxm.read ||
+	    !zc_ring_blocked(zs) || !zc_ring_reap_one(zs, &c, id, id, copied))
+		return false;
+	sh->rec[sh->nrec++] = (struct zc_ctx_completion){
+		.zs = zs, .tag = zs->ctxm.tag, .cookie = c.cookie,
+		.bytes = c.bytes, .flags = c.flags,
+	};
+	/*
+	 * As finish_member() leaves a member reaped dry with every reported
+	 * id's entry seen (the run empty, no mark): no publish is news now.
+	 */
+	if (atomic_load_explicit(&zs->ctxm.any, memory_order_relaxed))
+		atomic_store_explicit(&zs->ctxm.any, 0, memory_order_relaxed);
+	return true;
+}
+
 /* Reaper (the context's lock): apply the forwarded notifications. */
 static void fwd_take(struct zc_uring_shared *sh)
 {
@@ -1043,7 +1087,7 @@ static void fwd_take(struct zc_uring_shared *sh)
 		 */
 		struct zc_sock *zs = sh->slots[e >> 33].zs;
 
-		if (!zs)
+		if (!zs || reap_direct(sh, zs, (uint32_t)e, (e >> 32) & 1))
 			continue;
 		zc_apply_range(zs, (uint32_t)e, (uint32_t)e, (e >> 32) & 1);
 		sh->due(zs);
@@ -1078,8 +1122,10 @@ static void route(struct zc_uring_shared *sh, uint32_t s, uint32_t id,
 		fwd_push(sh, s, id, copied);
 		return;
 	}
-	zc_apply_range(sl->zs, id, id, copied);
-	sh->due(sl->zs);
+	if (!reap_direct(sh, sl->zs, id, copied)) {
+		zc_apply_range(sl->zs, id, id, copied);
+		sh->due(sl->zs);
+	}
 	atomic_fetch_sub_explicit(&sh->out, 1, memory_order_relaxed);
 }
 
@@ -1766,9 +1812,9 @@ int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs,
 	return r;
 }
 
-bool zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due)
+/* zc__uring_reap()'s drain: true if the CQ may hold more. */
+static bool reap_rounds(struct zc_uring_shared *sh)
 {
-	sh->due = due;
 	fwd_take(sh);
 	for (int round = 0; round < URING_CTX_ROUNDS; round++) {
 		unsigned int k;
@@ -1802,6 +1848,21 @@ bool zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due)
 			return false;
 	}
 	return true;
+}
+
+unsigned int zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due,
+			    struct zc_ctx_completion *rec, unsigned int max,
+			    bool *more)
+{
+	sh->due = due;
+	sh->rec = rec;
+	sh->nrec = 0;
+	sh->maxrec = max;
+	*more = reap_rounds(sh);
+	max = sh->nrec;
+	/* Outside the call nothing goes to rec (leave, unshare). */
+	sh->nrec = sh->maxrec = 0;
+	return max;
 }
 
 static ssize_t member_send_op(struct zc_sock *zs, const struct msghdr *msg,

@@ -659,9 +659,17 @@ static int ctx_reap(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 			return zc__err(more, "zc_ctx_completions: epoll_wait: %s",
 				      strerror(-more));
 #ifdef ZC_HAVE_URING
-		/* After the eventfd's read: see zc__uring_reap(). */
-		if (ctx->uring && zc__uring_reap(ctx->uring, ctx_due))
-			umore = true;
+		/*
+		 * After the eventfd's read: see zc__uring_reap(). Its records
+		 * first: a member's later ones come from its reap below.
+		 */
+		if (ctx->uring) {
+			bool m;
+
+			n += zc__uring_reap(ctx->uring, ctx_due, out + n,
+					    max - n, &m);
+			umore |= m;
+		}
 #endif
 		take_ready(ctx);
 		/*
