@@ -121,6 +121,23 @@ static inline void zc_publish(struct zc_sock *zs, uint32_t t,
 }
 
 /*
+ * zc_publish() without the wake-up: the caller knows no zc_wait() can
+ * sleep on zs (a context's member: zc_wait() refuses it) and does what
+ * the context needs itself (ctx.c). Seq_cst all the same: the context's
+ * reaper pairs with it (finish_member()).
+ */
+static inline void zc_publish_quiet(struct zc_sock *zs, uint32_t t,
+				    struct zc_entry *e)
+{
+	/* As in zc_publish(): the link read before the slot is published. */
+	if (__builtin_expect((t + 1) & ZC_CHUNK_MASK, 1))
+		zs->tx_e = e + 1;
+	else
+		zs->tx_e = zc_chunk_of_last(e)->next->e;
+	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
+}
+
+/*
  * zc_publish() where the caller knows slot t is not the last of its
  * chunk (zc_tx_reserve() had nothing to do): the next entry is e + 1.
  * Returns whether a reaper waits: then the caller calls

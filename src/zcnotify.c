@@ -947,12 +947,35 @@ ssize_t zc__send_start(struct zc_sock *zs, const struct msghdr *msg,
 			CTX_SEND_WHY);
 }
 
-/* The second half: the zero-copy send of h returned ret. */
-ssize_t zc__send_finish(struct zc_sock *zs, const struct zc_send_half *h,
-			ssize_t ret)
+/* zc__send_finish() of a send that sent nothing: ret 0 or -errno. */
+static __attribute__((noinline, cold)) ssize_t
+send_finish_nothing(struct zc_sock *zs, const struct zc_send_half *h,
+		    ssize_t ret)
 {
 	return send_end(zs, h->msg, NULL, h->len, h->flags, h->slot,
 			ZC_CHOOSE_ZC, ret, CTX_SEND_WHY);
+}
+
+/*
+ * The second half: the zero-copy send of h returned ret. One that sent
+ * (ret > 0) took an id and is published without zc_publish()'s wake-up:
+ * the caller (ctx.c, which knows the member's) does it.
+ */
+ssize_t zc__send_finish(struct zc_sock *zs, const struct zc_send_half *h,
+			ssize_t ret)
+{
+	struct zc_entry *e = zc_tx_entry(zs);
+
+	if (__builtin_expect(ret <= 0, 0))
+		return send_finish_nothing(zs, h, ret);
+	/* send_end()'s zero-copy send that took its id. */
+	e->bytes = (uint32_t)ret;
+	e->flags = ZC_ENT_PENDING;
+	zs->zc_next++;
+	ZC_STAT_INC(&zs->tx, sends_zc);
+	zs->adapt_tick++;
+	zc_publish_quiet(zs, h->slot, e);
+	return ret;
 }
 
 /* Which of zc_send()'s arguments is wrong. */
