@@ -1150,10 +1150,31 @@ static inline void op_cqe(const struct zc_uring_shared *sh,
 static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 			     unsigned int max)
 {
-	struct io_uring_cqe *cqe;
-	unsigned int head, n = 0;
+	/*
+	 * io_uring_for_each_cqe() loads the tail again and tests for
+	 * CQE32 every CQE: one look at the tail (the caller looks again
+	 * before it waits or gives the CQ up), plain 16-byte CQEs (sh_new()).
+	 * Ours to read plainly: head (we hold the CQ). Acquire tail: pairs
+	 * with the kernel's release.
+	 */
+	const unsigned int head = *sh->ring.cq.khead;
+	unsigned int n = atomic_load_explicit((_Atomic unsigned int *)
+					      sh->ring.cq.ktail,
+					      memory_order_acquire) - head;
+	const struct io_uring_cqe *cqes = sh->ring.cq.cqes;
+	const unsigned int mask = sh->ring.cq.ring_mask;
+	/*
+	 * The batch being sent: fixed while we drain (the stores to its ops
+	 * could alias sh, and the compiler would load these every CQE).
+	 */
+	struct uring_op *const bops = sh->bops;
+	const struct uring_slot *const slots = sh->slots;
+	const uint32_t nslots = sh->nslots;
 
-	io_uring_for_each_cqe(&sh->ring, head, cqe) {
+	if (n > max)
+		n = max;
+	for (unsigned int i = 0; i < n; i++) {
+		const struct io_uring_cqe *cqe = &cqes[(head + i) & mask];
 		uint64_t ud = cqe->user_data;
 		uint32_t hi = (uint32_t)(ud >> 32);
 
@@ -1163,8 +1184,8 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 			uint32_t s = hi - URING_SLOT0;
 			struct uring_op *b;
 
-			if (sh->bops && s < sh->nslots && sh->slots[s].bidx &&
-			    (b = &sh->bops[sh->slots[s].bidx - 1])->ud == ud)
+			if (bops && s < nslots && slots[s].bidx &&
+			    (b = &bops[slots[s].bidx - 1])->ud == ud)
 				op_cqe(sh, b, cqe);
 			/* A result no send waits for cannot happen. */
 			else if (cqe->flags & IORING_CQE_F_NOTIF)
@@ -1174,10 +1195,9 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 			op->cancel_out = false;
 		}
 		/* else: a withdrawn send's, the probe's: drop */
-		if (++n == max)
-			break;
 	}
-	io_uring_cq_advance(&sh->ring, n);
+	if (n)
+		io_uring_cq_advance(&sh->ring, n);
 	return n;
 }
 
