@@ -872,7 +872,7 @@ struct uring_slot {
 	struct zc_sock *zs;	/* NULL: free, or its member left */
 	uint32_t out;		/* its notification CQEs still to come */
 	uint32_t next_free;	/* free list; UINT32_MAX: the end */
-	uint32_t bidx;		/* its send in the batch (sh->bops) + 1, or 0 */
+	struct uring_op *op;	/* its send in the batch being sent, or NULL */
 	bool used;		/* taken (by a member, or its late CQEs) */
 };
 
@@ -890,7 +890,6 @@ struct zc_uring_shared {
 	 */
 	struct zc_ctx_completion *rec;
 	unsigned int nrec, maxrec;
-	struct uring_op *bops;		/* the batch being sent, or NULL */
 	bool ring_ok;
 	bool lock_ok;
 	/* Registered buffers (zc_ctx_register_buffers()), by address. */
@@ -1037,11 +1036,10 @@ static void sh_wake(struct zc_sock *zs, struct zc_uring_shared *sh)
  * would do with it and nothing more: it completes the PENDING entry at
  * head, and only that one (zc_ring_blocked(), then zc_ring_reap_one(),
  * which test it); no error to report, no read of the member's error
- * queue due (completions_slow()'s rare work comes
- * first: the general way then). The member needs no reap of its own for
- * it: nothing of it is left to hand out (the entry after it, if pushed,
- * waits for an id not reported). Returns whether it did; false changes
- * nothing.
+ * queue due (completions_slow()'s rare work comes first: the general way
+ * then). The member needs no reap of its own for it: nothing of it is
+ * left to hand out (the entry after it, if pushed, waits for an id not
+ * reported). Returns whether it did; false changes nothing.
  */
 static inline __attribute__((always_inline)) bool
 reap_direct(struct zc_uring_shared *sh, struct zc_sock *zs, uint32_t id,
@@ -1163,11 +1161,11 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 					      memory_order_acquire) - head;
 	const struct io_uring_cqe *cqes = sh->ring.cq.cqes;
 	const unsigned int mask = sh->ring.cq.ring_mask;
+
 	/*
-	 * The batch being sent: fixed while we drain (the stores to its ops
-	 * could alias sh, and the compiler would load these every CQE).
+	 * Fixed while we drain (the stores to the ops could alias sh, and
+	 * the compiler would load them every CQE).
 	 */
-	struct uring_op *const bops = sh->bops;
 	const struct uring_slot *const slots = sh->slots;
 	const uint32_t nslots = sh->nslots;
 
@@ -1184,8 +1182,7 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 			uint32_t s = hi - URING_SLOT0;
 			struct uring_op *b;
 
-			if (bops && s < nslots && slots[s].bidx &&
-			    (b = &bops[slots[s].bidx - 1])->ud == ud)
+			if (s < nslots && (b = slots[s].op) && b->ud == ud)
 				op_cqe(sh, b, cqe);
 			/* A result no send waits for cannot happen. */
 			else if (cqe->flags & IORING_CQE_F_NOTIF)
@@ -1464,7 +1461,8 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 	struct zc_uring_shared *sh = m0->sh;
 	struct uring_op ops[ZC_URING_BATCH], none = { .ud = URING_UD_NONE };
 	struct io_uring_sqe *sqes[ZC_URING_BATCH];
-	unsigned int i, k = 0, w = 0;
+	struct io_uring_sq *const sq = &sh->ring.sq;
+	unsigned int i, k = 0, w = 0, room, free_sqes;
 	uint32_t out;
 	int r;
 
@@ -1475,27 +1473,38 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 	}
 	pthread_mutex_lock(&sh->lock);
 	out = atomic_load_explicit(&sh->out, memory_order_relaxed);
+	/*
+	 * How many sends the batch may submit: room in the CQ for each one's
+	 * notification and, this once, its result beside the batch's others
+	 * (k sends need out + 2k <= cap), and free SQEs. Those are taken
+	 * here as io_uring_get_sqe() takes them, without its tests of the
+	 * ring's flags every SQE (no SQPOLL, no SQE128: sh_new()). The SQ
+	 * is ours (the lock); the kernel moves its head (relaxed, as
+	 * liburing reads it without SQPOLL).
+	 */
+	room = out + 2 <= sh->cap ? (sh->cap - out) / 2 : 0;
+	free_sqes = sq->ring_entries - (sq->sqe_tail -
+		atomic_load_explicit((_Atomic unsigned int *)sq->khead,
+				     memory_order_relaxed));
+	if (room > free_sqes)
+		room = free_sqes;
 	for (i = 0; i < n; i++) {
 		struct zc_sock *zs = v[i].zs;
 		struct uring_member *m = zs->backend_priv;
 
 		ops[i] = (struct uring_op){ .ud = m_ud(m->slot, zs->zc_next) };
 		sqes[i] = NULL;
-		/*
-		 * No room in the CQ for its notification and, this once, its
-		 * result beside the batch's others: the core copies.
-		 */
-		if (m->sh != sh || out + 2 * k + 2 > sh->cap ||
-		    !(sqes[i] = io_uring_get_sqe(&sh->ring))) {
+		/* No room (above): the core copies. */
+		if (m->sh != sh || k == room) {
 			ops[i].have_res = true;
 			ops[i].res = -ENOBUFS;
 			continue;
 		}
+		sqes[i] = &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
 		sh_prep(sh, sqes[i], zs, v[i].msg, v[i].flags, ops[i].ud);
-		sh->slots[m->slot].bidx = i + 1;
+		sh->slots[m->slot].op = &ops[i];
 		k++;
 	}
-	sh->bops = ops;
 	if (k)
 		batch_submit(v[0].zs, sh, &none, ops, sqes, n);
 	for (;;) {
@@ -1515,12 +1524,11 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 			ZC_STAT_INC(&v[0].zs->tx, syscalls);
 		}
 	}
-	sh->bops = NULL;
 	for (i = 0; i < n; i++) {
 		struct uring_member *m = v[i].zs->backend_priv;
 
 		if (m->sh == sh)
-			sh->slots[m->slot].bidx = 0;
+			sh->slots[m->slot].op = NULL;
 		if (ops[i].res > 0)
 			sh_sent(sh, m->slot, &ops[i]);
 		/* As in uring_send(). */
