@@ -1034,12 +1034,12 @@ static void sh_wake(struct zc_sock *zs, struct zc_uring_shared *sh)
  * Reaper: the notification of member zs's id, handed out at once as a
  * record of the reaper's (sh->rec) when that is what the member's reap
  * would do with it and nothing more: it completes the PENDING entry at
- * head, and only that one (zc_ring_blocked(), then zc_ring_reap_one(),
- * which test it); no error to report, no read of the member's error
- * queue due (completions_slow()'s rare work comes first: the general way
- * then). The member needs no reap of its own for it: nothing of it is
- * left to hand out (the entry after it, if pushed, waits for an id not
- * reported). Returns whether it did; false changes nothing.
+ * head, and only that one (zc_ring_reap_id(), which tests it); no error
+ * to report, no read of the member's error queue due (completions_slow()'s
+ * rare work comes first: the general way then). The member needs no reap
+ * of its own for it: nothing of it is left to hand out (the entry after
+ * it, if pushed, waits for an id not reported). Returns whether it did;
+ * false changes nothing.
  */
 static inline __attribute__((always_inline)) bool
 reap_direct(struct zc_uring_shared *sh, struct zc_sock *zs, uint32_t id,
@@ -1052,7 +1052,7 @@ reap_direct(struct zc_uring_shared *sh, struct zc_sock *zs, uint32_t id,
 	 * a failed send takes none (no kernel_ids).
 	 */
 	if (sh->nrec == sh->maxrec || zs->rx_rare || zs->ctxm.read ||
-	    !zc_ring_blocked(zs) || !zc_ring_reap_one(zs, &c, id, id, copied))
+	    !zc_ring_reap_id(zs, &c, id, copied))
 		return false;
 	sh->rec[sh->nrec++] = (struct zc_ctx_completion){
 		.zs = zs, .tag = zs->ctxm.tag, .cookie = c.cookie,
