@@ -1370,17 +1370,28 @@ static void sh_give(struct zc_sock *zs, struct zc_uring_shared *sh,
 		sh_wake(zs, sh);
 }
 
+/*
+ * Lock holder: the send op of member slot took its id: its notification,
+ * forwarded or to come. The caller counts it in out (sh_sent()), before
+ * the reaper can see it: before fwd_publish().
+ */
+static inline __attribute__((always_inline)) void
+sh_note(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
+{
+	if (!op->more || op->notif)	/* complete now */
+		fwd_push(sh, slot, (uint32_t)op->ud,
+			 op->more ? op->notif_copied : true);
+	else				/* its notification to come */
+		sh->slots[slot].out++;
+}
+
 /* Lock holder: the send op of member slot took its id: count it. */
 static inline __attribute__((always_inline)) void
 sh_sent(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
 {
 	/* Counted before the reaper can see it (fwd_take()). */
 	atomic_fetch_add_explicit(&sh->out, 1, memory_order_relaxed);
-	if (!op->more || op->notif)	/* complete now */
-		fwd_push(sh, slot, (uint32_t)op->ud,
-			 op->more ? op->notif_copied : true);
-	else				/* its notification to come */
-		sh->slots[slot].out++;
+	sh_note(sh, slot, op);
 }
 
 static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
@@ -1462,7 +1473,7 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 	struct uring_op ops[ZC_URING_BATCH], none = { .ud = URING_UD_NONE };
 	struct io_uring_sqe *sqes[ZC_URING_BATCH];
 	struct io_uring_sq *const sq = &sh->ring.sq;
-	unsigned int i, k = 0, w = 0, room, free_sqes;
+	unsigned int i, k = 0, w = 0, room, free_sqes, k_sent = 0;
 	uint32_t out;
 	int r;
 
@@ -1529,11 +1540,20 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 
 		if (m->sh == sh)
 			sh->slots[m->slot].op = NULL;
-		if (ops[i].res > 0)
-			sh_sent(sh, m->slot, &ops[i]);
+		if (ops[i].res > 0) {
+			sh_note(sh, m->slot, &ops[i]);
+			k_sent++;
+		}
 		/* As in uring_send(). */
 		v[i].res = ops[i].res == -ENOMEM ? -ENOBUFS : ops[i].res;
 	}
+	/*
+	 * sh_sent()'s count, once a batch: before the reaper can see them
+	 * (sh_give() publishes what sh_note() forwarded).
+	 */
+	if (k_sent)
+		atomic_fetch_add_explicit(&sh->out, k_sent,
+					  memory_order_relaxed);
 	sh_give(v[0].zs, sh, &none);
 }
 
