@@ -73,7 +73,15 @@ void zc__uring_leave(struct zc_uring_shared *sh, struct zc_sock *zs,
 		     zc_due_fn *due);
 int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs,
 		      zc_due_fn *due);
-bool zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due);
+/*
+ * The reaper's look at the ring: a notification that completes its
+ * member's oldest send, and nothing else of the member waits, becomes a
+ * record in rec (up to max) at once; any other is applied and its member
+ * due. Returns the records written; *more: the CQ may hold more.
+ */
+unsigned int zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due,
+			    struct zc_ctx_completion *rec, unsigned int max,
+			    bool *more);
 int zc__uring_register(struct zc_uring_shared **sh, int efd,
 		       const struct iovec *iov, unsigned int n);
 void zc__uring_shared_free(struct zc_uring_shared *sh);

@@ -872,7 +872,7 @@ struct uring_slot {
 	struct zc_sock *zs;	/* NULL: free, or its member left */
 	uint32_t out;		/* its notification CQEs still to come */
 	uint32_t next_free;	/* free list; UINT32_MAX: the end */
-	uint32_t bidx;		/* its send in the batch (sh->bops) + 1, or 0 */
+	struct uring_op *op;	/* its send in the batch being sent, or NULL */
 	bool used;		/* taken (by a member, or its late CQEs) */
 };
 
@@ -884,7 +884,12 @@ struct zc_uring_shared {
 	uint32_t nslots, slot_cap, free_slot;
 	uint32_t ftail_w;		/* the next forward ring entry to write */
 	zc_due_fn *due;			/* the reaper's, set by each of its calls */
-	struct uring_op *bops;		/* the batch being sent, or NULL */
+	/*
+	 * The reaper's records (zc__uring_reap()): rec[nrec], up to maxrec;
+	 * maxrec is 0 outside its call.
+	 */
+	struct zc_ctx_completion *rec;
+	unsigned int nrec, maxrec;
 	bool ring_ok;
 	bool lock_ok;
 	/* Registered buffers (zc_ctx_register_buffers()), by address. */
@@ -1025,6 +1030,43 @@ static void sh_wake(struct zc_sock *zs, struct zc_uring_shared *sh)
 	ZC_STAT_INC(&zs->tx, syscalls);
 }
 
+/*
+ * Reaper: the notification of member zs's id, handed out at once as a
+ * record of the reaper's (sh->rec) when that is what the member's reap
+ * would do with it and nothing more: it completes the PENDING entry at
+ * head, and only that one (zc_ring_reap_id(), which tests it); no error
+ * to report, no read of the member's error queue due (completions_slow()'s
+ * rare work comes first: the general way then). The member needs no reap
+ * of its own for it: nothing of it is left to hand out (the entry after
+ * it, if pushed, waits for an id not reported). Returns whether it did;
+ * false changes nothing.
+ */
+static inline __attribute__((always_inline)) bool
+reap_direct(struct zc_uring_shared *sh, struct zc_sock *zs, uint32_t id,
+	    bool copied)
+{
+	struct zc_completion c;
+
+	/*
+	 * No failed send's id to settle (zs->amb) ever: the ids are ours,
+	 * a failed send takes none (no kernel_ids).
+	 */
+	if (sh->nrec == sh->maxrec || zs->rx_rare || zs->ctxm.read ||
+	    !zc_ring_reap_id(zs, &c, id, copied))
+		return false;
+	sh->rec[sh->nrec++] = (struct zc_ctx_completion){
+		.zs = zs, .tag = zs->ctxm.tag, .cookie = c.cookie,
+		.bytes = c.bytes, .flags = c.flags,
+	};
+	/*
+	 * As finish_member() leaves a member reaped dry with every reported
+	 * id's entry seen (the run empty, no mark): no publish is news now.
+	 */
+	if (atomic_load_explicit(&zs->ctxm.any, memory_order_relaxed))
+		atomic_store_explicit(&zs->ctxm.any, 0, memory_order_relaxed);
+	return true;
+}
+
 /* Reaper (the context's lock): apply the forwarded notifications. */
 static void fwd_take(struct zc_uring_shared *sh)
 {
@@ -1043,7 +1085,7 @@ static void fwd_take(struct zc_uring_shared *sh)
 		 */
 		struct zc_sock *zs = sh->slots[e >> 33].zs;
 
-		if (!zs)
+		if (!zs || reap_direct(sh, zs, (uint32_t)e, (e >> 32) & 1))
 			continue;
 		zc_apply_range(zs, (uint32_t)e, (uint32_t)e, (e >> 32) & 1);
 		sh->due(zs);
@@ -1078,8 +1120,10 @@ static void route(struct zc_uring_shared *sh, uint32_t s, uint32_t id,
 		fwd_push(sh, s, id, copied);
 		return;
 	}
-	zc_apply_range(sl->zs, id, id, copied);
-	sh->due(sl->zs);
+	if (!reap_direct(sh, sl->zs, id, copied)) {
+		zc_apply_range(sl->zs, id, id, copied);
+		sh->due(sl->zs);
+	}
 	atomic_fetch_sub_explicit(&sh->out, 1, memory_order_relaxed);
 }
 
@@ -1104,10 +1148,31 @@ static inline void op_cqe(const struct zc_uring_shared *sh,
 static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 			     unsigned int max)
 {
-	struct io_uring_cqe *cqe;
-	unsigned int head, n = 0;
+	/*
+	 * io_uring_for_each_cqe() loads the tail again and tests for
+	 * CQE32 every CQE: one look at the tail (the caller looks again
+	 * before it waits or gives the CQ up), plain 16-byte CQEs (sh_new()).
+	 * Ours to read plainly: head (we hold the CQ). Acquire tail: pairs
+	 * with the kernel's release.
+	 */
+	const unsigned int head = *sh->ring.cq.khead;
+	unsigned int n = atomic_load_explicit((_Atomic unsigned int *)
+					      sh->ring.cq.ktail,
+					      memory_order_acquire) - head;
+	const struct io_uring_cqe *cqes = sh->ring.cq.cqes;
+	const unsigned int mask = sh->ring.cq.ring_mask;
 
-	io_uring_for_each_cqe(&sh->ring, head, cqe) {
+	/*
+	 * Fixed while we drain (the stores to the ops could alias sh, and
+	 * the compiler would load them every CQE).
+	 */
+	const struct uring_slot *const slots = sh->slots;
+	const uint32_t nslots = sh->nslots;
+
+	if (n > max)
+		n = max;
+	for (unsigned int i = 0; i < n; i++) {
+		const struct io_uring_cqe *cqe = &cqes[(head + i) & mask];
 		uint64_t ud = cqe->user_data;
 		uint32_t hi = (uint32_t)(ud >> 32);
 
@@ -1117,8 +1182,7 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 			uint32_t s = hi - URING_SLOT0;
 			struct uring_op *b;
 
-			if (sh->bops && s < sh->nslots && sh->slots[s].bidx &&
-			    (b = &sh->bops[sh->slots[s].bidx - 1])->ud == ud)
+			if (s < nslots && (b = slots[s].op) && b->ud == ud)
 				op_cqe(sh, b, cqe);
 			/* A result no send waits for cannot happen. */
 			else if (cqe->flags & IORING_CQE_F_NOTIF)
@@ -1128,10 +1192,9 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 			op->cancel_out = false;
 		}
 		/* else: a withdrawn send's, the probe's: drop */
-		if (++n == max)
-			break;
 	}
-	io_uring_cq_advance(&sh->ring, n);
+	if (n)
+		io_uring_cq_advance(&sh->ring, n);
 	return n;
 }
 
@@ -1307,17 +1370,28 @@ static void sh_give(struct zc_sock *zs, struct zc_uring_shared *sh,
 		sh_wake(zs, sh);
 }
 
+/*
+ * Lock holder: the send op of member slot took its id: its notification,
+ * forwarded or to come. The caller counts it in out (sh_sent()), before
+ * the reaper can see it: before fwd_publish().
+ */
+static inline __attribute__((always_inline)) void
+sh_note(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
+{
+	if (!op->more || op->notif)	/* complete now */
+		fwd_push(sh, slot, (uint32_t)op->ud,
+			 op->more ? op->notif_copied : true);
+	else				/* its notification to come */
+		sh->slots[slot].out++;
+}
+
 /* Lock holder: the send op of member slot took its id: count it. */
 static inline __attribute__((always_inline)) void
 sh_sent(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
 {
 	/* Counted before the reaper can see it (fwd_take()). */
 	atomic_fetch_add_explicit(&sh->out, 1, memory_order_relaxed);
-	if (!op->more || op->notif)	/* complete now */
-		fwd_push(sh, slot, (uint32_t)op->ud,
-			 op->more ? op->notif_copied : true);
-	else				/* its notification to come */
-		sh->slots[slot].out++;
+	sh_note(sh, slot, op);
 }
 
 static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
@@ -1398,7 +1472,8 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 	struct zc_uring_shared *sh = m0->sh;
 	struct uring_op ops[ZC_URING_BATCH], none = { .ud = URING_UD_NONE };
 	struct io_uring_sqe *sqes[ZC_URING_BATCH];
-	unsigned int i, k = 0, w = 0;
+	struct io_uring_sq *const sq = &sh->ring.sq;
+	unsigned int i, k = 0, w = 0, room, free_sqes, k_sent = 0;
 	uint32_t out;
 	int r;
 
@@ -1409,27 +1484,38 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 	}
 	pthread_mutex_lock(&sh->lock);
 	out = atomic_load_explicit(&sh->out, memory_order_relaxed);
+	/*
+	 * How many sends the batch may submit: room in the CQ for each one's
+	 * notification and, this once, its result beside the batch's others
+	 * (k sends need out + 2k <= cap), and free SQEs. Those are taken
+	 * here as io_uring_get_sqe() takes them, without its tests of the
+	 * ring's flags every SQE (no SQPOLL, no SQE128: sh_new()). The SQ
+	 * is ours (the lock); the kernel moves its head (relaxed, as
+	 * liburing reads it without SQPOLL).
+	 */
+	room = out + 2 <= sh->cap ? (sh->cap - out) / 2 : 0;
+	free_sqes = sq->ring_entries - (sq->sqe_tail -
+		atomic_load_explicit((_Atomic unsigned int *)sq->khead,
+				     memory_order_relaxed));
+	if (room > free_sqes)
+		room = free_sqes;
 	for (i = 0; i < n; i++) {
 		struct zc_sock *zs = v[i].zs;
 		struct uring_member *m = zs->backend_priv;
 
 		ops[i] = (struct uring_op){ .ud = m_ud(m->slot, zs->zc_next) };
 		sqes[i] = NULL;
-		/*
-		 * No room in the CQ for its notification and, this once, its
-		 * result beside the batch's others: the core copies.
-		 */
-		if (m->sh != sh || out + 2 * k + 2 > sh->cap ||
-		    !(sqes[i] = io_uring_get_sqe(&sh->ring))) {
+		/* No room (above): the core copies. */
+		if (m->sh != sh || k == room) {
 			ops[i].have_res = true;
 			ops[i].res = -ENOBUFS;
 			continue;
 		}
+		sqes[i] = &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
 		sh_prep(sh, sqes[i], zs, v[i].msg, v[i].flags, ops[i].ud);
-		sh->slots[m->slot].bidx = i + 1;
+		sh->slots[m->slot].op = &ops[i];
 		k++;
 	}
-	sh->bops = ops;
 	if (k)
 		batch_submit(v[0].zs, sh, &none, ops, sqes, n);
 	for (;;) {
@@ -1449,17 +1535,25 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 			ZC_STAT_INC(&v[0].zs->tx, syscalls);
 		}
 	}
-	sh->bops = NULL;
 	for (i = 0; i < n; i++) {
 		struct uring_member *m = v[i].zs->backend_priv;
 
 		if (m->sh == sh)
-			sh->slots[m->slot].bidx = 0;
-		if (ops[i].res > 0)
-			sh_sent(sh, m->slot, &ops[i]);
+			sh->slots[m->slot].op = NULL;
+		if (ops[i].res > 0) {
+			sh_note(sh, m->slot, &ops[i]);
+			k_sent++;
+		}
 		/* As in uring_send(). */
 		v[i].res = ops[i].res == -ENOMEM ? -ENOBUFS : ops[i].res;
 	}
+	/*
+	 * sh_sent()'s count, once a batch: before the reaper can see them
+	 * (sh_give() publishes what sh_note() forwarded).
+	 */
+	if (k_sent)
+		atomic_fetch_add_explicit(&sh->out, k_sent,
+					  memory_order_relaxed);
 	sh_give(v[0].zs, sh, &none);
 }
 
@@ -1766,9 +1860,9 @@ int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs,
 	return r;
 }
 
-bool zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due)
+/* zc__uring_reap()'s drain: true if the CQ may hold more. */
+static bool reap_rounds(struct zc_uring_shared *sh)
 {
-	sh->due = due;
 	fwd_take(sh);
 	for (int round = 0; round < URING_CTX_ROUNDS; round++) {
 		unsigned int k;
@@ -1802,6 +1896,21 @@ bool zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due)
 			return false;
 	}
 	return true;
+}
+
+unsigned int zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due,
+			    struct zc_ctx_completion *rec, unsigned int max,
+			    bool *more)
+{
+	sh->due = due;
+	sh->rec = rec;
+	sh->nrec = 0;
+	sh->maxrec = max;
+	*more = reap_rounds(sh);
+	max = sh->nrec;
+	/* Outside the call nothing goes to rec (leave, unshare). */
+	sh->nrec = sh->maxrec = 0;
+	return max;
 }
 
 static ssize_t member_send_op(struct zc_sock *zs, const struct msghdr *msg,

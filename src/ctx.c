@@ -659,9 +659,17 @@ static int ctx_reap(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 			return zc__err(more, "zc_ctx_completions: epoll_wait: %s",
 				      strerror(-more));
 #ifdef ZC_HAVE_URING
-		/* After the eventfd's read: see zc__uring_reap(). */
-		if (ctx->uring && zc__uring_reap(ctx->uring, ctx_due))
-			umore = true;
+		/*
+		 * After the eventfd's read: see zc__uring_reap(). Its records
+		 * first: a member's later ones come from its reap below.
+		 */
+		if (ctx->uring) {
+			bool m;
+
+			n += zc__uring_reap(ctx->uring, ctx_due, out + n,
+					    max - n, &m);
+			umore |= m;
+		}
 #endif
 		take_ready(ctx);
 		/*
@@ -715,6 +723,24 @@ struct ctx_batch {
 	struct zc_ctx_send *v[ZC_URING_BATCH];
 };
 
+/*
+ * zc__ctx_wake() for a send of zs that took an id, published by
+ * zc__send_finish() without zc_publish()'s wake-up (a member keeps
+ * waiting set: the wake-up would come here). Its record is news of its
+ * own, unless the reaper had it already (any).
+ */
+static inline void ctx_took_id(struct zc_sock *zs)
+{
+	/* Seq_cst, after the store of tail: see finish_member(). */
+	if (atomic_load_explicit(&zs->ctxm.any, memory_order_seq_cst)) {
+		zc__ctx_wake(zs);
+		return;
+	}
+	/* As zc__ctx_wake() leaves it: this send is no news. */
+	zs->ctxm.tx_zc = atomic_load_explicit(&zs->tx.sends_zc,
+					      memory_order_relaxed);
+}
+
 /* One io_uring_enter() for the batch, then each send's second half. */
 static void batch_flush(struct ctx_batch *b)
 {
@@ -723,10 +749,12 @@ static void batch_flush(struct ctx_batch *b)
 	zc__uring_send_batch(b->send, b->n);
 	for (unsigned int i = 0; i < b->n; i++) {
 		struct zc_sock *zs = b->send[i].zs;
+		ssize_t r = zc__send_finish(zs, &b->half[i], b->send[i].res);
 
-		b->v[i]->result = zc__send_finish(zs, &b->half[i],
-						  b->send[i].res);
+		b->v[i]->result = r;
 		zs->tx_batched = false;
+		if (r > 0)
+			ctx_took_id(zs);
 	}
 	b->n = 0;
 }

@@ -5,7 +5,8 @@
  * send and reaping completions. What runs on every call is here, inline:
  * zc_publish() (zc_publish_mid() within a chunk), zc_ring_blocked(),
  * zc_apply_range()'s common case, zc_ring_reap(), and zc_ring_reap_one()
- * for the common record; ring.c holds the rest.
+ * (zc_ring_reap_id() for a context's reaper) for the common record;
+ * ring.c holds the rest.
  */
 #ifndef ZC_RING_H
 #define ZC_RING_H
@@ -118,6 +119,23 @@ static inline void zc_publish(struct zc_sock *zs, uint32_t t,
 	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
 		zc__wake_reaper(zs);
+}
+
+/*
+ * zc_publish() without the wake-up: the caller knows no zc_wait() can
+ * sleep on zs (a context's member: zc_wait() refuses it) and does what
+ * the context needs itself (ctx.c). Seq_cst all the same: the context's
+ * reaper pairs with it (finish_member()).
+ */
+static inline void zc_publish_quiet(struct zc_sock *zs, uint32_t t,
+				    struct zc_entry *e)
+{
+	/* As in zc_publish(): the link read before the slot is published. */
+	if (__builtin_expect((t + 1) & ZC_CHUNK_MASK, 1))
+		zs->tx_e = e + 1;
+	else
+		zs->tx_e = zc_chunk_of_last(e)->next->e;
+	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
 }
 
 /*
@@ -391,6 +409,54 @@ zc_ring_reap_one(struct zc_sock *zs, struct zc_completion *out,
 	atomic_store_explicit(&zs->done_to, lo + 1, memory_order_relaxed);
 	zc_feed_streak(zs, 1, copied);
 	/* The chunk's last slot reaped: on to the next (zc_ring_reap()). */
+	zs->rx_e = h & ZC_CHUNK_MASK ? next : zc__rx_chunk_next(zs, e + 1);
+	/* Release: pairs with the acquire of head in zc_sendmsg(). */
+	atomic_store_explicit(&zs->head, h, memory_order_release);
+	/* completions is derived: see struct zc_rx_stats. */
+	if (copied)
+		ZC_STAT_INC(&zs->rx, completions_copied);
+	else
+		ZC_STAT_INC(&zs->rx, completions_zc);
+	return true;
+}
+
+/*
+ * Reap side, a context's reaper (backend_uring.c), for the notification
+ * of the one id id: zc_ring_blocked() and zc_ring_reap_one() in one, each
+ * index and the entry looked at once. The oldest unreaped entry is a
+ * plain PENDING one (published: below the tail) that waits for id (the
+ * run empty: zc_head is done_to; no mark out; id issued), and after it
+ * comes the tail or another PENDING entry: hand it out as
+ * zc_ring_reap_one() does, and return true. Otherwise false, nothing
+ * changed.
+ */
+static inline __attribute__((always_inline)) bool
+zc_ring_reap_id(struct zc_sock *zs, struct zc_completion *out, uint32_t id,
+		bool copied)
+{
+	const uint32_t h = atomic_load_explicit(&zs->head,
+						memory_order_relaxed) + 1;
+	/* Acquire (seq_cst as zc_ring_reap()'s): pairs with zc_publish(). */
+	const uint32_t t = atomic_load_explicit(&zs->tail,
+						memory_order_seq_cst);
+	struct zc_entry *e = zs->rx_e, *next;
+
+	/* Acquire zc_issued: pairs with its release in zc_sendmsg(). */
+	if (t == h - 1 || ((id - zs->zc_head) | (id - zc_done_to(zs)) |
+			   zs->nmarks) ||
+	    e->flags != ZC_ENT_PENDING ||
+	    atomic_load_explicit(&zs->zc_issued, memory_order_acquire) == id)
+		return false;
+	/* As in zc_ring_reap_one(): the next slot's entry, linked. */
+	next = h & ZC_CHUNK_MASK ? e + 1 : zc_chunk_of_last(e)->next->e;
+	if (t != h && !(next->flags & ZC_ENT_PENDING))
+		return false;
+	memcpy(out, e, sizeof(*out));	/* the same layout */
+	out->flags = copied ? ZC_COPIED : 0;
+	zs->zc_head = id + 1;
+	/* run_flags unwritten: the run is empty (zc_ring_reap_one()). */
+	atomic_store_explicit(&zs->done_to, id + 1, memory_order_relaxed);
+	zc_feed_streak(zs, 1, copied);
 	zs->rx_e = h & ZC_CHUNK_MASK ? next : zc__rx_chunk_next(zs, e + 1);
 	/* Release: pairs with the acquire of head in zc_sendmsg(). */
 	atomic_store_explicit(&zs->head, h, memory_order_release);
