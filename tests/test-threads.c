@@ -813,7 +813,7 @@ static int backoff(struct ctx *c, unsigned int *spins)
 	if (++*spins < 64)
 		sched_yield();
 	else
-		nap_us(*spins < 256 ? 20 : 200);
+		nap_us(*spins < 256 ? 20 : *spins < 1024 ? 200 : 1000);
 	return 0;
 }
 
@@ -1047,7 +1047,14 @@ static void run_phase(enum phase phase)
 	c->nmsg = nsends;
 	for (uint64_t i = 0; i < c->nmsg; i++)
 		c->total += msg_size(c->seed, i);
-	c->cap = c->nmsg * 8 + 100000;
+	/*
+	 * Every call takes a cookie, the failed ones too (so that a
+	 * completion for one of them is caught): under load the sender
+	 * retries -ENOBUFS and -EAGAIN many times while the reaper naps.
+	 * calloc() maps pages as they are touched, so the room costs only
+	 * address space; backoff() slows the retries down as they last.
+	 */
+	c->cap = c->nmsg * 8 + (4u << 20);
 	c->mem = malloc((size_t)NBUF * BUF_SIZE);
 	c->cbuf = calloc(c->cap, sizeof(*c->cbuf));
 	c->sent = calloc(c->cap, sizeof(*c->sent));
