@@ -235,7 +235,14 @@ grep -q "receiver checks every byte" "$tmp/v.out" ||
 port=$((20000 + RANDOM % 20000))
 "$zcbench" -l -V -a 127.0.0.1 -p $port >"$tmp/l.out" 2>&1 &
 lpid=$!
-for _ in $(seq 50); do grep -q receiving "$tmp/l.out" && break; sleep 0.1; done
+# It says "receiving" once it listens; a loaded machine may take seconds.
+for _ in $(seq 600); do
+	grep -q receiving "$tmp/l.out" && break
+	kill -0 $lpid 2>/dev/null || break
+	sleep 0.1
+done
+grep -q receiving "$tmp/l.out" ||
+	fail "zcbench -l: not listening after 60 s: $(cat "$tmp/l.out")"
 if "$zcbench" -q -a 127.0.0.1 -p $port -m raw-copy,errqueue -t tcp,udp \
 	-s 16K -n 100 -r 1 --csv "$tmp/r.csv" >/dev/null 2>"$tmp/r.err"; then
 	rows=$(awk -F, '$5 == "1"' "$tmp/r.csv" | wc -l)
