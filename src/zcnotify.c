@@ -159,6 +159,12 @@ static int sock_int(int fd, int opt, int *val, const char *name)
 	return 0;
 }
 
+/* zc_send() of each backend past its test of tx_general (below). */
+static ssize_t send_one_scm(struct zc_sock *zs, const void *buf, size_t len,
+			    int flags, uint64_t cookie);
+static ssize_t send_one_plain(struct zc_sock *zs, const void *buf,
+			      size_t len, int flags, uint64_t cookie);
+
 /* zc_completions() of each backend when the oldest send waits (below). */
 static int completions_eq(struct zc_sock *zs, struct zc_completion *out,
 			  unsigned int max);
@@ -265,6 +271,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->tx_direct = zs->ops == &zc__ops_errqueue || zs->tx_scm ||
 			zs->ops == &zc__ops_copy;
 	zs->tx_general = !zs->tx_direct;
+	zs->tx_send = zs->tx_scm ? send_one_scm : send_one_plain;
 	zs->rx_blocked = zs->ops == &zc__ops_errqueue ? completions_eq :
 			 zs->tx_scm ? completions_scm : completions_ops;
 	zs->adapt_at = o.flags & ZC_OPT_NO_ADAPT ? UINT32_MAX :
@@ -847,8 +854,6 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 #define ZC_SEND_WHY	"zc_send: send(2) failed; nothing was sent, no " \
 			"completion will come"
 
-static ssize_t send_one_scm(struct zc_sock *zs, const void *buf, size_t len,
-			    int flags, uint64_t cookie);
 
 /*
  * send_one() into the last slot of its chunk, one send in ZC_CHUNK: the
@@ -878,16 +883,9 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 {
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 
-	/* scm: send_one_scm(), after zc_send()'s test of it */
-	if (!scm && zs->tx_general)	/* !tx_direct || amb_local */
+	/* zc_send() (msg NULL) tested it before its tx_send (zc_open()). */
+	if (msg && zs->tx_general)	/* !tx_direct || amb_local */
 		return send_general(zs, msg, buf, len, flags, cookie, why);
-	/*
-	 * scm's zc_send(): its own copy of what follows, with the harvest
-	 * inline. Past the test of tx_general, which uring takes; after it
-	 * no other test of tx_scm for zc_send() of errqueue and copy.
-	 */
-	if (!scm && !msg && zs->tx_scm)
-		return send_one_scm(zs, buf, len, flags, cookie);
 	/*
 	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
 	 * Acquire head: pairs with the release of head in zc_ring_reap().
@@ -928,16 +926,25 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 }
 
 /*
- * send_one() for zc_send() over scm: the harvest of its zero-copy send
- * inline (send_scm_slot()). Out of line (a tail call), so that what the
- * harvest keeps across the syscall costs the other backends' zc_send()
- * no register.
+ * zc_send()'s tx_send (zc_open()), past its test of tx_general: the
+ * common sends inline, each backend in a function of its own, so that
+ * zc_send() needs no frame and what scm's harvest keeps across the
+ * syscall costs the other backends no register. send_one_scm(): its
+ * zero-copy send with the harvest inline (send_scm_slot()).
  */
 static __attribute__((noinline)) ssize_t
 send_one_scm(struct zc_sock *zs, const void *buf, size_t len, int flags,
 	     uint64_t cookie)
 {
 	return send_one(zs, NULL, buf, len, flags, cookie, ZC_SEND_WHY, true);
+}
+
+/* zc_send()'s tx_send of errqueue and copy (and uring, never called). */
+static __attribute__((noinline)) ssize_t
+send_one_plain(struct zc_sock *zs, const void *buf, size_t len, int flags,
+	       uint64_t cookie)
+{
+	return send_one(zs, NULL, buf, len, flags, cookie, ZC_SEND_WHY, false);
 }
 
 static int bad_flags(const char *fn, int flags)
@@ -1058,8 +1065,11 @@ ssize_t zc__send_finish(struct zc_sock *zs, const struct zc_send_half *h,
 			ZC_CHOOSE_ZC, ret, CTX_SEND_WHY);
 }
 
-/* Which of zc_send()'s arguments is wrong. */
-static __attribute__((noinline, cold)) int
+/*
+ * Which of zc_send()'s arguments is wrong. ssize_t, zc_send()'s: a tail
+ * call, so that zc_send() needs no frame before its tests.
+ */
+static __attribute__((noinline, cold)) ssize_t
 send_bad_args(const struct zc_sock *zs, int flags)
 {
 	if (!zs)
@@ -1074,8 +1084,10 @@ ZC_EXPORT ssize_t zc_send(struct zc_sock *zs, const void *buf, size_t len,
 {
 	if (!zs || (flags & ~ZC_SEND_FLAGS) || (!buf && len))
 		return send_bad_args(zs, flags);
-	return send_one(zs, NULL, buf, len, flags & ~MSG_ZEROCOPY, cookie,
-			ZC_SEND_WHY, false);
+	if (zs->tx_general)	/* !tx_direct || amb_local */
+		return send_general(zs, NULL, buf, len, flags & ~MSG_ZEROCOPY,
+				    cookie, ZC_SEND_WHY);
+	return zs->tx_send(zs, buf, len, flags & ~MSG_ZEROCOPY, cookie);
 }
 
 /*
