@@ -135,6 +135,22 @@ static inline bool zc_publish_mid(struct zc_sock *zs, uint32_t t,
 	return atomic_load_explicit(&zs->waiting, memory_order_seq_cst);
 }
 
+/*
+ * zc_publish() whose wake is the caller's, as zc_publish_mid()'s, for any
+ * slot t: returns whether a reaper waits.
+ */
+static inline bool zc_publish_nowake(struct zc_sock *zs, uint32_t t,
+				     struct zc_entry *e)
+{
+	/* As in zc_publish(): the next chunk's, read before the store. */
+	if (__builtin_expect((t + 1) & ZC_CHUNK_MASK, 1))
+		return zc_publish_mid(zs, t, e);
+	zs->tx_e = zc_chunk_of_last(e)->next->e;
+	/* As in zc_publish(): release, and the seq_cst pair with zc_wait(). */
+	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
+	return atomic_load_explicit(&zs->waiting, memory_order_seq_cst);
+}
+
 /* The end of the run of reported ids (relaxed: see done_to). */
 static inline uint32_t zc_done_to(const struct zc_sock *zs)
 {

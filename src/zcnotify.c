@@ -802,10 +802,6 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 	p->iov.iov_base = (void *)buf;
 	p->iov.iov_len = len;
 	p->flags = flags;
-	/* The last slot of its chunk: the next chunk linked first. */
-	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0) &&
-	    zc__tx_chunk_next(zs))
-		return send_no_chunk();
 	/* Before the atomic store below: p and zc_next in registers. */
 	n = zc_scm_want_p(zs, p, true);
 	zc_tx_entry(zs)->cookie = cookie;
@@ -847,12 +843,28 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 	e->flags = ZC_ENT_PENDING;
 	zs->zc_next++;
 	ZC_STAT_INC(&zs->tx, sends_zc);
-	zc_publish(zs, t, e);
+	/* The wake a tail call: ret lives in no register saved for a call. */
+	if (zc_publish_nowake(zs, t, e))
+		return send_wake(zs, ret);
 	return ret;
 }
 
 #define ZC_SEND_WHY	"zc_send: send(2) failed; nothing was sent, no " \
 			"completion will come"
+
+/*
+ * send_scm_slot() into the last slot of its chunk, one send in
+ * ZC_CHUNK: the next chunk linked first (zc_tx_reserve()), no memory, no
+ * send. Out of line: no value lives across the call in the common send.
+ */
+static __attribute__((noinline)) ssize_t
+send_scm_last(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
+	      int flags, uint64_t cookie)
+{
+	if (zc__tx_chunk_next(zs))
+		return send_no_chunk();
+	return send_scm_slot(zs, t, buf, len, flags, cookie, ZC_SEND_WHY);
+}
 
 
 /*
@@ -867,6 +879,38 @@ send_last_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		return send_no_chunk();
 	return send_slot(zs, msg, buf, len, flags, cookie, why,
 			 len >= zs->copy_below, true, false);
+}
+
+/*
+ * send_one()'s send shorter than copy_below, into slot t, the tail (every
+ * send of the copy backend). scm_off: not scm, or no harvest wanted.
+ */
+static inline __attribute__((always_inline)) ssize_t
+send_copy(struct zc_sock *zs, uint32_t t, const struct msghdr *msg,
+	  const void *buf, size_t len, int flags, uint64_t cookie,
+	  const char *why, bool scm_off)
+{
+	if (t - atomic_load_explicit(&zs->head, memory_order_acquire) >
+	    zs->mask)
+		return send_general(zs, msg, buf, len, flags, cookie, why);
+	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
+		return send_last_slot(zs, msg, buf, len, flags, cookie, why);
+	return send_slot(zs, msg, buf, len, flags, cookie, why, false, false,
+			 scm_off);
+}
+
+/*
+ * send_copy() of zc_send() over scm, out of line: its error's message
+ * (zc_err_lit()) would keep the return value in a register saved for
+ * the whole of send_one_scm().
+ */
+static __attribute__((noinline)) ssize_t
+send_scm_copy(struct zc_sock *zs, const void *buf, size_t len, int flags,
+	      uint64_t cookie)
+{
+	return send_copy(zs, atomic_load_explicit(&zs->tail,
+						  memory_order_relaxed),
+			 NULL, buf, len, flags, cookie, ZC_SEND_WHY, false);
 }
 
 /*
@@ -899,10 +943,14 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		    zs->mask)
 			return send_general(zs, msg, buf, len, flags, cookie,
 					    why);
-		/* Links the next chunk itself (the last slot). */
-		if (scm)
+		if (scm) {
+			if (__builtin_expect((t & ZC_CHUNK_MASK) ==
+					     ZC_CHUNK_MASK, 0))
+				return send_scm_last(zs, t, buf, len, flags,
+						     cookie);
 			return send_scm_slot(zs, t, buf, len, flags, cookie,
 					     why);
+		}
 		/*
 		 * The last slot of its chunk needs the next chunk linked
 		 * first: send_last_slot(), so that no call comes before the
@@ -916,13 +964,10 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		return send_slot(zs, msg, buf, len, flags, cookie, why, true,
 				 false, !msg);
 	}
-	if (t - atomic_load_explicit(&zs->head, memory_order_acquire) >
-	    zs->mask)
-		return send_general(zs, msg, buf, len, flags, cookie, why);
-	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
-		return send_last_slot(zs, msg, buf, len, flags, cookie, why);
-	return send_slot(zs, msg, buf, len, flags, cookie, why, false, false,
-			 !scm && !msg);
+	/* scm's copy: out of line, see send_scm_copy(). */
+	if (scm)
+		return send_scm_copy(zs, buf, len, flags, cookie);
+	return send_copy(zs, t, msg, buf, len, flags, cookie, why, !msg);
 }
 
 /*
@@ -1340,6 +1385,22 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 }
 
 /*
+ * completions_scm()'s range, taken off the range ring, when
+ * zc_ring_reap_one() does not take it: the rest of
+ * zc_scm_collect_as(zs, false, true) (the range first, then any the send
+ * side pushed since; no read of the queue, as a range was there), and
+ * zc_ring_reap().
+ */
+static __attribute__((noinline)) int
+completions_scm_apply(struct zc_sock *zs, struct zc_completion *out,
+		      unsigned int max, uint32_t lo, uint32_t hi, bool copied)
+{
+	zc_apply_range_blocked(zs, lo, hi, copied);
+	zc_scm_apply(zs);
+	return zc_ring_reap(zs, out, max);
+}
+
+/*
  * SCM's completions_blocked: zc_scm_collect_as() and zc_ring_reap(), with
  * their common case inline: one range collected by a send, that
  * completes the PENDING entry at head (zc_ring_reap_one()). At k = 1 over
@@ -1354,6 +1415,8 @@ completions_scm(struct zc_sock *zs, struct zc_completion *out,
 	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
 	const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
+	uint32_t lo, hi;
+	bool copied;
 
 	/*
 	 * Acquire (seq_cst for zc_wait()): pairs with zc__scm_send()'s
@@ -1361,16 +1424,21 @@ completions_scm(struct zc_sock *zs, struct zc_completion *out,
 	 * too (zc_scm_collect_as()): the general way.
 	 */
 	if (atomic_load_explicit(&p->rtail, memory_order_seq_cst) - h != 1 ||
-	    atomic_load_explicit(&p->broken, memory_order_relaxed) ||
-	    !zc_ring_reap_one(zs, out, r->lo, r->hi, r->copied))
+	    atomic_load_explicit(&p->broken, memory_order_relaxed))
 		return completions_scm_general(zs, out, max);
+	lo = r->lo;
+	hi = r->hi;
+	copied = r->copied;
 	/*
-	 * The range applied: as zc_scm_apply_as() and zc_scm_collect_as()
-	 * leave it. Release: pairs with the acquire of rhead in
-	 * zc_scm_want(), after the range was read.
+	 * The range taken: as zc_scm_apply_as() and zc_scm_collect_as()
+	 * leave it, before the hand-out, so that no value lives across
+	 * zc_ring_reap_one()'s call for the next chunk. Release: pairs with
+	 * the acquire of rhead in zc_scm_want(), after the range was read.
 	 */
 	atomic_store_explicit(&p->rhead, h + 1, memory_order_release);
 	p->last_tail = tail;
+	if (__builtin_expect(!zc_ring_reap_one(zs, out, lo, hi, copied), 0))
+		return completions_scm_apply(zs, out, max, lo, hi, copied);
 	return 1;
 }
 
