@@ -861,9 +861,22 @@ static __attribute__((noinline)) ssize_t
 send_scm_last(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 	      int flags, uint64_t cookie)
 {
+	struct scm_priv *p = zs->backend_priv;
+
+	/*
+	 * The arguments in memory across the call, not in saved registers:
+	 * where send_scm_slot() stores them (the entry of slot t is there
+	 * already: the call links the next chunk).
+	 */
+	p->iov.iov_base = (void *)buf;
+	p->iov.iov_len = len;
+	p->flags = flags;
+	zc_tx_entry(zs)->cookie = cookie;
 	if (zc__tx_chunk_next(zs))
 		return send_no_chunk();
-	return send_scm_slot(zs, t, buf, len, flags, cookie, ZC_SEND_WHY);
+	p = zs->backend_priv;
+	return send_scm_slot(zs, t, p->iov.iov_base, p->iov.iov_len, p->flags,
+			     zc_tx_entry(zs)->cookie, ZC_SEND_WHY);
 }
 
 
