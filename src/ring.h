@@ -153,6 +153,18 @@ static inline bool zc_publish_mid(struct zc_sock *zs, uint32_t t,
 	return atomic_load_explicit(&zs->waiting, memory_order_seq_cst);
 }
 
+/*
+ * zc_publish() whose wake is the caller's, as zc_publish_mid()'s, for any
+ * slot t: returns whether a reaper waits.
+ */
+static inline bool zc_publish_nowake(struct zc_sock *zs, uint32_t t,
+				     struct zc_entry *e)
+{
+	zc_publish_quiet(zs, t, e);
+	/* The seq_cst pair with zc_wait(), as in zc_publish(). */
+	return atomic_load_explicit(&zs->waiting, memory_order_seq_cst);
+}
+
 /* The end of the run of reported ids (relaxed: see done_to). */
 static inline uint32_t zc_done_to(const struct zc_sock *zs)
 {

@@ -143,6 +143,13 @@ struct zc_sock {
 	 */
 	int (*rx_blocked)(struct zc_sock *zs, struct zc_completion *out,
 			  unsigned int max);
+	/*
+	 * zc_send() past its test of tx_general: send_one_scm() or
+	 * send_one_plain() (zcnotify.c), chosen by zc_open(): one indirect
+	 * jump, not a test of tx_scm, and zc_send() needs no frame.
+	 */
+	ssize_t (*tx_send)(struct zc_sock *zs, const void *buf, size_t len,
+			   int flags, uint64_t cookie);
 	/* The context it belongs to (ctx.c), or NULL; see struct zc_member. */
 	struct zc_ctx *ctx;
 	void *backend_priv;

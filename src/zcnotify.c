@@ -159,6 +159,12 @@ static int sock_int(int fd, int opt, int *val, const char *name)
 	return 0;
 }
 
+/* zc_send() of each backend past its test of tx_general (below). */
+static ssize_t send_one_scm(struct zc_sock *zs, const void *buf, size_t len,
+			    int flags, uint64_t cookie);
+static ssize_t send_one_plain(struct zc_sock *zs, const void *buf,
+			      size_t len, int flags, uint64_t cookie);
+
 /* zc_completions() of each backend when the oldest send waits (below). */
 static int completions_eq(struct zc_sock *zs, struct zc_completion *out,
 			  unsigned int max);
@@ -265,6 +271,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->tx_direct = zs->ops == &zc__ops_errqueue || zs->tx_scm ||
 			zs->ops == &zc__ops_copy;
 	zs->tx_general = !zs->tx_direct;
+	zs->tx_send = zs->tx_scm ? send_one_scm : send_one_plain;
 	zs->rx_blocked = zs->ops == &zc__ops_errqueue ? completions_eq :
 			 zs->tx_scm ? completions_scm : completions_ops;
 	zs->adapt_at = o.flags & ZC_OPT_NO_ADAPT ? UINT32_MAX :
@@ -795,10 +802,6 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 	p->iov.iov_base = (void *)buf;
 	p->iov.iov_len = len;
 	p->flags = flags;
-	/* The last slot of its chunk: the next chunk linked first. */
-	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0) &&
-	    zc__tx_chunk_next(zs))
-		return send_no_chunk();
 	/* Before the atomic store below: p and zc_next in registers. */
 	n = zc_scm_want_p(zs, p, true);
 	zc_tx_entry(zs)->cookie = cookie;
@@ -840,15 +843,42 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 	e->flags = ZC_ENT_PENDING;
 	zs->zc_next++;
 	ZC_STAT_INC(&zs->tx, sends_zc);
-	zc_publish(zs, t, e);
+	/* The wake a tail call: ret lives in no register saved for a call. */
+	if (zc_publish_nowake(zs, t, e))
+		return send_wake(zs, ret);
 	return ret;
 }
 
 #define ZC_SEND_WHY	"zc_send: send(2) failed; nothing was sent, no " \
 			"completion will come"
 
-static ssize_t send_one_scm(struct zc_sock *zs, const void *buf, size_t len,
-			    int flags, uint64_t cookie);
+/*
+ * send_scm_slot() into the last slot of its chunk, one send in
+ * ZC_CHUNK: the next chunk linked first (zc_tx_reserve()), no memory, no
+ * send. Out of line: no value lives across the call in the common send.
+ */
+static __attribute__((noinline)) ssize_t
+send_scm_last(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
+	      int flags, uint64_t cookie)
+{
+	struct scm_priv *p = zs->backend_priv;
+
+	/*
+	 * The arguments in memory across the call, not in saved registers:
+	 * where send_scm_slot() stores them (the entry of slot t is there
+	 * already: the call links the next chunk).
+	 */
+	p->iov.iov_base = (void *)buf;
+	p->iov.iov_len = len;
+	p->flags = flags;
+	zc_tx_entry(zs)->cookie = cookie;
+	if (zc__tx_chunk_next(zs))
+		return send_no_chunk();
+	p = zs->backend_priv;
+	return send_scm_slot(zs, t, p->iov.iov_base, p->iov.iov_len, p->flags,
+			     zc_tx_entry(zs)->cookie, ZC_SEND_WHY);
+}
+
 
 /*
  * send_one() into the last slot of its chunk, one send in ZC_CHUNK: the
@@ -865,6 +895,38 @@ send_last_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 }
 
 /*
+ * send_one()'s send shorter than copy_below, into slot t, the tail (every
+ * send of the copy backend). scm_off: not scm, or no harvest wanted.
+ */
+static inline __attribute__((always_inline)) ssize_t
+send_copy(struct zc_sock *zs, uint32_t t, const struct msghdr *msg,
+	  const void *buf, size_t len, int flags, uint64_t cookie,
+	  const char *why, bool scm_off)
+{
+	if (t - atomic_load_explicit(&zs->head, memory_order_acquire) >
+	    zs->mask)
+		return send_general(zs, msg, buf, len, flags, cookie, why);
+	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
+		return send_last_slot(zs, msg, buf, len, flags, cookie, why);
+	return send_slot(zs, msg, buf, len, flags, cookie, why, false, false,
+			 scm_off);
+}
+
+/*
+ * send_copy() of zc_send() over scm, out of line: its error's message
+ * (zc_err_lit()) would keep the return value in a register saved for
+ * the whole of send_one_scm().
+ */
+static __attribute__((noinline)) ssize_t
+send_scm_copy(struct zc_sock *zs, const void *buf, size_t len, int flags,
+	      uint64_t cookie)
+{
+	return send_copy(zs, atomic_load_explicit(&zs->tail,
+						  memory_order_relaxed),
+			 NULL, buf, len, flags, cookie, ZC_SEND_WHY, false);
+}
+
+/*
  * send_general() for any send; inline here, the common ones: a backend
  * whose send is the syscall (errqueue; scm, with its cmsg now and then;
  * copy), no failed send to settle, room in the ring, and either a send
@@ -878,16 +940,9 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 {
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 
-	/* scm: send_one_scm(), after zc_send()'s test of it */
-	if (!scm && zs->tx_general)	/* !tx_direct || amb_local */
+	/* zc_send() (msg NULL) tested it before its tx_send (zc_open()). */
+	if (msg && zs->tx_general)	/* !tx_direct || amb_local */
 		return send_general(zs, msg, buf, len, flags, cookie, why);
-	/*
-	 * scm's zc_send(): its own copy of what follows, with the harvest
-	 * inline. Past the test of tx_general, which uring takes; after it
-	 * no other test of tx_scm for zc_send() of errqueue and copy.
-	 */
-	if (!scm && !msg && zs->tx_scm)
-		return send_one_scm(zs, buf, len, flags, cookie);
 	/*
 	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
 	 * Acquire head: pairs with the release of head in zc_ring_reap().
@@ -901,10 +956,14 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		    zs->mask)
 			return send_general(zs, msg, buf, len, flags, cookie,
 					    why);
-		/* Links the next chunk itself (the last slot). */
-		if (scm)
+		if (scm) {
+			if (__builtin_expect((t & ZC_CHUNK_MASK) ==
+					     ZC_CHUNK_MASK, 0))
+				return send_scm_last(zs, t, buf, len, flags,
+						     cookie);
 			return send_scm_slot(zs, t, buf, len, flags, cookie,
 					     why);
+		}
 		/*
 		 * The last slot of its chunk needs the next chunk linked
 		 * first: send_last_slot(), so that no call comes before the
@@ -918,26 +977,32 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		return send_slot(zs, msg, buf, len, flags, cookie, why, true,
 				 false, !msg);
 	}
-	if (t - atomic_load_explicit(&zs->head, memory_order_acquire) >
-	    zs->mask)
-		return send_general(zs, msg, buf, len, flags, cookie, why);
-	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
-		return send_last_slot(zs, msg, buf, len, flags, cookie, why);
-	return send_slot(zs, msg, buf, len, flags, cookie, why, false, false,
-			 !scm && !msg);
+	/* scm's copy: out of line, see send_scm_copy(). */
+	if (scm)
+		return send_scm_copy(zs, buf, len, flags, cookie);
+	return send_copy(zs, t, msg, buf, len, flags, cookie, why, !msg);
 }
 
 /*
- * send_one() for zc_send() over scm: the harvest of its zero-copy send
- * inline (send_scm_slot()). Out of line (a tail call), so that what the
- * harvest keeps across the syscall costs the other backends' zc_send()
- * no register.
+ * zc_send()'s tx_send (zc_open()), past its test of tx_general: the
+ * common sends inline, each backend in a function of its own, so that
+ * zc_send() needs no frame and what scm's harvest keeps across the
+ * syscall costs the other backends no register. send_one_scm(): its
+ * zero-copy send with the harvest inline (send_scm_slot()).
  */
 static __attribute__((noinline)) ssize_t
 send_one_scm(struct zc_sock *zs, const void *buf, size_t len, int flags,
 	     uint64_t cookie)
 {
 	return send_one(zs, NULL, buf, len, flags, cookie, ZC_SEND_WHY, true);
+}
+
+/* zc_send()'s tx_send of errqueue and copy (and uring, never called). */
+static __attribute__((noinline)) ssize_t
+send_one_plain(struct zc_sock *zs, const void *buf, size_t len, int flags,
+	       uint64_t cookie)
+{
+	return send_one(zs, NULL, buf, len, flags, cookie, ZC_SEND_WHY, false);
 }
 
 static int bad_flags(const char *fn, int flags)
@@ -1121,8 +1186,11 @@ ssize_t zc__send_finish(struct zc_sock *zs, const struct zc_send_half *h,
 	return ret;
 }
 
-/* Which of zc_send()'s arguments is wrong. */
-static __attribute__((noinline, cold)) int
+/*
+ * Which of zc_send()'s arguments is wrong. ssize_t, zc_send()'s: a tail
+ * call, so that zc_send() needs no frame before its tests.
+ */
+static __attribute__((noinline, cold)) ssize_t
 send_bad_args(const struct zc_sock *zs, int flags)
 {
 	if (!zs)
@@ -1137,8 +1205,10 @@ ZC_EXPORT ssize_t zc_send(struct zc_sock *zs, const void *buf, size_t len,
 {
 	if (!zs || (flags & ~ZC_SEND_FLAGS) || (!buf && len))
 		return send_bad_args(zs, flags);
-	return send_one(zs, NULL, buf, len, flags & ~MSG_ZEROCOPY, cookie,
-			ZC_SEND_WHY, false);
+	if (zs->tx_general)	/* !tx_direct || amb_local */
+		return send_general(zs, NULL, buf, len, flags & ~MSG_ZEROCOPY,
+				    cookie, ZC_SEND_WHY);
+	return zs->tx_send(zs, buf, len, flags & ~MSG_ZEROCOPY, cookie);
 }
 
 /*
@@ -1391,6 +1461,22 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 }
 
 /*
+ * completions_scm()'s range, taken off the range ring, when
+ * zc_ring_reap_one() does not take it: the rest of
+ * zc_scm_collect_as(zs, false, true) (the range first, then any the send
+ * side pushed since; no read of the queue, as a range was there), and
+ * zc_ring_reap().
+ */
+static __attribute__((noinline)) int
+completions_scm_apply(struct zc_sock *zs, struct zc_completion *out,
+		      unsigned int max, uint32_t lo, uint32_t hi, bool copied)
+{
+	zc_apply_range_blocked(zs, lo, hi, copied);
+	zc_scm_apply(zs);
+	return zc_ring_reap(zs, out, max);
+}
+
+/*
  * SCM's completions_blocked: zc_scm_collect_as() and zc_ring_reap(), with
  * their common case inline: one range collected by a send, that
  * completes the PENDING entry at head (zc_ring_reap_one()). At k = 1 over
@@ -1405,6 +1491,8 @@ completions_scm(struct zc_sock *zs, struct zc_completion *out,
 	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
 	const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
+	uint32_t lo, hi;
+	bool copied;
 
 	/*
 	 * Acquire (seq_cst for zc_wait()): pairs with zc__scm_send()'s
@@ -1412,16 +1500,21 @@ completions_scm(struct zc_sock *zs, struct zc_completion *out,
 	 * too (zc_scm_collect_as()): the general way.
 	 */
 	if (atomic_load_explicit(&p->rtail, memory_order_seq_cst) - h != 1 ||
-	    atomic_load_explicit(&p->broken, memory_order_relaxed) ||
-	    !zc_ring_reap_one(zs, out, r->lo, r->hi, r->copied))
+	    atomic_load_explicit(&p->broken, memory_order_relaxed))
 		return completions_scm_general(zs, out, max);
+	lo = r->lo;
+	hi = r->hi;
+	copied = r->copied;
 	/*
-	 * The range applied: as zc_scm_apply_as() and zc_scm_collect_as()
-	 * leave it. Release: pairs with the acquire of rhead in
-	 * zc_scm_want(), after the range was read.
+	 * The range taken: as zc_scm_apply_as() and zc_scm_collect_as()
+	 * leave it, before the hand-out, so that no value lives across
+	 * zc_ring_reap_one()'s call for the next chunk. Release: pairs with
+	 * the acquire of rhead in zc_scm_want(), after the range was read.
 	 */
 	atomic_store_explicit(&p->rhead, h + 1, memory_order_release);
 	p->last_tail = tail;
+	if (__builtin_expect(!zc_ring_reap_one(zs, out, lo, hi, copied), 0))
+		return completions_scm_apply(zs, out, max, lo, hi, copied);
 	return 1;
 }
 
