@@ -95,11 +95,13 @@ unsigned int zc__ring_chunks(const struct zc_sock *zs);
 
 
 /*
- * Send side: publish the record written in slot t (the tail), entry e
- * (zc_tx_entry(): passed, not reloaded, as stores to it may alias zs).
+ * zc_publish() without the wake-up: the caller knows no zc_wait() can
+ * sleep on zs (a context's member: zc_wait() refuses it) and does what
+ * the context needs itself (ctx.c). Seq_cst all the same: the context's
+ * reaper pairs with it (finish_member()).
  */
-static inline void zc_publish(struct zc_sock *zs, uint32_t t,
-			      struct zc_entry *e)
+static inline void zc_publish_quiet(struct zc_sock *zs, uint32_t t,
+				    struct zc_entry *e)
 {
 	/*
 	 * The last slot of its chunk: the next one (zc_tx_reserve()) is the
@@ -112,30 +114,24 @@ static inline void zc_publish(struct zc_sock *zs, uint32_t t,
 		zs->tx_e = zc_chunk_of_last(e)->next->e;
 	/*
 	 * Release (and more): pairs with the acquire of tail in
-	 * zc_ring_reap(). Seq_cst store of tail, then seq_cst load of waiting;
-	 * zc_wait() stores waiting, then loads tail, both seq_cst: one of
-	 * the two sides sees the other's store.
+	 * zc_ring_reap(). Seq_cst store of tail, then (zc_publish()) seq_cst
+	 * load of waiting; zc_wait() stores waiting, then loads tail, both
+	 * seq_cst: one of the two sides sees the other's store.
 	 */
 	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
-	if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
-		zc__wake_reaper(zs);
 }
 
 /*
- * zc_publish() without the wake-up: the caller knows no zc_wait() can
- * sleep on zs (a context's member: zc_wait() refuses it) and does what
- * the context needs itself (ctx.c). Seq_cst all the same: the context's
- * reaper pairs with it (finish_member()).
+ * Send side: publish the record written in slot t (the tail), entry e
+ * (zc_tx_entry(): passed, not reloaded, as stores to it may alias zs),
+ * and wake a reaper that waits in zc_wait().
  */
-static inline void zc_publish_quiet(struct zc_sock *zs, uint32_t t,
-				    struct zc_entry *e)
+static inline void zc_publish(struct zc_sock *zs, uint32_t t,
+			      struct zc_entry *e)
 {
-	/* As in zc_publish(): the link read before the slot is published. */
-	if (__builtin_expect((t + 1) & ZC_CHUNK_MASK, 1))
-		zs->tx_e = e + 1;
-	else
-		zs->tx_e = zc_chunk_of_last(e)->next->e;
-	atomic_store_explicit(&zs->tail, t + 1, memory_order_seq_cst);
+	zc_publish_quiet(zs, t, e);
+	if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
+		zc__wake_reaper(zs);
 }
 
 /*
@@ -371,6 +367,37 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 }
 
 /*
+ * The end of zc_ring_reap_one() and zc_ring_reap_id(): hand out entry e,
+ * the one at head (h is head + 1), which id completes; next is the slot
+ * after it, the run empty, no mark out.
+ */
+static inline __attribute__((always_inline)) void
+zc_ring_hand_out(struct zc_sock *zs, struct zc_completion *out,
+		 struct zc_entry *e, struct zc_entry *next, uint32_t h,
+		 uint32_t id, bool copied)
+{
+	memcpy(out, e, sizeof(*out));	/* the same layout */
+	out->flags = copied ? ZC_COPIED : 0;
+	zs->zc_head = id + 1;
+	/*
+	 * run_flags is not written: the run is empty, and nothing reads it
+	 * then (zc_apply_range() tests it only past zc_head, zc_ring_reap()
+	 * only while zc_head != done_to).
+	 */
+	atomic_store_explicit(&zs->done_to, id + 1, memory_order_relaxed);
+	zc_feed_streak(zs, 1, copied);
+	/* The chunk's last slot reaped: on to the next (zc_ring_reap()). */
+	zs->rx_e = h & ZC_CHUNK_MASK ? next : zc__rx_chunk_next(zs, e + 1);
+	/* Release: pairs with the acquire of head in zc_sendmsg(). */
+	atomic_store_explicit(&zs->head, h, memory_order_release);
+	/* completions is derived: see struct zc_rx_stats. */
+	if (copied)
+		ZC_STAT_INC(&zs->rx, completions_copied);
+	else
+		ZC_STAT_INC(&zs->rx, completions_zc);
+}
+
+/*
  * Reap side, in place of zc_apply_range_blocked() and zc_ring_reap():
  * zc_ring_blocked() said true just before and nothing was applied since,
  * and the kernel reported ids [lo, hi]. The common record (every one at
@@ -410,25 +437,7 @@ zc_ring_reap_one(struct zc_sock *zs, struct zc_completion *out,
 	if (atomic_load_explicit(&zs->tail, memory_order_seq_cst) != h &&
 	    !(next->flags & ZC_ENT_PENDING))
 		return false;
-	memcpy(out, e, sizeof(*out));	/* the same layout */
-	out->flags = copied ? ZC_COPIED : 0;
-	zs->zc_head = lo + 1;
-	/*
-	 * run_flags is not written: the run is empty, and nothing reads it
-	 * then (zc_apply_range() tests it only past zc_head, zc_ring_reap()
-	 * only while zc_head != done_to).
-	 */
-	atomic_store_explicit(&zs->done_to, lo + 1, memory_order_relaxed);
-	zc_feed_streak(zs, 1, copied);
-	/* The chunk's last slot reaped: on to the next (zc_ring_reap()). */
-	zs->rx_e = h & ZC_CHUNK_MASK ? next : zc__rx_chunk_next(zs, e + 1);
-	/* Release: pairs with the acquire of head in zc_sendmsg(). */
-	atomic_store_explicit(&zs->head, h, memory_order_release);
-	/* completions is derived: see struct zc_rx_stats. */
-	if (copied)
-		ZC_STAT_INC(&zs->rx, completions_copied);
-	else
-		ZC_STAT_INC(&zs->rx, completions_zc);
+	zc_ring_hand_out(zs, out, e, next, h, lo, copied);
 	return true;
 }
 
@@ -463,20 +472,7 @@ zc_ring_reap_id(struct zc_sock *zs, struct zc_completion *out, uint32_t id,
 	next = h & ZC_CHUNK_MASK ? e + 1 : zc_chunk_of_last(e)->next->e;
 	if (t != h && !(next->flags & ZC_ENT_PENDING))
 		return false;
-	memcpy(out, e, sizeof(*out));	/* the same layout */
-	out->flags = copied ? ZC_COPIED : 0;
-	zs->zc_head = id + 1;
-	/* run_flags unwritten: the run is empty (zc_ring_reap_one()). */
-	atomic_store_explicit(&zs->done_to, id + 1, memory_order_relaxed);
-	zc_feed_streak(zs, 1, copied);
-	zs->rx_e = h & ZC_CHUNK_MASK ? next : zc__rx_chunk_next(zs, e + 1);
-	/* Release: pairs with the acquire of head in zc_sendmsg(). */
-	atomic_store_explicit(&zs->head, h, memory_order_release);
-	/* completions is derived: see struct zc_rx_stats. */
-	if (copied)
-		ZC_STAT_INC(&zs->rx, completions_copied);
-	else
-		ZC_STAT_INC(&zs->rx, completions_zc);
+	zc_ring_hand_out(zs, out, e, next, h, id, copied);
 	return true;
 }
 

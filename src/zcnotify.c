@@ -693,6 +693,22 @@ static __attribute__((noinline)) ssize_t send_wake(struct zc_sock *zs,
 }
 
 /*
+ * A zero-copy send took its id and sent ret > 0 bytes: its entry, at the
+ * tail, becomes PENDING (published by the caller).
+ */
+static inline __attribute__((always_inline)) struct zc_entry *
+send_took_id(struct zc_sock *zs, ssize_t ret)
+{
+	struct zc_entry *e = zc_tx_entry(zs);
+
+	e->bytes = (uint32_t)ret;
+	e->flags = ZC_ENT_PENDING;
+	zs->zc_next++;
+	ZC_STAT_INC(&zs->tx, sends_zc);
+	return e;
+}
+
+/*
  * send_one() past its tests: the send into slot tail, whose chunk is
  * linked (last: the slot is the last of its chunk, and the next one is
  * linked too). zc: a zero-copy send.
@@ -765,11 +781,7 @@ send_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	}
 	ZC_OPAQUE(zs);
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	e = zc_tx_entry(zs);
-	e->bytes = (uint32_t)ret;
-	e->flags = ZC_ENT_PENDING;
-	zs->zc_next++;
-	ZC_STAT_INC(&zs->tx, sends_zc);
+	e = send_took_id(zs, ret);
 publish:
 	if (last) {
 		zc_publish(zs, t, e);
@@ -838,11 +850,7 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 				       p->iov.iov_len, p->flags, why, ret);
 	}
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	e = zc_tx_entry(zs);
-	e->bytes = (uint32_t)ret;
-	e->flags = ZC_ENT_PENDING;
-	zs->zc_next++;
-	ZC_STAT_INC(&zs->tx, sends_zc);
+	e = send_took_id(zs, ret);
 	/* The wake a tail call: ret lives in no register saved for a call. */
 	if (zc_publish_nowake(zs, t, e))
 		return send_wake(zs, ret);
@@ -1172,15 +1180,12 @@ send_finish_nothing(struct zc_sock *zs, const struct zc_send_half *h,
 ssize_t zc__send_finish(struct zc_sock *zs, const struct zc_send_half *h,
 			ssize_t ret)
 {
-	struct zc_entry *e = zc_tx_entry(zs);
+	struct zc_entry *e;
 
 	if (__builtin_expect(ret <= 0, 0))
 		return send_finish_nothing(zs, h, ret);
 	/* send_end()'s zero-copy send that took its id. */
-	e->bytes = (uint32_t)ret;
-	e->flags = ZC_ENT_PENDING;
-	zs->zc_next++;
-	ZC_STAT_INC(&zs->tx, sends_zc);
+	e = send_took_id(zs, ret);
 	zs->adapt_tick++;
 	zc_publish_quiet(zs, h->slot, e);
 	return ret;
