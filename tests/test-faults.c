@@ -45,6 +45,7 @@
 #include <linux/errqueue.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -1313,6 +1314,39 @@ static void drop_reaped(struct drop_run *d, uint8_t *pool, uint8_t *seen,
 	}
 }
 
+/*
+ * netem loses segments and ACKs alike (3% each way): when it loses one
+ * again and again, TCP's retransmission timer doubles each time (on the
+ * bench kernel the pages also stay with the receiver until the segment
+ * arrives), so a wait of more than 10 s for a completion is rare but real
+ * TCP. The test waits up to 60 s (DROP_WAIT_MS) for the ring to take a
+ * send and for the last completions; a lost completion still fails it.
+ * A wait over 3 s says so on stderr with TCP_INFO, so that a failure
+ * shows whether TCP was still backing off.
+ */
+#define DROP_WAIT_MS	60000
+
+static void drop_slow(const struct drop_run *d, struct zc_sock *zs, int tx,
+		      int64_t t0, const char *what)
+{
+	int64_t waited = mono_ms() - t0;
+	struct tcp_info ti = { 0 };
+	socklen_t tl = sizeof(ti);
+
+	if (waited <= 3000)
+		return;
+	fprintf(stderr, "  waited %lld ms %s, %u in flight",
+		(long long)waited, what, zc_inflight(zs));
+	if (d->type == SOCK_STREAM &&
+	    !getsockopt(tx, IPPROTO_TCP, TCP_INFO, &ti, &tl))
+		fprintf(stderr, "; TCP: rto %u ms, backoff %u, retransmits "
+			"%u, total_retrans %u, unacked %u, lost %u",
+			ti.tcpi_rto / 1000, ti.tcpi_backoff,
+			ti.tcpi_retransmits, ti.tcpi_total_retrans,
+			ti.tcpi_unacked, ti.tcpi_lost);
+	fprintf(stderr, "\n");
+}
+
 static void drop_stream(struct drop_run *d)
 {
 	struct zc_opts o = { .sz = sizeof(o), .backend = fault_backend,
@@ -1369,14 +1403,17 @@ static void drop_stream(struct drop_run *d)
 			m.msg_namelen = d->to_drop[i] ? drop_len : ok_len;
 		}
 		t_sent[i] = mono_ms();
-		for (int tries = 0;; tries++) {
+		for (int64_t t0 = mono_ms();;) {
 			ret = zc_sendmsg(zs, &m, 0, i);
 			/* The ring is full (sends, or failed UDP sends not
 			 * yet settled): reap, then try again. */
-			if (ret != -ENOBUFS || tries == 3 ||
-			    !strstr(zc_last_error(), "await reaping"))
+			if (ret != -ENOBUFS ||
+			    !strstr(zc_last_error(), "await reaping") ||
+			    mono_ms() - t0 > DROP_WAIT_MS) {
+				drop_slow(d, zs, tx, t0, "for room in the ring");
 				break;
-			int k = zc_wait(zs, c, DROP_MSGS, 3000);
+			}
+			int k = zc_wait(zs, c, DROP_MSGS, 1000);
 
 			assert_true(k >= 0);
 			drop_reaped(d, pool, seen, sent, t_sent, c, k);
@@ -1407,8 +1444,13 @@ static void drop_stream(struct drop_run *d)
 		}
 	}
 	while (zc_inflight(zs)) {
-		int k = zc_wait(zs, c, DROP_MSGS, 10000);
+		int64_t t0 = mono_ms();
+		int k;
 
+		do
+			k = zc_wait(zs, c, DROP_MSGS, 1000);
+		while (!k && mono_ms() - t0 < DROP_WAIT_MS);
+		drop_slow(d, zs, tx, t0, "for the last completions");
 		assert_true(k > 0);
 		drop_reaped(d, pool, seen, sent, t_sent, c, k);
 		reaped += (uint64_t)k;
