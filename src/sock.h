@@ -136,13 +136,14 @@ struct zc_sock {
 	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;
 	/*
-	 * zc_completions() when the oldest send waits for the kernel: its
-	 * backend's completions_eq(), completions_scm() or completions_ops()
-	 * (zcnotify.c), chosen by zc_open(): one indirect jump, not tests of
-	 * ops.
+	 * zc_completions() past its rare checks: its backend's
+	 * completions_eq(), completions_scm() or completions_ops(), or
+	 * completions_ready() (copy) (zcnotify.c), chosen by zc_open(): one
+	 * indirect jump, not tests of ops, and each tests whether the oldest
+	 * send waits with its own common case.
 	 */
-	int (*rx_blocked)(struct zc_sock *zs, struct zc_completion *out,
-			  unsigned int max);
+	int (*rx_reap)(struct zc_sock *zs, struct zc_completion *out,
+		       unsigned int max);
 	/*
 	 * zc_send() past its test of tx_general: send_one_scm() or
 	 * send_one_plain() (zcnotify.c), chosen by zc_open(): one indirect

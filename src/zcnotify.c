@@ -165,13 +165,15 @@ static ssize_t send_one_scm(struct zc_sock *zs, const void *buf, size_t len,
 static ssize_t send_one_plain(struct zc_sock *zs, const void *buf,
 			      size_t len, int flags, uint64_t cookie);
 
-/* zc_completions() of each backend when the oldest send waits (below). */
+/* zc_completions() of each backend past its rare checks (below). */
 static int completions_eq(struct zc_sock *zs, struct zc_completion *out,
 			  unsigned int max);
 static int completions_scm(struct zc_sock *zs, struct zc_completion *out,
 			   unsigned int max);
 static int completions_ops(struct zc_sock *zs, struct zc_completion *out,
 			   unsigned int max);
+static int completions_ready(struct zc_sock *zs, struct zc_completion *out,
+			     unsigned int max);
 
 ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 {
@@ -272,8 +274,14 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 			zs->ops == &zc__ops_copy;
 	zs->tx_general = !zs->tx_direct;
 	zs->tx_send = zs->tx_scm ? send_one_scm : send_one_plain;
-	zs->rx_blocked = zs->ops == &zc__ops_errqueue ? completions_eq :
-			 zs->tx_scm ? completions_scm : completions_ops;
+	/*
+	 * The copy backend's sends are complete when published: no test
+	 * of whether the oldest waits, completions_ready() takes every case.
+	 */
+	zs->rx_reap = zs->ops == &zc__ops_errqueue ? completions_eq :
+		      zs->tx_scm ? completions_scm :
+		      zs->ops == &zc__ops_copy ? completions_ready :
+		      completions_ops;
 	zs->adapt_at = o.flags & ZC_OPT_NO_ADAPT ? UINT32_MAX :
 		       ZC_ADAPT_THRESHOLD;
 	atomic_init(&zs->efd, -1);
@@ -1392,8 +1400,56 @@ name(struct zc_sock *zs, struct zc_completion *out, unsigned int max)	\
 COMPLETIONS_BLOCKED(completions_eq_general, zc_eq_read_blocked(zs))
 COMPLETIONS_BLOCKED(completions_scm_general,
 		    zc_scm_collect_as(zs, false, true))
-COMPLETIONS_BLOCKED(completions_ops, zs->ops->collect(zs, false))
+COMPLETIONS_BLOCKED(completions_ops_blocked, zs->ops->collect(zs, false))
 #undef COMPLETIONS_BLOCKED
+
+/*
+ * zc_completions() past its rare checks (no mark out: rx_rare), for
+ * rx_reap: does the oldest send not wait for the kernel, or is none out?
+ * Then completions_ready() takes the call. That is !zc_ring_blocked()
+ * without its test of the marks: relaxed head (ours); acquire tail,
+ * pairs with the store of tail in zc_publish().
+ */
+static inline __attribute__((always_inline)) bool
+completions_unblocked(const struct zc_sock *zs)
+{
+	uint32_t h = atomic_load_explicit(&zs->head, memory_order_relaxed);
+	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_acquire);
+
+	return h == t || !(zs->rx_e->flags & ZC_ENT_PENDING) ||
+	       zs->zc_head != zc_done_to(zs);
+}
+
+/*
+ * An rx_reap whose backend has no common case inline: completions_ready()
+ * or, when the oldest send waits, blocked().
+ */
+static inline __attribute__((always_inline)) int
+completions_reap_as(struct zc_sock *zs, struct zc_completion *out,
+		    unsigned int max,
+		    int (*blocked)(struct zc_sock *zs,
+				   struct zc_completion *out, unsigned int max))
+{
+	if (completions_unblocked(zs))
+		return completions_ready(zs, out, max);
+	return blocked(zs, out, max);
+}
+
+/* The rx_reap of uring (without a context), and any other. */
+static __attribute__((noinline)) int
+completions_ops(struct zc_sock *zs, struct zc_completion *out,
+		unsigned int max)
+{
+	return completions_reap_as(zs, out, max, completions_ops_blocked);
+}
+
+/* completions_scm()'s general way: every case it does not take inline. */
+static __attribute__((noinline)) int
+completions_scm_other(struct zc_sock *zs, struct zc_completion *out,
+		      unsigned int max)
+{
+	return completions_reap_as(zs, out, max, completions_scm_general);
+}
 
 /*
  * completions_eq()'s record, when zc_ring_reap_range() does not take it:
@@ -1425,19 +1481,23 @@ completions_eq_more(struct zc_sock *zs, struct zc_completion *out,
 }
 
 /*
- * The error queue's completions_blocked: zc_eq_read_blocked() and
- * zc_ring_reap(), with their common case inline: one record, in the exact
- * layout, that completes the PENDING entry at head (zc_ring_reap_one()).
- * At k = 1 over UDP every call.
+ * The error queue's rx_reap: completions_ready() unless the oldest send
+ * waits, then zc_eq_read_blocked() and zc_ring_reap(), with their common
+ * case inline: one record, in the exact layout, that completes the
+ * PENDING entry at head (zc_ring_reap_one()). At k = 1 over UDP every
+ * call.
  */
 static __attribute__((noinline)) int
 completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 {
-	struct zc_eq *eq = zc__tl_eq;
+	struct zc_eq *eq;
 	struct msghdr *m;
 	struct zc_range r;
 	int n;
 
+	if (completions_unblocked(zs))
+		return completions_ready(zs, out, max);
+	eq = zc__tl_eq;
 	if (__builtin_expect(!eq, 0))	/* this thread's first read */
 		return completions_eq_general(zs, out, max);
 	zs->rx_max = max;
@@ -1466,70 +1526,98 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 }
 
 /*
- * completions_scm()'s range, taken off the range ring, when
- * zc_ring_reap_one() does not take it: the rest of
- * zc_scm_collect_as(zs, false, true) (the range first, then any the send
- * side pushed since; no read of the queue, as a range was there), and
- * zc_ring_reap().
+ * completions_scm()'s hand-out left the chunk of e, its last entry
+ * (zc_ring_hand_out()): let the chunk go. Returns 1, the completion
+ * handed out, so that the call is a tail call and completions_scm()
+ * needs no frame.
  */
 static __attribute__((noinline)) int
-completions_scm_apply(struct zc_sock *zs, struct zc_completion *out,
-		      unsigned int max, uint32_t lo, uint32_t hi, bool copied)
+completions_chunk_left(struct zc_sock *zs, struct zc_entry *e)
 {
-	zc_apply_range_blocked(zs, lo, hi, copied);
-	zc_scm_apply(zs);
-	return zc_ring_reap(zs, out, max);
+	zc__rx_chunk_left(zs, zc_chunk_of_last(e));
+	return 1;
 }
 
 /*
- * SCM's completions_blocked: zc_scm_collect_as() and zc_ring_reap(), with
- * their common case inline: one range collected by a send, that
- * completes the PENDING entry at head (zc_ring_reap_one()). At k = 1 over
- * UDP every call (each send brings the one before it's news).
+ * SCM's rx_reap, with its common case inline: the oldest send waits for
+ * its id (zc_ring_blocked()), one range collected by a send is there
+ * (zc_scm_collect_as()), and it completes that send and no more
+ * (zc_ring_reap_one()). At k = 1 over UDP every call (each send brings
+ * the one before it's news). Everything is tested before anything is
+ * taken; any other case goes the general way (completions_scm_other(),
+ * or completions_scm_general() once the oldest send is known to wait).
+ * No mark is out (zc_completions() tested rx_rare).
  */
 static __attribute__((noinline)) int
 completions_scm(struct zc_sock *zs, struct zc_completion *out,
 		unsigned int max)
 {
 	struct scm_priv *p = zs->backend_priv;
-	/* As zc_scm_collect_as(): the send ring's tail before the ranges. */
-	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
-	const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
+	const uint32_t h = atomic_load_explicit(&zs->head,
+						memory_order_relaxed);
+	/*
+	 * Once for all: acquire (seq_cst for zc_wait(), as zc_ring_reap()'s)
+	 * pairs with zc_publish()'s store. Loaded before the ranges, it is
+	 * zc_scm_collect_as()'s last_tail too.
+	 */
+	const uint32_t t = atomic_load_explicit(&zs->tail,
+						memory_order_seq_cst);
+	const uint32_t zc_head = zs->zc_head;
+	const uint32_t rh = atomic_load_explicit(&p->rhead,
+						 memory_order_relaxed);
+	struct zc_entry *e = zs->rx_e, *next;
+	const struct zc_range *r;
 	uint32_t lo, hi;
 	bool copied;
 
 	/*
-	 * Acquire (seq_cst for zc_wait()): pairs with zc__scm_send()'s
-	 * store, as in zc_scm_apply_as(). A broken socket reads the queue
-	 * too (zc_scm_collect_as()): the general way.
+	 * The oldest send, published, is a plain PENDING entry that waits
+	 * for id zc_head, the run empty: zc_ring_blocked() is true, what
+	 * completions_scm_general() needs.
 	 */
-	if (atomic_load_explicit(&p->rtail, memory_order_seq_cst) - h != 1 ||
+	if (h == t || e->flags != ZC_ENT_PENDING || zc_head != zc_done_to(zs))
+		return completions_scm_other(zs, out, max);
+	/*
+	 * Exactly one range is there: acquire (seq_cst for zc_wait())
+	 * rtail, pairs with zc__scm_send()'s store, as in
+	 * zc_scm_apply_as(). A broken socket reads the queue too
+	 * (zc_scm_collect_as()): the general way.
+	 */
+	if (atomic_load_explicit(&p->rtail, memory_order_seq_cst) - rh != 1 ||
 	    atomic_load_explicit(&p->broken, memory_order_relaxed))
 		return completions_scm_general(zs, out, max);
+	r = &p->ranges[rh & (SCM_RANGES - 1)];
 	lo = r->lo;
 	hi = r->hi;
 	copied = r->copied;
 	/*
-	 * The range taken: as zc_scm_apply_as() and zc_scm_collect_as()
-	 * leave it, before the hand-out, so that no value lives across
-	 * zc_ring_reap_one()'s call for the next chunk. Release: pairs with
-	 * the acquire of rhead in zc_scm_want(), after the range was read.
+	 * The range is the one id zc_head, issued: acquire zc_issued, pairs
+	 * with its release in zc_sendmsg() (issued - lo >= 1: lo was). The
+	 * next entry is the tail or waits too.
 	 */
-	atomic_store_explicit(&p->rhead, h + 1, memory_order_release);
-	p->last_tail = tail;
-	if (__builtin_expect(!zc_ring_reap_one(zs, out, lo, hi, copied), 0))
-		return completions_scm_apply(zs, out, max, lo, hi, copied);
+	if (lo != zc_head || hi != lo ||
+	    atomic_load_explicit(&zs->zc_issued, memory_order_acquire) == lo)
+		return completions_scm_general(zs, out, max);
+	next = zc_ring_next_waits(e, h + 1, t);
+	if (!next)
+		return completions_scm_general(zs, out, max);
+	/*
+	 * The range taken, as zc_scm_apply_as() and zc_scm_collect_as()
+	 * leave it. Release: pairs with the acquire of rhead in
+	 * zc_scm_want(), after the range was read.
+	 */
+	atomic_store_explicit(&p->rhead, rh + 1, memory_order_release);
+	p->last_tail = t;
+	if (zc_ring_hand_out(zs, out, e, next, h + 1, lo, copied))
+		return completions_chunk_left(zs, e);
 	return 1;
 }
 
 ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 			     unsigned int max)
 {
-	/* Relaxed amb: see collect_news(). A context's member: refused. */
-	uint32_t h, t;
-
 	/*
+	 * Relaxed amb: see collect_news(). A context's member: refused.
 	 * rx_rare: an error to report, or a mark out (ids reported out of
 	 * order): the slow way, which takes any case.
 	 */
@@ -1539,16 +1627,11 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 		return completions_slow(zs, out, max, false);
 	/*
 	 * Completions come in send order: while the oldest send waits for
-	 * the kernel, nothing can be handed out before asking it. That is
-	 * zc_ring_blocked(), no mark out: relaxed head (ours); acquire
-	 * tail, pairs with the store of tail in zc_publish().
+	 * the kernel, nothing can be handed out before asking it. The
+	 * backend's rx_reap tests that (completions_unblocked()), each with
+	 * its common case inline, so that no index is loaded twice.
 	 */
-	h = atomic_load_explicit(&zs->head, memory_order_relaxed);
-	t = atomic_load_explicit(&zs->tail, memory_order_acquire);
-	if (h == t || !(zs->rx_e->flags & ZC_ENT_PENDING) ||
-	    zs->zc_head != zc_done_to(zs))
-		return completions_ready(zs, out, max);
-	return zs->rx_blocked(zs, out, max);
+	return zs->rx_reap(zs, out, max);
 }
 
 /* zc_completions() for a context's reaper (ctx.c), under its lock. */
