@@ -44,18 +44,19 @@ struct zc_ops;
  * written by that side only, read by anyone (zc_get_stats() adds the
  * two). Some are never counted, zc_get_stats() derives them: sends
  * (sends_zc + sends_copy), completions (completions_zc +
- * completions_copied), the errqueue_reads part of syscalls, and, where
- * the send is the syscall itself (tx_direct: errqueue, scm, copy), the
- * syscalls of the sends: each counted send is one syscall that
+ * completions_copied), harvest_cmsg (the scm range ring's tail counts
+ * them: struct scm_priv), the errqueue_reads part of syscalls, and,
+ * where the send is the syscall itself (tx_direct: errqueue, scm, copy),
+ * the syscalls of the sends: each counted send is one syscall that
  * succeeded, so tx.syscalls counts only the others there (the failed
  * ones, a wake-up's write). Every increment is on the hot path. Two
  * sets of the 16 fields of struct zc_stats were 256 bytes of each
- * socket's; these are 136 (eq_one: in the padding before ctxm, struct
+ * socket's; these are 128 (eq_one: in the padding before ctxm, struct
  * zc_sock stays 512 bytes).
  */
 struct zc_tx_stats {
 	_Atomic uint64_t sends_zc, sends_copy, enobufs_fallback, adapt_copy,
-		harvest_cmsg, syscalls, bad_ranges;
+		syscalls, bad_ranges;
 };
 struct zc_rx_stats {
 	_Atomic uint64_t completions_zc, completions_copied, harvest_recvmsg,

@@ -836,7 +836,7 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 		ret = sendmsg(zs->fd, &p->m, flags | MSG_ZEROCOPY);
 		/* Loaded again, not kept in a register saved for the call. */
 		p = zs->backend_priv;
-		if (__builtin_expect(ret <= 0, 0) || !zc_scm_take_one(zs, p))
+		if (__builtin_expect(ret <= 0, 0) || !zc_scm_take_one(p))
 			ret = zc__scm_sent(zs, p->flags | MSG_ZEROCOPY, ret);
 	} else if (n) {
 		/* The first harvest: no buffer yet. */
@@ -1583,7 +1583,8 @@ completions_scm(struct zc_sock *zs, struct zc_completion *out,
 	 * zc_scm_apply_as(). A broken socket reads the queue too
 	 * (zc_scm_collect_as()): the general way.
 	 */
-	if (atomic_load_explicit(&p->rtail, memory_order_seq_cst) - rh != 1 ||
+	if ((uint32_t)atomic_load_explicit(&p->rtail,
+					   memory_order_seq_cst) - rh != 1 ||
 	    atomic_load_explicit(&p->broken, memory_order_relaxed))
 		return completions_scm_general(zs, out, max);
 	r = &p->ranges[rh & (SCM_RANGES - 1)];
@@ -1885,7 +1886,8 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 	s.adapt_copy = TX(adapt_copy);
 	s.completions_zc = RX(completions_zc);
 	s.completions_copied = RX(completions_copied);
-	s.harvest_cmsg = TX(harvest_cmsg);
+	/* Counted by the range ring's tail: see struct scm_priv. */
+	s.harvest_cmsg = zs->ops == &zc__ops_scm ? zc_scm_harvested(zs) : 0;
 	s.harvest_recvmsg = RX(harvest_recvmsg) + RX(eq_one);
 	s.errqueue_reads = RX(errqueue_reads) + RX(eq_one);
 	s.syscalls = TX(syscalls) + RX(syscalls);
