@@ -145,13 +145,6 @@ struct zc_sock {
 	 */
 	int (*rx_reap)(struct zc_sock *zs, struct zc_completion *out,
 		       unsigned int max);
-	/*
-	 * zc_send() past its test of tx_general: send_one_scm() or
-	 * send_one_plain() (zcnotify.c), chosen by zc_open(): one indirect
-	 * jump, not a test of tx_scm, and zc_send() needs no frame.
-	 */
-	ssize_t (*tx_send)(struct zc_sock *zs, const void *buf, size_t len,
-			   int flags, uint64_t cookie);
 	/* The context it belongs to (ctx.c), or NULL; see struct zc_member. */
 	struct zc_ctx *ctx;
 	void *backend_priv;
@@ -173,6 +166,22 @@ struct zc_sock {
 	_Atomic uint32_t zc_issued;
 	uint32_t zc_next;		/* id the next zero-copy send takes */
 	uint32_t adapt_tick;
+	/*
+	 * The slot at which the ring was full when the send side last read
+	 * head (send_begin()): head + max_inflight then. Head only grows, so
+	 * a tail below it has room, and send_one() tests that with no load
+	 * of head, the reap side's cache line; at it, send_general() reads
+	 * head again.
+	 */
+	uint32_t tx_room_end;
+	/*
+	 * zc_send() past its argument checks: send_one_general() while
+	 * tx_general, else send_one_scm() or send_one_plain() (zcnotify.c),
+	 * set with tx_general (tx_choose()): one indirect jump, not tests of
+	 * tx_general and tx_scm, and zc_send() needs no frame.
+	 */
+	ssize_t (*tx_send)(struct zc_sock *zs, const void *buf, size_t len,
+			   int flags, uint64_t cookie);
 	bool amb_local;			/* a failed send's id is unsettled */
 	/* !tx_direct || amb_local: send_one() takes send_general(). */
 	bool tx_general;

@@ -159,11 +159,20 @@ static int sock_int(int fd, int opt, int *val, const char *name)
 	return 0;
 }
 
-/* zc_send() of each backend past its test of tx_general (below). */
+/* zc_send() past its argument checks: tx_send (below). */
 static ssize_t send_one_scm(struct zc_sock *zs, const void *buf, size_t len,
 			    int flags, uint64_t cookie);
 static ssize_t send_one_plain(struct zc_sock *zs, const void *buf,
 			      size_t len, int flags, uint64_t cookie);
+static ssize_t send_one_general(struct zc_sock *zs, const void *buf,
+				size_t len, int flags, uint64_t cookie);
+
+/* Send side: tx_send, after each change of tx_general. */
+static void tx_choose(struct zc_sock *zs)
+{
+	zs->tx_send = zs->tx_general ? send_one_general :
+		      zs->tx_scm ? send_one_scm : send_one_plain;
+}
 
 /* zc_completions() of each backend past its rare checks (below). */
 static int completions_eq(struct zc_sock *zs, struct zc_completion *out,
@@ -174,6 +183,8 @@ static int completions_ops(struct zc_sock *zs, struct zc_completion *out,
 			   unsigned int max);
 static int completions_ready(struct zc_sock *zs, struct zc_completion *out,
 			     unsigned int max);
+static int completions_refused(struct zc_sock *zs, struct zc_completion *out,
+			       unsigned int max);
 
 ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 {
@@ -260,6 +271,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->family = family;
 	zs->type = type;
 	zs->mask = o.max_inflight - 1;
+	zs->tx_room_end = o.max_inflight;	/* head 0 */
 	zs->opt_flags = o.flags;
 	zs->scm_type = scm_type;
 	zs->ops = backend == ZC_BACKEND_COPY ? &zc__ops_copy :
@@ -273,7 +285,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->tx_direct = zs->ops == &zc__ops_errqueue || zs->tx_scm ||
 			zs->ops == &zc__ops_copy;
 	zs->tx_general = !zs->tx_direct;
-	zs->tx_send = zs->tx_scm ? send_one_scm : send_one_plain;
+	tx_choose(zs);
 	/*
 	 * The copy backend's sends are complete when published: no test
 	 * of whether the oldest waits, completions_ready() takes every case.
@@ -294,6 +306,8 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	if (!ret && o.ctx) {
 		/* zc__wake_reaper()'s way up to ctx.c: see struct zc_member. */
 		zs->ctxm.wake = zc__ctx_wake;
+		/* A member is reaped by its context's reaper alone. */
+		zs->rx_reap = completions_refused;
 		ret = zc__ctx_join(o.ctx, zs, o.tag);	/* last: may fail */
 	}
 	if (ret) {
@@ -472,6 +486,7 @@ static void amb_poll(struct zc_sock *zs)
 	atomic_store_explicit(&zs->amb, ZC_AMB_NONE, memory_order_relaxed);
 	zs->amb_local = false;
 	zs->tx_general = !zs->tx_direct;
+	tx_choose(zs);
 }
 
 /*
@@ -515,6 +530,7 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		 */
 		zs->amb_local = true;
 		zs->tx_general = true;
+		tx_choose(zs);
 	} else {
 		/* No id used: the window shrinks back. */
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
@@ -571,6 +587,7 @@ send_begin(struct zc_sock *zs, size_t len, uint64_t cookie, uint32_t *tp,
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	/* Acquire: pairs with the release of head in zc_ring_reap(). */
 	h = atomic_load_explicit(&zs->head, memory_order_acquire);
+	zs->tx_room_end = h + zs->mask + 1;	/* for send_one() */
 	if (t - h > zs->mask)
 		return zc_err_lit(-ENOBUFS, "zc_sendmsg: max_inflight sends "
 				  "(or failed UDP sends whose kernel id is not "
@@ -956,20 +973,20 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 {
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 
-	/* zc_send() (msg NULL) tested it before its tx_send (zc_open()). */
+	/* zc_send() (msg NULL) came by tx_send, chosen by it (tx_choose()). */
 	if (msg && zs->tx_general)	/* !tx_direct || amb_local */
 		return send_general(zs, msg, buf, len, flags, cookie, why);
 	/*
 	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
-	 * Acquire head: pairs with the release of head in zc_ring_reap().
-	 * The tests twice, once each way: one test of len, and
+	 * Room in the ring by tx_room_end: serial numbers, a tail within
+	 * max_inflight of it (send_general() reads head and sends, or
+	 * refuses). The tests twice, once each way: one test of len, and
 	 * send_slot() knows which send it makes.
 	 */
 	if (len >= zs->copy_below) {	/* never: the copy backend */
 		if (atomic_load_explicit(&zs->copied_streak,
 					 memory_order_relaxed) >= zs->adapt_at ||
-		    t - atomic_load_explicit(&zs->head, memory_order_acquire) >
-		    zs->mask)
+		    (int32_t)(t - zs->tx_room_end) >= 0)
 			return send_general(zs, msg, buf, len, flags, cookie,
 					    why);
 		if (scm) {
@@ -1000,7 +1017,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 }
 
 /*
- * zc_send()'s tx_send (zc_open()), past its test of tx_general: the
+ * zc_send()'s tx_send (tx_choose()) when not tx_general: the
  * common sends inline, each backend in a function of its own, so that
  * zc_send() needs no frame and what scm's harvest keeps across the
  * syscall costs the other backends no register. send_one_scm(): its
@@ -1013,12 +1030,20 @@ send_one_scm(struct zc_sock *zs, const void *buf, size_t len, int flags,
 	return send_one(zs, NULL, buf, len, flags, cookie, ZC_SEND_WHY, true);
 }
 
-/* zc_send()'s tx_send of errqueue and copy (and uring, never called). */
+/* zc_send()'s tx_send of errqueue and copy. */
 static __attribute__((noinline)) ssize_t
 send_one_plain(struct zc_sock *zs, const void *buf, size_t len, int flags,
 	       uint64_t cookie)
 {
 	return send_one(zs, NULL, buf, len, flags, cookie, ZC_SEND_WHY, false);
+}
+
+/* zc_send()'s tx_send while tx_general: uring's, or a failed send's id out. */
+static __attribute__((noinline)) ssize_t
+send_one_general(struct zc_sock *zs, const void *buf, size_t len, int flags,
+		 uint64_t cookie)
+{
+	return send_general(zs, NULL, buf, len, flags, cookie, ZC_SEND_WHY);
 }
 
 static int bad_flags(const char *fn, int flags)
@@ -1218,9 +1243,7 @@ ZC_EXPORT ssize_t zc_send(struct zc_sock *zs, const void *buf, size_t len,
 {
 	if (!zs || (flags & ~ZC_SEND_FLAGS) || (!buf && len))
 		return send_bad_args(zs, flags);
-	if (zs->tx_general)	/* !tx_direct || amb_local */
-		return send_general(zs, NULL, buf, len, flags & ~MSG_ZEROCOPY,
-				    cookie, ZC_SEND_WHY);
+	/* send_general() while tx_general: see tx_send. */
 	return zs->tx_send(zs, buf, len, flags & ~MSG_ZEROCOPY, cookie);
 }
 
@@ -1378,6 +1401,18 @@ completions_slow(struct zc_sock *zs, struct zc_completion *out,
 	if (ret <= 0)
 		return ret ? completions_read_error(ret) : 0;
 	return zc_ring_reap(zs, out, max);
+}
+
+/*
+ * The rx_reap of a context's member (zc_open()): zc_completions() refuses
+ * it, as completions_first() says, so that the entry point does not test
+ * ctx itself.
+ */
+static __attribute__((noinline)) int
+completions_refused(struct zc_sock *zs, struct zc_completion *out,
+		    unsigned int max)
+{
+	return completions_slow(zs, out, max, false);
 }
 
 /*
@@ -1618,13 +1653,14 @@ ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 			     unsigned int max)
 {
 	/*
-	 * Relaxed amb: see collect_news(). A context's member: refused.
-	 * rx_rare: an error to report, or a mark out (ids reported out of
-	 * order): the slow way, which takes any case.
+	 * Relaxed amb: see collect_news(). A context's member: refused, by
+	 * its rx_reap (completions_refused()). rx_rare: an error to report,
+	 * or a mark out (ids reported out of order): the slow way, which
+	 * takes any case.
 	 */
 	if (!zs || !out || max - 1 >= INT_MAX || zs->rx_rare ||
 	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
-	    ZC_AMB_PENDING || zs->ctx)
+	    ZC_AMB_PENDING)
 		return completions_slow(zs, out, max, false);
 	/*
 	 * Completions come in send order: while the oldest send waits for
