@@ -186,9 +186,9 @@ zc_scm_prepare_kept(struct scm_priv *p, unsigned int n)
 	/* Once: a store through it could change p->ctrl, for all gcc knows */
 	unsigned char *c = p->ctrl;
 
-	/* The common n, the ring empty: constants. */
-	len = n == SCM_RANGES ? CMSG_LEN(SCM_RANGES * SCM_ELEM) :
-			       CMSG_LEN(n * SCM_ELEM);
+	/* The common n, the ring empty: constants, on the straight path. */
+	len = __builtin_expect(n == SCM_RANGES, 1) ?
+	      CMSG_LEN(SCM_RANGES * SCM_ELEM) : CMSG_LEN(n * SCM_ELEM);
 	memcpy(c + offsetof(struct cmsghdr, cmsg_len), &len, sizeof(len));
 	c[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] =
 		SCM_SENTINEL;
@@ -232,7 +232,12 @@ zc_scm_take_one(struct scm_priv *p)
 		       offsetof(struct zc_info_elem, hi) == 4,
 		       "lo, hi: two u32 in a row");
 	memcpy(&r->lo, e, 2 * sizeof(uint32_t));
-	r->copied = zerocopy == 0;
+	/*
+	 * copied is !zerocopy, and zerocopy is 0 or 1 here: its flip is the
+	 * bool's byte as it is, with no test to make one of it.
+	 */
+	zerocopy ^= 1;
+	memcpy(&r->copied, &zerocopy, sizeof(r->copied));
 	p->ids_harvested += hi - lo + 1;
 	/*
 	 * Release: pairs with the acquire of rtail in zc_scm_collect(). The

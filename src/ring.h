@@ -186,6 +186,34 @@ static inline int zc_tx_reserve(struct zc_sock *zs, uint32_t t)
 	return zc__tx_chunk_next(zs);
 }
 
+/*
+ * zc_tx_reserve()'s common case, inline, for a send that has its
+ * arguments in registers (no call before its syscall): the tail is the
+ * last slot of its chunk, whose next chunk is not linked yet, and the
+ * reap side left a spare (a steady stream: the chunk it reaped last).
+ * Link that. Returns false, with nothing done, when it takes
+ * zc__tx_chunk_next() (no spare: malloc()).
+ */
+static inline __attribute__((always_inline)) bool
+zc_tx_link_spare(struct zc_sock *zs)
+{
+	struct zc_chunk *last = zc_chunk_of_last(zs->tx_e), *c;
+
+	if (last->next)		/* a send into the slot that failed linked it */
+		return true;
+	/*
+	 * Acquire: pairs with the release in zc__rx_chunk_left(): the reap
+	 * side's reads of a spare chunk happen before we write it again.
+	 */
+	c = atomic_exchange_explicit(&zs->spare, NULL, memory_order_acquire);
+	if (!c)
+		return false;
+	c->next = NULL;
+	/* Published by the release of tail with the last slot's entry. */
+	last->next = c;
+	return true;
+}
+
 /* Reap side: is the oldest unreaped entry still waiting for the kernel? */
 static inline bool zc_ring_blocked(const struct zc_sock *zs)
 {

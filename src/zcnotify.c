@@ -886,9 +886,10 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 			"completion will come"
 
 /*
- * send_scm_slot() into the last slot of its chunk, one send in
- * ZC_CHUNK: the next chunk linked first (zc_tx_reserve()), no memory, no
- * send. Out of line: no value lives across the call in the common send.
+ * send_scm_slot() into the last slot of its chunk when the reap side
+ * left no spare (zc_tx_link_spare() took the others): the next chunk
+ * linked first (zc__tx_chunk_next(): malloc()), no memory, no send.
+ * Out of line: no value lives across the call in the common send.
  */
 static __attribute__((noinline)) ssize_t
 send_scm_last(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
@@ -990,8 +991,13 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 			return send_general(zs, msg, buf, len, flags, cookie,
 					    why);
 		if (scm) {
+			/*
+			 * The next chunk linked inline from the spare, so
+			 * that the last slot takes the common send too.
+			 */
 			if (__builtin_expect((t & ZC_CHUNK_MASK) ==
-					     ZC_CHUNK_MASK, 0))
+					     ZC_CHUNK_MASK, 0) &&
+			    !zc_tx_link_spare(zs))
 				return send_scm_last(zs, t, buf, len, flags,
 						     cookie);
 			return send_scm_slot(zs, t, buf, len, flags, cookie,
@@ -1615,24 +1621,25 @@ completions_scm(struct zc_sock *zs, struct zc_completion *out,
 	/*
 	 * Exactly one range is there: acquire (seq_cst for zc_wait())
 	 * rtail, pairs with zc__scm_send()'s store, as in
-	 * zc_scm_apply_as(). A broken socket reads the queue too
-	 * (zc_scm_collect_as()): the general way.
+	 * zc_scm_apply_as(). No test of broken: a broken socket's sends
+	 * push no range, so it reads the queue (zc_scm_collect_as()) on
+	 * the next call, when the ring is empty, where the general way
+	 * would have read it on this one.
 	 */
 	if ((uint32_t)atomic_load_explicit(&p->rtail,
-					   memory_order_seq_cst) - rh != 1 ||
-	    atomic_load_explicit(&p->broken, memory_order_relaxed))
+					   memory_order_seq_cst) - rh != 1)
 		return completions_scm_general(zs, out, max);
 	r = &p->ranges[rh & (SCM_RANGES - 1)];
 	lo = r->lo;
 	hi = r->hi;
 	copied = r->copied;
 	/*
-	 * The range is the one id zc_head, issued: acquire zc_issued, pairs
-	 * with its release in zc_sendmsg() (issued - lo >= 1: lo was). The
-	 * next entry is the tail or waits too.
+	 * The range is the one id zc_head. That id was issued, with no test
+	 * of zc_issued (zc_ring_reap_one()'s): the PENDING entry at head,
+	 * published (below the tail acquired), is the send that took it.
+	 * The next entry is the tail or waits too.
 	 */
-	if (lo != zc_head || hi != lo ||
-	    atomic_load_explicit(&zs->zc_issued, memory_order_acquire) == lo)
+	if (lo != zc_head || hi != lo)
 		return completions_scm_general(zs, out, max);
 	next = zc_ring_next_waits(e, h + 1, t);
 	if (!next)
