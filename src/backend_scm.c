@@ -387,7 +387,7 @@ static ssize_t scm_sent(struct zc_sock *zs, const struct msghdr *msg,
 			int flags, unsigned int n, ssize_t ret)
 {
 	struct scm_priv *p = zs->backend_priv;
-	uint32_t t;
+	uint64_t t;
 	int k;
 
 	if (ret < 0) {
@@ -401,7 +401,7 @@ static ssize_t scm_sent(struct zc_sock *zs, const struct msghdr *msg,
 	 * whatever sendmsg returned.
 	 */
 	t = atomic_load_explicit(&p->rtail, memory_order_relaxed);
-	k = scm_take(p, n, t);
+	k = scm_take(p, n, (uint32_t)t);
 	/* Level and type of ours again, whatever the kernel wrote over it. */
 	scm_header(p->ctrl, p->type, 1);
 	if (k > 0) {
@@ -410,9 +410,8 @@ static ssize_t scm_sent(struct zc_sock *zs, const struct msghdr *msg,
 		 * Seq_cst, then a seq_cst load of waiting, as in zc_publish():
 		 * when the send fails no entry push follows to wake a reaper.
 		 */
-		atomic_store_explicit(&p->rtail, t + (uint32_t)k,
+		atomic_store_explicit(&p->rtail, t + (uint64_t)k,
 				      memory_order_seq_cst);
-		ZC_STAT_ADD(&zs->tx, harvest_cmsg, (uint64_t)k);
 		if (ret < 0 && atomic_load_explicit(&zs->waiting,
 						    memory_order_seq_cst))
 			zc__wake_reaper(zs);

@@ -71,11 +71,15 @@ _Static_assert(sizeof(struct zc_info_elem) == 12, "v5 element is 12 bytes");
  */
 struct scm_priv {
 	/* Send side. */
-	_Atomic uint32_t rtail;
+	/*
+	 * Ranges pushed, ever: the range ring's tail in its low 32 bits,
+	 * and zc_get_stats()'s harvest_cmsg (zc_scm_harvested()), so that a
+	 * harvest needs no counter of its own.
+	 */
+	_Atomic uint64_t rtail;
 	uint32_t harvest_every;
 	uint32_t tick;			/* counts down to a harvest */
 	uint32_t ids_harvested;		/* live ids the send side collected */
-	int type;			/* the cmsg type */
 	_Atomic bool broken;		/* kernel refused the cmsg: stop */
 	size_t ctrl_cap;
 	/* Our cmsg, then the caller's; made by the first harvest. */
@@ -87,6 +91,7 @@ struct scm_priv {
 	struct msghdr m;
 	struct iovec iov;
 	int flags;			/* the send's, across the syscall */
+	int type;			/* the cmsg type (beside flags: no hole) */
 	/*
 	 * The most caller control bytes we put ours in front of: the kernel
 	 * refuses a control buffer past net.core.optmem_max (ENOBUFS) before
@@ -140,8 +145,8 @@ zc_scm_want_p(struct zc_sock *zs, struct scm_priv *p, bool amb_clear)
 		return 0;
 	p->tick = p->harvest_every;
 	/* Acquire: pairs with the release of rhead in zc_scm_collect(). */
-	room = SCM_RANGES - (atomic_load_explicit(&p->rtail,
-						  memory_order_relaxed) -
+	room = SCM_RANGES - ((uint32_t)atomic_load_explicit(&p->rtail,
+							    memory_order_relaxed) -
 			     atomic_load_explicit(&p->rhead,
 						  memory_order_acquire));
 	/* No test when the ring is no larger than a harvest (room <= it). */
@@ -181,9 +186,9 @@ zc_scm_prepare_kept(struct scm_priv *p, unsigned int n)
 	/* Once: a store through it could change p->ctrl, for all gcc knows */
 	unsigned char *c = p->ctrl;
 
-	/* The common n, the ring empty: constants. */
-	len = n == SCM_RANGES ? CMSG_LEN(SCM_RANGES * SCM_ELEM) :
-			       CMSG_LEN(n * SCM_ELEM);
+	/* The common n, the ring empty: constants, on the straight path. */
+	len = __builtin_expect(n == SCM_RANGES, 1) ?
+	      CMSG_LEN(SCM_RANGES * SCM_ELEM) : CMSG_LEN(n * SCM_ELEM);
 	memcpy(c + offsetof(struct cmsghdr, cmsg_len), &len, sizeof(len));
 	c[CMSG_LEN(0) + offsetof(struct zc_info_elem, zerocopy)] =
 		SCM_SENTINEL;
@@ -200,12 +205,13 @@ zc_scm_prepare_kept(struct scm_priv *p, unsigned int n)
  * false for anything else, with nothing taken: zc__scm_sent() parses it.
  */
 static inline __attribute__((always_inline)) bool
-zc_scm_take_one(struct zc_sock *zs, struct scm_priv *p)
+zc_scm_take_one(struct scm_priv *p)
 {
 	const unsigned char *c = p->ctrl, *e = c + CMSG_LEN(0);
 	uint8_t zerocopy = e[offsetof(struct zc_info_elem, zerocopy)];
 	__typeof__(((struct cmsghdr *)0)->cmsg_len) len;
-	uint32_t t, lo, hi;
+	uint64_t t;
+	uint32_t lo, hi;
 	struct zc_range *r;
 
 	if (zerocopy > 1)
@@ -226,7 +232,12 @@ zc_scm_take_one(struct zc_sock *zs, struct scm_priv *p)
 		       offsetof(struct zc_info_elem, hi) == 4,
 		       "lo, hi: two u32 in a row");
 	memcpy(&r->lo, e, 2 * sizeof(uint32_t));
-	r->copied = zerocopy == 0;
+	/*
+	 * copied is !zerocopy, and zerocopy is 0 or 1 here: its flip is the
+	 * bool's byte as it is, with no test to make one of it.
+	 */
+	zerocopy ^= 1;
+	memcpy(&r->copied, &zerocopy, sizeof(r->copied));
 	p->ids_harvested += hi - lo + 1;
 	/*
 	 * Release: pairs with the acquire of rtail in zc_scm_collect(). The
@@ -236,8 +247,16 @@ zc_scm_take_one(struct zc_sock *zs, struct scm_priv *p)
 	 * miss the range and still see the entry.
 	 */
 	atomic_store_explicit(&p->rtail, t + 1, memory_order_seq_cst);
-	ZC_STAT_INC(&zs->tx, harvest_cmsg);
 	return true;
+}
+
+/* zc_get_stats()'s harvest_cmsg, from any thread: see rtail. */
+static inline uint64_t zc_scm_harvested(const struct zc_sock *zs)
+{
+	const struct scm_priv *p = zs->backend_priv;
+
+	/* Relaxed: a count, that only grows. */
+	return atomic_load_explicit(&p->rtail, memory_order_relaxed);
 }
 
 /* ---- the reap side ---- */
@@ -253,7 +272,8 @@ zc_scm_apply_as(struct zc_sock *zs, bool blocked)
 	struct scm_priv *p = zs->backend_priv;
 	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
 	/* Acquire (seq_cst for zc_wait()): pairs with zc__scm_send()'s store. */
-	uint32_t t = atomic_load_explicit(&p->rtail, memory_order_seq_cst);
+	uint32_t t = (uint32_t)atomic_load_explicit(&p->rtail,
+						    memory_order_seq_cst);
 	int n = (int)(t - h);
 
 	if (blocked && h != t) {

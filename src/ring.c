@@ -161,12 +161,12 @@ uint32_t zc__ring_take_mark(struct zc_sock *zs)
  * by the free-running tail and head, and kept in a chain of chunks of
  * ZC_CHUNK entries, the first made by zc_open(). Before it sends into
  * the last slot of its chunk, the send side links the next chunk
- * (zc_tx_reserve(), zc__tx_chunk_next()); when it publishes that slot it
- * moves on to it (zc_publish()). When the reap side has reaped the last
- * slot of a chunk it moves on too, and lets the chunk go
- * (zc__rx_chunk_next()). So each side keeps the entry of its own index
- * (tx_e of tail, rx_e of head), and neither looks for
- * a chunk on its hot path. A chain, not a table of max_inflight /
+ * (zc_tx_reserve(), zc__tx_chunk_next(), zc_tx_link_spare()); when it
+ * publishes that slot it moves on to it (zc_publish()). When the reap
+ * side has reaped the last slot of a chunk it moves on too, and lets the
+ * chunk go (zc__rx_chunk_next(), zc__rx_chunk_left()). So each side keeps the
+ * entry of its own index (tx_e of tail, rx_e of head), and neither looks
+ * for a chunk on its hot path. A chain, not a table of max_inflight /
  * ZC_CHUNK pointers: an idle socket holds no table, and no table slot is
  * ever reused, so the wrap of the slot numbers needs no care (ZC_CHUNK
  * divides 2^32). max_inflight stays the limit on sends in flight
@@ -205,42 +205,30 @@ int zc__ring_init(struct zc_sock *zs)
  */
 int zc__tx_chunk_next(struct zc_sock *zs)
 {
-	struct zc_chunk *last = zc_chunk_of_last(zs->tx_e), *c;
+	struct zc_chunk *c;
 
-	if (last->next)
+	/* Linked already, or the spare the reap side left: linked now. */
+	if (zc_tx_link_spare(zs))
 		return 0;
-	/*
-	 * Acquire: pairs with the release in zc__rx_chunk_next(): the reap
-	 * side's reads of a spare chunk happen before we write it again.
-	 */
-	c = atomic_exchange_explicit(&zs->spare, NULL, memory_order_acquire);
-	if (!c) {
-		c = malloc(sizeof(*c));
-		if (!c)
-			return -ENOMEM;
-		/* Relaxed: a count, for tests. */
-		atomic_fetch_add_explicit(&zs->nchunks, 1,
-					  memory_order_relaxed);
-	}
+	c = malloc(sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	/* Relaxed: a count, for tests. */
+	atomic_fetch_add_explicit(&zs->nchunks, 1, memory_order_relaxed);
 	c->next = NULL;
 	/* Published by the release of tail with the last slot's entry. */
-	last->next = c;
+	zc_chunk_of_last(zs->tx_e)->next = c;
 	return 0;
 }
 
 /*
- * Reap side: zc_ring_reap() reaped the last slot of a chunk, and end is
- * one past its last entry. Its link was published with that slot: return
- * the next chunk's first entry. The chunk left behind holds reaped slots
+ * Reap side: the last slot of chunk old is reaped, and the reap side has
+ * moved on to the next chunk. The chunk left behind holds reaped slots
  * only, and the send side is done with it: it becomes the spare, and the
  * spare it replaces is freed.
  */
-struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs,
-				   const struct zc_entry *end)
+void zc__rx_chunk_left(struct zc_sock *zs, struct zc_chunk *old)
 {
-	struct zc_chunk *old = zc_chunk_of_last((struct zc_entry *)end - 1);
-	struct zc_entry *next = old->next->e;
-
 	/*
 	 * Release: pairs with the acquire in zc__tx_chunk_next(). What comes
 	 * back was put there by us (the send side only takes): ours to free.
@@ -251,6 +239,20 @@ struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs,
 		atomic_fetch_sub_explicit(&zs->nchunks, 1,
 					  memory_order_relaxed);
 	}
+}
+
+/*
+ * Reap side: zc_ring_reap() reaped the last slot of a chunk, and end is
+ * one past its last entry. Its link was published with that slot: return
+ * the next chunk's first entry, and let the chunk go (zc__rx_chunk_left()).
+ */
+struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs,
+				   const struct zc_entry *end)
+{
+	struct zc_chunk *old = zc_chunk_of_last((struct zc_entry *)end - 1);
+	struct zc_entry *next = old->next->e;
+
+	zc__rx_chunk_left(zs, old);
 	return next;
 }
 

@@ -88,6 +88,7 @@ int zc__ring_init(struct zc_sock *zs);
 int zc__tx_chunk_next(struct zc_sock *zs);
 struct zc_entry *zc__rx_chunk_next(struct zc_sock *zs,
 				   const struct zc_entry *end);
+void zc__rx_chunk_left(struct zc_sock *zs, struct zc_chunk *old);
 struct zc_chunk *zc__rx_chunk(const struct zc_sock *zs);
 struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot);
 void zc__ring_free(struct zc_sock *zs);
@@ -183,6 +184,34 @@ static inline int zc_tx_reserve(struct zc_sock *zs, uint32_t t)
 	if (__builtin_expect((t & ZC_CHUNK_MASK) != ZC_CHUNK_MASK, 1))
 		return 0;
 	return zc__tx_chunk_next(zs);
+}
+
+/*
+ * zc_tx_reserve()'s common case, inline, for a send that has its
+ * arguments in registers (no call before its syscall): the tail is the
+ * last slot of its chunk, whose next chunk is not linked yet, and the
+ * reap side left a spare (a steady stream: the chunk it reaped last).
+ * Link that. Returns false, with nothing done, when it takes
+ * zc__tx_chunk_next() (no spare: malloc()).
+ */
+static inline __attribute__((always_inline)) bool
+zc_tx_link_spare(struct zc_sock *zs)
+{
+	struct zc_chunk *last = zc_chunk_of_last(zs->tx_e), *c;
+
+	if (last->next)		/* a send into the slot that failed linked it */
+		return true;
+	/*
+	 * Acquire: pairs with the release in zc__rx_chunk_left(): the reap
+	 * side's reads of a spare chunk happen before we write it again.
+	 */
+	c = atomic_exchange_explicit(&zs->spare, NULL, memory_order_acquire);
+	if (!c)
+		return false;
+	c->next = NULL;
+	/* Published by the release of tail with the last slot's entry. */
+	last->next = c;
+	return true;
 }
 
 /* Reap side: is the oldest unreaped entry still waiting for the kernel? */
@@ -368,10 +397,14 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 
 /*
  * The end of zc_ring_reap_one() and zc_ring_reap_id(): hand out entry e,
- * the one at head (h is head + 1), which id completes; next is the slot
- * after it, the run empty, no mark out.
+ * the one at head (h is head + 1), which id completes; next is the entry
+ * of slot h (the next chunk's first when e was its chunk's last: linked
+ * before that slot was published), the run empty, no mark out. Returns
+ * whether e was the last of its chunk: then the caller lets that chunk
+ * go, zc__rx_chunk_left(zs, zc_chunk_of_last(e)), last of all, so that
+ * the call can be a tail call (no frame for the common hand-out).
  */
-static inline __attribute__((always_inline)) void
+static inline __attribute__((always_inline)) bool
 zc_ring_hand_out(struct zc_sock *zs, struct zc_completion *out,
 		 struct zc_entry *e, struct zc_entry *next, uint32_t h,
 		 uint32_t id, bool copied)
@@ -386,15 +419,35 @@ zc_ring_hand_out(struct zc_sock *zs, struct zc_completion *out,
 	 */
 	atomic_store_explicit(&zs->done_to, id + 1, memory_order_relaxed);
 	zc_feed_streak(zs, 1, copied);
-	/* The chunk's last slot reaped: on to the next (zc_ring_reap()). */
-	zs->rx_e = h & ZC_CHUNK_MASK ? next : zc__rx_chunk_next(zs, e + 1);
-	/* Release: pairs with the acquire of head in zc_sendmsg(). */
+	zs->rx_e = next;
+	/*
+	 * Release: pairs with the acquire of head in zc_sendmsg(). Before
+	 * the chunk is let go, or after: the send side reuses a chunk it
+	 * took from spare (zc__tx_chunk_next()), never a slot below head.
+	 */
 	atomic_store_explicit(&zs->head, h, memory_order_release);
 	/* completions is derived: see struct zc_rx_stats. */
 	if (copied)
 		ZC_STAT_INC(&zs->rx, completions_copied);
 	else
 		ZC_STAT_INC(&zs->rx, completions_zc);
+	return !(h & ZC_CHUNK_MASK);
+}
+
+/*
+ * Reap side, for a hand-out of entry e, the one at head (h is head + 1),
+ * the tail t acquired: the entry of slot h, if it is the tail or another
+ * PENDING entry (which waits for an id past e's, not reported yet if
+ * e's was the last: where zc_ring_reap() would stop too); else NULL. When
+ * it is the next chunk's, its link was published with slot h - 1 (ring.c).
+ */
+static inline __attribute__((always_inline)) struct zc_entry *
+zc_ring_next_waits(struct zc_entry *e, uint32_t h, uint32_t t)
+{
+	struct zc_entry *next = h & ZC_CHUNK_MASK ? e + 1 :
+				zc_chunk_of_last(e)->next->e;
+
+	return t == h || (next->flags & ZC_ENT_PENDING) ? next : NULL;
 }
 
 /*
@@ -428,16 +481,16 @@ zc_ring_reap_one(struct zc_sock *zs, struct zc_completion *out,
 	    e->flags != ZC_ENT_PENDING)
 		return false;
 	/*
-	 * The next slot: its entry, and its chunk's link when it is the next
-	 * chunk's (ring.c), published below the tail. Acquire (seq_cst for
-	 * zc_wait()): pairs with zc_publish()'s store, as in zc_ring_reap();
-	 * the tail is above head (zc_ring_blocked() saw the entry).
+	 * Acquire (seq_cst for zc_wait()): pairs with zc_publish()'s store,
+	 * as in zc_ring_reap(); the tail is above head (zc_ring_blocked() saw
+	 * the entry).
 	 */
-	next = h & ZC_CHUNK_MASK ? e + 1 : zc_chunk_of_last(e)->next->e;
-	if (atomic_load_explicit(&zs->tail, memory_order_seq_cst) != h &&
-	    !(next->flags & ZC_ENT_PENDING))
+	next = zc_ring_next_waits(e, h, atomic_load_explicit(&zs->tail,
+							  memory_order_seq_cst));
+	if (!next)
 		return false;
-	zc_ring_hand_out(zs, out, e, next, h, lo, copied);
+	if (zc_ring_hand_out(zs, out, e, next, h, lo, copied))
+		zc__rx_chunk_left(zs, zc_chunk_of_last(e));
 	return true;
 }
 
@@ -468,11 +521,11 @@ zc_ring_reap_id(struct zc_sock *zs, struct zc_completion *out, uint32_t id,
 	    e->flags != ZC_ENT_PENDING ||
 	    atomic_load_explicit(&zs->zc_issued, memory_order_acquire) == id)
 		return false;
-	/* As in zc_ring_reap_one(): the next slot's entry, linked. */
-	next = h & ZC_CHUNK_MASK ? e + 1 : zc_chunk_of_last(e)->next->e;
-	if (t != h && !(next->flags & ZC_ENT_PENDING))
+	next = zc_ring_next_waits(e, h, t);
+	if (!next)
 		return false;
-	zc_ring_hand_out(zs, out, e, next, h, id, copied);
+	if (zc_ring_hand_out(zs, out, e, next, h, id, copied))
+		zc__rx_chunk_left(zs, zc_chunk_of_last(e));
 	return true;
 }
 

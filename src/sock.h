@@ -44,18 +44,19 @@ struct zc_ops;
  * written by that side only, read by anyone (zc_get_stats() adds the
  * two). Some are never counted, zc_get_stats() derives them: sends
  * (sends_zc + sends_copy), completions (completions_zc +
- * completions_copied), the errqueue_reads part of syscalls, and, where
- * the send is the syscall itself (tx_direct: errqueue, scm, copy), the
- * syscalls of the sends: each counted send is one syscall that
+ * completions_copied), harvest_cmsg (the scm range ring's tail counts
+ * them: struct scm_priv), the errqueue_reads part of syscalls, and,
+ * where the send is the syscall itself (tx_direct: errqueue, scm, copy),
+ * the syscalls of the sends: each counted send is one syscall that
  * succeeded, so tx.syscalls counts only the others there (the failed
  * ones, a wake-up's write). Every increment is on the hot path. Two
  * sets of the 16 fields of struct zc_stats were 256 bytes of each
- * socket's; these are 136 (eq_one: in the padding before ctxm, struct
+ * socket's; these are 128 (eq_one: in the padding before ctxm, struct
  * zc_sock stays 512 bytes).
  */
 struct zc_tx_stats {
 	_Atomic uint64_t sends_zc, sends_copy, enobufs_fallback, adapt_copy,
-		harvest_cmsg, syscalls, bad_ranges;
+		syscalls, bad_ranges;
 };
 struct zc_rx_stats {
 	_Atomic uint64_t completions_zc, completions_copied, harvest_recvmsg,
@@ -136,20 +137,14 @@ struct zc_sock {
 	int scm_type;			/* SCM_ZC_NOTIFICATION's cmsg type */
 	const struct zc_ops *ops;
 	/*
-	 * zc_completions() when the oldest send waits for the kernel: its
-	 * backend's completions_eq(), completions_scm() or completions_ops()
-	 * (zcnotify.c), chosen by zc_open(): one indirect jump, not tests of
-	 * ops.
+	 * zc_completions() past its rare checks: its backend's
+	 * completions_eq(), completions_scm() or completions_ops(), or
+	 * completions_ready() (copy) (zcnotify.c), chosen by zc_open(): one
+	 * indirect jump, not tests of ops, and each tests whether the oldest
+	 * send waits with its own common case.
 	 */
-	int (*rx_blocked)(struct zc_sock *zs, struct zc_completion *out,
-			  unsigned int max);
-	/*
-	 * zc_send() past its test of tx_general: send_one_scm() or
-	 * send_one_plain() (zcnotify.c), chosen by zc_open(): one indirect
-	 * jump, not a test of tx_scm, and zc_send() needs no frame.
-	 */
-	ssize_t (*tx_send)(struct zc_sock *zs, const void *buf, size_t len,
-			   int flags, uint64_t cookie);
+	int (*rx_reap)(struct zc_sock *zs, struct zc_completion *out,
+		       unsigned int max);
 	/* The context it belongs to (ctx.c), or NULL; see struct zc_member. */
 	struct zc_ctx *ctx;
 	void *backend_priv;
@@ -171,6 +166,22 @@ struct zc_sock {
 	_Atomic uint32_t zc_issued;
 	uint32_t zc_next;		/* id the next zero-copy send takes */
 	uint32_t adapt_tick;
+	/*
+	 * The slot at which the ring was full when the send side last read
+	 * head (send_begin()): head + max_inflight then. Head only grows, so
+	 * a tail below it has room, and send_one() tests that with no load
+	 * of head, the reap side's cache line; at it, send_general() reads
+	 * head again.
+	 */
+	uint32_t tx_room_end;
+	/*
+	 * zc_send() past its argument checks: send_one_general() while
+	 * tx_general, else send_one_scm() or send_one_plain() (zcnotify.c),
+	 * set with tx_general (tx_choose()): one indirect jump, not tests of
+	 * tx_general and tx_scm, and zc_send() needs no frame.
+	 */
+	ssize_t (*tx_send)(struct zc_sock *zs, const void *buf, size_t len,
+			   int flags, uint64_t cookie);
 	bool amb_local;			/* a failed send's id is unsettled */
 	/* !tx_direct || amb_local: send_one() takes send_general(). */
 	bool tx_general;

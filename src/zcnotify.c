@@ -159,19 +159,32 @@ static int sock_int(int fd, int opt, int *val, const char *name)
 	return 0;
 }
 
-/* zc_send() of each backend past its test of tx_general (below). */
+/* zc_send() past its argument checks: tx_send (below). */
 static ssize_t send_one_scm(struct zc_sock *zs, const void *buf, size_t len,
 			    int flags, uint64_t cookie);
 static ssize_t send_one_plain(struct zc_sock *zs, const void *buf,
 			      size_t len, int flags, uint64_t cookie);
+static ssize_t send_one_general(struct zc_sock *zs, const void *buf,
+				size_t len, int flags, uint64_t cookie);
 
-/* zc_completions() of each backend when the oldest send waits (below). */
+/* Send side: tx_send, after each change of tx_general. */
+static void tx_choose(struct zc_sock *zs)
+{
+	zs->tx_send = zs->tx_general ? send_one_general :
+		      zs->tx_scm ? send_one_scm : send_one_plain;
+}
+
+/* zc_completions() of each backend past its rare checks (below). */
 static int completions_eq(struct zc_sock *zs, struct zc_completion *out,
 			  unsigned int max);
 static int completions_scm(struct zc_sock *zs, struct zc_completion *out,
 			   unsigned int max);
 static int completions_ops(struct zc_sock *zs, struct zc_completion *out,
 			   unsigned int max);
+static int completions_ready(struct zc_sock *zs, struct zc_completion *out,
+			     unsigned int max);
+static int completions_refused(struct zc_sock *zs, struct zc_completion *out,
+			       unsigned int max);
 
 ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 {
@@ -258,6 +271,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->family = family;
 	zs->type = type;
 	zs->mask = o.max_inflight - 1;
+	zs->tx_room_end = o.max_inflight;	/* head 0 */
 	zs->opt_flags = o.flags;
 	zs->scm_type = scm_type;
 	zs->ops = backend == ZC_BACKEND_COPY ? &zc__ops_copy :
@@ -271,9 +285,15 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->tx_direct = zs->ops == &zc__ops_errqueue || zs->tx_scm ||
 			zs->ops == &zc__ops_copy;
 	zs->tx_general = !zs->tx_direct;
-	zs->tx_send = zs->tx_scm ? send_one_scm : send_one_plain;
-	zs->rx_blocked = zs->ops == &zc__ops_errqueue ? completions_eq :
-			 zs->tx_scm ? completions_scm : completions_ops;
+	tx_choose(zs);
+	/*
+	 * The copy backend's sends are complete when published: no test
+	 * of whether the oldest waits, completions_ready() takes every case.
+	 */
+	zs->rx_reap = zs->ops == &zc__ops_errqueue ? completions_eq :
+		      zs->tx_scm ? completions_scm :
+		      zs->ops == &zc__ops_copy ? completions_ready :
+		      completions_ops;
 	zs->adapt_at = o.flags & ZC_OPT_NO_ADAPT ? UINT32_MAX :
 		       ZC_ADAPT_THRESHOLD;
 	atomic_init(&zs->efd, -1);
@@ -286,6 +306,8 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	if (!ret && o.ctx) {
 		/* zc__wake_reaper()'s way up to ctx.c: see struct zc_member. */
 		zs->ctxm.wake = zc__ctx_wake;
+		/* A member is reaped by its context's reaper alone. */
+		zs->rx_reap = completions_refused;
 		ret = zc__ctx_join(o.ctx, zs, o.tag);	/* last: may fail */
 	}
 	if (ret) {
@@ -464,6 +486,7 @@ static void amb_poll(struct zc_sock *zs)
 	atomic_store_explicit(&zs->amb, ZC_AMB_NONE, memory_order_relaxed);
 	zs->amb_local = false;
 	zs->tx_general = !zs->tx_direct;
+	tx_choose(zs);
 }
 
 /*
@@ -507,6 +530,7 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		 */
 		zs->amb_local = true;
 		zs->tx_general = true;
+		tx_choose(zs);
 	} else {
 		/* No id used: the window shrinks back. */
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
@@ -563,6 +587,7 @@ send_begin(struct zc_sock *zs, size_t len, uint64_t cookie, uint32_t *tp,
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	/* Acquire: pairs with the release of head in zc_ring_reap(). */
 	h = atomic_load_explicit(&zs->head, memory_order_acquire);
+	zs->tx_room_end = h + zs->mask + 1;	/* for send_one() */
 	if (t - h > zs->mask)
 		return zc_err_lit(-ENOBUFS, "zc_sendmsg: max_inflight sends "
 				  "(or failed UDP sends whose kernel id is not "
@@ -828,7 +853,7 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 		ret = sendmsg(zs->fd, &p->m, flags | MSG_ZEROCOPY);
 		/* Loaded again, not kept in a register saved for the call. */
 		p = zs->backend_priv;
-		if (__builtin_expect(ret <= 0, 0) || !zc_scm_take_one(zs, p))
+		if (__builtin_expect(ret <= 0, 0) || !zc_scm_take_one(p))
 			ret = zc__scm_sent(zs, p->flags | MSG_ZEROCOPY, ret);
 	} else if (n) {
 		/* The first harvest: no buffer yet. */
@@ -861,9 +886,10 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 			"completion will come"
 
 /*
- * send_scm_slot() into the last slot of its chunk, one send in
- * ZC_CHUNK: the next chunk linked first (zc_tx_reserve()), no memory, no
- * send. Out of line: no value lives across the call in the common send.
+ * send_scm_slot() into the last slot of its chunk when the reap side
+ * left no spare (zc_tx_link_spare() took the others): the next chunk
+ * linked first (zc__tx_chunk_next(): malloc()), no memory, no send.
+ * Out of line: no value lives across the call in the common send.
  */
 static __attribute__((noinline)) ssize_t
 send_scm_last(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
@@ -948,25 +974,30 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 {
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 
-	/* zc_send() (msg NULL) tested it before its tx_send (zc_open()). */
+	/* zc_send() (msg NULL) came by tx_send, chosen by it (tx_choose()). */
 	if (msg && zs->tx_general)	/* !tx_direct || amb_local */
 		return send_general(zs, msg, buf, len, flags, cookie, why);
 	/*
 	 * Relaxed streak: a hint from the reap side (zc_feed_streak()).
-	 * Acquire head: pairs with the release of head in zc_ring_reap().
-	 * The tests twice, once each way: one test of len, and
+	 * Room in the ring by tx_room_end: serial numbers, a tail within
+	 * max_inflight of it (send_general() reads head and sends, or
+	 * refuses). The tests twice, once each way: one test of len, and
 	 * send_slot() knows which send it makes.
 	 */
 	if (len >= zs->copy_below) {	/* never: the copy backend */
 		if (atomic_load_explicit(&zs->copied_streak,
 					 memory_order_relaxed) >= zs->adapt_at ||
-		    t - atomic_load_explicit(&zs->head, memory_order_acquire) >
-		    zs->mask)
+		    (int32_t)(t - zs->tx_room_end) >= 0)
 			return send_general(zs, msg, buf, len, flags, cookie,
 					    why);
 		if (scm) {
+			/*
+			 * The next chunk linked inline from the spare, so
+			 * that the last slot takes the common send too.
+			 */
 			if (__builtin_expect((t & ZC_CHUNK_MASK) ==
-					     ZC_CHUNK_MASK, 0))
+					     ZC_CHUNK_MASK, 0) &&
+			    !zc_tx_link_spare(zs))
 				return send_scm_last(zs, t, buf, len, flags,
 						     cookie);
 			return send_scm_slot(zs, t, buf, len, flags, cookie,
@@ -992,7 +1023,7 @@ send_one(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 }
 
 /*
- * zc_send()'s tx_send (zc_open()), past its test of tx_general: the
+ * zc_send()'s tx_send (tx_choose()) when not tx_general: the
  * common sends inline, each backend in a function of its own, so that
  * zc_send() needs no frame and what scm's harvest keeps across the
  * syscall costs the other backends no register. send_one_scm(): its
@@ -1005,12 +1036,20 @@ send_one_scm(struct zc_sock *zs, const void *buf, size_t len, int flags,
 	return send_one(zs, NULL, buf, len, flags, cookie, ZC_SEND_WHY, true);
 }
 
-/* zc_send()'s tx_send of errqueue and copy (and uring, never called). */
+/* zc_send()'s tx_send of errqueue and copy. */
 static __attribute__((noinline)) ssize_t
 send_one_plain(struct zc_sock *zs, const void *buf, size_t len, int flags,
 	       uint64_t cookie)
 {
 	return send_one(zs, NULL, buf, len, flags, cookie, ZC_SEND_WHY, false);
+}
+
+/* zc_send()'s tx_send while tx_general: uring's, or a failed send's id out. */
+static __attribute__((noinline)) ssize_t
+send_one_general(struct zc_sock *zs, const void *buf, size_t len, int flags,
+		 uint64_t cookie)
+{
+	return send_general(zs, NULL, buf, len, flags, cookie, ZC_SEND_WHY);
 }
 
 static int bad_flags(const char *fn, int flags)
@@ -1210,9 +1249,7 @@ ZC_EXPORT ssize_t zc_send(struct zc_sock *zs, const void *buf, size_t len,
 {
 	if (!zs || (flags & ~ZC_SEND_FLAGS) || (!buf && len))
 		return send_bad_args(zs, flags);
-	if (zs->tx_general)	/* !tx_direct || amb_local */
-		return send_general(zs, NULL, buf, len, flags & ~MSG_ZEROCOPY,
-				    cookie, ZC_SEND_WHY);
+	/* send_general() while tx_general: see tx_send. */
 	return zs->tx_send(zs, buf, len, flags & ~MSG_ZEROCOPY, cookie);
 }
 
@@ -1373,6 +1410,18 @@ completions_slow(struct zc_sock *zs, struct zc_completion *out,
 }
 
 /*
+ * The rx_reap of a context's member (zc_open()): zc_completions() refuses
+ * it, as completions_first() says, so that the entry point does not test
+ * ctx itself.
+ */
+static __attribute__((noinline)) int
+completions_refused(struct zc_sock *zs, struct zc_completion *out,
+		    unsigned int max)
+{
+	return completions_slow(zs, out, max, false);
+}
+
+/*
  * zc_completions() when the oldest send waits for the kernel, the
  * arguments checked and no rare work to do: ask the kernel, then hand
  * out. One function a backend (the error queue's read and SCM's inline),
@@ -1392,8 +1441,56 @@ name(struct zc_sock *zs, struct zc_completion *out, unsigned int max)	\
 COMPLETIONS_BLOCKED(completions_eq_general, zc_eq_read_blocked(zs))
 COMPLETIONS_BLOCKED(completions_scm_general,
 		    zc_scm_collect_as(zs, false, true))
-COMPLETIONS_BLOCKED(completions_ops, zs->ops->collect(zs, false))
+COMPLETIONS_BLOCKED(completions_ops_blocked, zs->ops->collect(zs, false))
 #undef COMPLETIONS_BLOCKED
+
+/*
+ * zc_completions() past its rare checks (no mark out: rx_rare), for
+ * rx_reap: does the oldest send not wait for the kernel, or is none out?
+ * Then completions_ready() takes the call. That is !zc_ring_blocked()
+ * without its test of the marks: relaxed head (ours); acquire tail,
+ * pairs with the store of tail in zc_publish().
+ */
+static inline __attribute__((always_inline)) bool
+completions_unblocked(const struct zc_sock *zs)
+{
+	uint32_t h = atomic_load_explicit(&zs->head, memory_order_relaxed);
+	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_acquire);
+
+	return h == t || !(zs->rx_e->flags & ZC_ENT_PENDING) ||
+	       zs->zc_head != zc_done_to(zs);
+}
+
+/*
+ * An rx_reap whose backend has no common case inline: completions_ready()
+ * or, when the oldest send waits, blocked().
+ */
+static inline __attribute__((always_inline)) int
+completions_reap_as(struct zc_sock *zs, struct zc_completion *out,
+		    unsigned int max,
+		    int (*blocked)(struct zc_sock *zs,
+				   struct zc_completion *out, unsigned int max))
+{
+	if (completions_unblocked(zs))
+		return completions_ready(zs, out, max);
+	return blocked(zs, out, max);
+}
+
+/* The rx_reap of uring (without a context), and any other. */
+static __attribute__((noinline)) int
+completions_ops(struct zc_sock *zs, struct zc_completion *out,
+		unsigned int max)
+{
+	return completions_reap_as(zs, out, max, completions_ops_blocked);
+}
+
+/* completions_scm()'s general way: every case it does not take inline. */
+static __attribute__((noinline)) int
+completions_scm_other(struct zc_sock *zs, struct zc_completion *out,
+		      unsigned int max)
+{
+	return completions_reap_as(zs, out, max, completions_scm_general);
+}
 
 /*
  * completions_eq()'s record, when zc_ring_reap_range() does not take it:
@@ -1425,19 +1522,23 @@ completions_eq_more(struct zc_sock *zs, struct zc_completion *out,
 }
 
 /*
- * The error queue's completions_blocked: zc_eq_read_blocked() and
- * zc_ring_reap(), with their common case inline: one record, in the exact
- * layout, that completes the PENDING entry at head (zc_ring_reap_one()).
- * At k = 1 over UDP every call.
+ * The error queue's rx_reap: completions_ready() unless the oldest send
+ * waits, then zc_eq_read_blocked() and zc_ring_reap(), with their common
+ * case inline: one record, in the exact layout, that completes the
+ * PENDING entry at head (zc_ring_reap_one()). At k = 1 over UDP every
+ * call.
  */
 static __attribute__((noinline)) int
 completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 {
-	struct zc_eq *eq = zc__tl_eq;
+	struct zc_eq *eq;
 	struct msghdr *m;
 	struct zc_range r;
 	int n;
 
+	if (completions_unblocked(zs))
+		return completions_ready(zs, out, max);
+	eq = zc__tl_eq;
 	if (__builtin_expect(!eq, 0))	/* this thread's first read */
 		return completions_eq_general(zs, out, max);
 	zs->rx_max = max;
@@ -1466,89 +1567,115 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 }
 
 /*
- * completions_scm()'s range, taken off the range ring, when
- * zc_ring_reap_one() does not take it: the rest of
- * zc_scm_collect_as(zs, false, true) (the range first, then any the send
- * side pushed since; no read of the queue, as a range was there), and
- * zc_ring_reap().
+ * completions_scm()'s hand-out left the chunk of e, its last entry
+ * (zc_ring_hand_out()): let the chunk go. Returns 1, the completion
+ * handed out, so that the call is a tail call and completions_scm()
+ * needs no frame.
  */
 static __attribute__((noinline)) int
-completions_scm_apply(struct zc_sock *zs, struct zc_completion *out,
-		      unsigned int max, uint32_t lo, uint32_t hi, bool copied)
+completions_chunk_left(struct zc_sock *zs, struct zc_entry *e)
 {
-	zc_apply_range_blocked(zs, lo, hi, copied);
-	zc_scm_apply(zs);
-	return zc_ring_reap(zs, out, max);
+	zc__rx_chunk_left(zs, zc_chunk_of_last(e));
+	return 1;
 }
 
 /*
- * SCM's completions_blocked: zc_scm_collect_as() and zc_ring_reap(), with
- * their common case inline: one range collected by a send, that
- * completes the PENDING entry at head (zc_ring_reap_one()). At k = 1 over
- * UDP every call (each send brings the one before it's news).
+ * SCM's rx_reap, with its common case inline: the oldest send waits for
+ * its id (zc_ring_blocked()), one range collected by a send is there
+ * (zc_scm_collect_as()), and it completes that send and no more
+ * (zc_ring_reap_one()). At k = 1 over UDP every call (each send brings
+ * the one before it's news). Everything is tested before anything is
+ * taken; any other case goes the general way (completions_scm_other(),
+ * or completions_scm_general() once the oldest send is known to wait).
+ * No mark is out (zc_completions() tested rx_rare).
  */
 static __attribute__((noinline)) int
 completions_scm(struct zc_sock *zs, struct zc_completion *out,
 		unsigned int max)
 {
 	struct scm_priv *p = zs->backend_priv;
-	/* As zc_scm_collect_as(): the send ring's tail before the ranges. */
-	uint32_t tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	uint32_t h = atomic_load_explicit(&p->rhead, memory_order_relaxed);
-	const struct zc_range *r = &p->ranges[h & (SCM_RANGES - 1)];
+	const uint32_t h = atomic_load_explicit(&zs->head,
+						memory_order_relaxed);
+	/*
+	 * Once for all: acquire (seq_cst for zc_wait(), as zc_ring_reap()'s)
+	 * pairs with zc_publish()'s store. Loaded before the ranges, it is
+	 * zc_scm_collect_as()'s last_tail too.
+	 */
+	const uint32_t t = atomic_load_explicit(&zs->tail,
+						memory_order_seq_cst);
+	const uint32_t zc_head = zs->zc_head;
+	const uint32_t rh = atomic_load_explicit(&p->rhead,
+						 memory_order_relaxed);
+	struct zc_entry *e = zs->rx_e, *next;
+	const struct zc_range *r;
 	uint32_t lo, hi;
 	bool copied;
 
 	/*
-	 * Acquire (seq_cst for zc_wait()): pairs with zc__scm_send()'s
-	 * store, as in zc_scm_apply_as(). A broken socket reads the queue
-	 * too (zc_scm_collect_as()): the general way.
+	 * The oldest send, published, is a plain PENDING entry that waits
+	 * for id zc_head, the run empty: zc_ring_blocked() is true, what
+	 * completions_scm_general() needs.
 	 */
-	if (atomic_load_explicit(&p->rtail, memory_order_seq_cst) - h != 1 ||
-	    atomic_load_explicit(&p->broken, memory_order_relaxed))
+	if (h == t || e->flags != ZC_ENT_PENDING || zc_head != zc_done_to(zs))
+		return completions_scm_other(zs, out, max);
+	/*
+	 * Exactly one range is there: acquire (seq_cst for zc_wait())
+	 * rtail, pairs with zc__scm_send()'s store, as in
+	 * zc_scm_apply_as(). No test of broken: a broken socket's sends
+	 * push no range, so it reads the queue (zc_scm_collect_as()) on
+	 * the next call, when the ring is empty, where the general way
+	 * would have read it on this one.
+	 */
+	if ((uint32_t)atomic_load_explicit(&p->rtail,
+					   memory_order_seq_cst) - rh != 1)
 		return completions_scm_general(zs, out, max);
+	r = &p->ranges[rh & (SCM_RANGES - 1)];
 	lo = r->lo;
 	hi = r->hi;
 	copied = r->copied;
 	/*
-	 * The range taken: as zc_scm_apply_as() and zc_scm_collect_as()
-	 * leave it, before the hand-out, so that no value lives across
-	 * zc_ring_reap_one()'s call for the next chunk. Release: pairs with
-	 * the acquire of rhead in zc_scm_want(), after the range was read.
+	 * The range is the one id zc_head. That id was issued, with no test
+	 * of zc_issued (zc_ring_reap_one()'s): the PENDING entry at head,
+	 * published (below the tail acquired), is the send that took it.
+	 * The next entry is the tail or waits too.
 	 */
-	atomic_store_explicit(&p->rhead, h + 1, memory_order_release);
-	p->last_tail = tail;
-	if (__builtin_expect(!zc_ring_reap_one(zs, out, lo, hi, copied), 0))
-		return completions_scm_apply(zs, out, max, lo, hi, copied);
+	if (lo != zc_head || hi != lo)
+		return completions_scm_general(zs, out, max);
+	next = zc_ring_next_waits(e, h + 1, t);
+	if (!next)
+		return completions_scm_general(zs, out, max);
+	/*
+	 * The range taken, as zc_scm_apply_as() and zc_scm_collect_as()
+	 * leave it. Release: pairs with the acquire of rhead in
+	 * zc_scm_want(), after the range was read.
+	 */
+	atomic_store_explicit(&p->rhead, rh + 1, memory_order_release);
+	p->last_tail = t;
+	if (zc_ring_hand_out(zs, out, e, next, h + 1, lo, copied))
+		return completions_chunk_left(zs, e);
 	return 1;
 }
 
 ZC_EXPORT int zc_completions(struct zc_sock *zs, struct zc_completion *out,
 			     unsigned int max)
 {
-	/* Relaxed amb: see collect_news(). A context's member: refused. */
-	uint32_t h, t;
-
 	/*
-	 * rx_rare: an error to report, or a mark out (ids reported out of
-	 * order): the slow way, which takes any case.
+	 * Relaxed amb: see collect_news(). A context's member: refused, by
+	 * its rx_reap (completions_refused()). rx_rare: an error to report,
+	 * or a mark out (ids reported out of order): the slow way, which
+	 * takes any case.
 	 */
 	if (!zs || !out || max - 1 >= INT_MAX || zs->rx_rare ||
 	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
-	    ZC_AMB_PENDING || zs->ctx)
+	    ZC_AMB_PENDING)
 		return completions_slow(zs, out, max, false);
 	/*
 	 * Completions come in send order: while the oldest send waits for
-	 * the kernel, nothing can be handed out before asking it. That is
-	 * zc_ring_blocked(), no mark out: relaxed head (ours); acquire
-	 * tail, pairs with the store of tail in zc_publish().
+	 * the kernel, nothing can be handed out before asking it. The
+	 * backend's rx_reap tests that (completions_unblocked()), each with
+	 * its common case inline, so that no index is loaded twice.
 	 */
-	h = atomic_load_explicit(&zs->head, memory_order_relaxed);
-	t = atomic_load_explicit(&zs->tail, memory_order_acquire);
-	if (h == t || !(zs->rx_e->flags & ZC_ENT_PENDING) ||
-	    zs->zc_head != zc_done_to(zs))
-		return completions_ready(zs, out, max);
-	return zs->rx_blocked(zs, out, max);
+	return zs->rx_reap(zs, out, max);
 }
 
 /* zc_completions() for a context's reaper (ctx.c), under its lock. */
@@ -1802,7 +1929,8 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 	s.adapt_copy = TX(adapt_copy);
 	s.completions_zc = RX(completions_zc);
 	s.completions_copied = RX(completions_copied);
-	s.harvest_cmsg = TX(harvest_cmsg);
+	/* Counted by the range ring's tail: see struct scm_priv. */
+	s.harvest_cmsg = zs->ops == &zc__ops_scm ? zc_scm_harvested(zs) : 0;
 	s.harvest_recvmsg = RX(harvest_recvmsg) + RX(eq_one);
 	s.errqueue_reads = RX(errqueue_reads) + RX(eq_one);
 	s.syscalls = TX(syscalls) + RX(syscalls);

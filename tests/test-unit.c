@@ -1068,6 +1068,8 @@ static void test_ring_chunks_wrap_small(void **state)
 	/* Slot numbers near the wrap (a chunk's first: tx_e is slot 0's). */
 	atomic_store(&f.zs->tail, 0u - 5 * ZC_CHUNK);
 	atomic_store(&f.zs->head, 0u - 5 * ZC_CHUNK);
+	/* and the send side's view of head: where the ring is full. */
+	f.zs->tx_room_end = 0u - 5 * ZC_CHUNK + 2;
 	for (uint32_t i = 0; i < 10 * ZC_CHUNK; i += 2) {
 		send_n(f.zs, 2, i, 16384);
 		assert_int_equal(zc_send(f.zs, buf, 16384, 0, 0), -ENOBUFS);
