@@ -831,11 +831,15 @@ static void uring_teardown(struct zc_sock *zs)
  * readable on every CQE), shared by all its uring members.
  *
  * user_data: the member's slot in the ring's table, plus URING_SLOT0, in
- * the high 32 bits, its id in the low 32; below URING_SLOT0 our own
- * requests (URING_UD_*). A slot is not reused while notifications of its
- * member are still to come (uring_slot.out): the late notification of a
- * member that left (zc_close() with sends in flight) is dropped, never
- * applied to a new member.
+ * the low URING_BIDX_SHIFT bits of the high 32, its id in the low 32;
+ * below URING_SLOT0 our own requests (URING_UD_*). A send of a batch
+ * (zc__uring_send_batch()) has its index in the batch, plus one, in the
+ * top bits (0 outside a batch): its CQEs find their op there, in the
+ * batch's array (zc_uring_shared.bops), not through the member's slot,
+ * which the batch then neither writes nor clears. A slot is not reused
+ * while notifications of its member are still to come (uring_slot.out):
+ * the late notification of a member that left (zc_close() with sends in
+ * flight) is dropped, never applied to a new member.
  *
  * The lock (zc_uring_shared.lock) covers the SQ, the CQ, the table and
  * the writing end of the forward ring. A send holds it for the whole of
@@ -861,6 +865,12 @@ static void uring_teardown(struct zc_sock *zs)
  * reaper does not.
  */
 #define URING_SLOT0		4u	/* user_data >> 32 of slot 0 */
+/* The batch index's place in user_data >> 32: 64 + 1 values above it. */
+#define URING_BIDX_SHIFT	25
+#define URING_SLOT_MASK		((1u << URING_BIDX_SHIFT) - 1)
+#define URING_SLOTS_MAX		(URING_SLOT_MASK + 1 - URING_SLOT0)
+_Static_assert(ZC_URING_BATCH < 1u << (32 - URING_BIDX_SHIFT),
+	       "a batch's index + 1 fits above the slot");
 #define URING_CTX_CQ		32768u	/* CQ entries asked for (CLAMP) */
 #define URING_CTX_BATCH		256u	/* CQEs per hold of the lock (reaper) */
 #define URING_CTX_ROUNDS	8	/* holds per zc__uring_reap() */
@@ -872,7 +882,6 @@ struct uring_slot {
 	struct zc_sock *zs;	/* NULL: free, or its member left */
 	uint32_t out;		/* its notification CQEs still to come */
 	uint32_t next_free;	/* free list; UINT32_MAX: the end */
-	struct uring_op *op;	/* its send in the batch being sent, or NULL */
 	bool used;		/* taken (by a member, or its late CQEs) */
 };
 
@@ -883,6 +892,12 @@ struct zc_uring_shared {
 	struct uring_slot *slots;	/* also read by the reaper: see join */
 	uint32_t nslots, slot_cap, free_slot;
 	uint32_t ftail_w;		/* the next forward ring entry to write */
+	/*
+	 * The batch being sent (zc__uring_send_batch()): its ops, bn of
+	 * them, by the index in their user_data; bn is 0 outside it.
+	 */
+	struct uring_op *bops;
+	uint32_t bn;
 	zc_due_fn *due;			/* the reaper's, set by each of its calls */
 	/*
 	 * The reaper's records (zc__uring_reap()): rec[nrec], up to maxrec;
@@ -933,6 +948,13 @@ static uint64_t m_ud(uint32_t slot, uint32_t id)
 	return (uint64_t)(slot + URING_SLOT0) << 32 | id;
 }
 
+/* m_ud() of the send at index i of a batch. */
+static uint64_t m_ud_batch(uint32_t slot, uint32_t id, unsigned int i)
+{
+	return (uint64_t)((i + 1) << URING_BIDX_SHIFT | (slot + URING_SLOT0))
+	       << 32 | id;
+}
+
 static bool sh_copied(const struct zc_uring_shared *sh,
 		      const struct io_uring_cqe *cqe)
 {
@@ -961,7 +983,10 @@ static int slot_alloc(struct zc_uring_shared *sh, uint32_t *slot)
 		uint32_t cap = sh->slot_cap ? sh->slot_cap * 2 : 64;
 		struct uring_slot *s;
 
-		if (cap > (1u << 30))
+		/* The slot must fit below the batch index (m_ud_batch()). */
+		if (cap > URING_SLOTS_MAX)
+			cap = URING_SLOTS_MAX;
+		if (cap <= sh->nslots)
 			return -ENOMEM;
 		s = realloc(sh->slots, cap * sizeof(*s));
 		if (!s)
@@ -1143,10 +1168,13 @@ static inline void op_cqe(const struct zc_uring_shared *sh,
 
 /*
  * Lock holder: read up to max CQEs. op: the holder's send in progress, or
- * NULL: the reaper, which applies what it reads.
+ * NULL; reaper: the caller is the reaper, which applies what it reads (a
+ * send forwards it). Inline, so that a batch's drain (op NULL, not the
+ * reaper) has no test of op for every CQE.
  */
-static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
-			     unsigned int max)
+static inline __attribute__((always_inline)) unsigned int
+sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
+	    bool reaper)
 {
 	/*
 	 * io_uring_for_each_cqe() loads the tail again and tests for
@@ -1166,8 +1194,8 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 	 * Fixed while we drain (the stores to the ops could alias sh, and
 	 * the compiler would load them every CQE).
 	 */
-	const struct uring_slot *const slots = sh->slots;
-	const uint32_t nslots = sh->nslots;
+	struct uring_op *const bops = sh->bops;
+	const uint32_t bn = sh->bn;
 
 	if (n > max)
 		n = max;
@@ -1179,15 +1207,15 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 		if (op && ud == op->ud) {
 			op_cqe(sh, op, cqe);
 		} else if (hi >= URING_SLOT0) {
-			uint32_t s = hi - URING_SLOT0;
-			struct uring_op *b;
+			/* In the batch being sent: index + 1, or 0. */
+			uint32_t bi = (hi >> URING_BIDX_SHIFT) - 1;
 
-			if (s < nslots && (b = slots[s].op) && b->ud == ud)
-				op_cqe(sh, b, cqe);
+			if (bi < bn && bops[bi].ud == ud)
+				op_cqe(sh, &bops[bi], cqe);
 			/* A result no send waits for cannot happen. */
 			else if (cqe->flags & IORING_CQE_F_NOTIF)
-				route(sh, s, (uint32_t)ud, sh_copied(sh, cqe),
-				      !op);
+				route(sh, (hi & URING_SLOT_MASK) - URING_SLOT0,
+				      (uint32_t)ud, sh_copied(sh, cqe), reaper);
 		} else if (op && ud == URING_UD_CANCEL) {
 			op->cancel_out = false;
 		}
@@ -1196,6 +1224,13 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 	if (n)
 		io_uring_cq_advance(&sh->ring, n);
 	return n;
+}
+
+/* sh_drain_as(): op NULL is the reaper. */
+static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
+			     unsigned int max)
+{
+	return sh_drain_as(sh, op, max, !op);
 }
 
 /* Lock holder: io_uring_submit(), retried as submit() retries it. */
@@ -1503,7 +1538,9 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 		struct zc_sock *zs = v[i].zs;
 		struct uring_member *m = zs->backend_priv;
 
-		ops[i] = (struct uring_op){ .ud = m_ud(m->slot, zs->zc_next) };
+		ops[i] = (struct uring_op){
+			.ud = m_ud_batch(m->slot, zs->zc_next, i),
+		};
 		sqes[i] = NULL;
 		/* No room (above): the core copies. */
 		if (m->sh != sh || k == room) {
@@ -1513,13 +1550,15 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 		}
 		sqes[i] = &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
 		sh_prep(sh, sqes[i], zs, v[i].msg, v[i].flags, ops[i].ud);
-		sh->slots[m->slot].op = &ops[i];
 		k++;
 	}
+	/* The CQEs of ops find them by their index (sh_drain_as()). */
+	sh->bops = ops;
+	sh->bn = n;
 	if (k)
 		batch_submit(v[0].zs, sh, &none, ops, sqes, n);
 	for (;;) {
-		sh_drain(sh, &none, UINT32_MAX);
+		sh_drain_as(sh, NULL, UINT32_MAX, false);
 		while (w < n && (!sqes[w] || op_done(&ops[w])))
 			w++;
 		if (w == n)
@@ -1535,11 +1574,10 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 			ZC_STAT_INC(&v[0].zs->tx, syscalls);
 		}
 	}
+	sh->bn = 0;	/* ops is ours again */
 	for (i = 0; i < n; i++) {
 		struct uring_member *m = v[i].zs->backend_priv;
 
-		if (m->sh == sh)
-			sh->slots[m->slot].op = NULL;
 		if (ops[i].res > 0) {
 			sh_note(sh, m->slot, &ops[i]);
 			k_sent++;
