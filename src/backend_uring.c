@@ -1005,20 +1005,56 @@ static void slot_free(struct zc_uring_shared *sh, uint32_t slot)
 	sh->free_slot = slot;
 }
 
-/* Lock holder: queue a notification for the reaper (counted in out). */
-static void fwd_push(struct zc_uring_shared *sh, uint32_t slot, uint32_t id,
-		     bool copied)
+/*
+ * Lock holder: the forward ring's writing end, in locals for a run of
+ * pushes (fwd_put()): sh's fields, which the stores to the ring could
+ * alias, are loaded once, not every push.
+ */
+struct fwd_writer {
+	uint64_t *fwd;
+	uint32_t mask;
+	uint32_t head;		/* fhead when the run began */
+	uint32_t tail;		/* ftail_w */
+};
+
+static inline __attribute__((always_inline)) struct fwd_writer
+fwd_writer(const struct zc_uring_shared *sh)
+{
+	/*
+	 * Acquire: pairs with the release of fhead in fwd_take(), which has
+	 * read the entries we overwrite. Once a run: the reaper only ever
+	 * frees room, so a head read before the run's pushes counts at most
+	 * what there is in the ring.
+	 */
+	return (struct fwd_writer){
+		.fwd = sh->fwd, .mask = sh->fmask,
+		.head = atomic_load_explicit(&sh->fhead, memory_order_acquire),
+		.tail = sh->ftail_w,
+	};
+}
+
+/* Queue a notification for the reaper (counted in out). */
+static inline __attribute__((always_inline)) void
+fwd_put(struct fwd_writer *w, uint32_t slot, uint32_t id, bool copied)
 {
 	/*
 	 * Never full: each entry is counted in out, which stays at most
-	 * cap <= fmask + 1. Acquire: pairs with the release of fhead in
-	 * fwd_take(), which has read the entry we overwrite.
+	 * cap <= fmask + 1.
 	 */
-	if (sh->ftail_w - atomic_load_explicit(&sh->fhead,
-					       memory_order_acquire) > sh->fmask)
+	if (w->tail - w->head > w->mask)
 		return;
-	sh->fwd[sh->ftail_w++ & sh->fmask] = (uint64_t)slot << 33 |
-					     (uint64_t)copied << 32 | id;
+	w->fwd[w->tail++ & w->mask] = (uint64_t)slot << 33 |
+				      (uint64_t)copied << 32 | id;
+}
+
+/* Lock holder: fwd_put() of one. */
+static void fwd_push(struct zc_uring_shared *sh, uint32_t slot, uint32_t id,
+		     bool copied)
+{
+	struct fwd_writer w = fwd_writer(sh);
+
+	fwd_put(&w, slot, id, copied);
+	sh->ftail_w = w.tail;
 }
 
 /* Lock holder: publish what fwd_push() queued; true if anything. */
@@ -1411,11 +1447,12 @@ static void sh_give(struct zc_sock *zs, struct zc_uring_shared *sh,
  * the reaper can see it: before fwd_publish().
  */
 static inline __attribute__((always_inline)) void
-sh_note(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
+sh_note(struct zc_uring_shared *sh, struct fwd_writer *w, uint32_t slot,
+	const struct uring_op *op)
 {
 	if (!op->more || op->notif)	/* complete now */
-		fwd_push(sh, slot, (uint32_t)op->ud,
-			 op->more ? op->notif_copied : true);
+		fwd_put(w, slot, (uint32_t)op->ud,
+			op->more ? op->notif_copied : true);
 	else				/* its notification to come */
 		sh->slots[slot].out++;
 }
@@ -1424,9 +1461,12 @@ sh_note(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
 static inline __attribute__((always_inline)) void
 sh_sent(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
 {
+	struct fwd_writer w = fwd_writer(sh);
+
 	/* Counted before the reaper can see it (fwd_take()). */
 	atomic_fetch_add_explicit(&sh->out, 1, memory_order_relaxed);
-	sh_note(sh, slot, op);
+	sh_note(sh, &w, slot, op);
+	sh->ftail_w = w.tail;
 }
 
 static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
@@ -1508,7 +1548,8 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 	struct uring_op ops[ZC_URING_BATCH], none = { .ud = URING_UD_NONE };
 	struct io_uring_sqe *sqes[ZC_URING_BATCH];
 	struct io_uring_sq *const sq = &sh->ring.sq;
-	unsigned int i, k = 0, w = 0, room, free_sqes, k_sent = 0;
+	unsigned int i, k = 0, wi = 0, room, free_sqes, k_sent = 0;
+	struct fwd_writer w;
 	uint32_t out;
 	int r;
 
@@ -1559,9 +1600,9 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 		batch_submit(v[0].zs, sh, &none, ops, sqes, n);
 	for (;;) {
 		sh_drain_as(sh, NULL, UINT32_MAX, false);
-		while (w < n && (!sqes[w] || op_done(&ops[w])))
-			w++;
-		if (w == n)
+		while (wi < n && (!sqes[wi] || op_done(&ops[wi])))
+			wi++;
+		if (wi == n)
 			break;
 		/* As in sh_send_one(): what we forwarded must not wait. */
 		if (fwd_publish(sh))
@@ -1575,16 +1616,18 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 		}
 	}
 	sh->bn = 0;	/* ops is ours again */
+	w = fwd_writer(sh);
 	for (i = 0; i < n; i++) {
 		struct uring_member *m = v[i].zs->backend_priv;
 
 		if (ops[i].res > 0) {
-			sh_note(sh, m->slot, &ops[i]);
+			sh_note(sh, &w, m->slot, &ops[i]);
 			k_sent++;
 		}
 		/* As in uring_send(). */
 		v[i].res = ops[i].res == -ENOMEM ? -ENOBUFS : ops[i].res;
 	}
+	sh->ftail_w = w.tail;
 	/*
 	 * sh_sent()'s count, once a batch: before the reaper can see them
 	 * (sh_give() publishes what sh_note() forwarded).
