@@ -1262,11 +1262,16 @@ sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
 	return n;
 }
 
-/* sh_drain_as(): op NULL is the reaper. */
+/*
+ * sh_drain_as(): op NULL is the reaper. Two copies, so that neither the
+ * reaper's drain nor a send's tests op or carries reaper every CQE.
+ */
 static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 			     unsigned int max)
 {
-	return sh_drain_as(sh, op, max, !op);
+	if (!op)
+		return sh_drain_as(sh, NULL, max, true);
+	return sh_drain_as(sh, op, max, false);
 }
 
 /* Lock holder: io_uring_submit(), retried as submit() retries it. */
