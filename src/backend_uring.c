@@ -831,11 +831,15 @@ static void uring_teardown(struct zc_sock *zs)
  * readable on every CQE), shared by all its uring members.
  *
  * user_data: the member's slot in the ring's table, plus URING_SLOT0, in
- * the high 32 bits, its id in the low 32; below URING_SLOT0 our own
- * requests (URING_UD_*). A slot is not reused while notifications of its
- * member are still to come (uring_slot.out): the late notification of a
- * member that left (zc_close() with sends in flight) is dropped, never
- * applied to a new member.
+ * the low URING_BIDX_SHIFT bits of the high 32, its id in the low 32;
+ * below URING_SLOT0 our own requests (URING_UD_*). A send of a batch
+ * (zc__uring_send_batch()) has its index in the batch, plus one, in the
+ * top bits (0 outside a batch): its CQEs find their op there, in the
+ * batch's array (zc_uring_shared.bops), not through the member's slot,
+ * which the batch then neither writes nor clears. A slot is not reused
+ * while notifications of its member are still to come (uring_slot.out):
+ * the late notification of a member that left (zc_close() with sends in
+ * flight) is dropped, never applied to a new member.
  *
  * The lock (zc_uring_shared.lock) covers the SQ, the CQ, the table and
  * the writing end of the forward ring. A send holds it for the whole of
@@ -861,6 +865,12 @@ static void uring_teardown(struct zc_sock *zs)
  * reaper does not.
  */
 #define URING_SLOT0		4u	/* user_data >> 32 of slot 0 */
+/* The batch index's place in user_data >> 32: 64 + 1 values above it. */
+#define URING_BIDX_SHIFT	25
+#define URING_SLOT_MASK		((1u << URING_BIDX_SHIFT) - 1)
+#define URING_SLOTS_MAX		(URING_SLOT_MASK + 1 - URING_SLOT0)
+_Static_assert(ZC_URING_BATCH < 1u << (32 - URING_BIDX_SHIFT),
+	       "a batch's index + 1 fits above the slot");
 #define URING_CTX_CQ		32768u	/* CQ entries asked for (CLAMP) */
 #define URING_CTX_BATCH		256u	/* CQEs per hold of the lock (reaper) */
 #define URING_CTX_ROUNDS	8	/* holds per zc__uring_reap() */
@@ -872,7 +882,6 @@ struct uring_slot {
 	struct zc_sock *zs;	/* NULL: free, or its member left */
 	uint32_t out;		/* its notification CQEs still to come */
 	uint32_t next_free;	/* free list; UINT32_MAX: the end */
-	struct uring_op *op;	/* its send in the batch being sent, or NULL */
 	bool used;		/* taken (by a member, or its late CQEs) */
 };
 
@@ -883,6 +892,12 @@ struct zc_uring_shared {
 	struct uring_slot *slots;	/* also read by the reaper: see join */
 	uint32_t nslots, slot_cap, free_slot;
 	uint32_t ftail_w;		/* the next forward ring entry to write */
+	/*
+	 * The batch being sent (zc__uring_send_batch()): its ops, bn of
+	 * them, by the index in their user_data; bn is 0 outside it.
+	 */
+	struct uring_op *bops;
+	uint32_t bn;
 	zc_due_fn *due;			/* the reaper's, set by each of its calls */
 	/*
 	 * The reaper's records (zc__uring_reap()): rec[nrec], up to maxrec;
@@ -933,6 +948,13 @@ static uint64_t m_ud(uint32_t slot, uint32_t id)
 	return (uint64_t)(slot + URING_SLOT0) << 32 | id;
 }
 
+/* m_ud() of the send at index i of a batch. */
+static uint64_t m_ud_batch(uint32_t slot, uint32_t id, unsigned int i)
+{
+	return (uint64_t)((i + 1) << URING_BIDX_SHIFT | (slot + URING_SLOT0))
+	       << 32 | id;
+}
+
 static bool sh_copied(const struct zc_uring_shared *sh,
 		      const struct io_uring_cqe *cqe)
 {
@@ -961,7 +983,10 @@ static int slot_alloc(struct zc_uring_shared *sh, uint32_t *slot)
 		uint32_t cap = sh->slot_cap ? sh->slot_cap * 2 : 64;
 		struct uring_slot *s;
 
-		if (cap > (1u << 30))
+		/* The slot must fit below the batch index (m_ud_batch()). */
+		if (cap > URING_SLOTS_MAX)
+			cap = URING_SLOTS_MAX;
+		if (cap <= sh->nslots)
 			return -ENOMEM;
 		s = realloc(sh->slots, cap * sizeof(*s));
 		if (!s)
@@ -980,20 +1005,56 @@ static void slot_free(struct zc_uring_shared *sh, uint32_t slot)
 	sh->free_slot = slot;
 }
 
-/* Lock holder: queue a notification for the reaper (counted in out). */
-static void fwd_push(struct zc_uring_shared *sh, uint32_t slot, uint32_t id,
-		     bool copied)
+/*
+ * Lock holder: the forward ring's writing end, in locals for a run of
+ * pushes (fwd_put()): sh's fields, which the stores to the ring could
+ * alias, are loaded once, not every push.
+ */
+struct fwd_writer {
+	uint64_t *fwd;
+	uint32_t mask;
+	uint32_t head;		/* fhead when the run began */
+	uint32_t tail;		/* ftail_w */
+};
+
+static inline __attribute__((always_inline)) struct fwd_writer
+fwd_writer(const struct zc_uring_shared *sh)
+{
+	/*
+	 * Acquire: pairs with the release of fhead in fwd_take(), which has
+	 * read the entries we overwrite. Once a run: the reaper only ever
+	 * frees room, so a head read before the run's pushes counts at most
+	 * what there is in the ring.
+	 */
+	return (struct fwd_writer){
+		.fwd = sh->fwd, .mask = sh->fmask,
+		.head = atomic_load_explicit(&sh->fhead, memory_order_acquire),
+		.tail = sh->ftail_w,
+	};
+}
+
+/* Queue a notification for the reaper (counted in out). */
+static inline __attribute__((always_inline)) void
+fwd_put(struct fwd_writer *w, uint32_t slot, uint32_t id, bool copied)
 {
 	/*
 	 * Never full: each entry is counted in out, which stays at most
-	 * cap <= fmask + 1. Acquire: pairs with the release of fhead in
-	 * fwd_take(), which has read the entry we overwrite.
+	 * cap <= fmask + 1.
 	 */
-	if (sh->ftail_w - atomic_load_explicit(&sh->fhead,
-					       memory_order_acquire) > sh->fmask)
+	if (w->tail - w->head > w->mask)
 		return;
-	sh->fwd[sh->ftail_w++ & sh->fmask] = (uint64_t)slot << 33 |
-					     (uint64_t)copied << 32 | id;
+	w->fwd[w->tail++ & w->mask] = (uint64_t)slot << 33 |
+				      (uint64_t)copied << 32 | id;
+}
+
+/* Lock holder: fwd_put() of one. */
+static void fwd_push(struct zc_uring_shared *sh, uint32_t slot, uint32_t id,
+		     bool copied)
+{
+	struct fwd_writer w = fwd_writer(sh);
+
+	fwd_put(&w, slot, id, copied);
+	sh->ftail_w = w.tail;
 }
 
 /* Lock holder: publish what fwd_push() queued; true if anything. */
@@ -1143,10 +1204,13 @@ static inline void op_cqe(const struct zc_uring_shared *sh,
 
 /*
  * Lock holder: read up to max CQEs. op: the holder's send in progress, or
- * NULL: the reaper, which applies what it reads.
+ * NULL; reaper: the caller is the reaper, which applies what it reads (a
+ * send forwards it). Inline, so that a batch's drain (op NULL, not the
+ * reaper) has no test of op for every CQE.
  */
-static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
-			     unsigned int max)
+static inline __attribute__((always_inline)) unsigned int
+sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
+	    bool reaper)
 {
 	/*
 	 * io_uring_for_each_cqe() loads the tail again and tests for
@@ -1166,8 +1230,8 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 	 * Fixed while we drain (the stores to the ops could alias sh, and
 	 * the compiler would load them every CQE).
 	 */
-	const struct uring_slot *const slots = sh->slots;
-	const uint32_t nslots = sh->nslots;
+	struct uring_op *const bops = sh->bops;
+	const uint32_t bn = sh->bn;
 
 	if (n > max)
 		n = max;
@@ -1179,15 +1243,15 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 		if (op && ud == op->ud) {
 			op_cqe(sh, op, cqe);
 		} else if (hi >= URING_SLOT0) {
-			uint32_t s = hi - URING_SLOT0;
-			struct uring_op *b;
+			/* In the batch being sent: index + 1, or 0. */
+			uint32_t bi = (hi >> URING_BIDX_SHIFT) - 1;
 
-			if (s < nslots && (b = slots[s].op) && b->ud == ud)
-				op_cqe(sh, b, cqe);
+			if (bi < bn && bops[bi].ud == ud)
+				op_cqe(sh, &bops[bi], cqe);
 			/* A result no send waits for cannot happen. */
 			else if (cqe->flags & IORING_CQE_F_NOTIF)
-				route(sh, s, (uint32_t)ud, sh_copied(sh, cqe),
-				      !op);
+				route(sh, (hi & URING_SLOT_MASK) - URING_SLOT0,
+				      (uint32_t)ud, sh_copied(sh, cqe), reaper);
 		} else if (op && ud == URING_UD_CANCEL) {
 			op->cancel_out = false;
 		}
@@ -1196,6 +1260,18 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 	if (n)
 		io_uring_cq_advance(&sh->ring, n);
 	return n;
+}
+
+/*
+ * sh_drain_as(): op NULL is the reaper. Two copies, so that neither the
+ * reaper's drain nor a send's tests op or carries reaper every CQE.
+ */
+static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
+			     unsigned int max)
+{
+	if (!op)
+		return sh_drain_as(sh, NULL, max, true);
+	return sh_drain_as(sh, op, max, false);
 }
 
 /* Lock holder: io_uring_submit(), retried as submit() retries it. */
@@ -1376,11 +1452,12 @@ static void sh_give(struct zc_sock *zs, struct zc_uring_shared *sh,
  * the reaper can see it: before fwd_publish().
  */
 static inline __attribute__((always_inline)) void
-sh_note(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
+sh_note(struct zc_uring_shared *sh, struct fwd_writer *w, uint32_t slot,
+	const struct uring_op *op)
 {
 	if (!op->more || op->notif)	/* complete now */
-		fwd_push(sh, slot, (uint32_t)op->ud,
-			 op->more ? op->notif_copied : true);
+		fwd_put(w, slot, (uint32_t)op->ud,
+			op->more ? op->notif_copied : true);
 	else				/* its notification to come */
 		sh->slots[slot].out++;
 }
@@ -1389,9 +1466,12 @@ sh_note(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
 static inline __attribute__((always_inline)) void
 sh_sent(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
 {
+	struct fwd_writer w = fwd_writer(sh);
+
 	/* Counted before the reaper can see it (fwd_take()). */
 	atomic_fetch_add_explicit(&sh->out, 1, memory_order_relaxed);
-	sh_note(sh, slot, op);
+	sh_note(sh, &w, slot, op);
+	sh->ftail_w = w.tail;
 }
 
 static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
@@ -1473,7 +1553,8 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 	struct uring_op ops[ZC_URING_BATCH], none = { .ud = URING_UD_NONE };
 	struct io_uring_sqe *sqes[ZC_URING_BATCH];
 	struct io_uring_sq *const sq = &sh->ring.sq;
-	unsigned int i, k = 0, w = 0, room, free_sqes, k_sent = 0;
+	unsigned int i, k = 0, wi = 0, room, free_sqes, k_sent = 0;
+	struct fwd_writer w;
 	uint32_t out;
 	int r;
 
@@ -1503,7 +1584,9 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 		struct zc_sock *zs = v[i].zs;
 		struct uring_member *m = zs->backend_priv;
 
-		ops[i] = (struct uring_op){ .ud = m_ud(m->slot, zs->zc_next) };
+		ops[i] = (struct uring_op){
+			.ud = m_ud_batch(m->slot, zs->zc_next, i),
+		};
 		sqes[i] = NULL;
 		/* No room (above): the core copies. */
 		if (m->sh != sh || k == room) {
@@ -1513,16 +1596,18 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 		}
 		sqes[i] = &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
 		sh_prep(sh, sqes[i], zs, v[i].msg, v[i].flags, ops[i].ud);
-		sh->slots[m->slot].op = &ops[i];
 		k++;
 	}
+	/* The CQEs of ops find them by their index (sh_drain_as()). */
+	sh->bops = ops;
+	sh->bn = n;
 	if (k)
 		batch_submit(v[0].zs, sh, &none, ops, sqes, n);
 	for (;;) {
-		sh_drain(sh, &none, UINT32_MAX);
-		while (w < n && (!sqes[w] || op_done(&ops[w])))
-			w++;
-		if (w == n)
+		sh_drain_as(sh, NULL, UINT32_MAX, false);
+		while (wi < n && (!sqes[wi] || op_done(&ops[wi])))
+			wi++;
+		if (wi == n)
 			break;
 		/* As in sh_send_one(): what we forwarded must not wait. */
 		if (fwd_publish(sh))
@@ -1535,18 +1620,19 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 			ZC_STAT_INC(&v[0].zs->tx, syscalls);
 		}
 	}
+	sh->bn = 0;	/* ops is ours again */
+	w = fwd_writer(sh);
 	for (i = 0; i < n; i++) {
 		struct uring_member *m = v[i].zs->backend_priv;
 
-		if (m->sh == sh)
-			sh->slots[m->slot].op = NULL;
 		if (ops[i].res > 0) {
-			sh_note(sh, m->slot, &ops[i]);
+			sh_note(sh, &w, m->slot, &ops[i]);
 			k_sent++;
 		}
 		/* As in uring_send(). */
 		v[i].res = ops[i].res == -ENOMEM ? -ENOBUFS : ops[i].res;
 	}
+	sh->ftail_w = w.tail;
 	/*
 	 * sh_sent()'s count, once a batch: before the reaper can see them
 	 * (sh_give() publishes what sh_note() forwarded).

@@ -715,9 +715,13 @@ ZC_EXPORT int zc_ctx_completions(struct zc_ctx *ctx,
 }
 
 #ifdef ZC_HAVE_URING
-/* zc_ctx_sendmmsg()'s sends on the shared ring, not yet submitted. */
+/*
+ * zc_ctx_sendmmsg()'s sends on the shared ring, not yet submitted; ok:
+ * the call's sends that succeeded so far (counted as each result is
+ * written, not in a pass over v at the end).
+ */
 struct ctx_batch {
-	unsigned int n;
+	unsigned int n, ok;
 	struct zc_uring_send send[ZC_URING_BATCH];
 	struct zc_send_half half[ZC_URING_BATCH];
 	struct zc_ctx_send *v[ZC_URING_BATCH];
@@ -753,6 +757,7 @@ static void batch_flush(struct ctx_batch *b)
 
 		b->v[i]->result = r;
 		zs->tx_batched = false;
+		b->ok += r >= 0;
 		if (r > 0)
 			ctx_took_id(zs);
 	}
@@ -763,9 +768,11 @@ static void batch_flush(struct ctx_batch *b)
 /*
  * The send of s: on the shared ring, a uring member's zero-copy send
  * joins the batch (a socket already there flushes it first: its sends go
- * in order, one at a time); any other send is made now.
+ * in order, one at a time); any other send is made now. Returns 1 if a
+ * send made now succeeded, else 0 (a batched one is counted by
+ * batch_flush()).
  */
-static void ctx_send(struct zc_ctx *ctx, struct zc_ctx_send *s, unsigned int i,
+static unsigned int ctx_send(struct zc_ctx *ctx, struct zc_ctx_send *s, unsigned int i,
 		     void *batch)
 {
 	struct zc_sock *zs = s->zs;
@@ -774,12 +781,12 @@ static void ctx_send(struct zc_ctx *ctx, struct zc_ctx_send *s, unsigned int i,
 		s->result = zc__err(-EINVAL, "zc_ctx_sendmmsg: entry %u: zs %s",
 				    i, zs ? "is not a member of ctx" :
 				    "is NULL");
-		return;
+		return 0;
 	}
 	if (!s->msg) {
 		s->result = zc__err(-EINVAL, "zc_ctx_sendmmsg: entry %u: msg "
 				    "is NULL", i);
-		return;
+		return 0;
 	}
 #ifdef ZC_HAVE_URING
 	if (zs->ops == &zc__ops_uring_member) {
@@ -793,21 +800,23 @@ static void ctx_send(struct zc_ctx *ctx, struct zc_ctx_send *s, unsigned int i,
 				   &b->half[b->n], &queued);
 		if (!queued) {
 			s->result = r;
-			return;
+			return r >= 0;
 		}
 		zs->tx_batched = true;
-		b->send[b->n] = (struct zc_uring_send){
-			.zs = zs, .msg = s->msg, .flags = b->half[b->n].flags,
-		};
+		/* Field by field: res is the backend's to write. */
+		b->send[b->n].zs = zs;
+		b->send[b->n].msg = s->msg;
+		b->send[b->n].flags = b->half[b->n].flags;
 		b->v[b->n++] = s;
 		if (b->n == ZC_URING_BATCH)
 			batch_flush(b);
-		return;
+		return 0;
 	}
 #else
 	(void)batch;
 #endif
 	s->result = zc_sendmsg(zs, s->msg, s->flags | MSG_DONTWAIT, s->cookie);
+	return s->result >= 0;
 }
 
 ZC_EXPORT int zc_ctx_sendmmsg(struct zc_ctx *ctx, struct zc_ctx_send *v,
@@ -825,15 +834,14 @@ ZC_EXPORT int zc_ctx_sendmmsg(struct zc_ctx *ctx, struct zc_ctx_send *v,
 	if (n > INT_MAX)
 		n = INT_MAX;
 #ifdef ZC_HAVE_URING
-	b.n = 0;
+	b.n = b.ok = 0;
 #endif
 	for (unsigned int i = 0; i < n; i++)
-		ctx_send(ctx, &v[i], i, &b);
+		ok += ctx_send(ctx, &v[i], i, &b);
 #ifdef ZC_HAVE_URING
 	batch_flush(&b);
+	ok += b.ok;
 #endif
-	for (unsigned int i = 0; i < n; i++)
-		ok += v[i].result >= 0;
 	return (int)ok;
 }
 
