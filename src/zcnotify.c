@@ -350,6 +350,26 @@ send_buf(struct zc_sock *zs, const void *buf, size_t len, int flags)
 }
 
 /*
+ * send(2) of one buffer, zc_sys_send()'s choice made here (its count
+ * too: a failed call only; a successful one is derived from the send
+ * counts). Returns bytes or -errno.
+ */
+static inline __attribute__((always_inline)) ssize_t
+send_plain(struct zc_sock *zs, const void *buf, size_t len, int flags)
+{
+	ssize_t ret;
+
+	if (len > (1u << 30))
+		return send_buf(zs, buf, len, flags);
+	ret = send(zs->fd, buf, len, flags);
+	if (__builtin_expect(ret < 0, 0)) {
+		ZC_STAT_INC(&zs->tx, syscalls);
+		return -errno;
+	}
+	return ret;
+}
+
+/*
  * send_one()'s syscall: the backend's send is the syscall itself, with
  * SCM's cmsg when zc_scm_want() asks for one. Returns bytes or -errno.
  * amb_clear: the caller knows amb_local is false.
@@ -359,21 +379,12 @@ direct_send_as(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	       size_t len, int flags, bool amb_clear, bool scm_off)
 {
 	unsigned int n;
-	ssize_t ret;
 
 	if (!scm_off && zs->tx_scm && (n = zc_scm_want_as(zs, amb_clear)) != 0)
 		return zc__scm_send(zs, msg, buf, len, flags, n);
 	if (msg)
 		return zc_sys_send(zs, msg, flags);
-	if (len > (1u << 30))
-		return send_buf(zs, buf, len, flags);
-	/* zc_sys_send()'s choice, known here; counted as it counts */
-	ret = send(zs->fd, buf, len, flags);
-	if (ret < 0) {
-		ZC_STAT_INC(&zs->tx, syscalls);
-		return -errno;
-	}
-	return ret;
+	return send_plain(zs, buf, len, flags);
 }
 
 static inline __attribute__((always_inline)) ssize_t
@@ -858,15 +869,9 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 	} else if (n) {
 		/* The first harvest: no buffer yet. */
 		ret = zc__scm_send(zs, NULL, buf, len, flags | MSG_ZEROCOPY, n);
-	} else if (len > (1u << 30)) {
-		ret = send_buf(zs, buf, len, flags | MSG_ZEROCOPY);
 	} else {
-		/* Nothing to harvest: direct_send_as()'s send(2). */
-		ret = send(zs->fd, buf, len, flags | MSG_ZEROCOPY);
-		if (__builtin_expect(ret < 0, 0)) {
-			ZC_STAT_INC(&zs->tx, syscalls);
-			ret = -errno;
-		}
+		/* Nothing to harvest. */
+		ret = send_plain(zs, buf, len, flags | MSG_ZEROCOPY);
 	}
 	ZC_OPAQUE(zs);
 	if (__builtin_expect(ret <= 0, 0)) {
