@@ -41,18 +41,11 @@ int zc__completions_member(struct zc_sock *zs, struct zc_completion *out,
 			  unsigned int max);
 int zc__foreign_member(struct zc_sock *zs, struct zc_errrec *out,
 		      unsigned int max);
-/* A zero-copy send between its two halves (zc_ctx_sendmmsg()). */
-struct zc_send_half {
-	const struct msghdr *msg;
-	size_t len;
-	int flags;		/* for the syscall: MSG_DONTWAIT, no MSG_ZEROCOPY */
-	uint32_t slot;		/* its ring slot */
-};
+/* zc_ctx_sendmmsg()'s sends in two halves (struct zc_batch_send) */
 ssize_t zc__send_start(struct zc_sock *zs, const struct msghdr *msg,
-		       int flags, uint64_t cookie, struct zc_send_half *h,
+		       int flags, uint64_t cookie, struct zc_batch_send *h,
 		       bool *queued);
-ssize_t zc__send_finish(struct zc_sock *zs, const struct zc_send_half *h,
-			ssize_t ret);
+ssize_t zc__send_finish(const struct zc_batch_send *h);
 
 /* ctx.c: contexts of many sockets */
 int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag);

@@ -1129,6 +1129,21 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
 			"sent, no completion will come"
 
 /*
+ * The first half's part of h: field by field, as the rest of h is the
+ * caller's and the backend's (a whole-struct store would zero it).
+ */
+static inline __attribute__((always_inline)) void
+half_fill(struct zc_batch_send *h, struct zc_sock *zs,
+	  const struct msghdr *msg, int flags, uint32_t t, size_t len)
+{
+	h->zs = zs;
+	h->msg = msg;
+	h->flags = flags;
+	h->slot = t;
+	h->len = len;
+}
+
+/*
  * zc_ctx_sendmmsg()'s send of a uring member, in two halves around the
  * batch's io_uring_enter(). The first: the send made now (a copy, or an
  * error), returning what the call returns with *queued false; or the
@@ -1138,7 +1153,7 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
  */
 static __attribute__((noinline)) ssize_t
 send_start_general(struct zc_sock *zs, const struct msghdr *msg, int flags,
-		   uint64_t cookie, struct zc_send_half *h, bool *queued)
+		   uint64_t cookie, struct zc_batch_send *h, bool *queued)
 {
 	enum zc_choice choice = ZC_CHOOSE_COPY;
 	size_t len = 0;
@@ -1153,8 +1168,7 @@ send_start_general(struct zc_sock *zs, const struct msghdr *msg, int flags,
 	if (ret < 0)
 		return ret;
 	if (choice == ZC_CHOOSE_ZC) {
-		*h = (struct zc_send_half){ .msg = msg, .len = len,
-					    .flags = flags, .slot = t };
+		half_fill(h, zs, msg, flags, t, len);
 		*queued = true;
 		return 0;
 	}
@@ -1164,7 +1178,7 @@ send_start_general(struct zc_sock *zs, const struct msghdr *msg, int flags,
 }
 
 ssize_t zc__send_start(struct zc_sock *zs, const struct msghdr *msg,
-		       int flags, uint64_t cookie, struct zc_send_half *h,
+		       int flags, uint64_t cookie, struct zc_batch_send *h,
 		       bool *queued)
 {
 	const struct iovec *iov = msg->msg_iov;
@@ -1194,35 +1208,32 @@ ssize_t zc__send_start(struct zc_sock *zs, const struct msghdr *msg,
 	/* Release: pairs with the acquire in zc_apply_range(). */
 	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 			      memory_order_release);
-	*h = (struct zc_send_half){
-		.msg = msg, .len = len,
-		.flags = (flags & ~MSG_ZEROCOPY) | MSG_DONTWAIT, .slot = t,
-	};
+	half_fill(h, zs, msg, (flags & ~MSG_ZEROCOPY) | MSG_DONTWAIT, t, len);
 	*queued = true;
 	return 0;
 }
 
 /* zc__send_finish() of a send that sent nothing: ret 0 or -errno. */
 static __attribute__((noinline, cold)) ssize_t
-send_finish_nothing(struct zc_sock *zs, const struct zc_send_half *h,
-		    ssize_t ret)
+send_finish_nothing(const struct zc_batch_send *h)
 {
-	return send_end(zs, h->msg, NULL, h->len, h->flags, h->slot,
-			ZC_CHOOSE_ZC, ret, CTX_SEND_WHY);
+	return send_end(h->zs, h->msg, NULL, h->len, h->flags, h->slot,
+			ZC_CHOOSE_ZC, h->res, CTX_SEND_WHY);
 }
 
 /*
- * The second half: the zero-copy send of h returned ret. One that sent
- * (ret > 0) took an id and is published without zc_publish()'s wake-up:
+ * The second half: the zero-copy send of h returned h->res. One that
+ * sent (> 0) took an id and is published without zc_publish()'s wake-up:
  * the caller (ctx.c, which knows the member's) does it.
  */
-ssize_t zc__send_finish(struct zc_sock *zs, const struct zc_send_half *h,
-			ssize_t ret)
+ssize_t zc__send_finish(const struct zc_batch_send *h)
 {
+	struct zc_sock *zs = h->zs;
+	ssize_t ret = h->res;
 	struct zc_entry *e;
 
 	if (__builtin_expect(ret <= 0, 0))
-		return send_finish_nothing(zs, h, ret);
+		return send_finish_nothing(h);
 	/* send_end()'s zero-copy send that took its id. */
 	e = send_took_id(zs, ret);
 	zs->adapt_tick++;
