@@ -940,6 +940,7 @@ struct uring_buf {
 /* backend_priv of a member (zc__ops_uring_member). */
 struct uring_member {
 	struct zc_uring_shared *sh;	/* NULL until it joins */
+	uint64_t ud;			/* m_ud(slot, 0), for a batch's sends */
 	uint32_t slot;			/* in sh->slots */
 	bool nonblock;			/* O_NONBLOCK, as last seen */
 };
@@ -949,11 +950,11 @@ static uint64_t m_ud(uint32_t slot, uint32_t id)
 	return (uint64_t)(slot + URING_SLOT0) << 32 | id;
 }
 
-/* m_ud() of the send at index i of a batch. */
-static uint64_t m_ud_batch(uint32_t slot, uint32_t id, unsigned int i)
+/* m_ud() of the send of member m at index i of a batch. */
+static uint64_t m_ud_batch(const struct uring_member *m, uint32_t id,
+			   unsigned int i)
 {
-	return (uint64_t)((i + 1) << URING_BIDX_SHIFT | (slot + URING_SLOT0))
-	       << 32 | id;
+	return m->ud | (uint64_t)(i + 1) << (32 + URING_BIDX_SHIFT) | id;
 }
 
 static inline bool sh_copied(const struct zc_uring_shared *sh,
@@ -1034,9 +1035,34 @@ fwd_writer(const struct zc_uring_shared *sh)
 	};
 }
 
-/* Queue a notification for the reaper (counted in out). */
+/*
+ * A forward ring entry: the notification's user_data without the batch
+ * index (m_ud(): its slot and id), and copied in the top bit, where the
+ * index was: the sender has it so, and the reaper reads the slot and id
+ * where they are.
+ */
+#define FWD_COPIED	(1ull << 63)
+#define FWD_UD_MASK	((1ull << (32 + URING_BIDX_SHIFT)) - 1)
+_Static_assert(!(FWD_COPIED & FWD_UD_MASK), "copied takes an index bit");
+
+/* The forward ring entry of the notification of user_data ud. */
+static inline uint64_t fwd_ent(uint64_t ud, bool copied)
+{
+	return (ud & FWD_UD_MASK) | (copied ? FWD_COPIED : 0);
+}
+
+/*
+ * The slot of forward ring entry e (the id: (uint32_t)e). A size_t, for
+ * an index: the compiler folds the - URING_SLOT0 into the address.
+ */
+static inline size_t fwd_slot(uint64_t e)
+{
+	return (size_t)((e >> 32) & URING_SLOT_MASK) - URING_SLOT0;
+}
+
+/* Queue a notification, fwd_ent(), for the reaper (counted in out). */
 static inline __attribute__((always_inline)) void
-fwd_put(struct fwd_writer *w, uint32_t slot, uint32_t id, bool copied)
+fwd_put(struct fwd_writer *w, uint64_t ent)
 {
 	/*
 	 * Never full: each entry is counted in out, which stays at most
@@ -1044,17 +1070,15 @@ fwd_put(struct fwd_writer *w, uint32_t slot, uint32_t id, bool copied)
 	 */
 	if (w->tail - w->head > w->mask)
 		return;
-	w->fwd[w->tail++ & w->mask] = (uint64_t)slot << 33 |
-				      (uint64_t)copied << 32 | id;
+	w->fwd[w->tail++ & w->mask] = ent;
 }
 
 /* Lock holder: fwd_put() of one. */
-static void fwd_push(struct zc_uring_shared *sh, uint32_t slot, uint32_t id,
-		     bool copied)
+static void fwd_push(struct zc_uring_shared *sh, uint64_t ent)
 {
 	struct fwd_writer w = fwd_writer(sh);
 
-	fwd_put(&w, slot, id, copied);
+	fwd_put(&w, ent);
 	sh->ftail_w = w.tail;
 }
 
@@ -1145,11 +1169,11 @@ static void fwd_take(struct zc_uring_shared *sh)
 		 * The table changes only under both locks (join, leave), and
 		 * a member's entries are taken before it leaves.
 		 */
-		struct zc_sock *zs = sh->slots[e >> 33].zs;
+		struct zc_sock *zs = sh->slots[fwd_slot(e)].zs;
 
-		if (!zs || reap_direct(sh, zs, (uint32_t)e, (e >> 32) & 1))
+		if (!zs || reap_direct(sh, zs, (uint32_t)e, e >> 63))
 			continue;
-		zc_apply_range(zs, (uint32_t)e, (uint32_t)e, (e >> 32) & 1);
+		zc_apply_range(zs, (uint32_t)e, (uint32_t)e, e >> 63);
 		sh->due(zs);
 	}
 	/* Release: pairs with the acquire of fhead in fwd_push(). */
@@ -1179,7 +1203,7 @@ static void route(struct zc_uring_shared *sh, uint32_t s, uint32_t id,
 		return;
 	}
 	if (!direct) {
-		fwd_push(sh, s, id, copied);
+		fwd_push(sh, fwd_ent(m_ud(s, id), copied));
 		return;
 	}
 	if (!reap_direct(sh, sl->zs, id, copied)) {
@@ -1207,34 +1231,43 @@ static inline void op_cqe(const struct zc_uring_shared *sh,
 #define BS_RES		1u	/* its result CQE came (res) */
 #define BS_MORE		2u	/* ... with F_MORE: a notification follows */
 #define BS_NOTIF	4u	/* the notification came */
-#define BS_COPIED	8u	/* ... and said the data was copied */
+#define BS_WAIT		8u	/* failed, and waits for the notification */
+/*
+ * The notification said the data was copied: its own bit, taken as is,
+ * and FWD_COPIED's 32 bits lower.
+ */
+#define BS_COPIED	IORING_NOTIF_USAGE_ZC_COPIED
+_Static_assert((uint64_t)BS_COPIED << 32 == FWD_COPIED, "copied, shifted");
 
 /*
  * A CQE of the batch's send b: its result, or its notification
- * (copied_bit: what says copied in its res, or 0). Returns whether b is
- * done now: its result came, and if the send failed and a notification
- * follows, that too (its id is taken again: see the top). A send is done
- * once: bwait counts down.
+ * (copied_bit: BS_COPIED if a notification's res says copied so, or 0).
+ * Returns whether b is done now: its result came, and if the send failed
+ * and a notification follows, that too (BS_WAIT; its id is taken again:
+ * see the top). A send is done once: bwait counts down.
  */
 static inline __attribute__((always_inline)) bool
 batch_cqe(struct zc_batch_send *b, const struct io_uring_cqe *cqe,
 	  uint32_t copied_bit)
 {
 	uint32_t st = b->st;
+	int res = cqe->res;
 
 	if (cqe->flags & IORING_CQE_F_NOTIF) {
-		b->st = st | BS_NOTIF |
-			((uint32_t)cqe->res & copied_bit ? BS_COPIED : 0);
-		return (st & (BS_RES | BS_MORE)) == (BS_RES | BS_MORE) &&
-		       b->res <= 0;
+		b->st = st | BS_NOTIF | ((uint32_t)res & copied_bit);
+		return st & BS_WAIT;
 	}
-	b->res = cqe->res;
+	b->res = res;
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		b->st = st | BS_RES;
 		return true;
 	}
-	b->st = st | BS_RES | BS_MORE;
-	return cqe->res > 0 || (st & BS_NOTIF);
+	if (res > 0 || (st & BS_NOTIF)) {
+		b->st = st | BS_RES | BS_MORE;
+		return true;
+	}
+	b->st = st | BS_RES | BS_MORE | BS_WAIT;
+	return false;
 }
 
 /* Who drains (sh_drain_as()). */
@@ -1516,8 +1549,7 @@ sh_note(struct zc_uring_shared *sh, struct fwd_writer *w, uint32_t slot,
 	const struct uring_op *op)
 {
 	if (!op->more || op->notif)	/* complete now */
-		fwd_put(w, slot, (uint32_t)op->ud,
-			op->more ? op->notif_copied : true);
+		fwd_put(w, fwd_ent(op->ud, op->more ? op->notif_copied : true));
 	else				/* its notification to come */
 		sh->slots[slot].out++;
 }
@@ -1625,8 +1657,7 @@ static unsigned int batch_note(struct zc_uring_shared *sh,
 
 	for (unsigned int i = 0; i < n; i++) {
 		struct zc_batch_send *b = &v[i];
-		uint32_t slot = ((uint32_t)(b->ud >> 32) & URING_SLOT_MASK) -
-				URING_SLOT0, st = b->st;
+		uint32_t st = b->st;
 
 		if (b->res <= 0) {
 			if (b->res == -ENOMEM)
@@ -1634,11 +1665,13 @@ static unsigned int batch_note(struct zc_uring_shared *sh,
 			continue;
 		}
 		sent++;
-		if (!(st & BS_MORE) || (st & BS_NOTIF))	/* complete now */
-			fwd_put(&w, slot, (uint32_t)b->ud,
-				!(st & BS_MORE) || (st & BS_COPIED));
-		else					/* to come */
-			sh->slots[slot].out++;
+		if (!(st & BS_MORE))		/* complete now: copied */
+			fwd_put(&w, fwd_ent(b->ud, true));
+		else if (st & BS_NOTIF)		/* complete now */
+			fwd_put(&w, (b->ud & FWD_UD_MASK) |
+				    (uint64_t)(st & BS_COPIED) << 32);
+		else				/* to come */
+			sh->slots[fwd_slot(b->ud)].out++;
 	}
 	sh->ftail_w = w.tail;
 	return sent;
@@ -1689,7 +1722,7 @@ void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 			b->res = -ENOBUFS;
 			continue;
 		}
-		b->ud = m_ud_batch(m->slot, zs->zc_next, i);
+		b->ud = m_ud_batch(m, zs->zc_next, i);
 		sh_prep(sh, &sq->sqes[sq->sqe_tail++ & sq->ring_mask], zs,
 			b->msg, b->flags, b->ud);
 		k++;
@@ -1935,6 +1968,7 @@ int zc__uring_join(struct zc_uring_shared **shp, int efd, struct zc_sock *zs)
 		sh->slots[s] = (struct uring_slot){ .zs = zs, .used = true };
 		m->sh = sh;
 		m->slot = s;
+		m->ud = m_ud(s, 0);
 	}
 	pthread_mutex_unlock(&sh->lock);
 	return r ? zc__err(r, "zc_open: joining the context's ring: out of "
