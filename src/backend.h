@@ -58,6 +58,27 @@ extern const struct zc_ops zc__ops_uring;
 extern const struct zc_ops zc__ops_uring_member;	/* in a context */
 #endif
 
+/*
+ * A zero-copy send between its two halves (zc_ctx_sendmmsg()): the
+ * core's first (zc__send_start()) fills zs, msg, flags (for the syscall:
+ * MSG_DONTWAIT, no MSG_ZEROCOPY), len and slot; the caller adds the entry
+ * its result goes to; the backend's batch makes the send, writes res and
+ * keeps its own state in ud and st meanwhile; the core's second half
+ * (zc__send_finish()) ends it. One array entry a send, which each of
+ * them walks in turn, none copying another's fields.
+ */
+struct zc_batch_send {
+	struct zc_sock *zs;
+	const struct msghdr *msg;
+	int flags;
+	uint32_t slot;			/* its ring slot */
+	size_t len;
+	struct zc_ctx_send *caller;
+	ssize_t res;
+	uint64_t ud;			/* the backend's */
+	uint32_t st;			/* the backend's */
+};
+
 #ifdef ZC_HAVE_URING
 /* backend_uring.c: forget the probe's answer (unit tests). */
 void zc__uring_probe_reset(void);
@@ -87,18 +108,12 @@ int zc__uring_register(struct zc_uring_shared **sh, int efd,
 void zc__uring_shared_free(struct zc_uring_shared *sh);
 /*
  * Zero-copy sends of members of one context's ring, submitted with one
- * io_uring_enter(): each v[i].zs at most once, n <= ZC_URING_BATCH;
- * flags as for the syscall (MSG_DONTWAIT, no MSG_ZEROCOPY). Fills each
- * res: bytes sent or -errno (nothing sent).
+ * io_uring_enter(): each v[i].zs at most once, n <= ZC_URING_BATCH
+ * (struct zc_batch_send). Fills each res: bytes sent or -errno (nothing
+ * sent).
  */
 #define ZC_URING_BATCH	64u
-struct zc_uring_send {
-	struct zc_sock *zs;
-	const struct msghdr *msg;
-	int flags;
-	ssize_t res;
-};
-void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n);
+void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n);
 #endif
 
 #pragma GCC visibility pop

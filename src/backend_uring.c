@@ -834,8 +834,8 @@ static void uring_teardown(struct zc_sock *zs)
  * the low URING_BIDX_SHIFT bits of the high 32, its id in the low 32;
  * below URING_SLOT0 our own requests (URING_UD_*). A send of a batch
  * (zc__uring_send_batch()) has its index in the batch, plus one, in the
- * top bits (0 outside a batch): its CQEs find their op there, in the
- * batch's array (zc_uring_shared.bops), not through the member's slot,
+ * top bits (0 outside a batch): its CQEs find their send there, in the
+ * batch's array (zc_uring_shared.batch), not through the member's slot,
  * which the batch then neither writes nor clears. A slot is not reused
  * while notifications of its member are still to come (uring_slot.out):
  * the late notification of a member that left (zc_close() with sends in
@@ -893,11 +893,12 @@ struct zc_uring_shared {
 	uint32_t nslots, slot_cap, free_slot;
 	uint32_t ftail_w;		/* the next forward ring entry to write */
 	/*
-	 * The batch being sent (zc__uring_send_batch()): its ops, bn of
-	 * them, by the index in their user_data; bn is 0 outside it.
+	 * The batch being sent (zc__uring_send_batch()): its sends, bn of
+	 * them, by the index in their user_data (bn is 0 outside it); bwait
+	 * of them still wait for a CQE (batch_cqe()).
 	 */
-	struct uring_op *bops;
-	uint32_t bn;
+	struct zc_batch_send *batch;
+	uint32_t bn, bwait;
 	zc_due_fn *due;			/* the reaper's, set by each of its calls */
 	/*
 	 * The reaper's records (zc__uring_reap()): rec[nrec], up to maxrec;
@@ -939,6 +940,7 @@ struct uring_buf {
 /* backend_priv of a member (zc__ops_uring_member). */
 struct uring_member {
 	struct zc_uring_shared *sh;	/* NULL until it joins */
+	uint64_t ud;			/* m_ud(slot, 0), for a batch's sends */
 	uint32_t slot;			/* in sh->slots */
 	bool nonblock;			/* O_NONBLOCK, as last seen */
 };
@@ -948,15 +950,15 @@ static uint64_t m_ud(uint32_t slot, uint32_t id)
 	return (uint64_t)(slot + URING_SLOT0) << 32 | id;
 }
 
-/* m_ud() of the send at index i of a batch. */
-static uint64_t m_ud_batch(uint32_t slot, uint32_t id, unsigned int i)
+/* m_ud() of the send of member m at index i of a batch. */
+static uint64_t m_ud_batch(const struct uring_member *m, uint32_t id,
+			   unsigned int i)
 {
-	return (uint64_t)((i + 1) << URING_BIDX_SHIFT | (slot + URING_SLOT0))
-	       << 32 | id;
+	return m->ud | (uint64_t)(i + 1) << (32 + URING_BIDX_SHIFT) | id;
 }
 
-static bool sh_copied(const struct zc_uring_shared *sh,
-		      const struct io_uring_cqe *cqe)
+static inline bool sh_copied(const struct zc_uring_shared *sh,
+			     const struct io_uring_cqe *cqe)
 {
 	return (sh->zc_flags & IORING_SEND_ZC_REPORT_USAGE) &&
 	       ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED);
@@ -1033,9 +1035,34 @@ fwd_writer(const struct zc_uring_shared *sh)
 	};
 }
 
-/* Queue a notification for the reaper (counted in out). */
+/*
+ * A forward ring entry: the notification's user_data without the batch
+ * index (m_ud(): its slot and id), and copied in the top bit, where the
+ * index was: the sender has it so, and the reaper reads the slot and id
+ * where they are.
+ */
+#define FWD_COPIED	(1ull << 63)
+#define FWD_UD_MASK	((1ull << (32 + URING_BIDX_SHIFT)) - 1)
+_Static_assert(!(FWD_COPIED & FWD_UD_MASK), "copied takes an index bit");
+
+/* The forward ring entry of the notification of user_data ud. */
+static inline uint64_t fwd_ent(uint64_t ud, bool copied)
+{
+	return (ud & FWD_UD_MASK) | (copied ? FWD_COPIED : 0);
+}
+
+/*
+ * The slot of forward ring entry e (the id: (uint32_t)e). A size_t, for
+ * an index: the compiler folds the - URING_SLOT0 into the address.
+ */
+static inline size_t fwd_slot(uint64_t e)
+{
+	return (size_t)((e >> 32) & URING_SLOT_MASK) - URING_SLOT0;
+}
+
+/* Queue a notification, fwd_ent(), for the reaper (counted in out). */
 static inline __attribute__((always_inline)) void
-fwd_put(struct fwd_writer *w, uint32_t slot, uint32_t id, bool copied)
+fwd_put(struct fwd_writer *w, uint64_t ent)
 {
 	/*
 	 * Never full: each entry is counted in out, which stays at most
@@ -1043,17 +1070,15 @@ fwd_put(struct fwd_writer *w, uint32_t slot, uint32_t id, bool copied)
 	 */
 	if (w->tail - w->head > w->mask)
 		return;
-	w->fwd[w->tail++ & w->mask] = (uint64_t)slot << 33 |
-				      (uint64_t)copied << 32 | id;
+	w->fwd[w->tail++ & w->mask] = ent;
 }
 
 /* Lock holder: fwd_put() of one. */
-static void fwd_push(struct zc_uring_shared *sh, uint32_t slot, uint32_t id,
-		     bool copied)
+static void fwd_push(struct zc_uring_shared *sh, uint64_t ent)
 {
 	struct fwd_writer w = fwd_writer(sh);
 
-	fwd_put(&w, slot, id, copied);
+	fwd_put(&w, ent);
 	sh->ftail_w = w.tail;
 }
 
@@ -1144,11 +1169,11 @@ static void fwd_take(struct zc_uring_shared *sh)
 		 * The table changes only under both locks (join, leave), and
 		 * a member's entries are taken before it leaves.
 		 */
-		struct zc_sock *zs = sh->slots[e >> 33].zs;
+		struct zc_sock *zs = sh->slots[fwd_slot(e)].zs;
 
-		if (!zs || reap_direct(sh, zs, (uint32_t)e, (e >> 32) & 1))
+		if (!zs || reap_direct(sh, zs, (uint32_t)e, e >> 63))
 			continue;
-		zc_apply_range(zs, (uint32_t)e, (uint32_t)e, (e >> 32) & 1);
+		zc_apply_range(zs, (uint32_t)e, (uint32_t)e, e >> 63);
 		sh->due(zs);
 	}
 	/* Release: pairs with the acquire of fhead in fwd_push(). */
@@ -1178,7 +1203,7 @@ static void route(struct zc_uring_shared *sh, uint32_t s, uint32_t id,
 		return;
 	}
 	if (!direct) {
-		fwd_push(sh, s, id, copied);
+		fwd_push(sh, fwd_ent(m_ud(s, id), copied));
 		return;
 	}
 	if (!reap_direct(sh, sl->zs, id, copied)) {
@@ -1202,15 +1227,63 @@ static inline void op_cqe(const struct zc_uring_shared *sh,
 	}
 }
 
+/* The batch's state of a send (zc_batch_send.st). */
+#define BS_RES		1u	/* its result CQE came (res) */
+#define BS_MORE		2u	/* ... with F_MORE: a notification follows */
+#define BS_NOTIF	4u	/* the notification came */
+#define BS_WAIT		8u	/* failed, and waits for the notification */
+/*
+ * The notification said the data was copied: its own bit, taken as is,
+ * and FWD_COPIED's 32 bits lower.
+ */
+#define BS_COPIED	IORING_NOTIF_USAGE_ZC_COPIED
+_Static_assert((uint64_t)BS_COPIED << 32 == FWD_COPIED, "copied, shifted");
+
+/*
+ * A CQE of the batch's send b: its result, or its notification
+ * (copied_bit: BS_COPIED if a notification's res says copied so, or 0).
+ * Returns whether b is done now: its result came, and if the send failed
+ * and a notification follows, that too (BS_WAIT; its id is taken again:
+ * see the top). A send is done once: bwait counts down.
+ */
+static inline __attribute__((always_inline)) bool
+batch_cqe(struct zc_batch_send *b, const struct io_uring_cqe *cqe,
+	  uint32_t copied_bit)
+{
+	uint32_t st = b->st;
+	int res = cqe->res;
+
+	if (cqe->flags & IORING_CQE_F_NOTIF) {
+		b->st = st | BS_NOTIF | ((uint32_t)res & copied_bit);
+		return st & BS_WAIT;
+	}
+	b->res = res;
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		b->st = st | BS_RES;
+		return true;
+	}
+	if (res > 0 || (st & BS_NOTIF)) {
+		b->st = st | BS_RES | BS_MORE;
+		return true;
+	}
+	b->st = st | BS_RES | BS_MORE | BS_WAIT;
+	return false;
+}
+
+/* Who drains (sh_drain_as()). */
+enum drain_as { AS_REAPER, AS_SEND, AS_BATCH };
+
 /*
  * Lock holder: read up to max CQEs. op: the holder's send in progress, or
- * NULL; reaper: the caller is the reaper, which applies what it reads (a
- * send forwards it). Inline, so that a batch's drain (op NULL, not the
- * reaper) has no test of op for every CQE.
+ * NULL; as: the reaper applies what it reads, a send or a batch forwards
+ * it. Only a batch's own drains look for its sends (it holds the lock
+ * from its first SQE to its last CQE): bn is 0 for every other. Inline,
+ * so that each has a copy of its own, with no test of op or as every
+ * CQE.
  */
 static inline __attribute__((always_inline)) unsigned int
 sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
-	    bool reaper)
+	    enum drain_as as)
 {
 	/*
 	 * io_uring_for_each_cqe() loads the tail again and tests for
@@ -1225,13 +1298,16 @@ sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
 					      memory_order_acquire) - head;
 	const struct io_uring_cqe *cqes = sh->ring.cq.cqes;
 	const unsigned int mask = sh->ring.cq.ring_mask;
-
 	/*
-	 * Fixed while we drain (the stores to the ops could alias sh, and
+	 * Fixed while we drain (the stores to the sends could alias sh, and
 	 * the compiler would load them every CQE).
 	 */
-	struct uring_op *const bops = sh->bops;
-	const uint32_t bn = sh->bn;
+	struct zc_batch_send *const batch = as == AS_BATCH ? sh->batch : NULL;
+	const uint32_t bn = as == AS_BATCH ? sh->bn : 0;
+	const uint32_t copied_bit = as == AS_BATCH &&
+				    (sh->zc_flags & IORING_SEND_ZC_REPORT_USAGE) ?
+				    IORING_NOTIF_USAGE_ZC_COPIED : 0;
+	unsigned int done = 0;
 
 	if (n > max)
 		n = max;
@@ -1240,18 +1316,24 @@ sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
 		uint64_t ud = cqe->user_data;
 		uint32_t hi = (uint32_t)(ud >> 32);
 
-		if (op && ud == op->ud) {
-			op_cqe(sh, op, cqe);
-		} else if (hi >= URING_SLOT0) {
-			/* In the batch being sent: index + 1, or 0. */
+		if (as == AS_BATCH) {
+			/* In the batch: index + 1 (so hi >= URING_SLOT0). */
 			uint32_t bi = (hi >> URING_BIDX_SHIFT) - 1;
 
-			if (bi < bn && bops[bi].ud == ud)
-				op_cqe(sh, &bops[bi], cqe);
+			if (bi < bn && batch[bi].ud == ud) {
+				done += batch_cqe(&batch[bi], cqe, copied_bit);
+				continue;
+			}
+		} else if (op && ud == op->ud) {
+			op_cqe(sh, op, cqe);
+			continue;
+		}
+		if (hi >= URING_SLOT0) {
 			/* A result no send waits for cannot happen. */
-			else if (cqe->flags & IORING_CQE_F_NOTIF)
+			if (cqe->flags & IORING_CQE_F_NOTIF)
 				route(sh, (hi & URING_SLOT_MASK) - URING_SLOT0,
-				      (uint32_t)ud, sh_copied(sh, cqe), reaper);
+				      (uint32_t)ud, sh_copied(sh, cqe),
+				      as == AS_REAPER);
 		} else if (op && ud == URING_UD_CANCEL) {
 			op->cancel_out = false;
 		}
@@ -1259,22 +1341,30 @@ sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
 	}
 	if (n)
 		io_uring_cq_advance(&sh->ring, n);
+	if (as == AS_BATCH)
+		sh->bwait -= done;
 	return n;
 }
 
-/*
- * sh_drain_as(): op NULL is the reaper. Two copies, so that neither the
- * reaper's drain nor a send's tests op or carries reaper every CQE.
- */
+/* sh_drain_as(): op NULL is the reaper. */
 static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 			     unsigned int max)
 {
 	if (!op)
-		return sh_drain_as(sh, NULL, max, true);
-	return sh_drain_as(sh, op, max, false);
+		return sh_drain_as(sh, NULL, max, AS_REAPER);
+	return sh_drain_as(sh, op, max, AS_SEND);
 }
 
-/* Lock holder: io_uring_submit(), retried as submit() retries it. */
+/* The batch's drain: all the CQEs there are. */
+static void batch_drain(struct zc_uring_shared *sh)
+{
+	sh_drain_as(sh, NULL, UINT32_MAX, AS_BATCH);
+}
+
+/*
+ * Lock holder: io_uring_submit(), retried as submit() retries it; op the
+ * send's, or NULL for a batch's.
+ */
 static inline __attribute__((always_inline)) int
 sh_enter(struct zc_sock *zs, struct zc_uring_shared *sh, struct uring_op *op)
 {
@@ -1287,7 +1377,10 @@ sh_enter(struct zc_sock *zs, struct zc_uring_shared *sh, struct uring_op *op)
 			continue;
 		if ((r != -EBUSY && r != -EAGAIN) || ++tries > URING_TRIES)
 			return r;
-		sh_drain(sh, op, UINT32_MAX);
+		if (op)
+			sh_drain(sh, op, UINT32_MAX);
+		else
+			batch_drain(sh);
 		io_uring_get_events(&sh->ring);
 		ZC_STAT_INC(&zs->tx, syscalls);
 		if (tries > 1) {
@@ -1456,8 +1549,7 @@ sh_note(struct zc_uring_shared *sh, struct fwd_writer *w, uint32_t slot,
 	const struct uring_op *op)
 {
 	if (!op->more || op->notif)	/* complete now */
-		fwd_put(w, slot, (uint32_t)op->ud,
-			op->more ? op->notif_copied : true);
+		fwd_put(w, fwd_ent(op->ud, op->more ? op->notif_copied : true));
 	else				/* its notification to come */
 		sh->slots[slot].out++;
 }
@@ -1526,35 +1618,72 @@ static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
  * with the submit's error.
  */
 static void batch_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
-			 struct uring_op *none, struct uring_op *ops,
-			 struct io_uring_sqe **sqes, unsigned int n)
+			 struct zc_batch_send *v, unsigned int n)
 {
-	int r = sh_enter(zs, sh, none);
-	unsigned int left;
+	struct io_uring_sq *const sq = &sh->ring.sq;
+	int r = sh_enter(zs, sh, NULL);
+	unsigned int left, tail = sq->sqe_tail;
 
-	/* The kernel takes the SQ in order: ours last, the last not taken. */
+	/*
+	 * The kernel takes the SQ in order: ours last, in v's order, the
+	 * last not taken.
+	 */
 	left = io_uring_sq_ready(&sh->ring);
 	for (unsigned int i = n; i-- > 0 && left;) {
-		if (!sqes[i])
+		struct io_uring_sqe *sqe;
+
+		if (!v[i].ud)	/* not submitted */
 			continue;
-		io_uring_prep_nop(sqes[i]);
-		sqes[i]->user_data = URING_UD_IGNORE;
-		sqes[i] = NULL;
-		ops[i].have_res = true;
-		ops[i].res = r < 0 ? r : -EAGAIN;
+		sqe = &sq->sqes[--tail & sq->ring_mask];
+		io_uring_prep_nop(sqe);
+		sqe->user_data = URING_UD_IGNORE;
+		v[i].ud = 0;	/* no CQE of its own comes */
+		v[i].res = r < 0 ? r : -EAGAIN;
+		sh->bwait--;
 		left--;
 	}
 }
 
-void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
+/*
+ * Lock holder, the batch's CQEs read: each send that took its id, its
+ * notification forwarded or to come (sh_note()'s). Returns how many took
+ * one.
+ */
+static unsigned int batch_note(struct zc_uring_shared *sh,
+			       struct zc_batch_send *v, unsigned int n)
+{
+	struct fwd_writer w = fwd_writer(sh);
+	unsigned int sent = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct zc_batch_send *b = &v[i];
+		uint32_t st = b->st;
+
+		if (b->res <= 0) {
+			if (b->res == -ENOMEM)
+				b->res = -ENOBUFS;	/* see uring_send() */
+			continue;
+		}
+		sent++;
+		if (!(st & BS_MORE))		/* complete now: copied */
+			fwd_put(&w, fwd_ent(b->ud, true));
+		else if (st & BS_NOTIF)		/* complete now */
+			fwd_put(&w, (b->ud & FWD_UD_MASK) |
+				    (uint64_t)(st & BS_COPIED) << 32);
+		else				/* to come */
+			sh->slots[fwd_slot(b->ud)].out++;
+	}
+	sh->ftail_w = w.tail;
+	return sent;
+}
+
+void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 {
 	struct uring_member *m0 = v[0].zs->backend_priv;
 	struct zc_uring_shared *sh = m0->sh;
-	struct uring_op ops[ZC_URING_BATCH], none = { .ud = URING_UD_NONE };
-	struct io_uring_sqe *sqes[ZC_URING_BATCH];
-	struct io_uring_sq *const sq = &sh->ring.sq;
-	unsigned int i, k = 0, wi = 0, room, free_sqes, k_sent = 0;
-	struct fwd_writer w;
+	struct uring_op none = { .ud = URING_UD_NONE };
+	struct io_uring_sq *sq;
+	unsigned int i, k = 0, room, free_sqes, sent;
 	uint32_t out;
 	int r;
 
@@ -1563,6 +1692,7 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 			v[i].res = -ENOBUFS;
 		return;
 	}
+	sq = &sh->ring.sq;
 	pthread_mutex_lock(&sh->lock);
 	out = atomic_load_explicit(&sh->out, memory_order_relaxed);
 	/*
@@ -1581,33 +1711,31 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 	if (room > free_sqes)
 		room = free_sqes;
 	for (i = 0; i < n; i++) {
-		struct zc_sock *zs = v[i].zs;
+		struct zc_batch_send *b = &v[i];
+		struct zc_sock *zs = b->zs;
 		struct uring_member *m = zs->backend_priv;
 
-		ops[i] = (struct uring_op){
-			.ud = m_ud_batch(m->slot, zs->zc_next, i),
-		};
-		sqes[i] = NULL;
-		/* No room (above): the core copies. */
+		b->st = 0;
+		/* No room (above): the core copies. ud 0: none submitted. */
 		if (m->sh != sh || k == room) {
-			ops[i].have_res = true;
-			ops[i].res = -ENOBUFS;
+			b->ud = 0;
+			b->res = -ENOBUFS;
 			continue;
 		}
-		sqes[i] = &sq->sqes[sq->sqe_tail++ & sq->ring_mask];
-		sh_prep(sh, sqes[i], zs, v[i].msg, v[i].flags, ops[i].ud);
+		b->ud = m_ud_batch(m, zs->zc_next, i);
+		sh_prep(sh, &sq->sqes[sq->sqe_tail++ & sq->ring_mask], zs,
+			b->msg, b->flags, b->ud);
 		k++;
 	}
-	/* The CQEs of ops find them by their index (sh_drain_as()). */
-	sh->bops = ops;
+	/* The CQEs of v find their sends by their index (batch_drain()). */
+	sh->batch = v;
 	sh->bn = n;
+	sh->bwait = k;
 	if (k)
-		batch_submit(v[0].zs, sh, &none, ops, sqes, n);
+		batch_submit(v[0].zs, sh, v, n);
 	for (;;) {
-		sh_drain_as(sh, NULL, UINT32_MAX, false);
-		while (wi < n && (!sqes[wi] || op_done(&ops[wi])))
-			wi++;
-		if (wi == n)
+		batch_drain(sh);
+		if (!sh->bwait)
 			break;
 		/* As in sh_send_one(): what we forwarded must not wait. */
 		if (fwd_publish(sh))
@@ -1620,26 +1748,14 @@ void zc__uring_send_batch(struct zc_uring_send *v, unsigned int n)
 			ZC_STAT_INC(&v[0].zs->tx, syscalls);
 		}
 	}
-	sh->bn = 0;	/* ops is ours again */
-	w = fwd_writer(sh);
-	for (i = 0; i < n; i++) {
-		struct uring_member *m = v[i].zs->backend_priv;
-
-		if (ops[i].res > 0) {
-			sh_note(sh, &w, m->slot, &ops[i]);
-			k_sent++;
-		}
-		/* As in uring_send(). */
-		v[i].res = ops[i].res == -ENOMEM ? -ENOBUFS : ops[i].res;
-	}
-	sh->ftail_w = w.tail;
+	sh->bn = 0;	/* v is ours again */
+	sent = batch_note(sh, v, n);
 	/*
 	 * sh_sent()'s count, once a batch: before the reaper can see them
-	 * (sh_give() publishes what sh_note() forwarded).
+	 * (sh_give() publishes what batch_note() forwarded).
 	 */
-	if (k_sent)
-		atomic_fetch_add_explicit(&sh->out, k_sent,
-					  memory_order_relaxed);
+	if (sent)
+		atomic_fetch_add_explicit(&sh->out, sent, memory_order_relaxed);
 	sh_give(v[0].zs, sh, &none);
 }
 
@@ -1852,6 +1968,7 @@ int zc__uring_join(struct zc_uring_shared **shp, int efd, struct zc_sock *zs)
 		sh->slots[s] = (struct uring_slot){ .zs = zs, .used = true };
 		m->sh = sh;
 		m->slot = s;
+		m->ud = m_ud(s, 0);
 	}
 	pthread_mutex_unlock(&sh->lock);
 	return r ? zc__err(r, "zc_open: joining the context's ring: out of "

@@ -722,9 +722,7 @@ ZC_EXPORT int zc_ctx_completions(struct zc_ctx *ctx,
  */
 struct ctx_batch {
 	unsigned int n, ok;
-	struct zc_uring_send send[ZC_URING_BATCH];
-	struct zc_send_half half[ZC_URING_BATCH];
-	struct zc_ctx_send *v[ZC_URING_BATCH];
+	struct zc_batch_send s[ZC_URING_BATCH];
 };
 
 /*
@@ -750,12 +748,13 @@ static void batch_flush(struct ctx_batch *b)
 {
 	if (!b->n)
 		return;
-	zc__uring_send_batch(b->send, b->n);
+	zc__uring_send_batch(b->s, b->n);
 	for (unsigned int i = 0; i < b->n; i++) {
-		struct zc_sock *zs = b->send[i].zs;
-		ssize_t r = zc__send_finish(zs, &b->half[i], b->send[i].res);
+		const struct zc_batch_send *h = &b->s[i];
+		struct zc_sock *zs = h->zs;
+		ssize_t r = zc__send_finish(h);
 
-		b->v[i]->result = r;
+		h->caller->result = r;
 		zs->tx_batched = false;
 		b->ok += r >= 0;
 		if (r > 0)
@@ -796,18 +795,14 @@ static unsigned int ctx_send(struct zc_ctx *ctx, struct zc_ctx_send *s, unsigned
 
 		if (zs->tx_batched)
 			batch_flush(b);
-		r = zc__send_start(zs, s->msg, s->flags, s->cookie,
-				   &b->half[b->n], &queued);
+		r = zc__send_start(zs, s->msg, s->flags, s->cookie, &b->s[b->n],
+				   &queued);
 		if (!queued) {
 			s->result = r;
 			return r >= 0;
 		}
 		zs->tx_batched = true;
-		/* Field by field: res is the backend's to write. */
-		b->send[b->n].zs = zs;
-		b->send[b->n].msg = s->msg;
-		b->send[b->n].flags = b->half[b->n].flags;
-		b->v[b->n++] = s;
+		b->s[b->n++].caller = s;
 		if (b->n == ZC_URING_BATCH)
 			batch_flush(b);
 		return 0;

@@ -9,6 +9,8 @@
 #ifndef ZC_INTERNAL_H
 #define ZC_INTERNAL_H
 
+#include <limits.h>
+
 #include "sys.h"
 #include "ring.h"
 #include "errqueue.h"
@@ -41,18 +43,100 @@ int zc__completions_member(struct zc_sock *zs, struct zc_completion *out,
 			  unsigned int max);
 int zc__foreign_member(struct zc_sock *zs, struct zc_errrec *out,
 		      unsigned int max);
-/* A zero-copy send between its two halves (zc_ctx_sendmmsg()). */
-struct zc_send_half {
-	const struct msghdr *msg;
+
+/* Flags zc_sendmsg() passes through to sendmsg(2). */
+#define ZC_SEND_FLAGS	(MSG_DONTWAIT | MSG_MORE | MSG_NOSIGNAL | \
+			 MSG_DONTROUTE | MSG_EOR | MSG_CONFIRM | MSG_ZEROCOPY)
+
+/*
+ * zc_ctx_sendmmsg()'s sends in two halves (struct zc_batch_send): what
+ * runs on every send inline here, for ctx.c (no call, no frame, nothing
+ * through memory between the halves and the caller); zcnotify.c the rest.
+ */
+ssize_t zc__send_start_general(struct zc_sock *zs, const struct msghdr *msg,
+			       int flags, uint64_t cookie,
+			       struct zc_batch_send *h, bool *queued);
+ssize_t zc__send_finish_nothing(const struct zc_batch_send *h);
+
+/*
+ * The first half's part of h: field by field, as the rest of h is the
+ * caller's and the backend's (a whole-struct store would zero it).
+ */
+static inline __attribute__((always_inline)) void
+zc_half_fill(struct zc_batch_send *h, struct zc_sock *zs,
+	     const struct msghdr *msg, int flags, uint32_t t, size_t len)
+{
+	h->zs = zs;
+	h->msg = msg;
+	h->flags = flags;
+	h->slot = t;
+	h->len = len;
+}
+
+/*
+ * The first half (zc__send_start_general() says what it does): the
+ * common send, which zc__send_start_general() would queue with no call
+ * on its way.
+ */
+static inline __attribute__((always_inline)) ssize_t
+zc__send_start(struct zc_sock *zs, const struct msghdr *msg, int flags,
+	       uint64_t cookie, struct zc_batch_send *h, bool *queued)
+{
+	const struct iovec *iov = msg->msg_iov;
+	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	size_t len;
-	int flags;		/* for the syscall: MSG_DONTWAIT, no MSG_ZEROCOPY */
-	uint32_t slot;		/* its ring slot */
-};
-ssize_t zc__send_start(struct zc_sock *zs, const struct msghdr *msg,
-		       int flags, uint64_t cookie, struct zc_send_half *h,
-		       bool *queued);
-ssize_t zc__send_finish(struct zc_sock *zs, const struct zc_send_half *h,
-			ssize_t ret);
+
+	/*
+	 * One iovec and what msg_check() takes; zero-copy wanted
+	 * (want_zerocopy(): at least copy_below, no failed send's id to
+	 * settle, the kernel not copying or adapting off; the streak
+	 * relaxed: a hint); room in the ring (acquire head: pairs with the
+	 * release of head in zc_ring_reap()); and the slot's chunk linked to
+	 * the next if it is its last (zc_tx_reserve()'s common case,
+	 * zc_tx_link_spare(): the spare the reap side left).
+	 */
+	if (msg->msg_iovlen != 1 || !iov ||
+	    (msg->msg_control && msg->msg_controllen > INT_MAX) ||
+	    (flags & ~ZC_SEND_FLAGS) || (len = iov->iov_len) < zs->copy_below ||
+	    zs->amb_local ||
+	    atomic_load_explicit(&zs->copied_streak, memory_order_relaxed) >=
+	    zs->adapt_at ||
+	    t - atomic_load_explicit(&zs->head, memory_order_acquire) >
+	    zs->mask || (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK,
+					  0) && !zc_tx_link_spare(zs)))
+		return zc__send_start_general(zs, msg, flags, cookie, h,
+					      queued);
+	/* As send_begin(), for ZC_CHOOSE_ZC. */
+	zc_tx_entry(zs)->cookie = cookie;
+	/* Release: pairs with the acquire in zc_apply_range(). */
+	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
+			      memory_order_release);
+	zc_half_fill(h, zs, msg, (flags & ~MSG_ZEROCOPY) | MSG_DONTWAIT, t,
+		     len);
+	*queued = true;
+	return 0;
+}
+
+/*
+ * The second half: the zero-copy send of h returned h->res. One that
+ * sent (> 0) took an id and is published without zc_publish()'s wake-up:
+ * the caller (ctx.c, which knows the member's) does it.
+ */
+static inline __attribute__((always_inline)) ssize_t
+zc__send_finish(const struct zc_batch_send *h)
+{
+	struct zc_sock *zs = h->zs;
+	ssize_t ret = h->res;
+	struct zc_entry *e;
+
+	if (__builtin_expect(ret <= 0, 0))
+		return zc__send_finish_nothing(h);
+	/* send_end()'s zero-copy send that took its id. */
+	e = zc_tx_took_id(zs, ret);
+	zs->adapt_tick++;
+	zc_publish_quiet(zs, h->slot, e);
+	return ret;
+}
 
 /* ctx.c: contexts of many sockets */
 int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag);

@@ -175,6 +175,22 @@ static inline struct zc_entry *zc_tx_entry(struct zc_sock *zs)
 }
 
 /*
+ * Send side: the zero-copy send of the tail's entry took its id and sent
+ * ret > 0 bytes: the entry becomes PENDING (published by the caller).
+ */
+static inline __attribute__((always_inline)) struct zc_entry *
+zc_tx_took_id(struct zc_sock *zs, ssize_t ret)
+{
+	struct zc_entry *e = zc_tx_entry(zs);
+
+	e->bytes = (uint32_t)ret;
+	e->flags = ZC_ENT_PENDING;
+	zs->zc_next++;
+	ZC_STAT_INC(&zs->tx, sends_zc);
+	return e;
+}
+
+/*
  * Send side, before a send into slot t (the tail) that zc_publish() may
  * publish: the last slot of a chunk needs the next chunk linked (ring.c).
  * Returns 0 or -ENOMEM (then send nothing).

@@ -38,10 +38,6 @@ static_assert(offsetof(struct zc_stats, bad_ranges) + sizeof(uint64_t) ==
  */
 #define ZC_OPAQUE(p)	__asm__("" : "+r"(p))
 
-/* Flags zc_sendmsg() passes through to sendmsg(2). */
-#define ZC_SEND_FLAGS	(MSG_DONTWAIT | MSG_MORE | MSG_NOSIGNAL | \
-			 MSG_DONTROUTE | MSG_EOR | MSG_CONFIRM | MSG_ZEROCOPY)
-
 ZC_EXPORT const char *zc_backend_name(int backend)
 {
 	static const char *const names[] = {
@@ -729,22 +725,6 @@ static __attribute__((noinline)) ssize_t send_wake(struct zc_sock *zs,
 }
 
 /*
- * A zero-copy send took its id and sent ret > 0 bytes: its entry, at the
- * tail, becomes PENDING (published by the caller).
- */
-static inline __attribute__((always_inline)) struct zc_entry *
-send_took_id(struct zc_sock *zs, ssize_t ret)
-{
-	struct zc_entry *e = zc_tx_entry(zs);
-
-	e->bytes = (uint32_t)ret;
-	e->flags = ZC_ENT_PENDING;
-	zs->zc_next++;
-	ZC_STAT_INC(&zs->tx, sends_zc);
-	return e;
-}
-
-/*
  * send_one() past its tests: the send into slot tail, whose chunk is
  * linked (last: the slot is the last of its chunk, and the next one is
  * linked too). zc: a zero-copy send.
@@ -817,7 +797,7 @@ send_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	}
 	ZC_OPAQUE(zs);
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	e = send_took_id(zs, ret);
+	e = zc_tx_took_id(zs, ret);
 publish:
 	if (last) {
 		zc_publish(zs, t, e);
@@ -880,7 +860,7 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 				       p->iov.iov_len, p->flags, why, ret);
 	}
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	e = send_took_id(zs, ret);
+	e = zc_tx_took_id(zs, ret);
 	/* The wake a tail call: ret lives in no register saved for a call. */
 	if (zc_publish_nowake(zs, t, e))
 		return send_wake(zs, ret);
@@ -1139,11 +1119,12 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
  * error), returning what the call returns with *queued false; or the
  * zero-copy send for the caller to submit (flags in h), 0 and *queued.
  * Non-blocking: MSG_DONTWAIT is added. msg is not NULL (ctx.c checks).
- * Every case here; zc__send_start() takes the common one inline.
+ * Every case here; zc__send_start() (internal.h) takes the common one
+ * inline.
  */
-static __attribute__((noinline)) ssize_t
-send_start_general(struct zc_sock *zs, const struct msghdr *msg, int flags,
-		   uint64_t cookie, struct zc_send_half *h, bool *queued)
+ssize_t zc__send_start_general(struct zc_sock *zs, const struct msghdr *msg,
+			       int flags, uint64_t cookie,
+			       struct zc_batch_send *h, bool *queued)
 {
 	enum zc_choice choice = ZC_CHOOSE_COPY;
 	size_t len = 0;
@@ -1158,8 +1139,7 @@ send_start_general(struct zc_sock *zs, const struct msghdr *msg, int flags,
 	if (ret < 0)
 		return ret;
 	if (choice == ZC_CHOOSE_ZC) {
-		*h = (struct zc_send_half){ .msg = msg, .len = len,
-					    .flags = flags, .slot = t };
+		zc_half_fill(h, zs, msg, flags, t, len);
 		*queued = true;
 		return 0;
 	}
@@ -1168,71 +1148,11 @@ send_start_general(struct zc_sock *zs, const struct msghdr *msg, int flags,
 			CTX_SEND_WHY);
 }
 
-ssize_t zc__send_start(struct zc_sock *zs, const struct msghdr *msg,
-		       int flags, uint64_t cookie, struct zc_send_half *h,
-		       bool *queued)
+/* zc__send_finish() of a send that sent nothing: res 0 or -errno. */
+ssize_t zc__send_finish_nothing(const struct zc_batch_send *h)
 {
-	const struct iovec *iov = msg->msg_iov;
-	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	size_t len;
-
-	/*
-	 * Inline, the common send, which send_start_general() would queue
-	 * with no call on its way: one iovec and what msg_check() takes;
-	 * zero-copy wanted (want_zerocopy(): at least copy_below, no failed
-	 * send's id to settle, the kernel not copying or adapting off; the
-	 * streak relaxed: a hint); room in the ring (acquire head: pairs
-	 * with the release of head in zc_ring_reap()), and not the last
-	 * slot of its chunk (zc_tx_reserve() has nothing to do).
-	 */
-	if (msg->msg_iovlen != 1 || !iov ||
-	    (msg->msg_control && msg->msg_controllen > INT_MAX) ||
-	    (flags & ~ZC_SEND_FLAGS) || (len = iov->iov_len) < zs->copy_below ||
-	    zs->amb_local ||
-	    atomic_load_explicit(&zs->copied_streak, memory_order_relaxed) >=
-	    zs->adapt_at ||
-	    t - atomic_load_explicit(&zs->head, memory_order_acquire) >
-	    zs->mask || (t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK)
-		return send_start_general(zs, msg, flags, cookie, h, queued);
-	/* As send_begin(), for ZC_CHOOSE_ZC. */
-	zc_tx_entry(zs)->cookie = cookie;
-	/* Release: pairs with the acquire in zc_apply_range(). */
-	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
-			      memory_order_release);
-	*h = (struct zc_send_half){
-		.msg = msg, .len = len,
-		.flags = (flags & ~MSG_ZEROCOPY) | MSG_DONTWAIT, .slot = t,
-	};
-	*queued = true;
-	return 0;
-}
-
-/* zc__send_finish() of a send that sent nothing: ret 0 or -errno. */
-static __attribute__((noinline, cold)) ssize_t
-send_finish_nothing(struct zc_sock *zs, const struct zc_send_half *h,
-		    ssize_t ret)
-{
-	return send_end(zs, h->msg, NULL, h->len, h->flags, h->slot,
-			ZC_CHOOSE_ZC, ret, CTX_SEND_WHY);
-}
-
-/*
- * The second half: the zero-copy send of h returned ret. One that sent
- * (ret > 0) took an id and is published without zc_publish()'s wake-up:
- * the caller (ctx.c, which knows the member's) does it.
- */
-ssize_t zc__send_finish(struct zc_sock *zs, const struct zc_send_half *h,
-			ssize_t ret)
-{
-	struct zc_entry *e;
-
-	if (__builtin_expect(ret <= 0, 0))
-		return send_finish_nothing(zs, h, ret);
-	/* send_end()'s zero-copy send that took its id. */
-	e = send_took_id(zs, ret);
-	zs->adapt_tick++;
-	zc_publish_quiet(zs, h->slot, e);
-	return ret;
+	return send_end(h->zs, h->msg, NULL, h->len, h->flags, h->slot,
+			ZC_CHOOSE_ZC, h->res, CTX_SEND_WHY);
 }
 
 /*
