@@ -175,6 +175,7 @@ struct bench {
 	bool ctx;		/* -x: library connections in one context */
 	bool fixed;		/* --fixed: ... with the buffer registered */
 	unsigned int batch;	/* --batch: sends per zc_ctx_sendmmsg(); 0: none */
+	int sndbuf;		/* --sndbuf: SO_SNDBUF of each sender; 0: none */
 	bool check;		/* the receiver copies and checks every byte */
 	uint32_t max_inflight;
 	int gso;		/* UDP_SEGMENT size for UDP sends, 0: none */
@@ -660,6 +661,19 @@ static int connect_to(struct run *r)
 			 "connect", strerror(err));
 		if (fd >= 0)
 			close(fd);
+		return -err;
+	}
+	/*
+	 * --sndbuf: a fixed send buffer (the kernel doubles it), as the
+	 * series' selftest sets one (1 << 21): no autotuning, which grows
+	 * each connection's buffer along its own path.
+	 */
+	if (b->sndbuf && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &b->sndbuf,
+				    sizeof(b->sndbuf))) {
+		err = errno;
+		snprintf(r->err, sizeof(r->err), "SO_SNDBUF %d: %s", b->sndbuf,
+			 strerror(err));
+		close(fd);
 		return -err;
 	}
 	/* UDP GSO: one send of size bytes leaves as gso-byte datagrams. */
@@ -2305,6 +2319,8 @@ static void usage(FILE *f)
 "                       (zc_ctx_register_buffers(3))\n"
 "      --batch N        with -x: N sends per zc_ctx_sendmmsg(3) call, each\n"
 "                       on the next connection (1 to 64)\n"
+"      --sndbuf BYTES   SO_SNDBUF of every sending socket, K/M suffixes;\n"
+"                       0: the kernel's autotuning (default 0)\n"
 "  -d, --duration SEC   seconds per run (default 1)\n"
 "  -n, --count N        sends per run instead of a duration\n"
 "  -r, --rounds N       rounds of every mode (default 3)\n"
@@ -2434,7 +2450,7 @@ static void add_conns(struct bench *b, const char *opt, const char *s)
 static void parse(struct bench *b, int argc, char **argv)
 {
 	enum { O_REF = 256, O_ADAPT, O_CSV, O_JSON, O_SELF_TEST, O_FIXED,
-	       O_BATCH };
+	       O_BATCH, O_SNDBUF };
 	static const struct option lo[] = {
 		{ "mode", required_argument, NULL, 'm' },
 		{ "proto", required_argument, NULL, 't' },
@@ -2458,6 +2474,7 @@ static void parse(struct bench *b, int argc, char **argv)
 		{ "ctx", no_argument, NULL, 'x' },
 		{ "fixed", no_argument, NULL, O_FIXED },
 		{ "batch", required_argument, NULL, O_BATCH },
+		{ "sndbuf", required_argument, NULL, O_SNDBUF },
 		{ "csv", required_argument, NULL, O_CSV },
 		{ "json", required_argument, NULL, O_JSON },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -2538,6 +2555,12 @@ static void parse(struct bench *b, int argc, char **argv)
 			    !b->batch || b->batch > BATCH_MAX)
 				die("--batch: '%s' is not 1 to %d", optarg,
 				    BATCH_MAX);
+			break;
+		case O_SNDBUF:
+			/* 0: the kernel's default and autotuning. */
+			b->sndbuf = strcmp(optarg, "0") ?
+				(int)parse_num("--sndbuf", optarg, 1u << 30,
+					       true) : 0;
 			break;
 		case O_CSV: b->csv = optarg; break;
 		case O_JSON: b->json = optarg; break;
