@@ -1001,6 +1001,28 @@ static int scm_harvest(struct run *r, struct conn *cn,
 }
 
 /*
+ * The last byte is out: half-close each TCP connection whose sends are
+ * not all complete. A TCP zero-copy send completes when its ACK frees the
+ * retransmit queue's hold on the pages, and the receiver may delay the
+ * ACK of a run's last segment by 40 ms (its delayed-ACK timer) or not,
+ * whichever way that segment falls: rounds of one mode then differed by
+ * that much. The FIN makes the receiver close, and its FIN acknowledges
+ * everything at once, as when a server ends a response. Not counted as a
+ * syscall of the mode: the harness's, not the send path's.
+ */
+static void conns_sent_all(struct run *r, bool raw)
+{
+	if (r->c->type != SOCK_STREAM)
+		return;
+	for (unsigned int i = 0; i < r->c->conns; i++) {
+		const struct conn *cn = &r->conns[i];
+
+		if (raw ? cn->completions < cn->issued : zc_inflight(cn->zs))
+			shutdown(cn->fd, SHUT_WR);
+	}
+}
+
+/*
  * raw-copy, raw-zc and raw-scm. raw-scm puts its cmsg on every k-th send
  * (the series' selftest -n mode) and parses the answer whatever sendmsg
  * returned: in v5 the records are taken before the send can fail. It
@@ -1097,6 +1119,7 @@ static int raw_loop(struct run *r)
 		if (++r->cur == c->conns)
 			r->cur = 0;
 	}
+	conns_sent_all(r, true);
 	/* What is still out: from the error queue (the selftest does so). */
 	for (unsigned int i = 0; zc && i < c->conns; i++) {
 		struct conn *cn = &r->conns[i];
@@ -1154,6 +1177,17 @@ static int lib_reap(struct run *r, struct conn *cn, int timeout_ms)
 	return 0;
 }
 
+/* The library modes: the last byte is out, wait for what is in flight. */
+static int lib_drain(struct run *r)
+{
+	conns_sent_all(r, false);
+	for (unsigned int i = 0; i < r->c->conns; i++)
+		while (zc_inflight(r->conns[i].zs))
+			if (lib_reap(r, &r->conns[i], WAIT_MS))
+				return -1;
+	return 0;
+}
+
 /* The library modes; several connections as raw_loop() has them. */
 static int lib_loop(struct run *r)
 {
@@ -1187,11 +1221,7 @@ static int lib_loop(struct run *r)
 		if (++r->cur == c->conns)
 			r->cur = 0;
 	}
-	for (unsigned int i = 0; i < c->conns; i++)
-		while (zc_inflight(r->conns[i].zs))
-			if (lib_reap(r, &r->conns[i], WAIT_MS))
-				return -1;
-	return 0;
+	return lib_drain(r);
 }
 
 /*
@@ -1281,11 +1311,7 @@ static int batch_loop(struct run *r)
 				return -1;
 		}
 	}
-	for (unsigned int i = 0; i < c->conns; i++)
-		while (zc_inflight(r->conns[i].zs))
-			if (lib_reap(r, &r->conns[i], WAIT_MS))
-				return -1;
-	return 0;
+	return lib_drain(r);
 }
 
 static int open_lib(struct run *r, struct conn *cn)
