@@ -1010,8 +1010,10 @@ static int scm_harvest(struct run *r, struct conn *cn,
  * everything at once, as when a server ends a response. Not counted as a
  * syscall of the mode: the harness's, not the send path's.
  */
-static void conns_sent_all(struct run *r, bool raw)
+static void conns_sent_all(struct run *r)
 {
+	const bool raw = modes[r->mode].backend < 0;
+
 	if (r->c->type != SOCK_STREAM)
 		return;
 	for (unsigned int i = 0; i < r->c->conns; i++) {
@@ -1119,7 +1121,7 @@ static int raw_loop(struct run *r)
 		if (++r->cur == c->conns)
 			r->cur = 0;
 	}
-	conns_sent_all(r, true);
+	conns_sent_all(r);
 	/* What is still out: from the error queue (the selftest does so). */
 	for (unsigned int i = 0; zc && i < c->conns; i++) {
 		struct conn *cn = &r->conns[i];
@@ -1180,7 +1182,7 @@ static int lib_reap(struct run *r, struct conn *cn, int timeout_ms)
 /* The library modes: the last byte is out, wait for what is in flight. */
 static int lib_drain(struct run *r)
 {
-	conns_sent_all(r, false);
+	conns_sent_all(r);
 	for (unsigned int i = 0; i < r->c->conns; i++)
 		while (zc_inflight(r->conns[i].zs))
 			if (lib_reap(r, &r->conns[i], WAIT_MS))
