@@ -93,6 +93,7 @@ struct zc_chunk *zc__rx_chunk(const struct zc_sock *zs);
 struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot);
 void zc__ring_free(struct zc_sock *zs);
 unsigned int zc__ring_chunks(const struct zc_sock *zs);
+void zc__chunk_cache_flush(void);
 
 
 /*
@@ -208,7 +209,7 @@ static inline int zc_tx_reserve(struct zc_sock *zs, uint32_t t)
  * last slot of its chunk, whose next chunk is not linked yet, and the
  * reap side left a spare (a steady stream: the chunk it reaped last).
  * Link that. Returns false, with nothing done, when it takes
- * zc__tx_chunk_next() (no spare: malloc()).
+ * zc__tx_chunk_next() (no spare: the thread's cache, or malloc()).
  */
 static inline __attribute__((always_inline)) bool
 zc_tx_link_spare(struct zc_sock *zs)

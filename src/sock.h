@@ -211,8 +211,8 @@ struct zc_sock {
 	/*
 	 * A chunk the reap side left, for the send side's next; exchanged by
 	 * both, once a chunk (here, not with the read-only fields both read
-	 * on every call). nchunks: chunks allocated, the spare included
-	 * (both sides add, on malloc() and free() only).
+	 * on every call). nchunks: chunks held, the spare included (both
+	 * sides add, when they take a chunk or let one go: ring.c).
 	 */
 	_Atomic(struct zc_chunk *) spare;
 	_Atomic uint32_t nchunks;

@@ -1017,6 +1017,30 @@ static void test_ring_chunks_follow_sends(void **state)
 	assert_true(zc__ring_chunks(f->zs) <= 2);
 }
 
+/*
+ * Where the pages stay in flight, TCP completions come in bursts: a
+ * socket reaps a hundred sends at once, and sends a hundred more. The
+ * second burst takes the chunks the first one let go, from the thread's
+ * cache: no malloc() (every one would fail), and the socket itself
+ * holds no more than before.
+ */
+static void test_ring_chunks_cached(void **state)
+{
+	struct fixture *f = *state;
+
+	send_n(f->zs, 100, 0, 16384);
+	fk_complete(0, 99, false);
+	expect_cookies(f->zs, 0, 100, 0);
+	assert_int_equal(zc__ring_chunks(f->zs), 2);
+	fa_fail(0, UINT_MAX);
+	send_n(f->zs, 100, 100, 16384);
+	fk_complete(100, 199, false);
+	expect_cookies(f->zs, 100, 100, 0);
+	assert_int_equal(fa_failed(), 0);
+	fa_fail(0, 0);
+	assert_true(zc__ring_chunks(f->zs) <= 2);
+}
+
 /* What the library holds for zs: each block and its malloc header. */
 static size_t held(struct zc_sock *zs)
 {
@@ -1093,6 +1117,7 @@ static void test_ring_chunk_no_memory(void **state)
 
 	send_n(f->zs, ZC_CHUNK - 1, 0, 16384);
 	calls = fk.nsends;
+	zc__chunk_cache_flush();	/* no chunk but from malloc() */
 	fa_fail(0, 1);
 	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 99), -ENOMEM);
 	assert_int_equal(fa_failed(), 1);
@@ -1111,6 +1136,7 @@ static void test_open_no_memory(void **state)
 	struct fixture f;
 
 	(void)state;
+	zc__chunk_cache_flush();	/* no chunk but from malloc() */
 	fa_fail(0, 1);
 	assert_int_equal(open_zs(&f, NULL), -ENOMEM);
 	assert_int_equal(fa_failed(), 1);
@@ -1718,6 +1744,7 @@ int main(void)
 		cmocka_unit_test(test_udp_used_id_max_inflight_1),
 		cmocka_unit_test(test_udp_used_id_later_chunk),
 		T(test_ring_chunks_follow_sends),
+		T(test_ring_chunks_cached),
 		T(test_idle_memory),
 		cmocka_unit_test(test_ring_chunks_wrap_small),
 		T(test_ring_chunk_no_memory),
