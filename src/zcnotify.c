@@ -1447,22 +1447,6 @@ completions_eq_more(struct zc_sock *zs, struct zc_completion *out,
 }
 
 /*
- * completions_eq()'s recvmmsg() returned n < 0: most often the queue is
- * empty (EAGAIN; at k = 1 over TCP, most reaps: a completion waits for
- * the ACK), and then nothing else is to be done; any other error takes
- * completions_eq_more(). Counted here, as there.
- */
-static __attribute__((noinline)) int
-completions_eq_none(struct zc_sock *zs, struct zc_completion *out, int n)
-{
-	ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
-	if (errno != EAGAIN && errno != EWOULDBLOCK)
-		return completions_eq_more(zs, out, zs->rx_max, n);
-	zs->rx_dry = true;
-	return 0;
-}
-
-/*
  * The error queue's rx_reap: completions_ready() unless the oldest send
  * waits, then zc_eq_read_blocked() and zc_ring_reap(), with their common
  * case inline: one record, in the exact layout, that completes the
@@ -1486,8 +1470,16 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	n = recvmmsg(zs->fd, eq->msgs, ZC_EQ_BATCH,
 		     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
 	m = &eq->msgs[0].msg_hdr;
-	if (n < 0)
-		return completions_eq_none(zs, out, n);
+	/*
+	 * The queue empty: at k = 1 over TCP most reaps (a completion waits
+	 * for the ACK), and nothing else to do (zc__eq_read_more() would
+	 * learn the same in 60 instructions more).
+	 */
+	if (n < 0 && errno == EAGAIN) {
+		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
+		zs->rx_dry = true;
+		return 0;
+	}
 	if (__builtin_expect(n != 1, 0) || !eq_record_fast(m, &r)) {
 		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
 		return completions_eq_more(zs, out, zs->rx_max, n);
