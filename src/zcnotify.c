@@ -1543,7 +1543,7 @@ completions_scm(struct zc_sock *zs, struct zc_completion *out,
 						 memory_order_relaxed);
 	struct zc_entry *e = zs->rx_e, *next;
 	const struct zc_range *r;
-	uint32_t lo, hi;
+	uint32_t lo, hi, rt;
 	bool copied;
 
 	/*
@@ -1554,15 +1554,28 @@ completions_scm(struct zc_sock *zs, struct zc_completion *out,
 	if (h == t || e->flags != ZC_ENT_PENDING || zc_head != zc_done_to(zs))
 		return completions_scm_other(zs, out, max);
 	/*
-	 * Exactly one range is there: acquire (seq_cst for zc_wait())
+	 * The ranges the sends collected: acquire (seq_cst for zc_wait())
 	 * rtail, pairs with zc__scm_send()'s store, as in
-	 * zc_scm_apply_as(). No test of broken: a broken socket's sends
+	 * zc_scm_apply_as().
+	 */
+	rt = (uint32_t)atomic_load_explicit(&p->rtail, memory_order_seq_cst);
+	/*
+	 * None, and sends ran since the last look: they will bring the news
+	 * (zc_scm_collect_as()'s answer, without its frame). At k = 1 over
+	 * TCP most reaps: a completion waits for the ACK.
+	 */
+	if (rt == rh && t != p->last_tail &&
+	    !atomic_load_explicit(&p->broken, memory_order_relaxed)) {
+		p->last_tail = t;
+		return 0;
+	}
+	/*
+	 * Exactly one range. No test of broken: a broken socket's sends
 	 * push no range, so it reads the queue (zc_scm_collect_as()) on
 	 * the next call, when the ring is empty, where the general way
 	 * would have read it on this one.
 	 */
-	if ((uint32_t)atomic_load_explicit(&p->rtail,
-					   memory_order_seq_cst) - rh != 1)
+	if (rt - rh != 1)
 		return completions_scm_general(zs, out, max);
 	r = &p->ranges[rh & (SCM_RANGES - 1)];
 	lo = r->lo;
