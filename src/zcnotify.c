@@ -1470,18 +1470,18 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	n = recvmmsg(zs->fd, eq->msgs, ZC_EQ_BATCH,
 		     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
 	m = &eq->msgs[0].msg_hdr;
-	/*
-	 * The queue empty: at k = 1 over TCP most reaps (a completion waits
-	 * for the ACK), and nothing else to do (zc__eq_read_more() would
-	 * learn the same in 60 instructions more).
-	 */
-	if (n < 0 && errno == EAGAIN) {
-		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
-		zs->rx_dry = true;
-		return 0;
-	}
 	if (__builtin_expect(n != 1, 0) || !eq_record_fast(m, &r)) {
 		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
+		/*
+		 * The queue empty: at k = 1 over TCP most reaps (a
+		 * completion waits for the ACK), and nothing else to do
+		 * (zc__eq_read_more() would learn the same in 60
+		 * instructions more).
+		 */
+		if (n < 0 && errno == EAGAIN) {
+			zs->rx_dry = true;
+			return 0;
+		}
 		return completions_eq_more(zs, out, zs->rx_max, n);
 	}
 	/*
