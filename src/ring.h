@@ -346,91 +346,54 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 	/* The entry of slot h: walked, the chunk changes every ZC_CHUNK. */
 	const struct zc_entry *e = zs->rx_e;
 	uint32_t h;
-	unsigned int nzc = 0, n, ghosts = 0, fast = 0;
+	unsigned int nzc = 0, n, ghosts = 0;
 
 	if (end - h0 > max)
 		end = h0 + max;
 	for (h = h0; h != end;) {
-		/*
-		 * The common entries first, up to the end of h's chunk or
-		 * end: a copy (complete when published), or a plain PENDING
-		 * entry whose id is in the run of reported ids (it takes
-		 * run_flags). Each in as few instructions as it can: at k =
-		 * 16 over TCP this loop runs once a send.
-		 */
-		uint32_t seg = ZC_CHUNK - (h & ZC_CHUNK_MASK), z0 = zc_head;
-		const struct zc_entry *e0 = e, *stop;
-		uint32_t flags;
+		uint32_t flags = e->flags;
 
-		if (seg > end - h)
-			seg = end - h;
-		for (stop = e + seg; e != stop; e++, out++) {
-			flags = e->flags;
-			if (flags & (ZC_ENT_PENDING | ZC_ENT_GHOST)) {
-				if (flags != ZC_ENT_PENDING ||
-				    zc_head == done_to)
+		if (flags & ZC_ENT_PENDING) {
+			/*
+			 * Every id the kernel used has its entry, in send
+			 * order: this one's is zc_head, in the run of
+			 * reported ids, or marked, or not reported yet.
+			 */
+			if (zc_head != done_to) {
+				flags |= run_flags;
+			} else {
+				uint32_t f;
+
+				if (!zs->nmarks)
+					break;	/* the kernel has not said */
+				zs->zc_head = zc_head;
+				f = zc__ring_take_mark(zs);
+				if (!f)
 					break;
-				zc_head++;
-				flags = run_flags;
+				if (f & ZC_DONE_COPIED)
+					flags |= ZC_COPIED;
+				done_to++;
 			}
+			zc_head++;
+			flags &= ~ZC_ENT_PENDING;
+			/* A copy that waited for a failed send's id: not. */
+			nzc += !(flags & ZC_COPIED);
+		}
+		if (flags & ZC_ENT_GHOST) {
+			ghosts++;		/* a failed send: no completion */
+		} else {
 			memcpy(out, e, sizeof(*out));	/* the same layout */
 			out->flags = flags;
-		}
-		fast += zc_head - z0;
-		h += (uint32_t)(e - e0);
-		if (e != stop) {
-			/*
-			 * Any other entry: one PENDING past the run (a mark,
-			 * or the kernel has not said), or a ghost.
-			 */
-			flags = e->flags;
-			if (flags & ZC_ENT_PENDING) {
-				/*
-				 * Every id the kernel used has its entry, in
-				 * send order: this one's is zc_head, in the
-				 * run of reported ids, or marked, or not
-				 * reported yet.
-				 */
-				if (zc_head != done_to) {
-					flags |= run_flags;
-				} else {
-					uint32_t f;
-
-					if (!zs->nmarks)
-						break;	/* not said yet */
-					zs->zc_head = zc_head;
-					f = zc__ring_take_mark(zs);
-					if (!f)
-						break;
-					if (f & ZC_DONE_COPIED)
-						flags |= ZC_COPIED;
-					done_to++;
-				}
-				zc_head++;
-				flags &= ~ZC_ENT_PENDING;
-				/* A copy that waited for a failed send's id. */
-				nzc += !(flags & ZC_COPIED);
-			}
-			if (flags & ZC_ENT_GHOST) {
-				ghosts++;	/* a failed send: no completion */
-			} else {
-				memcpy(out, e, sizeof(*out));
-				out->flags = flags;
-				out++;
-			}
-			e++;
-			h++;
+			out++;
 		}
 		/*
-		 * The chunk's last slot reaped (each pass reaps one entry at
-		 * least): on to the next, linked before that slot was
-		 * published (ring.c).
+		 * The chunk's last slot reaped: on to the next, linked
+		 * before that slot was published (ring.c).
 		 */
-		if (__builtin_expect(!(h & ZC_CHUNK_MASK), 0))
+		e++;
+		if (__builtin_expect(!(++h & ZC_CHUNK_MASK), 0))
 			e = zc__rx_chunk_next(zs, e);
 	}
-	if (!(run_flags & ZC_COPIED))
-		nzc += fast;
 	zs->zc_head = zc_head;
 	if (h == h0)
 		return 0;
