@@ -491,6 +491,58 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 	return scm_sent(zs, msg, flags, n, ret);
 }
 
+/*
+ * A zero-copy send over TCP failed with ENOBUFS: the socket's option
+ * memory is full. Queued completions hold it until they are read (the
+ * notification is the skb sock_omalloc() charged), and TCP fails before
+ * it reads our cmsg, so the failed send took none. Take them now with a
+ * send of no bytes (TCP sends nothing; v5 harvests in sock_cmsg_send(),
+ * which a TCP send reaches whatever its length), so that the caller can
+ * send zero-copy again (the raw pattern's read of the error queue, in
+ * the send side's own way). Returns the number of ranges taken (0: none,
+ * or not TCP, or no room in the range ring).
+ */
+int zc__scm_harvest_enobufs(struct zc_sock *zs)
+{
+	struct scm_priv *p = zs->backend_priv;
+	struct msghdr m = { 0 };
+	unsigned int n;
+	uint64_t t;
+	ssize_t ret;
+	int k;
+
+	if (zs->type != SOCK_STREAM ||
+	    atomic_load_explicit(&p->broken, memory_order_relaxed) ||
+	    (!p->ctrl && !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM))))
+		return 0;
+	/* Acquire: pairs with the release of rhead in zc_scm_collect(). */
+	t = atomic_load_explicit(&p->rtail, memory_order_relaxed);
+	n = SCM_RANGES - ((uint32_t)t - atomic_load_explicit(&p->rhead,
+							     memory_order_acquire));
+	if (!n)
+		return 0;
+	if (n > SCM_INFO_MAX)
+		n = SCM_INFO_MAX;
+	m.msg_control = p->ctrl;
+	m.msg_controllen = scm_prepare(p->ctrl, p->type, n);
+	ret = sendmsg(zs->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+	ZC_STAT_INC(&zs->tx, syscalls);
+	k = ret < 0 ? 0 : scm_take(p, n, (uint32_t)t);
+	scm_header(p->ctrl, p->type, 1);
+	if (k < 0) {
+		ZC_STAT_INC(&zs->tx, bad_ranges);
+		return 0;
+	}
+	if (k) {
+		/* As in scm_sent(): release (seq_cst) the ranges. */
+		atomic_store_explicit(&p->rtail, t + (uint64_t)k,
+				      memory_order_seq_cst);
+		if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
+			zc__wake_reaper(zs);
+	}
+	return k;
+}
+
 /* ---- the reap side ---- */
 
 static int scm_collect(struct zc_sock *zs, bool force)

@@ -168,6 +168,7 @@ static inline unsigned int zc_scm_want(struct zc_sock *zs)
 ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		    const void *buf, size_t len, int flags, unsigned int n);
 ssize_t zc__scm_sent(struct zc_sock *zs, int flags, ssize_t ret);
+int zc__scm_harvest_enobufs(struct zc_sock *zs);
 
 /*
  * zc__scm_send()'s common case, inline in the core's send of zc_send()

@@ -543,6 +543,33 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
 				      memory_order_release);
 	}
+	/*
+	 * SCM over TCP: the option memory the kernel refused may be held by
+	 * completions not yet taken. Take them (a send of no bytes with our
+	 * cmsg) and try zero-copy once more before the copy. TCP only: the
+	 * failed send used no id and sent nothing. Not with the caller's
+	 * control bytes: their own size may be what the kernel refused.
+	 */
+	if (err == -ENOBUFS && zs->tx_scm && !maybe_id &&
+	    (!msg || !msg->msg_controllen) && zc__scm_harvest_enobufs(zs)) {
+		/* Release: as in send_begin(), the window open again. */
+		atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
+				      memory_order_release);
+		ret = backend_send(zs, msg, buf, len, flags | MSG_ZEROCOPY);
+		if (ret > 0) {
+			e->bytes = (uint32_t)ret;
+			e->flags = ZC_ENT_PENDING;
+			zs->zc_next++;
+			ZC_STAT_INC(&zs->tx, sends_zc);
+			zs->adapt_tick++;
+			zc_publish(zs, t, e);
+			return ret;
+		}
+		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
+				      memory_order_release);
+		if (ret < 0)
+			err = ret;	/* ENOBUFS again: the copy below */
+	}
 	if (err == -ENOBUFS || (err == -EMSGSIZE && zs->type == SOCK_DGRAM))
 		ret = backend_send(zs, msg, buf, len, flags);
 	if (ret >= 0) {

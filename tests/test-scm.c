@@ -347,6 +347,55 @@ static void test_caller_control_past_optmem(void **state)
 	assert_int_equal(zc_inflight(f->zs), 1);
 }
 
+/*
+ * ENOBUFS on a zero-copy TCP send: the option memory is held by queued
+ * completions, and TCP fails before it reads the cmsg (err_before_cmsg),
+ * so the failed send took none. The library takes them with a send of no
+ * bytes and its cmsg, and sends zero-copy again: no copy (at 1ac7b75
+ * it copied every such send; this test fails there).
+ */
+static void test_tcp_enobufs_harvests_then_zerocopy(void **state)
+{
+	struct fixture f;
+	struct zc_stats st = { .sz = sizeof(st) };
+	unsigned int calls;
+
+	(void)state;
+	assert_int_equal(open_scm(&f, SOCK_STREAM, 16), 0);
+	send_n(f.zs, 3, 0);			/* ids 0..2 */
+	fk_complete(0, 2, false);		/* queued, not taken */
+	fk.send_err[0] = ENOBUFS;
+	fk.nsend_err = 1;
+	fk.err_before_cmsg = true;
+	fk.err_only_zc = true;
+	calls = fk.nsends;
+	assert_int_equal(zc_send(f.zs, buf, 16384, 0, 3), 16384);
+	/* The failed send, the harvest (no bytes), the zero-copy send. */
+	assert_int_equal(fk.nsends, calls + 3);
+	assert_int_equal(fk.sends[calls].ret, -1);
+	assert_int_equal(fk.sends[calls + 1].len, 0);
+	assert_int_equal(fk.sends[calls + 1].flags & MSG_ZEROCOPY, 0);
+	assert_true(fk.sends[calls + 2].flags & MSG_ZEROCOPY);
+	assert_int_equal(fk.sends[calls + 2].id, 3);
+	assert_int_equal(fk.qlen, 0);		/* the harvest took them */
+	assert_int_equal(zc_get_stats(f.zs, &st), 0);
+	assert_int_equal(st.enobufs_fallback, 0);
+	assert_int_equal(st.sends_zc, 4);
+	fk_complete(3, 3, false);
+	expect_cookies(f.zs, 0, 4);
+	/* Nothing queued to take: the copy, as before. */
+	fk.send_err[0] = ENOBUFS;
+	fk.nsend_err = 1;
+	calls = fk.nsends;
+	assert_int_equal(zc_send(f.zs, buf, 16384, 0, 4), 16384);
+	assert_int_equal(zc_get_stats(f.zs, &st), 0);
+	assert_int_equal(st.enobufs_fallback, 1);
+	assert_int_equal(fk.sends[fk.nsends - 1].flags & MSG_ZEROCOPY, 0);
+	expect_cookies(f.zs, 4, 1);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
 static void test_harvest_every_k(void **state)
 {
 	struct fixture f;
@@ -507,6 +556,7 @@ int main(void)
 		T(test_caller_cmsg_einval),
 		T(test_caller_controllen_huge),
 		T(test_caller_control_past_optmem),
+		T(test_tcp_enobufs_harvests_then_zerocopy),
 		T(test_harvest_every_k),
 		T(test_idle_reaps_by_recvmsg),
 		T(test_zc_wait_collects),
