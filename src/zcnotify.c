@@ -1473,6 +1473,15 @@ completions_eq_more(struct zc_sock *zs, struct zc_completion *out,
 	return zc_ring_reap(zs, out, max);
 }
 
+/* completions_eq(): is a record queued (or the poll failed: read)? */
+static __attribute__((noinline)) bool completions_eq_queued(struct zc_sock *zs)
+{
+	struct pollfd pf = { .fd = zs->fd };
+
+	ZC_STAT_INC(&zs->rx, syscalls);
+	return poll(&pf, 1, 0) != 0;
+}
+
 /*
  * The error queue's rx_reap: completions_ready() unless the oldest send
  * waits, then zc_eq_read_blocked() and zc_ring_reap(), with their common
@@ -1490,6 +1499,15 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 
 	if (completions_unblocked(zs))
 		return completions_ready(zs, out, max);
+	/*
+	 * The last read found nothing (at k = 1 over TCP most reaps: a
+	 * completion waits for the ACK): ask poll() first, as the raw
+	 * pattern does; POLLERR is level-triggered, raised while a record
+	 * is queued. Cheaper in the kernel than an empty recvmmsg(), and
+	 * the same one syscall.
+	 */
+	if (zs->rx_dry && !completions_eq_queued(zs))
+		return 0;
 	eq = zc__tl_eq;
 	if (__builtin_expect(!eq, 0))	/* this thread's first read */
 		return completions_eq_general(zs, out, max);
