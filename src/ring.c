@@ -207,7 +207,7 @@ uint32_t zc__ring_take_mark(struct zc_sock *zs)
 /*
  * The cache, a list linked by next, and its length; initial exec, as
  * zc__tl_eq. Freed when the thread exits, by the destructor of a key set
- * by its first chunk (cache_keyed).
+ * by its first chunk (tl_keyed).
  */
 static _Thread_local struct zc_chunk *tl_cache
 	__attribute__((tls_model("initial-exec")));
