@@ -378,6 +378,37 @@ scm_sendmsg_ctrl(struct zc_sock *zs, struct scm_priv *p,
 }
 
 /*
+ * After a send that asked for n elements: take the kernel's answer into
+ * the range ring and publish it. wake: no entry push follows (the send
+ * failed, or sent nothing) to wake a reaper. Returns the number of ranges
+ * (-1: nonsense, counted).
+ */
+static int scm_push(struct zc_sock *zs, struct scm_priv *p, unsigned int n,
+		    bool wake)
+{
+	uint64_t t = atomic_load_explicit(&p->rtail, memory_order_relaxed);
+	int k = scm_take(p, n, (uint32_t)t);
+
+	/* Level and type of ours again, whatever the kernel wrote over it. */
+	scm_header(p->ctrl, p->type, 1);
+	if (k > 0) {
+		/*
+		 * Release: pairs with the acquire of rtail in zc_scm_collect().
+		 * Seq_cst, then a seq_cst load of waiting, as in zc_publish():
+		 * when no entry push follows, we wake a reaper ourselves.
+		 */
+		atomic_store_explicit(&p->rtail, t + (uint64_t)k,
+				      memory_order_seq_cst);
+		if (wake && atomic_load_explicit(&zs->waiting,
+						 memory_order_seq_cst))
+			zc__wake_reaper(zs);
+	} else if (k < 0) {
+		ZC_STAT_INC(&zs->tx, bad_ranges);
+	}
+	return k;
+}
+
+/*
  * After a send that asked for n elements returned ret (sendmsg()'s: -1
  * with errno): take the kernel's answer, and send again without our cmsg
  * if the kernel refused it. msg NULL: the kept message (zc_send()).
@@ -387,7 +418,6 @@ static ssize_t scm_sent(struct zc_sock *zs, const struct msghdr *msg,
 			int flags, unsigned int n, ssize_t ret)
 {
 	struct scm_priv *p = zs->backend_priv;
-	uint64_t t;
 	int k;
 
 	if (ret < 0) {
@@ -400,24 +430,7 @@ static ssize_t scm_sent(struct zc_sock *zs, const struct msghdr *msg,
 	 * In v5 the records are taken before the send can fail: read them
 	 * whatever sendmsg returned.
 	 */
-	t = atomic_load_explicit(&p->rtail, memory_order_relaxed);
-	k = scm_take(p, n, (uint32_t)t);
-	/* Level and type of ours again, whatever the kernel wrote over it. */
-	scm_header(p->ctrl, p->type, 1);
-	if (k > 0) {
-		/*
-		 * Release: pairs with the acquire of rtail in zc_scm_collect().
-		 * Seq_cst, then a seq_cst load of waiting, as in zc_publish():
-		 * when the send fails no entry push follows to wake a reaper.
-		 */
-		atomic_store_explicit(&p->rtail, t + (uint64_t)k,
-				      memory_order_seq_cst);
-		if (ret < 0 && atomic_load_explicit(&zs->waiting,
-						    memory_order_seq_cst))
-			zc__wake_reaper(zs);
-	} else if (k < 0) {
-		ZC_STAT_INC(&zs->tx, bad_ranges);
-	}
+	k = scm_push(zs, p, n, ret < 0);
 	if (ret == -EINVAL && k <= 0) {
 		/*
 		 * EINVAL: our cmsg or the caller's? Send as the caller meant.
@@ -507,8 +520,7 @@ int zc__scm_harvest_enobufs(struct zc_sock *zs)
 	struct scm_priv *p = zs->backend_priv;
 	struct msghdr m = { 0 };
 	unsigned int n;
-	uint64_t t;
-	ssize_t ret;
+	uint32_t t;
 	int k;
 
 	if (zs->type != SOCK_STREAM ||
@@ -516,31 +528,22 @@ int zc__scm_harvest_enobufs(struct zc_sock *zs)
 	    (!p->ctrl && !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM))))
 		return 0;
 	/* Acquire: pairs with the release of rhead in zc_scm_collect(). */
-	t = atomic_load_explicit(&p->rtail, memory_order_relaxed);
-	n = SCM_RANGES - ((uint32_t)t - atomic_load_explicit(&p->rhead,
-							     memory_order_acquire));
+	t = (uint32_t)atomic_load_explicit(&p->rtail, memory_order_relaxed);
+	n = SCM_RANGES - (t - atomic_load_explicit(&p->rhead,
+						   memory_order_acquire));
 	if (!n)
 		return 0;
 	if (n > SCM_INFO_MAX)
 		n = SCM_INFO_MAX;
 	m.msg_control = p->ctrl;
 	m.msg_controllen = scm_prepare(p->ctrl, p->type, n);
-	ret = sendmsg(zs->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 	ZC_STAT_INC(&zs->tx, syscalls);
-	k = ret < 0 ? 0 : scm_take(p, n, (uint32_t)t);
-	scm_header(p->ctrl, p->type, 1);
-	if (k < 0) {
-		ZC_STAT_INC(&zs->tx, bad_ranges);
+	if (sendmsg(zs->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		scm_header(p->ctrl, p->type, 1);
 		return 0;
 	}
-	if (k) {
-		/* As in scm_sent(): release (seq_cst) the ranges. */
-		atomic_store_explicit(&p->rtail, t + (uint64_t)k,
-				      memory_order_seq_cst);
-		if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
-			zc__wake_reaper(zs);
-	}
-	return k;
+	k = scm_push(zs, p, n, true);
+	return k > 0 ? k : 0;
 }
 
 /* ---- the reap side ---- */

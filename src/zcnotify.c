@@ -557,12 +557,8 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 				      memory_order_release);
 		ret = backend_send(zs, msg, buf, len, flags | MSG_ZEROCOPY);
 		if (ret > 0) {
-			e->bytes = (uint32_t)ret;
-			e->flags = ZC_ENT_PENDING;
-			zs->zc_next++;
-			ZC_STAT_INC(&zs->tx, sends_zc);
 			zs->adapt_tick++;
-			zc_publish(zs, t, e);
+			zc_publish(zs, t, zc_tx_took_id(zs, ret));
 			return ret;
 		}
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
