@@ -290,3 +290,158 @@ int zc__eq_drain(struct zc_sock *zs)
 {
 	return zc_eq_read(zs, true);
 }
+
+/* ---- records the send side takes on ENOBUFS (struct zc_eqh) ---- */
+
+/*
+ * Send side, after the kernel refused a zero-copy send over TCP with
+ * ENOBUFS. The failed send took no id (6.1 fails msg_zerocopy_realloc()
+ * before one is given out) and sent nothing. Read what the error queue
+ * holds, one record a recvmsg() (a record read is ours: the kernel has no
+ * peek for the error queue), until it is empty, the ring is full, or a
+ * foreign record came (it waits in the one slot there is). Reading frees
+ * the option memory each record held, so the caller tries zero-copy once
+ * more. The reap side gets the records through eqh and is woken as a
+ * send would wake it: the queue may now be empty, and no POLLERR comes for
+ * what we took. Returns the number of ranges taken (0: none, or not TCP,
+ * or no memory for eqh, or the foreign slot still full).
+ */
+int zc__eq_harvest_enobufs(struct zc_sock *zs)
+{
+	struct zc_eqh *q = zs->eqh;
+	alignas(struct cmsghdr) unsigned char ctrl[ZC_EQ_CTRL];
+	uint32_t t, t0, room;
+	int ranges = 0;
+
+	if (zs->type != SOCK_STREAM)
+		return 0;
+	if (!q) {
+		q = calloc(1, sizeof(*q));
+		if (!q)
+			return 0;
+		/* Published to the reap side by the release of q->tail. */
+		zs->eqh = q;
+	}
+	/* Acquire: pairs with the release in zc__eq_take_harvest(). */
+	if (atomic_load_explicit(&q->foreign_full, memory_order_acquire))
+		return 0;
+	t = t0 = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	/* Acquire: pairs with the release of head in zc__eq_take_harvest(). */
+	room = ZC_EQH_ITEMS - (t - atomic_load_explicit(&q->head,
+						       memory_order_acquire));
+	for (unsigned int reads = 0; room && reads < ZC_EQH_ITEMS; reads++) {
+		struct msghdr m = { .msg_control = ctrl,
+				    .msg_controllen = sizeof(ctrl) };
+		struct zc_range r;
+		uint8_t kind;
+
+		ZC_STAT_INC(&zs->tx, syscalls);
+		if (recvmsg(zs->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;		/* EAGAIN: all read; or an error */
+		}
+		kind = m.msg_flags & MSG_CTRUNC ? ZC_EQH_CTRUNC : 0;
+		if (!eq_record_fast(&m, &r)) {
+			switch (zc__parse_errmsg(&m, &r, &q->foreign)) {
+			case ZC_REC_RANGE:
+				break;
+			case ZC_REC_FOREIGN:
+				kind |= ZC_EQH_FOREIGN;
+				break;
+			case ZC_REC_NONE:	/* as the reap side: ignored */
+			default:
+				continue;
+			}
+		}
+		q->items[t % ZC_EQH_ITEMS].kind = kind |
+			(!(kind & ZC_EQH_FOREIGN) && r.copied ? ZC_EQH_COPIED : 0);
+		if (kind & ZC_EQH_FOREIGN) {
+			/* Relaxed: the release of tail below publishes it. */
+			atomic_store_explicit(&q->foreign_full, true,
+					      memory_order_relaxed);
+			t++;
+			break;
+		}
+		q->items[t % ZC_EQH_ITEMS].lo = r.lo;
+		q->items[t % ZC_EQH_ITEMS].hi = r.hi;
+		t++;
+		room--;
+		ranges++;
+	}
+	if (t == t0)
+		return 0;
+	/* Release: pairs with the acquire in zc__eq_take_harvest(). */
+	atomic_store_explicit(&q->tail, t, memory_order_release);
+	/*
+	 * Seq_cst, then a seq_cst load of waiting, as in zc_publish(): the
+	 * reaper in zc_wait() stores waiting, then loads eqh_news. One of us
+	 * sees the other.
+	 */
+	atomic_store_explicit(&zs->eqh_news, true, memory_order_seq_cst);
+	if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst))
+		zc__wake_reaper(zs);
+	return ranges;
+}
+
+int zc__eq_take_harvest(struct zc_sock *zs, bool count_ids)
+{
+	struct zc_eqh *q;
+	uint32_t h, t, ids = 0, ranges = 0;
+	int n = 0;
+
+	/*
+	 * Cleared before tail is read: records pushed after that read set
+	 * it again (their push stores tail, then eqh_news), so none waits
+	 * unseen. Seq_cst: the acquire pairs with that store, which orders
+	 * zs->eqh too.
+	 */
+	if (!atomic_exchange_explicit(&zs->eqh_news, false,
+				      memory_order_seq_cst))
+		return 0;
+	q = zs->eqh;
+	h = atomic_load_explicit(&q->head, memory_order_relaxed);
+	/* Acquire: pairs with the release in zc__eq_harvest_enobufs(). */
+	t = atomic_load_explicit(&q->tail, memory_order_acquire);
+	for (; h != t; h++, n++) {
+		uint8_t kind = q->items[h % ZC_EQH_ITEMS].kind;
+
+		if (kind & ZC_EQH_CTRUNC) {
+			ZC_STAT_INC(&zs->rx, ctrunc);
+			zs->pending_err = -EMSGSIZE;
+		}
+		if (kind & ZC_EQH_FOREIGN) {
+			zc__stash_foreign(zs, &q->foreign);
+			/* Release: the send side may read into it again. */
+			atomic_store_explicit(&q->foreign_full, false,
+					      memory_order_release);
+			continue;
+		}
+		ids += zc_apply_range(zs, q->items[h % ZC_EQH_ITEMS].lo,
+				      q->items[h % ZC_EQH_ITEMS].hi,
+				      kind & ZC_EQH_COPIED);
+		ranges++;
+	}
+	/* Release: pairs with the acquire in zc__eq_harvest_enobufs(). */
+	atomic_store_explicit(&q->head, h, memory_order_release);
+	ZC_STAT_ADD(&zs->rx, harvest_recvmsg, ranges);
+	if (count_ids && ids)
+		zc_count_ids(zs, ids);
+	return n;
+}
+
+int zc__eq_read_harvested(struct zc_sock *zs, bool count_ids)
+{
+	int k = zc__eq_take_harvest(zs, count_ids), n;
+
+	/* The queue too: what came since, and a foreign record's POLLERR. */
+	if (!zc__tl_eq && !zc__eq_make())
+		return k ? k : -ENOMEM;
+	n = recvmmsg(zs->fd, zc__tl_eq->msgs, ZC_EQ_BATCH,
+		     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
+	ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
+	n = zc__eq_read_more(zs, n, n < 0 ? -errno : 0, count_ids);
+	if (n < 0)
+		return k ? k : n;	/* the error comes back next time */
+	return k + n;
+}

@@ -98,6 +98,57 @@ int zc__eq_read_error(int err, int nrec);
  */
 int zc__eq_read_more(struct zc_sock *zs, int n, int err, bool count_ids);
 
+/*
+ * The records the send side took from the error queue when the kernel
+ * refused a zero-copy send over TCP with ENOBUFS (zc__eq_harvest_enobufs()):
+ * queued completions hold the socket's option memory until they are read
+ * (ABI.md section 1), so the send side reads them, as the raw pattern
+ * does, and sends zero-copy again. They go to the reap side through this
+ * single-producer, single-consumer ring, as SCM's ranges do (struct
+ * scm_priv); zs->eqh_news says it holds some. A foreign record among them
+ * waits in foreign (one: the send side reads no further while it is
+ * there). Made by the send side's first such read: most sockets never
+ * need it.
+ */
+#define ZC_EQH_ITEMS		16
+enum {
+	ZC_EQH_COPIED = 1,	/* a range the kernel reported COPIED */
+	ZC_EQH_FOREIGN = 2,	/* not a range: foreign holds the record */
+	ZC_EQH_CTRUNC = 4,	/* read with MSG_CTRUNC: see pending_err */
+};
+struct zc_eqh {
+	_Atomic uint32_t tail;		/* send side */
+	_Atomic uint32_t head;		/* reap side */
+	/* Set by the send side with a FOREIGN item, cleared by the reap side. */
+	_Atomic bool foreign_full;
+	struct {
+		uint32_t lo, hi;
+		uint8_t kind;		/* ZC_EQH_* */
+	} items[ZC_EQH_ITEMS];
+	struct zc_errrec foreign;
+};
+
+/* Send side: take what is queued; returns the ranges taken (errqueue.c). */
+int zc__eq_harvest_enobufs(struct zc_sock *zs);
+/*
+ * Reap side: apply what the send side took (ranges to the ring, a foreign
+ * record to the stash), if eqh_news says there is any. Returns the number
+ * of records applied. count_ids: as zc_eq_read()'s.
+ */
+int zc__eq_take_harvest(struct zc_sock *zs, bool count_ids);
+/* zc_eq_read() when eqh_news is set: what the send side took, then a read. */
+int zc__eq_read_harvested(struct zc_sock *zs, bool count_ids);
+
+/*
+ * Reap side: has the send side taken records for us? Relaxed: a hint,
+ * zc__eq_take_harvest() orders what it reads. Seq_cst in zc_wait(),
+ * where a store of waiting comes before it (see zc__eq_harvest_enobufs()).
+ */
+static inline bool zc_eq_harvest_news(const struct zc_sock *zs)
+{
+	return atomic_load_explicit(&zs->eqh_news, memory_order_relaxed);
+}
+
 /* Add ids completed to ids_by_recvmsg (see zc_eq_read()). */
 static inline void zc_count_ids(struct zc_sock *zs, uint32_t ids)
 {
@@ -129,6 +180,8 @@ zc_eq_read_as(struct zc_sock *zs, bool count_ids, bool blocked)
 	uint32_t ids;
 	int n;
 
+	if (__builtin_expect(zc_eq_harvest_news(zs), 0))
+		return zc__eq_read_harvested(zs, count_ids);
 	if (__builtin_expect(!zc__tl_eq, 0) && !zc__eq_make())
 		return -ENOMEM;
 	msgs = zc__tl_eq->msgs;

@@ -34,10 +34,11 @@
 #define ZC_EXPORT	__attribute__((visibility("default")))
 #define ZC_CACHELINE	64
 
-/* Defined by the layers that own them: ring.h, backend.h. */
+/* Defined by the layers that own them: ring.h, errqueue.h, backend.h. */
 struct zc_entry;
 struct zc_chunk;
 struct zc_ops;
+struct zc_eqh;
 
 /*
  * Counters of one side, the struct zc_stats fields that side counts;
@@ -188,6 +189,13 @@ struct zc_sock {
 	/* Its zero-copy send waits in zc_ctx_sendmmsg()'s batch (ctx.c). */
 	bool tx_batched;
 	/*
+	 * The send side read the error queue on ENOBUFS (errqueue over TCP):
+	 * what it took waits in eqh for the reap side, which clears this.
+	 * Here, in the line of tail that the reap side reads anyway: its
+	 * test costs no cache line (errqueue.h).
+	 */
+	_Atomic bool eqh_news;
+	/*
 	 * A failed UDP zero-copy send that may have used up its id: its ring
 	 * entry is in slot amb_slot (PENDING on that id). Send side sets
 	 * PENDING and sends no zero-copy meanwhile; the reap side settles it
@@ -204,6 +212,11 @@ struct zc_sock {
 	 */
 	_Atomic uint32_t ghosts_made;
 	struct zc_tx_stats tx;
+	/*
+	 * The records the send side took on ENOBUFS (struct zc_eqh,
+	 * errqueue.h): made by its first such read, freed by zc_close().
+	 */
+	struct zc_eqh *eqh;
 
 	/* Reap side. */
 	alignas(ZC_CACHELINE) _Atomic uint32_t head;	/* oldest unreaped slot */

@@ -330,6 +330,7 @@ ZC_EXPORT void zc_close(struct zc_sock *zs)
 	zc__ring_free(zs);
 	free(zs->done);
 	free(zs->foreign);
+	free(zs->eqh);
 	free(zs);
 }
 
@@ -544,14 +545,17 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 				      memory_order_release);
 	}
 	/*
-	 * SCM over TCP: the option memory the kernel refused may be held by
-	 * completions not yet taken. Take them (a send of no bytes with our
-	 * cmsg) and try zero-copy once more before the copy. TCP only: the
-	 * failed send used no id and sent nothing. Not with the caller's
-	 * control bytes: their own size may be what the kernel refused.
+	 * Over TCP the option memory the kernel refused may be held by
+	 * completions not yet taken: take them (errqueue: a read of the
+	 * queue; SCM: a send of no bytes with our cmsg) and try zero-copy
+	 * once more before the copy. TCP only: the failed send used no id
+	 * and sent nothing. SCM not with the caller's control bytes: their
+	 * own size may be what the kernel refused.
 	 */
-	if (err == -ENOBUFS && zs->tx_scm && !maybe_id &&
-	    (!msg || !msg->msg_controllen) && zc__scm_harvest_enobufs(zs)) {
+	if (err == -ENOBUFS && !maybe_id &&
+	    (zs->tx_scm ? (!msg || !msg->msg_controllen) &&
+			  zc__scm_harvest_enobufs(zs) :
+	     zs->ops == &zc__ops_errqueue && zc__eq_harvest_enobufs(zs))) {
 		/* Release: as in send_begin(), the window open again. */
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 				      memory_order_release);
@@ -1495,6 +1499,9 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 
 	if (completions_unblocked(zs))
 		return completions_ready(zs, out, max);
+	/* Records the send side took on ENOBUFS: the general way. */
+	if (__builtin_expect(zc_eq_harvest_news(zs), 0))
+		return completions_eq_general(zs, out, max);
 	/*
 	 * The last read found nothing (at k = 1 over TCP most reaps: a
 	 * completion waits for the ACK): ask poll() first, as the raw
@@ -1706,7 +1713,9 @@ static int completions_no_read(struct zc_sock *zs, struct zc_completion *out,
 		return zc_completions(zs, out, max);
 	if (zs->ops == &zc__ops_scm)
 		zc_scm_apply(zs);
-	else if (zs->ops != &zc__ops_errqueue)
+	else if (zs->ops == &zc__ops_errqueue)
+		zc__eq_take_harvest(zs, false);	/* the send side's, if any */
+	else
 		return zc_completions(zs, out, max);
 	return zc_ring_reap(zs, out, max > INT_MAX ? INT_MAX : max);
 }

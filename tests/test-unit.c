@@ -667,6 +667,114 @@ static void test_enobufs_resends_by_copy(void **state)
 	assert_int_equal(fk.sends[2].id, 0);
 }
 
+/*
+ * ENOBUFS over TCP with completions queued: they hold the socket's option
+ * memory until they are read (ABI.md section 1). The send side reads them
+ * and sends zero-copy again, and the reap side hands them out, though no
+ * POLLERR is left to say so (its last read found the queue empty: a poll
+ * would find nothing). At f5e8b34 the send was copied; this test fails
+ * there.
+ */
+static void test_enobufs_takes_queued_then_zerocopy(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	struct zc_stats st = { .sz = sizeof(st) };
+	int errs[] = { ENOBUFS };
+	unsigned int calls;
+
+	send_n(f->zs, 3, 0, 16384);		/* ids 0..2 */
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);	/* none yet */
+	fk_complete(0, 2, false);		/* queued, not read */
+	fk.err_only_zc = true;
+	fk_script_send_errors(errs, 1);
+	calls = fk.nsends;
+	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 3), 16384);
+	/* The refused send, then zero-copy again, with the next id. */
+	assert_int_equal(fk.nsends, calls + 2);
+	assert_true(fk.sends[calls + 1].flags & MSG_ZEROCOPY);
+	assert_int_equal(fk.sends[calls + 1].id, 3);
+	assert_int_equal(fk.qlen, 0);		/* the send side read them */
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.enobufs_fallback, 0);
+	assert_int_equal(st.sends_zc, 4);
+	assert_int_equal(st.harvest_recvmsg, 0);	/* not applied yet */
+	assert_int_equal(zc_completions(f->zs, c, 8), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(c[i].cookie, i);
+		assert_int_equal(c[i].flags, 0);
+	}
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.harvest_recvmsg, 1);
+	assert_int_equal(st.completions, 3);
+	fk_complete(3, 3, false);
+	expect_cookies(f->zs, 3, 1, 0);
+	/* Nothing queued: the copy, as before. */
+	fk_script_send_errors(errs, 1);
+	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 4), 16384);
+	assert_false(fk.sends[fk.nsends - 1].flags & MSG_ZEROCOPY);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.enobufs_fallback, 1);
+	expect_cookies(f->zs, 4, 1, ZC_COPIED | ZC_LIB_COPY);
+}
+
+/*
+ * The same with a foreign record in the queue: the send side keeps one
+ * (for zc_foreign()) and reads no further; while it is not handed over,
+ * it reads nothing and copies. zc_wait() finds what the send side took
+ * without sleeping on a POLLERR that will not come.
+ */
+static void test_enobufs_takes_foreign_once(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	struct zc_errrec rec[4];
+	struct zc_stats st = { .sz = sizeof(st) };
+	int errs[] = { ENOBUFS };
+	unsigned int reads;
+
+	send_n(f->zs, 2, 0, 16384);		/* ids 0, 1 */
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	fk_complete(0, 0, false);
+	fk_foreign(ECONNREFUSED, SO_EE_ORIGIN_ICMP);
+	fk_complete(1, 1, false);
+	fk.err_only_zc = true;
+	fk_script_send_errors(errs, 1);
+	reads = fk.recvmsg_calls;
+	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 2), 16384);
+	assert_int_equal(fk.recvmsg_calls, reads + 2);	/* [0, 0], foreign */
+	assert_int_equal(fk.qlen, 1);			/* [1, 1] left */
+	assert_true(fk.sends[fk.nsends - 1].flags & MSG_ZEROCOPY);
+	assert_int_equal(fk.sends[fk.nsends - 1].id, 2);
+	/* The foreign record not handed over yet: no read, a copy. */
+	fk_script_send_errors(errs, 1);
+	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 3), 16384);
+	assert_int_equal(fk.recvmsg_calls, reads + 2);
+	assert_false(fk.sends[fk.nsends - 1].flags & MSG_ZEROCOPY);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.enobufs_fallback, 1);
+	/* At once: without the send side's records it would sleep 5 s. */
+	assert_int_equal(zc_wait(f->zs, c, 8, 5000), 1);
+	assert_int_equal(c[0].cookie, 0);
+	assert_int_equal(zc_foreign(f->zs, rec, 4), 1);
+	assert_int_equal(rec[0].ee_errno, ECONNREFUSED);
+	assert_int_equal(rec[0].ee_origin, SO_EE_ORIGIN_ICMP);
+	assert_int_equal(zc_completions(f->zs, c, 8), 1);	/* read [1, 1] */
+	assert_int_equal(c[0].cookie, 1);
+	fk_complete(2, 2, false);
+	assert_int_equal(zc_completions(f->zs, c, 8), 2);
+	assert_int_equal(c[0].cookie, 2);
+	assert_int_equal(c[0].flags, 0);
+	assert_int_equal(c[1].cookie, 3);
+	assert_int_equal(c[1].flags, ZC_COPIED | ZC_LIB_COPY);
+	/* The slot is free again: the next ENOBUFS reads the queue. */
+	fk_complete(3, 3, false);	/* a record no send is waiting for */
+	fk_script_send_errors(errs, 1);
+	reads = fk.recvmsg_calls;
+	send_n(f->zs, 1, 4, 16384);
+	assert_true(fk.recvmsg_calls > reads);
+}
+
 /* ENOBUFS with every send of ours reported: nothing to wait for, copy. */
 static void test_enobufs_all_reported_copies(void **state)
 {
@@ -1732,6 +1840,8 @@ int main(void)
 		T(test_no_syscall_when_idle),
 		T(test_send_error_no_completion),
 		T(test_enobufs_resends_by_copy),
+		T(test_enobufs_takes_queued_then_zerocopy),
+		T(test_enobufs_takes_foreign_once),
 		T(test_enobufs_all_reported_copies),
 		T(test_enobufs_then_error),
 		cmocka_unit_test(test_udp_emsgsize_resends_by_copy),
