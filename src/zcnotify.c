@@ -1473,45 +1473,22 @@ completions_eq_more(struct zc_sock *zs, struct zc_completion *out,
 	return zc_ring_reap(zs, out, max);
 }
 
-/* completions_eq(): is a record queued (or the poll failed: read)? */
-static __attribute__((noinline)) bool completions_eq_queued(struct zc_sock *zs)
-{
-	struct pollfd pf = { .fd = zs->fd };
-
-	ZC_STAT_INC(&zs->rx, syscalls);
-	return poll(&pf, 1, 0) != 0;
-}
-
 /*
- * The error queue's rx_reap: completions_ready() unless the oldest send
- * waits, then zc_eq_read_blocked() and zc_ring_reap(), with their common
- * case inline: one record, in the exact layout, that completes the
- * PENDING entry at head (zc_ring_reap_one()). At k = 1 over UDP every
- * call.
+ * completions_eq()'s read of the queue, the oldest send waiting: one
+ * recvmmsg(), with its common case inline (one record, in the exact
+ * layout, that completes the PENDING entry at head: zc_ring_reap_one()).
+ * Apart from completions_eq(), so that the calls that read nothing (at
+ * k = 1 over TCP most of them) do not pay for this one's registers.
  */
 static __attribute__((noinline)) int
-completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
+completions_eq_read(struct zc_sock *zs, struct zc_completion *out,
+		    unsigned int max)
 {
-	struct zc_eq *eq;
+	struct zc_eq *eq = zc__tl_eq;
 	struct msghdr *m;
 	struct zc_range r;
 	int n;
 
-	if (completions_unblocked(zs))
-		return completions_ready(zs, out, max);
-	/* Records the send side took on ENOBUFS: the general way. */
-	if (__builtin_expect(zc_eq_harvest_news(zs), 0))
-		return completions_eq_general(zs, out, max);
-	/*
-	 * The last read found nothing (at k = 1 over TCP most reaps: a
-	 * completion waits for the ACK): ask poll() first, as the raw
-	 * pattern does; POLLERR is level-triggered, raised while a record
-	 * is queued. Cheaper in the kernel than an empty recvmmsg(), and
-	 * the same one syscall.
-	 */
-	if (zs->rx_dry && !completions_eq_queued(zs))
-		return 0;
-	eq = zc__tl_eq;
 	if (__builtin_expect(!eq, 0))	/* this thread's first read */
 		return completions_eq_general(zs, out, max);
 	zs->rx_max = max;
@@ -1547,6 +1524,44 @@ completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 					    r.copied);
 	}
 	return 1;
+}
+
+/*
+ * completions_eq() after a read that found nothing (at k = 1 over TCP
+ * most reaps: a completion waits for the ACK): ask poll() first, as the
+ * raw pattern does; POLLERR is level-triggered, raised while a record is
+ * queued. Cheaper in the kernel than an empty recvmmsg(), and the same
+ * one syscall. A failed poll reads.
+ */
+static __attribute__((noinline)) int
+completions_eq_dry(struct zc_sock *zs, struct zc_completion *out,
+		   unsigned int max)
+{
+	struct pollfd pf = { .fd = zs->fd };
+
+	ZC_STAT_INC(&zs->rx, syscalls);
+	if (!poll(&pf, 1, 0))
+		return 0;
+	return completions_eq_read(zs, out, max);
+}
+
+/*
+ * The error queue's rx_reap: completions_ready() unless the oldest send
+ * waits, then a read (completions_eq_read(), or completions_eq_dry() when
+ * the last found nothing). Only tail calls: no registers to save. At
+ * k = 1 over UDP every call reads.
+ */
+static __attribute__((noinline)) int
+completions_eq(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
+{
+	if (completions_unblocked(zs))
+		return completions_ready(zs, out, max);
+	/* Records the send side took on ENOBUFS: the general way. */
+	if (__builtin_expect(zc_eq_harvest_news(zs), 0))
+		return completions_eq_general(zs, out, max);
+	if (zs->rx_dry)
+		return completions_eq_dry(zs, out, max);
+	return completions_eq_read(zs, out, max);
 }
 
 /*
