@@ -511,7 +511,34 @@ static bool optmem_one_queued_refuses(const uint8_t *buf, size_t len)
 	return refused;
 }
 
-static void test_optmem_queued_taken(void **state)
+/* Reap what is ready: zc_completions(), or the context's (in order). */
+static int reap_some(struct zc_ctx *ctx, struct zc_sock *zs, int got, int n,
+		     int timeout_ms)
+{
+	struct zc_ctx_completion cc[64];
+	struct zc_completion c[64];
+	int k;
+
+	if (ctx)
+		k = timeout_ms ? zc_ctx_wait(ctx, cc, 64, timeout_ms) :
+				 zc_ctx_completions(ctx, cc, 64);
+	else
+		k = timeout_ms ? zc_wait(zs, c, 64, timeout_ms) :
+				 zc_completions(zs, c, 64);
+	assert_true(k >= 0);
+	assert_true(got + k <= n);
+	for (int j = 0; j < k; j++) {
+		if (ctx) {
+			assert_ptr_equal(cc[j].zs, zs);
+			assert_int_equal(cc[j].flags & ZC_CTX_ERROR, 0);
+		}
+		assert_int_equal(ctx ? cc[j].cookie : c[j].cookie,
+				 (uint64_t)(got + j));
+	}
+	return k;
+}
+
+static void optmem_queued(bool in_ctx)
 {
 	enum { N = 32, LEN = 16384 };
 	struct zc_opts o = { .sz = sizeof(o), .backend = fault_backend,
@@ -519,15 +546,14 @@ static void test_optmem_queued_taken(void **state)
 	uint32_t len[N];
 	struct rx r = { .seed = 0x0b7e, .nmsg = N, .len = len };
 	uint8_t *pool = malloc((size_t)N * LEN);
-	struct zc_completion c[N];
 	struct zc_stats st = { .sz = sizeof(st) };
 	const char *path = "/proc/sys/net/core/optmem_max";
 	long was = read_long(path);
+	struct zc_ctx *ctx = NULL;
 	char v[32];
 	struct zc_sock *zs;
 	int tx, got = 0;
 
-	(void)state;
 	assert_non_null(pool);
 	assert_true(was > 0);
 	assert_int_equal(write_file(path, "1024"), 0);
@@ -536,6 +562,10 @@ static void test_optmem_queued_taken(void **state)
 	memset(pool, 0x5a, LEN);
 	/* The fault bites, or this test proves nothing. */
 	assert_true(optmem_one_queued_refuses(pool, LEN));
+	if (in_ctx) {
+		assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+		o.ctx = ctx;
+	}
 	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &tx, &r.fd, NULL,
 				       NULL), 0);
 	assert_int_equal(zc_open(tx, &o, &zs), 0);
@@ -553,34 +583,31 @@ static void test_optmem_queued_taken(void **state)
 		 * A reap now and then: what the sends took waits for one
 		 * (at most 16 records; then a send copies).
 		 */
-		if (i % 4 == 3) {
-			int k = zc_completions(zs, c, N);
-
-			assert_true(k >= 0);
-			for (int j = 0; j < k; j++)
-				assert_int_equal(c[j].cookie,
-						 (uint64_t)(got + j));
-			got += k;
-		}
+		if (i % 4 == 3)
+			got += reap_some(ctx, zs, got, N, 0);
 	}
 	assert_int_equal(zc_get_stats(zs, &st), 0);
-	printf("optmem queued (%s): %d sends, zc %llu, enobufs->copy %llu, "
-	       "%llu syscalls\n", zc_backend_name(zc_backend(zs)), N,
+	printf("optmem queued (%s%s): %d sends, zc %llu, enobufs->copy %llu, "
+	       "%llu syscalls\n", zc_backend_name(zc_backend(zs)),
+	       in_ctx ? ", in a context" : "", N,
 	       (unsigned long long)st.sends_zc,
 	       (unsigned long long)st.enobufs_fallback,
 	       (unsigned long long)st.syscalls);
 	assert_int_equal(st.enobufs_fallback, 0);
 	assert_int_equal(st.sends_zc, N);
+	/*
+	 * The rest: some taken by the last sends (no POLLERR of their own;
+	 * the last send's record raises it), the others still queued.
+	 */
 	while (got < N) {
-		int k = zc_wait(zs, c, N, 5000);
+		int k = reap_some(ctx, zs, got, N, 5000);
 
 		assert_true(k > 0);
-		for (int j = 0; j < k; j++)
-			assert_int_equal(c[j].cookie, (uint64_t)(got + j));
 		got += k;
 	}
 	rx_finish(&r, tx, (uint64_t)N * LEN, 10000);
 	zc_close(zs);
+	assert_int_equal(zc_ctx_free(ctx), 0);
 	close(tx);
 	close(r.fd);
 	free(pool);
@@ -589,6 +616,18 @@ static void test_optmem_queued_taken(void **state)
 	assert_int_equal(write_file(path, v), 0);
 }
 
+static void test_optmem_queued_taken(void **state)
+{
+	(void)state;
+	optmem_queued(false);
+}
+
+/* The same for a context's member, reaped through the context. */
+static void test_optmem_queued_taken_ctx(void **state)
+{
+	(void)state;
+	optmem_queued(true);
+}
 
 /*
  * net.core.optmem_max is per network namespace since Linux 6.9 (commit
@@ -637,6 +676,7 @@ static int mode_optmem(void)
 	if (pid == 0) {
 		const struct CMUnitTest t[] = {
 			cmocka_unit_test(test_optmem_queued_taken),
+			cmocka_unit_test(test_optmem_queued_taken_ctx),
 			cmocka_unit_test(test_optmem),
 		};
 		/* uring: no option memory to take back (test_optmem()) */
