@@ -514,6 +514,24 @@ static void amb_publish(struct zc_sock *zs, uint32_t t)
 }
 
 /*
+ * send_failed(): a zero-copy send over TCP was refused with ENOBUFS (it
+ * used no id and sent nothing). Take the completions queued for us, whose
+ * notifications hold option memory until read: errqueue reads the queue,
+ * SCM sends no bytes with its cmsg (not with the caller's control bytes:
+ * their own size may be what the kernel refused). Each returns 0 for
+ * UDP. Returns true if some were taken.
+ */
+static bool take_queued(struct zc_sock *zs, const struct msghdr *msg)
+{
+	if (zs->tx_scm)
+		return (!msg || !msg->msg_controllen) &&
+		       zc__scm_harvest_enobufs(zs) > 0;
+	if (zs->ops == &zc__ops_errqueue)
+		return zc__eq_harvest_enobufs(zs) > 0;
+	return false;
+}
+
+/*
  * A zero-copy send in ring slot t failed with err. Settle its kernel id
  * (above): not used, or perhaps used, and then its entry stays in the ring
  * on that id until the reap side knows. ENOBUFS (option memory,
@@ -545,17 +563,11 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 				      memory_order_release);
 	}
 	/*
-	 * Over TCP the option memory the kernel refused may be held by
-	 * completions not yet taken: take them (errqueue: a read of the
-	 * queue; SCM: a send of no bytes with our cmsg) and try zero-copy
-	 * once more before the copy. TCP only: the failed send used no id
-	 * and sent nothing. SCM not with the caller's control bytes: their
-	 * own size may be what the kernel refused.
+	 * The option memory the kernel refused may be held by completions
+	 * not yet taken: take them (take_queued()) and try zero-copy once
+	 * more before the copy. Only where the failed send used no id.
 	 */
-	if (err == -ENOBUFS && !maybe_id &&
-	    (zs->tx_scm ? (!msg || !msg->msg_controllen) &&
-			  zc__scm_harvest_enobufs(zs) :
-	     zs->ops == &zc__ops_errqueue && zc__eq_harvest_enobufs(zs))) {
+	if (err == -ENOBUFS && !maybe_id && take_queued(zs, msg)) {
 		/* Release: as in send_begin(), the window open again. */
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 				      memory_order_release);
