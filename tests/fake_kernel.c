@@ -383,9 +383,16 @@ int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
 			fds[i].fd = -1;	/* real poll skips it */
 		}
 	}
+	if (ours >= 0 && !fk.qlen && timeout && fk.before_poll_sleep) {
+		void (*fn)(void *) = fk.before_poll_sleep;
+
+		fk.before_poll_sleep = NULL;
+		fn(fk.before_poll_arg);
+	}
 	if (ours >= 0 && fk.qlen)
 		ready = 1;
 	r = __real_poll(fds, n, ready ? 0 : timeout);
+	fk.last_poll_real = r;
 	if (ours >= 0) {
 		fds[ours].fd = fk.fd;
 		fds[ours].revents = fk.qlen ? POLLERR : 0;

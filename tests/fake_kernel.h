@@ -85,6 +85,15 @@ struct fake_kernel {
 	 */
 	void (*before_copy_send)(void *arg);
 	void *before_copy_arg;
+	/*
+	 * Called once, then cleared, when a poll() that watches the socket
+	 * is about to sleep: the send side's work landing while the reaper
+	 * sleeps. last_poll_real: what the real poll() of the other fds
+	 * returned at the last poll() (1: the reaper's eventfd was written).
+	 */
+	void (*before_poll_sleep)(void *arg);
+	void *before_poll_arg;
+	int last_poll_real;
 };
 
 extern struct fake_kernel fk;

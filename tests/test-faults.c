@@ -444,10 +444,14 @@ static int lo_up(void)
 
 /*
  * UDP over loopback completes each zero-copy send before sendmsg() returns
- * (the looped datagram is copied and its ubuf freed), and a queued
- * completion is charged to the receive buffer, not to option memory: so
- * no id is ever outstanding at the next send and only optmem_max 0 makes
- * sock_omalloc() refuse (it allows omem + 0 < optmem_max).
+ * (the looped datagram is copied and its ubuf freed), so no id is ever
+ * outstanding at the next send. The completion stays charged to option
+ * memory until it is read (__msg_zerocopy_callback() queues the
+ * sock_omalloc() skb itself, keeping its sock_ofree destructor), but each
+ * one extends the record at the queue's tail (skb_zerocopy_notify_extend())
+ * and is freed: one skb is held however many are unread. So only
+ * optmem_max 0 makes sock_omalloc() refuse (it allows omem + truesize <=
+ * optmem_max).
  */
 static void optmem_zero(void)
 {

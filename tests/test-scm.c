@@ -396,6 +396,57 @@ static void test_tcp_enobufs_harvests_then_zerocopy(void **state)
 	close(f.fd);
 }
 
+/*
+ * The same harvest while the reaper sleeps in zc_wait() with no record
+ * queued: the completion comes and the refused send takes it before the
+ * reaper looks, then sends nothing (the retry fails with another error),
+ * so no publish wakes the reaper and POLLERR is gone with the record.
+ * The harvest must write the reaper's eventfd itself (scm_push()), or the
+ * reaper sleeps out its timeout. The fake poll() runs the send side as
+ * the reaper goes to sleep.
+ */
+static ssize_t harvest_send_ret;
+
+static void harvest_then_fail(void *zs)
+{
+	fk_complete(0, 0, false);
+	fk.send_err[0] = ENOBUFS;
+	fk.send_err[1] = EPIPE;
+	fk.nsend_err = 2;
+	fk.err_before_cmsg = true;
+	fk.err_only_zc = true;
+	harvest_send_ret = zc_send(zs, buf, 16384, 0, 1);
+}
+
+static void test_tcp_enobufs_harvest_wakes_reaper(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[8];
+	unsigned int calls;
+
+	(void)state;
+	assert_int_equal(open_scm(&f, SOCK_STREAM, 16), 0);
+	send_n(f.zs, 1, 0);			/* id 0 */
+	assert_int_equal(zc_completions(f.zs, c, 8), 0);
+	calls = fk.nsends;
+	fk.before_poll_sleep = harvest_then_fail;
+	fk.before_poll_arg = f.zs;
+	assert_int_equal(zc_wait(f.zs, c, 8, 10000), 1);
+	assert_null(fk.before_poll_sleep);	/* the send side ran */
+	/* Refused, the harvest (no bytes), the retry: refused again. */
+	assert_int_equal(harvest_send_ret, -EPIPE);
+	assert_int_equal(fk.nsends, calls + 3);
+	assert_int_equal(fk.sends[calls + 1].len, 0);
+	assert_true(fk.sends[calls + 2].flags & MSG_ZEROCOPY);
+	assert_int_equal(fk.qlen, 0);		/* the harvest took it */
+	/* Woken by the eventfd, not by the timeout. */
+	assert_int_equal(fk.last_poll_real, 1);
+	assert_int_equal(c[0].cookie, 0);
+	assert_int_equal(zc_inflight(f.zs), 0);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
 static void test_harvest_every_k(void **state)
 {
 	struct fixture f;
@@ -557,6 +608,7 @@ int main(void)
 		T(test_caller_controllen_huge),
 		T(test_caller_control_past_optmem),
 		T(test_tcp_enobufs_harvests_then_zerocopy),
+		T(test_tcp_enobufs_harvest_wakes_reaper),
 		T(test_harvest_every_k),
 		T(test_idle_reaps_by_recvmsg),
 		T(test_zc_wait_collects),

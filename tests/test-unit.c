@@ -775,6 +775,52 @@ static void test_enobufs_takes_foreign_once(void **state)
 	assert_true(fk.recvmsg_calls > reads);
 }
 
+/*
+ * The reaper asleep in zc_wait() (no record queued) when a completion
+ * comes and a refused send (ENOBUFS) takes it from the queue before the
+ * reaper looks, then sends nothing: its retry fails with another error,
+ * so no publish wakes the reaper. POLLERR is gone with the record, so the
+ * harvest itself must write the reaper's eventfd (zc__eq_harvest_enobufs()),
+ * or the reaper sleeps out its timeout with a completion ready. One
+ * thread: the fake poll() runs the send side as the reaper goes to sleep.
+ */
+static ssize_t harvest_send_ret;
+
+static void harvest_then_fail(void *zs)
+{
+	int errs[] = { ENOBUFS, EPIPE };
+
+	fk_complete(0, 0, false);
+	fk.err_only_zc = true;
+	fk_script_send_errors(errs, 2);
+	harvest_send_ret = zc_send(zs, buf, 16384, 0, 1);
+}
+
+static void test_enobufs_harvest_wakes_reaper(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+	unsigned int calls;
+
+	send_n(f->zs, 1, 0, 16384);		/* id 0 */
+	assert_int_equal(zc_completions(f->zs, c, 8), 0);
+	calls = fk.nsends;
+	fk.before_poll_sleep = harvest_then_fail;
+	fk.before_poll_arg = f->zs;
+	assert_int_equal(zc_wait(f->zs, c, 8, 10000), 1);
+	assert_null(fk.before_poll_sleep);	/* the send side ran */
+	/* Refused, then the retry with the queue read: both zero-copy. */
+	assert_int_equal(harvest_send_ret, -EPIPE);
+	assert_int_equal(fk.nsends, calls + 2);
+	assert_true(fk.sends[calls + 1].flags & MSG_ZEROCOPY);
+	assert_int_equal(fk.qlen, 0);		/* the send side read it */
+	/* Woken by the eventfd, not by the timeout. */
+	assert_int_equal(fk.last_poll_real, 1);
+	assert_int_equal(c[0].cookie, 0);
+	assert_int_equal(c[0].flags, 0);
+	assert_int_equal(zc_inflight(f->zs), 0);
+}
+
 /* ENOBUFS with every send of ours reported: nothing to wait for, copy. */
 static void test_enobufs_all_reported_copies(void **state)
 {
@@ -1842,6 +1888,7 @@ int main(void)
 		T(test_enobufs_resends_by_copy),
 		T(test_enobufs_takes_queued_then_zerocopy),
 		T(test_enobufs_takes_foreign_once),
+		T(test_enobufs_harvest_wakes_reaper),
 		T(test_enobufs_all_reported_copies),
 		T(test_enobufs_then_error),
 		cmocka_unit_test(test_udp_emsgsize_resends_by_copy),
