@@ -10,7 +10,6 @@
  * silently dropped.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,37 +134,26 @@ _Thread_local struct zc_eq *zc__tl_eq
  * headers it filled are restored), so any socket's next read, in the same
  * thread, can use them: a thread reads one socket at a time.
  */
-static pthread_key_t eq_key;
-static pthread_once_t eq_once = PTHREAD_ONCE_INIT;
-static bool eq_key_made;
-
 static void eq_free(void *eq)
 {
 	free(eq);
 	zc__tl_eq = NULL;
 }
 
-static void eq_key_make(void)
-{
-	eq_key_made = !pthread_key_create(&eq_key, eq_free);
-}
+static struct zc_thread_key eq_key = ZC_THREAD_KEY(eq_free);
 
 struct zc_eq *zc__eq_make(void)
 {
-	struct zc_eq *eq;
+	struct zc_eq *eq = calloc(1, sizeof(*eq));
 
-	pthread_once(&eq_once, eq_key_make);
-	/* No key (PTHREAD_KEYS_MAX used up): it would leak at exit. */
-	if (!eq_key_made)
-		return NULL;
-	eq = calloc(1, sizeof(*eq));
 	if (!eq)
 		return NULL;
 	for (int i = 0; i < ZC_EQ_BATCH; i++) {
 		eq->msgs[i].msg_hdr.msg_control = eq->ctrl[i];
 		eq->msgs[i].msg_hdr.msg_controllen = ZC_EQ_CTRL;
 	}
-	if (pthread_setspecific(eq_key, eq)) {
+	/* No key (PTHREAD_KEYS_MAX used up): it would leak at exit. */
+	if (!zc__thread_key_set(&eq_key, eq)) {
 		free(eq);
 		return NULL;
 	}
@@ -180,8 +168,7 @@ struct zc_eq *zc__eq_make(void)
  */
 static __attribute__((destructor)) void eq_unload(void)
 {
-	if (eq_key_made)
-		pthread_key_delete(eq_key);
+	zc__thread_key_unload(&eq_key);
 	free(zc__tl_eq);
 	zc__tl_eq = NULL;
 }

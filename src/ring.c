@@ -22,7 +22,6 @@
  * zc_ring_blocked(), zc_ring_reap(), zc_ring_reap_one() and the common
  * case of zc_apply_range(). This file holds the general case.
  */
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "ring.h"
@@ -215,9 +214,6 @@ static _Thread_local unsigned int tl_ncache
 	__attribute__((tls_model("initial-exec")));
 static _Thread_local bool tl_keyed
 	__attribute__((tls_model("initial-exec")));
-static pthread_key_t cache_key;
-static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-static bool cache_key_made;
 
 /* This thread's cache: every chunk freed. */
 void zc__chunk_cache_flush(void)
@@ -239,10 +235,7 @@ static void cache_exit(void *unused)
 	tl_keyed = false;
 }
 
-static void cache_key_make(void)
-{
-	cache_key_made = !pthread_key_create(&cache_key, cache_exit);
-}
+static struct zc_thread_key cache_key = ZC_THREAD_KEY(cache_exit);
 
 /*
  * The first chunk this thread caches: set the key, so that the cache is
@@ -251,8 +244,8 @@ static void cache_key_make(void)
  */
 static __attribute__((noinline, cold)) bool cache_key_set(void)
 {
-	pthread_once(&cache_once, cache_key_make);
-	if (!cache_key_made || pthread_setspecific(cache_key, &cache_once))
+	/* The value is only a flag: any pointer but NULL. */
+	if (!zc__thread_key_set(&cache_key, &cache_key))
 		return false;
 	tl_keyed = true;
 	return true;
@@ -261,8 +254,7 @@ static __attribute__((noinline, cold)) bool cache_key_set(void)
 /* dlclose() and exit: as eq_unload() (errqueue.c), for this thread's. */
 static __attribute__((destructor)) void cache_unload(void)
 {
-	if (cache_key_made)
-		pthread_key_delete(cache_key);
+	zc__thread_key_unload(&cache_key);
 	zc__chunk_cache_flush();
 }
 

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * The bottom floor: the syscalls of the layers above (the send, the
- * eventfd write that wakes a sleeping reaper, a sysctl read) and the
- * message behind zc_last_error(). Every layer calls down to here; this
- * file calls nothing of the library's but a hook (zc__wake_reaper()).
+ * eventfd write that wakes a sleeping reaper, a sysctl read), the
+ * message behind zc_last_error(), and the thread-exit keys of per-thread
+ * memory. Every layer calls down to here; this file calls nothing of the
+ * library's but a hook (zc__wake_reaper()).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -82,4 +83,31 @@ size_t zc__optmem_max(void)
 		fclose(f);
 	atomic_store_explicit(&cached, v, memory_order_relaxed);
 	return (size_t)v;
+}
+
+/* Serialises the making of keys: once per key and process. */
+static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
+
+bool zc__thread_key_set(struct zc_thread_key *k, void *value)
+{
+	/* Acquire: pairs with the release below (k->key written before). */
+	int state = atomic_load_explicit(&k->state, memory_order_acquire);
+
+	if (!state) {
+		pthread_mutex_lock(&key_lock);
+		state = atomic_load_explicit(&k->state, memory_order_relaxed);
+		if (!state) {
+			state = pthread_key_create(&k->key, k->exit) ? -1 : 1;
+			atomic_store_explicit(&k->state, state,
+					      memory_order_release);
+		}
+		pthread_mutex_unlock(&key_lock);
+	}
+	return state > 0 && !pthread_setspecific(k->key, value);
+}
+
+void zc__thread_key_unload(struct zc_thread_key *k)
+{
+	if (atomic_load_explicit(&k->state, memory_order_relaxed) > 0)
+		pthread_key_delete(k->key);
 }

@@ -9,6 +9,8 @@
 #define ZC_SYS_H
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "sock.h"
@@ -77,6 +79,34 @@ void zc__wake_reaper(struct zc_sock *zs);
 
 /* net.core.optmem_max: the largest control buffer sendmsg(2) takes. */
 size_t zc__optmem_max(void);
+
+/*
+ * A thread's own memory freed when the thread exits: a pthread key whose
+ * destructor (exit) runs for each thread that set it, made at the first
+ * zc__thread_key_set(). The per-thread error-queue buffers (errqueue.c)
+ * and chunk cache (ring.c) use one each. Static, ZC_THREAD_KEY(exit).
+ */
+struct zc_thread_key {
+	void (*exit)(void *value);
+	pthread_key_t key;
+	_Atomic int state;	/* 0: not made yet, 1: made, -1: none to be had */
+};
+#define ZC_THREAD_KEY(fn)	{ .exit = (fn) }
+
+/*
+ * Set this thread's value of k (not NULL), making the key first if need
+ * be. False: no key (PTHREAD_KEYS_MAX used up) or no memory for the
+ * value; then exit will not run for this thread, and the caller frees
+ * what it would have set.
+ */
+bool zc__thread_key_set(struct zc_thread_key *k, void *value);
+
+/*
+ * The library is unloaded (dlclose(), or exit): delete k, so that no
+ * thread that exits later calls exit, gone with the library. Called from
+ * a destructor, which frees the calling thread's value itself.
+ */
+void zc__thread_key_unload(struct zc_thread_key *k);
 
 #pragma GCC visibility pop
 
