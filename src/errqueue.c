@@ -142,23 +142,28 @@ static void eq_free(void *eq)
 
 static struct zc_thread_key eq_key = ZC_THREAD_KEY(eq_free);
 
-struct zc_eq *zc__eq_make(void)
+int zc__eq_read_first(struct zc_sock *zs, bool count_ids, bool blocked)
 {
 	struct zc_eq *eq = calloc(1, sizeof(*eq));
+	int n;
 
 	if (!eq)
-		return NULL;
+		return -ENOMEM;
 	for (int i = 0; i < ZC_EQ_BATCH; i++) {
 		eq->msgs[i].msg_hdr.msg_control = eq->ctrl[i];
 		eq->msgs[i].msg_hdr.msg_controllen = ZC_EQ_CTRL;
 	}
-	/* No key (PTHREAD_KEYS_MAX used up): it would leak at exit. */
-	if (!zc__thread_key_set(&eq_key, eq)) {
-		free(eq);
-		return NULL;
-	}
 	zc__tl_eq = eq;
-	return eq;
+	if (zc__thread_key_set(&eq_key, eq))
+		return zc_eq_read_as(zs, count_ids, blocked);
+	/*
+	 * No key (the process used up PTHREAD_KEYS_MAX): nothing would free
+	 * a kept one when the thread exits. This read's own, then.
+	 */
+	n = zc_eq_read_as(zs, count_ids, blocked);
+	zc__tl_eq = NULL;
+	free(eq);
+	return n;
 }
 
 /*
@@ -223,7 +228,7 @@ int zc__eq_read_more(struct zc_sock *zs, int n, int err, bool count_ids)
 	uint32_t ids = 0, ranges = 0;
 
 	for (;;) {
-		/* From the thread pointer: zc__eq_make() made it. */
+		/* From the thread pointer: zc__eq_read_first() made it. */
 		struct mmsghdr *msgs = zc__tl_eq->msgs;
 
 		if (n <= 0) {
@@ -422,12 +427,14 @@ int zc__eq_read_harvested(struct zc_sock *zs, bool count_ids)
 	int k = zc__eq_take_harvest(zs, count_ids), n;
 
 	/* The queue too: what came since, and a foreign record's POLLERR. */
-	if (!zc__tl_eq && !zc__eq_make())
-		return k ? k : -ENOMEM;
-	n = recvmmsg(zs->fd, zc__tl_eq->msgs, ZC_EQ_BATCH,
-		     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
-	ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
-	n = zc__eq_read_more(zs, n, n < 0 ? -errno : 0, count_ids);
+	if (__builtin_expect(!zc__tl_eq, 0)) {
+		n = zc__eq_read_first(zs, count_ids, false);
+	} else {
+		n = recvmmsg(zs->fd, zc__tl_eq->msgs, ZC_EQ_BATCH,
+			     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
+		ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
+		n = zc__eq_read_more(zs, n, n < 0 ? -errno : 0, count_ids);
+	}
 	if (n < 0)
 		return k ? k : n;	/* the error comes back next time */
 	return k + n;

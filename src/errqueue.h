@@ -38,8 +38,11 @@ struct zc_eq {
 };
 extern _Thread_local struct zc_eq *zc__tl_eq
 	__attribute__((tls_model("initial-exec")));
-/* This thread's first read: make its zc_eq. NULL: out of memory. */
-struct zc_eq *zc__eq_make(void);
+/*
+ * zc_eq_read_as() in a thread with no zc_eq yet: make this thread's, then
+ * read. -ENOMEM: no memory for it.
+ */
+int zc__eq_read_first(struct zc_sock *zs, bool count_ids, bool blocked);
 
 /*
  * What ip_recv_error() and ipv6_recv_error() write for a zero-copy
@@ -182,8 +185,8 @@ zc_eq_read_as(struct zc_sock *zs, bool count_ids, bool blocked)
 
 	if (__builtin_expect(zc_eq_harvest_news(zs), 0))
 		return zc__eq_read_harvested(zs, count_ids);
-	if (__builtin_expect(!zc__tl_eq, 0) && !zc__eq_make())
-		return -ENOMEM;
+	if (__builtin_expect(!zc__tl_eq, 0))
+		return zc__eq_read_first(zs, count_ids, blocked);
 	msgs = zc__tl_eq->msgs;
 	n = recvmmsg(zs->fd, msgs, ZC_EQ_BATCH, MSG_ERRQUEUE | MSG_DONTWAIT,
 		     NULL);
