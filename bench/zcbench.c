@@ -1349,6 +1349,13 @@ static void stats_sum(const struct run *r, struct zc_stats *sum)
 		sum->harvest_cmsg += s.harvest_cmsg;
 		sum->harvest_recvmsg += s.harvest_recvmsg;
 	}
+	/* With -x, the context's own too: its epoll_wait(2) each reap... */
+	if (r->ctx) {
+		struct zc_ctx_stats cs = { .sz = sizeof(cs) };
+
+		if (!zc_ctx_get_stats(r->ctx, &cs))
+			sum->syscalls += cs.syscalls;
+	}
 }
 
 /* ---- many connections (-c) -------------------------------------------- */

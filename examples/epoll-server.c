@@ -78,6 +78,8 @@ static off_t file_size;
 static size_t buf_size = 16384;
 static unsigned int pool = 8, max_inflight = 16;
 static struct zc_ctx *ctx;	/* -x: every connection's completions */
+/* The library's work for the closed connections: sends, syscalls. */
+static uint64_t lib_sends, lib_syscalls;
 /* Connections to pump, each once (conn.queued): a stack. */
 static struct conn **runq;
 static unsigned int nrun;
@@ -158,6 +160,17 @@ static void conn_free(struct conn *c)
 	free(c);
 }
 
+/* Before zc_close(): what zs cost, into the totals. */
+static void account(const struct zc_sock *zs)
+{
+	struct zc_stats st = { .sz = sizeof(st) };
+
+	if (!zc_get_stats(zs, &st)) {
+		lib_sends += st.sends;
+		lib_syscalls += st.syscalls;
+	}
+}
+
 /*
  * The connection is done (sent all, or failed): wait for the completions
  * still out, then zc_close() and close(). A busy server would rather keep
@@ -190,6 +203,7 @@ static int conn_finish(int ep, struct conn *c, int ret)
 			return -1;
 		}
 	}
+	account(c->zs);
 	zc_close(c->zs);
 	close(c->fd);
 	conn_free(c);
@@ -698,6 +712,16 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("epoll-server: %u clients served, %u failed\n", served, failed);
+	if (ctx) {	/* and the context's own: its epoll_wait() each reap */
+		struct zc_ctx_stats cs = { .sz = sizeof(cs) };
+
+		if (!zc_ctx_get_stats(ctx, &cs))
+			lib_syscalls += cs.syscalls;
+	}
+	if (lib_sends)
+		printf("epoll-server: %llu sends, %.2f system calls a send\n",
+		       (unsigned long long)lib_sends,
+		       (double)lib_syscalls / (double)lib_sends);
 	if (zc_ctx_free(ctx))	/* every connection closed: 0 */
 		failed++;
 	free(conns);

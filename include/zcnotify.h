@@ -254,6 +254,18 @@ struct zc_ctx_send {
 int zc_ctx_sendmmsg(struct zc_ctx *ctx, struct zc_ctx_send *v,
 		    unsigned int n);
 
+/* A context's own counters (zc_ctx_get_stats(3)). Since 0.2. */
+struct zc_ctx_stats {
+	size_t   sz;		/* sizeof(struct zc_ctx_stats): set before the call */
+	uint64_t syscalls;	/* the context's own (epoll_wait, its eventfd,
+				 * epoll_ctl...); a member's are in its
+				 * zc_stats */
+	uint32_t members;	/* sockets in the context now */
+};
+
+/* Copy ctx's counters into *st (st->sz set by the caller). Returns 0 or -errno. */
+int zc_ctx_get_stats(struct zc_ctx *ctx, struct zc_ctx_stats *st);
+
 /*
  * Register n buffers (iov) with the context's io_uring, in place of any
  * registered before (n 0: none). A send of a uring member from one

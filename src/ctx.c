@@ -77,6 +77,12 @@ struct zc_ctx {
 	uint32_t nslots, cap, free_slot;	/* free_slot: UINT32_MAX none */
 	unsigned int members;
 	struct zc_sock *qhead, *qtail;	/* members to reap, in turn */
+	/*
+	 * The context's own syscalls (zc_ctx_get_stats()): the reaper's,
+	 * and zc_ctx_wait()'s sleep outside the lock. A member's send that
+	 * signals the eventfd counts it in its own stats (zc__ctx_wake()).
+	 */
+	_Atomic uint64_t syscalls;
 #ifdef ZC_HAVE_URING
 	/* The uring members' ring, made when the first one joins. */
 	struct zc_uring_shared *uring;
@@ -84,13 +90,27 @@ struct zc_ctx {
 #endif
 };
 
-static void ctx_signal(struct zc_ctx *ctx)
+/* Count n syscalls of the context's own. */
+static void ctx_sys(struct zc_ctx *ctx, unsigned int n)
+{
+	atomic_fetch_add_explicit(&ctx->syscalls, n, memory_order_relaxed);
+}
+
+/* Make the context's fd readable: a write to its eventfd, not counted. */
+static void efd_signal(struct zc_ctx *ctx)
 {
 	uint64_t one = 1;
 
 	if (write(ctx->efd, &one, sizeof(one)) < 0) {
 		/* EAGAIN: the counter is non-zero already, the fd readable. */
 	}
+}
+
+/* efd_signal() for the reaper or a member's arrival or departure. */
+static void ctx_signal(struct zc_ctx *ctx)
+{
+	efd_signal(ctx);
+	ctx_sys(ctx, 1);
 }
 
 ZC_EXPORT int zc_ctx_new(const struct zc_ctx_opts *opts, struct zc_ctx **out)
@@ -136,6 +156,7 @@ ZC_EXPORT int zc_ctx_new(const struct zc_ctx_opts *opts, struct zc_ctx **out)
 		free(ctx);
 		return ret;
 	}
+	ctx_sys(ctx, 3);	/* epoll_create1(), eventfd(), epoll_ctl() */
 	ret = pthread_mutex_init(&ctx->lock, NULL);
 	if (ret) {
 		close(ctx->efd);
@@ -286,7 +307,7 @@ void zc__ctx_wake(struct zc_sock *zs)
 	} while (!atomic_compare_exchange_weak_explicit(&ctx->ready, &head, zs,
 			memory_order_release, memory_order_relaxed));
 	if (!head) {	/* the stack was empty: the reaper must look */
-		ctx_signal(ctx);
+		efd_signal(ctx);
 		ZC_STAT_INC(&zs->tx, syscalls);
 	}
 }
@@ -348,6 +369,7 @@ static int uring_efd(struct zc_ctx *ctx)
 
 	if (ctx->uefd >= 0)
 		return ctx->uefd;
+	ctx_sys(ctx, 2);	/* eventfd(), epoll_ctl() */
 	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (fd < 0 || epoll_ctl(ctx->ep, EPOLL_CTL_ADD, fd, &ev)) {
 		ret = -errno;
@@ -378,6 +400,8 @@ int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag)
 			      "memory");
 	}
 	ev.data.u64 = (uint64_t)ctx->slots[slot].gen << 32 | slot;
+	if (fd >= 0)
+		ctx_sys(ctx, 1);
 	if (fd >= 0 && epoll_ctl(ctx->ep, EPOLL_CTL_ADD, fd, &ev)) {
 		ret = -errno;
 		ctx->slots[slot].zs = NULL;
@@ -422,8 +446,10 @@ static void leave_locked(struct zc_ctx *ctx, struct zc_sock *zs)
 	 * while a dup of it lives. Errors: the caller closed the fd already
 	 * (EBADF); the slot's generation guards against what remains.
 	 */
-	if (fd >= 0)
+	if (fd >= 0) {
 		epoll_ctl(ctx->ep, EPOLL_CTL_DEL, fd, NULL);
+		ctx_sys(ctx, 1);
+	}
 #ifdef ZC_HAVE_URING
 	/* Out of the ring's table: no send forwards its news any more. */
 	if (zs->ops == &zc__ops_uring_member)
@@ -619,6 +645,7 @@ static int take_events(struct zc_ctx *ctx)
 	struct epoll_event ev[CTX_EVENTS];
 	int n = epoll_wait(ctx->ep, ev, CTX_EVENTS, 0);
 
+	ctx_sys(ctx, 1);
 	if (n < 0)
 		return errno == EINTR ? 1 : -errno;
 	for (int i = 0; i < n; i++) {
@@ -634,6 +661,7 @@ static int take_events(struct zc_ctx *ctx)
 			if (read(ctx->efd, &v, sizeof(v)) < 0) {
 				/* EAGAIN: nothing to reset */
 			}
+			ctx_sys(ctx, 1);
 			continue;
 		}
 		/* A member that left since: its slot moved on. */
@@ -712,6 +740,30 @@ ZC_EXPORT int zc_ctx_completions(struct zc_ctx *ctx,
 	n = ctx_reap(ctx, out, max);
 	pthread_mutex_unlock(&ctx->lock);
 	return n;
+}
+
+ZC_EXPORT int zc_ctx_get_stats(struct zc_ctx *ctx, struct zc_ctx_stats *st)
+{
+	struct zc_ctx_stats s = { .sz = sizeof(s) };
+	size_t sz;
+
+	if (!ctx || !st)
+		return zc_err_lit(-EINVAL, "zc_ctx_get_stats: ctx or st is NULL");
+	sz = st->sz;
+	if (sz < sizeof(size_t))
+		return zc__err(-EINVAL, "zc_ctx_get_stats: st->sz is %zu, must "
+			      "be sizeof(struct zc_ctx_stats)", sz);
+	/* Relaxed: a count that only grows. */
+	s.syscalls = atomic_load_explicit(&ctx->syscalls, memory_order_relaxed);
+	pthread_mutex_lock(&ctx->lock);
+	s.members = ctx->members;
+	pthread_mutex_unlock(&ctx->lock);
+	memcpy(st, &s, sz < sizeof(s) ? sz : sizeof(s));
+	/* A newer caller's fields we do not know: zero, not stale. */
+	if (sz > sizeof(s))
+		memset((char *)st + sizeof(s), 0, sz - sizeof(s));
+	st->sz = sz;
+	return 0;
 }
 
 #ifdef ZC_HAVE_URING
@@ -872,5 +924,6 @@ ZC_EXPORT int zc_ctx_wait(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 		if (poll(&pfd, 1, tmo) < 0)
 			return zc__err(-errno, "zc_ctx_wait: poll: %s",
 				      strerror(errno));
+		ctx_sys(ctx, 1);
 	}
 }

@@ -154,6 +154,65 @@ static void test_join(void **state)
 	close(rx);
 }
 
+/*
+ * zc_ctx_get_stats(): the context's members, and its own syscalls, which
+ * no member counts: each zc_ctx_completions() asks epoll_wait(2) (one at
+ * least), a join and a leave each change the epoll set (one epoll_ctl).
+ * The members' stats do not grow with the context's reaps.
+ */
+static void test_stats(void **state)
+{
+	struct zc_ctx_stats st = { .sz = sizeof(st) }, st2;
+	struct zc_stats ms = { .sz = sizeof(ms) };
+	struct zc_ctx_completion c[4];
+	struct zc_ctx *ctx;
+	struct zc_sock *zs;
+	uint64_t before, member;
+	int tx, rx;
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	assert_int_equal(zc_ctx_get_stats(ctx, &st), 0);
+	assert_int_equal(st.sz, sizeof(st));
+	assert_int_equal(st.members, 0);
+	assert_true(st.syscalls >= 1);	/* its epoll set and eventfd */
+	before = st.syscalls;
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &tx, &rx, NULL,
+				       NULL), 0);
+	assert_int_equal(open_member(tx, ctx, 1, ZC_BACKEND_ERRQUEUE, &zs), 0);
+	assert_int_equal(zc_ctx_get_stats(ctx, &st), 0);
+	assert_int_equal(st.members, 1);
+	assert_int_equal(st.syscalls, before + 1);	/* epoll_ctl() */
+	assert_int_equal(zc_get_stats(zs, &ms), 0);
+	member = ms.syscalls;
+	before = st.syscalls;
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(zc_ctx_completions(ctx, c, 4), 0);
+	assert_int_equal(zc_ctx_get_stats(ctx, &st), 0);
+	assert_true(st.syscalls >= before + 10);
+	assert_int_equal(zc_get_stats(zs, &ms), 0);
+	assert_int_equal(ms.syscalls, member);
+	/* An older caller's struct: only the fields it knows. */
+	memset(&st2, 0xa5, sizeof(st2));
+	st2.sz = offsetof(struct zc_ctx_stats, members);
+	assert_int_equal(zc_ctx_get_stats(ctx, &st2), 0);
+	assert_int_equal(st2.syscalls, st.syscalls);
+	assert_int_equal(st2.members, 0xa5a5a5a5);
+	st2.sz = 1;
+	assert_int_equal(zc_ctx_get_stats(ctx, &st2), -EINVAL);
+	assert_non_null(strstr(zc_last_error(), "st->sz"));
+	assert_int_equal(zc_ctx_get_stats(NULL, &st), -EINVAL);
+	assert_int_equal(zc_ctx_get_stats(ctx, NULL), -EINVAL);
+	before = st.syscalls;
+	zc_close(zs);
+	assert_int_equal(zc_ctx_get_stats(ctx, &st), 0);
+	assert_int_equal(st.members, 0);
+	assert_true(st.syscalls >= before + 1);	/* epoll_ctl() */
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	close(tx);
+	close(rx);
+}
+
 static void test_leave(void **state)
 {
 	struct zc_completion c[16];
@@ -1380,6 +1439,7 @@ static const struct {
 } all[] = {
 	{ "join", cmocka_unit_test(test_join), true },
 	{ "leave", cmocka_unit_test(test_leave), true },
+	{ "stats", cmocka_unit_test(test_stats), true },
 	{ "ready", cmocka_unit_test(test_ready), true },
 	{ "many", cmocka_unit_test(test_many), true },
 	{ "sendmmsg", cmocka_unit_test(test_sendmmsg), true },
