@@ -2674,16 +2674,23 @@ static void add_result(struct bench *b, const struct result *x)
 }
 
 /*
- * Raise the soft RLIMIT_NOFILE to the hard limit, into *rl. How many fds
- * a library mode takes per connection is part of what -c measures, so
- * the bench cannot size the limit: it takes what it may.
+ * Raise RLIMIT_NOFILE, into *rl: both limits to at least, where the hard
+ * limit is lower and the process may raise it (root: CAP_SYS_RESOURCE, up
+ * to fs.nr_open), else the soft one to the hard. How many fds a library
+ * mode takes per connection is part of what -c measures, so the bench
+ * cannot size the limit exactly: it takes what it may.
  */
-static void raise_nofile(struct rlimit *rl)
+static void raise_nofile(struct rlimit *rl, rlim_t at_least)
 {
 	struct rlimit want;
 
 	if (getrlimit(RLIMIT_NOFILE, rl)) {
 		rl->rlim_cur = rl->rlim_max = RLIM_INFINITY;
+		return;
+	}
+	want = (struct rlimit){ at_least, at_least };
+	if (rl->rlim_max < at_least && !setrlimit(RLIMIT_NOFILE, &want)) {
+		*rl = want;
 		return;
 	}
 	want = (struct rlimit){ rl->rlim_max, rl->rlim_max };
@@ -2708,7 +2715,8 @@ static void fit_conns(struct bench *b)
 			most = b->conns[i];
 	if (most <= 1)
 		return;
-	raise_nofile(&rl);
+	/* Room for 4 fds a connection (uring outside a context: 3) and more. */
+	raise_nofile(&rl, (rlim_t)most * 4 + 1024);
 	open_now = fd_count();
 	for (int i = 0; i < b->nconns; i++) {
 		unsigned long long need = (unsigned long long)b->conns[i] +
@@ -2749,7 +2757,7 @@ static int listen_main(struct bench *b)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	/* A sender's -c may open thousands of connections. */
-	raise_nofile(&rl);
+	raise_nofile(&rl, 0);
 	printf("zcbench: receiving on %s port %u (TCP and UDP, %s); ^C "
 	       "stops\n", b->address, b->port,
 	       b->check ? "checking every byte" : "discarding the data");
