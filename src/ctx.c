@@ -758,11 +758,7 @@ ZC_EXPORT int zc_ctx_get_stats(struct zc_ctx *ctx, struct zc_ctx_stats *st)
 	pthread_mutex_lock(&ctx->lock);
 	s.members = ctx->members;
 	pthread_mutex_unlock(&ctx->lock);
-	memcpy(st, &s, sz < sizeof(s) ? sz : sizeof(s));
-	/* A newer caller's fields we do not know: zero, not stale. */
-	if (sz > sizeof(s))
-		memset((char *)st + sizeof(s), 0, sz - sizeof(s));
-	st->sz = sz;
+	zc__copy_sized(st, sz, &s, sizeof(s));
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "sys.h"
@@ -83,6 +84,14 @@ size_t zc__optmem_max(void)
 		fclose(f);
 	atomic_store_explicit(&cached, v, memory_order_relaxed);
 	return (size_t)v;
+}
+
+void zc__copy_sized(void *dst, size_t sz, const void *src, size_t len)
+{
+	memcpy(dst, src, sz < len ? sz : len);
+	if (sz > len)
+		memset((char *)dst + len, 0, sz - len);
+	memcpy(dst, &sz, sizeof(sz));
 }
 
 /* Serialises the making of keys: once per key and process. */

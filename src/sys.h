@@ -77,6 +77,14 @@ zc_sys_send(struct zc_sock *zs, const struct msghdr *msg, int flags)
  */
 void zc__wake_reaper(struct zc_sock *zs);
 
+/*
+ * Copy out a struct that begins with its size (size_t sz, as zc_stats):
+ * len bytes of src to a caller whose struct is sz bytes (at least a
+ * size_t): the fields both know, zero for those only its newer header
+ * knows, and sz as the caller set it.
+ */
+void zc__copy_sized(void *dst, size_t sz, const void *src, size_t len);
+
 /* net.core.optmem_max: the largest control buffer sendmsg(2) takes. */
 size_t zc__optmem_max(void);
 

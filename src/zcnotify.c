@@ -1972,10 +1972,6 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 	/* One for each send where the send is the syscall (sys.h). */
 	if (zs->tx_direct)
 		s.syscalls += s.sends;
-	memcpy(st, &s, sz < sizeof(s) ? sz : sizeof(s));
-	/* A newer caller's fields we do not know: zero, not stale. */
-	if (sz > sizeof(s))
-		memset((char *)st + sizeof(s), 0, sz - sizeof(s));
-	st->sz = sz;
+	zc__copy_sized(st, sz, &s, sizeof(s));
 	return 0;
 }
