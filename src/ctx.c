@@ -602,16 +602,30 @@ static unsigned int reap_member(struct zc_sock *zs,
 	int n;
 
 	if (zs->ctxm.read) {
+		bool handed = false;
+
 		zs->ctxm.read = false;
 		/*
 		 * The edge is spent: read everything (see the top); for uring
-		 * the CQ, whether or not a send waits for it.
+		 * the CQ, whether or not a send waits for it. The error
+		 * queue's common record may come out as a completion at once.
 		 */
-		n = zs->ops->collect(zs, !zs->ops->news_on_efd);
+		n = zs->ops == &zc__ops_errqueue ?
+		    zc__eq_read_member(zs, c, &handed) :
+		    zs->ops->collect(zs, !zs->ops->news_on_efd);
 		if (n < 0) {
 			out[got++] = (struct zc_ctx_completion){
 				.zs = zs, .tag = zs->ctxm.tag,
 				.flags = ZC_CTX_ERROR, .error = n,
+			};
+			return got;
+		}
+		if (handed) {
+			/* Nothing else of zs is ready: zc__eq_read_member(). */
+			out[got++] = (struct zc_ctx_completion){
+				.zs = zs, .tag = zs->ctxm.tag,
+				.cookie = c[0].cookie, .bytes = c[0].bytes,
+				.flags = c[0].flags,
 			};
 			return got;
 		}

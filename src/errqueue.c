@@ -155,12 +155,12 @@ int zc__eq_read_first(struct zc_sock *zs, bool count_ids, bool blocked)
 	}
 	zc__tl_eq = eq;
 	if (zc__thread_key_set(&eq_key, eq))
-		return zc_eq_read_as(zs, count_ids, blocked);
+		return zc_eq_read_as(zs, count_ids, blocked, NULL, NULL);
 	/*
 	 * No key (the process used up PTHREAD_KEYS_MAX): nothing would free
 	 * a kept one when the thread exits. This read's own, then.
 	 */
-	n = zc_eq_read_as(zs, count_ids, blocked);
+	n = zc_eq_read_as(zs, count_ids, blocked, NULL, NULL);
 	zc__tl_eq = NULL;
 	free(eq);
 	return n;

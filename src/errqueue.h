@@ -173,9 +173,13 @@ static inline void zc_count_ids(struct zc_sock *zs, uint32_t ids)
  * inline read does not). Inline, the common read only: one record, a
  * completion in the exact layout (at k = 1 every read); the rest, in
  * zc__eq_read_more(), reads on as long as batches come full.
+ * one: a context's reaper (zc__eq_read_member()); if that one record
+ * completes the oldest send and no more (zc_ring_reap_id()), hand it out
+ * into *one and set *handed; NULL for every other caller.
  */
 static inline __attribute__((always_inline)) int
-zc_eq_read_as(struct zc_sock *zs, bool count_ids, bool blocked)
+zc_eq_read_as(struct zc_sock *zs, bool count_ids, bool blocked,
+	      struct zc_completion *one, bool *handed)
 {
 	struct mmsghdr *msgs;
 	struct msghdr *m;
@@ -200,8 +204,14 @@ zc_eq_read_as(struct zc_sock *zs, bool count_ids, bool blocked)
 	 */
 	m->msg_controllen = ZC_EQ_CTRL;
 	m->msg_flags = 0;
-	ids = blocked ? zc_apply_range_blocked(zs, r.lo, r.hi, r.copied) :
-			zc_apply_range(zs, r.lo, r.hi, r.copied);
+	if (one && r.lo == r.hi && zc_ring_reap_id(zs, one, r.lo, r.copied)) {
+		*handed = true;
+		ids = 1;
+	} else {
+		ids = blocked ? zc_apply_range_blocked(zs, r.lo, r.hi,
+						       r.copied) :
+				zc_apply_range(zs, r.lo, r.hi, r.copied);
+	}
 	zs->rx_dry = false;
 	ZC_STAT_INC(&zs->rx, harvest_recvmsg);
 	if (count_ids && ids)
@@ -213,7 +223,7 @@ zc_eq_read_as(struct zc_sock *zs, bool count_ids, bool blocked)
 static inline __attribute__((always_inline)) int
 zc_eq_read(struct zc_sock *zs, bool count_ids)
 {
-	return zc_eq_read_as(zs, count_ids, false);
+	return zc_eq_read_as(zs, count_ids, false, NULL, NULL);
 }
 
 /*
@@ -223,7 +233,7 @@ zc_eq_read(struct zc_sock *zs, bool count_ids)
 static inline __attribute__((always_inline)) int
 zc_eq_read_blocked(struct zc_sock *zs)
 {
-	return zc_eq_read_as(zs, false, true);
+	return zc_eq_read_as(zs, false, true, NULL, NULL);
 }
 
 #pragma GCC visibility pop

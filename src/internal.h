@@ -41,6 +41,8 @@ enum { ZC_AMB_NONE, ZC_AMB_PENDING, ZC_AMB_TAKEN, ZC_AMB_NOT_TAKEN };
 int zc__opts_copy(const void *opts, void *dst, size_t known, const char *what);
 int zc__completions_member(struct zc_sock *zs, struct zc_completion *out,
 			  unsigned int max);
+int zc__eq_read_member(struct zc_sock *zs, struct zc_completion *one,
+		       bool *handed);
 int zc__foreign_member(struct zc_sock *zs, struct zc_errrec *out,
 		      unsigned int max);
 

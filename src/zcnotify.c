@@ -1708,6 +1708,28 @@ int zc__completions_member(struct zc_sock *zs, struct zc_completion *out,
 	return completions_slow(zs, out, max, true);
 }
 
+/*
+ * The read of an errqueue member's queue by a context's reaper, which
+ * reaps the member next (ctx.c's reap_member()): zc__eq_drain(), except
+ * that the record of the common read (one; at k = 1 every one) that
+ * completes the oldest send and no more goes straight to *one, *handed
+ * set, and the member has nothing else ready (zc_ring_reap_id()). That
+ * skips applying the range to the ring and reaping it back, the general
+ * reap's checks and its copy of the record. Only with no rare work to do
+ * first (an error to report, a mark out, a failed send's id to settle),
+ * which the general reap does before any completion.
+ */
+int zc__eq_read_member(struct zc_sock *zs, struct zc_completion *one,
+		       bool *handed)
+{
+	*handed = false;
+	if (zs->rx_rare ||
+	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
+	    ZC_AMB_PENDING)
+		return zc__eq_drain(zs);
+	return zc_eq_read_as(zs, true, false, one, handed);
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;

@@ -324,6 +324,75 @@ static void test_ready(void **state)
 	close(rx2);
 }
 
+/*
+ * An errqueue member reaped after every send or two, over UDP: the
+ * kernel's record of a lone send is handed out by the read itself
+ * (zc__eq_read_member()); a record with sends behind it that are
+ * complete already (a short send the library copies), or one covering
+ * two ids, takes the general reap. Either way: every send once, in
+ * order, with its own byte count.
+ */
+#define ONE_ROUNDS	300
+
+static void test_reap_one(void **state)
+{
+	struct zc_ctx_completion c[8];
+	struct zc_stats st = { .sz = sizeof(st) };
+	struct zc_ctx *ctx;
+	struct zc_sock *zs;
+	uint64_t cookie = 0, reaped = 0;
+	size_t lens[3];
+	int tx, rx;
+	char sink[MSG];
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	assert_int_equal(loopback_pair(AF_INET, SOCK_DGRAM, &tx, &rx, NULL,
+				       NULL), 0);
+	assert_int_equal(open_member(tx, ctx, 7, ZC_BACKEND_ERRQUEUE, &zs), 0);
+	for (unsigned int round = 0; round < ONE_ROUNDS; round++) {
+		unsigned int n = 0, got = 0;
+
+		/* One send; one and a short one; two. */
+		lens[n++] = MSG;
+		if (round % 3 == 1)
+			lens[n++] = 0;
+		else if (round % 3 == 2)
+			lens[n++] = MSG / 2;
+		for (unsigned int i = 0; i < n; i++)
+			assert_int_equal(zc_send(zs, payload, lens[i], 0,
+						 cookie + i),
+					 (ssize_t)lens[i]);
+		while (got < n) {
+			int r = zc_ctx_wait(ctx, c, round % 2 ? 1 : 8, 5000);
+
+			assert_true(r > 0);
+			for (int i = 0; i < r; i++, got++) {
+				assert_true(got < n);
+				assert_ptr_equal(c[i].zs, zs);
+				assert_int_equal(c[i].tag, 7);
+				assert_int_equal(c[i].flags & ZC_CTX_ERROR, 0);
+				assert_int_equal(c[i].cookie, cookie + got);
+				assert_int_equal(c[i].bytes, lens[got]);
+			}
+		}
+		reaped += got;
+		cookie += n;
+		assert_int_equal(zc_inflight(zs), 0);
+		while (recv(rx, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+			;
+	}
+	/* Nothing left over, nothing twice. */
+	assert_int_equal(zc_ctx_completions(ctx, c, 8), 0);
+	assert_int_equal(zc_get_stats(zs, &st), 0);
+	assert_int_equal(st.completions, reaped);
+	assert_int_equal(st.sends, cookie);
+	zc_close(zs);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	close(tx);
+	close(rx);
+}
+
 /* As many sockets as RLIMIT_NOFILE allows, up to want. */
 static unsigned int fd_budget(unsigned int want)
 {
@@ -1442,6 +1511,7 @@ static const struct {
 	{ "stats", cmocka_unit_test(test_stats), true },
 	{ "ready", cmocka_unit_test(test_ready), true },
 	{ "many", cmocka_unit_test(test_many), true },
+	{ "reap-one", cmocka_unit_test(test_reap_one), true },
 	{ "sendmmsg", cmocka_unit_test(test_sendmmsg), true },
 	{ "threads", cmocka_unit_test(test_threads), false },
 	{ "uring-fds", cmocka_unit_test(test_uring_fds), false },
