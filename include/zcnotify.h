@@ -126,6 +126,8 @@ struct zc_stats {
 	uint64_t foreign_dropped;	/* ... lost because the stash was full */
 	uint64_t ctrunc;		/* error-queue reads with MSG_CTRUNC */
 	uint64_t bad_ranges;		/* kernel ids outside the in-flight window */
+	/* Since 0.2: */
+	uint64_t enobufs_waited;	/* zero-copy refused (ENOBUFS): waited for completions */
 };
 
 /*

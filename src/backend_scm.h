@@ -119,6 +119,18 @@ _Static_assert(offsetof(struct scm_priv, rhead) -
 /* ---- the send side ---- */
 
 /*
+ * Send side: ids the kernel may still report (issued, less those read
+ * from it by a send's harvest or a read of the error queue); as an int,
+ * <= 0 means none. Relaxed: an estimate.
+ */
+static inline uint32_t zc_scm_ids_out(const struct zc_sock *zs,
+				      const struct scm_priv *p)
+{
+	return zs->zc_next - p->ids_harvested -
+	       atomic_load_explicit(&zs->ids_by_recvmsg, memory_order_relaxed);
+}
+
+/*
  * How many elements to ask for on this send: 0 for none. amb_clear: the
  * caller knows amb_local is false (send_one() tested it). p is
  * zs->backend_priv, passed: a caller that holds it needs no load.
@@ -136,8 +148,7 @@ zc_scm_want_p(struct zc_sock *zs, struct scm_priv *p, bool amb_clear)
 	 * Ids the kernel may still report. Relaxed: an estimate; a wrong one
 	 * costs a cmsg that finds nothing, or a later harvest.
 	 */
-	out = zs->zc_next - p->ids_harvested -
-	      atomic_load_explicit(&zs->ids_by_recvmsg, memory_order_relaxed);
+	out = zc_scm_ids_out(zs, p);
 	if ((int32_t)out <= 0)
 		return 0;
 	/* Every harvest_every-th time: a count down, one test. */

@@ -376,6 +376,38 @@ int zc__eq_harvest_enobufs(struct zc_sock *zs)
 	return ranges;
 }
 
+/*
+ * Send side: ids issued that the reap side has not applied (below
+ * done_to) and that no harvest holds for it (eqh): ids the kernel may
+ * still report. An estimate that errs low, not high: eqh's head is read
+ * before done_to, so a range the reap side applies in between counts
+ * twice, never not at all. It errs high only by ids reported out of order
+ * (marks past done_to) or read and not yet applied: a caller that waits
+ * on it must bound the wait.
+ */
+bool zc__eq_ids_out(struct zc_sock *zs)
+{
+	struct zc_eqh *q = zs->eqh;
+	uint32_t taken = 0;
+
+	if (q) {
+		/* Acquire: pairs with the release in zc__eq_take_harvest(). */
+		uint32_t h = atomic_load_explicit(&q->head,
+						  memory_order_acquire);
+		uint32_t t = atomic_load_explicit(&q->tail,
+						  memory_order_relaxed);
+
+		for (; h != t; h++) {
+			uint8_t kind = q->items[h % ZC_EQH_ITEMS].kind;
+
+			if (!(kind & ZC_EQH_FOREIGN))
+				taken += q->items[h % ZC_EQH_ITEMS].hi -
+					 q->items[h % ZC_EQH_ITEMS].lo + 1;
+		}
+	}
+	return (int32_t)(zs->zc_next - zc_done_to(zs) - taken) > 0;
+}
+
 int zc__eq_take_harvest(struct zc_sock *zs, bool count_ids)
 {
 	struct zc_eqh *q;

@@ -133,6 +133,8 @@ struct zc_eqh {
 
 /* Send side: take what is queued; returns the ranges taken (errqueue.c). */
 int zc__eq_harvest_enobufs(struct zc_sock *zs);
+/* Send side: may the kernel still report ids of ours? (errqueue.c) */
+bool zc__eq_ids_out(struct zc_sock *zs);
 /*
  * Reap side: apply what the send side took (ranges to the ring, a foreign
  * record to the stash), if eqh_news says there is any. Returns the number

@@ -57,7 +57,7 @@ struct zc_eqh;
  */
 struct zc_tx_stats {
 	_Atomic uint64_t sends_zc, sends_copy, enobufs_fallback, adapt_copy,
-		syscalls, bad_ranges;
+		syscalls, bad_ranges, enobufs_waited;
 };
 struct zc_rx_stats {
 	_Atomic uint64_t completions_zc, completions_copied, harvest_recvmsg,

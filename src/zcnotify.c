@@ -6,6 +6,7 @@
  * nothing below calls back up. ctx.c, beside it, calls in for a member.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <assert.h>
@@ -27,7 +28,7 @@ static_assert(sizeof(struct zc_entry) == sizeof(struct zc_completion) &&
 	      offsetof(struct zc_entry, flags) ==
 	      offsetof(struct zc_completion, flags),
 	      "zc_ring_reap() copies a struct zc_entry out as it is");
-static_assert(offsetof(struct zc_stats, bad_ranges) + sizeof(uint64_t) ==
+static_assert(offsetof(struct zc_stats, enobufs_waited) + sizeof(uint64_t) ==
 	      sizeof(struct zc_stats),
 	      "zc_get_stats() fills every field of struct zc_stats");
 
@@ -532,6 +533,61 @@ static bool take_queued(struct zc_sock *zs, const struct msghdr *msg)
 }
 
 /*
+ * The longest a blocking zero-copy send over TCP refused for option
+ * memory waits for the kernel to report sends of ours (enobufs_wait()).
+ */
+#define ZC_ENOBUFS_WAIT_MS	50
+
+/* Send side: may the kernel still report ids of ours? */
+static bool ids_out(struct zc_sock *zs)
+{
+	if (zs->tx_scm)
+		return (int32_t)zc_scm_ids_out(zs, zs->backend_priv) > 0;
+	return zs->ops == &zc__ops_errqueue && zc__eq_ids_out(zs);
+}
+
+static int64_t now_ms(void);
+
+/*
+ * send_failed(): a blocking zero-copy send over TCP was refused for option
+ * memory again, with nothing queued left to take (take_queued()). Sends of
+ * ours the kernel has not reported yet hold option memory (and pinned
+ * pages) until it does, and their records come: wait for one, as the raw
+ * pattern does, so that the caller's send can go zero-copy after all.
+ * Returns 1 when a record came (POLLERR: take it), 0 after a slice of
+ * 1 ms without one (a reaper thread may have read it first, and the memory
+ * is free without POLLERR: try again), or -1 to copy: a non-blocking call,
+ * nothing of ours out (no record would ever come: ABI.md section 1), or
+ * ZC_ENOBUFS_WAIT_MS spent (*deadline, 0 before the first wait).
+ */
+static int enobufs_wait(struct zc_sock *zs, int flags, int64_t *deadline)
+{
+	struct pollfd pf = { .fd = zs->fd };	/* POLLERR: always reported */
+	int64_t now;
+	int r;
+
+	if (zs->type != SOCK_STREAM || (flags & MSG_DONTWAIT) || !ids_out(zs))
+		return -1;
+	now = now_ms();
+	if (!*deadline) {
+		int fl = fcntl(zs->fd, F_GETFL);
+
+		ZC_STAT_INC(&zs->tx, syscalls);
+		if (fl < 0 || (fl & O_NONBLOCK))
+			return -1;
+		*deadline = now + ZC_ENOBUFS_WAIT_MS;
+		ZC_STAT_INC(&zs->tx, enobufs_waited);
+	}
+	if (now >= *deadline)
+		return -1;
+	r = poll(&pf, 1, 1);
+	ZC_STAT_INC(&zs->tx, syscalls);
+	if (r < 0)
+		return errno == EINTR ? 0 : -1;
+	return r > 0 && (pf.revents & POLLERR);
+}
+
+/*
  * A zero-copy send in ring slot t failed with err. Settle its kernel id
  * (above): not used, or perhaps used, and then its entry stays in the ring
  * on that id until the reap side knows. ENOBUFS (option memory,
@@ -564,10 +620,23 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	}
 	/*
 	 * The option memory the kernel refused may be held by completions
-	 * not yet taken: take them (take_queued()) and try zero-copy once
-	 * more before the copy. Only where the failed send used no id.
+	 * not yet taken: take them (take_queued()) and try zero-copy again
+	 * before the copy; with none queued, a blocking call waits for the
+	 * sends of ours still out (enobufs_wait()). Only where the failed
+	 * send used no id.
 	 */
-	if (err == -ENOBUFS && !maybe_id && take_queued(zs, msg)) {
+	for (int64_t deadline = 0; err == -ENOBUFS && !maybe_id;) {
+		if (!take_queued(zs, msg)) {
+			int w = enobufs_wait(zs, flags, &deadline);
+
+			/*
+			 * A record came and we cannot take it (a foreign one
+			 * waits for zc_foreign(), or the reap side has not
+			 * caught up): waiting more would spin. Copy.
+			 */
+			if (w < 0 || (w > 0 && !take_queued(zs, msg)))
+				break;
+		}
 		/* Release: as in send_begin(), the window open again. */
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
 				      memory_order_release);
@@ -579,8 +648,9 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		}
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
 				      memory_order_release);
-		if (ret < 0)
-			err = ret;	/* ENOBUFS again: the copy below */
+		if (ret == 0)
+			break;
+		err = ret;	/* ENOBUFS again: take, wait, or copy */
 	}
 	if (err == -ENOBUFS || (err == -EMSGSIZE && zs->type == SOCK_DGRAM))
 		ret = backend_send(zs, msg, buf, len, flags);
@@ -1974,6 +2044,7 @@ ZC_EXPORT int zc_get_stats(const struct zc_sock *zs, struct zc_stats *st)
 	s.sends_copy = TX(sends_copy);
 	s.enobufs_fallback = TX(enobufs_fallback);
 	s.adapt_copy = TX(adapt_copy);
+	s.enobufs_waited = TX(enobufs_waited);
 	s.completions_zc = RX(completions_zc);
 	s.completions_copied = RX(completions_copied);
 	/* Counted by the range ring's tail: see struct scm_priv. */

@@ -15,7 +15,7 @@
 #include <linux/errqueue.h>
 
 #define FK_MAX_RECS	4096
-#define FK_MAX_SCRIPT	64
+#define FK_MAX_SCRIPT	256
 #define FK_MAX_SENDS	8192
 
 struct fk_rec {

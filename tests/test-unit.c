@@ -821,6 +821,108 @@ static void test_enobufs_harvest_wakes_reaper(void **state)
 	assert_int_equal(zc_inflight(f->zs), 0);
 }
 
+/*
+ * ENOBUFS over TCP with nothing queued but sends of ours out: their
+ * records will free option memory, so a blocking send waits for one
+ * (poll() for POLLERR), takes it and sends zero-copy after all, as the raw
+ * pattern does. At b07f18a the send was copied at once; this test fails
+ * there.
+ */
+static void complete_0_1(void *arg)
+{
+	(void)arg;
+	fk_complete(0, 1, false);
+}
+
+static void test_enobufs_waits_for_inflight(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_stats st = { .sz = sizeof(st) };
+	int errs[] = { ENOBUFS };
+	unsigned int calls, polls;
+
+	send_n(f->zs, 2, 0, 16384);		/* ids 0, 1: out */
+	fk.err_only_zc = true;
+	fk_script_send_errors(errs, 1);
+	fk.before_poll_sleep = complete_0_1;	/* they complete while we wait */
+	calls = fk.nsends;
+	polls = fk.poll_calls;
+	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 2), 16384);
+	assert_null(fk.before_poll_sleep);	/* it waited */
+	assert_true(fk.poll_calls > polls);
+	assert_int_equal(fk.nsends, calls + 2);
+	assert_true(fk.sends[calls + 1].flags & MSG_ZEROCOPY);
+	assert_int_equal(fk.sends[calls + 1].id, 2);
+	assert_int_equal(fk.qlen, 0);		/* the send side read [0, 1] */
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.enobufs_waited, 1);
+	assert_int_equal(st.enobufs_fallback, 0);
+	assert_int_equal(st.sends_zc, 3);
+	expect_cookies(f->zs, 0, 2, 0);
+	fk_complete(2, 2, false);
+	expect_cookies(f->zs, 2, 1, 0);
+}
+
+/*
+ * The same, but no record comes: the wait is bounded (50 ms), then the
+ * copy. With MSG_DONTWAIT, or on a non-blocking socket, no wait at all.
+ */
+static void test_enobufs_wait_bounded(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_stats st = { .sz = sizeof(st) };
+	int errs[FK_MAX_SCRIPT];
+	unsigned int polls;
+	struct timespec t0, t1;
+	long ms;
+
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
+		errs[i] = ENOBUFS;
+	send_n(f->zs, 1, 0, 16384);		/* id 0: out, never reported */
+	fk.err_only_zc = true;
+	/* MSG_DONTWAIT: the copy at once. */
+	fk_script_send_errors(errs, 1);
+	polls = fk.poll_calls;
+	assert_int_equal(zc_send(f->zs, buf, 16384, MSG_DONTWAIT, 1), 16384);
+	assert_int_equal(fk.poll_calls, polls);
+	assert_false(fk.sends[fk.nsends - 1].flags & MSG_ZEROCOPY);
+	/* A non-blocking socket: the same. */
+	fk_script_send_errors(errs, 1);
+	assert_int_equal(fcntl(f->fd, F_SETFL, O_NONBLOCK), 0);
+	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 2), 16384);
+	assert_int_equal(fcntl(f->fd, F_SETFL, 0), 0);
+	assert_int_equal(fk.poll_calls, polls);
+	assert_false(fk.sends[fk.nsends - 1].flags & MSG_ZEROCOPY);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.enobufs_waited, 0);
+	assert_int_equal(st.enobufs_fallback, 2);
+	/* Blocking: waits, refused every time, then copies. */
+	fk_script_send_errors(errs, FK_MAX_SCRIPT);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(zc_send(f->zs, buf, 16384, 0, 3), 16384);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(fk.poll_calls > polls);
+	assert_false(fk.sends[fk.nsends - 1].flags & MSG_ZEROCOPY);
+	assert_int_equal(zc_get_stats(f->zs, &st), 0);
+	assert_int_equal(st.enobufs_waited, 1);
+	assert_int_equal(st.enobufs_fallback, 3);
+	/* Bounded: not far past 50 ms (generous: a loaded machine). */
+	assert_true(ms >= 45 && ms < 5000);
+	assert_true(fk.nsend_err > 0);	/* refused to the end */
+	fk.nsend_err = 0;
+	fk_complete(0, 0, false);
+	{
+		struct zc_completion c[8];
+
+		assert_int_equal(zc_completions(f->zs, c, 8), 4);
+		for (int i = 0; i < 4; i++) {
+			assert_int_equal(c[i].cookie, i);
+			assert_int_equal(c[i].flags, i ? ZC_COPIED | ZC_LIB_COPY : 0);
+		}
+	}
+}
+
 /* ENOBUFS with every send of ours reported: nothing to wait for, copy. */
 static void test_enobufs_all_reported_copies(void **state)
 {
@@ -1890,6 +1992,8 @@ int main(void)
 		T(test_enobufs_takes_foreign_once),
 		T(test_enobufs_harvest_wakes_reaper),
 		T(test_enobufs_all_reported_copies),
+		T(test_enobufs_waits_for_inflight),
+		T(test_enobufs_wait_bounded),
 		T(test_enobufs_then_error),
 		cmocka_unit_test(test_udp_emsgsize_resends_by_copy),
 		cmocka_unit_test(test_ambiguous_settled_during_copy),
