@@ -468,8 +468,9 @@ static void report(const struct opts *o, const struct tx *t,
 	       "-ENOBUFS, %llu -EAGAIN)\n", (unsigned long long)st->sends,
 	       (unsigned long long)t->calls, (unsigned long long)t->partial,
 	       (unsigned long long)t->enobufs, (unsigned long long)t->eagain);
-	printf("  zero-copy:       %llu (pages pinned, a kernel id taken)\n",
-	       (unsigned long long)st->sends_zc);
+	printf("  zero-copy:       %llu (pages pinned, a kernel id taken; "
+	       "%llu waited out ENOBUFS)\n", (unsigned long long)st->sends_zc,
+	       (unsigned long long)st->enobufs_waited);
 	printf("  library copy:    %llu (%llu shorter than copy_below, %llu "
 	       "adapted because the kernel kept copying, %llu after ENOBUFS "
 	       "from the kernel)\n", (unsigned long long)st->sends_copy,
