@@ -360,8 +360,8 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 		 * run_flags; they are counted once, after. Anything else
 		 * (a ghost, a copy that waited for an id, a mark, an entry
 		 * not reported) takes the loop's general way below, and so
-		 * does a run of one (uring's and scm's reaps at k = 1 over
-		 * UDP), which the loop's setup would cost more than it saves.
+		 * does a run of one (uring's reap at k = 1 over UDP), which
+		 * the loop's setup would cost more than it saves.
 		 */
 		if (flags == ZC_ENT_PENDING && done_to - zc_head > 1) {
 			const uint32_t h1 = h;
