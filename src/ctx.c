@@ -790,19 +790,12 @@ struct ctx_batch {
 /*
  * zc__ctx_wake() for a send of zs that took an id, published by
  * zc__send_finish() without zc_publish()'s wake-up (a member keeps
- * waiting set: the wake-up would come here). Its record is news of its
- * own, unless the reaper had it already (any).
+ * waiting set: the wake-up would come here).
  */
 static inline void ctx_took_id(struct zc_sock *zs)
 {
-	/* Seq_cst, after the store of tail: see finish_member(). */
-	if (atomic_load_explicit(&zs->ctxm.any, memory_order_seq_cst)) {
+	if (!zc_ctx_took_id_quiet(zs))
 		zc__ctx_wake(zs);
-		return;
-	}
-	/* As zc__ctx_wake() leaves it: this send is no news. */
-	zs->ctxm.tx_zc = atomic_load_explicit(&zs->tx.sends_zc,
-					      memory_order_relaxed);
 }
 
 /* One io_uring_enter() for the batch, then each send's second half. */
