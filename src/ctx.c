@@ -238,6 +238,20 @@ static void q_del(struct zc_ctx *ctx, struct zc_sock *zs)
 	m->qprev = m->qnext = NULL;
 }
 
+/* q_del() of the queue's head, zs. */
+static inline void q_pop(struct zc_ctx *ctx, struct zc_sock *zs)
+{
+	struct zc_sock *next = zs->ctxm.qnext;
+
+	ctx->qhead = next;
+	if (next)
+		next->ctxm.qprev = NULL;
+	else
+		ctx->qtail = NULL;
+	zs->ctxm.queued = false;
+	zs->ctxm.qnext = NULL;	/* qprev: NULL at the head */
+}
+
 /* Reaper, under the lock (backends): zs has news; reap it. */
 static void ctx_due(struct zc_sock *zs)
 {
@@ -722,7 +736,7 @@ static int ctx_reap(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 			struct zc_sock *zs = ctx->qhead;
 			unsigned int room = max - n, got;
 
-			q_del(ctx, zs);
+			q_pop(ctx, zs);
 			got = reap_member(zs, out + n, room);
 			n += got;
 			if (got == room)
