@@ -588,6 +588,20 @@ static int enobufs_wait(struct zc_sock *zs, int flags, int64_t *deadline)
 }
 
 /*
+ * zc_publish() of a send that took an id: its wake-up of a context
+ * (a member keeps waiting set) is most often no news, tested here
+ * (zc_ctx_took_id_quiet()), not through zc__wake_reaper().
+ */
+static inline __attribute__((always_inline)) void
+publish_took_id(struct zc_sock *zs, uint32_t t, struct zc_entry *e)
+{
+	zc_publish_quiet(zs, t, e);
+	if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst) &&
+	    !zc_ctx_took_id_quiet(zs))
+		zc__wake_reaper(zs);
+}
+
+/*
  * A zero-copy send in ring slot t failed with err. Settle its kernel id
  * (above): not used, or perhaps used, and then its entry stays in the ring
  * on that id until the reap side knows. ENOBUFS (option memory,
@@ -643,7 +657,7 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		ret = backend_send(zs, msg, buf, len, flags | MSG_ZEROCOPY);
 		if (ret > 0) {
 			zs->adapt_tick++;
-			zc_publish(zs, t, zc_tx_took_id(zs, ret));
+			publish_took_id(zs, t, zc_tx_took_id(zs, ret));
 			return ret;
 		}
 		atomic_store_explicit(&zs->zc_issued, zs->zc_next,
@@ -756,10 +770,12 @@ send_end(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 		e->flags = ZC_ENT_PENDING;
 		zs->zc_next++;
 		ZC_STAT_INC(&zs->tx, sends_zc);
-	} else {
-		e->flags = ZC_COPIED | ZC_LIB_COPY;
-		ZC_STAT_INC(&zs->tx, sends_copy);
+		zs->adapt_tick++;
+		publish_took_id(zs, t, e);
+		return ret;
 	}
+	e->flags = ZC_COPIED | ZC_LIB_COPY;
+	ZC_STAT_INC(&zs->tx, sends_copy);
 	if (choice == ZC_CHOOSE_ADAPT)
 		ZC_STAT_INC(&zs->tx, adapt_copy);
 	if (choice != ZC_CHOOSE_COPY)
@@ -913,10 +929,10 @@ publish:
 	 * most often no news: tested here, not through zc__wake_reaper().
 	 */
 	if (last) {
-		zc_publish_quiet(zs, t, e);
-		if (atomic_load_explicit(&zs->waiting, memory_order_seq_cst) &&
-		    !(zc && zc_ctx_took_id_quiet(zs)))
-			zc__wake_reaper(zs);
+		if (zc)
+			publish_took_id(zs, t, e);
+		else
+			zc_publish(zs, t, e);
 		return ret;
 	}
 	wake = zc_publish_mid(zs, t, e);
