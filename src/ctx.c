@@ -25,7 +25,9 @@
  *   with it zc__ctx_wake(): the member goes on the context's ready stack
  *   (lock-free, many pushers, the reaper takes it whole), and the push
  *   that finds the stack empty writes the context's eventfd, which is in
- *   the epoll set, level-triggered. An errqueue send that took a kernel id
+ *   the epoll set with EPOLLET: each write is an edge, which the reaper's
+ *   epoll_wait() takes, so nobody reads its counter (level-triggered, a
+ *   read(2) every time: for a copy member, a syscall a send). An errqueue send that took a kernel id
  *   is no news (its record will raise EPOLLERR), unless the reaper has
  *   said otherwise (zc_member.any).
  * - Work left over (a member reaped up to max) stays on the reaper's queue,
@@ -96,13 +98,17 @@ static void ctx_sys(struct zc_ctx *ctx, unsigned int n)
 	atomic_fetch_add_explicit(&ctx->syscalls, n, memory_order_relaxed);
 }
 
-/* Make the context's fd readable: a write to its eventfd, not counted. */
+/*
+ * Make the context's fd readable: a write to its eventfd, an edge (see
+ * the top), not counted. Its counter only grows: the write could fail
+ * (EAGAIN) only once 2^64 - 2 of them were made.
+ */
 static void efd_signal(struct zc_ctx *ctx)
 {
 	uint64_t one = 1;
 
 	if (write(ctx->efd, &one, sizeof(one)) < 0) {
-		/* EAGAIN: the counter is non-zero already, the fd readable. */
+		/* Cannot happen: see above. */
 	}
 }
 
@@ -115,7 +121,8 @@ static void ctx_signal(struct zc_ctx *ctx)
 
 ZC_EXPORT int zc_ctx_new(const struct zc_ctx_opts *opts, struct zc_ctx **out)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = CTX_EFD_TAG };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET,
+				  .data.u64 = CTX_EFD_TAG };
 	struct zc_ctx_opts o;
 	struct zc_ctx *ctx;
 	int ret;
@@ -683,15 +690,9 @@ static int take_events(struct zc_ctx *ctx)
 
 		if (d == CTX_URING_TAG)
 			continue;	/* the ring: ctx_reap() drains it */
-		if (d == CTX_EFD_TAG) {
-			uint64_t v;
-
-			if (read(ctx->efd, &v, sizeof(v)) < 0) {
-				/* EAGAIN: nothing to reset */
-			}
-			ctx_sys(ctx, 1);
+		/* The eventfd's edge (EPOLLET): its counter is never read. */
+		if (d == CTX_EFD_TAG)
 			continue;
-		}
 		/* A member that left since: its slot moved on. */
 		if (slot >= ctx->nslots || ctx->slots[slot].gen != d >> 32 ||
 		    !(zs = ctx->slots[slot].zs))
@@ -937,7 +938,7 @@ ZC_EXPORT int zc_ctx_wait(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 				return 0;
 			tmo = left > INT_MAX ? INT_MAX : (int)left;
 		}
-		/* Level: readable while an event or the eventfd is pending. */
+		/* Readable while an event (the eventfd's edge too) is pending. */
 		if (poll(&pfd, 1, tmo) < 0)
 			return zc__err(-errno, "zc_ctx_wait: poll: %s",
 				      strerror(errno));
