@@ -803,13 +803,13 @@ struct ctx_batch {
 };
 
 /*
- * zc__ctx_wake() for a send of zs that took an id, published by
- * zc__send_finish() without zc_publish()'s wake-up (a member keeps
- * waiting set: the wake-up would come here).
+ * zc__ctx_wake() for a send of uring member zs (ids_report) that took an
+ * id, published by zc__send_finish() without zc_publish()'s wake-up (a
+ * member keeps waiting set: the wake-up would come here).
  */
 static inline void ctx_took_id(struct zc_sock *zs)
 {
-	if (!zc_ctx_took_id_quiet(zs))
+	if (!zc_member_took_id_quiet(zs))
 		zc__ctx_wake(zs);
 }
 

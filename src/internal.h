@@ -144,29 +144,35 @@ zc__send_finish(const struct zc_batch_send *h)
 int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag);
 void zc__ctx_leave(struct zc_sock *zs);
 void zc__ctx_wake(struct zc_sock *zs);
+int zc__ctx_foreign(struct zc_sock *zs, struct zc_errrec *out,
+		   unsigned int max);
 
 /*
- * The wake-up of a send of zs that took an id, just published (its tail
- * stored, seq_cst): true if it is no news, as zc__ctx_wake() would find,
- * without the calls down to sys.c and back up to ctx.c. A member whose
- * ids are reported (errqueue, uring on the context's ring: ids_report;
- * false outside a context) has its record raise news of its own, unless
- * the reaper asked for every publish (any; seq_cst, after the store of
- * tail: see finish_member() in ctx.c). tx_zc as zc__ctx_wake() leaves it.
+ * The wake-up of a send of member zs that took an id, just published (its
+ * tail stored, seq_cst), whose ids are reported (ids_report: errqueue,
+ * uring on the context's ring): true if it is no news, as zc__ctx_wake()
+ * would find, without the calls down to sys.c and back up to ctx.c. Its
+ * record raises news of its own, unless the reaper asked for every
+ * publish (any; seq_cst, after the store of tail: see finish_member() in
+ * ctx.c). tx_zc as zc__ctx_wake() leaves it.
  */
 static inline __attribute__((always_inline)) bool
-zc_ctx_took_id_quiet(struct zc_sock *zs)
+zc_member_took_id_quiet(struct zc_sock *zs)
 {
-	if (!zs->ctxm.ids_report ||
-	    atomic_load_explicit(&zs->ctxm.any, memory_order_seq_cst))
+	if (atomic_load_explicit(&zs->ctxm.any, memory_order_seq_cst))
 		return false;
 	/* Only the send side writes sends_zc: its own counter. */
 	zs->ctxm.tx_zc = atomic_load_explicit(&zs->tx.sends_zc,
 					      memory_order_relaxed);
 	return true;
 }
-int zc__ctx_foreign(struct zc_sock *zs, struct zc_errrec *out,
-		   unsigned int max);
+
+/* zc_member_took_id_quiet() of any socket (ids_report: false outside). */
+static inline __attribute__((always_inline)) bool
+zc_ctx_took_id_quiet(struct zc_sock *zs)
+{
+	return zs->ctxm.ids_report && zc_member_took_id_quiet(zs);
+}
 
 #pragma GCC visibility pop
 
