@@ -194,8 +194,22 @@ zc_eq_read_as(struct zc_sock *zs, bool count_ids, bool blocked,
 	if (__builtin_expect(!zc__tl_eq, 0))
 		return zc__eq_read_first(zs, count_ids, blocked);
 	msgs = zc__tl_eq->msgs;
-	n = recvmmsg(zs->fd, msgs, ZC_EQ_BATCH, MSG_ERRQUEUE | MSG_DONTWAIT,
-		     NULL);
+	/*
+	 * A context's reaper reads one record an edge: the kernel's dequeue
+	 * of a record that leaves others behind raises an edge of its own
+	 * (sock_dequeue_err_skb(): sk_error_report()), and the reaper comes
+	 * back for them. recvmmsg() would try once more after the first
+	 * record, a whole recvmsg() in the kernel that finds nothing: at one
+	 * record a read (a connection's one send in flight, or TCP's
+	 * coalesced range), that is most of what a read costs it beyond the
+	 * record. -1 and errno as recvmmsg() when there is none.
+	 */
+	if (one)
+		n = recvmsg(zs->fd, &msgs[0].msg_hdr,
+			    MSG_ERRQUEUE | MSG_DONTWAIT) < 0 ? -1 : 1;
+	else
+		n = recvmmsg(zs->fd, msgs, ZC_EQ_BATCH,
+			     MSG_ERRQUEUE | MSG_DONTWAIT, NULL);
 	ZC_STAT_INC(&zs->rx, errqueue_reads);	/* and a syscall */
 	m = &msgs[0].msg_hdr;
 	if (__builtin_expect(n != 1, 0) || !eq_record_fast(m, &r))

@@ -8,6 +8,9 @@
  *   leave      zc_ctx_del() with sends in flight: zc_wait() reaps them
  *   ready      zc_ctx_fd() readable when there is news, not otherwise
  *              (idle, all reaped, a socket closed with a dup of its fd)
+ *   queue      an errqueue member with several records queued (ICMP
+ *              errors among the completions), read one an edge: each
+ *              completion once, in order, the errors from zc_foreign()
  *   many       2000 UDP sockets (fewer if RLIMIT_NOFILE says so), sends in
  *              flight on each, some copied: every cookie exactly once, each
  *              socket's in send order; then closed with sends in flight
@@ -44,6 +47,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -391,6 +395,110 @@ static void test_reap_one(void **state)
 	assert_int_equal(zc_ctx_free(ctx), 0);
 	close(tx);
 	close(rx);
+}
+
+/*
+ * An errqueue member whose error queue holds several records when it is
+ * reaped: an unconnected UDP socket with IP_RECVERR sends to a closed
+ * port, then to a live one, round after round, so that the queue holds
+ * the first send's completion, the ICMP error, the second's completion.
+ * The reaper reads one record an edge and hands the first one out alone:
+ * the rest must come from the edge the kernel raises when its read leaves
+ * records behind. Every completion once, in order; the ICMP errors from
+ * zc_foreign(); nothing left.
+ */
+#define QUEUE_ROUNDS	32
+
+static void queue_run(int family)
+{
+	struct zc_ctx_completion c[16];
+	struct zc_errrec rec[64];
+	struct zc_stats st = { .sz = sizeof(st) };
+	struct sockaddr_storage live, dead;
+	socklen_t live_len, dead_len, el = sizeof(int);
+	struct zc_ctx *ctx;
+	struct zc_sock *zs;
+	unsigned int got = 0, calls = 0, nfor = 0;
+	int d, rx, tx, one = 1, err;
+	char sink[MSG];
+
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	rx = bound_socket(family, SOCK_DGRAM, &live, &live_len);
+	assert_true(rx >= 0);
+	d = bound_socket(family, SOCK_DGRAM, &dead, &dead_len);
+	assert_true(d >= 0);
+	close(d);	/* nobody listens there now */
+	tx = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(tx >= 0);
+	assert_int_equal(setsockopt(tx, family == AF_INET ? SOL_IP : SOL_IPV6,
+				    family == AF_INET ? IP_RECVERR :
+				    IPV6_RECVERR, &one, sizeof(one)), 0);
+	assert_int_equal(open_member(tx, ctx, 3, ZC_BACKEND_ERRQUEUE, &zs), 0);
+	for (unsigned int round = 0; round < QUEUE_ROUNDS; round++) {
+		/* No reap while sending: the records pile up. */
+		for (unsigned int k = 0; k < 2; k++) {
+			struct iovec iov = { payload, MSG };
+			struct msghdr m = {
+				.msg_name = k ? &live : &dead,
+				.msg_namelen = k ? live_len : dead_len,
+				.msg_iov = &iov, .msg_iovlen = 1,
+			};
+
+			assert_int_equal(zc_sendmsg(zs, &m, 0, 2 * round + k),
+					 MSG);
+			/* The ICMP error's sk_err, which the next send
+			 * would return: cleared. */
+			assert_int_equal(getsockopt(tx, SOL_SOCKET, SO_ERROR,
+						    &err, &el), 0);
+		}
+		while (got < 2 * (round + 1)) {
+			int n = zc_ctx_wait(ctx, c, 16, 5000);
+
+			assert_true(n > 0);
+			calls++;
+			for (int i = 0; i < n; i++, got++) {
+				assert_true(got < 2 * (round + 1));
+				assert_ptr_equal(c[i].zs, zs);
+				assert_int_equal(c[i].tag, 3);
+				assert_int_equal(c[i].flags & ZC_CTX_ERROR, 0);
+				assert_int_equal(c[i].cookie, got);
+				assert_int_equal(c[i].bytes, MSG);
+			}
+		}
+		while (recv(rx, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+			;
+		for (;;) {
+			int k = zc_foreign(zs, rec, 64);
+
+			assert_true(k >= 0);
+			if (!k)
+				break;
+			for (int j = 0; j < k; j++)
+				assert_int_equal(rec[j].ee_errno,
+						 ECONNREFUSED);
+			nfor += (unsigned int)k;
+		}
+	}
+	assert_int_equal(zc_get_stats(zs, &st), 0);
+	printf("udp%d: %u sent, %u foreign records; %u reaps, %llu "
+	       "error-queue reads\n", family == AF_INET ? 4 : 6, got, nfor,
+	       calls, (unsigned long long)st.errqueue_reads);
+	assert_true(nfor > 0);
+	assert_int_equal(zc_inflight(zs), 0);
+	/* Nothing left over, nothing twice. */
+	assert_int_equal(zc_ctx_wait(ctx, c, 16, 50), 0);
+	assert_int_equal(st.completions, got);
+	zc_close(zs);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	close(tx);
+	close(rx);
+}
+
+static void test_queue(void **state)
+{
+	(void)state;
+	queue_run(AF_INET);
+	queue_run(AF_INET6);
 }
 
 /* As many sockets as RLIMIT_NOFILE allows, up to want. */
@@ -1512,6 +1620,7 @@ static const struct {
 	{ "ready", cmocka_unit_test(test_ready), true },
 	{ "many", cmocka_unit_test(test_many), true },
 	{ "reap-one", cmocka_unit_test(test_reap_one), true },
+	{ "queue", cmocka_unit_test(test_queue), true },
 	{ "sendmmsg", cmocka_unit_test(test_sendmmsg), true },
 	{ "threads", cmocka_unit_test(test_threads), false },
 	{ "uring-fds", cmocka_unit_test(test_uring_fds), false },
