@@ -7,11 +7,15 @@
  * - errqueue and scm members: the socket fd is in the context's epoll set
  *   with EPOLLET (EPOLLERR comes without asking). The kernel wakes the
  *   socket's waiters every time it queues (or extends) a completion
- *   record, so each record gives an edge; the reaper then reads the whole
- *   error queue (collect with force), foreign records too, so that
- *   nothing is left behind that would need a further edge. Level-
- *   triggered, a socket error (sk_err) or a hang-up would report EPOLLERR
- *   or EPOLLHUP for ever with nothing to read.
+ *   record, so each record gives an edge; the reaper then reads the
+ *   error queue, foreign records too. An scm member's whole queue
+ *   (collect with force); an errqueue member's one record, the common
+ *   case (zc__eq_read_member()): the kernel's dequeue of a record that
+ *   leaves others behind raises another edge (sock_dequeue_err_skb()),
+ *   which brings the reaper back for them; any other record, and what
+ *   comes with it, the whole queue. Level-triggered, a socket error
+ *   (sk_err) or a hang-up would report EPOLLERR or EPOLLHUP for ever with
+ *   nothing to read.
  * - uring members: no fd of their own. They share the context's ring
  *   (backend_uring.c), whose registered eventfd is in the epoll set,
  *   EPOLLIN with EPOLLET: the kernel signals it for each CQE; the reaper drains the ring (or takes
@@ -627,9 +631,9 @@ static unsigned int reap_member(struct zc_sock *zs,
 
 		zs->ctxm.read = false;
 		/*
-		 * The edge is spent: read everything (see the top); for uring
-		 * the CQ, whether or not a send waits for it. The error
-		 * queue's common record may come out as a completion at once.
+		 * The edge is spent: read (see the top); for uring the CQ,
+		 * whether or not a send waits for it. The error queue's
+		 * common record may come out as a completion at once.
 		 */
 		n = zs->ops == &zc__ops_errqueue ?
 		    zc__eq_read_member(zs, c, &handed) :
