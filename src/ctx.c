@@ -12,8 +12,9 @@
  *   (collect with force); an errqueue member's one record, the common
  *   case (zc__eq_read_member()): the kernel's dequeue of a record that
  *   leaves others behind raises another edge (sock_dequeue_err_skb()),
- *   which brings the reaper back for them; any other record, and what
- *   comes with it, the whole queue. Level-triggered, a socket error
+ *   which brings the reaper back for them; any other record is applied
+ *   and the member reaped the general way (which reads on while its
+ *   oldest send waits for the kernel). Level-triggered, a socket error
  *   (sk_err) or a hang-up would report EPOLLERR or EPOLLHUP for ever with
  *   nothing to read.
  * - uring members: no fd of their own. They share the context's ring
