@@ -32,9 +32,9 @@
  *   that finds the stack empty writes the context's eventfd, which is in
  *   the epoll set with EPOLLET: each write is an edge, which the reaper's
  *   epoll_wait() takes, so nobody reads its counter (level-triggered, a
- *   read(2) every time: for a copy member, a syscall a send). An errqueue send that took a kernel id
- *   is no news (its record will raise EPOLLERR), unless the reaper has
- *   said otherwise (zc_member.any).
+ *   read(2) every time: for a copy member, a syscall a send). An errqueue
+ *   send that took a kernel id is no news (its record will raise
+ *   EPOLLERR), unless the reaper has said otherwise (zc_member.any).
  * - Work left over (a member reaped up to max) stays on the reaper's queue,
  *   and the eventfd is written so that the context's fd stays readable.
  *
