@@ -309,18 +309,16 @@ void zc__ctx_wake(struct zc_sock *zs)
 		/* Only the send side writes sends_zc: its own counter. */
 		uint64_t zc = atomic_load_explicit(&zs->tx.sends_zc,
 						   memory_order_relaxed);
-		bool took_id = zc != zs->ctxm.tx_zc;
 
-		zs->ctxm.tx_zc = zc;
 		/*
 		 * A send that took an id: its record raises EPOLLERR (uring
 		 * on the context's ring: the reaper applies its notification
-		 * and reaps the member), unless the reaper had it already
-		 * (any; seq_cst: see finish_member()).
+		 * and reaps the member), unless the reaper had it already:
+		 * the test the send side makes inline.
 		 */
-		if (took_id && !atomic_load_explicit(&zs->ctxm.any,
-						     memory_order_seq_cst))
+		if (zc != zs->ctxm.tx_zc && zc_member_took_id_quiet(zs))
 			return;
+		zs->ctxm.tx_zc = zc;
 	}
 	/* Seq_cst: see take_ready(). Already on the stack: nothing to do. */
 	if (atomic_load_explicit(&zs->ctxm.ready, memory_order_seq_cst) ||
