@@ -15,7 +15,9 @@
  *   drops    in a private netns: nftables drops (EPERM), tbf drops
  *            (ENOBUFS) and holds, netem delay and loss (where the kernel
  *            has it), UDP and TCP, IPv4 and IPv6, max_inflight 1, 2 and
- *            the default; every byte checked, buffers poisoned on reap.
+ *            the default; every byte checked, buffers poisoned on reap;
+ *            TCP ACKs dropped, then let through: a burst of completions
+ *            at once, per socket and in a context, still in send order.
  *            ZC_NFT, ZC_TC: the tools (default: nft, tc from PATH).
  *   probe-blocked  the SCM probe where nftables drops loopback TCP:
  *            zc_open(AUTO) within 2 s, the answer cached.
@@ -1777,12 +1779,105 @@ static void test_drops_mixed(void **state)
 	qdisc(NULL);
 }
 
+/*
+ * A burst of notifications: nftables drops the receiver's ACKs while
+ * ACK_MSGS sends go out over TCP, so none completes (the kernel keeps
+ * each for its retransmission); with the rule gone, the retransmission's
+ * ACK frees them at once, and the kernel reports them together (io_uring
+ * on Linux 6.18 posts such a batch newest first: backend_uring.c, struct
+ * notif_run). Read by the reaper, or (more) by more sends made meanwhile,
+ * one every 2 ms. Per socket and in a context: nothing completes before
+ * the ACK, then every cookie once, in send order, every byte at the peer.
+ */
+#define ACK_MSGS	24
+#define ACK_MORE	200	/* sends after the rule is gone, at most */
+
+static void acks_burst(bool in_ctx, bool more)
+{
+	struct zc_opts o = { .sz = sizeof(o), .backend = fault_backend,
+			     .copy_below = 1, .flags = ZC_OPT_NO_ADAPT };
+	enum { N = ACK_MSGS + ACK_MORE, LEN = 4096 };
+	const char *nft = tool("ZC_NFT", "nft");
+	uint8_t *pool = malloc((size_t)N * LEN);
+	uint32_t len[N];
+	struct rx r = { .seed = 0xac4, .nmsg = N, .len = len };
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct zc_ctx *ctx = NULL;
+	struct zc_sock *zs;
+	uint64_t total = 0;
+	int tx, got = 0, sent = 0;
+	int64_t t0;
+
+	assert_non_null(pool);
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &tx, &r.fd, NULL,
+				       NULL), 0);
+	assert_int_equal(getsockname(r.fd, (struct sockaddr *)&ss, &sl), 0);
+	if (in_ctx) {
+		assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+		o.ctx = ctx;
+	}
+	assert_int_equal(zc_open(tx, &o, &zs), 0);
+	assert_int_equal(zc_backend(zs), fault_backend);
+	for (int i = 0; i < N; i++) {
+		len[i] = LEN;
+		fill_msg(pool + (size_t)i * LEN, r.seed, (uint64_t)i, LEN);
+	}
+	rx_start(&r);
+	assert_int_equal(sh("%s add rule inet zc out tcp sport %u drop", nft,
+			    ntohs(((struct sockaddr_in *)&ss)->sin_port)), 0);
+	for (; sent < ACK_MSGS; sent++) {
+		ssize_t k = zc_send(zs, pool + (size_t)sent * LEN, LEN,
+				    MSG_DONTWAIT, (uint64_t)sent);
+
+		assert_int_equal(k, LEN);
+		total += LEN;
+	}
+	/* No ACK, no completion: the pages are still the kernel's. */
+	usleep(50000);
+	assert_int_equal(reap_some(ctx, zs, 0, N, 0), 0);
+	assert_int_equal(sh("%s flush chain inet zc out", nft), 0);
+	for (t0 = mono_ms(); got < sent; ) {
+		if (more && sent < N) {
+			ssize_t k = zc_send(zs, pool + (size_t)sent * LEN, LEN,
+					    MSG_DONTWAIT, (uint64_t)sent);
+
+			if (k != -EAGAIN) {
+				assert_int_equal(k, LEN);
+				total += LEN;
+				sent++;
+			}
+		}
+		got += reap_some(ctx, zs, got, N, 0);
+		assert_true(mono_ms() - t0 < 10000);
+		usleep(2000);
+	}
+	rx_finish(&r, tx, total, 5000);
+	zc_close(zs);
+	close(tx);
+	close(r.fd);
+	if (ctx)
+		assert_int_equal(zc_ctx_free(ctx), 0);
+	free(pool);
+}
+
+static void test_drops_acks(void **state)
+{
+	(void)state;
+	qdisc(NULL);
+	for (int more = 0; more < 2; more++) {
+		acks_burst(false, more);
+		acks_burst(true, more);
+	}
+}
+
 static int mode_drops(void)
 {
 	const struct CMUnitTest t[] = {
 		cmocka_unit_test(test_drops_eperm),
 		cmocka_unit_test(test_drops_qdisc),
 		cmocka_unit_test(test_drops_mixed),
+		cmocka_unit_test(test_drops_acks),
 	};
 	const char *nft = tool("ZC_NFT", "nft"), *tc = tool("ZC_TC", "tc");
 
