@@ -885,6 +885,23 @@ struct uring_slot {
 	bool used;		/* taken (by a member, or its late CQEs) */
 };
 
+/*
+ * A drain's notifications of others' sends, gathered into runs: one
+ * member's consecutive ids with one COPIED state, come in either order,
+ * routed as one range (sh_drain_as()). The kernel may post the
+ * notifications of one task-work run newest first (Linux 6.18 does, its
+ * task list a LIFO): over TCP, where an ACK frees many sends at once, a
+ * member's ids then come k + n, ..., k + 1, k (faults-drops-uring makes
+ * such bursts). One at a time, each but the last would land past the
+ * oldest id not yet reported, as a mark, and go the general way
+ * (zc__apply_range_slow()); a run is the in-order range they make.
+ */
+struct notif_run {
+	uint32_t slot, lo, more;	/* ids lo ... lo + more */
+	bool copied;
+	bool live;			/* false: no run */
+};
+
 struct zc_uring_shared {
 	/* Under lock: the SQ, the CQ, the table, ftail_w. */
 	pthread_mutex_t lock;
@@ -892,6 +909,7 @@ struct zc_uring_shared {
 	struct uring_slot *slots;	/* also read by the reaper: see join */
 	uint32_t nslots, slot_cap, free_slot;
 	uint32_t ftail_w;		/* the next forward ring entry to write */
+	struct notif_run run;		/* the drain's (sh_drain_as()) */
 	/*
 	 * The batch being sent (zc__uring_send_batch()): its sends, bn of
 	 * them, by the index in their user_data (bn is 0 outside it); bwait
@@ -990,10 +1008,13 @@ static int slot_alloc(struct zc_uring_shared *sh, uint32_t *slot)
 			cap = URING_SLOTS_MAX;
 		if (cap <= sh->nslots)
 			return -ENOMEM;
-		s = realloc(sh->slots, cap * sizeof(*s));
+		/* Behind the table, its guard (fwd_run_mark()): slot -1. */
+		s = realloc(sh->slots ? sh->slots - 1 : NULL,
+			    (cap + 1) * sizeof(*s));
 		if (!s)
 			return -ENOMEM;
-		sh->slots = s;
+		s[0] = (struct uring_slot){ .next_free = UINT32_MAX };
+		sh->slots = s + 1;
 		sh->slot_cap = cap;
 	}
 	*slot = sh->nslots++;
@@ -1044,6 +1065,18 @@ fwd_writer(const struct zc_uring_shared *sh)
 #define FWD_COPIED	(1ull << 63)
 #define FWD_UD_MASK	((1ull << (32 + URING_BIDX_SHIFT)) - 1)
 _Static_assert(!(FWD_COPIED & FWD_UD_MASK), "copied takes an index bit");
+/*
+ * A run of notifications (struct notif_run) is forwarded as two entries:
+ * this mark, with the run's further ids (more, >= 1) in the id's place,
+ * then the entry of its first id. The mark's slot is -1 (fwd_slot()),
+ * the table's guard, whose member is always NULL: fwd_take() looks for a
+ * mark only where an entry's member is NULL, not on every entry.
+ */
+static inline uint64_t fwd_run_mark(uint32_t more, bool copied)
+{
+	return (uint64_t)(URING_SLOT0 - 1) << 32 | more |
+	       (copied ? FWD_COPIED : 0);
+}
 
 /* The forward ring entry of the notification of user_data ud. */
 static inline uint64_t fwd_ent(uint64_t ud, bool copied)
@@ -1052,12 +1085,13 @@ static inline uint64_t fwd_ent(uint64_t ud, bool copied)
 }
 
 /*
- * The slot of forward ring entry e (the id: (uint32_t)e). A size_t, for
- * an index: the compiler folds the - URING_SLOT0 into the address.
+ * The slot of forward ring entry e (the id: (uint32_t)e); -1 for a run's
+ * mark (fwd_run_mark()), the table's guard. Signed, for an index: the
+ * compiler folds the - URING_SLOT0 into the address.
  */
-static inline size_t fwd_slot(uint64_t e)
+static inline ptrdiff_t fwd_slot(uint64_t e)
 {
-	return (size_t)((e >> 32) & URING_SLOT_MASK) - URING_SLOT0;
+	return (ptrdiff_t)((e >> 32) & URING_SLOT_MASK) - URING_SLOT0;
 }
 
 /* Queue a notification, fwd_ent(), for the reaper (counted in out). */
@@ -1065,24 +1099,16 @@ static inline __attribute__((always_inline)) void
 fwd_put(struct fwd_writer *w, uint64_t ent)
 {
 	/*
-	 * Never full: each entry is counted in out, which stays at most
-	 * cap <= fmask + 1.
+	 * Never full: each entry stands for a notification counted in out
+	 * (a run's two for two or more), which stays at most cap <= fmask
+	 * + 1.
 	 */
 	if (w->tail - w->head > w->mask)
 		return;
 	w->fwd[w->tail++ & w->mask] = ent;
 }
 
-/* Lock holder: fwd_put() of one. */
-static void fwd_push(struct zc_uring_shared *sh, uint64_t ent)
-{
-	struct fwd_writer w = fwd_writer(sh);
-
-	fwd_put(&w, ent);
-	sh->ftail_w = w.tail;
-}
-
-/* Lock holder: publish what fwd_push() queued; true if anything. */
+/* Lock holder: publish what fwd_put() queued; true if anything. */
 static bool fwd_publish(struct zc_uring_shared *sh)
 {
 	/* Ours: only lock holders store it. */
@@ -1153,6 +1179,27 @@ reap_direct(struct zc_uring_shared *sh, struct zc_sock *zs, uint32_t id,
 	return true;
 }
 
+/*
+ * fwd_take() of the run whose mark is entry h (fwd_run_mark(): ids more
+ * past the first): its ids as one range. Returns the index of its second
+ * entry (published with the mark), which fwd_take() then passes; takes
+ * the run's ids beyond its two entries off out (fwd_take() counts one an
+ * entry).
+ */
+static __attribute__((noinline)) uint32_t
+take_run(struct zc_uring_shared *sh, uint32_t h, uint32_t more)
+{
+	uint64_t e = sh->fwd[++h & sh->fmask];
+	struct zc_sock *zs = sh->slots[fwd_slot(e)].zs;
+
+	if (zs) {
+		zc_apply_range(zs, (uint32_t)e, (uint32_t)e + more, e >> 63);
+		sh->due(zs);
+	}
+	atomic_fetch_sub_explicit(&sh->out, more - 1, memory_order_relaxed);
+	return h;
+}
+
 /* Reaper (the context's lock): apply the forwarded notifications. */
 static void fwd_take(struct zc_uring_shared *sh)
 {
@@ -1171,46 +1218,97 @@ static void fwd_take(struct zc_uring_shared *sh)
 		 */
 		struct zc_sock *zs = sh->slots[fwd_slot(e)].zs;
 
-		if (!zs || reap_direct(sh, zs, (uint32_t)e, e >> 63))
+		if (!zs) {
+			/* A run's mark, or an entry of a member that left. */
+			if (fwd_slot(e) == -1)
+				h = take_run(sh, h, (uint32_t)e);
+			continue;
+		}
+		if (reap_direct(sh, zs, (uint32_t)e, e >> 63))
 			continue;
 		zc_apply_range(zs, (uint32_t)e, (uint32_t)e, e >> 63);
 		sh->due(zs);
 	}
-	/* Release: pairs with the acquire of fhead in fwd_push(). */
+	/* Release: pairs with the acquire of fhead in fwd_writer(). */
 	atomic_store_explicit(&sh->fhead, h, memory_order_release);
 	atomic_fetch_sub_explicit(&sh->out, n, memory_order_relaxed);
 }
 
 /*
- * Lock holder: the notification of member slot s, id. direct: we are the
- * reaper (the context's lock too), apply it; else forward it.
+ * Lock holder: the notifications of member slot s, ids lo ... lo + more
+ * (a run, struct notif_run: more 0 for one). direct: we are the reaper
+ * (the context's lock too), apply them; else forward them.
  */
-static void route(struct zc_uring_shared *sh, uint32_t s, uint32_t id,
-		  bool copied, bool direct)
+static void route(struct zc_uring_shared *sh, uint32_t s, uint32_t lo,
+		  uint32_t more, bool copied, bool direct)
 {
 	struct uring_slot *sl;
 
 	if (s >= sh->nslots || !sh->slots[s].used)
 		return;		/* not one of ours: cannot happen */
 	sl = &sh->slots[s];
-	if (sl->out)
-		sl->out--;
+	sl->out = sl->out > more ? sl->out - more - 1 : 0;
 	if (!sl->zs) {
-		/* Its member left: drop it; the last one frees the slot. */
-		atomic_fetch_sub_explicit(&sh->out, 1, memory_order_relaxed);
+		/* Its member left: drop them; the last one frees the slot. */
+		atomic_fetch_sub_explicit(&sh->out, more + 1,
+					  memory_order_relaxed);
 		if (!sl->out)
 			slot_free(sh, s);
 		return;
 	}
 	if (!direct) {
-		fwd_push(sh, fwd_ent(m_ud(s, id), copied));
+		struct fwd_writer w = fwd_writer(sh);
+
+		if (more)
+			fwd_put(&w, fwd_run_mark(more, copied));
+		fwd_put(&w, fwd_ent(m_ud(s, lo), copied));
+		sh->ftail_w = w.tail;
 		return;
 	}
-	if (!reap_direct(sh, sl->zs, id, copied)) {
-		zc_apply_range(sl->zs, id, id, copied);
+	if (more || !reap_direct(sh, sl->zs, lo, copied)) {
+		zc_apply_range(sl->zs, lo, lo + more, copied);
 		sh->due(sl->zs);
 	}
-	atomic_fetch_sub_explicit(&sh->out, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&sh->out, more + 1, memory_order_relaxed);
+}
+
+/*
+ * Lock holder: add notification cqe, of a member's send (user_data
+ * m_ud()), to the drain's run (sh->run, struct notif_run).
+ */
+static void run_add(struct zc_uring_shared *sh,
+		    const struct io_uring_cqe *cqe, bool direct)
+{
+	struct notif_run *r = &sh->run;
+	uint32_t s = (uint32_t)(cqe->user_data >> 32 & URING_SLOT_MASK) -
+		     URING_SLOT0;
+	uint32_t id = (uint32_t)cqe->user_data;
+	bool copied = sh_copied(sh, cqe);
+
+	if (r->live && s == r->slot && copied == r->copied) {
+		if (id == r->lo + r->more + 1) {
+			r->more++;
+			return;
+		}
+		if (id == r->lo - 1) {
+			r->lo = id;
+			r->more++;
+			return;
+		}
+	}
+	if (r->live)
+		route(sh, r->slot, r->lo, r->more, r->copied, direct);
+	*r = (struct notif_run){ .slot = s, .lo = id, .copied = copied,
+				 .live = true };
+}
+
+/* Lock holder: route the drain's run (sh->run.live). */
+static void run_end(struct zc_uring_shared *sh, bool direct)
+{
+	struct notif_run *r = &sh->run;
+
+	r->live = false;
+	route(sh, r->slot, r->lo, r->more, r->copied, direct);
 }
 
 /* A CQE of a send in progress: its result, or its notification. */
@@ -1331,16 +1429,17 @@ sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
 		if (hi >= URING_SLOT0) {
 			/* A result no send waits for cannot happen. */
 			if (cqe->flags & IORING_CQE_F_NOTIF)
-				route(sh, (hi & URING_SLOT_MASK) - URING_SLOT0,
-				      (uint32_t)ud, sh_copied(sh, cqe),
-				      as == AS_REAPER);
+				run_add(sh, cqe, as == AS_REAPER);
 		} else if (op && ud == URING_UD_CANCEL) {
 			op->cancel_out = false;
 		}
 		/* else: a withdrawn send's, the probe's: drop */
 	}
-	if (n)
+	if (n) {
+		if (sh->run.live)
+			run_end(sh, as == AS_REAPER);
 		io_uring_cq_advance(&sh->ring, n);
+	}
 	if (as == AS_BATCH)
 		sh->bwait -= done;
 	return n;
@@ -1767,7 +1866,7 @@ static void sh_free(struct zc_uring_shared *sh)
 		io_uring_queue_exit(&sh->ring);
 	if (sh->lock_ok)
 		pthread_mutex_destroy(&sh->lock);
-	free(sh->slots);
+	free(sh->slots ? sh->slots - 1 : NULL);	/* and the guard */
 	free(sh->fwd);
 	free(sh->bufs);
 	free(sh);
