@@ -129,7 +129,11 @@ static bool notif_copied(const struct uring_priv *p,
 
 /* ---- the range ring (send side -> reap side) ---- */
 
-/* Send side: queue [id, id], merged into the previous range if it fits. */
+/*
+ * Send side: queue [id, id], merged into the previous range if it fits,
+ * at either end (a task-work run's notifications may come newest first:
+ * see struct notif_run).
+ */
 static void fwd(struct zc_sock *zs, struct uring_priv *p, struct uring_op *op,
 		uint32_t id, bool copied)
 {
@@ -137,9 +141,15 @@ static void fwd(struct zc_sock *zs, struct uring_priv *p, struct uring_op *op,
 		/* Not published yet: still ours to change. */
 		struct zc_range *last = &p->ranges[(op->t - 1) & p->rmask];
 
-		if (last->hi + 1 == id && last->copied == copied) {
-			last->hi = id;
-			return;
+		if (last->copied == copied) {
+			if (last->hi + 1 == id) {
+				last->hi = id;
+				return;
+			}
+			if (last->lo - 1 == id) {
+				last->lo = id;
+				return;
+			}
 		}
 	}
 	/*
@@ -588,6 +598,9 @@ static int uring_collect(struct zc_sock *zs, bool force)
 			CQ_REAP, memory_order_acquire, memory_order_relaxed)) {
 		struct io_uring_cqe *cqe;
 		unsigned int head, k = 0;
+		/* A run of consecutive ids, either order: as fwd() merges. */
+		struct zc_range run = { 0 };
+		bool live = false;
 
 		if (io_uring_cq_has_overflow(&p->ring)) {
 			/* Only if CLAMP shrank the CQ: flush the backlog. */
@@ -599,9 +612,25 @@ static int uring_collect(struct zc_sock *zs, bool force)
 
 			if ((cqe->flags & IORING_CQE_F_NOTIF) &&
 			    ud <= UINT32_MAX) {
-				zc_apply_range(zs, (uint32_t)ud, (uint32_t)ud,
-					       notif_copied(p, cqe));
+				uint32_t id = (uint32_t)ud;
+				bool copied = notif_copied(p, cqe);
+
 				n++;
+				if (live && copied == run.copied &&
+				    run.hi + 1 == id) {
+					run.hi = id;
+				} else if (live && copied == run.copied &&
+					   run.lo - 1 == id) {
+					run.lo = id;
+				} else {
+					if (live)
+						zc_apply_range(zs, run.lo,
+							       run.hi,
+							       run.copied);
+					run = (struct zc_range){ id, id,
+								 copied };
+					live = true;
+				}
 			} else if (ud <= UINT32_MAX) {
 				/* A result: only the send side reads those. */
 				ZC_STAT_INC(&zs->rx, bad_ranges);
@@ -609,6 +638,8 @@ static int uring_collect(struct zc_sock *zs, bool force)
 			if (++k == URING_REAP_BATCH)
 				break;
 		}
+		if (live)
+			zc_apply_range(zs, run.lo, run.hi, run.copied);
 		io_uring_cq_advance(&p->ring, k);
 		/* Release: pairs with the acquire of the CAS in cq_take(). */
 		atomic_store_explicit(&p->cq_owner, CQ_FREE,
