@@ -2030,7 +2030,8 @@ int zc__uring_register(struct zc_uring_shared **shp, int efd,
 		bufs[i] = (struct uring_buf){ (uintptr_t)iov[i].iov_base,
 					      iov[i].iov_len, i };
 	}
-	qsort(bufs, n, sizeof(*bufs), buf_cmp);
+	if (n > 1)	/* not qsort(NULL, 0): its pointer must not be NULL */
+		qsort(bufs, n, sizeof(*bufs), buf_cmp);
 	for (unsigned int i = 1; i < n; i++) {
 		if (bufs[i].base - bufs[i - 1].base < bufs[i - 1].len) {
 			unsigned int a = bufs[i - 1].idx, b = bufs[i].idx;
