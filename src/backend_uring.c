@@ -920,11 +920,11 @@ struct uring_slot {
  * A drain's notifications of others' sends, gathered into runs: one
  * member's consecutive ids with one COPIED state, come in either order,
  * routed as one range (sh_drain_as()). The kernel may post the
- * notifications of one task-work run newest first (Linux 6.18 does, its
- * task list a LIFO): over TCP, where an ACK frees many sends at once, a
- * member's ids then come k + n, ..., k + 1, k (faults-drops-uring makes
- * such bursts). One at a time, each but the last would land past the
- * oldest id not yet reported, as a mark, and go the general way
+ * notifications of one task-work run newest first (Linux 6.1 and 6.18
+ * do, the list a LIFO): over TCP, where an ACK frees many sends at
+ * once, a member's ids then come k + n, ..., k + 1, k (faults-drops-uring
+ * makes such bursts). One at a time, each but the last would land past
+ * the oldest id not yet reported, as a mark, and go the general way
  * (zc__apply_range_slow()); a run is the in-order range they make.
  */
 struct notif_run {
