@@ -17,11 +17,13 @@
  * (it raises RLIMIT_NOFILE as far as it may).
  *
  * Linux 6.1 in the rig's icount guest (tests/kernel/rig.sh --icount),
- * 60,000 sends: now 20.7-21.7 us a send at 100 to 10,000 sockets; later
- * 22.5 (100 sockets), 28.7 (1,000), 46.0 (3,000), 78.3 (10,000), and
- * without the SCM_ZC_NOTIFICATION patch (--variant unpatched) 21.6,
- * 36.9, 39.0, 103.7: Linux's own cost, not the patch's. Linux 6.18 on
- * the host: 5.4 and 5.7 us at 1,000 sockets.
+ * 60,000 sends, with the kernel's SLOB allocator (tinyconfig's, the rig's
+ * until it took SLUB): now 20.7-21.7 us a send at 100 to 10,000 sockets;
+ * later 22.5 (100 sockets), 28.7 (1,000), 46.0 (3,000), 78.3 (10,000),
+ * patched or not: SLOB's first-fit walk over its partly free pages grows
+ * with the small objects (queued completions) live. With SLUB, as
+ * distributions build: 20.2-20.9 us both ways at every count. Linux 6.18
+ * on the host: 5.4 and 5.7 us at 1,000 sockets.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
