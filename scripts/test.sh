@@ -4,7 +4,9 @@
 #   1. the default build (-Werror): unit, real-socket, stress, install, man
 #   2. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer
 #   3. the unit and threaded suites under ThreadSanitizer
-#   4. the libFuzzer harnesses (clang), 60 s each
+#   4. the build without liburing (-Dliburing=disabled, -Werror) and its
+#      suites (the uring tests skip); then the libFuzzer harnesses
+#      (clang), 60 s each
 #   5. the release: `meson dist` (the tarball builds and passes the
 #      default suite), then from that tarball the Debian packages,
 #      lintian and the autopkgtest (scripts/deb.sh; DEB_BUILD_OPTIONS=
@@ -84,6 +86,10 @@ if [ $quick -eq 0 ]; then
 	stage tsan build-ci/tsan \
 		"-Dwerror=true -Dtests=enabled -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug" \
 		--suite unit --suite stress
+	# liburing is optional (meson option liburing=auto): the build
+	# without it, warnings as errors, and its suites.
+	stage no-liburing build-ci/nouring \
+		"-Dwerror=true -Dtests=enabled -Dliburing=disabled"
 	STAGE_ENV=CC=clang stage fuzz build-ci/fuzz \
 		"-Dwerror=true -Dtests=enabled -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false" \
 		--suite fuzz

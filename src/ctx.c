@@ -264,11 +264,13 @@ static inline void q_pop(struct zc_ctx *ctx, struct zc_sock *zs)
 	zs->ctxm.qnext = NULL;	/* qprev: NULL at the head */
 }
 
+#ifdef ZC_HAVE_URING
 /* Reaper, under the lock (backends): zs has news; reap it. */
 static void ctx_due(struct zc_sock *zs)
 {
 	q_add(zs->ctx, zs);
 }
+#endif
 
 /* Reaper: move the ready stack onto the queue. */
 static void take_ready(struct zc_ctx *ctx)
