@@ -21,6 +21,11 @@
  *             patch series' selftest -n mode); the error queue only when
  *             the sender must wait and the cmsg brought nothing, and at
  *             the end
+ *   raw-uring IORING_OP_SEND_ZC by hand (liburing), one ring for every
+ *             connection: --batch SQEs per io_uring_enter() (default 1),
+ *             each on the next connection; the sender waits for their
+ *             results and reads every CQE there is, notifications too
+ *             (k has no say); built where the library has liburing
  *   copy, errqueue, scm, uring
  *             zc_send(); every k sends zc_completions(); harvest_every = k
  */
@@ -64,6 +69,17 @@
 
 #include <zcnotify.h>
 
+#ifdef ZCBENCH_HAVE_URING
+#include <liburing.h>
+/* Linux 6.2's, which liburing 2.3's headers lack. */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE	(1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED	(1U << 31)
+#endif
+#endif
+
 #ifndef SO_ZEROCOPY
 #define SO_ZEROCOPY		60
 #endif
@@ -99,10 +115,11 @@
 #define UDP_MAX_V6		65527u
 #define DEFAULT_PORT		7878
 #define PATTERN			0x5a	/* every byte sent */
+#define BATCH_MAX		64	/* --batch */
 
 enum mode {
-	M_RAW_COPY, M_RAW_ZC, M_RAW_SCM, M_COPY, M_ERRQUEUE, M_SCM, M_URING,
-	M_NR
+	M_RAW_COPY, M_RAW_ZC, M_RAW_SCM, M_RAW_URING, M_COPY, M_ERRQUEUE,
+	M_SCM, M_URING, M_NR
 };
 
 static const struct {
@@ -113,6 +130,7 @@ static const struct {
 	[M_RAW_COPY] = { "raw-copy", -1, false },
 	[M_RAW_ZC] = { "raw-zc", -1, true },
 	[M_RAW_SCM] = { "raw-scm", -1, true },
+	[M_RAW_URING] = { "raw-uring", -1, true },
 	[M_COPY] = { "copy", ZC_BACKEND_COPY, false },
 	[M_ERRQUEUE] = { "errqueue", ZC_BACKEND_ERRQUEUE, true },
 	[M_SCM] = { "scm", ZC_BACKEND_SCM, true },
@@ -1151,6 +1169,221 @@ static int raw_loop(struct run *r)
 	return 0;
 }
 
+#ifdef ZCBENCH_HAVE_URING
+/*
+ * raw-uring: IORING_OP_SEND_ZC by hand, on one ring for every connection
+ * (liburing's examples/send-zerocopy.c, with a notification CQE a send):
+ * a batch of SQEs, each on the next connection (at most one a connection,
+ * as the library's batches), one io_uring_enter() that
+ * submits them and waits, then every CQE there is until each of the
+ * batch's results has come. The CQ never fills: a batch goes only when
+ * there is room for its results beside every notification still to come.
+ */
+#define RAWU_SQ		BATCH_MAX
+#define RAWU_CQ		4096u
+
+struct rawu {
+	struct io_uring ring;
+	unsigned int zc_flags;	/* IORING_SEND_ZC_REPORT_USAGE, or 0 */
+	unsigned int waiting;	/* results of the batch still to come */
+	unsigned int out;	/* notifications still to come */
+	unsigned int stalled;	/* the batch's sends refused for now */
+};
+
+/* Every CQE in the CQ. Returns 0, or -1 with r->err set. */
+static int rawu_cqes(struct run *r, struct rawu *u)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+	int err = 0;
+
+	io_uring_for_each_cqe(&u->ring, head, cqe) {
+		struct conn *cn = &r->conns[cqe->user_data];
+
+		n++;
+		if (cqe->flags & IORING_CQE_F_NOTIF) {
+			u->out--;
+			r->completions++;
+			cn->completions++;
+			r->harvests++;
+			if ((u->zc_flags & IORING_SEND_ZC_REPORT_USAGE) &&
+			    ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED))
+				r->copied++;
+			continue;
+		}
+		u->waiting--;
+		/* F_MORE: a notification follows, whatever the result. */
+		if (cqe->flags & IORING_CQE_F_MORE) {
+			u->out++;
+			r->issued++;
+			cn->issued++;
+		}
+		if (cqe->res > 0) {
+			r->sends++;
+			r->bytes += (uint64_t)cqe->res;
+			r->short_sends += (size_t)cqe->res < r->c->size;
+		} else if (cqe->res == -EINVAL && u->zc_flags && !r->sends) {
+			u->zc_flags = 0;	/* before 6.2: no usage report */
+			u->stalled++;
+		} else if (cqe->res == -EAGAIN || cqe->res == -ENOBUFS ||
+			   cqe->res == -EINTR || cqe->res == -ENOMEM) {
+			u->stalled++;		/* sent again in a later batch */
+		} else if (!err) {
+			err = cqe->res ? -cqe->res : EPIPE;
+		}
+	}
+	io_uring_cq_advance(&u->ring, n);
+	if (err) {
+		snprintf(r->err, sizeof(r->err), "IORING_OP_SEND_ZC: %s",
+			 strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
+/* Wait for one CQE (timeout_ms; -1: none), then read them all. */
+static int rawu_wait(struct run *r, struct rawu *u, int timeout_ms)
+{
+	struct __kernel_timespec ts = {
+		.tv_sec = timeout_ms / 1000,
+		.tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
+	};
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!io_uring_cq_ready(&u->ring)) {
+		r->syscalls++;
+		ret = timeout_ms < 0 ? io_uring_wait_cqe(&u->ring, &cqe) :
+		      io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts);
+		if (ret < 0 && ret != -EINTR && ret != -ETIME) {
+			snprintf(r->err, sizeof(r->err), "io_uring_wait_cqe: "
+				 "%s", strerror(-ret));
+			return -1;
+		}
+	}
+	return rawu_cqes(r, u);
+}
+
+static int rawu_run(struct run *r, struct rawu *u, bool fixed)
+{
+	const struct cfg *c = r->c;
+	/* As the library's batches: never two sends of one connection. */
+	const unsigned int batch = !r->b->batch ? 1 :
+				   r->b->batch < c->conns ? r->b->batch :
+				   c->conns;
+	unsigned int idle = 0;
+
+	while (more(r)) {
+		uint64_t left = r->b->count ? r->b->count - r->sends : batch;
+		unsigned int n = 0;
+		int ret;
+
+		while (u->out + 2 * batch > RAWU_CQ)
+			if (rawu_wait(r, u, -1))
+				return -1;
+		for (; n < batch && n < left; n++) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+
+			if (fixed)
+				io_uring_prep_send_zc_fixed(sqe,
+					r->conns[r->cur].fd, r->b->buf,
+					c->size, 0, u->zc_flags, 0);
+			else
+				io_uring_prep_send_zc(sqe, r->conns[r->cur].fd,
+						      r->b->buf, c->size, 0,
+						      u->zc_flags);
+			sqe->user_data = r->cur;
+			if (++r->cur == c->conns)
+				r->cur = 0;
+		}
+		u->waiting = n;
+		u->stalled = 0;
+		r->syscalls++;
+		ret = io_uring_submit_and_wait(&u->ring, n);
+		if (ret < 0 && ret != -EINTR) {
+			snprintf(r->err, sizeof(r->err), "io_uring_submit: %s",
+				 strerror(-ret));
+			return -1;
+		}
+		if (rawu_cqes(r, u))
+			return -1;
+		while (u->waiting)
+			if (rawu_wait(r, u, -1))
+				return -1;
+		if (u->stalled < n) {
+			idle = 0;
+			continue;
+		}
+		/* Nothing went: wait for a notification, or a moment. */
+		if (u->out ? rawu_wait(r, u, 10) : (usleep(1000), 0))
+			return -1;
+		if (++idle == WAIT_MS) {
+			snprintf(r->err, sizeof(r->err), "every send refused "
+				 "for %d ms", WAIT_MS);
+			return -1;
+		}
+	}
+	conns_sent_all(r);
+	/* What is still out. */
+	for (unsigned int waited = 0; u->out; ) {
+		unsigned int before = u->out;
+
+		if (rawu_wait(r, u, 1000))
+			return -1;
+		if (u->out == before && ++waited == WAIT_MS / 1000) {
+			snprintf(r->err, sizeof(r->err), "%u completions "
+				 "missing", u->out);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* raw-uring's run. Returns 0, -1 (r->err set), -EOPNOTSUPP. */
+static int raw_uring_loop(struct run *r)
+{
+	struct io_uring_params p = {
+		.flags = IORING_SETUP_CQSIZE, .cq_entries = RAWU_CQ,
+	};
+	struct rawu u = { .zc_flags = IORING_SEND_ZC_REPORT_USAGE };
+	struct io_uring_probe *pr;
+	bool fixed = r->b->fixed;
+	int ret = io_uring_queue_init_params(RAWU_SQ, &u.ring, &p);
+
+	if (ret) {
+		snprintf(r->err, sizeof(r->err), "io_uring_queue_init: %s",
+			 strerror(-ret));
+		return ret == -ENOSYS || ret == -EPERM ? -EOPNOTSUPP : -1;
+	}
+	pr = io_uring_get_probe_ring(&u.ring);
+	if (!pr || !io_uring_opcode_supported(pr, IORING_OP_SEND_ZC)) {
+		snprintf(r->err, sizeof(r->err), "this kernel has no "
+			 "IORING_OP_SEND_ZC (Linux 6.0 and later)");
+		ret = -EOPNOTSUPP;
+	}
+	if (pr)
+		io_uring_free_probe(pr);
+	/* --fixed: every send is from the one buffer, registered. */
+	if (!ret && fixed &&
+	    (ret = io_uring_register_buffers(&u.ring, &(struct iovec){
+						r->b->buf, r->b->buflen }, 1))) {
+		snprintf(r->err, sizeof(r->err), "io_uring_register_buffers: "
+			 "%s", strerror(-ret));
+		ret = -1;
+	}
+	if (!ret)
+		ret = rawu_run(r, &u, fixed);
+	io_uring_queue_exit(&u.ring);
+	return ret;
+}
+#else
+static int raw_uring_loop(struct run *r)
+{
+	snprintf(r->err, sizeof(r->err), "zcbench was built without liburing");
+	return -EOPNOTSUPP;
+}
+#endif
+
 /* -x: reap through the context, whatever the connection. */
 static int ctx_reap(struct run *r, int timeout_ms)
 {
@@ -1231,8 +1464,6 @@ static int lib_loop(struct run *r)
  * zc_ctx_sendmmsg(), each on the next connection. A send that would block
  * waits for room (POLLOUT) and is made again.
  */
-#define BATCH_MAX	64
-
 static int batch_loop(struct run *r)
 {
 	const struct cfg *c = r->c;
@@ -1719,9 +1950,14 @@ static int run_one(struct bench *b, const struct cfg *c, int mode, int round,
 	r.t0 = now_s();
 	r.next_progress = r.t0 + 0.5;
 	r.deadline = r.t0 + b->duration;
-	if (lib ? (r.ctx && b->batch ? batch_loop(&r) : lib_loop(&r)) :
-	    raw_loop(&r))
+	ret = lib ? (r.ctx && b->batch ? batch_loop(&r) : lib_loop(&r)) :
+	      mode == M_RAW_URING ? raw_uring_loop(&r) : raw_loop(&r);
+	if (ret) {
+		if (ret != -EOPNOTSUPP)
+			ret = -1;
 		goto out;
+	}
+	ret = -1;
 	t1 = now_s();
 	getrusage(RUSAGE_SELF, &u1);
 	if (b->conns_given) {
@@ -1768,7 +2004,8 @@ static int run_one(struct bench *b, const struct cfg *c, int mode, int round,
 		res->completions_zc = modes[mode].zc ?
 				      r.completions - r.copied : 0;
 		res->harvests = r.harvests;
-		res->harvests_known = modes[mode].zc;
+		/* raw-uring: a notification CQE a send, as uring. */
+		res->harvests_known = modes[mode].zc && mode != M_RAW_URING;
 	}
 	ret = b->rx ? rx_settle(&r, res, rx0, bad0) : 0;
 out:
@@ -2008,6 +2245,7 @@ static void print_pairs(const struct bench *b, const struct cfg *c, FILE *f)
 		{ M_ERRQUEUE, M_RAW_ZC }, { M_RAW_SCM, M_RAW_ZC },
 		{ M_SCM, M_RAW_SCM }, { M_SCM, M_ERRQUEUE },
 		{ M_SCM, M_RAW_ZC }, { M_URING, M_ERRQUEUE },
+		{ M_URING, M_RAW_URING }, { M_RAW_URING, M_RAW_ZC },
 		{ M_COPY, M_RAW_COPY }, { M_ERRQUEUE, M_RAW_COPY },
 	};
 
@@ -2341,7 +2579,8 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: zcbench [options]\n"
 "  -m, --mode LIST      modes to run, alternately (default: all):\n"
-"                       raw-copy raw-zc raw-scm copy errqueue scm uring\n"
+"                       raw-copy raw-zc raw-scm raw-uring copy errqueue\n"
+"                       scm uring\n"
 "  -t, --proto LIST     tcp, udp or tcp,udp (default tcp)\n"
 "  -4, -6, --family LIST  IPv4, IPv6 or 4,6 (default 4)\n"
 "  -s, --size LIST      bytes per send, K/M suffixes (default 64K)\n"
@@ -2351,9 +2590,10 @@ static void usage(FILE *f)
 "  -x, --ctx            library modes: the connections join one context\n"
 "                       (zc_ctx_new(3)) and are reaped through it\n"
 "      --fixed          with -x, uring: the send buffer registered\n"
-"                       (zc_ctx_register_buffers(3))\n"
+"                       (zc_ctx_register_buffers(3)); raw-uring: too\n"
 "      --batch N        with -x: N sends per zc_ctx_sendmmsg(3) call, each\n"
-"                       on the next connection (1 to 64)\n"
+"                       on the next connection (1 to 64); raw-uring: N\n"
+"                       SQEs per io_uring_enter(2)\n"
 "      --sndbuf BYTES   SO_SNDBUF of every sending socket, K/M suffixes;\n"
 "                       0: the kernel's autotuning (default 0)\n"
 "  -d, --duration SEC   seconds per run (default 1)\n"

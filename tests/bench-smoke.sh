@@ -32,9 +32,10 @@ st=$?
 cat "$tmp/out" "$tmp/err"
 [ $st -eq 0 ] || fail "zcbench exited $st"
 # Modes that must run anywhere; raw-scm when the kernel has
-# SCM_ZC_NOTIFICATION, scm and uring when the library says so.
+# SCM_ZC_NOTIFICATION, scm and uring when the library says so, raw-uring
+# when zcbench has liburing and the kernel IORING_OP_SEND_ZC.
 modes="raw-copy raw-zc copy errqueue"
-for m in raw-scm scm uring; do
+for m in raw-scm scm uring raw-uring; do
 	if grep -q "zcbench: $m: skipped:" "$tmp/err"; then
 		echo "note: $m skipped here (see its reason above)"
 	else
@@ -62,12 +63,19 @@ awk -F, -v n=$n '
 	!($7 > 0 && $7 <= n * $3) || ($2 ~ /^udp/ && $7 != n * $3) { bad("bytes " $7) }
 	!($9 > 0) { bad("MB/s " $9) }
 	($1 == "raw-copy" || $1 == "copy") && $14 != "1.0000" { bad("syscalls/send " $14) }
-	($1 == "raw-zc" || $1 == "raw-scm" || $1 == "errqueue") && !($14 >= 1) { bad("syscalls/send " $14) }
+	($1 == "raw-zc" || $1 == "raw-scm" || $1 == "errqueue" || $1 == "raw-uring") && !($14 >= 1) { bad("syscalls/send " $14) }
+	# raw-uring: one submit a send (no --batch), a wait at most for each
+	# result and notification besides.
+	$1 == "raw-uring" && !($14 <= 3) { bad("syscalls/send " $14) }
 	$2 ~ /^tcp/ && $17 != "1.0000" { bad("received share " $17) }
 	$1 == "raw-zc" && ($18 != "1.0000" || $19 != "1.0000") { bad("ratios to itself " $18 " " $19) }
 	$1 != "raw-zc" && $18 == "" { bad("no ratio") }
 	END { exit errs ? 1 : 0 }' "$tmp/o.csv" || fails=$((fails + 1))
-for pair in "errqueue vs raw-zc" "copy vs raw-copy"; do
+pairs="'errqueue vs raw-zc' 'copy vs raw-copy'"
+case " $modes " in *" raw-uring "*) pairs="$pairs 'raw-uring vs raw-zc'" ;; esac
+case " $modes " in *" uring "*" raw-uring "*) pairs="$pairs 'uring vs raw-uring'" ;; esac
+eval "set -- $pairs"
+for pair; do
 	grep -q "$pair: throughput" "$tmp/out" || fail "no '$pair' line"
 done
 # The JSON holds the same runs.
@@ -197,9 +205,22 @@ PY
 # zc_inflight() is 0), every byte checked; --batch alone refused.
 bm=errqueue,copy
 "$zcbench" -q -m uring -n 10 -r 1 >/dev/null 2>&1 && bm=$bm,uring
+# raw-uring: 16 SQEs an io_uring_enter(), none of one connection twice.
+"$zcbench" -q -m raw-uring -n 10 -r 1 >/dev/null 2>&1 && bm=$bm,raw-uring
 "$zcbench" -q -V -x --batch 16 -m $bm -t tcp,udp -s 16K -k 1,8 -c 20 \
-	-n 400 -r 1 >"$tmp/cb.out" 2>&1 ||
+	-n 400 -r 1 --csv "$tmp/cb.csv" >"$tmp/cb.out" 2>&1 ||
 	fail "-V -x --batch 16 -c 20: $(cat "$tmp/cb.out")"
+# raw-uring batched: every send made, an io_uring_enter() for many (UDP:
+# nothing to wait for but the batch's own results).
+case $bm in *raw-uring*)
+	awk -F, 'NR > 1 && $1 == "raw-uring" && $5 != "median" {
+		runs++
+		if ($8 != 400 || ($2 ~ /^udp/ && !($14 <= 0.5))) {
+			printf "FAIL: raw-uring --batch 16 %s k=%s: sends %s, syscalls/send %s\n", $2, $4, $8, $14; errs++ }
+	}
+	END { if (runs != 4) { print "FAIL: raw-uring --batch 16: " runs " runs, not 4"; errs++ }
+	      exit errs ? 1 : 0 }' "$tmp/cb.csv" || fails=$((fails + 1)) ;;
+esac
 "$zcbench" -q --batch 4 -m errqueue -n 10 -r 1 >/dev/null 2>&1 &&
 	fail "--batch without -x accepted"
 # Limits, in a subshell with a low RLIMIT_NOFILE: a count whose sockets
