@@ -345,6 +345,18 @@ elif command -v valgrind >/dev/null 2>&1; then
 	b=$(awk '/library:/ { print $2 }' "$tmp/cg2")
 	[ -n "$a" ] && [ "$a" = "$b" ] ||
 		fail "zcbench-callgrind: two runs counted '$a' and '$b'"
+	# -p: the whole sending process, for a bare mode too; it holds the
+	# library's own instructions and zcbench's loop besides them.
+	sh "$callgrind" -p -b "$zcbench" -n 2000 >"$tmp/cg3" 2>&1
+	p=$(awk '/process:/ { print $2 }' "$tmp/cg3")
+	awk -v p="$p" -v l="$a" 'BEGIN { exit !(p > l && l > 0) }' ||
+		fail "zcbench-callgrind -p: process '$p', library '$a': $(cat "$tmp/cg3")"
+	sh "$callgrind" -p -m raw-zc -b "$zcbench" -n 2000 >"$tmp/cg4" 2>&1
+	cat "$tmp/cg4"
+	awk '/process:/ && $2 > 0 { ok = 1 } /library:/ { ok = 0; exit } END { exit !ok }' "$tmp/cg4" ||
+		fail "zcbench-callgrind -p -m raw-zc: $(cat "$tmp/cg4")"
+	sh "$callgrind" -m raw-zc -b "$zcbench" -n 10 >/dev/null 2>&1
+	[ $? -eq 2 ] || fail "zcbench-callgrind -m raw-zc without -p not refused"
 else
 	echo "note: valgrind not found: zcbench-callgrind not exercised"
 fi
