@@ -1174,10 +1174,10 @@ static int raw_loop(struct run *r)
  * raw-uring: IORING_OP_SEND_ZC by hand, on one ring for every connection
  * (liburing's examples/send-zerocopy.c, with a notification CQE a send):
  * a batch of SQEs, each on the next connection (at most one a connection,
- * as the library's batches), one io_uring_enter() that
- * submits them and waits, then every CQE there is until each of the
- * batch's results has come. The CQ never fills: a batch goes only when
- * there is room for its results beside every notification still to come.
+ * as the library's batches), one io_uring_enter() that submits them and
+ * waits, then every CQE there is until each of the batch's results has
+ * come. The CQ never fills: a batch goes only when there is room for its
+ * results beside every notification still to come.
  */
 #define RAWU_SQ		BATCH_MAX
 #define RAWU_CQ		4096u
@@ -1271,7 +1271,7 @@ static int rawu_run(struct run *r, struct rawu *u, bool fixed)
 	const unsigned int batch = !r->b->batch ? 1 :
 				   r->b->batch < c->conns ? r->b->batch :
 				   c->conns;
-	unsigned int idle = 0;
+	double progress = now_s();
 
 	while (more(r)) {
 		uint64_t left = r->b->count ? r->b->count - r->sends : batch;
@@ -1298,11 +1298,15 @@ static int rawu_run(struct run *r, struct rawu *u, bool fixed)
 		}
 		u->waiting = n;
 		u->stalled = 0;
-		r->syscalls++;
-		ret = io_uring_submit_and_wait(&u->ring, n);
-		if (ret < 0 && ret != -EINTR) {
+		/* EINTR: only from the wait, once the SQEs are taken. */
+		do {
+			r->syscalls++;
+			ret = io_uring_submit_and_wait(&u->ring, n);
+		} while (ret == -EINTR && io_uring_sq_ready(&u->ring));
+		if ((ret < 0 && ret != -EINTR) || io_uring_sq_ready(&u->ring)) {
 			snprintf(r->err, sizeof(r->err), "io_uring_submit: %s",
-				 strerror(-ret));
+				 ret < 0 ? strerror(-ret) :
+				 "the kernel took some of the SQEs only");
 			return -1;
 		}
 		if (rawu_cqes(r, u))
@@ -1311,13 +1315,13 @@ static int rawu_run(struct run *r, struct rawu *u, bool fixed)
 			if (rawu_wait(r, u, -1))
 				return -1;
 		if (u->stalled < n) {
-			idle = 0;
+			progress = now_s();
 			continue;
 		}
 		/* Nothing went: wait for a notification, or a moment. */
 		if (u->out ? rawu_wait(r, u, 10) : (usleep(1000), 0))
 			return -1;
-		if (++idle == WAIT_MS) {
+		if (now_s() - progress > WAIT_MS / 1000.0) {
 			snprintf(r->err, sizeof(r->err), "every send refused "
 				 "for %d ms", WAIT_MS);
 			return -1;
