@@ -304,24 +304,38 @@ static void take_ready(struct zc_ctx *ctx)
  */
 void zc__ctx_wake(struct zc_sock *zs)
 {
-	struct zc_ctx *ctx = zs->ctx;
+	struct zc_ctx *ctx;
 	struct zc_sock *head;
 
+	/*
+	 * A send that took an id: its record raises EPOLLERR (uring on the
+	 * context's ring: the reaper applies its notification and reaps the
+	 * member), unless the reaper had it already: the test the send side
+	 * makes inline. scm: and unless its harvests took ranges since the
+	 * last wake. Only the send side writes sends_zc: its own counter,
+	 * loaded again after the test (nothing kept across its call).
+	 */
 	if (zs->ctxm.ids_report) {
-		/* Only the send side writes sends_zc: its own counter. */
-		uint64_t zc = atomic_load_explicit(&zs->tx.sends_zc,
-						   memory_order_relaxed);
-
-		/*
-		 * A send that took an id: its record raises EPOLLERR (uring
-		 * on the context's ring: the reaper applies its notification
-		 * and reaps the member), unless the reaper had it already:
-		 * the test the send side makes inline.
-		 */
-		if (zc != zs->ctxm.tx_zc && zc_member_took_id_quiet(zs))
+		if (atomic_load_explicit(&zs->tx.sends_zc,
+					 memory_order_relaxed) !=
+		    zs->ctxm.tx_zc && zc_ctx_took_id_quiet(zs))
 			return;
-		zs->ctxm.tx_zc = zc;
+		zs->ctxm.tx_zc = atomic_load_explicit(&zs->tx.sends_zc,
+						      memory_order_relaxed);
+		/*
+		 * scm: the ranges pushed so far are the reaper's to collect
+		 * now: it takes the member from the ready stack, then loads
+		 * rtail (seq_cst: stored seq_cst before our load of ready
+		 * below, as tail is; see take_ready()).
+		 */
+		if (zs->ctxm.ids_report == ZC_IDS_SCM) {
+			struct scm_priv *p = zs->backend_priv;
+
+			p->rtail_woken = (uint16_t)atomic_load_explicit(
+				&p->rtail, memory_order_relaxed);
+		}
 	}
+	ctx = zs->ctx;
 	/* Seq_cst: see take_ready(). Already on the stack: nothing to do. */
 	if (atomic_load_explicit(&zs->ctxm.ready, memory_order_seq_cst) ||
 	    atomic_exchange_explicit(&zs->ctxm.ready, 1, memory_order_seq_cst))
@@ -440,7 +454,7 @@ int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag)
 	/* A uring member has no fd of its own: it joins the ring. */
 	if (zs->ops == &zc__ops_uring_member && (ret = uring_efd(ctx)) >= 0 &&
 	    (ret = zc__uring_join(&ctx->uring, ret, zs)) > 0) {
-		zs->ctxm.ids_report = true;	/* see zc__ctx_wake() */
+		zs->ctxm.ids_report = ZC_IDS_REPORTED;	/* see zc__ctx_wake() */
 		ret = 0;
 	} else if (ret) {
 		ctx->slots[slot].zs = NULL;
@@ -450,7 +464,9 @@ int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag)
 	}
 #endif
 	if (zs->ops == &zc__ops_errqueue)
-		zs->ctxm.ids_report = true;
+		zs->ctxm.ids_report = ZC_IDS_REPORTED;
+	else if (zs->ops == &zc__ops_scm)
+		zs->ctxm.ids_report = ZC_IDS_SCM;
 	ctx->slots[slot].zs = zs;
 	ctx->members++;
 	zs->ctxm.slot = slot;

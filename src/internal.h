@@ -167,11 +167,23 @@ zc_member_took_id_quiet(struct zc_sock *zs)
 	return true;
 }
 
-/* zc_member_took_id_quiet() of any socket (ids_report: false outside). */
+/*
+ * zc_ctx_took_id_quiet() past its common case (zcnotify.c): scm members'
+ * test, false for any other socket.
+ */
+bool zc__took_id_quiet_other(struct zc_sock *zs);
+
+/*
+ * zc_member_took_id_quiet() of any socket (ids_report: ZC_IDS_NONE
+ * outside); scm members out of line, so that the others' test stays one
+ * compare.
+ */
 static inline __attribute__((always_inline)) bool
 zc_ctx_took_id_quiet(struct zc_sock *zs)
 {
-	return zs->ctxm.ids_report && zc_member_took_id_quiet(zs);
+	if (__builtin_expect(zs->ctxm.ids_report == ZC_IDS_REPORTED, 1))
+		return zc_member_took_id_quiet(zs);
+	return zc__took_id_quiet_other(zs);
 }
 
 #pragma GCC visibility pop

@@ -88,6 +88,13 @@ struct zc_sock;
  * context's ready stack (through wake) when the send may be news that
  * raises no POLLERR.
  */
+/* zc_member.ids_report */
+enum {
+	ZC_IDS_NONE,		/* every publish may be news (copy, outside) */
+	ZC_IDS_REPORTED,	/* errqueue, uring on the context's ring */
+	ZC_IDS_SCM,		/* scm: as errqueue, but for its harvests */
+};
+
 struct zc_member {
 	/* Send side, and the context's reaper (under its lock). */
 	alignas(ZC_CACHELINE) _Atomic uint32_t ready;	/* on the ready stack */
@@ -111,11 +118,13 @@ struct zc_member {
 	bool queued;			/* on the reaper's queue */
 	bool read;			/* ... with an epoll event: read the queue */
 	/*
-	 * Read-only while a member: a send that took an id is no news, its
-	 * completion comes with news of its own (errqueue: EPOLLERR; uring
-	 * on the context's ring: the reaper's drain). In the padding.
+	 * Read-only while a member (ZC_IDS_*): a send that took an id is no
+	 * news, its completion comes with news of its own (errqueue:
+	 * EPOLLERR; uring on the context's ring: the reaper's drain; scm:
+	 * EPOLLERR, or the harvest of a later send, which is news of that
+	 * send's). In the padding.
 	 */
-	bool ids_report;
+	uint8_t ids_report;
 	struct zc_sock *qprev, *qnext;
 };
 _Static_assert(sizeof(struct zc_member) == ZC_CACHELINE,

@@ -850,6 +850,39 @@ static __attribute__((noinline)) ssize_t send_wake(struct zc_sock *zs,
 }
 
 /*
+ * zc_ctx_took_id_quiet() of a socket that is no errqueue or uring member.
+ * scm: the ranges a member's harvests took from the kernel raise no
+ * event, so its send is news if they pushed any since the last wake-up
+ * (rtail_woken, which zc__ctx_wake() moves). Ours to read plainly: the
+ * send side writes rtail. No side effect but
+ * zc_member_took_id_quiet()'s: zc__ctx_wake() asks again.
+ */
+bool zc__took_id_quiet_other(struct zc_sock *zs)
+{
+	const struct scm_priv *p;
+
+	if (zs->ctxm.ids_report != ZC_IDS_SCM)
+		return false;
+	p = zs->backend_priv;
+	if ((uint16_t)atomic_load_explicit(&p->rtail, memory_order_relaxed) !=
+	    p->rtail_woken)
+		return false;
+	return zc_member_took_id_quiet(zs);
+}
+
+/*
+ * send_wake() of a send that took an id: none if that is no news
+ * (zc_ctx_took_id_quiet()), tested out of line, as the wake-up is.
+ */
+static __attribute__((noinline)) ssize_t send_wake_took_id(struct zc_sock *zs,
+							   ssize_t ret)
+{
+	if (!zc_ctx_took_id_quiet(zs))
+		zc__wake_reaper(zs);
+	return ret;
+}
+
+/*
  * send_one() past its tests: the send into slot tail, whose chunk is
  * linked (last: the slot is the last of its chunk, and the next one is
  * linked too). zc: a zero-copy send.
@@ -993,9 +1026,13 @@ send_scm_slot(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 	}
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	e = zc_tx_took_id(zs, ret);
-	/* The wake a tail call: ret lives in no register saved for a call. */
+	/*
+	 * The wake a tail call: ret lives in no register saved for a call.
+	 * A member's send that took an id and harvested nothing since the
+	 * last wake is no news (zc_ctx_took_id_quiet()).
+	 */
 	if (zc_publish_nowake(zs, t, e))
-		return send_wake(zs, ret);
+		return send_wake_took_id(zs, ret);
 	return ret;
 }
 

@@ -18,6 +18,8 @@
  *              of sends on TCP and UDP members, some sockets twice a
  *              round: bytes at the peers in order, cookies once; on the
  *              context's ring, a round in a few syscalls
+ *   quiet      a send that took an id makes its one syscall; an scm
+ *              send whose harvest took records writes the eventfd too
  *   threads    one thread sends on members, one reaps through the
  *              context, one opens, sends on and closes members of its own
  *              while the reaper reaps (run it under TSan too)
@@ -212,6 +214,76 @@ static void test_stats(void **state)
 	assert_int_equal(zc_ctx_get_stats(ctx, &st), 0);
 	assert_int_equal(st.members, 0);
 	assert_true(st.syscalls >= before + 1);	/* epoll_ctl() */
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	close(tx);
+	close(rx);
+}
+
+/* The member's own syscalls (zc_get_stats()). */
+static uint64_t member_syscalls(struct zc_sock *zs)
+{
+	struct zc_stats st = { .sz = sizeof(st) };
+
+	assert_int_equal(zc_get_stats(zs, &st), 0);
+	return st.syscalls;
+}
+
+/*
+ * quiet: a member's send that took a kernel id is no news (its record
+ * raises EPOLLERR): it makes its syscall and no other, no write of the
+ * context's eventfd. An scm member's send whose harvest took records
+ * from the kernel is news (they raise no event any more): it wakes the
+ * reaper, once, and they come, in order. errqueue and scm (UDP: the
+ * record queued before the send returns); any other backend skips.
+ */
+static void test_quiet(void **state)
+{
+	struct zc_opts o = {
+		.sz = sizeof(o), .copy_below = 1, .flags = ZC_OPT_NO_ADAPT,
+		.harvest_every = 1, .tag = 7,
+	};
+	struct zc_ctx *ctx;
+	struct zc_sock *zs;
+	uint64_t s0;
+	int tx, rx, b;
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	o.ctx = ctx;
+	assert_int_equal(loopback_pair(AF_INET, SOCK_DGRAM, &tx, &rx, NULL,
+				       NULL), 0);
+	assert_int_equal(zc_open(tx, &o, &zs), 0);
+	b = zc_backend(zs);
+	if (b != ZC_BACKEND_ERRQUEUE && b != ZC_BACKEND_SCM) {
+		zc_close(zs);
+		zc_ctx_free(ctx);
+		close(tx);
+		close(rx);
+		skip();
+	}
+	/* Sends reaped one by one: the first ones set up (scm's buffer). */
+	for (uint64_t i = 0; i < 4; i++) {
+		assert_int_equal(zc_send(zs, payload, MSG, 0, i), MSG);
+		reap_expect(ctx, zs, 7, i, 1);
+	}
+	for (uint64_t i = 4; i < 20; i += 2) {
+		/* Nothing left to harvest: the send alone. */
+		s0 = member_syscalls(zs);
+		assert_int_equal(zc_send(zs, payload, MSG, 0, i), MSG);
+		assert_int_equal(member_syscalls(zs) - s0, 1);
+		/*
+		 * Its record still queued: scm's next send takes it (and
+		 * writes the eventfd); errqueue's does not.
+		 */
+		s0 = member_syscalls(zs);
+		assert_int_equal(zc_send(zs, payload, MSG, 0, i + 1), MSG);
+		assert_int_equal(member_syscalls(zs) - s0,
+				 b == ZC_BACKEND_SCM ? 2 : 1);
+		assert_true(readable(zc_ctx_fd(ctx), 5000));
+		reap_expect(ctx, zs, 7, i, 2);
+	}
+	assert_int_equal(zc_inflight(zs), 0);
+	zc_close(zs);
 	assert_int_equal(zc_ctx_free(ctx), 0);
 	close(tx);
 	close(rx);
@@ -1622,6 +1694,7 @@ static const struct {
 	{ "reap-one", cmocka_unit_test(test_reap_one), true },
 	{ "queue", cmocka_unit_test(test_queue), true },
 	{ "sendmmsg", cmocka_unit_test(test_sendmmsg), true },
+	{ "quiet", cmocka_unit_test(test_quiet), true },
 	{ "threads", cmocka_unit_test(test_threads), false },
 	{ "uring-fds", cmocka_unit_test(test_uring_fds), false },
 	{ "uring-close", cmocka_unit_test(test_uring_close), false },
@@ -1681,7 +1754,7 @@ int main(int argc, char **argv)
 			tests[n++] = all[i].test;
 	}
 	if (!n) {
-		fprintf(stderr, "usage: %s [join|leave|ready|many|sendmmsg|threads|"
+		fprintf(stderr, "usage: %s [join|leave|ready|many|sendmmsg|quiet|threads|"
 			"uring-fds|uring-close|uring-full|uring-fixed|"
 			"uring-threads]...\n",
 			argv[0]);
