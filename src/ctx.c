@@ -654,6 +654,8 @@ static unsigned int reap_member(struct zc_sock *zs,
 		 */
 		n = zs->ops == &zc__ops_errqueue ?
 		    zc__eq_read_member(zs, c, &handed) :
+		    zs->ops == &zc__ops_scm ?
+		    zc__scm_read_member(zs, c, &handed) :
 		    zs->ops->collect(zs, !zs->ops->news_on_efd);
 		if (n < 0) {
 			out[got++] = (struct zc_ctx_completion){

@@ -43,6 +43,8 @@ int zc__completions_member(struct zc_sock *zs, struct zc_completion *out,
 			  unsigned int max);
 int zc__eq_read_member(struct zc_sock *zs, struct zc_completion *one,
 		       bool *handed);
+int zc__scm_read_member(struct zc_sock *zs, struct zc_completion *one,
+			bool *handed);
 int zc__foreign_member(struct zc_sock *zs, struct zc_errrec *out,
 		      unsigned int max);
 
