@@ -83,9 +83,9 @@ struct scm_priv {
 	_Atomic bool broken;		/* kernel refused the cmsg: stop */
 	/*
 	 * A context's member: rtail's low bits at its last wake-up of the
-	 * reaper (zc__ctx_wake(); zc__took_id_quiet_other()). A send pushes at most
-	 * SCM_INFO_MAX ranges before its wake test, so 16 bits tell moved
-	 * from not. In the hole after broken.
+	 * reaper (zc__ctx_wake(); zc__took_id_quiet_other()). A send pushes
+	 * at most SCM_INFO_MAX ranges before its wake test, so 16 bits tell
+	 * moved from not. In the hole after broken.
 	 */
 	uint16_t rtail_woken;
 	size_t ctrl_cap;

@@ -82,12 +82,6 @@ struct zc_rx_stats {
 
 struct zc_sock;
 
-/*
- * A socket's membership of a context (ctx.c). A member keeps waiting set,
- * so that zc_publish() calls zc__wake_reaper(), which puts it on the
- * context's ready stack (through wake) when the send may be news that
- * raises no POLLERR.
- */
 /* zc_member.ids_report */
 enum {
 	ZC_IDS_NONE,		/* every publish may be news (copy, outside) */
@@ -95,6 +89,12 @@ enum {
 	ZC_IDS_SCM,		/* scm: as errqueue, but for its harvests */
 };
 
+/*
+ * A socket's membership of a context (ctx.c). A member keeps waiting set,
+ * so that zc_publish() calls zc__wake_reaper(), which puts it on the
+ * context's ready stack (through wake) when the send may be news that
+ * raises no POLLERR.
+ */
 struct zc_member {
 	/* Send side, and the context's reaper (under its lock). */
 	alignas(ZC_CACHELINE) _Atomic uint32_t ready;	/* on the ready stack */
