@@ -1861,28 +1861,26 @@ int zc__eq_read_member(struct zc_sock *zs, struct zc_completion *one,
 }
 
 /*
- * zc__eq_read_member() of an scm member: the ranges its sends harvested
- * first; if there were none, its error queue read as an errqueue
- * member's, the record of the common read handed out at once (the ids
- * counted for the send side's estimate, as zc__eq_drain() counts them);
- * else the queue drained, as zc_scm_collect() with force does.
+ * zc__eq_read_member() of an scm member: with ranges its sends harvested
+ * (or rare work), the backend's collect with force, as before; with
+ * none, its error queue read as an errqueue member's, the record of the
+ * common read handed out at once (the ids counted for the send side's
+ * estimate, as zc__eq_drain() counts them). Seq_cst load of rtail, as
+ * zc_scm_apply_as()'s; rhead is ours.
  */
 int zc__scm_read_member(struct zc_sock *zs, struct zc_completion *one,
 			bool *handed)
 {
 	struct scm_priv *p = zs->backend_priv;
-	int n = zc_scm_apply(zs), ret;
 
 	*handed = false;
-	p->last_tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
-	if (n || zs->rx_rare ||
+	if ((uint32_t)atomic_load_explicit(&p->rtail, memory_order_seq_cst) !=
+	    atomic_load_explicit(&p->rhead, memory_order_relaxed) ||
+	    zs->rx_rare ||
 	    atomic_load_explicit(&zs->amb, memory_order_relaxed) ==
-	    ZC_AMB_PENDING) {
-		ret = zc__eq_drain(zs);
-		if (ret < 0)
-			return n ? n : ret;
-		return n + ret;
-	}
+	    ZC_AMB_PENDING)
+		return zs->ops->collect(zs, true);
+	p->last_tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	return zc_eq_read_as(zs, true, false, one, handed);
 }
 
