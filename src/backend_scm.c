@@ -277,8 +277,17 @@ static bool grow_ctrl(struct scm_priv *p, size_t need)
 	n = realloc(p->ctrl, need);
 	if (!n)
 		return false;
-	/* Defined bytes from the start: see scm_prepare(). */
-	memset(n + p->ctrl_cap, 0, need - p->ctrl_cap);
+	/*
+	 * Defined bytes from the start: see scm_prepare(). Not zeros: the
+	 * kernel shortens our cmsg to the elements it wrote and leaves
+	 * msg_controllen as it was, and what follows is then walked as
+	 * cmsgs by whatever reads the message after the call, such as
+	 * the sanitizers' sendmsg() interceptors (read_msghdr_control()
+	 * in compiler-rt, LLVM 14 and later), which step by cmsg_len and
+	 * loop for ever on a cmsg_len of 0. Bytes of 0x01 read as a
+	 * length past the buffer's end: the walk stops there.
+	 */
+	memset(n + p->ctrl_cap, SCM_FILL, need - p->ctrl_cap);
 	if (!p->ctrl)	/* level and type, for zc_scm_prepare_kept() */
 		scm_header(n, p->type, 1);
 	p->ctrl = n;
@@ -391,6 +400,16 @@ static int scm_push(struct zc_sock *zs, struct scm_priv *p, unsigned int n,
 
 	/* Level and type of ours again, whatever the kernel wrote over it. */
 	scm_header(p->ctrl, p->type, 1);
+	/*
+	 * Elements past the first back to grow_ctrl()'s bytes: a shorter
+	 * answer later leaves them after its cmsg, where a range of ids
+	 * near 0 would read as a cmsg_len of 0 (see grow_ctrl()). The
+	 * first is never read so: the header before it says where the next
+	 * cmsg is.
+	 */
+	if (__builtin_expect(k > 1 || k < 0, 0))
+		memset(p->ctrl + CMSG_LEN(SCM_ELEM), SCM_FILL,
+		       (n - 1) * SCM_ELEM);
 	if (k > 0) {
 		/*
 		 * Release: pairs with the acquire of rtail in zc_scm_collect().

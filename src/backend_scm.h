@@ -63,6 +63,7 @@ _Static_assert(sizeof(struct zc_info_elem) == 12, "v5 element is 12 bytes");
  */
 #define SCM_RANGES		8
 #define SCM_SENTINEL		0xff	/* never a valid zerocopy byte */
+#define SCM_FILL		0x01	/* a new control buffer's bytes (grow_ctrl()) */
 
 /*
  * No cache-line alignment (that cost an aligned_alloc() and its slack,

@@ -201,6 +201,36 @@ static int process_cmsgs(const struct msghdr *msg)
 	return 0;
 }
 
+/*
+ * What a sanitizer's sendmsg() interceptor reads of msg after the call
+ * (compiler-rt's read_msghdr_control(), LLVM 14): cmsgs from the start,
+ * each cmsg_len rounded up to 8 on, until the next header or its length
+ * would pass msg_controllen. A cmsg_len of 0 goes nowhere: it loops for
+ * ever there; count it (fk.ctrl_walk_stuck) and stop.
+ */
+static void ctrl_walk(const struct msghdr *msg)
+{
+	const unsigned char *p = msg->msg_control;
+	const unsigned char *end = p + msg->msg_controllen;
+
+	if (!p)
+		return;
+	while ((size_t)(end - p) >= sizeof(struct cmsghdr)) {
+		struct cmsghdr c;
+		size_t step;
+
+		memcpy(&c, p, sizeof(c));
+		step = (c.cmsg_len + 7) & ~(size_t)7;
+		if (step > (size_t)(end - p))
+			return;
+		if (!step) {
+			fk.ctrl_walk_stuck++;
+			return;
+		}
+		p += step;
+	}
+}
+
 static ssize_t send_fail(struct fk_send *s, int err)
 {
 	s->ret = -1;
@@ -246,6 +276,7 @@ ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
 		return send_fail(&s, err);
 	}
 	ret = process_cmsgs(msg);
+	ctrl_walk(msg);
 	if (ret)
 		return send_fail(&s, -ret);
 	if (fk.nsend_err && (!fk.err_only_zc || (flags & MSG_ZEROCOPY))) {

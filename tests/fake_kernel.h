@@ -77,6 +77,13 @@ struct fake_kernel {
 	unsigned char last_ctrl[1024];
 	size_t last_ctrllen;
 	unsigned long ctrl_a5;		/* 0xa5 control bytes seen (a use) */
+	/*
+	 * Calls whose control buffer, as the kernel left it, walked by
+	 * cmsg_len as the sanitizers' sendmsg() interceptors walk it after
+	 * the call (read_msghdr_control() in compiler-rt), met a cmsg_len
+	 * of 0 before its end: there they loop for ever.
+	 */
+	unsigned long ctrl_walk_stuck;
 	int last_mark;			/* SO_MARK of the last call, or -1 */
 	bool reject_mark;		/* SO_MARK is EINVAL (not permitted) */
 	/*

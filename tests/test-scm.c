@@ -210,6 +210,74 @@ static void test_nothing_written_when_empty(void **state)
 	assert_int_equal(st.harvest_cmsg, 0);
 }
 
+/*
+ * A harvest that takes fewer elements than asked leaves a message whose
+ * control buffer, walked by cmsg_len after the call as the sanitizers'
+ * sendmsg() interceptors walk it, ends: the kernel shortens our cmsg and
+ * leaves msg_controllen, so the library's spare bytes after it are read
+ * as the next cmsg's header. Zeros there (a new buffer's, up to ea97c61)
+ * made ThreadSanitizer loop for ever in the first such send.
+ */
+static void test_ctrl_walkable_after_harvest(void **state)
+{
+	struct fixture *f = *state;
+	alignas(struct cmsghdr) unsigned char ctrl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { buf, 16384 };
+	struct msghdr m = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctrl, .msg_controllen = sizeof(ctrl),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	int mark = 7;
+
+	memset(ctrl, 0, sizeof(ctrl));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SO_MARK;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &mark, sizeof(int));
+
+	send_n(f->zs, 2, 0);		/* asks, nothing written */
+	fk_complete(0, 0, false);
+	send_n(f->zs, 1, 2);		/* one element of SCM_ASK */
+	fk_complete(1, 1, false);
+	fk_complete(2, 2, true);
+	/* Two of SCM_ASK, the caller's cmsg behind ours. */
+	assert_int_equal(zc_sendmsg(f->zs, &m, 0, 3), 16384);
+	assert_true(SCM_ASK > 2);
+	assert_int_equal(fk.scm_calls, 3);
+	assert_int_equal(fk.scm_taken, 3);
+	assert_int_equal(fk.last_mark, 7);
+	assert_int_equal(fk.ctrl_walk_stuck, 0);
+	expect_cookies(f->zs, 0, 3);
+}
+
+/*
+ * The same after an answer of two elements whose second is the range
+ * [0, 0] copied: its hi, zerocopy byte and padding, all zeros, are the 8
+ * bytes where the next cmsg's header is read after an answer of one.
+ * The elements a longer answer wrote do not stay behind.
+ */
+static void test_ctrl_walkable_after_longer_answer(void **state)
+{
+	struct fixture *f = *state;
+	struct zc_completion c[8];
+
+	send_n(f->zs, 3, 0);		/* ids 0, 1, 2 */
+	fk_complete(1, 1, false);
+	fk_complete(0, 0, true);	/* out of order */
+	send_n(f->zs, 1, 3);		/* two elements: [1, 1], [0, 0] */
+	assert_int_equal(fk.scm_taken, 2);
+	fk_complete(2, 2, false);
+	send_n(f->zs, 1, 4);		/* one element */
+	assert_int_equal(fk.scm_taken, 3);
+	assert_int_equal(fk.ctrl_walk_stuck, 0);
+	assert_int_equal(zc_completions(f->zs, c, 8), 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(c[i].cookie, (uint64_t)i);
+	assert_int_equal(c[0].flags, ZC_COPIED);
+	assert_int_equal(c[1].flags, 0);
+}
+
 /* Never more than 16, never more than the range ring can take. */
 static void test_asks_within_ring_room(void **state)
 {
@@ -601,6 +669,8 @@ int main(void)
 		T(test_header_first_caller_cmsgs_follow),
 		T(test_foreign_left_in_place),
 		T(test_nothing_written_when_empty),
+		T(test_ctrl_walkable_after_harvest),
+		T(test_ctrl_walkable_after_longer_answer),
 		T(test_asks_within_ring_room),
 		T(test_send_fails_after_harvest),
 		T(test_einval_stops_asking),
