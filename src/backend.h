@@ -92,8 +92,17 @@ typedef void zc_due_fn(struct zc_sock *zs);
 int zc__uring_join(struct zc_uring_shared **sh, int efd, struct zc_sock *zs);
 void zc__uring_leave(struct zc_uring_shared *sh, struct zc_sock *zs,
 		     zc_due_fn *due);
-int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs,
-		      zc_due_fn *due);
+/*
+ * zc_ctx_del() of a member, under the context's lock: zc__uring_settled()
+ * until it says true (the member's notifications all in), sleeping in
+ * between without the lock; then, the lock held since,
+ * zc__uring_unshare() gives it a ring of its own and takes it out of the
+ * shared one's table (-errno, nothing changed, if the ring cannot be
+ * made).
+ */
+bool zc__uring_settled(struct zc_uring_shared *sh, struct zc_sock *zs,
+		       zc_due_fn *due);
+int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs);
 /*
  * The reaper's look at the ring: a notification that completes its
  * member's oldest send, and nothing else of the member waits, becomes a

@@ -905,7 +905,6 @@ _Static_assert(ZC_URING_BATCH < 1u << (32 - URING_BIDX_SHIFT),
 #define URING_CTX_CQ		32768u	/* CQ entries asked for (CLAMP) */
 #define URING_CTX_BATCH		256u	/* CQEs per hold of the lock (reaper) */
 #define URING_CTX_ROUNDS	8	/* holds per zc__uring_reap() */
-#define URING_DEL_WAIT_MS	2000	/* zc_ctx_del(): notifications to come */
 /* A batch (zc__uring_send_batch()), a send, its cancel, no-ops left over. */
 #define URING_CTX_SQ		(2 * ZC_URING_BATCH)
 
@@ -2132,58 +2131,61 @@ void zc__uring_leave(struct zc_uring_shared *sh, struct zc_sock *zs,
 	pthread_mutex_unlock(&sh->lock);
 }
 
-static int64_t ms_now(void)
+/*
+ * zc_ctx_del() of a member, under the context's lock (we are the
+ * reaper): one look at whether every notification of its sends has come
+ * through the context's ring and been applied to its own records; false
+ * if some are still out, or a send holds the ring's lock. The caller
+ * waits between looks without the context's lock, so that its reaper and
+ * the other members are not held up meanwhile.
+ */
+bool zc__uring_settled(struct zc_uring_shared *sh, struct zc_sock *zs,
+		       zc_due_fn *due)
 {
-	struct timespec ts;
+	struct uring_member *m = zs->backend_priv;
+	bool settled;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (zs->ops != &zc__ops_uring_member || !m || !m->sh)
+		return true;
+	if (pthread_mutex_trylock(&sh->lock))
+		return false;
+	sh->due = due;
+	fwd_take(sh);
+	sh_drain(sh, NULL, UINT32_MAX);
+	settled = !sh->slots[m->slot].out;
+	pthread_mutex_unlock(&sh->lock);
+	return settled;
 }
 
 /*
- * zc_ctx_del() of a member: it gets a ring of its own, once every
- * notification of its sends has come through the context's.
+ * zc_ctx_del() of a member that zc__uring_settled() found settled, the
+ * context's lock held since (no send runs on zs: nothing of it can come
+ * any more): a ring of its own, then out of the table. Nothing changes
+ * if the ring cannot be made.
  */
-int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs,
-		      zc_due_fn *due)
+int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs)
 {
 	struct uring_member *m = zs->backend_priv;
-	int64_t deadline = ms_now() + URING_DEL_WAIT_MS;
 	int r, efd;
 
 	if (zs->ops != &zc__ops_uring_member || !m || !m->sh)
 		return 0;
 	/*
-	 * No send runs on zs: nothing else reads ops, backend_priv or efd
-	 * (the reaper is us).
+	 * No send runs on zs, and the reaper is us: nothing else reads ops,
+	 * backend_priv or efd. backend_priv NULL, so that uring_teardown()
+	 * frees only what sock_setup() made, whenever it failed.
 	 */
+	zs->backend_priv = NULL;
 	zs->ops = &zc__ops_uring;
 	r = sock_setup(zs);
-	for (;;) {
-		if (r)
-			break;
-		if (!pthread_mutex_trylock(&sh->lock)) {
-			sh->due = due;
-			fwd_take(sh);
-			sh_drain(sh, NULL, UINT32_MAX);
-			if (!sh->slots[m->slot].out) {
-				detach_locked(sh, m);
-				pthread_mutex_unlock(&sh->lock);
-				free(m);
-				return 0;
-			}
-			pthread_mutex_unlock(&sh->lock);
-		}
-		if (ms_now() > deadline) {
-			r = zc__err(-EBUSY, "zc_ctx_del: the kernel has not "
-				    "reported some of the socket's sends for "
-				    "%d ms; try again later, or zc_close() it",
-				    URING_DEL_WAIT_MS);
-			break;
-		}
-		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	if (!r) {
+		pthread_mutex_lock(&sh->lock);
+		detach_locked(sh, m);
+		pthread_mutex_unlock(&sh->lock);
+		free(m);
+		return 0;
 	}
-	/* Failed: back to the context's ring. */
+	/* Failed: back to the context's ring, as it was. */
 	uring_teardown(zs);
 	efd = atomic_load_explicit(&zs->efd, memory_order_relaxed);
 	if (efd >= 0)

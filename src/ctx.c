@@ -519,6 +519,17 @@ void zc__ctx_leave(struct zc_sock *zs)
 	pthread_mutex_unlock(&ctx->lock);
 }
 
+static int64_t ctx_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* zc_ctx_del() of a uring member: how long its notifications may take. */
+#define CTX_DEL_WAIT_MS	2000
+
 ZC_EXPORT int zc_ctx_del(struct zc_ctx *ctx, struct zc_sock *zs)
 {
 	if (!ctx || !zs)
@@ -530,10 +541,33 @@ ZC_EXPORT int zc_ctx_del(struct zc_ctx *ctx, struct zc_sock *zs)
 			      "to this context");
 	}
 #ifdef ZC_HAVE_URING
-	/* A ring of its own, once the context's has brought all its news. */
+	/*
+	 * A ring of its own, once the context's has brought all its news.
+	 * Each look holds the lock for a drain; the waits between them do
+	 * not, so that the context's other calls never wait for this one
+	 * (zc_ctx_completions() never blocks). No send runs on zs, and it
+	 * stays a member meanwhile (its news may be reaped by another
+	 * thread); whoever holds the lock next may be another zc_ctx_del().
+	 */
 	if (zs->ops == &zc__ops_uring_member) {
-		int ret = zc__uring_unshare(ctx->uring, zs, ctx_due);
+		int64_t deadline = ctx_now_ms() + CTX_DEL_WAIT_MS;
+		int ret;
 
+		while (!zc__uring_settled(ctx->uring, zs, ctx_due)) {
+			if (ctx_now_ms() > deadline) {
+				pthread_mutex_unlock(&ctx->lock);
+				return zc__err(-EBUSY, "zc_ctx_del: the kernel "
+					       "has not reported some of the "
+					       "socket's sends for %d ms; try "
+					       "again later, or zc_close() it",
+					       CTX_DEL_WAIT_MS);
+			}
+			pthread_mutex_unlock(&ctx->lock);
+			nanosleep(&(struct timespec){ .tv_nsec = 1000000 },
+				  NULL);
+			pthread_mutex_lock(&ctx->lock);
+		}
+		ret = zc__uring_unshare(ctx->uring, zs);
 		if (ret) {
 			pthread_mutex_unlock(&ctx->lock);
 			return ret;
@@ -931,14 +965,6 @@ ZC_EXPORT int zc_ctx_sendmmsg(struct zc_ctx *ctx, struct zc_ctx_send *v,
 	ok += b.ok;
 #endif
 	return (int)ok;
-}
-
-static int64_t ctx_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 ZC_EXPORT int zc_ctx_wait(struct zc_ctx *ctx, struct zc_ctx_completion *out,

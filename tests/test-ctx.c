@@ -59,6 +59,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "zcnotify.h"
@@ -306,11 +307,24 @@ static void test_leave(void **state)
 	for (int i = 0; i < 8; i++)
 		assert_int_equal(zc_send(zs, payload, MSG, 0, i), MSG);
 	assert_int_equal(zc_ctx_del(other, zs), -EINVAL);
+	if (zc_backend(zs) == ZC_BACKEND_URING) {
+		/*
+		 * Its own ring cannot be made (the setting is read then):
+		 * it stays, as it was. Up to cddefaa the failure freed the
+		 * member's state, and zc_close() freed it again.
+		 */
+		setenv("ZCNOTIFY_URING_USAGE", "bogus", 1);
+		assert_int_equal(zc_ctx_del(ctx, zs), -EINVAL);
+		unsetenv("ZCNOTIFY_URING_USAGE");
+		assert_int_equal(zc_completions(zs, c, 16), -EINVAL);
+		assert_int_equal(zc_send(zs, payload, MSG, 0, 8), MSG);
+		assert_int_equal(zc_ctx_free(ctx), -EBUSY);
+	}
 	assert_int_equal(zc_ctx_del(ctx, zs), 0);
 	assert_int_equal(zc_ctx_del(ctx, zs), -EINVAL);
 	assert_int_equal(zc_ctx_free(ctx), 0);
 	/* A socket of its own again: its completions come to zc_wait(). */
-	while (got < 8) {
+	while (got < (zc_backend(zs) == ZC_BACKEND_URING ? 9u : 8u)) {
 		int n = zc_wait(zs, c, 16, 5000);
 
 		assert_true(n > 0);
@@ -961,6 +975,34 @@ static void reap_two(struct zc_ctx *ctx, struct zc_sock *b, struct zc_sock *d,
 	}
 }
 
+/* A reaper's look while another thread's zc_ctx_del() waits. */
+struct del_look {
+	struct zc_ctx *ctx;
+	struct timespec start;
+	int64_t took_ms;	/* from start to the reaper's return */
+	int n;
+};
+
+static int64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)(t.tv_sec - t0->tv_sec) * 1000 +
+	       (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void *del_look(void *arg)
+{
+	struct del_look *l = arg;
+	struct zc_ctx_completion c[8];
+
+	usleep(200 * 1000);	/* zc_ctx_del() is waiting by now */
+	l->n = zc_ctx_completions(l->ctx, c, 8);
+	l->took_ms = ms_since(&l->start);
+	return NULL;
+}
+
 /*
  * A member closed with notifications to come (its peer does not read)
  * while the others send: its late notifications reach nobody, and a
@@ -1010,8 +1052,31 @@ static void test_uring_close(void **state)
 	fprintf(stderr, "uring-close: %u sends on a, %u in flight at close\n",
 		sent_a, zc_inflight(a));
 	assert_true(zc_inflight(a) > 0);
-	/* Its notifications do not come: it cannot leave, it stays. */
-	assert_int_equal(zc_ctx_del(ctx, a), -EBUSY);
+	/*
+	 * Its notifications do not come: it cannot leave, it stays. Its
+	 * 2 s of waiting do not hold up the context's other calls: a
+	 * reaper's look meanwhile returns at once (up to cddefaa it waited
+	 * for the context's lock until zc_ctx_del() gave up).
+	 */
+	{
+		struct del_look l = { .ctx = ctx };
+		pthread_t th;
+		int64_t del_ms;
+
+		clock_gettime(CLOCK_MONOTONIC, &l.start);
+		assert_int_equal(pthread_create(&th, NULL, del_look, &l), 0);
+		assert_int_equal(zc_ctx_del(ctx, a), -EBUSY);
+		del_ms = ms_since(&l.start);
+		assert_int_equal(pthread_join(th, NULL), 0);
+		fprintf(stderr, "uring-close: zc_ctx_del() -EBUSY after %lld "
+			"ms, a zc_ctx_completions() meanwhile returned %d "
+			"after %lld ms\n", (long long)del_ms, l.n,
+			(long long)l.took_ms);
+		assert_true(del_ms >= 2000);
+		assert_true(l.n >= 0);
+		/* 200 ms of sleep, then one look: far below the 2 s. */
+		assert_true(l.took_ms < 1500);
+	}
 	assert_int_equal(zc_completions(a, (struct zc_completion[1]){ 0 }, 1),
 			 -EINVAL);
 	zc_close(a);
