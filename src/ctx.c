@@ -56,6 +56,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -482,15 +483,24 @@ int zc__ctx_join(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t tag)
 static void leave_locked(struct zc_ctx *ctx, struct zc_sock *zs)
 {
 	int fd = member_fd(zs);
+	struct stat st;
 
 	/*
 	 * Out of the epoll set now: closing the fd would not take it out
-	 * while a dup of it lives. Errors: the caller closed the fd already
-	 * (EBADF); the slot's generation guards against what remains.
+	 * while a dup of it lives. Only if the fd is still the socket: the
+	 * caller may have closed it already (EBADF), and its number may be
+	 * another socket's since, perhaps a member's, whose registration
+	 * EPOLL_CTL_DEL of the number would take away. What remains of ours
+	 * then (a dup of the socket lives on) the slot's generation guards
+	 * against.
 	 */
 	if (fd >= 0) {
-		epoll_ctl(ctx->ep, EPOLL_CTL_DEL, fd, NULL);
 		ctx_sys(ctx, 1);
+		if (!fstat(fd, &st) && S_ISSOCK(st.st_mode) &&
+		    st.st_ino == zs->ino) {
+			epoll_ctl(ctx->ep, EPOLL_CTL_DEL, fd, NULL);
+			ctx_sys(ctx, 1);
+		}
 	}
 #ifdef ZC_HAVE_URING
 	/* Out of the ring's table: no send forwards its news any more. */

@@ -159,6 +159,12 @@ struct zc_sock {
 	struct zc_ctx *ctx;
 	void *backend_priv;
 	/*
+	 * The socket's inode number (fstat() in zc_open()): leaving a
+	 * context takes fd out of its epoll set only if fd is still this
+	 * socket. In the hole before the send side's line: no memory.
+	 */
+	uint64_t ino;
+	/*
 	 * The send records, up to max_inflight of them, are in chunks
 	 * (ring.c): tx_e and rx_e below. The PENDING ones wait for
 	 * kernel ids zc_head, zc_head + 1, ... in ring order: every id the

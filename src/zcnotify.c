@@ -265,6 +265,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		return zc__err(-ENOMEM, "zc_open: out of memory");
 	memset(zs, 0, sizeof(*zs));
 	zs->fd = fd;
+	zs->ino = st.st_ino;
 	zs->family = family;
 	zs->type = type;
 	zs->mask = o.max_inflight - 1;

@@ -337,6 +337,45 @@ static void test_leave(void **state)
 	close(rx);
 }
 
+/*
+ * A member whose fd the caller closed before zc_close(), its number a new
+ * member's since: closing the first leaves the second in the context's
+ * epoll set. Up to 5c74c76 it took the number's registration out, the
+ * second's, whose completions then never came (errqueue, scm).
+ */
+static void test_fd_reuse(void **state)
+{
+	struct zc_ctx *ctx;
+	struct zc_sock *a, *b;
+	int txa, rxa, txb, rxb;
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &txa, &rxa, NULL,
+				       NULL), 0);
+	assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &txb, &rxb, NULL,
+				       NULL), 0);
+	assert_int_equal(open_member(txa, ctx, 1, 0, &a), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(zc_send(a, payload, MSG, 0, i), MSG);
+	reap_expect(ctx, a, 1, 0, 4);
+	/* Behind the library's back; then b's socket at a's number. */
+	close(txa);
+	assert_int_equal(dup2(txb, txa), txa);
+	close(txb);
+	txb = txa;
+	assert_int_equal(open_member(txb, ctx, 2, 0, &b), 0);
+	zc_close(a);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(zc_send(b, payload, MSG, 0, i), MSG);
+	reap_expect(ctx, b, 2, 0, 8);
+	zc_close(b);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	close(txb);
+	close(rxa);
+	close(rxb);
+}
+
 static void test_ready(void **state)
 {
 	struct zc_ctx_completion c[4];
@@ -1753,6 +1792,7 @@ static const struct {
 } all[] = {
 	{ "join", cmocka_unit_test(test_join), true },
 	{ "leave", cmocka_unit_test(test_leave), true },
+	{ "fd-reuse", cmocka_unit_test(test_fd_reuse), true },
 	{ "stats", cmocka_unit_test(test_stats), true },
 	{ "ready", cmocka_unit_test(test_ready), true },
 	{ "many", cmocka_unit_test(test_many), true },
