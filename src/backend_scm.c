@@ -370,10 +370,11 @@ scm_sendmsg_ctrl(struct zc_sock *zs, struct scm_priv *p,
 
 	*without = false;
 	/*
-	 * More than the kernel takes: its answer, no harvest, no copy. No
-	 * memory for both: the caller's alone.
+	 * More than the kernel takes, or a length with no buffer: its
+	 * answer (ENOBUFS, EFAULT), no harvest, no copy. No memory for
+	 * both: the caller's alone.
 	 */
-	if (cctllen > p->ctrl_max ||
+	if (cctllen > p->ctrl_max || (!msg->msg_control && msg->msg_controllen) ||
 	    !grow_ctrl(p, CMSG_SPACE(SCM_INFO_MAX * SCM_ELEM) + cctllen)) {
 		*without = true;
 		return zc_sys_send(zs, &m, flags);

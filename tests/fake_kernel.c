@@ -7,6 +7,7 @@
  * full length, MSG_CTRUNC is set); recv of an empty error queue is EAGAIN.
  */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
@@ -275,6 +276,14 @@ ssize_t __wrap_sendmsg(int fd, const struct msghdr *msg, int flags)
 			--fk.nsend_err * sizeof(fk.send_err[0]));
 		return send_fail(&s, err);
 	}
+	/*
+	 * ____sys_sendmsg(): a control length past INT_MAX is ENOBUFS; one
+	 * with no buffer is copied from NULL: EFAULT, nothing sent.
+	 */
+	if (msg->msg_controllen > INT_MAX)
+		return send_fail(&s, ENOBUFS);
+	if (!msg->msg_control && msg->msg_controllen)
+		return send_fail(&s, EFAULT);
 	ret = process_cmsgs(msg);
 	ctrl_walk(msg);
 	if (ret)

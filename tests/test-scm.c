@@ -394,6 +394,37 @@ static void test_caller_controllen_huge(void **state)
 }
 
 /*
+ * A control length with no buffer (msg_control NULL) is the kernel's to
+ * refuse, as on a send that does not harvest: -EFAULT, nothing sent, no
+ * harvest. Up to b56d7e1 a send that harvested dropped the length and
+ * sent without the caller's control.
+ */
+static void test_caller_control_null(void **state)
+{
+	struct fixture *f = *state;
+	struct iovec iov = { buf, 20000 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_controllen = CMSG_SPACE(sizeof(int)) };
+	unsigned int sends, calls;
+
+	/* No id out: a plain send. */
+	assert_int_equal(zc_sendmsg(f->zs, &m, 0, 0), -EFAULT);
+	send_n(f->zs, 1, 1);	/* an id out: the next send would harvest */
+	sends = fk.nsends;
+	calls = fk.scm_calls;
+	assert_int_equal(zc_sendmsg(f->zs, &m, 0, 2), -EFAULT);
+	assert_int_equal(fk.nsends, sends + 1);	/* the kernel's refusal */
+	assert_int_equal(fk.sends[sends].ret, -1);
+	assert_int_equal(fk.scm_calls, calls);
+	assert_int_equal(zc_inflight(f->zs), 1);
+	/* The ids stay in step: the next send harvests the first's. */
+	fk_complete(0, 0, false);
+	send_n(f->zs, 1, 3);
+	assert_int_equal(fk.scm_taken, 1);
+	expect_cookies(f->zs, 1, 1);
+}
+
+/*
  * A control buffer past net.core.optmem_max goes through as the caller
  * gave it: the kernel refuses it (ENOBUFS) before reading it, and the
  * library must not read it either (on 2e0f1e5 it copied all of it: a
@@ -676,6 +707,7 @@ int main(void)
 		T(test_einval_stops_asking),
 		T(test_caller_cmsg_einval),
 		T(test_caller_controllen_huge),
+		T(test_caller_control_null),
 		T(test_caller_control_past_optmem),
 		T(test_tcp_enobufs_harvests_then_zerocopy),
 		T(test_tcp_enobufs_harvest_wakes_reaper),
