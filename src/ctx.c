@@ -982,6 +982,8 @@ ZC_EXPORT int zc_ctx_wait(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 {
 	int64_t deadline = timeout_ms >= 0 ? ctx_now_ms() + timeout_ms : 0;
 
+	if (!ctx || (!out && max))
+		return zc__err(-EINVAL, "zc_ctx_wait: ctx or out is NULL");
 	if (timeout_ms < -1)
 		return zc__err(-EINVAL, "zc_ctx_wait: timeout_ms %d", timeout_ms);
 	for (;;) {

@@ -147,6 +147,12 @@ static void test_join(void **state)
 	assert_int_equal(open_member(tx, ctx, 42, 0, &zs), 0);
 	assert_int_equal(zc_completions(zs, &one, 1), -EINVAL);
 	assert_int_equal(zc_wait(zs, &one, 1, 0), -EINVAL);
+	/* Named for the call made (zc_ctx_completions up to 46113ca). */
+	assert_int_equal(zc_ctx_wait(NULL, (struct zc_ctx_completion[1]){ 0 }, 1, 0),
+			 -EINVAL);
+	assert_int_equal(strncmp(zc_last_error(), "zc_ctx_wait: ", 13), 0);
+	assert_int_equal(zc_ctx_wait(ctx, NULL, 1, 0), -EINVAL);
+	assert_int_equal(strncmp(zc_last_error(), "zc_ctx_wait: ", 13), 0);
 	assert_int_equal(zc_ctx_free(ctx), -EBUSY);
 	for (int i = 0; i < 8; i++)
 		assert_int_equal(zc_send(zs, payload, MSG, 0, 100 + i), MSG);
