@@ -732,6 +732,16 @@ static int usage_env(bool *off)
  */
 #define URING_CQ_OWN	(2 * URING_SQ)
 
+/*
+ * io_uring_setup()'s -ENOMEM: the ring's memory is charged to
+ * RLIMIT_MEMLOCK in a process without CAP_IPC_LOCK; what makes it
+ * smaller.
+ */
+#define URING_ENOMEM_WHY(smaller)					\
+	" (a process without CAP_IPC_LOCK pays for the ring's memory "	\
+	"from RLIMIT_MEMLOCK: raise it, or ask for a smaller ring with a " \
+	"smaller " smaller ")"
+
 static int ring_init(struct zc_sock *zs, struct uring_priv *p)
 {
 	/*
@@ -754,7 +764,9 @@ static int ring_init(struct zc_sock *zs, struct uring_priv *p)
 			      "seccomp filter)", strerror(-r));
 	if (r < 0)
 		return zc__err(r, "zc_open: backend \"uring\": "
-			      "io_uring_setup: %s", strerror(-r));
+			      "io_uring_setup: %s%s", strerror(-r),
+			      r == -ENOMEM ? URING_ENOMEM_WHY("max_inflight") :
+			      "");
 	p->ring_ok = true;
 	/* Every kernel with SEND_ZC (6.0) has NODROP (5.5): a safeguard. */
 	if (!(par.features & IORING_FEAT_NODROP))
@@ -1926,8 +1938,16 @@ static int ctx_cq_env(uint32_t *cq)
 /* The context's ring, for its first uring member. */
 static int sh_new(struct zc_uring_shared **out, int efd)
 {
+	/*
+	 * SUBMIT_ALL (5.18; every kernel with SEND_ZC has it): a batch's
+	 * SQE that fails as the kernel takes it (a bad address, an
+	 * RLIMIT_MEMLOCK refusal) gets its CQE, and the kernel takes the
+	 * ones after it too; without it, it stopped there, and the rest of
+	 * the batch failed with -EAGAIN (batch_submit()).
+	 */
 	struct io_uring_params par = {
-		.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
+		.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP |
+			 IORING_SETUP_SUBMIT_ALL,
 		.cq_entries = URING_CTX_CQ,
 	};
 	struct zc_uring_shared *sh;
@@ -1955,7 +1975,9 @@ static int sh_new(struct zc_uring_shared **out, int efd)
 				      "io_uring in this kernel, or disabled)",
 				      strerror(-r));
 		return zc__err(r, "zc_open: backend \"uring\": the context's "
-			      "ring: io_uring_setup: %s", strerror(-r));
+			      "ring: io_uring_setup: %s%s", strerror(-r),
+			      r == -ENOMEM ?
+			      URING_ENOMEM_WHY("ZCNOTIFY_URING_CTX_CQ") : "");
 	}
 	sh->ring_ok = true;
 	if (!(par.features & IORING_FEAT_NODROP) ||

@@ -1020,6 +1020,63 @@ static void reap_two(struct zc_ctx *ctx, struct zc_sock *b, struct zc_sock *d,
 	}
 }
 
+/*
+ * A batch on the context's ring with one entry the kernel refuses as it
+ * takes the SQE (an address no user buffer has): that entry fails, the
+ * others are sent. Up to 5c028d1 the kernel stopped taking the batch at
+ * that entry and every later one failed with -EAGAIN, though the sockets
+ * had room: a server waiting for EPOLLOUT would wait for ever.
+ */
+static void test_uring_bad_entry(void **state)
+{
+	enum { N = 8, BAD = 2 };
+	struct zc_ctx *ctx;
+	struct zc_sock *zs[N];
+	int tx[N], rx[N];
+	struct iovec iov[N];
+	struct msghdr msg[N];
+	struct zc_ctx_send v[N];
+	unsigned int next[N] = { 0 }, got = 0;
+	struct zc_ctx_completion c[64];
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	for (unsigned int i = 0; i < N; i++) {
+		assert_int_equal(loopback_pair(AF_INET, SOCK_STREAM, &tx[i],
+					       &rx[i], NULL, NULL), 0);
+		assert_int_equal(open_uring(tx[i], ctx, i, &zs[i]), 0);
+		iov[i] = (struct iovec){
+			.iov_base = i == BAD ? (void *)(uintptr_t)
+				    0xffff888000000000ull : (void *)payload,
+			.iov_len = MSG,
+		};
+		msg[i] = (struct msghdr){ .msg_iov = &iov[i], .msg_iovlen = 1 };
+		v[i] = (struct zc_ctx_send){ .zs = zs[i], .msg = &msg[i],
+					     .cookie = (uint64_t)i << 8 };
+	}
+	assert_int_equal(zc_ctx_sendmmsg(ctx, v, N), N - 1);
+	for (unsigned int i = 0; i < N; i++) {
+		if (i == BAD)
+			assert_int_equal(v[i].result, -EFAULT);
+		else
+			assert_int_equal(v[i].result, MSG);
+	}
+	while (got < N - 1) {
+		int r = zc_ctx_wait(ctx, c, 64, 5000);
+
+		assert_true(r > 0);
+		got += expect_in_order(c, r, zs, N, next);
+	}
+	assert_int_equal(zc_ctx_wait(ctx, c, 64, 50), 0);
+	for (unsigned int i = 0; i < N; i++) {
+		assert_int_equal(next[i], i == BAD ? 0u : 1u);
+		zc_close(zs[i]);
+		close(tx[i]);
+		close(rx[i]);
+	}
+	assert_int_equal(zc_ctx_free(ctx), 0);
+}
+
 /* A reaper's look while another thread's zc_ctx_del() waits. */
 struct del_look {
 	struct zc_ctx *ctx;
@@ -1812,6 +1869,7 @@ static const struct {
 	{ "uring-full", cmocka_unit_test(test_uring_full), false },
 	{ "uring-fixed", cmocka_unit_test(test_uring_fixed), false },
 	{ "uring-threads", cmocka_unit_test(test_uring_threads), false },
+	{ "uring-bad-entry", cmocka_unit_test(test_uring_bad_entry), false },
 };
 #define NALL (sizeof(all) / sizeof(all[0]))
 
@@ -1867,7 +1925,7 @@ int main(int argc, char **argv)
 	if (!n) {
 		fprintf(stderr, "usage: %s [join|leave|ready|many|sendmmsg|quiet|threads|"
 			"uring-fds|uring-close|uring-full|uring-fixed|"
-			"uring-threads]...\n",
+			"uring-threads|uring-bad-entry]...\n",
 			argv[0]);
 		return 1;
 	}
