@@ -697,18 +697,12 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	return zc_err_lit(ret, why);
 }
 
-/*
- * No memory for the chunk of the send's ring slot (zc__tx_chunk_next());
- * api: the entry point's name, for the message.
- */
-static __attribute__((noinline, cold)) ssize_t send_no_chunk(const char *api)
+/* No memory for the chunk of the send's ring slot (zc__tx_chunk_next()). */
+static __attribute__((noinline, cold)) ssize_t send_no_chunk(void)
 {
-	return zc__err(-ENOMEM, "%s: out of memory for the send's record in "
-		       "the ring; nothing was sent", api);
+	return zc_err_lit(-ENOMEM, "zc_sendmsg: out of memory for the send's "
+			  "record in the ring; nothing was sent");
 }
-
-/* The name of the entry point that sends msg (NULL: one buffer). */
-#define ZC_SEND_API(msg)	((msg) ? "zc_sendmsg" : "zc_send")
 
 /*
  * send_general()'s first half: room in the ring, the chunk of its slot,
@@ -717,7 +711,7 @@ static __attribute__((noinline, cold)) ssize_t send_no_chunk(const char *api)
  */
 static inline __attribute__((always_inline)) ssize_t
 send_begin(struct zc_sock *zs, size_t len, uint64_t cookie, uint32_t *tp,
-	   enum zc_choice *choice, const char *api)
+	   enum zc_choice *choice)
 {
 	uint32_t t, h;
 
@@ -726,13 +720,13 @@ send_begin(struct zc_sock *zs, size_t len, uint64_t cookie, uint32_t *tp,
 	h = atomic_load_explicit(&zs->head, memory_order_acquire);
 	zs->tx_room_end = h + zs->mask + 1;	/* for send_one() */
 	if (t - h > zs->mask)
-		return zc__err(-ENOBUFS, "%s: max_inflight sends (or failed "
-			       "UDP sends whose kernel id is not settled yet) "
-			       "await reaping; reap with zc_completions() and "
-			       "retry", api);
+		return zc_err_lit(-ENOBUFS, "zc_sendmsg: max_inflight sends "
+				  "(or failed UDP sends whose kernel id is not "
+				  "settled yet) await reaping; reap with "
+				  "zc_completions() and retry");
 	/* The next chunk first if it will be needed: no memory, no send. */
 	if (zc_tx_reserve(zs, t))
-		return send_no_chunk(api);
+		return send_no_chunk();
 	/*
 	 * Not full: slot t is the send side's until tail moves past it.
 	 * Fill it now: fewer values live across the syscall.
@@ -804,7 +798,7 @@ send_general(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	uint32_t t = 0;
 	ssize_t ret;
 
-	ret = send_begin(zs, len, cookie, &t, &choice, ZC_SEND_API(msg));
+	ret = send_begin(zs, len, cookie, &t, &choice);
 	if (ret < 0)
 		return ret;
 	ret = backend_send(zs, msg, buf, len, choice == ZC_CHOOSE_ZC ?
@@ -1068,7 +1062,7 @@ send_scm_last(struct zc_sock *zs, uint32_t t, const void *buf, size_t len,
 	p->flags = flags;
 	zc_tx_entry(zs)->cookie = cookie;
 	if (zc__tx_chunk_next(zs))
-		return send_no_chunk("zc_send");
+		return send_no_chunk();
 	p = zs->backend_priv;
 	return send_scm_slot(zs, t, p->iov.iov_base, p->iov.iov_len, p->flags,
 			     zc_tx_entry(zs)->cookie, ZC_SEND_WHY);
@@ -1084,7 +1078,7 @@ send_last_slot(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	       size_t len, int flags, uint64_t cookie, const char *why)
 {
 	if (zc__tx_chunk_next(zs))
-		return send_no_chunk(ZC_SEND_API(msg));
+		return send_no_chunk();
 	return send_slot(zs, msg, buf, len, flags, cookie, why,
 			 len >= zs->copy_below, true, false);
 }
@@ -1311,7 +1305,7 @@ ssize_t zc__send_start_general(struct zc_sock *zs, const struct msghdr *msg,
 	if ((ret = msg_check("zc_ctx_sendmmsg", msg, flags, &len)))
 		return ret;
 	flags = (flags & ~MSG_ZEROCOPY) | MSG_DONTWAIT;
-	ret = send_begin(zs, len, cookie, &t, &choice, "zc_ctx_sendmmsg");
+	ret = send_begin(zs, len, cookie, &t, &choice);
 	if (ret < 0)
 		return ret;
 	if (choice == ZC_CHOOSE_ZC) {
