@@ -35,8 +35,26 @@ finish() {
 	exit
 }
 
+# OUTDIR is removed and made anew: only one this script made (its
+# marker), or a new or empty one; never the source, nor a directory that
+# holds it.
+abs_out=$(realpath -m "$out")
+case $src/ in
+"$abs_out"/*)
+	echo "deb.sh: OUTDIR $out is or holds the source $1: it would be" \
+		"removed" >&2
+	exit 2 ;;
+esac
+if [ -e "$out" ] && [ ! -e "$out/.deb-sh-out" ] &&
+   [ ! -f "$out/src/debian/control" ] &&	# one made before the marker
+   [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
+	echo "deb.sh: OUTDIR $out exists and is not one deb.sh made: give" \
+		"a new or empty directory" >&2
+	exit 2
+fi
 rm -rf "$out"
 mkdir -p "$out/src"
+touch "$out/.deb-sh-out"
 out=$(realpath "$out")
 if [ -d "$src" ] && git -C "$src" rev-parse --show-toplevel >/dev/null 2>&1; then
 	# The files git tracks, as they are in the work tree.
