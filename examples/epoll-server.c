@@ -37,6 +37,7 @@
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -494,6 +495,25 @@ static int want_fds(rlim_t want)
 	return setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+/*
+ * optarg of option opt, a whole number up to max, or exit 2: strtoul()
+ * alone takes "abc" as 0 and "-1" as ULONG_MAX.
+ */
+static unsigned long num(int opt, const char *s, unsigned long max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (*s < '0' || *s > '9' || *end || errno || v > max) {
+		fprintf(stderr, "-%c: '%s' is not a number up to %lu\n", opt,
+			s, max);
+		exit(2);
+	}
+	return v;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = "/proc/self/exe";
@@ -511,11 +531,11 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'f': path = optarg; break;
 		case '6': v6 = true; break;
-		case 'b': buf_size = strtoul(optarg, NULL, 0); break;
-		case 'p': pool = (unsigned int)strtoul(optarg, NULL, 0); break;
-		case 'm': max_inflight = (unsigned int)strtoul(optarg, NULL, 0); break;
-		case 'n': clients = (unsigned int)strtoul(optarg, NULL, 0); break;
-		case 't': clients = test = (unsigned int)strtoul(optarg, NULL, 0); break;
+		case 'b': buf_size = num(opt, optarg, 1ul << 30); break;
+		case 'p': pool = (unsigned int)num(opt, optarg, UINT_MAX); break;
+		case 'm': max_inflight = (unsigned int)num(opt, optarg, UINT_MAX); break;
+		case 'n': clients = (unsigned int)num(opt, optarg, UINT_MAX); break;
+		case 't': clients = test = (unsigned int)num(opt, optarg, UINT_MAX); break;
 		case 'x':
 			if (!ctx && (opt = zc_ctx_new(NULL, &ctx))) {
 				warn_zc("zc_ctx_new", opt);
@@ -528,6 +548,10 @@ int main(int argc, char **argv)
 				"[-t clients] [-x]\n", argv[0]);
 			return 2;
 		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "epoll-server: unexpected argument '%s'\n", argv[optind]);
+		return 2;
 	}
 	if (!buf_size || !pool || pool > MAX_POOL || clients > MAX_CLIENTS) {
 		fprintf(stderr, "epoll-server: bad -b, -p or -n/-t (at most "

@@ -23,6 +23,7 @@
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -195,6 +196,25 @@ static void *reaper(void *arg)
 	return NULL;
 }
 
+/*
+ * optarg of option opt, a whole number up to max, or exit 2: strtoul()
+ * alone takes "abc" as 0 and "-1" as ULONG_MAX.
+ */
+static unsigned long num(int opt, const char *s, unsigned long max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (*s < '0' || *s > '9' || *end || errno || v > max) {
+		fprintf(stderr, "-%c: '%s' is not a number up to %lu\n", opt,
+			s, max);
+		exit(2);
+	}
+	return v;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_storage ss = { 0 };
@@ -210,15 +230,19 @@ int main(int argc, char **argv)
 	while ((opt = getopt(argc, argv, "6n:s:p:m:")) != -1) {
 		switch (opt) {
 		case '6': v6 = true; break;
-		case 'n': total = strtoull(optarg, NULL, 0) << 20; break;
-		case 's': size = strtoul(optarg, NULL, 0); break;
-		case 'p': pool = (unsigned int)strtoul(optarg, NULL, 0); break;
-		case 'm': opts.max_inflight = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'n': total = (uint64_t)num(opt, optarg, UINT64_MAX >> 20) << 20; break;
+		case 's': size = num(opt, optarg, 1ul << 30); break;
+		case 'p': pool = (unsigned int)num(opt, optarg, UINT_MAX); break;
+		case 'm': opts.max_inflight = (uint32_t)num(opt, optarg, UINT32_MAX); break;
 		default:
 			fprintf(stderr, "usage: %s [-6] [-n MiB] [-s size] "
 				"[-p pool] [-m max_inflight]\n", argv[0]);
 			return 2;
 		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "two-threads: unexpected argument '%s'\n", argv[optind]);
+		return 2;
 	}
 	if (!size || !pool || pool > MAX_POOL) {
 		fprintf(stderr, "two-threads: bad -s or -p\n");

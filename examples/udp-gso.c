@@ -25,6 +25,7 @@
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <stdbool.h>
@@ -99,6 +100,25 @@ static int receive(int rx, char *dgram, uint32_t i, unsigned int k,
 	return 0;
 }
 
+/*
+ * optarg of option opt, a whole number up to max, or exit 2: strtoul()
+ * alone takes "abc" as 0 and "-1" as ULONG_MAX.
+ */
+static unsigned long num(int opt, const char *s, unsigned long max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (*s < '0' || *s > '9' || *end || errno || v > max) {
+		fprintf(stderr, "-%c: '%s' is not a number up to %lu\n", opt,
+			s, max);
+		exit(2);
+	}
+	return v;
+}
+
 int main(int argc, char **argv)
 {
 	size_t gso = 1400;
@@ -117,15 +137,19 @@ int main(int argc, char **argv)
 	while ((opt = getopt(argc, argv, "6g:k:n:p:")) != -1) {
 		switch (opt) {
 		case '6': v6 = true; break;
-		case 'g': gso = strtoul(optarg, NULL, 0); break;
-		case 'k': k = (unsigned int)strtoul(optarg, NULL, 0); break;
-		case 'n': sends = (unsigned int)strtoul(optarg, NULL, 0); break;
-		case 'p': pool = (unsigned int)strtoul(optarg, NULL, 0); break;
+		case 'g': gso = num(opt, optarg, 65000); break;
+		case 'k': k = (unsigned int)num(opt, optarg, 64); break;
+		case 'n': sends = (unsigned int)num(opt, optarg, UINT32_MAX); break;
+		case 'p': pool = (unsigned int)num(opt, optarg, UINT_MAX); break;
 		default:
 			fprintf(stderr, "usage: %s [-6] [-g gso_size] "
 				"[-k segments] [-n sends] [-p pool]\n", argv[0]);
 			return 2;
 		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "udp-gso: unexpected argument '%s'\n", argv[optind]);
+		return 2;
 	}
 	/* At most 64 segments, and one UDP payload of at most 64 KiB. */
 	if (gso < sizeof(struct hdr) + 1 || gso > 65000 || !k || k > 64 ||
@@ -174,7 +198,7 @@ int main(int argc, char **argv)
 		union {		/* aligned for struct cmsghdr */
 			char buf[CMSG_SPACE(sizeof(uint16_t))];
 			struct cmsghdr align;
-		} ctrl;
+		} ctrl = { { 0 } };	/* the padding after the cmsg too */
 		struct iovec iov;
 		struct msghdr msg = {
 			.msg_iov = &iov,
