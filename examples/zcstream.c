@@ -471,11 +471,18 @@ static void report(const struct opts *o, const struct tx *t,
 	printf("  zero-copy:       %llu (pages pinned, a kernel id taken; "
 	       "%llu waited out ENOBUFS)\n", (unsigned long long)st->sends_zc,
 	       (unsigned long long)st->enobufs_waited);
-	printf("  library copy:    %llu (%llu shorter than copy_below, %llu "
-	       "adapted because the kernel kept copying, %llu after ENOBUFS "
-	       "from the kernel)\n", (unsigned long long)st->sends_copy,
-	       (unsigned long long)below, (unsigned long long)st->adapt_copy,
-	       (unsigned long long)st->enobufs_fallback);
+	/* A copy backend copies all: none of those is "shorter". */
+	if (zc_backend(t->zs) == ZC_BACKEND_COPY)
+		printf("  library copy:    %llu (the copy backend copies every "
+		       "send)\n", (unsigned long long)st->sends_copy);
+	else
+		printf("  library copy:    %llu (%llu shorter than copy_below, "
+		       "%llu adapted because the kernel kept copying, %llu "
+		       "after ENOBUFS from the kernel)\n",
+		       (unsigned long long)st->sends_copy,
+		       (unsigned long long)below,
+		       (unsigned long long)st->adapt_copy,
+		       (unsigned long long)st->enobufs_fallback);
 	printf("completions:       %llu\n", (unsigned long long)st->completions);
 	printf("  zero-copy:       %llu (the NIC read our pages)\n",
 	       (unsigned long long)t->c_zc);
