@@ -101,20 +101,12 @@ static _Atomic int probe_state;		/* 0 unknown, 1 yes, 2 no */
 
 #define PROBE_MS	2000	/* zc_open(3) promises no more */
 
-static int64_t probe_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait until fd reports events (0: POLLERR), or the deadline passes. */
 static bool probe_wait(int fd, short events, int64_t deadline)
 {
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = events };
-		int64_t left = deadline - probe_now_ms();
+		int64_t left = deadline - zc_now_ms();
 		int r;
 
 		if (left <= 0)
@@ -147,7 +139,7 @@ static int probe_run(int type)
 	socklen_t alen = sizeof(a);
 	alignas(struct cmsghdr) unsigned char ctrl[CMSG_SPACE(SCM_ELEM)];
 	struct msghdr m = { .msg_control = ctrl };
-	int64_t deadline = probe_now_ms() + PROBE_MS;
+	int64_t deadline = zc_now_ms() + PROBE_MS;
 	struct zc_range r;
 	int l, c = -1, s = -1, one = 1, ok = 0, err = 0;
 	socklen_t elen = sizeof(err);

@@ -529,14 +529,6 @@ void zc__ctx_leave(struct zc_sock *zs)
 	pthread_mutex_unlock(&ctx->lock);
 }
 
-static int64_t ctx_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* zc_ctx_del() of a uring member: how long its notifications may take. */
 #define CTX_DEL_WAIT_MS	2000
 
@@ -560,11 +552,11 @@ ZC_EXPORT int zc_ctx_del(struct zc_ctx *ctx, struct zc_sock *zs)
 	 * thread); whoever holds the lock next may be another zc_ctx_del().
 	 */
 	if (zs->ops == &zc__ops_uring_member) {
-		int64_t deadline = ctx_now_ms() + CTX_DEL_WAIT_MS;
+		int64_t deadline = zc_now_ms() + CTX_DEL_WAIT_MS;
 		int ret;
 
 		while (!zc__uring_settled(ctx->uring, zs, ctx_due)) {
-			if (ctx_now_ms() > deadline) {
+			if (zc_now_ms() > deadline) {
 				pthread_mutex_unlock(&ctx->lock);
 				return zc__err(-EBUSY, "zc_ctx_del: the kernel "
 					       "has not reported some of the "
@@ -980,7 +972,7 @@ ZC_EXPORT int zc_ctx_sendmmsg(struct zc_ctx *ctx, struct zc_ctx_send *v,
 ZC_EXPORT int zc_ctx_wait(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 			  unsigned int max, int timeout_ms)
 {
-	int64_t deadline = timeout_ms >= 0 ? ctx_now_ms() + timeout_ms : 0;
+	int64_t deadline = timeout_ms >= 0 ? zc_now_ms() + timeout_ms : 0;
 
 	if (!ctx || (!out && max))
 		return zc__err(-EINVAL, "zc_ctx_wait: ctx or out is NULL");
@@ -993,7 +985,7 @@ ZC_EXPORT int zc_ctx_wait(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 		if (n || !max)
 			return n;
 		if (timeout_ms >= 0) {
-			int64_t left = deadline - ctx_now_ms();
+			int64_t left = deadline - zc_now_ms();
 
 			if (left <= 0)
 				return 0;

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "sock.h"
 
@@ -20,6 +21,16 @@
 /* Record why a call fails, for zc_last_error(); returns err. */
 int zc__err(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* CLOCK_MONOTONIC in milliseconds: deadlines of waits (probe, zc_wait(),
+ * zc_ctx_wait(), zc_ctx_del(), the ENOBUFS wait). */
+static inline int64_t zc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* zc_last_error()'s answer, this thread's (sys.c). */
 extern _Thread_local const char *zc__last_err;

@@ -547,8 +547,6 @@ static bool ids_out(struct zc_sock *zs)
 	return zs->ops == &zc__ops_errqueue && zc__eq_ids_out(zs);
 }
 
-static int64_t now_ms(void);
-
 /*
  * send_failed(): a blocking zero-copy send over TCP was refused for option
  * memory again, with nothing queued left to take (take_queued()). Sends of
@@ -569,7 +567,7 @@ static int enobufs_wait(struct zc_sock *zs, int flags, int64_t *deadline)
 
 	if (zs->type != SOCK_STREAM || (flags & MSG_DONTWAIT) || !ids_out(zs))
 		return -1;
-	now = now_ms();
+	now = zc_now_ms();
 	if (!*deadline) {
 		int fl = fcntl(zs->fd, F_GETFL);
 
@@ -1885,14 +1883,6 @@ int zc__scm_read_member(struct zc_sock *zs, struct zc_completion *one,
 	return zc_eq_read_as(zs, true, false, one, handed);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reap side: may the kernel still report ids we have not seen? */
 static bool ids_outstanding(struct zc_sock *zs)
 {
@@ -1939,7 +1929,7 @@ static bool ghosts_only(struct zc_sock *zs, uint32_t h0)
 ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 		      unsigned int max, int timeout_ms)
 {
-	int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+	int64_t deadline = timeout_ms >= 0 ? zc_now_ms() + timeout_ms : 0;
 	bool watch_fd = zs && zs->ops->zerocopy && !zs->ops->news_on_efd;
 	/* Relaxed: head is ours (the reap side's). */
 	uint32_t h0 = zs ? atomic_load_explicit(&zs->head,
@@ -1997,7 +1987,7 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 		if (n || ghosts_only(zs, h0))
 			break;
 		if (timeout_ms >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - zc_now_ms();
 
 			if (left <= 0)
 				break;
