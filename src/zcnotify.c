@@ -1487,8 +1487,10 @@ completions_slow(struct zc_sock *zs, struct zc_completion *out,
 	int ret;
 
 	if (max - 1 >= INT_MAX) {
+		/* max 0: nothing to do, but the arguments still checked. */
 		if (!max)
-			return zs ? 0 : completions_first(zs, out, max, member);
+			return zs && (!zs->ctx || member) ? 0 :
+			       completions_first(zs, out, max, member);
 		max = INT_MAX;
 	}
 	ret = completions_first(zs, out, max, member);

@@ -147,6 +147,10 @@ static void test_join(void **state)
 	assert_int_equal(open_member(tx, ctx, 42, 0, &zs), 0);
 	assert_int_equal(zc_completions(zs, &one, 1), -EINVAL);
 	assert_int_equal(zc_wait(zs, &one, 1, 0), -EINVAL);
+	/* max 0 too, as zc_wait() does: a member is never reaped so. */
+	assert_int_equal(zc_completions(zs, &one, 0), -EINVAL);
+	assert_int_equal(zc_completions(zs, NULL, 0), -EINVAL);
+	assert_int_equal(zc_wait(zs, NULL, 0, 0), -EINVAL);
 	/* Named for the call made (zc_ctx_completions up to 46113ca). */
 	assert_int_equal(zc_ctx_wait(NULL, (struct zc_ctx_completion[1]){ 0 }, 1, 0),
 			 -EINVAL);
