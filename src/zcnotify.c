@@ -1932,25 +1932,29 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 		      unsigned int max, int timeout_ms)
 {
 	int64_t deadline = timeout_ms >= 0 ? zc_now_ms() + timeout_ms : 0;
-	bool watch_fd = zs && zs->ops->zerocopy && !zs->ops->news_on_efd;
-	/* Relaxed: head is ours (the reap side's). */
-	uint32_t h0 = zs ? atomic_load_explicit(&zs->head,
-						memory_order_relaxed) : 0;
+	bool watch_fd;
+	uint32_t h0;
 	int n;
 
+	/* Checked here, not by zc_completions(): the message names us. */
+	if (!zs || (!out && max))
+		return zc_err_lit(-EINVAL, "zc_wait: zs or out is NULL");
 	if (timeout_ms < -1)
 		return zc__err(-EINVAL, "zc_wait: timeout_ms %d", timeout_ms);
-	if (zs && zs->ctx)
+	if (zs->ctx)
 		return zc_err_lit(-EINVAL, "zc_wait: the socket belongs to a "
 				  "context: wait with zc_ctx_wait()");
+	watch_fd = zs->ops->zerocopy && !zs->ops->news_on_efd;
+	/* Relaxed: head is ours (the reap side's). */
+	h0 = atomic_load_explicit(&zs->head, memory_order_relaxed);
 	/*
 	 * If the last read of the queue found nothing (a caller that reaps
 	 * after each send, then waits), another read now would most likely
 	 * find nothing either: hand out what is ready and let poll() say
 	 * when a record is queued (POLLERR is level-triggered: at once if
-	 * one already is). Arguments zc_completions() would refuse go there.
+	 * one already is). max 0 or past INT_MAX goes there.
 	 */
-	n = watch_fd && zs->rx_dry && out && max - 1 < INT_MAX ?
+	n = watch_fd && zs->rx_dry && max - 1 < INT_MAX ?
 	    completions_no_read(zs, out, max) : zc_completions(zs, out, max);
 	if (n || !max || ghosts_only(zs, h0))
 		return n;

@@ -1920,6 +1920,14 @@ static void test_bad_send_args(void **state)
 	assert_int_equal(fk.nsends, 0);
 	assert_int_equal(zc_inflight(f->zs), 0);
 	assert_int_equal(zc_completions(f->zs, NULL, 1), -EINVAL);
+	/* Each message names the call that was made. */
+	assert_int_equal(zc_wait(NULL, (struct zc_completion[1]){ 0 }, 1, 0),
+			 -EINVAL);
+	assert_int_equal(strncmp(zc_last_error(), "zc_wait: ", 9), 0);
+	assert_int_equal(zc_wait(f->zs, NULL, 1, 0), -EINVAL);
+	assert_int_equal(strncmp(zc_last_error(), "zc_wait: ", 9), 0);
+	assert_int_equal(zc_completions(NULL, NULL, 0), -EINVAL);
+	assert_int_equal(strncmp(zc_last_error(), "zc_completions: ", 16), 0);
 }
 
 static void test_names_and_stats(void **state)
