@@ -183,6 +183,19 @@ static int completions_ready(struct zc_sock *zs, struct zc_completion *out,
 static int completions_refused(struct zc_sock *zs, struct zc_completion *out,
 			       unsigned int max);
 
+/* zc_open() of ZC_BACKEND_SCM where it is not supported: who said so. */
+static int scm_refused(int scm_type)
+{
+	const char *env = getenv("ZCNOTIFY_SCM_PROBE");
+
+	if (env && !strcmp(env, "no"))
+		return zc__err(-EOPNOTSUPP, "zc_open: ZCNOTIFY_SCM_PROBE=no: "
+			      "SCM_ZC_NOTIFICATION taken as not supported");
+	return zc__err(-EOPNOTSUPP, "zc_open: this kernel does not support "
+		      "SCM_ZC_NOTIFICATION (probed with cmsg type %d)",
+		      scm_type);
+}
+
 ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 {
 	struct zc_opts o;
@@ -246,9 +259,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 		if (ret < 0)
 			return ret;
 		if (!ret && backend == ZC_BACKEND_SCM)
-			return zc__err(-EOPNOTSUPP, "zc_open: this kernel does "
-				      "not support SCM_ZC_NOTIFICATION (probed "
-				      "with cmsg type %d)", scm_type);
+			return scm_refused(scm_type);
 		if (backend == ZC_BACKEND_AUTO)
 			backend = ret ? ZC_BACKEND_SCM : ZC_BACKEND_ERRQUEUE;
 	}

@@ -670,6 +670,9 @@ static void test_env_and_probe(void **state)
 	setenv("ZCNOTIFY_SCM_PROBE", "no", 1);
 	assert_int_equal(zc_open(fd, &o, &zs), -EOPNOTSUPP);
 	assert_true(strstr(zc_last_error(), "SCM_ZC_NOTIFICATION") != NULL);
+	/* No probe ran: the message says who answered. */
+	assert_true(strstr(zc_last_error(), "ZCNOTIFY_SCM_PROBE=no") != NULL);
+	assert_null(strstr(zc_last_error(), "probed"));
 	o.backend = ZC_BACKEND_AUTO;
 	assert_int_equal(zc_open(fd, &o, &zs), 0);
 	assert_int_equal(zc_backend(zs), ZC_BACKEND_ERRQUEUE);
