@@ -7,6 +7,7 @@
 #   and `groff -man -ww -z` (groff is skipped if it is not installed);
 # - every .3 page has the sections NAME, SYNOPSIS, DESCRIPTION,
 #   RETURN VALUE, ERRORS, SEE ALSO, and a .TH that matches its file name;
+# - every page's .TH names the release of meson.build ("libzcnotify 0.2");
 # - every symbol in the global list of src/libzcnotify.map has man/<sym>.3;
 # - man/meson.build installs every page, and only pages that exist.
 # A page that is a one-line `.so` alias stub is only checked for its target.
@@ -38,6 +39,13 @@ problem() {
 	echo "FAIL: $*"
 	problems=$((problems + 1))
 }
+
+# The release the pages describe: .TH says "libzcnotify MAJOR.MINOR".
+version=$(sed -n "s/^[[:space:]]*version:[[:space:]]*'\([0-9]*\.[0-9]*\)\.[0-9]*'.*/\1/p" \
+	"$srcdir/meson.build" | head -n 1)
+if [ -z "$version" ]; then
+	problem "meson.build: no project version found"
+fi
 
 shopt -s nullglob
 pages=("$mandir"/*.1 "$mandir"/*.3 "$mandir"/*.7)
@@ -87,6 +95,11 @@ for page in "${pages[@]}"; do
 	read -r th_name th_sect _ < <(awk '/^\.TH[ \t]/ { $1 = ""; print; exit }' "$page" | tr -d '"')
 	if [ "${th_name:-}" != "$base" ] || [ "${th_sect:-}" != "$sect" ]; then
 		problem "$rel: .TH says '${th_name:-} ${th_sect:-}', want '$base $sect'"
+	fi
+	# Its footer names the release: a 0.2 library's pages say 0.2.
+	th_src=$(awk '/^\.TH[ \t]/ { n = split($0, q, "\""); if (n >= 3) print q[2]; exit }' "$page")
+	if [ -n "$version" ] && [ "$th_src" != "libzcnotify $version" ]; then
+		problem "$rel: .TH says '$th_src', want 'libzcnotify $version' (meson.build)"
 	fi
 
 	# Required sections of a function page.
