@@ -2895,6 +2895,20 @@ static void parse(struct bench *b, int argc, char **argv)
 		die("-a: one address is of one family: give -4 or -6");
 	if (b->csv && b->json && !strcmp(b->csv, "-") && !strcmp(b->json, "-"))
 		die("--csv - and --json - cannot both go to stdout");
+	/*
+	 * zc_open() takes ZCNOTIFY_BACKEND over the backend a library mode
+	 * asks for: every library mode's row would be that backend's,
+	 * under the mode's name.
+	 */
+	for (int i = 0; !b->listen_only && i < b->nmodes; i++) {
+		const char *env = getenv("ZCNOTIFY_BACKEND");
+
+		if (modes[b->modes[i]].backend >= 0 && env && *env)
+			die("ZCNOTIFY_BACKEND=\"%s\" would replace the backend of "
+			    "mode %s (and of every library mode): unset it; "
+			    "-m picks the backends", env,
+			    modes[b->modes[i]].name);
+	}
 	if (!b->quiet && isatty(STDERR_FILENO))
 		b->progress = true;
 	if (b->quiet)

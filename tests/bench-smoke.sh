@@ -298,6 +298,11 @@ bad_usage "is not one of the modes run" -m copy --ref scm
 bad_usage "is not a number" -n 0
 bad_usage "is not a number of seconds" -d -1
 bad_usage "needs the receiver's address" -N /proc/self/ns/net
+# -m picks the backends: the library's override would mislabel the rows.
+ZCNOTIFY_BACKEND=copy bad_usage "ZCNOTIFY_BACKEND=\"copy\" would replace" \
+	-m errqueue -n 10 -r 1
+ZCNOTIFY_BACKEND=copy "$zcbench" -q -m raw-copy -n 10 -r 1 >"$tmp/b.out" 2>&1 ||
+	fail "ZCNOTIFY_BACKEND with bare modes alone: $(head -c 200 "$tmp/b.out")"
 bad_usage "unexpected argument" extra
 bad_usage "is for UDP alone" -t tcp -g 1400
 bad_usage "is not two CPU numbers" -C 0
