@@ -232,7 +232,9 @@ int zc_ctx_wait(struct zc_ctx *ctx, struct zc_ctx_completion *out,
 
 /*
  * Take zs out of ctx: it becomes a socket of its own, reaped with
- * zc_completions(). No send may run on zs meanwhile. Returns 0 or -EINVAL.
+ * zc_completions(). No send may run on zs meanwhile. Returns 0 or -EINVAL;
+ * a uring member, which gets its own ring, also -EBUSY (its sends not all
+ * reported within 2 s), -EMFILE, -ENOMEM...: it stays in ctx then.
  */
 int zc_ctx_del(struct zc_ctx *ctx, struct zc_sock *zs);
 
