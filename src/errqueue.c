@@ -182,16 +182,26 @@ static __attribute__((destructor)) void eq_unload(void)
  * A record eq_record_fast() did not take, or cut short (MSG_CTRUNC): parse it
  * the careful way, and count it. Returns 1 if it was a record.
  */
+/*
+ * A read came back with MSG_CTRUNC: zc_completions() says -EMSGSIZE once.
+ * Not on a broken socket (marks_make()): its -ENOMEM, completions lost,
+ * stays for every call, and must not turn into a one-time error.
+ */
+static void note_ctrunc(struct zc_sock *zs)
+{
+	ZC_STAT_INC(&zs->rx, ctrunc);
+	if (!zs->broken)
+		zs->pending_err = -EMSGSIZE;
+}
+
 int zc__eq_record_slow(struct zc_sock *zs, const struct msghdr *m)
 {
 	struct zc_range r;
 	struct zc_errrec rec;
 	uint32_t ids;
 
-	if (m->msg_flags & MSG_CTRUNC) {
-		ZC_STAT_INC(&zs->rx, ctrunc);
-		zs->pending_err = -EMSGSIZE;
-	}
+	if (m->msg_flags & MSG_CTRUNC)
+		note_ctrunc(zs);
 	switch (zc__parse_errmsg(m, &r, &rec)) {
 	case ZC_REC_RANGE:
 		ids = zc_apply_range(zs, r.lo, r.hi, r.copied);
@@ -430,10 +440,8 @@ int zc__eq_take_harvest(struct zc_sock *zs, bool count_ids)
 	for (; h != t; h++, n++) {
 		uint8_t kind = q->items[h % ZC_EQH_ITEMS].kind;
 
-		if (kind & ZC_EQH_CTRUNC) {
-			ZC_STAT_INC(&zs->rx, ctrunc);
-			zs->pending_err = -EMSGSIZE;
-		}
+		if (kind & ZC_EQH_CTRUNC)
+			note_ctrunc(zs);
 		if (kind & ZC_EQH_FOREIGN) {
 			zc__stash_foreign(zs, &q->foreign);
 			/* Release: the send side may read into it again. */

@@ -232,6 +232,19 @@ static void test_marks_no_memory(void **state)
 	fk_complete(1, 1, false);
 	assert_int_equal(zc_completions(f->zs, c, 8), -ENOMEM);
 	assert_int_equal(zc_wait(f->zs, c, 8, 0), -ENOMEM);
+	/*
+	 * A truncated record read since (zc_foreign() reads the queue)
+	 * does not turn that into a one-time -EMSGSIZE: the loss stays.
+	 */
+	fk_push(&(struct fk_rec){
+		.level = SOL_IP, .type = IP_RECVERR, .ctrunc = true,
+		.ee = { .ee_origin = SO_EE_ORIGIN_ICMP,
+			.ee_errno = ECONNREFUSED },
+	});
+	assert_true(zc_foreign(f->zs, (struct zc_errrec[1]){ 0 }, 1) >= 0);
+	assert_int_equal(zc_completions(f->zs, c, 8), -ENOMEM);
+	assert_non_null(strstr(zc_last_error(), "out of memory"));
+	assert_int_equal(zc_completions(f->zs, c, 8), -ENOMEM);
 }
 
 static void test_wrap_out_of_order(void **state)
