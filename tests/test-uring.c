@@ -19,7 +19,9 @@
  *   MSG_DONTWAIT, with O_NONBLOCK set before zc_open(), and set after it
  *   (the parked request is cancelled); eagain-linked{,-ctx,-mmsg}: at
  *   once also when the kernel chained the failed send's notification to
- *   unsent data of earlier sends (see eagain_linked()).
+ *   unsent data of earlier sends (see eagain_linked()); -late: the socket
+ *   made blocking since, the same send waits for that notification, then
+ *   sends.
  * blocking, blocking-late: a blocking socket (also one that was
  *   non-blocking at zc_open()) waits for room and sends everything.
  * blocking-mixed: copying and zero-copy sends on a blocking TCP socket:
@@ -922,7 +924,22 @@ static void eagain_run(int how)
  * Now each returns -EAGAIN at once; once the peer reads, every send that
  * returned > 0 completes once, in order, and nothing is left in flight.
  */
-enum { EL_OWN, EL_MEMBER, EL_MMSG };
+enum { EL_OWN, EL_MEMBER, EL_MMSG, EL_OWN_LATE, EL_MEMBER_LATE };
+
+/* Read n bytes from fd after 200 ms (the -late runs' peer). */
+struct late_read {
+	int fd;
+	uint64_t n;
+};
+
+static void *late_reader(void *arg)
+{
+	struct late_read *r = arg;
+
+	usleep(200000);
+	read_all(r->fd, r->n);
+	return NULL;
+}
 
 static void eagain_linked(int how)
 {
@@ -956,7 +973,7 @@ static void eagain_linked(int how)
 	assert_true(rx >= 0);
 	close(l);
 	fcntl(tx, F_SETFL, fcntl(tx, F_GETFL) | O_NONBLOCK);
-	if (how != EL_OWN) {
+	if (how != EL_OWN && how != EL_OWN_LATE) {
 		assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
 		o.ctx = ctx;
 		o.tag = 7;
@@ -998,14 +1015,34 @@ static void eagain_linked(int how)
 	assert_int_equal(eagain, 50);
 	fprintf(stderr, "  %llu sends, %llu bytes, then -EAGAIN\n",
 		(unsigned long long)ok, (unsigned long long)bytes);
-	read_all(rx, bytes);
+	if (how == EL_OWN_LATE || how == EL_MEMBER_LATE) {
+		/*
+		 * O_NONBLOCK cleared since zc_open(): the library's own
+		 * MSG_DONTWAIT send fails as above, then is made again,
+		 * blocking, with the same id: it waits for the failed one's
+		 * notification first, which comes once the peer reads.
+		 */
+		struct late_read r = { rx, bytes + 50 };
+		pthread_t t;
+
+		fcntl(tx, F_SETFL, fcntl(tx, F_GETFL) & ~O_NONBLOCK);
+		assert_int_equal(pthread_create(&t, NULL, late_reader, &r), 0);
+		alarm(10);
+		assert_int_equal(zc_send(zs, pages + k * 4096, 50, 0, k), 50);
+		alarm(0);
+		pthread_join(t, NULL);
+		ok++;
+		k++;
+	} else {
+		read_all(rx, bytes);
+	}
 	/* Every send that returned 50 once, in order (cookies rise). */
 	until = now_s() + 10;
 	while (next < ok) {
 		uint64_t c[64];
 		int n = 0;
 
-		if (how == EL_OWN) {
+		if (!ctx) {
 			struct zc_completion out[64];
 
 			n = zc_wait(zs, out, 64, 100);
@@ -1053,6 +1090,12 @@ static void eagain_linked(int how)
 static void t_eagain_linked(void **s) { (void)s; eagain_linked(EL_OWN); }
 static void t_eagain_linked_ctx(void **s) { (void)s; eagain_linked(EL_MEMBER); }
 static void t_eagain_linked_mmsg(void **s) { (void)s; eagain_linked(EL_MMSG); }
+static void t_eagain_linked_late(void **s) { (void)s; eagain_linked(EL_OWN_LATE); }
+static void t_eagain_linked_ctx_late(void **s)
+{
+	(void)s;
+	eagain_linked(EL_MEMBER_LATE);
+}
 
 static void t_eagain_dontwait(void **s) { (void)s; eagain_run(EA_DONTWAIT); }
 static void t_eagain_nonblock(void **s) { (void)s; eagain_run(EA_NONBLOCK); }
@@ -2435,6 +2478,8 @@ static const struct {
 	T("eagain-linked", t_eagain_linked),
 	T("eagain-linked-ctx", t_eagain_linked_ctx),
 	T("eagain-linked-mmsg", t_eagain_linked_mmsg),
+	T("eagain-linked-late", t_eagain_linked_late),
+	T("eagain-linked-ctx-late", t_eagain_linked_ctx_late),
 	T("blocking", t_blocking),
 	T("blocking-late", t_blocking_late),
 	T("blocking-mixed", t_blocking_mixed),
