@@ -10,12 +10,18 @@
  * Ids. io_uring does not use the socket's MSG_ZEROCOPY counter: the ids
  * are ours. A send's user_data is the id the core gives it, zs->zc_next,
  * and a notification becomes the range [id, id]. A send that fails takes
- * no id, so the next send reuses it: the send side therefore waits for
- * the notification of a failed send (it follows at once, nothing holds
- * the pages) and drops it, so that it can never be taken for the next
- * send's. A result without IORING_CQE_F_MORE has no notification: the send
- * side completes its id at once, the same way, as a range (copied: the
- * kernel no longer holds the pages).
+ * no id, so the next send reuses it, when its notification came with its
+ * result (dropped there, so that it can never be taken for the next
+ * send's). It need not: over TCP the kernel may chain the failed send's
+ * notification to that of an earlier send whose data waits in the same
+ * skb (io_link_skb()), and post it only once that data is acknowledged,
+ * which a peer that stopped reading never does. A blocking send waits for
+ * it; a non-blocking one (MSG_DONTWAIT) does not: it takes its id all the
+ * same (zc_sock.tx_ghost_id), the core gives the id a ghost entry, and
+ * the notification, when it comes, completes that, as any other. A result
+ * without IORING_CQE_F_MORE has no notification: the send side completes
+ * its id at once, the same way, as a range (copied: the kernel no longer
+ * holds the pages).
  *
  * Who reads the CQ. It has one consumer at a time, and cq_owner says which:
  * CQ_FREE, CQ_SEND or CQ_REAP.
@@ -222,13 +228,31 @@ static unsigned int send_drain(struct zc_sock *zs, struct uring_priv *p,
 	return n;
 }
 
-/* Is the send over, with nothing of it left to come? */
-static bool op_done(const struct uring_op *op)
+/*
+ * Is the send (made with flags) over, with nothing of it left to come but
+ * a failed non-blocking send's notification?
+ */
+static bool op_done(const struct uring_op *op, int flags)
 {
 	if (!op->have_res || op->cancel_out)
 		return false;
-	/* A failed send's notification is dropped here, never forwarded. */
-	return !op->more || op->res > 0 || op->notif;
+	/*
+	 * A failed send's notification is dropped here, never forwarded;
+	 * a non-blocking send that failed does not wait for it (see the
+	 * top: it may wait for the peer), and takes its id (op_ghost()).
+	 */
+	return !op->more || op->res > 0 || op->notif ||
+	       (op->res < 0 && (flags & MSG_DONTWAIT));
+}
+
+/*
+ * Over, failed, its notification still to come (a non-blocking send's:
+ * op_done()): it takes its id.
+ */
+static bool op_ghost(const struct uring_op *op)
+{
+	return op->have_res && op->more && op->res < 0 && !op->notif &&
+	       !op->cancel_out;
 }
 
 /*
@@ -325,7 +349,7 @@ static int send_one(struct zc_sock *zs, struct uring_priv *p,
 
 	for (;;) {
 		send_drain(zs, p, op);
-		if (op_done(op))
+		if (op_done(op, flags))
 			break;
 		/*
 		 * No result yet: the socket had no room and the kernel armed
@@ -494,6 +518,28 @@ static ssize_t copy_send(struct zc_sock *zs, bool nonblock,
 	return ret + (ssize_t)copy_rest(zs, msg, flags, (size_t)ret);
 }
 
+/*
+ * A non-blocking send failed with its notification still to come, and is
+ * made again, blocking, with the same id: wait for the notification
+ * first (a blocking send may wait).
+ */
+static void wait_notif(struct zc_sock *zs, struct uring_priv *p,
+		       struct uring_op *op)
+{
+	while (op_ghost(op)) {
+		int r;
+
+		publish(zs, p, op, true);
+		r = io_uring_wait_cqe(&p->ring, &(struct io_uring_cqe *){ NULL });
+		ZC_STAT_INC(&zs->tx, syscalls);
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME) {
+			sched_yield();
+			ZC_STAT_INC(&zs->tx, syscalls);
+		}
+		send_drain(zs, p, op);
+	}
+}
+
 static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
 			 int flags)
 {
@@ -534,6 +580,7 @@ static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
 			break;
 		if (nonblock_now(zs, &p->nonblock) || ret != -EAGAIN)
 			break;
+		wait_notif(zs, p, &op);
 		publish(zs, p, &op, false);
 		added = zs->type == SOCK_STREAM ? MSG_WAITALL : 0;
 	}
@@ -545,10 +592,16 @@ static ssize_t uring_send(struct zc_sock *zs, const struct msghdr *msg,
 	 * -ENOMEM: io_uring charges the pages to RLIMIT_MEMLOCK itself
 	 * (io_notif_account_mem()) and fails before sending anything (a
 	 * negative result means no byte went). The core copies on -ENOBUFS,
-	 * MSG_ZEROCOPY's answer to the same limit.
+	 * MSG_ZEROCOPY's answer to the same limit. A failed send whose
+	 * notification comes later takes its id: that notification is
+	 * forwarded as any other's.
 	 */
-	if (ret == -ENOMEM)
-		ret = -ENOBUFS;
+	if (ret < 0) {
+		if (op_ghost(&op))
+			zs->tx_ghost_id = true;
+		if (ret == -ENOMEM)
+			ret = -ENOBUFS;
+	}
 	/*
 	 * Settled: a notification of this send that comes from now on (in
 	 * cq_give() or a later send) is forwarded like any other.
@@ -1371,7 +1424,7 @@ static inline void op_cqe(const struct zc_uring_shared *sh,
 #define BS_RES		1u	/* its result CQE came (res) */
 #define BS_MORE		2u	/* ... with F_MORE: a notification follows */
 #define BS_NOTIF	4u	/* the notification came */
-#define BS_WAIT		8u	/* failed, and waits for the notification */
+#define BS_WAIT		8u	/* sent 0 bytes, and waits for the notification */
 /*
  * The notification said the data was copied: its own bit, taken as is,
  * and FWD_COPIED's 32 bits lower.
@@ -1380,10 +1433,26 @@ static inline void op_cqe(const struct zc_uring_shared *sh,
 _Static_assert((uint64_t)BS_COPIED << 32 == FWD_COPIED, "copied, shifted");
 
 /*
+ * batch_cqe(): b failed (or sent 0 bytes), its notification to come. A
+ * failed send does not wait for it (batch_note() has it take its id); a
+ * send of 0 bytes does (the core takes no id for it).
+ */
+static __attribute__((noinline, cold)) bool
+batch_cqe_failed(struct zc_batch_send *b, uint32_t st, int res)
+{
+	if (res < 0) {
+		b->st = st | BS_RES | BS_MORE;
+		return true;
+	}
+	b->st = st | BS_RES | BS_MORE | BS_WAIT;
+	return false;
+}
+
+/*
  * A CQE of the batch's send b: its result, or its notification
  * (copied_bit: BS_COPIED if a notification's res says copied so, or 0).
- * Returns whether b is done now: its result came, and if the send failed
- * and a notification follows, that too (BS_WAIT; its id is taken again:
+ * Returns whether b is done now: its result came (a failed send does not
+ * wait for a notification still to come: it takes its id, batch_note();
  * see the top). A send is done once: bwait counts down.
  */
 static inline __attribute__((always_inline)) bool
@@ -1406,8 +1475,7 @@ batch_cqe(struct zc_batch_send *b, const struct io_uring_cqe *cqe,
 		b->st = st | BS_RES | BS_MORE;
 		return true;
 	}
-	b->st = st | BS_RES | BS_MORE | BS_WAIT;
-	return false;
+	return batch_cqe_failed(b, st, res);
 }
 
 /* Who drains (sh_drain_as()). */
@@ -1632,7 +1700,7 @@ static int sh_send_one(struct zc_sock *zs, struct uring_member *m,
 
 	for (;;) {
 		sh_drain(sh, op, UINT32_MAX);
-		if (op_done(op))
+		if (op_done(op, flags))
 			break;
 		/* As in send_one(): parked; non-blocking since? */
 		if (!op->have_res && !checked && !(flags & MSG_DONTWAIT)) {
@@ -1707,6 +1775,25 @@ sh_sent(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
 	sh->ftail_w = w.tail;
 }
 
+/* wait_notif() on the shared ring (the lock held). */
+static void sh_wait_notif(struct zc_sock *zs, struct zc_uring_shared *sh,
+			  struct uring_op *op)
+{
+	while (op_ghost(op)) {
+		int r;
+
+		if (fwd_publish(sh))
+			sh_wake(zs, sh);
+		r = io_uring_wait_cqe(&sh->ring, &(struct io_uring_cqe *){ NULL });
+		ZC_STAT_INC(&zs->tx, syscalls);
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME) {
+			sched_yield();
+			ZC_STAT_INC(&zs->tx, syscalls);
+		}
+		sh_drain(sh, op, UINT32_MAX);
+	}
+}
+
 static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
 			   const struct msghdr *msg, int flags)
 {
@@ -1742,10 +1829,19 @@ static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
 			break;
 		if (nonblock_now(zs, &m->nonblock) || ret != -EAGAIN)
 			break;
+		sh_wait_notif(zs, sh, &op);
 		added = zs->type == SOCK_STREAM ? MSG_WAITALL : 0;
 	}
-	if (ret > 0)
+	/*
+	 * A failed send whose notification is still to come takes its id:
+	 * counted as a send that took one (the core makes it a ghost).
+	 */
+	if (ret > 0) {
 		sh_sent(sh, m->slot, &op);
+	} else if (op_ghost(&op)) {
+		sh_sent(sh, m->slot, &op);
+		zs->tx_ghost_id = true;
+	}
 	if (ret == -ENOMEM)
 		ret = -ENOBUFS;		/* see uring_send() */
 	op.ud = URING_UD_NONE;
@@ -1786,6 +1882,23 @@ static void batch_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
 }
 
 /*
+ * batch_note() of a send that failed (or sent 0 bytes). Returns 1 if it
+ * takes its id all the same: failed, its notification to come (see the
+ * top), which is counted then as a sent one's.
+ */
+static __attribute__((noinline, cold)) unsigned int
+batch_failed(struct zc_uring_shared *sh, struct zc_batch_send *b)
+{
+	if (b->res == -ENOMEM)
+		b->res = -ENOBUFS;	/* see uring_send() */
+	if (b->res == 0 || !(b->st & BS_MORE) || (b->st & BS_NOTIF))
+		return 0;
+	b->zs->tx_ghost_id = true;
+	sh->slots[fwd_slot(b->ud)].out++;
+	return 1;
+}
+
+/*
  * Lock holder, the batch's CQEs read: each send that took its id, its
  * notification forwarded or to come (sh_note()'s). Returns how many took
  * one.
@@ -1801,8 +1914,7 @@ static unsigned int batch_note(struct zc_uring_shared *sh,
 		uint32_t st = b->st;
 
 		if (b->res <= 0) {
-			if (b->res == -ENOMEM)
-				b->res = -ENOBUFS;	/* see uring_send() */
+			sent += batch_failed(sh, b);
 			continue;
 		}
 		sent++;

@@ -204,6 +204,12 @@ struct zc_sock {
 	/* Its zero-copy send waits in zc_ctx_sendmmsg()'s batch (ctx.c). */
 	bool tx_batched;
 	/*
+	 * The backend's zero-copy send failed but took its id all the same
+	 * (uring: its notification is still to come): send_failed() gives
+	 * the id a ghost entry, which that notification completes.
+	 */
+	bool tx_ghost_id;
+	/*
 	 * The send side read the error queue on ENOBUFS (errqueue over TCP):
 	 * what it took waits in eqh for the reap side, which clears this.
 	 * Here, in the line of tail that the reap side reads anyway: its

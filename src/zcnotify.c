@@ -624,10 +624,16 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	    size_t len, int flags, ssize_t err, uint32_t t, const char *why)
 {
 	struct zc_entry *e = zc_tx_entry(zs);
-	bool maybe_id = failed_send_may_use_id(zs, err);
+	/* Taken for sure (uring: the backend knows): nothing to settle. */
+	bool took = zs->tx_ghost_id;
+	bool maybe_id = took || failed_send_may_use_id(zs, err);
 	ssize_t ret = err;
 
-	if (maybe_id) {
+	zs->tx_ghost_id = false;
+	if (took) {
+		/* Its entry, below, waits for the id; the window stays. */
+		zs->zc_next++;
+	} else if (maybe_id) {
 		/*
 		 * No zero-copy and no harvest (the copy below is an SCM send
 		 * too) until the reap side has settled the id: see
@@ -687,7 +693,7 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 			ZC_STAT_INC(&zs->tx, enobufs_fallback);
 		zs->adapt_tick++;
 		zc_publish(zs, t, e);
-		if (maybe_id)
+		if (maybe_id && !took)
 			amb_publish(zs, t);
 		return ret;
 	}
@@ -701,7 +707,8 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 				      atomic_load_explicit(&zs->ghosts_made,
 							   memory_order_relaxed) + 1,
 				      memory_order_release);
-		amb_publish(zs, t);
+		if (!took)
+			amb_publish(zs, t);
 	}
 	return zc_err_lit(ret, why);
 }

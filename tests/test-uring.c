@@ -17,7 +17,11 @@
  *   zc_sock (no lock between them; run it under ThreadSanitizer).
  * eagain-*: a full socket returns -EAGAIN and no completion: with
  *   MSG_DONTWAIT, with O_NONBLOCK set before zc_open(), and set after it
- *   (the parked request is cancelled).
+ *   (the parked request is cancelled); eagain-linked{,-ctx,-mmsg}: at
+ *   once also when the kernel chained the failed send's notification to
+ *   unsent data of earlier sends (see eagain_linked()); -late: the socket
+ *   made blocking since, the same send waits for that notification, then
+ *   sends.
  * blocking, blocking-late: a blocking socket (also one that was
  *   non-blocking at zc_open()) waits for room and sends everything.
  * blocking-mixed: copying and zero-copy sends on a blocking TCP socket:
@@ -58,6 +62,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -906,6 +911,192 @@ static void eagain_run(int how)
 	close(rx);
 }
 
+/*
+ * eagain-linked: non-blocking zero-copy sends of 50 bytes, each from a
+ * page of its own, into a TCP connection whose peer (receive buffer 2 KB,
+ * so an MSS of 1 KB) stopped reading: they gather in the unsent tail skb
+ * until its 17 fragments are taken, and the send that finds no room for
+ * the next skb fails with -EAGAIN. The kernel had chained that send's
+ * notification to the tail skb's (io_link_skb()): it comes only once the
+ * peer reads and acknowledges. Up to this fix the send waited for it
+ * (its id was to be reused), for ever: zc_send(MSG_DONTWAIT) hung, on a
+ * socket of its own, as a context's member and in zc_ctx_sendmmsg().
+ * Now each returns -EAGAIN at once; once the peer reads, every send that
+ * returned > 0 completes once, in order, and nothing is left in flight.
+ */
+enum { EL_OWN, EL_MEMBER, EL_MMSG, EL_OWN_LATE, EL_MEMBER_LATE };
+
+/* Read n bytes from fd after 200 ms (the -late runs' peer). */
+struct late_read {
+	int fd;
+	uint64_t n;
+};
+
+static void *late_reader(void *arg)
+{
+	struct late_read *r = arg;
+
+	usleep(200000);
+	read_all(r->fd, r->n);
+	return NULL;
+}
+
+static void eagain_linked(int how)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int l, tx, rx, rb = 2048, sb = 65536, eagain = 0;
+	uint64_t k, bytes = 0, ok = 0, next = 0;
+	struct zc_ctx *ctx = NULL;
+	struct zc_opts o = {
+		.sz = sizeof(o), .backend = ZC_BACKEND_URING, .copy_below = 1,
+		.flags = ZC_OPT_NO_ADAPT, .max_inflight = 4096,
+	};
+	struct zc_sock *zs;
+	uint8_t *pages;
+	struct zc_stats st;
+	double until;
+
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(l >= 0);
+	/* Before listen(): the small window (and MSS) of the peer. */
+	assert_int_equal(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &rb, sizeof(rb)), 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&a, alen), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+	assert_int_equal(listen(l, 1), 0);
+	tx = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(tx >= 0);
+	setsockopt(tx, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+	assert_int_equal(connect(tx, (struct sockaddr *)&a, alen), 0);
+	rx = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(rx >= 0);
+	close(l);
+	fcntl(tx, F_SETFL, fcntl(tx, F_GETFL) | O_NONBLOCK);
+	if (how != EL_OWN && how != EL_OWN_LATE) {
+		assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+		o.ctx = ctx;
+		o.tag = 7;
+	}
+	if (zc_open(tx, &o, &zs))
+		fail_msg("zc_open(URING): %s", zc_last_error());
+	pages = mmap(NULL, 4096 << 12, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(pages != MAP_FAILED);
+	memset(pages, 'z', 4096 << 12);
+
+	signal(SIGALRM, on_alarm);
+	for (k = 0; k < 4096 && eagain < 50; k++) {
+		struct iovec iov = { pages + k * 4096, 50 };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+		struct zc_ctx_send v = { .zs = zs, .msg = &m, .cookie = k };
+		ssize_t ret;
+
+		alarm(10);
+		if (how == EL_MMSG) {
+			int r = zc_ctx_sendmmsg(ctx, &v, 1);
+
+			ret = v.result;
+			assert_int_equal(r, ret >= 0);
+		} else {
+			ret = zc_send(zs, iov.iov_base, 50, MSG_DONTWAIT, k);
+		}
+		alarm(0);
+		if (ret == -EAGAIN) {
+			eagain++;
+			continue;
+		}
+		if (ret != 50)
+			fail_msg("send %llu: %zd (%s)", (unsigned long long)k,
+				 ret, zc_last_error());
+		bytes += 50;
+		ok++;
+	}
+	assert_int_equal(eagain, 50);
+	fprintf(stderr, "  %llu sends, %llu bytes, then -EAGAIN\n",
+		(unsigned long long)ok, (unsigned long long)bytes);
+	if (how == EL_OWN_LATE || how == EL_MEMBER_LATE) {
+		/*
+		 * O_NONBLOCK cleared since zc_open(): the library's own
+		 * MSG_DONTWAIT send fails as above, then is made again,
+		 * blocking, with the same id: it waits for the failed one's
+		 * notification first, which comes once the peer reads.
+		 */
+		struct late_read r = { rx, bytes + 50 };
+		pthread_t t;
+
+		fcntl(tx, F_SETFL, fcntl(tx, F_GETFL) & ~O_NONBLOCK);
+		assert_int_equal(pthread_create(&t, NULL, late_reader, &r), 0);
+		alarm(10);
+		assert_int_equal(zc_send(zs, pages + k * 4096, 50, 0, k), 50);
+		alarm(0);
+		pthread_join(t, NULL);
+		ok++;
+		k++;
+	} else {
+		read_all(rx, bytes);
+	}
+	/* Every send that returned 50 once, in order (cookies rise). */
+	until = now_s() + 10;
+	while (next < ok) {
+		uint64_t c[64];
+		int n = 0;
+
+		if (!ctx) {
+			struct zc_completion out[64];
+
+			n = zc_wait(zs, out, 64, 100);
+			for (int i = 0; i < n; i++) {
+				assert_int_equal(out[i].bytes, 50);
+				c[i] = out[i].cookie;
+			}
+		} else {
+			struct zc_ctx_completion out[64];
+
+			n = zc_ctx_wait(ctx, out, 64, 100);
+			for (int i = 0; i < n; i++) {
+				assert_int_equal(out[i].flags & ZC_CTX_ERROR, 0);
+				assert_ptr_equal(out[i].zs, zs);
+				assert_int_equal(out[i].bytes, 50);
+				c[i] = out[i].cookie;
+			}
+		}
+		assert_true(n >= 0);
+		for (int i = 0; i < n; i++) {
+			static uint64_t last;
+
+			if (next && c[i] <= last)
+				fail_msg("cookie %llu after %llu",
+					 (unsigned long long)c[i],
+					 (unsigned long long)last);
+			last = c[i];
+			next++;
+		}
+		if (now_s() > until)
+			fail_msg("%llu of %llu sends completed",
+				 (unsigned long long)next, (unsigned long long)ok);
+	}
+	assert_int_equal(zc_inflight(zs), 0);
+	stats_of(zs, &st);
+	assert_int_equal(st.bad_ranges, 0);
+	assert_int_equal(st.completions, ok);
+	zc_close(zs);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	munmap(pages, 4096 << 12);
+	close(tx);
+	close(rx);
+}
+
+static void t_eagain_linked(void **s) { (void)s; eagain_linked(EL_OWN); }
+static void t_eagain_linked_ctx(void **s) { (void)s; eagain_linked(EL_MEMBER); }
+static void t_eagain_linked_mmsg(void **s) { (void)s; eagain_linked(EL_MMSG); }
+static void t_eagain_linked_late(void **s) { (void)s; eagain_linked(EL_OWN_LATE); }
+static void t_eagain_linked_ctx_late(void **s)
+{
+	(void)s;
+	eagain_linked(EL_MEMBER_LATE);
+}
+
 static void t_eagain_dontwait(void **s) { (void)s; eagain_run(EA_DONTWAIT); }
 static void t_eagain_nonblock(void **s) { (void)s; eagain_run(EA_NONBLOCK); }
 static void t_eagain_nonblock_late(void **s) { (void)s; eagain_run(EA_NONBLOCK_LATE); }
@@ -1541,6 +1732,15 @@ static void fk_post_onwait(uint64_t ud, int32_t res, uint32_t flags)
 		.user_data = ud, .res = res, .flags = flags };
 }
 
+/* The kernel posts what it held for a wait (a chained notification). */
+static void fk_post_held(void)
+{
+	for (unsigned int i = 0; i < fk.nonwait; i++)
+		fk_post(fk.onwait[i].user_data, fk.onwait[i].res,
+			fk.onwait[i].flags);
+	fk.nonwait = 0;
+}
+
 /* The kernel lets go of the pages of the oldest n due sends. */
 static void fk_release(unsigned int n, bool copied)
 {
@@ -1978,7 +2178,7 @@ static void t_fake_errors(void **s)
 
 	(void)s;
 	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
-		uint64_t ud;
+		uint64_t ud, ghost = 0;
 		unsigned int waits;
 
 		fk_start();
@@ -2000,17 +2200,37 @@ static void t_fake_errors(void **s)
 		assert_int_equal(zc_send(zs, big_buf, 20000, MSG_DONTWAIT,
 					 101), -ECONNRESET);
 		assert_int_equal(fk.last_ud, ud + 1);
+		/*
+		 * A non-blocking send does not wait for a notification still
+		 * to come (the kernel may hold it until the peer acknowledges
+		 * earlier data: eagain-linked): it takes its id, a ghost that
+		 * the notification completes, unseen.
+		 */
+		if (modes[m] == FK_ERR_MORE_LATE) {
+			assert_int_equal(fk.nonwait, 1);
+			ghost = 1;
+		}
+		assert_int_equal(zc_inflight(zs), 1);
 
-		/* The next send takes the same id; its notification is held. */
+		/*
+		 * The next send takes the same id (the ghost's next); its
+		 * notification is held.
+		 */
 		fk.mode = FK_OK;
 		assert_int_equal(zc_send(zs, big_buf, 20000, 0, 1), 20000);
-		assert_int_equal(fk.last_ud, ud + 1);
+		assert_int_equal(fk.last_ud, ud + 1 + ghost);
 		fk_expect(zs, 0, 0, NULL);
 		fk_release(1, false);
 		fk_expect(zs, 0, 1, NULL);
 		fk_expect(zs, 1, 0, NULL);	/* not the failed send's */
 		fk_release(1, false);
+		if (ghost) {
+			/* Ids in order: not before the ghost's came. */
+			fk_expect(zs, 1, 0, NULL);
+			fk_post_held();
+		}
 		fk_expect(zs, 1, 1, NULL);
+		assert_int_equal(zc_inflight(zs), 0);
 		stats_of(zs, &st);
 		assert_int_equal(st.sends, 2);
 		assert_int_equal(st.completions, 2);
@@ -2255,6 +2475,11 @@ static const struct {
 	T("eagain-dontwait", t_eagain_dontwait),
 	T("eagain-nonblock", t_eagain_nonblock),
 	T("eagain-nonblock-late", t_eagain_nonblock_late),
+	T("eagain-linked", t_eagain_linked),
+	T("eagain-linked-ctx", t_eagain_linked_ctx),
+	T("eagain-linked-mmsg", t_eagain_linked_mmsg),
+	T("eagain-linked-late", t_eagain_linked_late),
+	T("eagain-linked-ctx-late", t_eagain_linked_ctx_late),
 	T("blocking", t_blocking),
 	T("blocking-late", t_blocking_late),
 	T("blocking-mixed", t_blocking_mixed),
