@@ -550,10 +550,12 @@ int zc__scm_harvest_enobufs(struct zc_sock *zs)
 	m.msg_control = p->ctrl;
 	m.msg_controllen = scm_prepare(p->ctrl, p->type, n);
 	ZC_STAT_INC(&zs->tx, syscalls);
-	if (sendmsg(zs->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-		scm_header(p->ctrl, p->type, 1);
-		return 0;
-	}
+	/*
+	 * Whatever it returned: v5 takes the records before the send can
+	 * fail (EPIPE, a connection shut meanwhile), as in scm_sent().
+	 * Nothing taken (EINVAL before the cmsg, say): the sentinel stands.
+	 */
+	(void)sendmsg(zs->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 	k = scm_push(zs, p, n, true);
 	return k > 0 ? k : 0;
 }
