@@ -443,6 +443,18 @@ static ssize_t scm_sent(struct zc_sock *zs, const struct msghdr *msg,
 	 * whatever sendmsg returned.
 	 */
 	k = scm_push(zs, p, n, ret < 0);
+	if (ret == -EINVAL && k <= 0 && zs->type == SOCK_DGRAM &&
+	    (flags & MSG_ZEROCOPY)) {
+		/*
+		 * A zero-copy datagram: its EINVAL may also come after it
+		 * used its id (the neighbour layer, ABI.md section 1), and
+		 * the same send again would take a second one. The core
+		 * settles the id and sends the data again by copy, without
+		 * our cmsg (send_failed(), zc__scm_einval()).
+		 */
+		p->einval = true;
+		return ret;
+	}
 	if (ret == -EINVAL && k <= 0) {
 		/*
 		 * EINVAL: our cmsg or the caller's? Send as the caller meant.
@@ -558,6 +570,28 @@ int zc__scm_harvest_enobufs(struct zc_sock *zs)
 	(void)sendmsg(zs->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 	k = scm_push(zs, p, n, true);
 	return k > 0 ? k : 0;
+}
+
+/*
+ * send_failed(): did its zero-copy send's EINVAL come back with our cmsg
+ * refused or the datagram dropped after its id (scm_sent())? Then its
+ * copy goes without ours. Asks once.
+ */
+bool zc__scm_einval(struct zc_sock *zs)
+{
+	struct scm_priv *p = zs->backend_priv;
+	bool e = p->einval;
+
+	p->einval = false;
+	return e;
+}
+
+/* send_failed(): that copy went; ours may be what the kernel refused. */
+void zc__scm_refused(struct zc_sock *zs)
+{
+	struct scm_priv *p = zs->backend_priv;
+
+	atomic_store_explicit(&p->broken, true, memory_order_relaxed);
 }
 
 /* ---- the reap side ---- */

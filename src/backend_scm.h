@@ -83,6 +83,12 @@ struct scm_priv {
 	uint32_t ids_harvested;		/* live ids the send side collected */
 	_Atomic bool broken;		/* kernel refused the cmsg: stop */
 	/*
+	 * A zero-copy datagram with our cmsg failed with EINVAL, nothing
+	 * harvested: ours refused, or the datagram dropped after it used
+	 * its id (zc__scm_einval()). In the hole after broken.
+	 */
+	bool einval;
+	/*
 	 * A context's member: rtail's low bits at its last wake-up of the
 	 * reaper (zc__ctx_wake(); zc__took_id_quiet_other()). A send pushes
 	 * at most SCM_INFO_MAX ranges before its wake test, so 16 bits tell
@@ -188,6 +194,8 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		    const void *buf, size_t len, int flags, unsigned int n);
 ssize_t zc__scm_sent(struct zc_sock *zs, int flags, ssize_t ret);
 int zc__scm_harvest_enobufs(struct zc_sock *zs);
+bool zc__scm_einval(struct zc_sock *zs);
+void zc__scm_refused(struct zc_sock *zs);
 
 /*
  * zc__scm_send()'s common case, inline in the core's send of zc_send()

@@ -625,6 +625,8 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 {
 	struct zc_entry *e = zc_tx_entry(zs);
 	bool maybe_id = failed_send_may_use_id(zs, err);
+	/* A datagram's EINVAL with our cmsg (zc__scm_einval()): copy it. */
+	bool scm_einval = err == -EINVAL && zs->tx_scm && zc__scm_einval(zs);
 	ssize_t ret = err;
 
 	if (maybe_id) {
@@ -676,8 +678,11 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 			break;
 		err = ret;	/* ENOBUFS again: take, wait, or copy */
 	}
-	if (err == -ENOBUFS || (err == -EMSGSIZE && zs->type == SOCK_DGRAM))
+	if (err == -ENOBUFS || (err == -EMSGSIZE && zs->type == SOCK_DGRAM) ||
+	    scm_einval)
 		ret = backend_send(zs, msg, buf, len, flags);
+	if (scm_einval && ret >= 0)
+		zc__scm_refused(zs);	/* as scm_sent() would: stop asking */
 	if (ret >= 0) {
 		e->bytes = (uint32_t)ret;
 		e->flags = ZC_COPIED | ZC_LIB_COPY |
