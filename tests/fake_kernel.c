@@ -211,11 +211,11 @@ static int process_cmsgs(const struct msghdr *msg)
  */
 static void ctrl_walk(const struct msghdr *msg)
 {
-	const unsigned char *p = msg->msg_control;
-	const unsigned char *end = p + msg->msg_controllen;
+	const unsigned char *p = msg->msg_control, *end;
 
 	if (!p)
 		return;
+	end = p + msg->msg_controllen;
 	while ((size_t)(end - p) >= sizeof(struct cmsghdr)) {
 		struct cmsghdr c;
 		size_t step;
