@@ -40,8 +40,22 @@ void fk_reset(int fd)
 	fk.last_mark = -1;
 }
 
+static bool is_zc(const struct fk_rec *r)
+{
+	return r->ee.ee_errno == 0 && r->ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY;
+}
+
 void fk_push(const struct fk_rec *r)
 {
+	if (fk.coalesce && fk.qlen && is_zc(r) && !r->ctrunc && !r->cut_ee) {
+		struct fk_rec *t = &fk.q[(fk.qhead + fk.qlen - 1) % FK_MAX_RECS];
+
+		if (is_zc(t) && !t->ctrunc && !t->cut_ee &&
+		    t->level == r->level && t->ee.ee_data + 1 == r->ee.ee_info) {
+			t->ee.ee_data = r->ee.ee_data;
+			return;
+		}
+	}
 	if (fk.qlen == FK_MAX_RECS)
 		return;
 	fk.q[(fk.qhead + fk.qlen) % FK_MAX_RECS] = *r;
@@ -366,6 +380,8 @@ static void deliver(const struct fk_rec *r, struct msghdr *m)
 		m->msg_flags |= MSG_CTRUNC;
 	put_cmsg(m, &used, r->level, r->type, errhdr, errlen, limit);
 	m->msg_controllen = used;
+	if (m->msg_flags & MSG_CTRUNC)
+		fk.ctrunc_delivered++;
 }
 
 static int pop_into(struct msghdr *m)
