@@ -116,3 +116,18 @@ seeds = {
 }
 for name, blob in seeds.items():
     write(d, name, blob)
+
+# Inputs fuzz-model found bugs with, kept as seeds (fixed in a793cf2 and
+# 0575385; tests in test-scm.c).
+found = {
+    # scm TCP: the ENOBUFS harvest's send fails after taking a record.
+    "found-scm-enobufs-harvest-fails":
+    "410a000000cbcc000000a2a3a2a3a303830000000023a323bfde00a3a3a3a3bfde"
+    "0000000006a30000000001",
+    # scm UDP: EINVAL after the datagram's id, twice, with our cmsg.
+    "found-scm-udp-einval-twice":
+    "07440000000100080100f45000000000000000000100f5000000f4fffeff005800"
+    "00000000cccc00580000000000cccccccccccccc",
+}
+for name, hexd in found.items():
+    write(d, name, bytes.fromhex(hexd))
