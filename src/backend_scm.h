@@ -356,6 +356,22 @@ zc_scm_collect(struct zc_sock *zs, bool force)
 	return zc_scm_collect_as(zs, force, false);
 }
 
+/*
+ * amb_resolve(): the ranges the sends collected, then the whole error
+ * queue, whose read's error is returned even when ranges came (the
+ * collect above drops it then): settling a failed send's id needs the
+ * queue read, or an id used is taken for unused.
+ */
+static inline int zc_scm_collect_all(struct zc_sock *zs)
+{
+	struct scm_priv *p = zs->backend_priv;
+	int n = zc_scm_apply(zs), ret;
+
+	p->last_tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	ret = zc__eq_drain(zs);
+	return ret < 0 ? ret : n + ret;
+}
+
 #pragma GCC visibility pop
 
 #endif /* ZC_BACKEND_SCM_H */

@@ -1382,7 +1382,8 @@ static __attribute__((noinline, cold)) int amb_resolve(struct zc_sock *zs)
 		return 0;
 	slot = atomic_load_explicit(&zs->amb_slot, memory_order_relaxed);
 	x = atomic_load_explicit(&zs->amb_id, memory_order_relaxed);
-	ret = zs->ops->collect(zs, true);
+	/* The whole queue, or its error (scm: zc_scm_collect_all()). */
+	ret = zs->tx_scm ? zc_scm_collect_all(zs) : zs->ops->collect(zs, true);
 	if (ret < 0)
 		return ret;
 	head = atomic_load_explicit(&zs->head, memory_order_relaxed);

@@ -117,8 +117,8 @@ seeds = {
 for name, blob in seeds.items():
     write(d, name, blob)
 
-# Inputs fuzz-model found bugs with, kept as seeds (fixed in a793cf2 and
-# 0575385; tests in test-scm.c).
+# Inputs fuzz-model found bugs with, kept as seeds (fixed in a793cf2,
+# 0575385 and the amb_resolve() fix after them; tests in test-scm.c).
 found = {
     # scm TCP: the ENOBUFS harvest's send fails after taking a record.
     "found-scm-enobufs-harvest-fails":
@@ -128,6 +128,12 @@ found = {
     "found-scm-udp-einval-twice":
     "07440000000100080100f45000000000000000000100f5000000f4fffeff005800"
     "00000000cccc00580000000000cccccccccccccc",
+    # scm UDP: a reap settles a dropped datagram's id, its queue read
+    # failing (no memory) after a harvested range.
+    "found-scm-udp-settle-unread":
+    "0744002800016c84000000000101000000000000050002336c40f00da77b751084"
+    "000000000001000010847a8484848484845b25840091a4bf545454545454545454"
+    "545454545454bfffcc",
 }
 for name, hexd in found.items():
     write(d, name, bytes.fromhex(hexd))
