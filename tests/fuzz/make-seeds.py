@@ -118,7 +118,7 @@ for name, blob in seeds.items():
     write(d, name, blob)
 
 # Inputs fuzz-model found bugs with, kept as seeds (fixed in a793cf2,
-# 0575385 and the amb_resolve() fix after them; tests in test-scm.c).
+# 0575385 and ba47de1; tests in test-scm.c).
 found = {
     # scm TCP: the ENOBUFS harvest's send fails after taking a record.
     "found-scm-enobufs-harvest-fails":
