@@ -499,6 +499,8 @@ static void do_send(unsigned int opb)
 		hook_len = 1 + in8() % 8;
 		fk.before_poll_sleep = hook_poll;
 	}
+	if (fk.before_copy_send)
+		trace("\tfk.before_copy_send = reap_now;\n");
 	cmsg_mark = (how & 0x18) == 0x18;
 
 	a = &m.att[m.natt];
@@ -512,6 +514,7 @@ static void do_send(unsigned int opb)
 	      fk.drop_err);
 	if (fa) {
 		fa_fail((fa >> 1) & 3, 1 + (fa & 1));
+		trace("\tfa_fail(%u, %u);\n", (fa >> 1) & 3, 1 + (fa & 1));
 		m.alloc_failed = true;
 	}
 	fa_before = fa_failed();
@@ -780,6 +783,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			if (a & 0x80) {
 				fa_fail((a >> 4) & 7, 1);
+				trace("\tfa_fail(%u, 1);\n", (a >> 4) & 7);
 				m.alloc_failed = true;
 			}
 			reap(a & 3, (a >> 2) % 20);
