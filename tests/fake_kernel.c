@@ -399,6 +399,11 @@ ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags)
 	if (fd != fk.fd)
 		return __real_recvmsg(fd, msg, flags);
 	fk.recvmsg_calls++;
+	if ((flags & MSG_ERRQUEUE) && fk.recv_err) {
+		errno = fk.recv_err;
+		fk.recv_err = 0;
+		return -1;
+	}
 	if (!(flags & MSG_ERRQUEUE) || pop_into(msg)) {
 		errno = EAGAIN;
 		return -1;
@@ -416,6 +421,11 @@ int __wrap_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 	fk.recvmmsg_calls++;
 	if (!(flags & MSG_ERRQUEUE)) {
 		errno = EAGAIN;
+		return -1;
+	}
+	if (fk.recv_err) {
+		errno = fk.recv_err;
+		fk.recv_err = 0;
 		return -1;
 	}
 	while (n < vlen && !pop_into(&vec[n].msg_hdr))

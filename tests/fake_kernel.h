@@ -110,6 +110,8 @@ struct fake_kernel {
 	bool coalesce;
 	/* Error-queue reads answered with MSG_CTRUNC. */
 	unsigned int ctrunc_delivered;
+	/* The next error-queue read fails with this errno (0: none). */
+	int recv_err;
 };
 
 extern struct fake_kernel fk;

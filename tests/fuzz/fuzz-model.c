@@ -172,6 +172,8 @@ static void sync_kernel(void)
 
 /* ---- the kernel's side: records released ---- */
 
+static void push_foreign_rec(unsigned int how);
+
 static void push_zc(uint32_t lo, uint32_t hi, bool copied, bool v6,
 		    bool ctrunc)
 {
@@ -245,6 +247,17 @@ static bool release(unsigned int sel, unsigned int len, bool copied, bool v6,
 }
 
 static void push_foreign(unsigned int how)
+{
+	if ((how & 0xe0) == 0xe0) {
+		/* Not a record: the next read of the queue fails. */
+		fk.recv_err = ENOMEM;
+		trace("\tfk.recv_err = ENOMEM;\n");
+		return;
+	}
+	push_foreign_rec(how);
+}
+
+static void push_foreign_rec(unsigned int how)
 {
 	bool v6 = m.family == AF_INET6 && (how & 1);
 	struct fk_rec r = {
@@ -331,9 +344,15 @@ static void check_completion(const struct zc_completion *c)
 	m.ndone++;
 }
 
-/* A reap's error: what the man pages allow, else a violation. */
-static void reap_error(const char *fn, int r, bool failed_now)
+/*
+ * A reap's error: what the man pages allow, else a violation. read_err:
+ * the error of a read of the queue that failed in this call.
+ */
+static void reap_error(const char *fn, int r, bool failed_now, int read_err)
 {
+	/* zc_completions(3): a failed read, with nothing ready. */
+	if (read_err && r == -read_err)
+		return;
 	if (r == -EMSGSIZE && m.emsgsize < fk.ctrunc_delivered) {
 		m.emsgsize++;
 		return;
@@ -357,12 +376,13 @@ static int reap(unsigned int how, unsigned int max)
 	struct zc_completion c[80];
 	const char *fn = how & 1 ? "zc_wait" : "zc_completions";
 	unsigned int before = m.alloc_failed ? fa_failed() : 0;
-	int r;
+	int r, read_err;
 
 	sync_kernel();
 	if (max > 80)
 		max = 80;
 	memset(c, 0xa5, sizeof(c));
+	read_err = fk.recv_err;
 	if (how & 1)
 		r = zc_wait(m.zs, c, max, how & 2 ? 1 : 0);
 	else
@@ -370,7 +390,8 @@ static int reap(unsigned int how, unsigned int max)
 	trace("\tr = %s(zs, c, %u%s); /* %d */\n", fn, max,
 	      how & 1 ? (how & 2 ? ", 1" : ", 0") : "", r);
 	if (r < 0) {
-		reap_error(fn, r, fa_failed() > before);
+		reap_error(fn, r, fa_failed() > before,
+			   fk.recv_err ? 0 : read_err);
 		return r;
 	}
 	if ((unsigned int)r > max)
@@ -390,10 +411,14 @@ static void foreign(unsigned int max)
 
 	if (max > 8)
 		max = 8;
+	int read_err = fk.recv_err;
+
 	r = zc_foreign(m.zs, rec, max);
 	trace("\tr = zc_foreign(zs, rec, %u); /* %d */\n", max, r);
 	if (r < 0) {
 		if (r == -ENOMEM && m.alloc_failed)
+			return;
+		if (read_err && !fk.recv_err && r == -read_err)
 			return;
 		violation("zc_foreign returned %d", r);
 	}
@@ -698,6 +723,7 @@ static void drain(void)
 
 	trace("\t/* drain */\n");
 	fa_fail(0, 0);
+	fk.recv_err = 0;
 	while (release(0, 1 + in8() % 64, in8() & 1, false, false))
 		;
 	for (int round = 0; round < 200 && quiet < 4; round++) {

@@ -113,6 +113,11 @@ seeds = {
     send(16384, 0, 5 | 2 << 5) + send() + reap() + release(0, 8) + reap(),
     "scm-udp-v6": cfg(scm=1, udp=1, v6=1, recverr=1, fake=5) + send() * 6 +
     release(2, 3, 1, 1) + foreign(0) + send() * 2 + reap(3, 1) + release(0, 8) + reap(),
+    "udp-read-fails": cfg(udp=1, recverr=1) + send() + send(16384, 0, 5 | 5 << 5) +
+    foreign(0xe0) + reap() + send() + reap() + release(0, 8) + reap(),
+    "scm-udp-read-fails": cfg(scm=1, udp=1, every=1) + send() + release(0, 1) +
+    send(16384, 0, 5) + foreign(0xe0) + reap() + send() + reap() + reap() +
+    release(0, 8) + reap(),
 }
 for name, blob in seeds.items():
     write(d, name, blob)
