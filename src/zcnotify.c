@@ -1452,7 +1452,12 @@ static __attribute__((noinline)) int completions_first(struct zc_sock *zs,
 				  "was truncated (MSG_CTRUNC)");
 	}
 	ret = amb_resolve(zs);
-	if (ret < 0)
+	/*
+	 * A failed read leaves the id unsettled (the next call tries again)
+	 * and is reported only when no completion is ready, as any failed
+	 * read of the queue (zc_completions(3)).
+	 */
+	if (ret < 0 && zc_ring_blocked(zs))
 		return zc__err(ret, "zc_completions: reading the error queue: %s",
 			      strerror(-ret));
 	return 0;
