@@ -443,6 +443,18 @@ static ssize_t scm_sent(struct zc_sock *zs, const struct msghdr *msg,
 	 * whatever sendmsg returned.
 	 */
 	k = scm_push(zs, p, n, ret < 0);
+	if (ret == -EINVAL && k <= 0 && zs->type == SOCK_DGRAM &&
+	    (flags & MSG_ZEROCOPY)) {
+		/*
+		 * A zero-copy datagram: its EINVAL may also come after it
+		 * used its id (the neighbour layer, ABI.md section 1), and
+		 * the same send again would take a second one. The core
+		 * settles the id and sends the data again by copy, without
+		 * our cmsg (send_failed(), zc__scm_einval()).
+		 */
+		p->einval = true;
+		return ret;
+	}
 	if (ret == -EINVAL && k <= 0) {
 		/*
 		 * EINVAL: our cmsg or the caller's? Send as the caller meant.
@@ -550,12 +562,36 @@ int zc__scm_harvest_enobufs(struct zc_sock *zs)
 	m.msg_control = p->ctrl;
 	m.msg_controllen = scm_prepare(p->ctrl, p->type, n);
 	ZC_STAT_INC(&zs->tx, syscalls);
-	if (sendmsg(zs->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-		scm_header(p->ctrl, p->type, 1);
-		return 0;
-	}
+	/*
+	 * Whatever it returned: v5 takes the records before the send can
+	 * fail (EPIPE, a connection shut meanwhile), as in scm_sent().
+	 * Nothing taken (EINVAL before the cmsg, say): the sentinel stands.
+	 */
+	(void)sendmsg(zs->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 	k = scm_push(zs, p, n, true);
 	return k > 0 ? k : 0;
+}
+
+/*
+ * send_failed(): did its zero-copy send's EINVAL come back with our cmsg
+ * refused or the datagram dropped after its id (scm_sent())? Then its
+ * copy goes without ours. Asks once.
+ */
+bool zc__scm_einval(struct zc_sock *zs)
+{
+	struct scm_priv *p = zs->backend_priv;
+	bool e = p->einval;
+
+	p->einval = false;
+	return e;
+}
+
+/* send_failed(): that copy went; ours may be what the kernel refused. */
+void zc__scm_refused(struct zc_sock *zs)
+{
+	struct scm_priv *p = zs->backend_priv;
+
+	atomic_store_explicit(&p->broken, true, memory_order_relaxed);
 }
 
 /* ---- the reap side ---- */

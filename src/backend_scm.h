@@ -83,6 +83,12 @@ struct scm_priv {
 	uint32_t ids_harvested;		/* live ids the send side collected */
 	_Atomic bool broken;		/* kernel refused the cmsg: stop */
 	/*
+	 * A zero-copy datagram with our cmsg failed with EINVAL, nothing
+	 * harvested: ours refused, or the datagram dropped after it used
+	 * its id (zc__scm_einval()). In the hole after broken.
+	 */
+	bool einval;
+	/*
 	 * A context's member: rtail's low bits at its last wake-up of the
 	 * reaper (zc__ctx_wake(); zc__took_id_quiet_other()). A send pushes
 	 * at most SCM_INFO_MAX ranges before its wake test, so 16 bits tell
@@ -188,6 +194,8 @@ ssize_t zc__scm_send(struct zc_sock *zs, const struct msghdr *msg,
 		    const void *buf, size_t len, int flags, unsigned int n);
 ssize_t zc__scm_sent(struct zc_sock *zs, int flags, ssize_t ret);
 int zc__scm_harvest_enobufs(struct zc_sock *zs);
+bool zc__scm_einval(struct zc_sock *zs);
+void zc__scm_refused(struct zc_sock *zs);
 
 /*
  * zc__scm_send()'s common case, inline in the core's send of zc_send()
@@ -346,6 +354,22 @@ static inline __attribute__((always_inline)) int
 zc_scm_collect(struct zc_sock *zs, bool force)
 {
 	return zc_scm_collect_as(zs, force, false);
+}
+
+/*
+ * amb_resolve(): the ranges the sends collected, then the whole error
+ * queue, whose read's error is returned even when ranges came (the
+ * collect above drops it then): settling a failed send's id needs the
+ * queue read, or an id used is taken for unused.
+ */
+static inline int zc_scm_collect_all(struct zc_sock *zs)
+{
+	struct scm_priv *p = zs->backend_priv;
+	int n = zc_scm_apply(zs), ret;
+
+	p->last_tail = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	ret = zc__eq_drain(zs);
+	return ret < 0 ? ret : n + ret;
 }
 
 #pragma GCC visibility pop

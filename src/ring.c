@@ -384,7 +384,8 @@ struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot)
  */
 void zc__ring_free(struct zc_sock *zs)
 {
-	struct zc_chunk *c = zc__rx_chunk(zs),
+	/* None when zc__ring_init() found no memory (zc_open() failing). */
+	struct zc_chunk *c = zs->rx_e ? zc__rx_chunk(zs) : NULL,
 			*spare = atomic_load_explicit(&zs->spare,
 						      memory_order_relaxed);
 

@@ -627,6 +627,8 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 	/* Taken for sure (uring: the backend knows): nothing to settle. */
 	bool took = zs->tx_ghost_id;
 	bool maybe_id = took || failed_send_may_use_id(zs, err);
+	/* A datagram's EINVAL with our cmsg (zc__scm_einval()): copy it. */
+	bool scm_einval = err == -EINVAL && zs->tx_scm && zc__scm_einval(zs);
 	ssize_t ret = err;
 
 	zs->tx_ghost_id = false;
@@ -682,8 +684,11 @@ send_failed(struct zc_sock *zs, const struct msghdr *msg, const void *buf,
 			break;
 		err = ret;	/* ENOBUFS again: take, wait, or copy */
 	}
-	if (err == -ENOBUFS || (err == -EMSGSIZE && zs->type == SOCK_DGRAM))
+	if (err == -ENOBUFS || (err == -EMSGSIZE && zs->type == SOCK_DGRAM) ||
+	    scm_einval)
 		ret = backend_send(zs, msg, buf, len, flags);
+	if (scm_einval && ret >= 0)
+		zc__scm_refused(zs);	/* as scm_sent() would: stop asking */
 	if (ret >= 0) {
 		e->bytes = (uint32_t)ret;
 		e->flags = ZC_COPIED | ZC_LIB_COPY |
@@ -1384,7 +1389,8 @@ static __attribute__((noinline, cold)) int amb_resolve(struct zc_sock *zs)
 		return 0;
 	slot = atomic_load_explicit(&zs->amb_slot, memory_order_relaxed);
 	x = atomic_load_explicit(&zs->amb_id, memory_order_relaxed);
-	ret = zs->ops->collect(zs, true);
+	/* The whole queue, or its error (scm: zc_scm_collect_all()). */
+	ret = zs->tx_scm ? zc_scm_collect_all(zs) : zs->ops->collect(zs, true);
 	if (ret < 0)
 		return ret;
 	head = atomic_load_explicit(&zs->head, memory_order_relaxed);
@@ -1453,7 +1459,12 @@ static __attribute__((noinline)) int completions_first(struct zc_sock *zs,
 				  "was truncated (MSG_CTRUNC)");
 	}
 	ret = amb_resolve(zs);
-	if (ret < 0)
+	/*
+	 * A failed read leaves the id unsettled (the next call tries again)
+	 * and is reported only when no completion is ready, as any failed
+	 * read of the queue (zc_completions(3)).
+	 */
+	if (ret < 0 && zc_ring_blocked(zs))
 		return zc__err(ret, "zc_completions: reading the error queue: %s",
 			      strerror(-ret));
 	return 0;

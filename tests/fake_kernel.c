@@ -40,8 +40,22 @@ void fk_reset(int fd)
 	fk.last_mark = -1;
 }
 
+static bool is_zc(const struct fk_rec *r)
+{
+	return r->ee.ee_errno == 0 && r->ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY;
+}
+
 void fk_push(const struct fk_rec *r)
 {
+	if (fk.coalesce && fk.qlen && is_zc(r) && !r->ctrunc && !r->cut_ee) {
+		struct fk_rec *t = &fk.q[(fk.qhead + fk.qlen - 1) % FK_MAX_RECS];
+
+		if (is_zc(t) && !t->ctrunc && !t->cut_ee &&
+		    t->level == r->level && t->ee.ee_data + 1 == r->ee.ee_info) {
+			t->ee.ee_data = r->ee.ee_data;
+			return;
+		}
+	}
 	if (fk.qlen == FK_MAX_RECS)
 		return;
 	fk.q[(fk.qhead + fk.qlen) % FK_MAX_RECS] = *r;
@@ -211,11 +225,11 @@ static int process_cmsgs(const struct msghdr *msg)
  */
 static void ctrl_walk(const struct msghdr *msg)
 {
-	const unsigned char *p = msg->msg_control;
-	const unsigned char *end = p + msg->msg_controllen;
+	const unsigned char *p = msg->msg_control, *end;
 
 	if (!p)
 		return;
+	end = p + msg->msg_controllen;
 	while ((size_t)(end - p) >= sizeof(struct cmsghdr)) {
 		struct cmsghdr c;
 		size_t step;
@@ -366,6 +380,8 @@ static void deliver(const struct fk_rec *r, struct msghdr *m)
 		m->msg_flags |= MSG_CTRUNC;
 	put_cmsg(m, &used, r->level, r->type, errhdr, errlen, limit);
 	m->msg_controllen = used;
+	if (m->msg_flags & MSG_CTRUNC)
+		fk.ctrunc_delivered++;
 }
 
 static int pop_into(struct msghdr *m)
@@ -383,6 +399,11 @@ ssize_t __wrap_recvmsg(int fd, struct msghdr *msg, int flags)
 	if (fd != fk.fd)
 		return __real_recvmsg(fd, msg, flags);
 	fk.recvmsg_calls++;
+	if ((flags & MSG_ERRQUEUE) && fk.recv_err) {
+		errno = fk.recv_err;
+		fk.recv_err = 0;
+		return -1;
+	}
 	if (!(flags & MSG_ERRQUEUE) || pop_into(msg)) {
 		errno = EAGAIN;
 		return -1;
@@ -400,6 +421,11 @@ int __wrap_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 	fk.recvmmsg_calls++;
 	if (!(flags & MSG_ERRQUEUE)) {
 		errno = EAGAIN;
+		return -1;
+	}
+	if (fk.recv_err) {
+		errno = fk.recv_err;
+		fk.recv_err = 0;
 		return -1;
 	}
 	while (n < vlen && !pop_into(&vec[n].msg_hdr))

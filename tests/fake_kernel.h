@@ -101,6 +101,17 @@ struct fake_kernel {
 	void (*before_poll_sleep)(void *arg);
 	void *before_poll_arg;
 	int last_poll_real;
+	/*
+	 * Coalesce as the kernel does (ABI.md section 1): a zero-copy
+	 * record pushed while the newest queued one is a zero-copy record
+	 * of the same level ending at its lo - 1 extends that one, which
+	 * keeps its COPIED bit. Off unless a test asks.
+	 */
+	bool coalesce;
+	/* Error-queue reads answered with MSG_CTRUNC. */
+	unsigned int ctrunc_delivered;
+	/* The next error-queue read fails with this errno (0: none). */
+	int recv_err;
 };
 
 extern struct fake_kernel fk;

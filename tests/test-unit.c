@@ -1075,6 +1075,46 @@ static void test_enobufs_ambiguous_not_taken(void **state)
 	close(f.fd);
 }
 
+/*
+ * A failed datagram's id waits to be settled, and the read of the queue
+ * that would settle it fails: a completion that is ready comes all the
+ * same, the error dropped, as for any failed read (zc_completions(3)).
+ * On main the settling read's error came back first, with the completion
+ * ready. Seen in fuzz-model's trace of its seed scm-udp-read-fails.
+ */
+static void test_settle_read_fails_ready_comes(void **state)
+{
+	struct fixture f;
+	struct zc_completion c[8];
+
+	(void)state;
+	udp_recverr_fixture(&f);
+	send_n(f.zs, 2, 0, 16384);			/* ids 0, 1 */
+	fk_complete(0, 1, false);
+	assert_int_equal(zc_completions(f.zs, c, 1), 1);	/* 1 ready */
+	fk.drop_enobufs = 1;				/* id 2, dropped */
+	fk.drop_err = EPERM;
+	assert_int_equal(zc_send(f.zs, buf, 16384, 0, 2), -EPERM);
+	fk.recv_err = ENOMEM;
+	assert_int_equal(zc_completions(f.zs, c, 8), 1);
+	assert_int_equal(c[0].cookie, 1);
+	assert_int_equal(fk.recv_err, 0);		/* a read failed */
+	/*
+	 * Settled (by this call's read after the completion, or the next
+	 * call's): id 2 was used, the next send takes 3.
+	 */
+	assert_int_equal(zc_completions(f.zs, c, 8), 0);
+	assert_int_equal(fk.qlen, 0);
+	send_n(f.zs, 1, 3, 16384);
+	assert_int_equal(fk.sends[fk.nsends - 1].id, 3);
+	fk_complete(3, 3, false);
+	assert_int_equal(zc_completions(f.zs, c, 8), 1);
+	assert_int_equal(c[0].cookie, 3);
+	assert_int_equal(zc_inflight(f.zs), 0);
+	zc_close(f.zs);
+	close(f.fd);
+}
+
 /* UDP: too many page fragments for zero-copy, fine by copy. */
 static void test_udp_emsgsize_resends_by_copy(void **state)
 {
@@ -2020,6 +2060,7 @@ int main(void)
 		cmocka_unit_test(test_ambiguous_settled_during_copy),
 		cmocka_unit_test(test_enobufs_ambiguous_taken),
 		cmocka_unit_test(test_enobufs_ambiguous_not_taken),
+		cmocka_unit_test(test_settle_read_fails_ready_comes),
 		cmocka_unit_test(test_udp_eperm_used_id),
 		cmocka_unit_test(test_udp_error_no_id),
 		cmocka_unit_test(test_udp_used_id_max_inflight_2),
