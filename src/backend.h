@@ -76,8 +76,14 @@ struct zc_batch_send {
 	struct zc_ctx_send *caller;
 	ssize_t res;
 	uint64_t ud;			/* the backend's */
-	uint32_t st;			/* the backend's */
+	uint32_t st;			/* the backend's, and ZC_BS_DONE */
 };
+/*
+ * zc_batch_send.st: the send (res > 0) is complete, and its completion
+ * is the backend's to hand out (backend_uring.c, done entries): the
+ * second half publishes nothing, the backend counted it sent.
+ */
+#define ZC_BS_DONE	(1u << 31)
 
 #ifdef ZC_HAVE_URING
 /* backend_uring.c: forget the probe's answer (unit tests). */
@@ -112,6 +118,14 @@ int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs);
 unsigned int zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due,
 			    struct zc_ctx_completion *rec, unsigned int max,
 			    bool *more);
+/*
+ * The reaper, before it reaps member zs's ring the general way while
+ * done entries of zs are out (zs->done_made != zs->done_taken): take the
+ * forward ring up to max records, so that they come before the ring's
+ * later entries. Returns the records written.
+ */
+unsigned int zc__uring_take(struct zc_uring_shared *sh, zc_due_fn *due,
+			    struct zc_ctx_completion *rec, unsigned int max);
 int zc__uring_register(struct zc_uring_shared **sh, int efd,
 		       const struct iovec *iov, unsigned int n);
 void zc__uring_shared_free(struct zc_uring_shared *sh);

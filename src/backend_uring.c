@@ -1120,6 +1120,24 @@ static inline uint64_t fwd_run_mark(uint32_t more, bool copied)
 	       (copied ? FWD_COPIED : 0);
 }
 
+/*
+ * A done entry: a send of a batch whose result and notification both
+ * came in the batch's own drain, on a member with nothing unreaped before
+ * it (its ring slot was the head), is complete before it is published.
+ * It is not published: its completion is forwarded, ready-made, in two
+ * entries: this one, FWD_DONE with the member's slot where an entry has
+ * it (fwd_slot()), the bytes sent in the id's place and copied in the top
+ * bit, then the send's cookie. The reaper writes its record from them
+ * (take_done()), in the forward ring's order with the member's other
+ * forwarded entries; the member's own later sends wait for it
+ * (zs->done_made, zs->done_taken). Counted two in out: two entries,
+ * where the send had counted its notification and its result in the
+ * batch's room (zc__uring_send_batch()).
+ */
+#define FWD_DONE	(1ull << 62)
+#define FWD_SLOT_BITS	((uint64_t)URING_SLOT_MASK << 32)
+_Static_assert(!(FWD_DONE & (FWD_UD_MASK | FWD_COPIED)), "a bit of its own");
+
 /* The forward ring entry of the notification of user_data ud. */
 static inline uint64_t fwd_ent(uint64_t ud, bool copied)
 {
@@ -1242,27 +1260,77 @@ take_run(struct zc_uring_shared *sh, uint32_t h, uint32_t more)
 	return h;
 }
 
-/* Reaper (the context's lock): apply the forwarded notifications. */
-static void fwd_take(struct zc_uring_shared *sh)
+/*
+ * Reaper: hand out done entry e (FWD_DONE) of member zs, with cookie,
+ * as zc_ring_hand_out() would have handed out its ring entry.
+ */
+static inline __attribute__((always_inline)) void
+take_done(struct zc_uring_shared *sh, struct zc_sock *zs, uint64_t e,
+	  uint64_t cookie)
+{
+	const bool copied = e >> 63;
+
+	sh->rec[sh->nrec++] = (struct zc_ctx_completion){
+		.zs = zs, .tag = zs->ctxm.tag, .cookie = cookie,
+		.bytes = (uint32_t)e, .flags = copied ? ZC_COPIED : 0,
+	};
+	/* completions is derived: see struct zc_rx_stats. */
+	if (copied)
+		ZC_STAT_INC(&zs->rx, completions_copied);
+	else
+		ZC_STAT_INC(&zs->rx, completions_zc);
+	zc_feed_streak(zs, 1, copied);
+	/* Release: pairs with the acquire in zc_inflight(). */
+	atomic_store_explicit(&zs->done_taken,
+			      atomic_load_explicit(&zs->done_taken,
+						   memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
+/*
+ * Reaper (the context's lock): apply the forwarded notifications, and
+ * hand out the done entries. Returns true if it stopped at a done entry
+ * for want of room in rec (or outside zc__uring_reap(): maxrec 0): the
+ * entries from there on stay, in order, for the next call.
+ */
+static bool fwd_take(struct zc_uring_shared *sh)
 {
 	uint32_t h = atomic_load_explicit(&sh->fhead, memory_order_relaxed);
 	/* Acquire (seq_cst: see sh_wake()): pairs with fwd_publish(). */
 	uint32_t t = atomic_load_explicit(&sh->ftail, memory_order_seq_cst);
-	uint32_t n = t - h;
+	const uint32_t h0 = h;
+	bool stop = false;
 
-	if (!n)
-		return;
+	if (h == t)
+		return false;
 	for (; h != t; h++) {
 		uint64_t e = sh->fwd[h & sh->fmask];
 		/*
 		 * The table changes only under both locks (join, leave), and
-		 * a member's entries are taken before it leaves.
+		 * a member's entries are taken, or forgotten (fwd_forget()),
+		 * before it leaves.
 		 */
 		struct zc_sock *zs = sh->slots[fwd_slot(e)].zs;
 
+		if (e & FWD_DONE) {
+			if (!zs) {		/* its member left */
+				h++;
+				continue;
+			}
+			if (sh->nrec == sh->maxrec) {
+				stop = true;
+				break;
+			}
+			h++;
+			take_done(sh, zs, e, sh->fwd[h & sh->fmask]);
+			continue;
+		}
 		if (!zs) {
-			/* A run's mark, or an entry of a member that left. */
-			if (fwd_slot(e) == -1)
+			/*
+			 * A run's mark, or an entry of a member that left (or
+			 * forgotten: the guard's slot, no run).
+			 */
+			if (fwd_slot(e) == -1 && (uint32_t)e)
 				h = take_run(sh, h, (uint32_t)e);
 			continue;
 		}
@@ -1273,7 +1341,44 @@ static void fwd_take(struct zc_uring_shared *sh)
 	}
 	/* Release: pairs with the acquire of fhead in fwd_writer(). */
 	atomic_store_explicit(&sh->fhead, h, memory_order_release);
-	atomic_fetch_sub_explicit(&sh->out, n, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&sh->out, h - h0, memory_order_relaxed);
+	return stop;
+}
+
+/*
+ * Under both locks (no send, no reaper): member slot s leaves, and the
+ * forward ring may still hold entries of it past a done entry that
+ * fwd_take() stopped at. Make them name the table's guard, whose member
+ * is NULL: dropped when taken. A normal entry becomes the guard's with no
+ * run (id 0: fwd_take() tells it from a run's mark).
+ */
+static void fwd_forget(struct zc_uring_shared *sh, uint32_t s)
+{
+	const uint64_t guard = (uint64_t)(URING_SLOT0 - 1) << 32;
+	uint32_t h = atomic_load_explicit(&sh->fhead, memory_order_relaxed);
+	const uint32_t t = atomic_load_explicit(&sh->ftail,
+					       memory_order_relaxed);
+
+	while (h != t) {
+		uint64_t *p = &sh->fwd[h & sh->fmask];
+
+		if (*p & FWD_DONE) {		/* and its cookie */
+			if (fwd_slot(*p) == (ptrdiff_t)s)
+				*p = (*p & ~FWD_SLOT_BITS) | guard;
+			h += 2;
+		} else if (fwd_slot(*p) == -1 && (uint32_t)*p) {
+			/* A run's mark, and its first id's entry. */
+			uint64_t *q = &sh->fwd[(h + 1) & sh->fmask];
+
+			if (fwd_slot(*q) == (ptrdiff_t)s)
+				*q = (*q & ~FWD_SLOT_BITS) | guard;
+			h += 2;
+		} else {
+			if (fwd_slot(*p) == (ptrdiff_t)s)
+				*p = guard;
+			h++;
+		}
+	}
 }
 
 /*
@@ -1786,9 +1891,45 @@ static void batch_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
 }
 
 /*
+ * Lock holder, batch_note(): send b, complete (its notification came:
+ * st), on member zs whose ring has nothing unreaped before it (its slot
+ * is the head: every older send handed out, or a done entry forwarded
+ * before): forward its completion as a done entry (FWD_DONE), and count
+ * it sent, as zc__send_finish() and the wake-up test would have: the
+ * second half publishes nothing (ZC_BS_DONE).
+ */
+static inline __attribute__((always_inline)) void
+batch_done(struct fwd_writer *w, struct zc_batch_send *b, struct zc_sock *zs,
+	   uint32_t st)
+{
+	uint64_t sends = atomic_load_explicit(&zs->tx.sends_zc,
+					      memory_order_relaxed) + 1;
+
+	fwd_put(w, FWD_DONE | (b->ud & FWD_SLOT_BITS) |
+		   (uint64_t)(st & BS_COPIED) << 32 | (uint32_t)b->res);
+	/* Its ring entry's: zc__send_start() wrote it, unpublished. */
+	fwd_put(w, zc_tx_entry(zs)->cookie);
+	b->st = st | ZC_BS_DONE;
+	/* zc_tx_took_id()'s count; no id taken: zc_next stays. */
+	atomic_store_explicit(&zs->tx.sends_zc, sends, memory_order_relaxed);
+	/* As zc_member_took_id_quiet() leaves it: no news of a send. */
+	zs->ctxm.tx_zc = sends;
+	zs->adapt_tick++;
+	/*
+	 * Before the reaper can see the entry (fwd_publish()). Release:
+	 * pairs with the acquire in zc_inflight().
+	 */
+	atomic_store_explicit(&zs->done_made,
+			      atomic_load_explicit(&zs->done_made,
+						   memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
+/*
  * Lock holder, the batch's CQEs read: each send that took its id, its
- * notification forwarded or to come (sh_note()'s). Returns how many took
- * one.
+ * notification forwarded or to come (sh_note()'s), or its completion
+ * (batch_done()). Returns the count to add to out: one a send that took
+ * an id, two a done one (two entries).
  */
 static unsigned int batch_note(struct zc_uring_shared *sh,
 			       struct zc_batch_send *v, unsigned int n)
@@ -1806,12 +1947,19 @@ static unsigned int batch_note(struct zc_uring_shared *sh,
 			continue;
 		}
 		sent++;
-		if (!(st & BS_MORE))		/* complete now: copied */
+		if (!(st & BS_MORE)) {		/* complete now: copied */
 			fwd_put(&w, fwd_ent(b->ud, true));
-		else if (st & BS_NOTIF)		/* complete now */
+		} else if (st & BS_NOTIF) {	/* complete now */
+			/* Relaxed: the reaper's; it only grows to the tail. */
+			if (b->slot == atomic_load_explicit(&b->zs->head,
+							    memory_order_relaxed)) {
+				batch_done(&w, b, b->zs, st);
+				sent++;
+				continue;
+			}
 			fwd_put(&w, (b->ud & FWD_UD_MASK) |
 				    (uint64_t)(st & BS_COPIED) << 32);
-		else				/* to come */
+		} else				/* to come */
 			sh->slots[fwd_slot(b->ud)].out++;
 	}
 	sh->ftail_w = w.tail;
@@ -1893,7 +2041,8 @@ void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 	sent = batch_note(sh, v, n);
 	/*
 	 * sh_sent()'s count, once a batch: before the reaper can see them
-	 * (sh_give() publishes what batch_note() forwarded).
+	 * (sh_give() publishes what batch_note() forwarded). At most the 2k
+	 * the batch had room for.
 	 */
 	if (sent)
 		atomic_fetch_add_explicit(&sh->out, sent, memory_order_relaxed);
@@ -2132,8 +2281,13 @@ static void detach_locked(struct zc_uring_shared *sh, struct uring_member *m)
 {
 	struct uring_slot *sl = &sh->slots[m->slot];
 
-	/* Forwarded ones first: they name the slot (fwd_take()). */
-	fwd_take(sh);
+	/*
+	 * Forwarded ones first: they name the slot (fwd_take()). Those
+	 * past a done entry fwd_take() stops at (no rec here) name the
+	 * guard from now on.
+	 */
+	if (fwd_take(sh))
+		fwd_forget(sh, m->slot);
 	sl->zs = NULL;
 	if (!sl->out)
 		slot_free(sh, m->slot);
@@ -2180,6 +2334,81 @@ bool zc__uring_settled(struct zc_uring_shared *sh, struct zc_sock *zs,
 }
 
 /*
+ * zc__uring_unshare(), under both locks, every notification of member zs
+ * (slot s) in: the forward ring may still hold entries of it past a done
+ * entry fwd_take() stopped at (no rec here). Its done entries go back in
+ * its ring, before what it published since (their sends were older), as
+ * complete entries; its notifications there are applied. Then the
+ * forward ring forgets them (fwd_forget()). Returns 0 or -errno (nothing
+ * changed).
+ */
+static int done_put_back(struct zc_uring_shared *sh, struct zc_sock *zs,
+			 uint32_t s)
+{
+	uint32_t k = atomic_load_explicit(&zs->done_made, memory_order_relaxed) -
+		     atomic_load_explicit(&zs->done_taken, memory_order_relaxed);
+	uint32_t h = atomic_load_explicit(&sh->fhead, memory_order_relaxed);
+	const uint32_t t = atomic_load_explicit(&sh->ftail,
+					       memory_order_relaxed);
+	struct zc_entry *d = NULL;
+	uint32_t i = 0;
+	int r;
+
+	if (k && !(d = malloc(k * sizeof(*d))))
+		return -ENOMEM;
+	for (uint32_t p = h; p != t && i < k; p++) {
+		uint64_t e = sh->fwd[p & sh->fmask];
+
+		if (!(e & FWD_DONE)) {
+			if (fwd_slot(e) == -1 && (uint32_t)e)
+				p++;		/* a run: its mark and first */
+			continue;
+		}
+		if (fwd_slot(e) == (ptrdiff_t)s)
+			d[i++] = (struct zc_entry){
+				.cookie = sh->fwd[(p + 1) & sh->fmask],
+				.bytes = (uint32_t)e,
+				.flags = e >> 63 ? ZC_COPIED : 0,
+			};
+		p++;
+	}
+	r = i == k ? zc__ring_put_front(zs, d, k) : -EIO;
+	/*
+	 * As take_done(), but the stats: the reap counts an entry that was
+	 * never PENDING as copied (a known skew of this rare path).
+	 */
+	for (i = 0; !r && i < k; i++)
+		zc_feed_streak(zs, 1, d[i].flags & ZC_COPIED);
+	free(d);
+	if (r)
+		return r;
+	/* Now in its ring: zc_inflight() counts them there. */
+	atomic_store_explicit(&zs->done_taken,
+			      atomic_load_explicit(&zs->done_made,
+						   memory_order_relaxed),
+			      memory_order_release);
+	/* Its notifications past the stop: applied, in order. */
+	for (; h != t; h++) {
+		uint64_t e = sh->fwd[h & sh->fmask];
+
+		if (e & FWD_DONE) {
+			h++;
+		} else if (fwd_slot(e) == -1 && (uint32_t)e) {
+			uint64_t f = sh->fwd[++h & sh->fmask];
+
+			if (fwd_slot(f) == (ptrdiff_t)s)
+				zc_apply_range(zs, (uint32_t)f,
+					       (uint32_t)f + (uint32_t)e,
+					       f >> 63);
+		} else if (fwd_slot(e) == (ptrdiff_t)s) {
+			zc_apply_range(zs, (uint32_t)e, (uint32_t)e, e >> 63);
+		}
+	}
+	fwd_forget(sh, s);
+	return 0;
+}
+
+/*
  * zc_ctx_del() of a member that zc__uring_settled() found settled, the
  * context's lock held since (no send runs on zs: nothing of it can come
  * any more): a ring of its own, then out of the table. Nothing changes
@@ -2202,10 +2431,18 @@ int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs)
 	r = sock_setup(zs);
 	if (!r) {
 		pthread_mutex_lock(&sh->lock);
-		detach_locked(sh, m);
+		/*
+		 * Its done entries still in the forward ring back in its own
+		 * ring first: if they cannot go, nothing has changed.
+		 */
+		r = done_put_back(sh, zs, m->slot);
+		if (!r) {
+			detach_locked(sh, m);
+			pthread_mutex_unlock(&sh->lock);
+			free(m);
+			return 0;
+		}
 		pthread_mutex_unlock(&sh->lock);
-		free(m);
-		return 0;
 	}
 	/* Failed: back to the context's ring, as it was. */
 	uring_teardown(zs);
@@ -2221,7 +2458,9 @@ int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs)
 /* zc__uring_reap()'s drain: true if the CQ may hold more. */
 static bool reap_rounds(struct zc_uring_shared *sh)
 {
-	fwd_take(sh);
+	/* Stopped at a done entry, rec full: the rest waits for the next. */
+	if (fwd_take(sh))
+		return true;
 	for (int round = 0; round < URING_CTX_ROUNDS; round++) {
 		unsigned int k;
 
@@ -2238,10 +2477,17 @@ static bool reap_rounds(struct zc_uring_shared *sh)
 			 */
 			atomic_store_explicit(&sh->missed, 1,
 					      memory_order_seq_cst);
-			fwd_take(sh);
-			return false;
+			return fwd_take(sh);
 		}
-		fwd_take(sh);	/* forwarded before we took it: first */
+		/*
+		 * Forwarded before we took it: first. If it stopped, no
+		 * drain: a member's later notifications, handed out as they
+		 * come (reap_direct()), would pass its done entries.
+		 */
+		if (fwd_take(sh)) {
+			pthread_mutex_unlock(&sh->lock);
+			return true;
+		}
 		if (io_uring_cq_has_overflow(&sh->ring))
 			io_uring_get_events(&sh->ring);
 		k = sh_drain(sh, NULL, URING_CTX_BATCH);
@@ -2267,6 +2513,19 @@ unsigned int zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due,
 	*more = reap_rounds(sh);
 	max = sh->nrec;
 	/* Outside the call nothing goes to rec (leave, unshare). */
+	sh->nrec = sh->maxrec = 0;
+	return max;
+}
+
+unsigned int zc__uring_take(struct zc_uring_shared *sh, zc_due_fn *due,
+			    struct zc_ctx_completion *rec, unsigned int max)
+{
+	sh->due = due;
+	sh->rec = rec;
+	sh->nrec = 0;
+	sh->maxrec = max;
+	fwd_take(sh);
+	max = sh->nrec;
 	sh->nrec = sh->maxrec = 0;
 	return max;
 }

@@ -679,6 +679,24 @@ static unsigned int reap_member(struct zc_sock *zs,
 	unsigned int got = 0;
 	int n;
 
+#ifdef ZC_HAVE_URING
+	/*
+	 * Done entries of zs still in the forward ring (backend_uring.c):
+	 * they are older than anything in its ring. Take the forward ring
+	 * first; if some are out still (not forwarded yet), zs's ring holds
+	 * nothing after them yet: the send that made them has not returned.
+	 */
+	if (atomic_load_explicit(&zs->done_made, memory_order_relaxed) !=
+	    atomic_load_explicit(&zs->done_taken, memory_order_relaxed)) {
+		got = zc__uring_take(zs->ctx->uring, ctx_due, out, max);
+		if (got == max ||
+		    atomic_load_explicit(&zs->done_made,
+					 memory_order_acquire) !=
+		    atomic_load_explicit(&zs->done_taken,
+					 memory_order_relaxed))
+			return got;
+	}
+#endif
 	if (zs->ctxm.read) {
 		bool handed = false;
 
@@ -881,10 +899,20 @@ static void batch_flush(struct ctx_batch *b)
 	for (unsigned int i = 0; i < b->n; i++) {
 		const struct zc_batch_send *h = &b->s[i];
 		struct zc_sock *zs = h->zs;
-		ssize_t r = zc__send_finish(h);
+		ssize_t r;
 
-		h->caller->result = r;
 		zs->tx_batched = false;
+		/*
+		 * Complete already, its completion with the reaper (a done
+		 * entry): nothing to publish, no news of the send's.
+		 */
+		if (h->st & ZC_BS_DONE) {
+			h->caller->result = h->res;
+			b->ok++;
+			continue;
+		}
+		r = zc__send_finish(h);
+		h->caller->result = r;
 		b->ok += r >= 0;
 		if (r > 0)
 			ctx_took_id(zs);

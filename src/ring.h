@@ -92,6 +92,8 @@ void zc__rx_chunk_left(struct zc_sock *zs, struct zc_chunk *old);
 struct zc_chunk *zc__rx_chunk(const struct zc_sock *zs);
 struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot);
 void zc__ring_free(struct zc_sock *zs);
+int zc__ring_put_front(struct zc_sock *zs, const struct zc_entry *d,
+		       uint32_t k);
 unsigned int zc__ring_chunks(const struct zc_sock *zs);
 void zc__chunk_cache_flush(void);
 

@@ -226,6 +226,16 @@ struct zc_sock {
 	 * Release, after tail: pairs with the acquire in zc_inflight().
 	 */
 	_Atomic uint32_t ghosts_made;
+	/*
+	 * A context's uring member: sends complete within their batch that
+	 * were never published in the ring, handed to the context's reaper
+	 * as ready-made completions instead (backend_uring.c, "done"
+	 * entries of the forward ring). The send side counts those it made,
+	 * the reaper (done_taken, below) those it handed out or put back in
+	 * the ring (zc_ctx_del()). zc_inflight() counts the difference.
+	 * Release: pairs with the acquire in zc_inflight().
+	 */
+	_Atomic uint32_t done_made;
 	struct zc_tx_stats tx;
 	/*
 	 * The records the send side took on ENOBUFS (struct zc_eqh,
@@ -271,6 +281,8 @@ struct zc_sock {
 	bool broken;
 	/* Ghost entries reaped; stored before head (see zc_inflight()). */
 	_Atomic uint32_t ghosts_reaped;
+	/* Done entries handed out (see done_made); the context's reaper's. */
+	_Atomic uint32_t done_taken;
 	/* Consecutive ids reported COPIED; read by the send side. */
 	_Atomic uint32_t copied_streak;
 	/* Set while zc_wait() sleeps; full fence both sides (see zc_publish). */

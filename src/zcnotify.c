@@ -2038,7 +2038,7 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 
 ZC_EXPORT unsigned int zc_inflight(const struct zc_sock *zs)
 {
-	uint32_t h, t, g;
+	uint32_t h, t, g, d;
 
 	if (!zs)
 		return 0;
@@ -2058,9 +2058,18 @@ ZC_EXPORT unsigned int zc_inflight(const struct zc_sock *zs)
 		/* Acquire: pairs with the release in send_failed(). */
 		g += atomic_load_explicit(&zs->ghosts_made,
 					  memory_order_acquire);
+		/*
+		 * Done entries not handed out yet (a context's uring member:
+		 * sends complete in their batch, not in the ring): taken
+		 * first, then made, so that the count is never negative
+		 * (both only grow, taken never past made).
+		 */
+		d = -atomic_load_explicit(&zs->done_taken,
+					  memory_order_acquire);
+		d += atomic_load_explicit(&zs->done_made, memory_order_acquire);
 		t = atomic_load_explicit(&zs->tail, memory_order_acquire);
 	} while (h != atomic_load_explicit(&zs->head, memory_order_acquire));
-	return t - h > g ? t - h - g : 0;
+	return (t - h > g ? t - h - g : 0) + d;
 }
 
 ZC_EXPORT int zc_backend(const struct zc_sock *zs)
