@@ -81,7 +81,8 @@ struct zc_batch_send {
 /*
  * zc_batch_send.st: the send (res > 0) is complete, and its completion
  * is the backend's to hand out (backend_uring.c, done entries): the
- * second half publishes nothing, the backend counted it sent.
+ * backend ended it (counted it sent, wrote caller->result, cleared the
+ * socket's tx_batched); the second half has nothing to do.
  */
 #define ZC_BS_DONE	(1u << 31)
 
@@ -133,10 +134,10 @@ void zc__uring_shared_free(struct zc_uring_shared *sh);
  * Zero-copy sends of members of one context's ring, submitted with one
  * io_uring_enter(): each v[i].zs at most once, n <= ZC_URING_BATCH
  * (struct zc_batch_send). Fills each res: bytes sent or -errno (nothing
- * sent).
+ * sent). Returns how many it ended itself (ZC_BS_DONE).
  */
 #define ZC_URING_BATCH	64u
-void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n);
+unsigned int zc__uring_send_batch(struct zc_batch_send *v, unsigned int n);
 #endif
 
 #pragma GCC visibility pop

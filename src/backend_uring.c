@@ -1168,6 +1168,16 @@ fwd_put(struct fwd_writer *w, uint64_t ent)
 	w->fwd[w->tail++ & w->mask] = ent;
 }
 
+/* fwd_put(), or without its test where the caller made it for a run. */
+static inline __attribute__((always_inline)) void
+fwd_put_if(struct fwd_writer *w, uint64_t ent, bool tested)
+{
+	if (tested)
+		w->fwd[w->tail++ & w->mask] = ent;
+	else
+		fwd_put(w, ent);
+}
+
 /* Lock holder: publish what fwd_put() queued; true if anything. */
 static bool fwd_publish(struct zc_uring_shared *sh)
 {
@@ -1900,16 +1910,19 @@ static void batch_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
  */
 static inline __attribute__((always_inline)) void
 batch_done(struct fwd_writer *w, struct zc_batch_send *b, struct zc_sock *zs,
-	   uint32_t st)
+	   uint32_t st, ssize_t res, bool tested)
 {
 	uint64_t sends = atomic_load_explicit(&zs->tx.sends_zc,
 					      memory_order_relaxed) + 1;
 
-	fwd_put(w, FWD_DONE | (b->ud & FWD_SLOT_BITS) |
-		   (uint64_t)(st & BS_COPIED) << 32 | (uint32_t)b->res);
+	fwd_put_if(w, FWD_DONE | (b->ud & FWD_SLOT_BITS) |
+		      (uint64_t)(st & BS_COPIED) << 32 | (uint32_t)res, tested);
 	/* Its ring entry's: zc__send_start() wrote it, unpublished. */
-	fwd_put(w, zc_tx_entry(zs)->cookie);
+	fwd_put_if(w, zc_tx_entry(zs)->cookie, tested);
 	b->st = st | ZC_BS_DONE;
+	/* The second half's part: the caller's result, the batch left. */
+	b->caller->result = res;
+	zs->tx_batched = false;
 	/* zc_tx_took_id()'s count; no id taken: zc_next stays. */
 	atomic_store_explicit(&zs->tx.sends_zc, sends, memory_order_relaxed);
 	/* As zc_member_took_id_quiet() leaves it: no news of a send. */
@@ -1929,57 +1942,76 @@ batch_done(struct fwd_writer *w, struct zc_batch_send *b, struct zc_sock *zs,
  * Lock holder, the batch's CQEs read: each send that took its id, its
  * notification forwarded or to come (sh_note()'s), or its completion
  * (batch_done()). Returns the count to add to out: one a send that took
- * an id, two a done one (two entries).
+ * an id, two a done one (two entries); *done: the done ones. tested: the
+ * forward ring has room for two entries a send (so each put needs no
+ * test of its own).
  */
-static unsigned int batch_note(struct zc_uring_shared *sh,
-			       struct zc_batch_send *v, unsigned int n)
+static inline __attribute__((always_inline)) unsigned int
+batch_note_as(struct zc_uring_shared *sh, struct zc_batch_send *v,
+	      unsigned int n, unsigned int *done, struct fwd_writer w,
+	      bool tested)
 {
-	struct fwd_writer w = fwd_writer(sh);
-	unsigned int sent = 0;
+	unsigned int sent = 0, nd = 0;
 
 	for (unsigned int i = 0; i < n; i++) {
 		struct zc_batch_send *b = &v[i];
-		uint32_t st = b->st;
+		const uint32_t st = b->st;
+		const ssize_t res = b->res;
 
-		if (b->res <= 0) {
-			if (b->res == -ENOMEM)
+		if (res <= 0) {
+			if (res == -ENOMEM)
 				b->res = -ENOBUFS;	/* see uring_send() */
 			continue;
 		}
-		sent++;
-		if (!(st & BS_MORE)) {		/* complete now: copied */
-			fwd_put(&w, fwd_ent(b->ud, true));
-		} else if (st & BS_NOTIF) {	/* complete now */
+		if ((st & (BS_MORE | BS_NOTIF)) == (BS_MORE | BS_NOTIF)) {
 			/* Relaxed: the reaper's; it only grows to the tail. */
 			if (b->slot == atomic_load_explicit(&b->zs->head,
 							    memory_order_relaxed)) {
-				batch_done(&w, b, b->zs, st);
-				sent++;
+				batch_done(&w, b, b->zs, st, res, tested);
+				nd++;
 				continue;
 			}
-			fwd_put(&w, (b->ud & FWD_UD_MASK) |
-				    (uint64_t)(st & BS_COPIED) << 32);
-		} else				/* to come */
+			/* complete now */
+			fwd_put_if(&w, (b->ud & FWD_UD_MASK) |
+				       (uint64_t)(st & BS_COPIED) << 32, tested);
+		} else if (!(st & BS_MORE)) {	/* complete now: copied */
+			fwd_put_if(&w, fwd_ent(b->ud, true), tested);
+		} else {			/* to come */
 			sh->slots[fwd_slot(b->ud)].out++;
+		}
+		sent++;
 	}
 	sh->ftail_w = w.tail;
-	return sent;
+	*done = nd;
+	return sent + 2 * nd;
 }
 
-void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
+static unsigned int batch_note(struct zc_uring_shared *sh,
+			       struct zc_batch_send *v, unsigned int n,
+			       unsigned int *done)
+{
+	struct fwd_writer w = fwd_writer(sh);
+
+	/* Room for the batch: see fwd_put(); the test once, not each put. */
+	if (w.mask + 1 - (w.tail - w.head) >= 2 * n)
+		return batch_note_as(sh, v, n, done, w, true);
+	return batch_note_as(sh, v, n, done, w, false);
+}
+
+unsigned int zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 {
 	struct uring_member *m0 = v[0].zs->backend_priv;
 	struct zc_uring_shared *sh = m0->sh;
 	struct uring_op none = { .ud = URING_UD_NONE };
 	struct io_uring_sq *sq;
-	unsigned int i, k = 0, room, free_sqes, sent;
+	unsigned int i, k = 0, room, free_sqes, sent, done;
 	uint32_t out;
 	int r;
 
 	if (!sh) {	/* not in the context (cannot happen) */
 		for (i = 0; i < n; i++)
 			v[i].res = -ENOBUFS;
-		return;
+		return 0;
 	}
 	sq = &sh->ring.sq;
 	pthread_mutex_lock(&sh->lock);
@@ -2038,7 +2070,7 @@ void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 		}
 	}
 	sh->bn = 0;	/* v is ours again */
-	sent = batch_note(sh, v, n);
+	sent = batch_note(sh, v, n, &done);
 	/*
 	 * sh_sent()'s count, once a batch: before the reaper can see them
 	 * (sh_give() publishes what batch_note() forwarded). At most the 2k
@@ -2047,6 +2079,7 @@ void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 	if (sent)
 		atomic_fetch_add_explicit(&sh->out, sent, memory_order_relaxed);
 	sh_give(v[0].zs, sh, &none);
+	return done;
 }
 
 static void sh_free(struct zc_uring_shared *sh)

@@ -893,24 +893,25 @@ static inline void ctx_took_id(struct zc_sock *zs)
 /* One io_uring_enter() for the batch, then each send's second half. */
 static void batch_flush(struct ctx_batch *b)
 {
+	unsigned int done;
+
 	if (!b->n)
 		return;
-	zc__uring_send_batch(b->s, b->n);
-	for (unsigned int i = 0; i < b->n; i++) {
+	done = zc__uring_send_batch(b->s, b->n);
+	b->ok += done;
+	/* Every send ended by the backend (done entries): nothing left. */
+	for (unsigned int i = 0; done != b->n && i < b->n; i++) {
 		const struct zc_batch_send *h = &b->s[i];
 		struct zc_sock *zs = h->zs;
 		ssize_t r;
 
-		zs->tx_batched = false;
 		/*
 		 * Complete already, its completion with the reaper (a done
-		 * entry): nothing to publish, no news of the send's.
+		 * entry), ended by the backend: nothing to publish, no news.
 		 */
-		if (h->st & ZC_BS_DONE) {
-			h->caller->result = h->res;
-			b->ok++;
+		if (h->st & ZC_BS_DONE)
 			continue;
-		}
+		zs->tx_batched = false;
 		r = zc__send_finish(h);
 		h->caller->result = r;
 		b->ok += r >= 0;
