@@ -1275,12 +1275,12 @@ take_run(struct zc_uring_shared *sh, uint32_t h, uint32_t more)
  * as zc_ring_hand_out() would have handed out its ring entry.
  */
 static inline __attribute__((always_inline)) void
-take_done(struct zc_uring_shared *sh, struct zc_sock *zs, uint64_t e,
+take_done(struct zc_ctx_completion *rec, struct zc_sock *zs, uint64_t e,
 	  uint64_t cookie)
 {
 	const bool copied = e >> 63;
 
-	sh->rec[sh->nrec++] = (struct zc_ctx_completion){
+	*rec = (struct zc_ctx_completion){
 		.zs = zs, .tag = zs->ctxm.tag, .cookie = cookie,
 		.bytes = (uint32_t)e, .flags = copied ? ZC_COPIED : 0,
 	};
@@ -1298,21 +1298,71 @@ take_done(struct zc_uring_shared *sh, struct zc_sock *zs, uint64_t e,
 }
 
 /*
- * Reaper (the context's lock): apply the forwarded notifications, and
- * hand out the done entries. Returns true if it stopped at a done entry
- * for want of room in rec (or outside zc__uring_reap(): maxrec 0): the
- * entries from there on stay, in order, for the next call.
+ * fwd_take() of the done entries from h, up to t, as many as come in a
+ * row (a batch's): their records. Returns the index of the first entry
+ * past them, or of the one it stopped at for want of room in rec: then
+ * the ring's eventfd is written, so that the context's fd stays readable
+ * for what is left (one syscall, only then: nothing to test on the
+ * common way).
  */
-static bool fwd_take(struct zc_uring_shared *sh)
+static __attribute__((noinline)) uint32_t
+take_dones(struct zc_uring_shared *sh, uint32_t h, uint32_t t)
+{
+	/*
+	 * Locals: the stores to the records could alias sh, and the
+	 * compiler would load its fields again every entry. The table does
+	 * not move meanwhile (join, under both locks).
+	 */
+	const uint64_t *const fwd = sh->fwd;
+	const uint32_t mask = sh->fmask;
+	const struct uring_slot *const slots = sh->slots;
+	struct zc_ctx_completion *const rec = sh->rec;
+	const unsigned int maxrec = sh->maxrec;
+	unsigned int nrec = sh->nrec;
+	uint64_t e;
+
+	for (; h != t && ((e = fwd[h & mask]) & FWD_DONE); h += 2) {
+		/*
+		 * The table changes only under both locks (join, leave), and
+		 * a member's entries are taken, or forgotten (fwd_forget()),
+		 * before it leaves.
+		 */
+		struct zc_sock *zs = slots[fwd_slot(e)].zs;
+
+		if (!zs)			/* its member left */
+			continue;
+		if (nrec == maxrec) {
+			uint64_t one = 1;
+
+			if (write(sh->efd, &one, sizeof(one)) < 0) {
+				/* EAGAIN: the counter is non-zero already. */
+			}
+			break;
+		}
+		take_done(&rec[nrec++], zs, e, fwd[(h + 1) & mask]);
+	}
+	sh->nrec = nrec;
+	return h;
+}
+
+/*
+ * Reaper (the context's lock): apply the forwarded notifications, and
+ * hand out the done entries. It stops at a done entry for want of room
+ * in rec (or outside zc__uring_reap(): maxrec 0): the entries from there
+ * on stay, in order, for the next call; so may the notifications it
+ * routes meanwhile, which reap_direct() cannot hand out either (rec
+ * full): those are applied, their members due, and a member with done
+ * entries out takes the forward ring first (zc__uring_take()).
+ */
+static void fwd_take(struct zc_uring_shared *sh)
 {
 	uint32_t h = atomic_load_explicit(&sh->fhead, memory_order_relaxed);
 	/* Acquire (seq_cst: see sh_wake()): pairs with fwd_publish(). */
 	uint32_t t = atomic_load_explicit(&sh->ftail, memory_order_seq_cst);
 	const uint32_t h0 = h;
-	bool stop = false;
 
 	if (h == t)
-		return false;
+		return;
 	for (; h != t; h++) {
 		uint64_t e = sh->fwd[h & sh->fmask];
 		/*
@@ -1323,16 +1373,11 @@ static bool fwd_take(struct zc_uring_shared *sh)
 		struct zc_sock *zs = sh->slots[fwd_slot(e)].zs;
 
 		if (e & FWD_DONE) {
-			if (!zs) {		/* its member left */
-				h++;
-				continue;
-			}
-			if (sh->nrec == sh->maxrec) {
-				stop = true;
+			h = take_dones(sh, h, t);
+			/* Stopped at a done entry (rec full), or at the end. */
+			if (h == t || (sh->fwd[h & sh->fmask] & FWD_DONE))
 				break;
-			}
-			h++;
-			take_done(sh, zs, e, sh->fwd[h & sh->fmask]);
+			h--;		/* the loop's h++ */
 			continue;
 		}
 		if (!zs) {
@@ -1352,7 +1397,6 @@ static bool fwd_take(struct zc_uring_shared *sh)
 	/* Release: pairs with the acquire of fhead in fwd_writer(). */
 	atomic_store_explicit(&sh->fhead, h, memory_order_release);
 	atomic_fetch_sub_explicit(&sh->out, h - h0, memory_order_relaxed);
-	return stop;
 }
 
 /*
@@ -2319,8 +2363,8 @@ static void detach_locked(struct zc_uring_shared *sh, struct uring_member *m)
 	 * past a done entry fwd_take() stops at (no rec here) name the
 	 * guard from now on.
 	 */
-	if (fwd_take(sh))
-		fwd_forget(sh, m->slot);
+	fwd_take(sh);
+	fwd_forget(sh, m->slot);
 	sl->zs = NULL;
 	if (!sl->out)
 		slot_free(sh, m->slot);
@@ -2491,9 +2535,7 @@ int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs)
 /* zc__uring_reap()'s drain: true if the CQ may hold more. */
 static bool reap_rounds(struct zc_uring_shared *sh)
 {
-	/* Stopped at a done entry, rec full: the rest waits for the next. */
-	if (fwd_take(sh))
-		return true;
+	fwd_take(sh);
 	for (int round = 0; round < URING_CTX_ROUNDS; round++) {
 		unsigned int k;
 
@@ -2510,17 +2552,10 @@ static bool reap_rounds(struct zc_uring_shared *sh)
 			 */
 			atomic_store_explicit(&sh->missed, 1,
 					      memory_order_seq_cst);
-			return fwd_take(sh);
+			fwd_take(sh);
+			return false;
 		}
-		/*
-		 * Forwarded before we took it: first. If it stopped, no
-		 * drain: a member's later notifications, handed out as they
-		 * come (reap_direct()), would pass its done entries.
-		 */
-		if (fwd_take(sh)) {
-			pthread_mutex_unlock(&sh->lock);
-			return true;
-		}
+		fwd_take(sh);	/* forwarded before we took it: first */
 		if (io_uring_cq_has_overflow(&sh->ring))
 			io_uring_get_events(&sh->ring);
 		k = sh_drain(sh, NULL, URING_CTX_BATCH);
