@@ -84,7 +84,7 @@ struct zc_batch_send {
  * backend ended it (counted it sent, wrote caller->result, cleared the
  * socket's tx_batched); the second half has nothing to do.
  */
-#define ZC_BS_DONE	(1u << 31)
+#define ZC_BS_DONE	(1u << 16)
 
 #ifdef ZC_HAVE_URING
 /* backend_uring.c: forget the probe's answer (unit tests). */

@@ -1537,6 +1537,8 @@ static inline void op_cqe(const struct zc_uring_shared *sh,
  */
 #define BS_COPIED	IORING_NOTIF_USAGE_ZC_COPIED
 _Static_assert((uint64_t)BS_COPIED << 32 == FWD_COPIED, "copied, shifted");
+_Static_assert(!(ZC_BS_DONE & (BS_RES | BS_MORE | BS_NOTIF | BS_WAIT |
+			       BS_COPIED)), "the core's bit of st");
 
 /*
  * A CQE of the batch's send b: its result, or its notification
