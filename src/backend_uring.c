@@ -2522,6 +2522,11 @@ int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs)
 			return 0;
 		}
 		pthread_mutex_unlock(&sh->lock);
+		r = zc__err(r, "zc_ctx_del: the socket's sends complete in the "
+			    "context (%s); reap them with zc_ctx_completions() "
+			    "and try again", r == -EBUSY ?
+			    "more than max_inflight" : r == -ENOMEM ?
+			    "out of memory" : "not all of them found");
 	}
 	/* Failed: back to the context's ring, as it was. */
 	uring_teardown(zs);
