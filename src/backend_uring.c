@@ -1571,16 +1571,15 @@ batch_cqe(struct zc_batch_send *b, const struct io_uring_cqe *cqe,
 	return false;
 }
 
-/* Who drains (sh_drain_as()). */
-enum drain_as { AS_REAPER, AS_SEND, AS_BATCH };
+/* Who drains (sh_drain_as()); a batch drains with batch_drain(). */
+enum drain_as { AS_REAPER, AS_SEND };
 
 /*
  * Lock holder: read up to max CQEs. op: the holder's send in progress, or
- * NULL; as: the reaper applies what it reads, a send or a batch forwards
- * it. Only a batch's own drains look for its sends (it holds the lock
- * from its first SQE to its last CQE): bn is 0 for every other. Inline,
- * so that each has a copy of its own, with no test of op or as every
- * CQE.
+ * NULL; as: the reaper applies what it reads, a send forwards it. Only a
+ * batch's own drains (batch_drain()) look for its sends (it holds the
+ * lock from its first SQE to its last CQE). Inline, so that each has a
+ * copy of its own, with no test of op or as every CQE.
  */
 static inline __attribute__((always_inline)) unsigned int
 sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
@@ -1599,16 +1598,6 @@ sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
 					      memory_order_acquire) - head;
 	const struct io_uring_cqe *cqes = sh->ring.cq.cqes;
 	const unsigned int mask = sh->ring.cq.ring_mask;
-	/*
-	 * Fixed while we drain (the stores to the sends could alias sh, and
-	 * the compiler would load them every CQE).
-	 */
-	struct zc_batch_send *const batch = as == AS_BATCH ? sh->batch : NULL;
-	const uint32_t bn = as == AS_BATCH ? sh->bn : 0;
-	const uint32_t copied_bit = as == AS_BATCH &&
-				    (sh->zc_flags & IORING_SEND_ZC_REPORT_USAGE) ?
-				    IORING_NOTIF_USAGE_ZC_COPIED : 0;
-	unsigned int done = 0;
 
 	if (n > max)
 		n = max;
@@ -1617,15 +1606,7 @@ sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
 		uint64_t ud = cqe->user_data;
 		uint32_t hi = (uint32_t)(ud >> 32);
 
-		if (as == AS_BATCH) {
-			/* In the batch: index + 1 (so hi >= URING_SLOT0). */
-			uint32_t bi = (hi >> URING_BIDX_SHIFT) - 1;
-
-			if (bi < bn && batch[bi].ud == ud) {
-				done += batch_cqe(&batch[bi], cqe, copied_bit);
-				continue;
-			}
-		} else if (op && ud == op->ud) {
+		if (op && ud == op->ud) {
 			op_cqe(sh, op, cqe);
 			continue;
 		}
@@ -1643,8 +1624,6 @@ sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
 			run_end(sh, as == AS_REAPER);
 		io_uring_cq_advance(&sh->ring, n);
 	}
-	if (as == AS_BATCH)
-		sh->bwait -= done;
 	return n;
 }
 
@@ -1657,10 +1636,66 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 	return sh_drain_as(sh, op, max, AS_SEND);
 }
 
-/* The batch's drain: all the CQEs there are. */
+/* batch_drain(): a CQE not of the batch's sends (sh_drain_as()'s way). */
+static __attribute__((noinline)) void
+batch_other(struct zc_uring_shared *sh, const struct io_uring_cqe *cqe)
+{
+	/* A result no send waits for cannot happen. */
+	if ((uint32_t)(cqe->user_data >> 32) >= URING_SLOT0 &&
+	    (cqe->flags & IORING_CQE_F_NOTIF))
+		run_add(sh, cqe, false);
+	/* else: a withdrawn send's, the probe's: drop */
+}
+
+/*
+ * The batch's drain: all the CQEs there are. Its sends' CQEs find them by
+ * the index in their user_data (index + 1 above the slot: m_ud_batch());
+ * any other goes sh_drain_as()'s way (batch_other(), out of the loop).
+ * The CQ walked by pointer, in its (at most two) runs of adjacent CQEs.
+ * Fixed while we drain, in locals: the stores to the sends could alias
+ * sh, and the compiler would load its fields every CQE.
+ */
 static void batch_drain(struct zc_uring_shared *sh)
 {
-	sh_drain_as(sh, NULL, UINT32_MAX, AS_BATCH);
+	/* As in sh_drain_as(): ours to read plainly; acquire tail. */
+	const unsigned int head = *sh->ring.cq.khead;
+	const unsigned int n = atomic_load_explicit((_Atomic unsigned int *)
+						    sh->ring.cq.ktail,
+						    memory_order_acquire) - head;
+	const struct io_uring_cqe *const cqes = sh->ring.cq.cqes;
+	const unsigned int mask = sh->ring.cq.ring_mask;
+	struct zc_batch_send *const batch = sh->batch;
+	const uint32_t bn = sh->bn;
+	const uint32_t copied_bit = sh->zc_flags & IORING_SEND_ZC_REPORT_USAGE ?
+				    IORING_NOTIF_USAGE_ZC_COPIED : 0;
+	unsigned int done = 0, left = n, at = head & mask;
+
+	if (!n)
+		return;
+	while (left) {
+		const unsigned int run = left < mask + 1 - at ? left :
+					 mask + 1 - at;
+		const struct io_uring_cqe *cqe = &cqes[at];
+		const struct io_uring_cqe *const end = cqe + run;
+
+		for (; cqe != end; cqe++) {
+			const uint64_t ud = cqe->user_data;
+			/* In the batch: index + 1 (see sh_drain_as()). */
+			const uint32_t bi = (uint32_t)(ud >> (32 +
+							URING_BIDX_SHIFT)) - 1;
+
+			if (bi < bn && batch[bi].ud == ud)
+				done += batch_cqe(&batch[bi], cqe, copied_bit);
+			else
+				batch_other(sh, cqe);
+		}
+		left -= run;
+		at = 0;
+	}
+	if (sh->run.live)
+		run_end(sh, false);
+	io_uring_cq_advance(&sh->ring, n);
+	sh->bwait -= done;
 }
 
 /*
