@@ -1795,13 +1795,26 @@ sh_prep(const struct zc_uring_shared *sh, struct io_uring_sqe *sqe,
 	    iov->iov_len <= INT32_MAX) {
 		const struct uring_buf *b = sh->nbufs ? buf_find(sh, iov) : NULL;
 
-		if (b)
+		if (b) {
 			io_uring_prep_send_zc_fixed(sqe, zs->fd, iov->iov_base,
 						    iov->iov_len, flags,
 						    sh->zc_flags, b->idx);
-		else
-			io_uring_prep_send_zc(sqe, zs->fd, iov->iov_base,
-					      iov->iov_len, flags, sh->zc_flags);
+		} else {
+			/*
+			 * io_uring_prep_send_zc(), whole: the SQE built at
+			 * once (a few wide stores), not field by field.
+			 */
+			*sqe = (struct io_uring_sqe){
+				.opcode = IORING_OP_SEND_ZC,
+				.ioprio = (__u16)sh->zc_flags,
+				.fd = zs->fd,
+				.addr = (unsigned long)iov->iov_base,
+				.len = (__u32)iov->iov_len,
+				.msg_flags = (__u32)flags,
+				.user_data = ud,
+			};
+			return;
+		}
 	} else {
 		io_uring_prep_sendmsg(sqe, zs->fd, msg, (unsigned int)flags);
 		sqe->opcode = IORING_OP_SENDMSG_ZC;
