@@ -2065,6 +2065,17 @@ batch_note_as(struct zc_uring_shared *sh, struct zc_batch_send *v,
 				nd++;
 				continue;
 			}
+		}
+		/*
+		 * It took its id (zc__send_start() left this to us): open the
+		 * id's window before its notification can be seen (forwarded
+		 * below, published by sh_give(); or to come, routed after the
+		 * lock is given back). Release: pairs with the acquire in
+		 * zc_apply_range().
+		 */
+		atomic_store_explicit(&b->zs->zc_issued, b->zs->zc_next + 1,
+				      memory_order_release);
+		if ((st & (BS_MORE | BS_NOTIF)) == (BS_MORE | BS_NOTIF)) {
 			/* complete now */
 			fwd_put_if(&w, (b->ud & FWD_UD_MASK) |
 				       (uint64_t)(st & BS_COPIED) << 32, tested);

@@ -110,11 +110,13 @@ zc__send_start(struct zc_sock *zs, const struct msghdr *msg, int flags,
 					  0) && !zc_tx_link_spare(zs)))
 		return zc__send_start_general(zs, msg, flags, cookie, h,
 					      queued);
-	/* As send_begin(), for ZC_CHOOSE_ZC. */
+	/*
+	 * As send_begin(), for ZC_CHOOSE_ZC, but zc_issued: the backend
+	 * opens the id's window once the send took it (zc__uring_send_batch(),
+	 * before anyone can see its notification); a send complete in its
+	 * batch takes none (a done entry).
+	 */
 	zc_tx_entry(zs)->cookie = cookie;
-	/* Release: pairs with the acquire in zc_apply_range(). */
-	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
-			      memory_order_release);
 	zc_half_fill(h, zs, msg, (flags & ~MSG_ZEROCOPY) | MSG_DONTWAIT, t,
 		     len);
 	*queued = true;
