@@ -2058,9 +2058,15 @@ batch_note_as(struct zc_uring_shared *sh, struct zc_batch_send *v,
 			continue;
 		}
 		if ((st & (BS_MORE | BS_NOTIF)) == (BS_MORE | BS_NOTIF)) {
-			/* Relaxed: the reaper's; it only grows to the tail. */
+			/*
+			 * Relaxed: the reaper's; it only grows to the tail.
+			 * Untested, room for its two entries first (cannot
+			 * fail: see fwd_put()): a done entry dropped would be
+			 * a completion lost.
+			 */
 			if (b->slot == atomic_load_explicit(&b->zs->head,
-							    memory_order_relaxed)) {
+							    memory_order_relaxed) &&
+			    (tested || w.tail + 1 - w.head <= w.mask)) {
 				batch_done(&w, b, b->zs, st, res, tested);
 				nd++;
 				continue;
@@ -2091,6 +2097,14 @@ batch_note_as(struct zc_uring_shared *sh, struct zc_batch_send *v,
 	return sent + 2 * nd;
 }
 
+/* batch_note() without the room (cannot happen): out of the way. */
+static __attribute__((noinline, cold)) unsigned int
+batch_note_tight(struct zc_uring_shared *sh, struct zc_batch_send *v,
+		 unsigned int n, unsigned int *done, struct fwd_writer w)
+{
+	return batch_note_as(sh, v, n, done, w, false);
+}
+
 static unsigned int batch_note(struct zc_uring_shared *sh,
 			       struct zc_batch_send *v, unsigned int n,
 			       unsigned int *done)
@@ -2100,7 +2114,7 @@ static unsigned int batch_note(struct zc_uring_shared *sh,
 	/* Room for the batch: see fwd_put(); the test once, not each put. */
 	if (w.mask + 1 - (w.tail - w.head) >= 2 * n)
 		return batch_note_as(sh, v, n, done, w, true);
-	return batch_note_as(sh, v, n, done, w, false);
+	return batch_note_tight(sh, v, n, done, w);
 }
 
 unsigned int zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
