@@ -2022,6 +2022,9 @@ batch_done(struct fwd_writer *w, struct zc_batch_send *b, struct zc_sock *zs,
 	/* As zc_member_took_id_quiet() leaves it: no news of a send. */
 	zs->ctxm.tx_zc = sends;
 	zs->adapt_tick++;
+	/* It holds a slot of max_inflight until handed out (sock.h). */
+	zs->tx_room--;
+	zs->tx_room_end--;
 	/*
 	 * Before the reaper can see the entry (fwd_publish()). Release:
 	 * pairs with the acquire in zc_inflight().

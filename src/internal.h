@@ -94,9 +94,9 @@ zc__send_start(struct zc_sock *zs, const struct msghdr *msg, int flags,
 	 * One iovec and what msg_check() takes; zero-copy wanted
 	 * (want_zerocopy(): at least copy_below, no failed send's id to
 	 * settle, the kernel not copying or adapting off; the streak
-	 * relaxed: a hint); room in the ring (acquire head: pairs with the
-	 * release of head in zc_ring_reap()); and the slot's chunk linked to
-	 * the next if it is its last (zc_tx_reserve()'s common case,
+	 * relaxed: a hint); room in the ring (tx_room, sock.h; acquire
+	 * head: pairs with the release of head in zc_ring_reap()); and the
+	 * slot's chunk linked to the next if it is its last (zc_tx_reserve()'s common case,
 	 * zc_tx_link_spare(): the spare the reap side left).
 	 */
 	if (msg->msg_iovlen != 1 || !iov ||
@@ -105,8 +105,8 @@ zc__send_start(struct zc_sock *zs, const struct msghdr *msg, int flags,
 	    zs->amb_local ||
 	    atomic_load_explicit(&zs->copied_streak, memory_order_relaxed) >=
 	    zs->adapt_at ||
-	    t - atomic_load_explicit(&zs->head, memory_order_acquire) >
-	    zs->mask || (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK,
+	    t - atomic_load_explicit(&zs->head, memory_order_acquire) >=
+	    zs->tx_room || (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK,
 					  0) && !zc_tx_link_spare(zs)))
 		return zc__send_start_general(zs, msg, flags, cookie, h,
 					      queued);

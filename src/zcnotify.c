@@ -270,6 +270,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->type = type;
 	zs->mask = o.max_inflight - 1;
 	zs->tx_room_end = o.max_inflight;	/* head 0 */
+	zs->tx_room = o.max_inflight;
 	zs->opt_flags = o.flags;
 	zs->scm_type = scm_type;
 	zs->ops = backend == ZC_BACKEND_COPY ? &zc__ops_copy :
@@ -703,6 +704,28 @@ static __attribute__((noinline, cold)) ssize_t send_no_chunk(void)
 }
 
 /*
+ * send_begin() found no room in tx_room: count the done entries of a
+ * context's uring member again (sock.h), some may have been handed out
+ * since. Returns whether slot t (head h) has room now.
+ */
+static __attribute__((noinline, cold)) bool room_again(struct zc_sock *zs,
+						       uint32_t t, uint32_t h)
+{
+	/*
+	 * Ours; acquire: pairs with the release in take_done() (the reaper
+	 * only ever hands out, so this counts at most what is out).
+	 */
+	uint32_t out = atomic_load_explicit(&zs->done_made,
+					    memory_order_relaxed) -
+		       atomic_load_explicit(&zs->done_taken,
+					    memory_order_acquire);
+
+	zs->tx_room = zs->mask + 1 - out;
+	zs->tx_room_end = h + zs->tx_room;
+	return t - h < zs->tx_room;
+}
+
+/*
  * send_general()'s first half: room in the ring, the chunk of its slot,
  * the cookie, the choice; for zero-copy, the id window opened. Returns 0
  * with *tp (the slot) and *choice, or -errno (reported).
@@ -716,8 +739,8 @@ send_begin(struct zc_sock *zs, size_t len, uint64_t cookie, uint32_t *tp,
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	/* Acquire: pairs with the release of head in zc_ring_reap(). */
 	h = atomic_load_explicit(&zs->head, memory_order_acquire);
-	zs->tx_room_end = h + zs->mask + 1;	/* for send_one() */
-	if (t - h > zs->mask)
+	zs->tx_room_end = h + zs->tx_room;	/* for send_one() */
+	if (t - h >= zs->tx_room && !room_again(zs, t, h))
 		return zc_err_lit(-ENOBUFS, "zc_sendmsg: max_inflight sends "
 				  "(or failed UDP sends whose kernel id is not "
 				  "settled yet) await reaping; reap with "
@@ -1090,8 +1113,8 @@ send_copy(struct zc_sock *zs, uint32_t t, const struct msghdr *msg,
 	  const void *buf, size_t len, int flags, uint64_t cookie,
 	  const char *why, bool scm_off)
 {
-	if (t - atomic_load_explicit(&zs->head, memory_order_acquire) >
-	    zs->mask)
+	if (t - atomic_load_explicit(&zs->head, memory_order_acquire) >=
+	    zs->tx_room)
 		return send_general(zs, msg, buf, len, flags, cookie, why);
 	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
 		return send_last_slot(zs, msg, buf, len, flags, cookie, why);

@@ -40,6 +40,9 @@
  *              each socket's in send order, zc_inflight() exact; then a
  *              member closed, and one taken out (zc_ctx_del()), with done
  *              entries still forwarded (run it under ASan too)
+ *   uring-done-limit a member's done entries count against max_inflight
+ *              (zc_inflight(), -ENOBUFS past it), go back in its ring on
+ *              zc_ctx_del() and are counted in its stats as they were
  *
  * Usage: test-ctx [join|leave|ready|many|threads|uring-*]... (none: all
  * but threads and uring-*). ZCNOTIFY_BACKEND applies, as everywhere.
@@ -1799,6 +1802,108 @@ static void test_uring_done(void **state)
 }
 
 /*
+ * uring-done-limit: a UDP member of max_inflight DL_MAX whose batched
+ * sends complete in their batch (done entries): sent and not reaped, they
+ * count against max_inflight as the ring's do (zc_inflight(3)), so the
+ * send past it fails with -ENOBUFS until some are reaped. Then
+ * zc_ctx_del() with max_inflight of them forwarded: they fit back in the
+ * socket's ring (no -EBUSY), and its stats count each as it was, zero-copy
+ * or copied, as the records say (run it with ZCNOTIFY_URING_USAGE=no too:
+ * every one zero-copy then).
+ */
+#define DL_MAX	8u
+static int dl_send(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t cookie)
+{
+	struct iovec iov = { payload, MSG };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct zc_ctx_send v = { .zs = zs, .msg = &msg, .cookie = cookie };
+
+	zc_ctx_sendmmsg(ctx, &v, 1);
+	return (int)v.result;
+}
+
+static void test_uring_done_limit(void **state)
+{
+	struct zc_opts o = {
+		.sz = sizeof(o), .backend = ZC_BACKEND_URING, .copy_below = 1,
+		.flags = ZC_OPT_NO_ADAPT, .max_inflight = DL_MAX,
+	};
+	struct zc_stats st = { .sz = sizeof(st) };
+	struct zc_ctx_completion c[DL_MAX];
+	struct zc_completion one[DL_MAX];
+	uint64_t sent = 0, next = 0, zc = 0, copied = 0;
+	struct zc_sock *zs;
+	struct zc_ctx *ctx;
+	int tx, rx, n;
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	o.ctx = ctx;
+	assert_int_equal(loopback_pair(AF_INET, SOCK_DGRAM, &tx, &rx, NULL,
+				       NULL), 0);
+	set_nonblock(tx);
+	assert_int_equal(zc_open(tx, &o, &zs), 0);
+	for (unsigned int round = 0; round < 3; round++) {
+		while (sent - next < DL_MAX) {
+			assert_int_equal(dl_send(ctx, zs, sent), MSG);
+			sent++;
+			assert_int_equal(zc_inflight(zs), sent - next);
+			drain_fd(rx);
+		}
+		/* Full: done entries hold their slots as the ring's do. */
+		assert_int_equal(dl_send(ctx, zs, sent), -ENOBUFS);
+		assert_int_equal(zc_send(zs, payload, MSG, 0, sent), -ENOBUFS);
+		assert_int_equal(zc_inflight(zs), DL_MAX);
+		/* Three reaped: three sends more, and no more. */
+		for (unsigned int got = 0; got < 3; got += (unsigned int)n) {
+			n = zc_ctx_wait(ctx, c, 3 - got, 1000);
+			assert_true(n > 0);
+			for (int j = 0; j < n; j++) {
+				assert_ptr_equal(c[j].zs, zs);
+				assert_int_equal(c[j].cookie, next);
+				next++;
+				if (c[j].flags & ZC_COPIED)
+					copied++;
+				else
+					zc++;
+			}
+		}
+		assert_int_equal(zc_inflight(zs), DL_MAX - 3);
+	}
+	while (sent - next < DL_MAX) {
+		assert_int_equal(dl_send(ctx, zs, sent), MSG);
+		sent++;
+	}
+	drain_fd(rx);
+	/* Out of the context with max_inflight unreaped: they fit back. */
+	assert_int_equal(zc_ctx_del(ctx, zs), 0);
+	assert_int_equal(zc_inflight(zs), DL_MAX);
+	while (next < sent) {
+		n = zc_wait(zs, one, DL_MAX, 5000);
+		assert_true(n > 0);
+		for (int j = 0; j < n; j++) {
+			assert_int_equal(one[j].cookie, next);
+			assert_int_equal(one[j].bytes, MSG);
+			next++;
+			if (one[j].flags & ZC_COPIED)
+				copied++;
+			else
+				zc++;
+		}
+	}
+	assert_int_equal(zc_inflight(zs), 0);
+	/* Counted as the records said. */
+	assert_int_equal(zc_get_stats(zs, &st), 0);
+	assert_int_equal(st.completions_zc, zc);
+	assert_int_equal(st.completions_copied, copied);
+	assert_int_equal(st.completions, sent);
+	zc_close(zs);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	close(tx);
+	close(rx);
+}
+
+/*
  * zc_ctx_sendmmsg(): bad arguments; bad entries among good ones, each
  * -EINVAL without stopping the rest; then rounds over TCP and UDP members,
  * every socket once and some twice a round (a socket's second send waits
@@ -2059,6 +2164,7 @@ static const struct {
 	{ "uring-threads", cmocka_unit_test(test_uring_threads), false },
 	{ "uring-bad-entry", cmocka_unit_test(test_uring_bad_entry), false },
 	{ "uring-done", cmocka_unit_test(test_uring_done), false },
+	{ "uring-done-limit", cmocka_unit_test(test_uring_done_limit), false },
 };
 #define NALL (sizeof(all) / sizeof(all[0]))
 
@@ -2114,7 +2220,8 @@ int main(int argc, char **argv)
 	if (!n) {
 		fprintf(stderr, "usage: %s [join|leave|ready|many|sendmmsg|quiet|threads|"
 			"uring-fds|uring-close|uring-full|uring-fixed|"
-			"uring-threads|uring-bad-entry|uring-done]...\n",
+			"uring-threads|uring-bad-entry|uring-done|"
+			"uring-done-limit]...\n",
 			argv[0]);
 		return 1;
 	}
