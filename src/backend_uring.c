@@ -2523,15 +2523,13 @@ static int done_put_back(struct zc_uring_shared *sh, struct zc_sock *zs,
 			d[i++] = (struct zc_entry){
 				.cookie = sh->fwd[(p + 1) & sh->fmask],
 				.bytes = (uint32_t)e,
-				.flags = e >> 63 ? ZC_COPIED : 0,
+				/* The reap counts it as it was. */
+				.flags = e >> 63 ? ZC_COPIED : ZC_ENT_ZC,
 			};
 		p++;
 	}
 	r = i == k ? zc__ring_put_front(zs, d, k) : -EIO;
-	/*
-	 * As take_done(), but the stats: the reap counts an entry that was
-	 * never PENDING as copied (a known skew of this rare path).
-	 */
+	/* As take_done(); the stats the reap's (ZC_ENT_ZC). */
 	for (i = 0; !r && i < k; i++)
 		zc_feed_streak(zs, 1, d[i].flags & ZC_COPIED);
 	free(d);
