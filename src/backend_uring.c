@@ -1321,16 +1321,31 @@ take_dones(struct zc_uring_shared *sh, uint32_t h, uint32_t t)
 	unsigned int nrec = sh->nrec;
 	uint64_t e;
 
-	for (; h != t && ((e = fwd[h & mask]) & FWD_DONE); h += 2) {
+	for (;;) {
 		/*
-		 * The table changes only under both locks (join, leave), and
-		 * a member's entries are taken, or forgotten (fwd_forget()),
-		 * before it leaves.
+		 * As many as rec has room for, with no test of the room each
+		 * entry: an entry dropped (its member left) takes none, so
+		 * the loop may come round again.
 		 */
-		struct zc_sock *zs = slots[fwd_slot(e)].zs;
+		const uint32_t end = (t - h) / 2 > maxrec - nrec ?
+				     h + 2 * (maxrec - nrec) : t;
+		struct zc_ctx_completion *r = &rec[nrec];
 
-		if (!zs)			/* its member left */
-			continue;
+		for (; h != end && ((e = fwd[h & mask]) & FWD_DONE); h += 2) {
+			/*
+			 * The table changes only under both locks (join,
+			 * leave), and a member's entries are taken, or
+			 * forgotten (fwd_forget()), before it leaves.
+			 */
+			struct zc_sock *zs = slots[fwd_slot(e)].zs;
+
+			if (!zs)		/* its member left */
+				continue;
+			take_done(r++, zs, e, fwd[(h + 1) & mask]);
+		}
+		nrec = (unsigned int)(r - rec);
+		if (h == t || !(fwd[h & mask] & FWD_DONE))
+			break;
 		if (nrec == maxrec) {
 			uint64_t one = 1;
 
@@ -1339,7 +1354,6 @@ take_dones(struct zc_uring_shared *sh, uint32_t h, uint32_t t)
 			}
 			break;
 		}
-		take_done(&rec[nrec++], zs, e, fwd[(h + 1) & mask]);
 	}
 	sh->nrec = nrec;
 	return h;
@@ -2022,9 +2036,12 @@ batch_done(struct fwd_writer *w, struct zc_batch_send *b, struct zc_sock *zs,
 	/* As zc_member_took_id_quiet() leaves it: no news of a send. */
 	zs->ctxm.tx_zc = sends;
 	zs->adapt_tick++;
-	/* It holds a slot of max_inflight until handed out (sock.h). */
+	/*
+	 * It holds a slot of max_inflight until handed out (sock.h). Not
+	 * tx_room_end: a uring socket's sends take send_general() (never
+	 * tx_direct), whose send_begin() sets it from tx_room.
+	 */
 	zs->tx_room--;
-	zs->tx_room_end--;
 	/*
 	 * Before the reaper can see the entry (fwd_publish()). Release:
 	 * pairs with the acquire in zc_inflight().
