@@ -955,10 +955,15 @@ struct zc_uring_shared {
 	/*
 	 * The batch being sent (zc__uring_send_batch()): its sends, bn of
 	 * them, by the index in their user_data (bn is 0 outside it); bwait
-	 * of them still wait for a CQE (batch_cqe()).
+	 * of them still wait for a CQE (batch_drain_as()).
 	 */
 	struct zc_batch_send *batch;
 	uint32_t bn, bwait;
+	/*
+	 * The batch's drains' counts: its sends still waiting for their
+	 * notification (to come: batch_to_come()), its done entries.
+	 */
+	uint32_t bpend, bdone;
 	zc_due_fn *due;			/* the reaper's, set by each of its calls */
 	/*
 	 * The reaper's records (zc__uring_reap()): rec[nrec], up to maxrec;
@@ -1168,14 +1173,24 @@ fwd_put(struct fwd_writer *w, uint64_t ent)
 	w->fwd[w->tail++ & w->mask] = ent;
 }
 
-/* fwd_put(), or without its test where the caller made it for a run. */
+/*
+ * A batch's drain's writer of the forward ring (batch_drain_as()): flat,
+ * a pointer, where the ring has room for all the drain may put, up to
+ * the array's end (the test once a drain: the common case); else
+ * fwd_put()'s test each put.
+ */
+struct batch_writer {
+	uint64_t *p;		/* flat: the next entry */
+	struct fwd_writer w;	/* else */
+};
+
 static inline __attribute__((always_inline)) void
-fwd_put_if(struct fwd_writer *w, uint64_t ent, bool tested)
+bw_put(struct batch_writer *bw, uint64_t ent, bool flat)
 {
-	if (tested)
-		w->fwd[w->tail++ & w->mask] = ent;
+	if (flat)
+		*bw->p++ = ent;
 	else
-		fwd_put(w, ent);
+		fwd_put(&bw->w, ent);
 }
 
 /* Lock holder: publish what fwd_put() queued; true if anything. */
@@ -1554,37 +1569,6 @@ _Static_assert((uint64_t)BS_COPIED << 32 == FWD_COPIED, "copied, shifted");
 _Static_assert(!(ZC_BS_DONE & (BS_RES | BS_MORE | BS_NOTIF | BS_WAIT |
 			       BS_COPIED)), "the core's bit of st");
 
-/*
- * A CQE of the batch's send b: its result, or its notification
- * (copied_bit: BS_COPIED if a notification's res says copied so, or 0).
- * Returns whether b is done now: its result came, and if the send failed
- * and a notification follows, that too (BS_WAIT; its id is taken again:
- * see the top). A send is done once: bwait counts down.
- */
-static inline __attribute__((always_inline)) bool
-batch_cqe(struct zc_batch_send *b, const struct io_uring_cqe *cqe,
-	  uint32_t copied_bit)
-{
-	uint32_t st = b->st;
-	int res = cqe->res;
-
-	if (cqe->flags & IORING_CQE_F_NOTIF) {
-		b->st = st | BS_NOTIF | ((uint32_t)res & copied_bit);
-		return st & BS_WAIT;
-	}
-	b->res = res;
-	if (!(cqe->flags & IORING_CQE_F_MORE)) {
-		b->st = st | BS_RES;
-		return true;
-	}
-	if (res > 0 || (st & BS_NOTIF)) {
-		b->st = st | BS_RES | BS_MORE;
-		return true;
-	}
-	b->st = st | BS_RES | BS_MORE | BS_WAIT;
-	return false;
-}
-
 /* Who drains (sh_drain_as()); a batch drains with batch_drain(). */
 enum drain_as { AS_REAPER, AS_SEND };
 
@@ -1650,67 +1634,38 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 	return sh_drain_as(sh, op, max, AS_SEND);
 }
 
-/* batch_drain(): a CQE not of the batch's sends (sh_drain_as()'s way). */
-static __attribute__((noinline)) void
-batch_other(struct zc_uring_shared *sh, const struct io_uring_cqe *cqe)
-{
-	/* A result no send waits for cannot happen. */
-	if ((uint32_t)(cqe->user_data >> 32) >= URING_SLOT0 &&
-	    (cqe->flags & IORING_CQE_F_NOTIF))
-		run_add(sh, cqe, false);
-	/* else: a withdrawn send's, the probe's: drop */
-}
-
 /*
- * The batch's drain: all the CQEs there are. Its sends' CQEs find them by
- * the index in their user_data (index + 1 above the slot: m_ud_batch());
- * any other goes sh_drain_as()'s way (batch_other(), out of the loop).
- * The CQ walked by pointer, in its (at most two) runs of adjacent CQEs.
- * Fixed while we drain, in locals: the stores to the sends could alias
- * sh, and the compiler would load its fields every CQE.
+ * batch_drain() of n CQEs from head: those not of the batch's sends, in
+ * order, sh_drain_as()'s way (out of the drain's loop: a call there would
+ * cost it the registers it keeps its state in). Their notifications are
+ * forwarded after what the drain forwarded of the batch's: a member's
+ * notifications may come in any order (see struct notif_run).
  */
-static void batch_drain(struct zc_uring_shared *sh)
+static __attribute__((noinline)) void
+batch_others(struct zc_uring_shared *sh, unsigned int head, unsigned int n)
 {
-	/* As in sh_drain_as(): ours to read plainly; acquire tail. */
-	const unsigned int head = *sh->ring.cq.khead;
-	const unsigned int n = atomic_load_explicit((_Atomic unsigned int *)
-						    sh->ring.cq.ktail,
-						    memory_order_acquire) - head;
 	const struct io_uring_cqe *const cqes = sh->ring.cq.cqes;
 	const unsigned int mask = sh->ring.cq.ring_mask;
-	struct zc_batch_send *const batch = sh->batch;
-	const uint32_t bn = sh->bn;
-	const uint32_t copied_bit = sh->zc_flags & IORING_SEND_ZC_REPORT_USAGE ?
-				    IORING_NOTIF_USAGE_ZC_COPIED : 0;
-	unsigned int done = 0, left = n, at = head & mask;
 
-	if (!n)
-		return;
-	while (left) {
-		const unsigned int run = left < mask + 1 - at ? left :
-					 mask + 1 - at;
-		const struct io_uring_cqe *cqe = &cqes[at];
-		const struct io_uring_cqe *const end = cqe + run;
+	for (unsigned int i = 0; i < n; i++) {
+		const struct io_uring_cqe *cqe = &cqes[(head + i) & mask];
+		const uint64_t ud = cqe->user_data;
+		const uint32_t bi = (uint32_t)(ud >> (32 +
+						URING_BIDX_SHIFT)) - 1;
 
-		for (; cqe != end; cqe++) {
-			const uint64_t ud = cqe->user_data;
-			/* In the batch: index + 1 (see sh_drain_as()). */
-			const uint32_t bi = (uint32_t)(ud >> (32 +
-							URING_BIDX_SHIFT)) - 1;
-
-			if (bi < bn && batch[bi].ud == ud)
-				done += batch_cqe(&batch[bi], cqe, copied_bit);
-			else
-				batch_other(sh, cqe);
-		}
-		left -= run;
-		at = 0;
+		if (bi < sh->bn && sh->batch[bi].ud == ud)
+			continue;	/* the batch's */
+		/* A result no send waits for cannot happen. */
+		if ((uint32_t)(ud >> 32) >= URING_SLOT0 &&
+		    (cqe->flags & IORING_CQE_F_NOTIF))
+			run_add(sh, cqe, false);
+		/* else: a withdrawn send's, the probe's: drop */
 	}
 	if (sh->run.live)
 		run_end(sh, false);
-	io_uring_cq_advance(&sh->ring, n);
-	sh->bwait -= done;
 }
+
+static void batch_drain(struct zc_uring_shared *sh);
 
 /*
  * Lock holder: io_uring_submit(), retried as submit() retries it; op the
@@ -1976,6 +1931,12 @@ static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
 	return ret;
 }
 
+/* A failed send's result, as the core takes it (see uring_send()). */
+static inline int batch_failed(int res)
+{
+	return res == -ENOMEM ? -ENOBUFS : res;
+}
+
 /*
  * Submit what the batch put in the SQ after pre entries of others; what
  * the kernel did not take becomes a no-op (as in sh_submit()) and fails
@@ -2002,14 +1963,14 @@ static void batch_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
 		io_uring_prep_nop(sqe);
 		sqe->user_data = URING_UD_IGNORE;
 		v[i].ud = 0;	/* no CQE of its own comes */
-		v[i].res = r < 0 ? r : -EAGAIN;
+		v[i].res = r < 0 ? batch_failed(r) : -EAGAIN;
 		sh->bwait--;
 		left--;
 	}
 }
 
 /*
- * Lock holder, batch_note(): send b, complete (its notification came:
+ * Lock holder, batch_end(): send b, complete (its notification came:
  * st), on member zs whose ring has nothing unreaped before it (its slot
  * is the head: every older send handed out, or a done entry forwarded
  * before): forward its completion as a done entry (FWD_DONE), and count
@@ -2017,19 +1978,20 @@ static void batch_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
  * second half publishes nothing (ZC_BS_DONE).
  */
 static inline __attribute__((always_inline)) void
-batch_done(struct fwd_writer *w, struct zc_batch_send *b, struct zc_sock *zs,
-	   uint32_t st, ssize_t res, bool tested)
+batch_done(struct batch_writer *w, struct zc_batch_send *b,
+	   struct zc_sock *zs, uint64_t ud, uint32_t st, ssize_t res, bool flat)
 {
+	struct zc_ctx_send *const caller = b->caller;
 	uint64_t sends = atomic_load_explicit(&zs->tx.sends_zc,
 					      memory_order_relaxed) + 1;
 
-	fwd_put_if(w, FWD_DONE | (b->ud & FWD_SLOT_BITS) |
-		      (uint64_t)(st & BS_COPIED) << 32 | (uint32_t)res, tested);
-	/* Its ring entry's: zc__send_start() wrote it, unpublished. */
-	fwd_put_if(w, zc_tx_entry(zs)->cookie, tested);
+	bw_put(w, FWD_DONE | (ud & FWD_SLOT_BITS) |
+		  (uint64_t)(st & BS_COPIED) << 32 | (uint32_t)res, flat);
+	/* The caller's (zc__send_start() wrote it in the entry too). */
+	bw_put(w, caller->cookie, flat);
 	b->st = st | ZC_BS_DONE;
 	/* The second half's part: the caller's result, the batch left. */
-	b->caller->result = res;
+	caller->result = res;
 	zs->tx_batched = false;
 	/* zc_tx_took_id()'s count; no id taken: zc_next stays. */
 	atomic_store_explicit(&zs->tx.sends_zc, sends, memory_order_relaxed);
@@ -2053,88 +2015,241 @@ batch_done(struct fwd_writer *w, struct zc_batch_send *b, struct zc_sock *zs,
 }
 
 /*
- * Lock holder, the batch's CQEs read: each send that took its id, its
- * notification forwarded or to come (sh_note()'s), or its completion
- * (batch_done()). Returns the count to add to out: one a send that took
- * an id, two a done one (two entries); *done: the done ones. tested: the
- * forward ring has room for two entries a send (so each put needs no
- * test of its own).
+ * A batch's drain counts in one word (batch_drain_as()), each change one
+ * add: its done entries and its sends done (for bwait), at most the
+ * batch's sends each; the CQEs not of the batch's sends; and (signed, on
+ * top) the change in its sends whose notification is to come.
  */
-static inline __attribute__((always_inline)) unsigned int
-batch_note_as(struct zc_uring_shared *sh, struct zc_batch_send *v,
-	      unsigned int n, unsigned int *done, struct fwd_writer w,
-	      bool tested)
+_Static_assert(ZC_URING_BATCH < 256, "a batch's sends count in 8 bits");
+#define BD_DONE_ENT	1ull
+#define BD_DONE		(1ull << 8)
+#define BD_OTHER	(1ull << 16)
+#define BD_PEND		(1ull << 40)
+
+/*
+ * Lock holder, the batch's drain: send b (user_data ud), which sent (res
+ * > 0) and took its id, is complete: its notification came (st). On a
+ * member whose ring has nothing unreaped before it, a done entry
+ * (batch_done()); else its notification forwarded, the id's window opened
+ * first. Adds add to the drain's counts *cnt, and BD_DONE_ENT for a done
+ * entry.
+ */
+static inline __attribute__((always_inline)) void
+batch_end(struct batch_writer *w, struct zc_batch_send *b, uint64_t ud,
+	  uint32_t st, ssize_t res, uint64_t *cnt, uint64_t add, bool flat)
 {
-	unsigned int sent = 0, nd = 0;
+	struct zc_sock *zs = b->zs;
+
+	/*
+	 * Relaxed: the reaper's; it only grows to the tail. Not flat, room
+	 * for its two entries first (cannot fail: see fwd_put()): a done
+	 * entry dropped would be a completion lost.
+	 */
+	if (b->slot == atomic_load_explicit(&zs->head, memory_order_relaxed) &&
+	    (flat || w->w.tail + 1 - w->w.head <= w->w.mask)) {
+		batch_done(w, b, zs, ud, st, res, flat);
+		*cnt += add + BD_DONE_ENT;
+		return;
+	}
+	/*
+	 * It took its id (zc__send_start() left this to us): open the id's
+	 * window before its notification can be seen (forwarded here,
+	 * published by fwd_publish()). Release: pairs with the acquire in
+	 * zc_apply_range().
+	 */
+	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
+			      memory_order_release);
+	b->st = st;
+	bw_put(w, (ud & FWD_UD_MASK) | (uint64_t)(st & BS_COPIED) << 32, flat);
+	*cnt += add;
+}
+
+/*
+ * The batch's drain: all the CQEs there are. Its sends' CQEs find them by
+ * the index in their user_data (index + 1 above the slot: m_ud_batch());
+ * any other is counted, and goes sh_drain_as()'s way after the loop
+ * (batch_others()). The CQE that completes a send ends it there
+ * (batch_end()): its notification forwarded, or its completion (a done
+ * entry); a send whose notification is still to come when the batch's
+ * CQEs are all in waits for batch_to_come() (bpend counts them). A send
+ * is done (for bwait) once: its result came, and if it failed and a
+ * notification follows, that too (BS_WAIT; its id is taken again: see
+ * the top). The CQ walked by pointer, in its (at most two) runs of
+ * adjacent CQEs. Fixed while we drain, in locals: the stores to the sends
+ * could alias sh, and the compiler would load its fields every CQE. flat:
+ * see struct batch_writer. Each entry the batch's sends forward counts
+ * one in out (a done entry's two, for its notification and its result):
+ * counted, from the tail it moved, before anyone can publish them.
+ */
+static inline __attribute__((always_inline)) void
+batch_drain_as(struct zc_uring_shared *sh, unsigned int head, unsigned int n,
+	       struct batch_writer w, bool flat)
+{
+	const struct io_uring_cqe *const cqes = sh->ring.cq.cqes;
+	const unsigned int mask = sh->ring.cq.ring_mask;
+	struct zc_batch_send *const batch = sh->batch;
+	const uint32_t bn = sh->bn;
+	const uint32_t copied_bit = sh->zc_flags & IORING_SEND_ZC_REPORT_USAGE ?
+				    IORING_NOTIF_USAGE_ZC_COPIED : 0;
+	unsigned int left = n, at = head & mask;
+	uint64_t cnt = 0;
+
+	while (left) {
+		const unsigned int run = left < mask + 1 - at ? left :
+					 mask + 1 - at;
+		const struct io_uring_cqe *cqe = &cqes[at];
+		const struct io_uring_cqe *const end = cqe + run;
+
+		for (; cqe != end; cqe++) {
+			const uint64_t ud = cqe->user_data;
+			/* In the batch: index + 1 (see sh_drain_as()). */
+			const uint32_t bi = (uint32_t)(ud >> (32 +
+							URING_BIDX_SHIFT)) - 1;
+			struct zc_batch_send *b;
+			uint32_t st;
+			int res;
+
+			if (bi >= bn || batch[bi].ud != ud) {
+				cnt += BD_OTHER;	/* after the loop */
+				continue;
+			}
+			b = &batch[bi];
+			st = b->st;
+			res = cqe->res;
+			if (cqe->flags & IORING_CQE_F_NOTIF) {
+				st |= BS_NOTIF | ((uint32_t)res & copied_bit);
+				res = (int)b->res;
+				if ((st & (BS_RES | BS_WAIT)) == BS_RES &&
+				    res > 0) {
+					/* It sent: complete now. */
+					batch_end(&w, b, ud, st, res, &cnt,
+						  -BD_PEND, flat);
+					continue;
+				}
+				/* Its result to come; or failed, now done. */
+				if (st & BS_WAIT)
+					cnt += BD_DONE;
+				b->st = st;
+				continue;
+			}
+			if (__builtin_expect(res <= 0, 0)) {
+				b->res = batch_failed(res);
+				if (!(cqe->flags & IORING_CQE_F_MORE)) {
+					st |= BS_RES;
+					cnt += BD_DONE;
+				} else if (st & BS_NOTIF) {
+					st |= BS_RES | BS_MORE;
+					cnt += BD_DONE;
+				} else {
+					/* Done once its notification came. */
+					st |= BS_RES | BS_MORE | BS_WAIT;
+				}
+				b->st = st;
+				continue;
+			}
+			b->res = res;
+			if (!(cqe->flags & IORING_CQE_F_MORE)) {
+				/* No notification: complete now, copied. */
+				atomic_store_explicit(&b->zs->zc_issued,
+						      b->zs->zc_next + 1,
+						      memory_order_release);
+				b->st = st | BS_RES;
+				bw_put(&w, fwd_ent(ud, true), flat);
+				cnt += BD_DONE;
+				continue;
+			}
+			st |= BS_RES | BS_MORE;
+			if (st & BS_NOTIF) {	/* it came first */
+				batch_end(&w, b, ud, st, res, &cnt, BD_DONE,
+					  flat);
+				continue;
+			}
+			b->st = st;
+			cnt += BD_DONE + BD_PEND;	/* to come */
+		}
+		left -= run;
+		at = 0;
+	}
+	/*
+	 * Counted before the reaper can see them (fwd_publish()): the
+	 * entries the batch's sends forwarded, from ftail_w, where the
+	 * drain began.
+	 */
+	if (flat)
+		w.w.tail += (uint32_t)(w.p - &w.w.fwd[w.w.tail & w.w.mask]);
+	if (w.w.tail != sh->ftail_w) {
+		atomic_fetch_add_explicit(&sh->out, w.w.tail - sh->ftail_w,
+					  memory_order_relaxed);
+		sh->ftail_w = w.w.tail;
+	}
+	/* Others' notifications after them (batch_others()). */
+	if ((cnt >> 16) & 0xffffff)
+		batch_others(sh, head, n);
+	io_uring_cq_advance(&sh->ring, n);
+	sh->bwait -= (uint8_t)(cnt >> 8);
+	sh->bpend += (uint32_t)((int64_t)cnt >> 40);
+	sh->bdone += (uint8_t)cnt;
+}
+
+/* batch_drain() where the ring wraps (or without the room): rarer. */
+static __attribute__((noinline)) void
+batch_drain_wraps(struct zc_uring_shared *sh, unsigned int head,
+		  unsigned int n, struct batch_writer w)
+{
+	batch_drain_as(sh, head, n, w, false);
+}
+
+static void batch_drain(struct zc_uring_shared *sh)
+{
+	/* As in sh_drain_as(): ours to read plainly; acquire tail. */
+	const unsigned int head = *sh->ring.cq.khead;
+	const unsigned int n = atomic_load_explicit((_Atomic unsigned int *)
+						    sh->ring.cq.ktail,
+						    memory_order_acquire) - head;
+	struct batch_writer w;
+	uint32_t need;
+
+	if (!n)
+		return;
+	w.w = fwd_writer(sh);
+	w.p = &w.w.fwd[w.w.tail & w.w.mask];
+	/*
+	 * Two entries a send and a CQE at most (see fwd_put(); a run routed
+	 * puts at most two a CQE), in the ring and before its end: then
+	 * flat, the tests once, not each put.
+	 */
+	need = 2 * (sh->bn + n);
+	if (w.w.mask + 1 - (w.w.tail - w.w.head) >= need &&
+	    w.w.mask + 1 - (w.w.tail & w.w.mask) >= need)
+		batch_drain_as(sh, head, n, w, true);
+	else
+		batch_drain_wraps(sh, head, n, w);
+}
+
+/*
+ * Lock holder, the batch's CQEs in: each send that sent and whose
+ * notification is still to come (bpend of them): its id's window opened
+ * (batch_end()'s), its notification counted to come. Returns how many.
+ */
+static __attribute__((noinline)) unsigned int
+batch_to_come(struct zc_uring_shared *sh, struct zc_batch_send *v,
+	      unsigned int n)
+{
+	unsigned int sent = 0;
 
 	for (unsigned int i = 0; i < n; i++) {
 		struct zc_batch_send *b = &v[i];
-		const uint32_t st = b->st;
-		const ssize_t res = b->res;
 
-		if (res <= 0) {
-			if (res == -ENOMEM)
-				b->res = -ENOBUFS;	/* see uring_send() */
+		if (b->res <= 0 || (b->st & (BS_RES | BS_MORE | BS_NOTIF)) !=
+		    (BS_RES | BS_MORE))
 			continue;
-		}
-		if ((st & (BS_MORE | BS_NOTIF)) == (BS_MORE | BS_NOTIF)) {
-			/*
-			 * Relaxed: the reaper's; it only grows to the tail.
-			 * Untested, room for its two entries first (cannot
-			 * fail: see fwd_put()): a done entry dropped would be
-			 * a completion lost.
-			 */
-			if (b->slot == atomic_load_explicit(&b->zs->head,
-							    memory_order_relaxed) &&
-			    (tested || w.tail + 1 - w.head <= w.mask)) {
-				batch_done(&w, b, b->zs, st, res, tested);
-				nd++;
-				continue;
-			}
-		}
-		/*
-		 * It took its id (zc__send_start() left this to us): open the
-		 * id's window before its notification can be seen (forwarded
-		 * below, published by sh_give(); or to come, routed after the
-		 * lock is given back). Release: pairs with the acquire in
-		 * zc_apply_range().
-		 */
+		/* Release: pairs with the acquire in zc_apply_range(). */
 		atomic_store_explicit(&b->zs->zc_issued, b->zs->zc_next + 1,
 				      memory_order_release);
-		if ((st & (BS_MORE | BS_NOTIF)) == (BS_MORE | BS_NOTIF)) {
-			/* complete now */
-			fwd_put_if(&w, (b->ud & FWD_UD_MASK) |
-				       (uint64_t)(st & BS_COPIED) << 32, tested);
-		} else if (!(st & BS_MORE)) {	/* complete now: copied */
-			fwd_put_if(&w, fwd_ent(b->ud, true), tested);
-		} else {			/* to come */
-			sh->slots[fwd_slot(b->ud)].out++;
-		}
+		sh->slots[fwd_slot(b->ud)].out++;
 		sent++;
 	}
-	sh->ftail_w = w.tail;
-	*done = nd;
-	return sent + 2 * nd;
-}
-
-/* batch_note() without the room (cannot happen): out of the way. */
-static __attribute__((noinline, cold)) unsigned int
-batch_note_tight(struct zc_uring_shared *sh, struct zc_batch_send *v,
-		 unsigned int n, unsigned int *done, struct fwd_writer w)
-{
-	return batch_note_as(sh, v, n, done, w, false);
-}
-
-static unsigned int batch_note(struct zc_uring_shared *sh,
-			       struct zc_batch_send *v, unsigned int n,
-			       unsigned int *done)
-{
-	struct fwd_writer w = fwd_writer(sh);
-
-	/* Room for the batch: see fwd_put(); the test once, not each put. */
-	if (w.mask + 1 - (w.tail - w.head) >= 2 * n)
-		return batch_note_as(sh, v, n, done, w, true);
-	return batch_note_tight(sh, v, n, done, w);
+	return sent;
 }
 
 unsigned int zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
@@ -2143,7 +2258,7 @@ unsigned int zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 	struct zc_uring_shared *sh = m0->sh;
 	struct uring_op none = { .ud = URING_UD_NONE };
 	struct io_uring_sq *sq;
-	unsigned int i, k = 0, room, free_sqes, sent, done;
+	unsigned int i, k = 0, room, free_sqes, done;
 	uint32_t out;
 	int r;
 
@@ -2191,6 +2306,7 @@ unsigned int zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 	sh->batch = v;
 	sh->bn = n;
 	sh->bwait = k;
+	sh->bpend = sh->bdone = 0;
 	if (k)
 		batch_submit(v[0].zs, sh, v, n);
 	for (;;) {
@@ -2209,14 +2325,16 @@ unsigned int zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 		}
 	}
 	sh->bn = 0;	/* v is ours again */
-	sent = batch_note(sh, v, n, &done);
 	/*
-	 * sh_sent()'s count, once a batch: before the reaper can see them
-	 * (sh_give() publishes what batch_note() forwarded). At most the 2k
-	 * the batch had room for.
+	 * sh_sent()'s count of the sends whose notification is to come:
+	 * before the reaper can see them (routed once sh_give() gives the
+	 * lock back). The drains counted the others. At most the 2k the
+	 * batch had room for.
 	 */
-	if (sent)
-		atomic_fetch_add_explicit(&sh->out, sent, memory_order_relaxed);
+	if (sh->bpend)
+		atomic_fetch_add_explicit(&sh->out, batch_to_come(sh, v, n),
+					  memory_order_relaxed);
+	done = sh->bdone;
 	sh_give(v[0].zs, sh, &none);
 	return done;
 }
