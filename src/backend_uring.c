@@ -62,6 +62,7 @@
 #include <liburing.h>
 
 #include "backend.h"
+#include "backend_uring.h"
 #include "errqueue.h"
 
 /* user_data of our own requests: above every 32-bit id. */
@@ -907,13 +908,8 @@ static void uring_teardown(struct zc_sock *zs)
  * waits (io_uring_wait_cqe()): the other members' sends wait for it; the
  * reaper does not.
  */
-#define URING_SLOT0		4u	/* user_data >> 32 of slot 0 */
-/* The batch index's place in user_data >> 32: 64 + 1 values above it. */
-#define URING_BIDX_SHIFT	25
-#define URING_SLOT_MASK		((1u << URING_BIDX_SHIFT) - 1)
+/* URING_SLOT0, URING_BIDX_SHIFT: backend_uring.h */
 #define URING_SLOTS_MAX		(URING_SLOT_MASK + 1 - URING_SLOT0)
-_Static_assert(ZC_URING_BATCH < 1u << (32 - URING_BIDX_SHIFT),
-	       "a batch's index + 1 fits above the slot");
 #define URING_CTX_CQ		32768u	/* CQ entries asked for (CLAMP) */
 #define URING_CTX_BATCH		256u	/* CQEs per hold of the lock (reaper) */
 #define URING_CTX_ROUNDS	8	/* holds per zc__uring_reap() */
@@ -1002,13 +998,7 @@ struct uring_buf {
 	unsigned int idx;
 };
 
-/* backend_priv of a member (zc__ops_uring_member). */
-struct uring_member {
-	struct zc_uring_shared *sh;	/* NULL until it joins */
-	uint64_t ud;			/* m_ud(slot, 0), for a batch's sends */
-	uint32_t slot;			/* in sh->slots */
-	bool nonblock;			/* O_NONBLOCK, as last seen */
-};
+/* struct uring_member: backend_uring.h */
 
 static uint64_t m_ud(uint32_t slot, uint32_t id)
 {
@@ -1987,7 +1977,7 @@ batch_done(struct batch_writer *w, struct zc_batch_send *b,
 
 	bw_put(w, FWD_DONE | (ud & FWD_SLOT_BITS) |
 		  (uint64_t)(st & BS_COPIED) << 32 | (uint32_t)res, flat);
-	/* The caller's (zc__send_start() wrote it in the entry too). */
+	/* The caller's (the first half wrote it in the entry too). */
 	bw_put(w, caller->cookie, flat);
 	b->st = st | ZC_BS_DONE;
 	/* The second half's part: the caller's result, the batch left. */
@@ -2052,7 +2042,7 @@ batch_end(struct batch_writer *w, struct zc_batch_send *b, uint64_t ud,
 		return;
 	}
 	/*
-	 * It took its id (zc__send_start() left this to us): open the id's
+	 * It took its id (the first half left this to us): open the id's
 	 * window before its notification can be seen (forwarded here,
 	 * published by fwd_publish()). Release: pairs with the acquire in
 	 * zc_apply_range().
@@ -2252,20 +2242,18 @@ batch_to_come(struct zc_uring_shared *sh, struct zc_batch_send *v,
 	return sent;
 }
 
-unsigned int zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
+void zc__uring_open(struct zc_uring_q *q, struct zc_sock *zs)
 {
-	struct uring_member *m0 = v[0].zs->backend_priv;
-	struct zc_uring_shared *sh = m0->sh;
-	struct uring_op none = { .ud = URING_UD_NONE };
+	const struct uring_member *m = zs->backend_priv;
+	struct zc_uring_shared *sh = m->sh;
 	struct io_uring_sq *sq;
-	unsigned int i, k = 0, room, free_sqes, done;
+	unsigned int room, free_sqes;
 	uint32_t out;
-	int r;
 
-	if (!sh) {	/* not in the context (cannot happen) */
-		for (i = 0; i < n; i++)
-			v[i].res = -ENOBUFS;
-		return 0;
+	q->sh = sh;
+	if (!sh) {	/* not in the context (cannot happen): no room */
+		q->tail0 = q->tail = q->end = 0;
+		return;
 	}
 	sq = &sh->ring.sq;
 	pthread_mutex_lock(&sh->lock);
@@ -2274,10 +2262,10 @@ unsigned int zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 	 * How many sends the batch may submit: room in the CQ for each one's
 	 * notification and, this once, its result beside the batch's others
 	 * (k sends need out + 2k <= cap), and free SQEs. Those are taken
-	 * here as io_uring_get_sqe() takes them, without its tests of the
-	 * ring's flags every SQE (no SQPOLL, no SQE128: sh_new()). The SQ
-	 * is ours (the lock); the kernel moves its head (relaxed, as
-	 * liburing reads it without SQPOLL).
+	 * as io_uring_get_sqe() takes them, without its tests of the ring's
+	 * flags every SQE (no SQPOLL, no SQE128: sh_new()). The SQ is ours
+	 * (the lock); the kernel moves its head (relaxed, as liburing reads
+	 * it without SQPOLL).
 	 */
 	room = out + 2 <= sh->cap ? (sh->cap - out) / 2 : 0;
 	free_sqes = sq->ring_entries - (sq->sqe_tail -
@@ -2285,23 +2273,44 @@ unsigned int zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 				     memory_order_relaxed));
 	if (room > free_sqes)
 		room = free_sqes;
-	for (i = 0; i < n; i++) {
-		struct zc_batch_send *b = &v[i];
-		struct zc_sock *zs = b->zs;
-		struct uring_member *m = zs->backend_priv;
+	*q = (struct zc_uring_q){
+		.sh = sh, .sqes = sq->sqes, .mask = sq->ring_mask,
+		.tail0 = sq->sqe_tail, .tail = sq->sqe_tail,
+		.end = sq->sqe_tail + room, .ioprio = (uint16_t)sh->zc_flags,
+		.plain = !sh->nbufs,
+	};
+}
 
-		b->st = 0;
-		/* No room (above): the core copies. ud 0: none submitted. */
-		if (m->sh != sh || k == room) {
-			b->ud = 0;
-			b->res = -ENOBUFS;
-			continue;
-		}
-		b->ud = m_ud_batch(m, zs->zc_next, i);
-		sh_prep(sh, &sq->sqes[sq->sqe_tail++ & sq->ring_mask], zs,
-			b->msg, b->flags, b->ud);
-		k++;
+void zc__uring_queue_other(struct zc_uring_q *q, struct zc_batch_send *b,
+			   unsigned int i)
+{
+	struct zc_sock *zs = b->zs;
+	const struct uring_member *m = zs->backend_priv;
+
+	b->st = 0;
+	/* No room (above): the core copies. ud 0: none submitted. */
+	if (m->sh != q->sh || q->tail == q->end) {
+		b->ud = 0;
+		b->res = -ENOBUFS;
+		return;
 	}
+	b->ud = m_ud_batch(m, zs->zc_next, i);
+	sh_prep(q->sh, &q->sqes[q->tail++ & q->mask], zs, b->caller->msg,
+		zc_batch_flags(b), b->ud);
+}
+
+unsigned int zc__uring_send_batch(struct zc_uring_q *q,
+				  struct zc_batch_send *v, unsigned int n)
+{
+	struct zc_uring_shared *sh = q->sh;
+	struct uring_op none = { .ud = URING_UD_NONE };
+	const unsigned int k = q->tail - q->tail0;
+	unsigned int done;
+	int r;
+
+	if (!sh)	/* not in the context: none went (-ENOBUFS) */
+		return 0;
+	sh->ring.sq.sqe_tail = q->tail;
 	/* The CQEs of v find their sends by their index (batch_drain()). */
 	sh->batch = v;
 	sh->bn = n;

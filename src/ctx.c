@@ -876,6 +876,7 @@ ZC_EXPORT int zc_ctx_get_stats(struct zc_ctx *ctx, struct zc_ctx_stats *st)
  */
 struct ctx_batch {
 	unsigned int n, ok;
+	struct zc_uring_q q;		/* while n: the ring's lock held */
 	struct zc_batch_send s[ZC_URING_BATCH];
 };
 
@@ -897,7 +898,7 @@ static void batch_flush(struct ctx_batch *b)
 
 	if (!b->n)
 		return;
-	done = zc__uring_send_batch(b->s, b->n);
+	done = zc__uring_send_batch(&b->q, b->s, b->n);
 	b->ok += done;
 	/* Every send ended by the backend (done entries): nothing left. */
 	for (unsigned int i = 0; done != b->n && i < b->n; i++) {
@@ -925,9 +926,11 @@ static void batch_flush(struct ctx_batch *b)
 /*
  * The send of s: on the shared ring, a uring member's zero-copy send
  * joins the batch (a socket already there flushes it first: its sends go
- * in order, one at a time); any other send is made now. Returns 1 if a
- * send made now succeeded, else 0 (a batched one is counted by
- * batch_flush()).
+ * in order, one at a time), its SQE written as it is checked: the batch's
+ * first takes the ring's lock (zc__uring_open()), held until the batch
+ * is flushed; any other send is made now, the batch flushed first (what
+ * it calls may take that lock, or the context's). Returns 1 if a send
+ * made now succeeded, else 0 (a batched one is counted by batch_flush()).
  */
 static unsigned int ctx_send(struct zc_ctx *ctx, struct zc_ctx_send *s, unsigned int i,
 		     void *batch)
@@ -948,23 +951,50 @@ static unsigned int ctx_send(struct zc_ctx *ctx, struct zc_ctx_send *s, unsigned
 #ifdef ZC_HAVE_URING
 	if (zs->ops == &zc__ops_uring_member) {
 		struct ctx_batch *b = batch;
+		struct zc_batch_send *h;
+		const struct msghdr *msg = s->msg;
+		const int flags = s->flags;
+		size_t len;
+		void *base;
 		bool queued;
 		ssize_t r;
 
 		if (zs->tx_batched)
 			batch_flush(b);
-		r = zc__send_start(zs, s->msg, s->flags, s->cookie, &b->s[b->n],
-				   &queued);
-		if (!queued) {
-			s->result = r;
-			return r >= 0;
+		h = &b->s[b->n];
+		h->caller = s;
+		if (zc__send_start_fast(zs, msg, flags, s->cookie, h, &base,
+					&len)) {
+			/* Its SQE as it is checked: one walk of the sends. */
+			if (!b->n)
+				zc__uring_open(&b->q, zs);
+			zc__uring_queue(&b->q, h, zs, base, len,
+					(flags & ~MSG_ZEROCOPY) | MSG_DONTWAIT,
+					b->n);
+		} else {
+			/*
+			 * What it calls may take the ring's lock, or the
+			 * context's: the batch's given back first.
+			 */
+			batch_flush(b);
+			h = &b->s[0];
+			h->caller = s;
+			r = zc__send_start_general(zs, msg, flags, s->cookie, h,
+						   &queued);
+			if (!queued) {
+				s->result = r;
+				return r >= 0;
+			}
+			zc__uring_open(&b->q, zs);
+			zc__uring_queue_other(&b->q, h, 0);
 		}
 		zs->tx_batched = true;
-		b->s[b->n++].caller = s;
-		if (b->n == ZC_URING_BATCH)
+		if (++b->n == ZC_URING_BATCH)
 			batch_flush(b);
 		return 0;
 	}
+	/* As above: the batch's lock given back first. */
+	batch_flush(batch);
 #else
 	(void)batch;
 #endif

@@ -1308,9 +1308,10 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
  * zc_ctx_sendmmsg()'s send of a uring member, in two halves around the
  * batch's io_uring_enter(). The first: the send made now (a copy, or an
  * error), returning what the call returns with *queued false; or the
- * zero-copy send for the caller to submit (flags in h), 0 and *queued.
+ * zero-copy send for the caller to submit (h's zs and slot; its msg
+ * and flags are h->caller's, set by the caller), 0 and *queued.
  * Non-blocking: MSG_DONTWAIT is added. msg is not NULL (ctx.c checks).
- * Every case here; zc__send_start() (internal.h) takes the common one
+ * Every case here; zc__send_start_fast() (internal.h) takes the common one
  * inline.
  */
 ssize_t zc__send_start_general(struct zc_sock *zs, const struct msghdr *msg,
@@ -1330,7 +1331,7 @@ ssize_t zc__send_start_general(struct zc_sock *zs, const struct msghdr *msg,
 	if (ret < 0)
 		return ret;
 	if (choice == ZC_CHOOSE_ZC) {
-		zc_half_fill(h, zs, msg, flags, t, len);
+		zc_half_fill(h, zs, t);
 		*queued = true;
 		return 0;
 	}
@@ -1342,7 +1343,13 @@ ssize_t zc__send_start_general(struct zc_sock *zs, const struct msghdr *msg,
 /* zc__send_finish() of a send that sent nothing: res 0 or -errno. */
 ssize_t zc__send_finish_nothing(const struct zc_batch_send *h)
 {
-	return send_end(h->zs, h->msg, NULL, h->len, h->flags, h->slot,
+	const struct msghdr *msg = h->caller->msg;
+	size_t len = 0;
+
+	/* The first half checked it: its length again. */
+	for (size_t i = 0; i < msg->msg_iovlen; i++)
+		len += msg->msg_iov[i].iov_len;
+	return send_end(h->zs, msg, NULL, len, zc_batch_flags(h), h->slot,
 			ZC_CHOOSE_ZC, h->res, CTX_SEND_WHY);
 }
 
