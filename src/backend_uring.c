@@ -2081,6 +2081,8 @@ batch_drain_as(struct zc_uring_shared *sh, unsigned int head, unsigned int n,
 	const uint32_t bn = sh->bn;
 	const uint32_t copied_bit = sh->zc_flags & IORING_SEND_ZC_REPORT_USAGE ?
 				    IORING_NOTIF_USAGE_ZC_COPIED : 0;
+	/* The send whose CQE likely comes next: they come in order. */
+	const struct zc_batch_send *nx = batch;
 	unsigned int left = n, at = head & mask;
 	uint64_t cnt = 0;
 
@@ -2092,18 +2094,29 @@ batch_drain_as(struct zc_uring_shared *sh, unsigned int head, unsigned int n,
 
 		for (; cqe != end; cqe++) {
 			const uint64_t ud = cqe->user_data;
-			/* In the batch: index + 1 (see sh_drain_as()). */
-			const uint32_t bi = (uint32_t)(ud >> (32 +
-							URING_BIDX_SHIFT)) - 1;
 			struct zc_batch_send *b;
 			uint32_t st;
 			int res;
 
-			if (bi >= bn || batch[bi].ud != ud) {
-				cnt += BD_OTHER;	/* after the loop */
-				continue;
+			/*
+			 * The next send's, or found by the index in ud: + 1
+			 * (see sh_drain_as()). nx is at most the guard past
+			 * the batch, batch[bn], whose ud 0 none has.
+			 */
+			if (nx->ud == ud) {
+				b = (struct zc_batch_send *)nx;
+			} else {
+				const uint32_t bi = (uint32_t)(ud >> (32 +
+						URING_BIDX_SHIFT)) - 1;
+
+				if (bi >= bn || batch[bi].ud != ud) {
+					/* After the loop. */
+					cnt += BD_OTHER;
+					continue;
+				}
+				b = &batch[bi];
 			}
-			b = &batch[bi];
+			nx = b + 1;
 			st = b->st;
 			res = cqe->res;
 			if (cqe->flags & IORING_CQE_F_NOTIF) {
@@ -2311,6 +2324,7 @@ unsigned int zc__uring_send_batch(struct zc_uring_q *q,
 	if (!sh)	/* not in the context: none went (-ENOBUFS) */
 		return 0;
 	sh->ring.sq.sqe_tail = q->tail;
+	v[n].ud = 0;	/* the guard: no CQE's (batch_drain_as()) */
 	/* The CQEs of v find their sends by their index (batch_drain()). */
 	sh->batch = v;
 	sh->bn = n;

@@ -65,8 +65,8 @@ void zc__uring_queue_other(struct zc_uring_q *q, struct zc_batch_send *b,
  * The batch q, v[0] to v[n - 1], queued (zc__uring_queue()): zero-copy
  * sends of members of one context's ring, submitted with one
  * io_uring_enter(): each v[i].zs at most once, n <= ZC_URING_BATCH
- * (struct zc_batch_send). Fills each res: bytes sent or -errno (nothing
- * sent). Gives the lock back. Returns how many it ended itself
+ * (struct zc_batch_send), and room for v[n] (a guard). Fills each res:
+ * bytes sent or -errno (nothing sent). Gives the lock back. Returns how many it ended itself
  * (ZC_BS_DONE).
  */
 unsigned int zc__uring_send_batch(struct zc_uring_q *q,

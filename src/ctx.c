@@ -877,7 +877,8 @@ ZC_EXPORT int zc_ctx_get_stats(struct zc_ctx *ctx, struct zc_ctx_stats *st)
 struct ctx_batch {
 	unsigned int n, ok;
 	struct zc_uring_q q;		/* while n: the ring's lock held */
-	struct zc_batch_send s[ZC_URING_BATCH];
+	/* And the guard zc__uring_send_batch() puts past the last. */
+	struct zc_batch_send s[ZC_URING_BATCH + 1];
 };
 
 /*
