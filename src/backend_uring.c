@@ -1303,6 +1303,27 @@ take_done(struct zc_ctx_completion *rec, struct zc_sock *zs, uint64_t e,
 }
 
 /*
+ * take_done() of done entry e, with cookie, at r, unless its member left.
+ * Returns where the next record goes.
+ */
+static inline __attribute__((always_inline)) struct zc_ctx_completion *
+take_done_slot(struct zc_ctx_completion *r, const struct uring_slot *slots,
+	       uint64_t e, uint64_t cookie)
+{
+	/*
+	 * The table changes only under both locks (join, leave), and a
+	 * member's entries are taken, or forgotten (fwd_forget()), before
+	 * it leaves.
+	 */
+	struct zc_sock *zs = slots[fwd_slot(e)].zs;
+
+	if (!zs)		/* its member left */
+		return r;
+	take_done(r, zs, e, cookie);
+	return r + 1;
+}
+
+/*
  * fwd_take() of the done entries from h, up to t, as many as come in a
  * row (a batch's): their records. Returns the index of the first entry
  * past them, or of the one it stopped at for want of room in rec: then
@@ -1335,19 +1356,22 @@ take_dones(struct zc_uring_shared *sh, uint32_t h, uint32_t t)
 		const uint32_t end = (t - h) / 2 > maxrec - nrec ?
 				     h + 2 * (maxrec - nrec) : t;
 		struct zc_ctx_completion *r = &rec[nrec];
+		/*
+		 * Those whose two words come before the array's end, by
+		 * pointer (the common case: no mask); then any left, by
+		 * index (one across the end).
+		 */
+		const uint32_t before = (mask + 1 - (h & mask)) & ~1u;
+		const uint64_t *const p0 = &fwd[h & mask];
+		const uint64_t *const pe = p0 + ((end - h < before ? end - h :
+						  before) & ~1u);
+		const uint64_t *p = p0;
 
-		for (; h != end && ((e = fwd[h & mask]) & FWD_DONE); h += 2) {
-			/*
-			 * The table changes only under both locks (join,
-			 * leave), and a member's entries are taken, or
-			 * forgotten (fwd_forget()), before it leaves.
-			 */
-			struct zc_sock *zs = slots[fwd_slot(e)].zs;
-
-			if (!zs)		/* its member left */
-				continue;
-			take_done(r++, zs, e, fwd[(h + 1) & mask]);
-		}
+		for (; p != pe && ((e = *p) & FWD_DONE); p += 2)
+			r = take_done_slot(r, slots, e, p[1]);
+		h += (uint32_t)(p - p0);
+		for (; h != end && ((e = fwd[h & mask]) & FWD_DONE); h += 2)
+			r = take_done_slot(r, slots, e, fwd[(h + 1) & mask]);
 		nrec = (unsigned int)(r - rec);
 		if (h == t || !(fwd[h & mask] & FWD_DONE))
 			break;
