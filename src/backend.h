@@ -60,24 +60,34 @@ extern const struct zc_ops zc__ops_uring_member;	/* in a context */
 
 /*
  * A zero-copy send between its two halves (zc_ctx_sendmmsg()): the
- * core's first (zc__send_start()) fills zs, msg, flags (for the syscall:
- * MSG_DONTWAIT, no MSG_ZEROCOPY), len and slot; the caller adds the entry
- * its result goes to; the backend's batch makes the send, writes res and
+ * caller's entry (caller: its msg and flags; its result goes there); the
+ * core's first half (zc__send_start_fast() and zc__send_start_general())
+ * fills zs and slot; the backend's batch makes the send, writes res and
  * keeps its own state in ud and st meanwhile; the core's second half
  * (zc__send_finish()) ends it. One array entry a send, which each of
  * them walks in turn, none copying another's fields.
  */
 struct zc_batch_send {
 	struct zc_sock *zs;
-	const struct msghdr *msg;
-	int flags;
-	uint32_t slot;			/* its ring slot */
-	size_t len;
 	struct zc_ctx_send *caller;
+	uint32_t slot;			/* its ring slot */
+	uint32_t st;			/* the backend's, and ZC_BS_DONE */
 	ssize_t res;
 	uint64_t ud;			/* the backend's */
-	uint32_t st;			/* the backend's */
 };
+
+/* The flags of h's syscall: MSG_DONTWAIT, no MSG_ZEROCOPY. */
+static inline int zc_batch_flags(const struct zc_batch_send *h)
+{
+	return (h->caller->flags & ~MSG_ZEROCOPY) | MSG_DONTWAIT;
+}
+/*
+ * zc_batch_send.st: the send (res > 0) is complete, and its completion
+ * is the backend's to hand out (backend_uring.c, done entries): the
+ * backend ended it (counted it sent, wrote caller->result, cleared the
+ * socket's tx_batched); the second half has nothing to do.
+ */
+#define ZC_BS_DONE	(1u << 16)
 
 #ifdef ZC_HAVE_URING
 /* backend_uring.c: forget the probe's answer (unit tests). */
@@ -112,17 +122,19 @@ int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs);
 unsigned int zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due,
 			    struct zc_ctx_completion *rec, unsigned int max,
 			    bool *more);
+/*
+ * The reaper, before it reaps member zs's ring the general way while
+ * done entries of zs are out (zs->done_made != zs->done_taken): take the
+ * forward ring up to max records, so that they come before the ring's
+ * later entries. Returns the records written.
+ */
+unsigned int zc__uring_take(struct zc_uring_shared *sh, zc_due_fn *due,
+			    struct zc_ctx_completion *rec, unsigned int max);
 int zc__uring_register(struct zc_uring_shared **sh, int efd,
 		       const struct iovec *iov, unsigned int n);
 void zc__uring_shared_free(struct zc_uring_shared *sh);
-/*
- * Zero-copy sends of members of one context's ring, submitted with one
- * io_uring_enter(): each v[i].zs at most once, n <= ZC_URING_BATCH
- * (struct zc_batch_send). Fills each res: bytes sent or -errno (nothing
- * sent).
- */
+/* Sends a batch may hold (zc__uring_send_batch(), backend_uring.h). */
 #define ZC_URING_BATCH	64u
-void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n);
 #endif
 
 #pragma GCC visibility pop

@@ -68,6 +68,7 @@
 #include <liburing.h>
 
 #include "backend.h"
+#include "backend_uring.h"
 #include "errqueue.h"
 
 /* user_data of our own requests: above every 32-bit id. */
@@ -960,13 +961,8 @@ static void uring_teardown(struct zc_sock *zs)
  * waits (io_uring_wait_cqe()): the other members' sends wait for it; the
  * reaper does not.
  */
-#define URING_SLOT0		4u	/* user_data >> 32 of slot 0 */
-/* The batch index's place in user_data >> 32: 64 + 1 values above it. */
-#define URING_BIDX_SHIFT	25
-#define URING_SLOT_MASK		((1u << URING_BIDX_SHIFT) - 1)
+/* URING_SLOT0, URING_BIDX_SHIFT: backend_uring.h */
 #define URING_SLOTS_MAX		(URING_SLOT_MASK + 1 - URING_SLOT0)
-_Static_assert(ZC_URING_BATCH < 1u << (32 - URING_BIDX_SHIFT),
-	       "a batch's index + 1 fits above the slot");
 #define URING_CTX_CQ		32768u	/* CQ entries asked for (CLAMP) */
 #define URING_CTX_BATCH		256u	/* CQEs per hold of the lock (reaper) */
 #define URING_CTX_ROUNDS	8	/* holds per zc__uring_reap() */
@@ -1008,10 +1004,15 @@ struct zc_uring_shared {
 	/*
 	 * The batch being sent (zc__uring_send_batch()): its sends, bn of
 	 * them, by the index in their user_data (bn is 0 outside it); bwait
-	 * of them still wait for a CQE (batch_cqe()).
+	 * of them still wait for a CQE (batch_drain_as()).
 	 */
 	struct zc_batch_send *batch;
 	uint32_t bn, bwait;
+	/*
+	 * The batch's drains' counts: its sends still waiting for their
+	 * notification (to come: batch_to_come()), its done entries.
+	 */
+	uint32_t bpend, bdone;
 	zc_due_fn *due;			/* the reaper's, set by each of its calls */
 	/*
 	 * The reaper's records (zc__uring_reap()): rec[nrec], up to maxrec;
@@ -1050,13 +1051,7 @@ struct uring_buf {
 	unsigned int idx;
 };
 
-/* backend_priv of a member (zc__ops_uring_member). */
-struct uring_member {
-	struct zc_uring_shared *sh;	/* NULL until it joins */
-	uint64_t ud;			/* m_ud(slot, 0), for a batch's sends */
-	uint32_t slot;			/* in sh->slots */
-	bool nonblock;			/* O_NONBLOCK, as last seen */
-};
+/* struct uring_member: backend_uring.h */
 
 static uint64_t m_ud(uint32_t slot, uint32_t id)
 {
@@ -1173,6 +1168,24 @@ static inline uint64_t fwd_run_mark(uint32_t more, bool copied)
 	       (copied ? FWD_COPIED : 0);
 }
 
+/*
+ * A done entry: a send of a batch whose result and notification both
+ * came in the batch's own drain, on a member with nothing unreaped before
+ * it (its ring slot was the head), is complete before it is published.
+ * It is not published: its completion is forwarded, ready-made, in two
+ * entries: this one, FWD_DONE with the member's slot where an entry has
+ * it (fwd_slot()), the bytes sent in the id's place and copied in the top
+ * bit, then the send's cookie. The reaper writes its record from them
+ * (take_done()), in the forward ring's order with the member's other
+ * forwarded entries; the member's own later sends wait for it
+ * (zs->done_made, zs->done_taken). Counted two in out: two entries,
+ * where the send had counted its notification and its result in the
+ * batch's room (zc__uring_send_batch()).
+ */
+#define FWD_DONE	(1ull << 62)
+#define FWD_SLOT_BITS	((uint64_t)URING_SLOT_MASK << 32)
+_Static_assert(!(FWD_DONE & (FWD_UD_MASK | FWD_COPIED)), "a bit of its own");
+
 /* The forward ring entry of the notification of user_data ud. */
 static inline uint64_t fwd_ent(uint64_t ud, bool copied)
 {
@@ -1201,6 +1214,26 @@ fwd_put(struct fwd_writer *w, uint64_t ent)
 	if (w->tail - w->head > w->mask)
 		return;
 	w->fwd[w->tail++ & w->mask] = ent;
+}
+
+/*
+ * A batch's drain's writer of the forward ring (batch_drain_as()): flat,
+ * a pointer, where the ring has room for all the drain may put, up to
+ * the array's end (the test once a drain: the common case); else
+ * fwd_put()'s test each put.
+ */
+struct batch_writer {
+	uint64_t *p;		/* flat: the next entry */
+	struct fwd_writer w;	/* else */
+};
+
+static inline __attribute__((always_inline)) void
+bw_put(struct batch_writer *bw, uint64_t ent, bool flat)
+{
+	if (flat)
+		*bw->p++ = ent;
+	else
+		fwd_put(&bw->w, ent);
 }
 
 /* Lock holder: publish what fwd_put() queued; true if anything. */
@@ -1295,27 +1328,160 @@ take_run(struct zc_uring_shared *sh, uint32_t h, uint32_t more)
 	return h;
 }
 
-/* Reaper (the context's lock): apply the forwarded notifications. */
+/*
+ * Reaper: hand out done entry e (FWD_DONE) of member zs, with cookie,
+ * as zc_ring_hand_out() would have handed out its ring entry.
+ */
+static inline __attribute__((always_inline)) void
+take_done(struct zc_ctx_completion *rec, struct zc_sock *zs, uint64_t e,
+	  uint64_t cookie)
+{
+	const bool copied = e >> 63;
+
+	*rec = (struct zc_ctx_completion){
+		.zs = zs, .tag = zs->ctxm.tag, .cookie = cookie,
+		.bytes = (uint32_t)e, .flags = copied ? ZC_COPIED : 0,
+	};
+	/* completions is derived: see struct zc_rx_stats. */
+	if (copied)
+		ZC_STAT_INC(&zs->rx, completions_copied);
+	else
+		ZC_STAT_INC(&zs->rx, completions_zc);
+	zc_feed_streak(zs, 1, copied);
+	/* Release: pairs with the acquire in zc_inflight(). */
+	atomic_store_explicit(&zs->done_taken,
+			      atomic_load_explicit(&zs->done_taken,
+						   memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
+/*
+ * take_done() of done entry e, with cookie, at r, unless its member left.
+ * Returns where the next record goes.
+ */
+static inline __attribute__((always_inline)) struct zc_ctx_completion *
+take_done_slot(struct zc_ctx_completion *r, const struct uring_slot *slots,
+	       uint64_t e, uint64_t cookie)
+{
+	/*
+	 * The table changes only under both locks (join, leave), and a
+	 * member's entries are taken, or forgotten (fwd_forget()), before
+	 * it leaves.
+	 */
+	struct zc_sock *zs = slots[fwd_slot(e)].zs;
+
+	if (!zs)		/* its member left */
+		return r;
+	take_done(r, zs, e, cookie);
+	return r + 1;
+}
+
+/*
+ * fwd_take() of the done entries from h, up to t, as many as come in a
+ * row (a batch's): their records. Returns the index of the first entry
+ * past them, or of the one it stopped at for want of room in rec: then
+ * the ring's eventfd is written, so that the context's fd stays readable
+ * for what is left (one syscall, only then: nothing to test on the
+ * common way).
+ */
+static __attribute__((noinline)) uint32_t
+take_dones(struct zc_uring_shared *sh, uint32_t h, uint32_t t)
+{
+	/*
+	 * Locals: the stores to the records could alias sh, and the
+	 * compiler would load its fields again every entry. The table does
+	 * not move meanwhile (join, under both locks).
+	 */
+	const uint64_t *const fwd = sh->fwd;
+	const uint32_t mask = sh->fmask;
+	const struct uring_slot *const slots = sh->slots;
+	struct zc_ctx_completion *const rec = sh->rec;
+	const unsigned int maxrec = sh->maxrec;
+	unsigned int nrec = sh->nrec;
+	uint64_t e;
+
+	for (;;) {
+		/*
+		 * As many as rec has room for, with no test of the room each
+		 * entry: an entry dropped (its member left) takes none, so
+		 * the loop may come round again.
+		 */
+		const uint32_t end = (t - h) / 2 > maxrec - nrec ?
+				     h + 2 * (maxrec - nrec) : t;
+		struct zc_ctx_completion *r = &rec[nrec];
+		/*
+		 * Those whose two words come before the array's end, by
+		 * pointer (the common case: no mask); then any left, by
+		 * index (one across the end).
+		 */
+		const uint32_t before = (mask + 1 - (h & mask)) & ~1u;
+		const uint64_t *const p0 = &fwd[h & mask];
+		const uint64_t *const pe = p0 + ((end - h < before ? end - h :
+						  before) & ~1u);
+		const uint64_t *p = p0;
+
+		for (; p != pe && ((e = *p) & FWD_DONE); p += 2)
+			r = take_done_slot(r, slots, e, p[1]);
+		h += (uint32_t)(p - p0);
+		for (; h != end && ((e = fwd[h & mask]) & FWD_DONE); h += 2)
+			r = take_done_slot(r, slots, e, fwd[(h + 1) & mask]);
+		nrec = (unsigned int)(r - rec);
+		if (h == t || !(fwd[h & mask] & FWD_DONE))
+			break;
+		if (nrec == maxrec) {
+			uint64_t one = 1;
+
+			if (write(sh->efd, &one, sizeof(one)) < 0) {
+				/* EAGAIN: the counter is non-zero already. */
+			}
+			break;
+		}
+	}
+	sh->nrec = nrec;
+	return h;
+}
+
+/*
+ * Reaper (the context's lock): apply the forwarded notifications, and
+ * hand out the done entries. It stops at a done entry for want of room
+ * in rec (or outside zc__uring_reap(): maxrec 0): the entries from there
+ * on stay, in order, for the next call; so may the notifications it
+ * routes meanwhile, which reap_direct() cannot hand out either (rec
+ * full): those are applied, their members due, and a member with done
+ * entries out takes the forward ring first (zc__uring_take()).
+ */
 static void fwd_take(struct zc_uring_shared *sh)
 {
 	uint32_t h = atomic_load_explicit(&sh->fhead, memory_order_relaxed);
 	/* Acquire (seq_cst: see sh_wake()): pairs with fwd_publish(). */
 	uint32_t t = atomic_load_explicit(&sh->ftail, memory_order_seq_cst);
-	uint32_t n = t - h;
+	const uint32_t h0 = h;
 
-	if (!n)
+	if (h == t)
 		return;
 	for (; h != t; h++) {
 		uint64_t e = sh->fwd[h & sh->fmask];
 		/*
 		 * The table changes only under both locks (join, leave), and
-		 * a member's entries are taken before it leaves.
+		 * a member's entries are taken, or forgotten (fwd_forget()),
+		 * before it leaves.
 		 */
 		struct zc_sock *zs = sh->slots[fwd_slot(e)].zs;
 
+		if (e & FWD_DONE) {
+			h = take_dones(sh, h, t);
+			/* Stopped at a done entry (rec full), or at the end. */
+			if (h == t || (sh->fwd[h & sh->fmask] & FWD_DONE))
+				break;
+			h--;		/* the loop's h++ */
+			continue;
+		}
 		if (!zs) {
-			/* A run's mark, or an entry of a member that left. */
-			if (fwd_slot(e) == -1)
+			/*
+			 * A run's mark, or an entry of a member that left (or
+			 * forgotten: the guard's slot, no run).
+			 */
+			if (fwd_slot(e) == -1 && (uint32_t)e)
 				h = take_run(sh, h, (uint32_t)e);
 			continue;
 		}
@@ -1326,7 +1492,43 @@ static void fwd_take(struct zc_uring_shared *sh)
 	}
 	/* Release: pairs with the acquire of fhead in fwd_writer(). */
 	atomic_store_explicit(&sh->fhead, h, memory_order_release);
-	atomic_fetch_sub_explicit(&sh->out, n, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&sh->out, h - h0, memory_order_relaxed);
+}
+
+/*
+ * Under both locks (no send, no reaper): member slot s leaves, and the
+ * forward ring may still hold entries of it past a done entry that
+ * fwd_take() stopped at. Make them name the table's guard, whose member
+ * is NULL: dropped when taken. A normal entry becomes the guard's with no
+ * run (id 0: fwd_take() tells it from a run's mark).
+ */
+static void fwd_forget(struct zc_uring_shared *sh, uint32_t s)
+{
+	const uint64_t guard = (uint64_t)(URING_SLOT0 - 1) << 32;
+	uint32_t h = atomic_load_explicit(&sh->fhead, memory_order_relaxed);
+	const uint32_t t = atomic_load_explicit(&sh->ftail,
+					       memory_order_relaxed);
+
+	while (h != t) {
+		uint64_t *p = &sh->fwd[h & sh->fmask];
+
+		if (*p & FWD_DONE) {		/* and its cookie */
+			if (fwd_slot(*p) == (ptrdiff_t)s)
+				*p = (*p & ~FWD_SLOT_BITS) | guard;
+			h += 2;
+		} else if (fwd_slot(*p) == -1 && (uint32_t)*p) {
+			/* A run's mark, and its first id's entry. */
+			uint64_t *q = &sh->fwd[(h + 1) & sh->fmask];
+
+			if (fwd_slot(*q) == (ptrdiff_t)s)
+				*q = (*q & ~FWD_SLOT_BITS) | guard;
+			h += 2;
+		} else {
+			if (fwd_slot(*p) == (ptrdiff_t)s)
+				*p = guard;
+			h++;
+		}
+	}
 }
 
 /*
@@ -1431,63 +1633,18 @@ static inline void op_cqe(const struct zc_uring_shared *sh,
  */
 #define BS_COPIED	IORING_NOTIF_USAGE_ZC_COPIED
 _Static_assert((uint64_t)BS_COPIED << 32 == FWD_COPIED, "copied, shifted");
+_Static_assert(!(ZC_BS_DONE & (BS_RES | BS_MORE | BS_NOTIF | BS_WAIT |
+			       BS_COPIED)), "the core's bit of st");
 
-/*
- * batch_cqe(): b failed (or sent 0 bytes), its notification to come. A
- * failed send does not wait for it (batch_note() has it take its id); a
- * send of 0 bytes does (the core takes no id for it).
- */
-static __attribute__((noinline, cold)) bool
-batch_cqe_failed(struct zc_batch_send *b, uint32_t st, int res)
-{
-	if (res < 0) {
-		b->st = st | BS_RES | BS_MORE;
-		return true;
-	}
-	b->st = st | BS_RES | BS_MORE | BS_WAIT;
-	return false;
-}
-
-/*
- * A CQE of the batch's send b: its result, or its notification
- * (copied_bit: BS_COPIED if a notification's res says copied so, or 0).
- * Returns whether b is done now: its result came (a failed send does not
- * wait for a notification still to come: it takes its id, batch_note();
- * see the top). A send is done once: bwait counts down.
- */
-static inline __attribute__((always_inline)) bool
-batch_cqe(struct zc_batch_send *b, const struct io_uring_cqe *cqe,
-	  uint32_t copied_bit)
-{
-	uint32_t st = b->st;
-	int res = cqe->res;
-
-	if (cqe->flags & IORING_CQE_F_NOTIF) {
-		b->st = st | BS_NOTIF | ((uint32_t)res & copied_bit);
-		return st & BS_WAIT;
-	}
-	b->res = res;
-	if (!(cqe->flags & IORING_CQE_F_MORE)) {
-		b->st = st | BS_RES;
-		return true;
-	}
-	if (res > 0 || (st & BS_NOTIF)) {
-		b->st = st | BS_RES | BS_MORE;
-		return true;
-	}
-	return batch_cqe_failed(b, st, res);
-}
-
-/* Who drains (sh_drain_as()). */
-enum drain_as { AS_REAPER, AS_SEND, AS_BATCH };
+/* Who drains (sh_drain_as()); a batch drains with batch_drain(). */
+enum drain_as { AS_REAPER, AS_SEND };
 
 /*
  * Lock holder: read up to max CQEs. op: the holder's send in progress, or
- * NULL; as: the reaper applies what it reads, a send or a batch forwards
- * it. Only a batch's own drains look for its sends (it holds the lock
- * from its first SQE to its last CQE): bn is 0 for every other. Inline,
- * so that each has a copy of its own, with no test of op or as every
- * CQE.
+ * NULL; as: the reaper applies what it reads, a send forwards it. Only a
+ * batch's own drains (batch_drain()) look for its sends (it holds the
+ * lock from its first SQE to its last CQE). Inline, so that each has a
+ * copy of its own, with no test of op or as every CQE.
  */
 static inline __attribute__((always_inline)) unsigned int
 sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
@@ -1506,16 +1663,6 @@ sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
 					      memory_order_acquire) - head;
 	const struct io_uring_cqe *cqes = sh->ring.cq.cqes;
 	const unsigned int mask = sh->ring.cq.ring_mask;
-	/*
-	 * Fixed while we drain (the stores to the sends could alias sh, and
-	 * the compiler would load them every CQE).
-	 */
-	struct zc_batch_send *const batch = as == AS_BATCH ? sh->batch : NULL;
-	const uint32_t bn = as == AS_BATCH ? sh->bn : 0;
-	const uint32_t copied_bit = as == AS_BATCH &&
-				    (sh->zc_flags & IORING_SEND_ZC_REPORT_USAGE) ?
-				    IORING_NOTIF_USAGE_ZC_COPIED : 0;
-	unsigned int done = 0;
 
 	if (n > max)
 		n = max;
@@ -1524,15 +1671,7 @@ sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
 		uint64_t ud = cqe->user_data;
 		uint32_t hi = (uint32_t)(ud >> 32);
 
-		if (as == AS_BATCH) {
-			/* In the batch: index + 1 (so hi >= URING_SLOT0). */
-			uint32_t bi = (hi >> URING_BIDX_SHIFT) - 1;
-
-			if (bi < bn && batch[bi].ud == ud) {
-				done += batch_cqe(&batch[bi], cqe, copied_bit);
-				continue;
-			}
-		} else if (op && ud == op->ud) {
+		if (op && ud == op->ud) {
 			op_cqe(sh, op, cqe);
 			continue;
 		}
@@ -1550,8 +1689,6 @@ sh_drain_as(struct zc_uring_shared *sh, struct uring_op *op, unsigned int max,
 			run_end(sh, as == AS_REAPER);
 		io_uring_cq_advance(&sh->ring, n);
 	}
-	if (as == AS_BATCH)
-		sh->bwait -= done;
 	return n;
 }
 
@@ -1564,11 +1701,38 @@ static unsigned int sh_drain(struct zc_uring_shared *sh, struct uring_op *op,
 	return sh_drain_as(sh, op, max, AS_SEND);
 }
 
-/* The batch's drain: all the CQEs there are. */
-static void batch_drain(struct zc_uring_shared *sh)
+/*
+ * batch_drain() of n CQEs from head: those not of the batch's sends, in
+ * order, sh_drain_as()'s way (out of the drain's loop: a call there would
+ * cost it the registers it keeps its state in). Their notifications are
+ * forwarded after what the drain forwarded of the batch's: a member's
+ * notifications may come in any order (see struct notif_run).
+ */
+static __attribute__((noinline)) void
+batch_others(struct zc_uring_shared *sh, unsigned int head, unsigned int n)
 {
-	sh_drain_as(sh, NULL, UINT32_MAX, AS_BATCH);
+	const struct io_uring_cqe *const cqes = sh->ring.cq.cqes;
+	const unsigned int mask = sh->ring.cq.ring_mask;
+
+	for (unsigned int i = 0; i < n; i++) {
+		const struct io_uring_cqe *cqe = &cqes[(head + i) & mask];
+		const uint64_t ud = cqe->user_data;
+		const uint32_t bi = (uint32_t)(ud >> (32 +
+						URING_BIDX_SHIFT)) - 1;
+
+		if (bi < sh->bn && sh->batch[bi].ud == ud)
+			continue;	/* the batch's */
+		/* A result no send waits for cannot happen. */
+		if ((uint32_t)(ud >> 32) >= URING_SLOT0 &&
+		    (cqe->flags & IORING_CQE_F_NOTIF))
+			run_add(sh, cqe, false);
+		/* else: a withdrawn send's, the probe's: drop */
+	}
+	if (sh->run.live)
+		run_end(sh, false);
 }
+
+static void batch_drain(struct zc_uring_shared *sh);
 
 /*
  * Lock holder: io_uring_submit(), retried as submit() retries it; op the
@@ -1667,13 +1831,26 @@ sh_prep(const struct zc_uring_shared *sh, struct io_uring_sqe *sqe,
 	    iov->iov_len <= INT32_MAX) {
 		const struct uring_buf *b = sh->nbufs ? buf_find(sh, iov) : NULL;
 
-		if (b)
+		if (b) {
 			io_uring_prep_send_zc_fixed(sqe, zs->fd, iov->iov_base,
 						    iov->iov_len, flags,
 						    sh->zc_flags, b->idx);
-		else
-			io_uring_prep_send_zc(sqe, zs->fd, iov->iov_base,
-					      iov->iov_len, flags, sh->zc_flags);
+		} else {
+			/*
+			 * io_uring_prep_send_zc(), whole: the SQE built at
+			 * once (a few wide stores), not field by field.
+			 */
+			*sqe = (struct io_uring_sqe){
+				.opcode = IORING_OP_SEND_ZC,
+				.ioprio = (__u16)sh->zc_flags,
+				.fd = zs->fd,
+				.addr = (unsigned long)iov->iov_base,
+				.len = (__u32)iov->iov_len,
+				.msg_flags = (__u32)flags,
+				.user_data = ud,
+			};
+			return;
+		}
 	} else {
 		io_uring_prep_sendmsg(sqe, zs->fd, msg, (unsigned int)flags);
 		sqe->opcode = IORING_OP_SENDMSG_ZC;
@@ -1849,6 +2026,12 @@ static ssize_t member_send(struct zc_sock *zs, struct uring_member *m,
 	return ret;
 }
 
+/* A failed send's result, as the core takes it (see uring_send()). */
+static inline int batch_failed(int res)
+{
+	return res == -ENOMEM ? -ENOBUFS : res;
+}
+
 /*
  * Submit what the batch put in the SQ after pre entries of others; what
  * the kernel did not take becomes a no-op (as in sh_submit()) and fails
@@ -1875,74 +2058,357 @@ static void batch_submit(struct zc_sock *zs, struct zc_uring_shared *sh,
 		io_uring_prep_nop(sqe);
 		sqe->user_data = URING_UD_IGNORE;
 		v[i].ud = 0;	/* no CQE of its own comes */
-		v[i].res = r < 0 ? r : -EAGAIN;
+		v[i].res = r < 0 ? batch_failed(r) : -EAGAIN;
 		sh->bwait--;
 		left--;
 	}
 }
 
 /*
- * batch_note() of a send that failed (or sent 0 bytes). Returns 1 if it
- * takes its id all the same: failed, its notification to come (see the
- * top), which is counted then as a sent one's.
+ * Lock holder, batch_end(): send b, complete (its notification came:
+ * st), on member zs whose ring has nothing unreaped before it (its slot
+ * is the head: every older send handed out, or a done entry forwarded
+ * before): forward its completion as a done entry (FWD_DONE), and count
+ * it sent, as zc__send_finish() and the wake-up test would have: the
+ * second half publishes nothing (ZC_BS_DONE).
+ */
+static inline __attribute__((always_inline)) void
+batch_done(struct batch_writer *w, struct zc_batch_send *b,
+	   struct zc_sock *zs, uint64_t ud, uint32_t st, ssize_t res, bool flat)
+{
+	struct zc_ctx_send *const caller = b->caller;
+	uint64_t sends = atomic_load_explicit(&zs->tx.sends_zc,
+					      memory_order_relaxed) + 1;
+
+	bw_put(w, FWD_DONE | (ud & FWD_SLOT_BITS) |
+		  (uint64_t)(st & BS_COPIED) << 32 | (uint32_t)res, flat);
+	/* The caller's (the first half wrote it in the entry too). */
+	bw_put(w, caller->cookie, flat);
+	b->st = st | ZC_BS_DONE;
+	/* The second half's part: the caller's result, the batch left. */
+	caller->result = res;
+	zs->tx_batched = false;
+	/* zc_tx_took_id()'s count; no id taken: zc_next stays. */
+	atomic_store_explicit(&zs->tx.sends_zc, sends, memory_order_relaxed);
+	/* As zc_member_took_id_quiet() leaves it: no news of a send. */
+	zs->ctxm.tx_zc = sends;
+	zs->adapt_tick++;
+	/*
+	 * It holds a slot of max_inflight until handed out (sock.h). Not
+	 * tx_room_end: a uring socket's sends take send_general() (never
+	 * tx_direct), whose send_begin() sets it from tx_room.
+	 */
+	zs->tx_room--;
+	/*
+	 * Before the reaper can see the entry (fwd_publish()). Release:
+	 * pairs with the acquire in zc_inflight().
+	 */
+	atomic_store_explicit(&zs->done_made,
+			      atomic_load_explicit(&zs->done_made,
+						   memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
+/*
+ * A batch's drain counts in one word (batch_drain_as()), each change one
+ * add: its done entries and its sends done (for bwait), at most the
+ * batch's sends each; the CQEs not of the batch's sends; and (signed, on
+ * top) the change in its sends whose notification is to come.
+ */
+_Static_assert(ZC_URING_BATCH < 256, "a batch's sends count in 8 bits");
+#define BD_DONE_ENT	1ull
+#define BD_DONE		(1ull << 8)
+#define BD_OTHER	(1ull << 16)
+#define BD_PEND		(1ull << 40)
+
+/*
+ * Lock holder, the batch's drain: send b (user_data ud), which sent (res
+ * > 0) and took its id, is complete: its notification came (st). On a
+ * member whose ring has nothing unreaped before it, a done entry
+ * (batch_done()); else its notification forwarded, the id's window opened
+ * first. Adds add to the drain's counts *cnt, and BD_DONE_ENT for a done
+ * entry.
+ */
+static inline __attribute__((always_inline)) void
+batch_end(struct batch_writer *w, struct zc_batch_send *b, uint64_t ud,
+	  uint32_t st, ssize_t res, uint64_t *cnt, uint64_t add, bool flat)
+{
+	struct zc_sock *zs = b->zs;
+
+	/*
+	 * Relaxed: the reaper's; it only grows to the tail. Not flat, room
+	 * for its two entries first (cannot fail: see fwd_put()): a done
+	 * entry dropped would be a completion lost.
+	 */
+	if (b->slot == atomic_load_explicit(&zs->head, memory_order_relaxed) &&
+	    (flat || w->w.tail + 1 - w->w.head <= w->w.mask)) {
+		batch_done(w, b, zs, ud, st, res, flat);
+		*cnt += add + BD_DONE_ENT;
+		return;
+	}
+	/*
+	 * It took its id (the first half left this to us): open the id's
+	 * window before its notification can be seen (forwarded here,
+	 * published by fwd_publish()). Release: pairs with the acquire in
+	 * zc_apply_range().
+	 */
+	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
+			      memory_order_release);
+	b->st = st;
+	bw_put(w, (ud & FWD_UD_MASK) | (uint64_t)(st & BS_COPIED) << 32, flat);
+	*cnt += add;
+}
+
+/*
+ * The batch's drain: all the CQEs there are. Its sends' CQEs find them by
+ * the index in their user_data (index + 1 above the slot: m_ud_batch());
+ * any other is counted, and goes sh_drain_as()'s way after the loop
+ * (batch_others()). The CQE that completes a send ends it there
+ * (batch_end()): its notification forwarded, or its completion (a done
+ * entry); a send whose notification is still to come when the batch's
+ * CQEs are all in waits for batch_to_come() (bpend counts them). A send
+ * is done (for bwait) once: its result came, and if it failed and a
+ * notification follows, that too (BS_WAIT; its id is taken again: see
+ * the top). The CQ walked by pointer, in its (at most two) runs of
+ * adjacent CQEs. Fixed while we drain, in locals: the stores to the sends
+ * could alias sh, and the compiler would load its fields every CQE. flat:
+ * see struct batch_writer. Each entry the batch's sends forward counts
+ * one in out (a done entry's two, for its notification and its result):
+ * counted, from the tail it moved, before anyone can publish them.
+ */
+static inline __attribute__((always_inline)) void
+batch_drain_as(struct zc_uring_shared *sh, unsigned int head, unsigned int n,
+	       struct batch_writer w, bool flat)
+{
+	const struct io_uring_cqe *const cqes = sh->ring.cq.cqes;
+	const unsigned int mask = sh->ring.cq.ring_mask;
+	struct zc_batch_send *const batch = sh->batch;
+	const uint32_t bn = sh->bn;
+	const uint32_t copied_bit = sh->zc_flags & IORING_SEND_ZC_REPORT_USAGE ?
+				    IORING_NOTIF_USAGE_ZC_COPIED : 0;
+	/* The send whose CQE likely comes next: they come in order. */
+	const struct zc_batch_send *nx = batch;
+	unsigned int left = n, at = head & mask;
+	uint64_t cnt = 0;
+
+	while (left) {
+		const unsigned int run = left < mask + 1 - at ? left :
+					 mask + 1 - at;
+		const struct io_uring_cqe *cqe = &cqes[at];
+		const struct io_uring_cqe *const end = cqe + run;
+
+		for (; cqe != end; cqe++) {
+			const uint64_t ud = cqe->user_data;
+			struct zc_batch_send *b;
+			uint32_t st;
+			int res;
+
+			/*
+			 * The next send's, or found by the index in ud: + 1
+			 * (see sh_drain_as()). nx is at most the guard past
+			 * the batch, batch[bn], whose ud 0 none has.
+			 */
+			if (nx->ud == ud) {
+				b = (struct zc_batch_send *)nx;
+			} else {
+				const uint32_t bi = (uint32_t)(ud >> (32 +
+						URING_BIDX_SHIFT)) - 1;
+
+				if (bi >= bn || batch[bi].ud != ud) {
+					/* After the loop. */
+					cnt += BD_OTHER;
+					continue;
+				}
+				b = &batch[bi];
+			}
+			nx = b + 1;
+			st = b->st;
+			res = cqe->res;
+			if (cqe->flags & IORING_CQE_F_NOTIF) {
+				st |= BS_NOTIF | ((uint32_t)res & copied_bit);
+				res = (int)b->res;
+				if ((st & (BS_RES | BS_WAIT)) == BS_RES &&
+				    res > 0) {
+					/* It sent: complete now. */
+					batch_end(&w, b, ud, st, res, &cnt,
+						  -BD_PEND, flat);
+					continue;
+				}
+				/* Its result to come; or failed, now done. */
+				if (st & BS_WAIT)
+					cnt += BD_DONE;
+				else if ((st & BS_RES) && res < 0)
+					cnt -= BD_PEND;	/* no ghost id */
+				b->st = st;
+				continue;
+			}
+			if (__builtin_expect(res <= 0, 0)) {
+				b->res = batch_failed(res);
+				if (!(cqe->flags & IORING_CQE_F_MORE)) {
+					st |= BS_RES;
+					cnt += BD_DONE;
+				} else if (st & BS_NOTIF) {
+					st |= BS_RES | BS_MORE;
+					cnt += BD_DONE;
+				} else if (res < 0) {
+					/*
+					 * Failed, its notification to come:
+					 * done, it takes its id unless that
+					 * comes in the batch (batch_ghost()).
+					 */
+					st |= BS_RES | BS_MORE;
+					cnt += BD_DONE + BD_PEND;
+				} else {
+					/* 0 bytes: done once it came. */
+					st |= BS_RES | BS_MORE | BS_WAIT;
+				}
+				b->st = st;
+				continue;
+			}
+			b->res = res;
+			if (!(cqe->flags & IORING_CQE_F_MORE)) {
+				/* No notification: complete now, copied. */
+				atomic_store_explicit(&b->zs->zc_issued,
+						      b->zs->zc_next + 1,
+						      memory_order_release);
+				b->st = st | BS_RES;
+				bw_put(&w, fwd_ent(ud, true), flat);
+				cnt += BD_DONE;
+				continue;
+			}
+			st |= BS_RES | BS_MORE;
+			if (st & BS_NOTIF) {	/* it came first */
+				batch_end(&w, b, ud, st, res, &cnt, BD_DONE,
+					  flat);
+				continue;
+			}
+			b->st = st;
+			cnt += BD_DONE + BD_PEND;	/* to come */
+		}
+		left -= run;
+		at = 0;
+	}
+	/*
+	 * Counted before the reaper can see them (fwd_publish()): the
+	 * entries the batch's sends forwarded, from ftail_w, where the
+	 * drain began.
+	 */
+	if (flat)
+		w.w.tail += (uint32_t)(w.p - &w.w.fwd[w.w.tail & w.w.mask]);
+	if (w.w.tail != sh->ftail_w) {
+		atomic_fetch_add_explicit(&sh->out, w.w.tail - sh->ftail_w,
+					  memory_order_relaxed);
+		sh->ftail_w = w.w.tail;
+	}
+	/* Others' notifications after them (batch_others()). */
+	if ((cnt >> 16) & 0xffffff)
+		batch_others(sh, head, n);
+	io_uring_cq_advance(&sh->ring, n);
+	sh->bwait -= (uint8_t)(cnt >> 8);
+	sh->bpend += (uint32_t)((int64_t)cnt >> 40);
+	sh->bdone += (uint8_t)cnt;
+}
+
+/* batch_drain() where the ring wraps (or without the room): rarer. */
+static __attribute__((noinline)) void
+batch_drain_wraps(struct zc_uring_shared *sh, unsigned int head,
+		  unsigned int n, struct batch_writer w)
+{
+	batch_drain_as(sh, head, n, w, false);
+}
+
+static void batch_drain(struct zc_uring_shared *sh)
+{
+	/* As in sh_drain_as(): ours to read plainly; acquire tail. */
+	const unsigned int head = *sh->ring.cq.khead;
+	const unsigned int n = atomic_load_explicit((_Atomic unsigned int *)
+						    sh->ring.cq.ktail,
+						    memory_order_acquire) - head;
+	struct batch_writer w;
+	uint32_t need;
+
+	if (!n)
+		return;
+	w.w = fwd_writer(sh);
+	w.p = &w.w.fwd[w.w.tail & w.w.mask];
+	/*
+	 * Two entries a send and a CQE at most (see fwd_put(); a run routed
+	 * puts at most two a CQE), in the ring and before its end: then
+	 * flat, the tests once, not each put.
+	 */
+	need = 2 * (sh->bn + n);
+	if (w.w.mask + 1 - (w.w.tail - w.w.head) >= need &&
+	    w.w.mask + 1 - (w.w.tail & w.w.mask) >= need)
+		batch_drain_as(sh, head, n, w, true);
+	else
+		batch_drain_wraps(sh, head, n, w);
+}
+
+/*
+ * batch_to_come() of a send that failed with its notification still to
+ * come (see the top): it takes its id all the same, the core makes it a
+ * ghost (send_failed()), and the notification, counted as a sent one's,
+ * completes that when it comes. Returns 1.
  */
 static __attribute__((noinline, cold)) unsigned int
-batch_failed(struct zc_uring_shared *sh, struct zc_batch_send *b)
+batch_ghost(struct zc_uring_shared *sh, struct zc_batch_send *b)
 {
-	if (b->res == -ENOMEM)
-		b->res = -ENOBUFS;	/* see uring_send() */
-	if (b->res == 0 || !(b->st & BS_MORE) || (b->st & BS_NOTIF))
-		return 0;
-	b->zs->tx_ghost_id = true;
+	struct zc_sock *zs = b->zs;
+
+	zs->tx_ghost_id = true;
+	/*
+	 * Its id's window opened before the notification can be seen (as
+	 * batch_end()'s); send_failed() keeps it. Release: pairs with the
+	 * acquire in zc_apply_range().
+	 */
+	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
+			      memory_order_release);
 	sh->slots[fwd_slot(b->ud)].out++;
 	return 1;
 }
 
 /*
- * Lock holder, the batch's CQEs read: each send that took its id, its
- * notification forwarded or to come (sh_note()'s). Returns how many took
- * one.
+ * Lock holder, the batch's CQEs in: each send that sent and whose
+ * notification is still to come (bpend of them): its id's window opened
+ * (batch_end()'s), its notification counted to come. Returns how many.
  */
-static unsigned int batch_note(struct zc_uring_shared *sh,
-			       struct zc_batch_send *v, unsigned int n)
+static __attribute__((noinline)) unsigned int
+batch_to_come(struct zc_uring_shared *sh, struct zc_batch_send *v,
+	      unsigned int n)
 {
-	struct fwd_writer w = fwd_writer(sh);
 	unsigned int sent = 0;
 
 	for (unsigned int i = 0; i < n; i++) {
 		struct zc_batch_send *b = &v[i];
-		uint32_t st = b->st;
 
-		if (b->res <= 0) {
-			sent += batch_failed(sh, b);
+		/* Its notification to come, and only that. */
+		if (!b->ud || (b->st & (BS_RES | BS_MORE | BS_NOTIF)) !=
+		    (BS_RES | BS_MORE) || !b->res)
+			continue;
+		if (b->res < 0) {
+			sent += batch_ghost(sh, b);
 			continue;
 		}
+		/* Release: pairs with the acquire in zc_apply_range(). */
+		atomic_store_explicit(&b->zs->zc_issued, b->zs->zc_next + 1,
+				      memory_order_release);
+		sh->slots[fwd_slot(b->ud)].out++;
 		sent++;
-		if (!(st & BS_MORE))		/* complete now: copied */
-			fwd_put(&w, fwd_ent(b->ud, true));
-		else if (st & BS_NOTIF)		/* complete now */
-			fwd_put(&w, (b->ud & FWD_UD_MASK) |
-				    (uint64_t)(st & BS_COPIED) << 32);
-		else				/* to come */
-			sh->slots[fwd_slot(b->ud)].out++;
 	}
-	sh->ftail_w = w.tail;
 	return sent;
 }
 
-void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
+void zc__uring_open(struct zc_uring_q *q, struct zc_sock *zs)
 {
-	struct uring_member *m0 = v[0].zs->backend_priv;
-	struct zc_uring_shared *sh = m0->sh;
-	struct uring_op none = { .ud = URING_UD_NONE };
+	const struct uring_member *m = zs->backend_priv;
+	struct zc_uring_shared *sh = m->sh;
 	struct io_uring_sq *sq;
-	unsigned int i, k = 0, room, free_sqes, sent;
+	unsigned int room, free_sqes;
 	uint32_t out;
-	int r;
 
-	if (!sh) {	/* not in the context (cannot happen) */
-		for (i = 0; i < n; i++)
-			v[i].res = -ENOBUFS;
+	q->sh = sh;
+	if (!sh) {	/* not in the context (cannot happen): no room */
+		q->tail0 = q->tail = q->end = 0;
 		return;
 	}
 	sq = &sh->ring.sq;
@@ -1952,10 +2418,10 @@ void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 	 * How many sends the batch may submit: room in the CQ for each one's
 	 * notification and, this once, its result beside the batch's others
 	 * (k sends need out + 2k <= cap), and free SQEs. Those are taken
-	 * here as io_uring_get_sqe() takes them, without its tests of the
-	 * ring's flags every SQE (no SQPOLL, no SQE128: sh_new()). The SQ
-	 * is ours (the lock); the kernel moves its head (relaxed, as
-	 * liburing reads it without SQPOLL).
+	 * as io_uring_get_sqe() takes them, without its tests of the ring's
+	 * flags every SQE (no SQPOLL, no SQE128: sh_new()). The SQ is ours
+	 * (the lock); the kernel moves its head (relaxed, as liburing reads
+	 * it without SQPOLL).
 	 */
 	room = out + 2 <= sh->cap ? (sh->cap - out) / 2 : 0;
 	free_sqes = sq->ring_entries - (sq->sqe_tail -
@@ -1963,27 +2429,50 @@ void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 				     memory_order_relaxed));
 	if (room > free_sqes)
 		room = free_sqes;
-	for (i = 0; i < n; i++) {
-		struct zc_batch_send *b = &v[i];
-		struct zc_sock *zs = b->zs;
-		struct uring_member *m = zs->backend_priv;
+	*q = (struct zc_uring_q){
+		.sh = sh, .sqes = sq->sqes, .mask = sq->ring_mask,
+		.tail0 = sq->sqe_tail, .tail = sq->sqe_tail,
+		.end = sq->sqe_tail + room, .ioprio = (uint16_t)sh->zc_flags,
+		.plain = !sh->nbufs,
+	};
+}
 
-		b->st = 0;
-		/* No room (above): the core copies. ud 0: none submitted. */
-		if (m->sh != sh || k == room) {
-			b->ud = 0;
-			b->res = -ENOBUFS;
-			continue;
-		}
-		b->ud = m_ud_batch(m, zs->zc_next, i);
-		sh_prep(sh, &sq->sqes[sq->sqe_tail++ & sq->ring_mask], zs,
-			b->msg, b->flags, b->ud);
-		k++;
+void zc__uring_queue_other(struct zc_uring_q *q, struct zc_batch_send *b,
+			   unsigned int i)
+{
+	struct zc_sock *zs = b->zs;
+	const struct uring_member *m = zs->backend_priv;
+
+	b->st = 0;
+	/* No room (above): the core copies. ud 0: none submitted. */
+	if (m->sh != q->sh || q->tail == q->end) {
+		b->ud = 0;
+		b->res = -ENOBUFS;
+		return;
 	}
+	b->ud = m_ud_batch(m, zs->zc_next, i);
+	sh_prep(q->sh, &q->sqes[q->tail++ & q->mask], zs, b->caller->msg,
+		zc_batch_flags(b), b->ud);
+}
+
+unsigned int zc__uring_send_batch(struct zc_uring_q *q,
+				  struct zc_batch_send *v, unsigned int n)
+{
+	struct zc_uring_shared *sh = q->sh;
+	struct uring_op none = { .ud = URING_UD_NONE };
+	const unsigned int k = q->tail - q->tail0;
+	unsigned int done;
+	int r;
+
+	if (!sh)	/* not in the context: none went (-ENOBUFS) */
+		return 0;
+	sh->ring.sq.sqe_tail = q->tail;
+	v[n].ud = 0;	/* the guard: no CQE's (batch_drain_as()) */
 	/* The CQEs of v find their sends by their index (batch_drain()). */
 	sh->batch = v;
 	sh->bn = n;
 	sh->bwait = k;
+	sh->bpend = sh->bdone = 0;
 	if (k)
 		batch_submit(v[0].zs, sh, v, n);
 	for (;;) {
@@ -2002,14 +2491,18 @@ void zc__uring_send_batch(struct zc_batch_send *v, unsigned int n)
 		}
 	}
 	sh->bn = 0;	/* v is ours again */
-	sent = batch_note(sh, v, n);
 	/*
-	 * sh_sent()'s count, once a batch: before the reaper can see them
-	 * (sh_give() publishes what batch_note() forwarded).
+	 * sh_sent()'s count of the sends whose notification is to come:
+	 * before the reaper can see them (routed once sh_give() gives the
+	 * lock back). The drains counted the others. At most the 2k the
+	 * batch had room for.
 	 */
-	if (sent)
-		atomic_fetch_add_explicit(&sh->out, sent, memory_order_relaxed);
+	if (sh->bpend)
+		atomic_fetch_add_explicit(&sh->out, batch_to_come(sh, v, n),
+					  memory_order_relaxed);
+	done = sh->bdone;
 	sh_give(v[0].zs, sh, &none);
+	return done;
 }
 
 static void sh_free(struct zc_uring_shared *sh)
@@ -2244,8 +2737,13 @@ static void detach_locked(struct zc_uring_shared *sh, struct uring_member *m)
 {
 	struct uring_slot *sl = &sh->slots[m->slot];
 
-	/* Forwarded ones first: they name the slot (fwd_take()). */
+	/*
+	 * Forwarded ones first: they name the slot (fwd_take()). Those
+	 * past a done entry fwd_take() stops at (no rec here) name the
+	 * guard from now on.
+	 */
 	fwd_take(sh);
+	fwd_forget(sh, m->slot);
 	sl->zs = NULL;
 	if (!sl->out)
 		slot_free(sh, m->slot);
@@ -2292,6 +2790,79 @@ bool zc__uring_settled(struct zc_uring_shared *sh, struct zc_sock *zs,
 }
 
 /*
+ * zc__uring_unshare(), under both locks, every notification of member zs
+ * (slot s) in: the forward ring may still hold entries of it past a done
+ * entry fwd_take() stopped at (no rec here). Its done entries go back in
+ * its ring, before what it published since (their sends were older), as
+ * complete entries; its notifications there are applied. Then the
+ * forward ring forgets them (fwd_forget()). Returns 0 or -errno (nothing
+ * changed).
+ */
+static int done_put_back(struct zc_uring_shared *sh, struct zc_sock *zs,
+			 uint32_t s)
+{
+	uint32_t k = atomic_load_explicit(&zs->done_made, memory_order_relaxed) -
+		     atomic_load_explicit(&zs->done_taken, memory_order_relaxed);
+	uint32_t h = atomic_load_explicit(&sh->fhead, memory_order_relaxed);
+	const uint32_t t = atomic_load_explicit(&sh->ftail,
+					       memory_order_relaxed);
+	struct zc_entry *d = NULL;
+	uint32_t i = 0;
+	int r;
+
+	if (k && !(d = malloc(k * sizeof(*d))))
+		return -ENOMEM;
+	for (uint32_t p = h; p != t && i < k; p++) {
+		uint64_t e = sh->fwd[p & sh->fmask];
+
+		if (!(e & FWD_DONE)) {
+			if (fwd_slot(e) == -1 && (uint32_t)e)
+				p++;		/* a run: its mark and first */
+			continue;
+		}
+		if (fwd_slot(e) == (ptrdiff_t)s)
+			d[i++] = (struct zc_entry){
+				.cookie = sh->fwd[(p + 1) & sh->fmask],
+				.bytes = (uint32_t)e,
+				/* The reap counts it as it was. */
+				.flags = e >> 63 ? ZC_COPIED : ZC_ENT_ZC,
+			};
+		p++;
+	}
+	r = i == k ? zc__ring_put_front(zs, d, k) : -EIO;
+	/* As take_done(); the stats the reap's (ZC_ENT_ZC). */
+	for (i = 0; !r && i < k; i++)
+		zc_feed_streak(zs, 1, d[i].flags & ZC_COPIED);
+	free(d);
+	if (r)
+		return r;
+	/* Now in its ring: zc_inflight() counts them there. */
+	atomic_store_explicit(&zs->done_taken,
+			      atomic_load_explicit(&zs->done_made,
+						   memory_order_relaxed),
+			      memory_order_release);
+	/* Its notifications past the stop: applied, in order. */
+	for (; h != t; h++) {
+		uint64_t e = sh->fwd[h & sh->fmask];
+
+		if (e & FWD_DONE) {
+			h++;
+		} else if (fwd_slot(e) == -1 && (uint32_t)e) {
+			uint64_t f = sh->fwd[++h & sh->fmask];
+
+			if (fwd_slot(f) == (ptrdiff_t)s)
+				zc_apply_range(zs, (uint32_t)f,
+					       (uint32_t)f + (uint32_t)e,
+					       f >> 63);
+		} else if (fwd_slot(e) == (ptrdiff_t)s) {
+			zc_apply_range(zs, (uint32_t)e, (uint32_t)e, e >> 63);
+		}
+	}
+	fwd_forget(sh, s);
+	return 0;
+}
+
+/*
  * zc_ctx_del() of a member that zc__uring_settled() found settled, the
  * context's lock held since (no send runs on zs: nothing of it can come
  * any more): a ring of its own, then out of the table. Nothing changes
@@ -2314,10 +2885,23 @@ int zc__uring_unshare(struct zc_uring_shared *sh, struct zc_sock *zs)
 	r = sock_setup(zs);
 	if (!r) {
 		pthread_mutex_lock(&sh->lock);
-		detach_locked(sh, m);
+		/*
+		 * Its done entries still in the forward ring back in its own
+		 * ring first: if they cannot go, nothing has changed.
+		 */
+		r = done_put_back(sh, zs, m->slot);
+		if (!r) {
+			detach_locked(sh, m);
+			pthread_mutex_unlock(&sh->lock);
+			free(m);
+			return 0;
+		}
 		pthread_mutex_unlock(&sh->lock);
-		free(m);
-		return 0;
+		r = zc__err(r, "zc_ctx_del: the socket's sends complete in the "
+			    "context (%s); reap them with zc_ctx_completions() "
+			    "and try again", r == -EBUSY ?
+			    "more than max_inflight" : r == -ENOMEM ?
+			    "out of memory" : "not all of them found");
 	}
 	/* Failed: back to the context's ring, as it was. */
 	uring_teardown(zs);
@@ -2379,6 +2963,19 @@ unsigned int zc__uring_reap(struct zc_uring_shared *sh, zc_due_fn *due,
 	*more = reap_rounds(sh);
 	max = sh->nrec;
 	/* Outside the call nothing goes to rec (leave, unshare). */
+	sh->nrec = sh->maxrec = 0;
+	return max;
+}
+
+unsigned int zc__uring_take(struct zc_uring_shared *sh, zc_due_fn *due,
+			    struct zc_ctx_completion *rec, unsigned int max)
+{
+	sh->due = due;
+	sh->rec = rec;
+	sh->nrec = 0;
+	sh->maxrec = max;
+	fwd_take(sh);
+	max = sh->nrec;
 	sh->nrec = sh->maxrec = 0;
 	return max;
 }

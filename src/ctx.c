@@ -679,6 +679,24 @@ static unsigned int reap_member(struct zc_sock *zs,
 	unsigned int got = 0;
 	int n;
 
+#ifdef ZC_HAVE_URING
+	/*
+	 * Done entries of zs still in the forward ring (backend_uring.c):
+	 * they are older than anything in its ring. Take the forward ring
+	 * first; if some are out still (not forwarded yet), zs's ring holds
+	 * nothing after them yet: the send that made them has not returned.
+	 */
+	if (atomic_load_explicit(&zs->done_made, memory_order_relaxed) !=
+	    atomic_load_explicit(&zs->done_taken, memory_order_relaxed)) {
+		got = zc__uring_take(zs->ctx->uring, ctx_due, out, max);
+		if (got == max ||
+		    atomic_load_explicit(&zs->done_made,
+					 memory_order_acquire) !=
+		    atomic_load_explicit(&zs->done_taken,
+					 memory_order_relaxed))
+			return got;
+	}
+#endif
 	if (zs->ctxm.read) {
 		bool handed = false;
 
@@ -858,7 +876,9 @@ ZC_EXPORT int zc_ctx_get_stats(struct zc_ctx *ctx, struct zc_ctx_stats *st)
  */
 struct ctx_batch {
 	unsigned int n, ok;
-	struct zc_batch_send s[ZC_URING_BATCH];
+	struct zc_uring_q q;		/* while n: the ring's lock held */
+	/* And the guard zc__uring_send_batch() puts past the last. */
+	struct zc_batch_send s[ZC_URING_BATCH + 1];
 };
 
 /*
@@ -875,16 +895,27 @@ static inline void ctx_took_id(struct zc_sock *zs)
 /* One io_uring_enter() for the batch, then each send's second half. */
 static void batch_flush(struct ctx_batch *b)
 {
+	unsigned int done;
+
 	if (!b->n)
 		return;
-	zc__uring_send_batch(b->s, b->n);
-	for (unsigned int i = 0; i < b->n; i++) {
+	done = zc__uring_send_batch(&b->q, b->s, b->n);
+	b->ok += done;
+	/* Every send ended by the backend (done entries): nothing left. */
+	for (unsigned int i = 0; done != b->n && i < b->n; i++) {
 		const struct zc_batch_send *h = &b->s[i];
 		struct zc_sock *zs = h->zs;
-		ssize_t r = zc__send_finish(h);
+		ssize_t r;
 
-		h->caller->result = r;
+		/*
+		 * Complete already, its completion with the reaper (a done
+		 * entry), ended by the backend: nothing to publish, no news.
+		 */
+		if (h->st & ZC_BS_DONE)
+			continue;
 		zs->tx_batched = false;
+		r = zc__send_finish(h);
+		h->caller->result = r;
 		b->ok += r >= 0;
 		if (r > 0)
 			ctx_took_id(zs);
@@ -896,9 +927,11 @@ static void batch_flush(struct ctx_batch *b)
 /*
  * The send of s: on the shared ring, a uring member's zero-copy send
  * joins the batch (a socket already there flushes it first: its sends go
- * in order, one at a time); any other send is made now. Returns 1 if a
- * send made now succeeded, else 0 (a batched one is counted by
- * batch_flush()).
+ * in order, one at a time), its SQE written as it is checked: the batch's
+ * first takes the ring's lock (zc__uring_open()), held until the batch
+ * is flushed; any other send is made now, the batch flushed first (what
+ * it calls may take that lock, or the context's). Returns 1 if a send
+ * made now succeeded, else 0 (a batched one is counted by batch_flush()).
  */
 static unsigned int ctx_send(struct zc_ctx *ctx, struct zc_ctx_send *s, unsigned int i,
 		     void *batch)
@@ -919,23 +952,50 @@ static unsigned int ctx_send(struct zc_ctx *ctx, struct zc_ctx_send *s, unsigned
 #ifdef ZC_HAVE_URING
 	if (zs->ops == &zc__ops_uring_member) {
 		struct ctx_batch *b = batch;
+		struct zc_batch_send *h;
+		const struct msghdr *msg = s->msg;
+		const int flags = s->flags;
+		size_t len;
+		void *base;
 		bool queued;
 		ssize_t r;
 
 		if (zs->tx_batched)
 			batch_flush(b);
-		r = zc__send_start(zs, s->msg, s->flags, s->cookie, &b->s[b->n],
-				   &queued);
-		if (!queued) {
-			s->result = r;
-			return r >= 0;
+		h = &b->s[b->n];
+		h->caller = s;
+		if (zc__send_start_fast(zs, msg, flags, s->cookie, h, &base,
+					&len)) {
+			/* Its SQE as it is checked: one walk of the sends. */
+			if (!b->n)
+				zc__uring_open(&b->q, zs);
+			zc__uring_queue(&b->q, h, zs, base, len,
+					(flags & ~MSG_ZEROCOPY) | MSG_DONTWAIT,
+					b->n);
+		} else {
+			/*
+			 * What it calls may take the ring's lock, or the
+			 * context's: the batch's given back first.
+			 */
+			batch_flush(b);
+			h = &b->s[0];
+			h->caller = s;
+			r = zc__send_start_general(zs, msg, flags, s->cookie, h,
+						   &queued);
+			if (!queued) {
+				s->result = r;
+				return r >= 0;
+			}
+			zc__uring_open(&b->q, zs);
+			zc__uring_queue_other(&b->q, h, 0);
 		}
 		zs->tx_batched = true;
-		b->s[b->n++].caller = s;
-		if (b->n == ZC_URING_BATCH)
+		if (++b->n == ZC_URING_BATCH)
 			batch_flush(b);
 		return 0;
 	}
+	/* As above: the batch's lock given back first. */
+	batch_flush(batch);
 #else
 	(void)batch;
 #endif

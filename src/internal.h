@@ -16,6 +16,7 @@
 #include "errqueue.h"
 #include "backend.h"
 #include "backend_scm.h"
+#include "backend_uring.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -67,58 +68,60 @@ ssize_t zc__send_finish_nothing(const struct zc_batch_send *h);
  * caller's and the backend's (a whole-struct store would zero it).
  */
 static inline __attribute__((always_inline)) void
-zc_half_fill(struct zc_batch_send *h, struct zc_sock *zs,
-	     const struct msghdr *msg, int flags, uint32_t t, size_t len)
+zc_half_fill(struct zc_batch_send *h, struct zc_sock *zs, uint32_t t)
 {
 	h->zs = zs;
-	h->msg = msg;
-	h->flags = flags;
 	h->slot = t;
-	h->len = len;
 }
 
 /*
- * The first half (zc__send_start_general() says what it does): the
- * common send, which zc__send_start_general() would queue with no call
- * on its way.
+ * The first half's common send (zc__send_start_general() says what the
+ * first half does), which zc__send_start_general() would queue with no
+ * call on its way, and which the backend sends as one buffer: one iovec
+ * (*base, *lenp) of at most INT32_MAX bytes, no address, no control
+ * messages. Queued (h filled), true; else false, nothing done:
+ * zc__send_start_general()'s.
  */
-static inline __attribute__((always_inline)) ssize_t
-zc__send_start(struct zc_sock *zs, const struct msghdr *msg, int flags,
-	       uint64_t cookie, struct zc_batch_send *h, bool *queued)
+static inline __attribute__((always_inline)) bool
+zc__send_start_fast(struct zc_sock *zs, const struct msghdr *msg, int flags,
+		    uint64_t cookie, struct zc_batch_send *h, void **base,
+		    size_t *lenp)
 {
 	const struct iovec *iov = msg->msg_iov;
 	uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	size_t len;
 
 	/*
-	 * One iovec and what msg_check() takes; zero-copy wanted
+	 * One iovec, no address, no control messages, flags msg_check()
+	 * takes, a length the backend sends in one; zero-copy wanted
 	 * (want_zerocopy(): at least copy_below, no failed send's id to
 	 * settle, the kernel not copying or adapting off; the streak
-	 * relaxed: a hint); room in the ring (acquire head: pairs with the
-	 * release of head in zc_ring_reap()); and the slot's chunk linked to
-	 * the next if it is its last (zc_tx_reserve()'s common case,
+	 * relaxed: a hint); room in the ring (tx_room, sock.h; acquire
+	 * head: pairs with the release of head in zc_ring_reap()); and the
+	 * slot's chunk linked to the next if it is its last (zc_tx_reserve()'s common case,
 	 * zc_tx_link_spare(): the spare the reap side left).
 	 */
-	if (msg->msg_iovlen != 1 || !iov ||
-	    (msg->msg_control && msg->msg_controllen > INT_MAX) ||
-	    (flags & ~ZC_SEND_FLAGS) || (len = iov->iov_len) < zs->copy_below ||
+	if (msg->msg_iovlen != 1 || !iov || msg->msg_name ||
+	    msg->msg_controllen || (flags & ~ZC_SEND_FLAGS) ||
+	    (len = iov->iov_len) < zs->copy_below || len > INT32_MAX ||
 	    zs->amb_local ||
 	    atomic_load_explicit(&zs->copied_streak, memory_order_relaxed) >=
 	    zs->adapt_at ||
-	    t - atomic_load_explicit(&zs->head, memory_order_acquire) >
-	    zs->mask || (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK,
+	    t - atomic_load_explicit(&zs->head, memory_order_acquire) >=
+	    zs->tx_room || (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK,
 					  0) && !zc_tx_link_spare(zs)))
-		return zc__send_start_general(zs, msg, flags, cookie, h,
-					      queued);
-	/* As send_begin(), for ZC_CHOOSE_ZC. */
+		return false;
+	/*
+	 * As send_begin(), for ZC_CHOOSE_ZC, but zc_issued: the backend
+	 * opens the id's window once the send took it (zc__uring_send_batch(),
+	 * before anyone can see its notification); a send complete in its
+	 * batch takes none (a done entry).
+	 */
+	*base = iov->iov_base;
+	*lenp = len;
 	zc_tx_entry(zs)->cookie = cookie;
-	/* Release: pairs with the acquire in zc_apply_range(). */
-	atomic_store_explicit(&zs->zc_issued, zs->zc_next + 1,
-			      memory_order_release);
-	zc_half_fill(h, zs, msg, (flags & ~MSG_ZEROCOPY) | MSG_DONTWAIT, t,
-		     len);
-	*queued = true;
-	return 0;
+	zc_half_fill(h, zs, t);
+	return true;
 }
 
 /*

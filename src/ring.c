@@ -379,6 +379,42 @@ struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot)
 }
 
 /*
+ * Both sides at once (no send runs, and the caller is the reap side:
+ * zc_ctx_del() of a context's uring member): put k complete entries d[]
+ * in the ring before those from head on, as if they had been published
+ * first (their sends were older: done entries, backend_uring.c). Returns
+ * 0, or -EBUSY (no room for them in max_inflight) or -ENOMEM (a chunk)
+ * with nothing changed.
+ */
+int zc__ring_put_front(struct zc_sock *zs, const struct zc_entry *d,
+		       uint32_t k)
+{
+	const uint32_t h = atomic_load_explicit(&zs->head, memory_order_relaxed);
+	const uint32_t t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
+	struct zc_entry *const tx0 = zs->tx_e;
+
+	if (k > zs->mask + 1 - (t - h))
+		return -EBUSY;
+	/* The tail's entry k slots on, as k publishes would leave it. */
+	for (uint32_t i = 0; i < k; i++) {
+		struct zc_entry *e = zs->tx_e;
+
+		if (zc_tx_reserve(zs, t + i)) {
+			zs->tx_e = tx0;	/* a chunk linked ahead stays: harmless */
+			return -ENOMEM;
+		}
+		zs->tx_e = (t + i + 1) & ZC_CHUNK_MASK ? e + 1 :
+			   zc_chunk_of_last(e)->next->e;
+	}
+	for (uint32_t j = t - h; j-- > 0;)
+		*zc__rx_entry_at(zs, h + k + j) = *zc__rx_entry_at(zs, h + j);
+	for (uint32_t i = 0; i < k; i++)
+		*zc__rx_entry_at(zs, h + i) = d[i];
+	atomic_store_explicit(&zs->tail, t + k, memory_order_seq_cst);
+	return 0;
+}
+
+/*
  * zc_close(): every chunk, from the reap side's on, and the spare, to
  * this thread's cache (the next zc_open() takes its first chunk there).
  */

@@ -40,6 +40,12 @@
  * settled the id (amb_resolve()) and, if it was used, seen its record.
  */
 #define ZC_ENT_GHOST	(1u << 30)
+/*
+ * Complete, and zero-copy: a context's done entry put back in the ring
+ * (zc__ring_put_front()). The reap counts it as zero-copy, not as the
+ * copy a complete entry otherwise is, and hands it out without the bit.
+ */
+#define ZC_ENT_ZC	(1u << 29)
 
 /* Mark of a kernel id in zc_sock.done[] */
 #define ZC_DONE		1u
@@ -92,6 +98,8 @@ void zc__rx_chunk_left(struct zc_sock *zs, struct zc_chunk *old);
 struct zc_chunk *zc__rx_chunk(const struct zc_sock *zs);
 struct zc_entry *zc__rx_entry_at(struct zc_sock *zs, uint32_t slot);
 void zc__ring_free(struct zc_sock *zs);
+int zc__ring_put_front(struct zc_sock *zs, const struct zc_entry *d,
+		       uint32_t k);
 unsigned int zc__ring_chunks(const struct zc_sock *zs);
 void zc__chunk_cache_flush(void);
 
@@ -412,6 +420,9 @@ zc_ring_reap(struct zc_sock *zs, struct zc_completion *out, unsigned int max)
 			flags &= ~ZC_ENT_PENDING;
 			/* A copy that waited for a failed send's id: not. */
 			nzc += !(flags & ZC_COPIED);
+		} else if (__builtin_expect(flags & ZC_ENT_ZC, 0)) {
+			flags &= ~ZC_ENT_ZC;
+			nzc++;
 		}
 		if (flags & ZC_ENT_GHOST) {
 			ghosts++;		/* a failed send: no completion */

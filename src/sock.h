@@ -184,12 +184,23 @@ struct zc_sock {
 	uint32_t adapt_tick;
 	/*
 	 * The slot at which the ring was full when the send side last read
-	 * head (send_begin()): head + max_inflight then. Head only grows, so
-	 * a tail below it has room, and send_one() tests that with no load
-	 * of head, the reap side's cache line; at it, send_general() reads
-	 * head again.
+	 * head (send_begin()): head + tx_room then. Head only grows, so a
+	 * tail below it has room, and send_one() tests that with no load of
+	 * head, the reap side's cache line; at it, send_general() reads head
+	 * again.
 	 */
 	uint32_t tx_room_end;
+	/*
+	 * The slots a send may take from head on: max_inflight, less the
+	 * done entries of a context's uring member (done_made, below) not
+	 * yet handed out, as the send side last counted them. Each done
+	 * entry takes one off (and off tx_room_end) when it is made; a send
+	 * that finds no room counts them again (room_again(), zcnotify.c).
+	 * So the ring and the done entries together stay within
+	 * max_inflight (zc_inflight(3)), and no test of the done entries
+	 * costs the common send anything.
+	 */
+	uint32_t tx_room;
 	/*
 	 * zc_send() past its argument checks: send_one_general() while
 	 * tx_general, else send_one_scm() or send_one_plain() (zcnotify.c),
@@ -232,6 +243,16 @@ struct zc_sock {
 	 * Release, after tail: pairs with the acquire in zc_inflight().
 	 */
 	_Atomic uint32_t ghosts_made;
+	/*
+	 * A context's uring member: sends complete within their batch that
+	 * were never published in the ring, handed to the context's reaper
+	 * as ready-made completions instead (backend_uring.c, "done"
+	 * entries of the forward ring). The send side counts those it made,
+	 * the reaper (done_taken, below) those it handed out or put back in
+	 * the ring (zc_ctx_del()). zc_inflight() counts the difference.
+	 * Release: pairs with the acquire in zc_inflight().
+	 */
+	_Atomic uint32_t done_made;
 	struct zc_tx_stats tx;
 	/*
 	 * The records the send side took on ENOBUFS (struct zc_eqh,
@@ -277,6 +298,8 @@ struct zc_sock {
 	bool broken;
 	/* Ghost entries reaped; stored before head (see zc_inflight()). */
 	_Atomic uint32_t ghosts_reaped;
+	/* Done entries handed out (see done_made); the context's reaper's. */
+	_Atomic uint32_t done_taken;
 	/* Consecutive ids reported COPIED; read by the send side. */
 	_Atomic uint32_t copied_streak;
 	/* Set while zc_wait() sleeps; full fence both sides (see zc_publish). */

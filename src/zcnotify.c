@@ -281,6 +281,7 @@ ZC_EXPORT int zc_open(int fd, const struct zc_opts *opts, struct zc_sock **out)
 	zs->type = type;
 	zs->mask = o.max_inflight - 1;
 	zs->tx_room_end = o.max_inflight;	/* head 0 */
+	zs->tx_room = o.max_inflight;
 	zs->opt_flags = o.flags;
 	zs->scm_type = scm_type;
 	zs->ops = backend == ZC_BACKEND_COPY ? &zc__ops_copy :
@@ -726,6 +727,28 @@ static __attribute__((noinline, cold)) ssize_t send_no_chunk(void)
 }
 
 /*
+ * send_begin() found no room in tx_room: count the done entries of a
+ * context's uring member again (sock.h), some may have been handed out
+ * since. Returns whether slot t (head h) has room now.
+ */
+static __attribute__((noinline, cold)) bool room_again(struct zc_sock *zs,
+						       uint32_t t, uint32_t h)
+{
+	/*
+	 * Ours; acquire: pairs with the release in take_done() (the reaper
+	 * only ever hands out, so this counts at most what is out).
+	 */
+	uint32_t out = atomic_load_explicit(&zs->done_made,
+					    memory_order_relaxed) -
+		       atomic_load_explicit(&zs->done_taken,
+					    memory_order_acquire);
+
+	zs->tx_room = zs->mask + 1 - out;
+	zs->tx_room_end = h + zs->tx_room;
+	return t - h < zs->tx_room;
+}
+
+/*
  * send_general()'s first half: room in the ring, the chunk of its slot,
  * the cookie, the choice; for zero-copy, the id window opened. Returns 0
  * with *tp (the slot) and *choice, or -errno (reported).
@@ -739,8 +762,8 @@ send_begin(struct zc_sock *zs, size_t len, uint64_t cookie, uint32_t *tp,
 	t = atomic_load_explicit(&zs->tail, memory_order_relaxed);
 	/* Acquire: pairs with the release of head in zc_ring_reap(). */
 	h = atomic_load_explicit(&zs->head, memory_order_acquire);
-	zs->tx_room_end = h + zs->mask + 1;	/* for send_one() */
-	if (t - h > zs->mask)
+	zs->tx_room_end = h + zs->tx_room;	/* for send_one() */
+	if (t - h >= zs->tx_room && !room_again(zs, t, h))
 		return zc_err_lit(-ENOBUFS, "zc_sendmsg: max_inflight sends "
 				  "(or failed UDP sends whose kernel id is not "
 				  "settled yet) await reaping; reap with "
@@ -1113,8 +1136,8 @@ send_copy(struct zc_sock *zs, uint32_t t, const struct msghdr *msg,
 	  const void *buf, size_t len, int flags, uint64_t cookie,
 	  const char *why, bool scm_off)
 {
-	if (t - atomic_load_explicit(&zs->head, memory_order_acquire) >
-	    zs->mask)
+	if (t - atomic_load_explicit(&zs->head, memory_order_acquire) >=
+	    zs->tx_room)
 		return send_general(zs, msg, buf, len, flags, cookie, why);
 	if (__builtin_expect((t & ZC_CHUNK_MASK) == ZC_CHUNK_MASK, 0))
 		return send_last_slot(zs, msg, buf, len, flags, cookie, why);
@@ -1308,9 +1331,10 @@ ZC_EXPORT ssize_t zc_sendmsg(struct zc_sock *zs, const struct msghdr *msg,
  * zc_ctx_sendmmsg()'s send of a uring member, in two halves around the
  * batch's io_uring_enter(). The first: the send made now (a copy, or an
  * error), returning what the call returns with *queued false; or the
- * zero-copy send for the caller to submit (flags in h), 0 and *queued.
+ * zero-copy send for the caller to submit (h's zs and slot; its msg
+ * and flags are h->caller's, set by the caller), 0 and *queued.
  * Non-blocking: MSG_DONTWAIT is added. msg is not NULL (ctx.c checks).
- * Every case here; zc__send_start() (internal.h) takes the common one
+ * Every case here; zc__send_start_fast() (internal.h) takes the common one
  * inline.
  */
 ssize_t zc__send_start_general(struct zc_sock *zs, const struct msghdr *msg,
@@ -1330,7 +1354,7 @@ ssize_t zc__send_start_general(struct zc_sock *zs, const struct msghdr *msg,
 	if (ret < 0)
 		return ret;
 	if (choice == ZC_CHOOSE_ZC) {
-		zc_half_fill(h, zs, msg, flags, t, len);
+		zc_half_fill(h, zs, t);
 		*queued = true;
 		return 0;
 	}
@@ -1342,7 +1366,13 @@ ssize_t zc__send_start_general(struct zc_sock *zs, const struct msghdr *msg,
 /* zc__send_finish() of a send that sent nothing: res 0 or -errno. */
 ssize_t zc__send_finish_nothing(const struct zc_batch_send *h)
 {
-	return send_end(h->zs, h->msg, NULL, h->len, h->flags, h->slot,
+	const struct msghdr *msg = h->caller->msg;
+	size_t len = 0;
+
+	/* The first half checked it: its length again. */
+	for (size_t i = 0; i < msg->msg_iovlen; i++)
+		len += msg->msg_iov[i].iov_len;
+	return send_end(h->zs, msg, NULL, len, zc_batch_flags(h), h->slot,
 			ZC_CHOOSE_ZC, h->res, CTX_SEND_WHY);
 }
 
@@ -2073,7 +2103,7 @@ ZC_EXPORT int zc_wait(struct zc_sock *zs, struct zc_completion *out,
 
 ZC_EXPORT unsigned int zc_inflight(const struct zc_sock *zs)
 {
-	uint32_t h, t, g;
+	uint32_t h, t, g, d;
 
 	if (!zs)
 		return 0;
@@ -2093,9 +2123,18 @@ ZC_EXPORT unsigned int zc_inflight(const struct zc_sock *zs)
 		/* Acquire: pairs with the release in send_failed(). */
 		g += atomic_load_explicit(&zs->ghosts_made,
 					  memory_order_acquire);
+		/*
+		 * Done entries not handed out yet (a context's uring member:
+		 * sends complete in their batch, not in the ring): taken
+		 * first, then made, so that the count is never negative
+		 * (both only grow, taken never past made).
+		 */
+		d = -atomic_load_explicit(&zs->done_taken,
+					  memory_order_acquire);
+		d += atomic_load_explicit(&zs->done_made, memory_order_acquire);
 		t = atomic_load_explicit(&zs->tail, memory_order_acquire);
 	} while (h != atomic_load_explicit(&zs->head, memory_order_acquire));
-	return t - h > g ? t - h - g : 0;
+	return (t - h > g ? t - h - g : 0) + d;
 }
 
 ZC_EXPORT int zc_backend(const struct zc_sock *zs)

@@ -20,7 +20,7 @@ base: zcnotify.h compat.h sock.h
 sys: sys.h sys.c
 ring: ring.h ring.c
 errqueue: errqueue.h errqueue.c
-backends: backend.h backend_errqueue.c backend_copy.c backend_scm.h backend_scm.c backend_uring.c
+backends: backend.h backend_errqueue.c backend_copy.c backend_scm.h backend_scm.c backend_uring.h backend_uring.c
 entry: internal.h zcnotify.c ctx.c version.c
 '
 

@@ -33,6 +33,16 @@
  *              across registered buffers, the bytes checked at the peer
  *   uring-threads three senders on uring members of their own (one with
  *              zc_ctx_sendmmsg()), one reaper (run it under TSan too)
+ *   uring-done zc_ctx_sendmmsg() on UDP members, whose sends complete in
+ *              their batch (done entries of the forward ring), with a TCP
+ *              member whose notifications wait, zc_send() between the
+ *              batches and reaps of 1 to 64 records: every cookie once,
+ *              each socket's in send order, zc_inflight() exact; then a
+ *              member closed, and one taken out (zc_ctx_del()), with done
+ *              entries still forwarded (run it under ASan too)
+ *   uring-done-limit a member's done entries count against max_inflight
+ *              (zc_inflight(), -ENOBUFS past it), go back in its ring on
+ *              zc_ctx_del() and are counted in its stats as they were
  *
  * Usage: test-ctx [join|leave|ready|many|threads|uring-*]... (none: all
  * but threads and uring-*). ZCNOTIFY_BACKEND applies, as everywhere.
@@ -1615,6 +1625,289 @@ static void test_uring_threads(void **state)
 
 
 /*
+ * uring-done: members tagged i send cookies i << 32 | k, k in send order.
+ * Reap up to max records (1 to 64) without waiting long; check each
+ * member's order against next[]; returns the count.
+ */
+#define UD_N	4
+static unsigned int ud_reap(struct zc_ctx *ctx, unsigned int max,
+			    struct zc_sock *const *zs, unsigned int *next,
+			    int timeout_ms)
+{
+	struct zc_ctx_completion c[64];
+	int r = zc_ctx_wait(ctx, c, max, timeout_ms);
+
+	assert_true(r >= 0 && (unsigned int)r <= max);
+	for (int j = 0; j < r; j++) {
+		unsigned int i = (unsigned int)c[j].tag;
+
+		assert_true(i < UD_N);
+		assert_non_null(zs[i]);
+		assert_ptr_equal(c[j].zs, zs[i]);
+		assert_int_equal(c[j].flags & ZC_CTX_ERROR, 0);
+		assert_int_equal(c[j].bytes, MSG);
+		assert_int_equal(c[j].cookie, (uint64_t)i << 32 | next[i]);
+		next[i]++;
+	}
+	return (unsigned int)r;
+}
+
+static void ud_open(struct zc_ctx *ctx, int type, unsigned int i,
+		    struct zc_sock **zs, int *tx, int *rx)
+{
+	assert_int_equal(loopback_pair(AF_INET, type, &tx[i], &rx[i], NULL,
+				       NULL), 0);
+	set_nonblock(tx[i]);
+	assert_int_equal(open_uring(tx[i], ctx, i, &zs[i]), 0);
+}
+
+static void test_uring_done(void **state)
+{
+	struct iovec iov = { payload, MSG };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct zc_sock *zs[UD_N] = { NULL };
+	unsigned int sent[UD_N] = { 0 }, next[UD_N] = { 0 };
+	struct zc_completion one[16];
+	struct zc_ctx *ctx;
+	int tx[UD_N], rx[UD_N];
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	ud_open(ctx, SOCK_DGRAM, 0, zs, tx, rx);
+	ud_open(ctx, SOCK_DGRAM, 1, zs, tx, rx);
+	ud_open(ctx, SOCK_STREAM, 2, zs, tx, rx);
+	for (unsigned int k = 0; k < 400; k++) {
+		struct zc_ctx_send v[3];
+
+		for (unsigned int i = 0; i < 3; i++)
+			v[i] = (struct zc_ctx_send){
+				.zs = zs[i], .msg = &msg,
+				.cookie = (uint64_t)i << 32 | sent[i],
+			};
+		assert_true(zc_ctx_sendmmsg(ctx, v, 3) >= 2);
+		for (unsigned int i = 0; i < 3; i++) {
+			if (i == 2 && v[i].result == -EAGAIN)
+				continue;	/* TCP, its peer slow */
+			assert_int_equal(v[i].result, MSG);
+			sent[i]++;
+		}
+		/* One at a time between the batches: after their done ones. */
+		if (k % 3 == 1) {
+			assert_int_equal(zc_send(zs[0], payload, MSG, 0,
+						 (uint64_t)0 << 32 | sent[0]),
+					 MSG);
+			sent[0]++;
+		}
+		/* Done entries not handed out yet count. */
+		for (unsigned int i = 0; i < 3; i++)
+			assert_int_equal(zc_inflight(zs[i]), sent[i] - next[i]);
+		/* Reaps of 1 to 4 records (a done entry left for the next)... */
+		if (k % 4 != 3)
+			ud_reap(ctx, 1 + k % 4, zs, next, 0);
+		else	/* ... and of up to 64 */
+			ud_reap(ctx, 64, zs, next, 0);
+		for (unsigned int i = 0; i < 3; i++)
+			assert_int_equal(zc_inflight(zs[i]), sent[i] - next[i]);
+		drain_fd(rx[0]);
+		drain_fd(rx[1]);
+		if (k % 8 == 7)		/* the TCP peer reads now and then */
+			drain_fd(rx[2]);
+	}
+	fprintf(stderr, "uring-done: %u + %u + %u sends\n", sent[0], sent[1],
+		sent[2]);
+	while (next[0] < sent[0] || next[1] < sent[1] || next[2] < sent[2]) {
+		drain_fd(rx[2]);
+		ud_reap(ctx, 7, zs, next, 100);
+	}
+	for (unsigned int i = 0; i < 3; i++)
+		assert_int_equal(zc_inflight(zs[i]), 0);
+
+	/*
+	 * A member closed with done entries forwarded, and a send after
+	 * them: nothing of it reaches the reaper (ASan: no read of it), nor
+	 * a member that joins after it (its slot, perhaps).
+	 */
+	for (unsigned int k = 0; k < 3; k++) {
+		struct zc_ctx_send v[2] = {
+			{ .zs = zs[0], .msg = &msg,
+			  .cookie = (uint64_t)0 << 32 | sent[0] },
+			{ .zs = zs[1], .msg = &msg,
+			  .cookie = (uint64_t)1 << 32 | sent[1] },
+		};
+
+		assert_int_equal(zc_ctx_sendmmsg(ctx, v, 2), 2);
+		sent[0]++;
+		sent[1]++;
+	}
+	assert_int_equal(zc_send(zs[1], payload, MSG, 0, 0), MSG);
+	assert_int_equal(zc_inflight(zs[1]), 4);
+	zc_close(zs[1]);
+	zs[1] = NULL;
+	close(tx[1]);
+	close(rx[1]);
+	ud_open(ctx, SOCK_DGRAM, 3, zs, tx, rx);
+	for (unsigned int k = 0; k < 3; k++) {
+		struct zc_ctx_send v[1] = {
+			{ .zs = zs[3], .msg = &msg,
+			  .cookie = (uint64_t)3 << 32 | sent[3] },
+		};
+
+		assert_int_equal(zc_ctx_sendmmsg(ctx, v, 1), 1);
+		sent[3]++;
+	}
+	while (next[0] < sent[0] || next[3] < sent[3])
+		ud_reap(ctx, 2, zs, next, 100);
+	assert_int_equal(ud_reap(ctx, 64, zs, next, 50), 0);
+
+	/*
+	 * zc_ctx_del() with done entries forwarded, and sends after them:
+	 * a socket of its own, it reaps them all, in order.
+	 */
+	for (unsigned int k = 0; k < 5; k++) {
+		struct zc_ctx_send v[1] = {
+			{ .zs = zs[0], .msg = &msg,
+			  .cookie = (uint64_t)0 << 32 | sent[0] },
+		};
+
+		assert_int_equal(zc_ctx_sendmmsg(ctx, v, 1), 1);
+		sent[0]++;
+		if (k == 2) {
+			assert_int_equal(zc_send(zs[0], payload, MSG, 0,
+						 (uint64_t)0 << 32 | sent[0]),
+					 MSG);
+			sent[0]++;
+		}
+	}
+	assert_int_equal(zc_inflight(zs[0]), sent[0] - next[0]);
+	assert_int_equal(zc_ctx_del(ctx, zs[0]), 0);
+	assert_int_equal(zc_inflight(zs[0]), sent[0] - next[0]);
+	while (next[0] < sent[0]) {
+		int n = zc_wait(zs[0], one, 16, 5000);
+
+		assert_true(n > 0);
+		for (int j = 0; j < n; j++) {
+			assert_int_equal(one[j].cookie,
+					 (uint64_t)0 << 32 | next[0]);
+			assert_int_equal(one[j].bytes, MSG);
+			next[0]++;
+		}
+	}
+	assert_int_equal(zc_inflight(zs[0]), 0);
+	zc_close(zs[0]);
+	zc_close(zs[2]);
+	zc_close(zs[3]);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	for (unsigned int i = 0; i < UD_N; i++) {
+		if (i == 1)
+			continue;
+		close(tx[i]);
+		close(rx[i]);
+	}
+}
+
+/*
+ * uring-done-limit: a UDP member of max_inflight DL_MAX whose batched
+ * sends complete in their batch (done entries): sent and not reaped, they
+ * count against max_inflight as the ring's do (zc_inflight(3)), so the
+ * send past it fails with -ENOBUFS until some are reaped. Then
+ * zc_ctx_del() with max_inflight of them forwarded: they fit back in the
+ * socket's ring (no -EBUSY), and its stats count each as it was, zero-copy
+ * or copied, as the records say (run it with ZCNOTIFY_URING_USAGE=no too:
+ * every one zero-copy then).
+ */
+#define DL_MAX	8u
+static int dl_send(struct zc_ctx *ctx, struct zc_sock *zs, uint64_t cookie)
+{
+	struct iovec iov = { payload, MSG };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct zc_ctx_send v = { .zs = zs, .msg = &msg, .cookie = cookie };
+
+	zc_ctx_sendmmsg(ctx, &v, 1);
+	return (int)v.result;
+}
+
+static void test_uring_done_limit(void **state)
+{
+	struct zc_opts o = {
+		.sz = sizeof(o), .backend = ZC_BACKEND_URING, .copy_below = 1,
+		.flags = ZC_OPT_NO_ADAPT, .max_inflight = DL_MAX,
+	};
+	struct zc_stats st = { .sz = sizeof(st) };
+	struct zc_ctx_completion c[DL_MAX];
+	struct zc_completion one[DL_MAX];
+	uint64_t sent = 0, next = 0, zc = 0, copied = 0;
+	struct zc_sock *zs;
+	struct zc_ctx *ctx;
+	int tx, rx, n;
+
+	(void)state;
+	assert_int_equal(zc_ctx_new(NULL, &ctx), 0);
+	o.ctx = ctx;
+	assert_int_equal(loopback_pair(AF_INET, SOCK_DGRAM, &tx, &rx, NULL,
+				       NULL), 0);
+	set_nonblock(tx);
+	assert_int_equal(zc_open(tx, &o, &zs), 0);
+	for (unsigned int round = 0; round < 3; round++) {
+		while (sent - next < DL_MAX) {
+			assert_int_equal(dl_send(ctx, zs, sent), MSG);
+			sent++;
+			assert_int_equal(zc_inflight(zs), sent - next);
+			drain_fd(rx);
+		}
+		/* Full: done entries hold their slots as the ring's do. */
+		assert_int_equal(dl_send(ctx, zs, sent), -ENOBUFS);
+		assert_int_equal(zc_send(zs, payload, MSG, 0, sent), -ENOBUFS);
+		assert_int_equal(zc_inflight(zs), DL_MAX);
+		/* Three reaped: three sends more, and no more. */
+		for (unsigned int got = 0; got < 3; got += (unsigned int)n) {
+			n = zc_ctx_wait(ctx, c, 3 - got, 1000);
+			assert_true(n > 0);
+			for (int j = 0; j < n; j++) {
+				assert_ptr_equal(c[j].zs, zs);
+				assert_int_equal(c[j].cookie, next);
+				next++;
+				if (c[j].flags & ZC_COPIED)
+					copied++;
+				else
+					zc++;
+			}
+		}
+		assert_int_equal(zc_inflight(zs), DL_MAX - 3);
+	}
+	while (sent - next < DL_MAX) {
+		assert_int_equal(dl_send(ctx, zs, sent), MSG);
+		sent++;
+	}
+	drain_fd(rx);
+	/* Out of the context with max_inflight unreaped: they fit back. */
+	assert_int_equal(zc_ctx_del(ctx, zs), 0);
+	assert_int_equal(zc_inflight(zs), DL_MAX);
+	while (next < sent) {
+		n = zc_wait(zs, one, DL_MAX, 5000);
+		assert_true(n > 0);
+		for (int j = 0; j < n; j++) {
+			assert_int_equal(one[j].cookie, next);
+			assert_int_equal(one[j].bytes, MSG);
+			next++;
+			if (one[j].flags & ZC_COPIED)
+				copied++;
+			else
+				zc++;
+		}
+	}
+	assert_int_equal(zc_inflight(zs), 0);
+	/* Counted as the records said. */
+	assert_int_equal(zc_get_stats(zs, &st), 0);
+	assert_int_equal(st.completions_zc, zc);
+	assert_int_equal(st.completions_copied, copied);
+	assert_int_equal(st.completions, sent);
+	zc_close(zs);
+	assert_int_equal(zc_ctx_free(ctx), 0);
+	close(tx);
+	close(rx);
+}
+
+/*
  * zc_ctx_sendmmsg(): bad arguments; bad entries among good ones, each
  * -EINVAL without stopping the rest; then rounds over TCP and UDP members,
  * every socket once and some twice a round (a socket's second send waits
@@ -1874,6 +2167,8 @@ static const struct {
 	{ "uring-fixed", cmocka_unit_test(test_uring_fixed), false },
 	{ "uring-threads", cmocka_unit_test(test_uring_threads), false },
 	{ "uring-bad-entry", cmocka_unit_test(test_uring_bad_entry), false },
+	{ "uring-done", cmocka_unit_test(test_uring_done), false },
+	{ "uring-done-limit", cmocka_unit_test(test_uring_done_limit), false },
 };
 #define NALL (sizeof(all) / sizeof(all[0]))
 
@@ -1929,7 +2224,8 @@ int main(int argc, char **argv)
 	if (!n) {
 		fprintf(stderr, "usage: %s [join|leave|ready|many|sendmmsg|quiet|threads|"
 			"uring-fds|uring-close|uring-full|uring-fixed|"
-			"uring-threads|uring-bad-entry]...\n",
+			"uring-threads|uring-bad-entry|uring-done|"
+			"uring-done-limit]...\n",
 			argv[0]);
 		return 1;
 	}
