@@ -194,6 +194,25 @@ static void publish(struct zc_sock *zs, struct uring_priv *p,
 
 /* ---- the send side ---- */
 
+/*
+ * A send (or batch) that holds the CQ sleeps until a CQE comes; the
+ * caller then drains. Its requests are the kernel's until their results
+ * come: it cannot return without them, whatever the wait says (EINTR,
+ * EAGAIN, ETIME: wait again); any other failure yields the CPU first,
+ * so that the caller's loop does not spin.
+ */
+static __attribute__((noinline)) void
+cq_sleep(struct zc_sock *zs, struct io_uring *ring)
+{
+	int r = io_uring_wait_cqe(ring, &(struct io_uring_cqe *){ NULL });
+
+	ZC_STAT_INC(&zs->tx, syscalls);
+	if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME) {
+		sched_yield();
+		ZC_STAT_INC(&zs->tx, syscalls);
+	}
+}
+
 /* Read every CQE there is (the send side holds the CQ). */
 static unsigned int send_drain(struct zc_sock *zs, struct uring_priv *p,
 			       struct uring_op *op)
@@ -367,16 +386,7 @@ static int send_one(struct zc_sock *zs, struct uring_priv *p,
 		}
 		/* About to sleep: what we forwarded must not wait for us. */
 		publish(zs, p, op, true);
-		r = io_uring_wait_cqe(&p->ring, &(struct io_uring_cqe *){ NULL });
-		ZC_STAT_INC(&zs->tx, syscalls);
-		/*
-		 * The request is the kernel's until its result comes: we
-		 * cannot return without it, whatever the wait says (EINTR).
-		 */
-		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME) {
-			sched_yield();
-			ZC_STAT_INC(&zs->tx, syscalls);
-		}
+		cq_sleep(zs, &p->ring);
 	}
 	if (op->cancelled && op->res == -ECANCELED)
 		return -EAGAIN;		/* as a non-blocking sendmsg() */
@@ -524,19 +534,12 @@ static ssize_t copy_send(struct zc_sock *zs, bool nonblock,
  * made again, blocking, with the same id: wait for the notification
  * first (a blocking send may wait).
  */
-static void wait_notif(struct zc_sock *zs, struct uring_priv *p,
-		       struct uring_op *op)
+static __attribute__((noinline, cold)) void
+wait_notif(struct zc_sock *zs, struct uring_priv *p, struct uring_op *op)
 {
 	while (op_ghost(op)) {
-		int r;
-
 		publish(zs, p, op, true);
-		r = io_uring_wait_cqe(&p->ring, &(struct io_uring_cqe *){ NULL });
-		ZC_STAT_INC(&zs->tx, syscalls);
-		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME) {
-			sched_yield();
-			ZC_STAT_INC(&zs->tx, syscalls);
-		}
+		cq_sleep(zs, &p->ring);
 		send_drain(zs, p, op);
 	}
 }
@@ -1271,6 +1274,19 @@ static void sh_wake(struct zc_sock *zs, struct zc_uring_shared *sh)
 }
 
 /*
+ * cq_sleep() on the shared ring, by its lock holder: what it forwarded
+ * must not wait for it, so published first (and the reaper woken if it
+ * missed them).
+ */
+static __attribute__((noinline)) void
+sh_sleep(struct zc_sock *zs, struct zc_uring_shared *sh)
+{
+	if (fwd_publish(sh))
+		sh_wake(zs, sh);
+	cq_sleep(zs, &sh->ring);
+}
+
+/*
  * Reaper: the notification of member zs's id, handed out at once as a
  * record of the reaper's (sh->rec) when that is what the member's reap
  * would do with it and nothing more: it completes the PENDING entry at
@@ -1887,16 +1903,7 @@ static int sh_send_one(struct zc_sock *zs, struct uring_member *m,
 				continue;
 			}
 		}
-		/* About to sleep: what we forwarded must not wait for us. */
-		if (fwd_publish(sh))
-			sh_wake(zs, sh);
-		r = io_uring_wait_cqe(&sh->ring,
-				      &(struct io_uring_cqe *){ NULL });
-		ZC_STAT_INC(&zs->tx, syscalls);
-		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME) {
-			sched_yield();
-			ZC_STAT_INC(&zs->tx, syscalls);
-		}
+		sh_sleep(zs, sh);
 	}
 	if (op->cancelled && op->res == -ECANCELED)
 		return -EAGAIN;
@@ -1953,20 +1960,12 @@ sh_sent(struct zc_uring_shared *sh, uint32_t slot, const struct uring_op *op)
 }
 
 /* wait_notif() on the shared ring (the lock held). */
-static void sh_wait_notif(struct zc_sock *zs, struct zc_uring_shared *sh,
-			  struct uring_op *op)
+static __attribute__((noinline, cold)) void
+sh_wait_notif(struct zc_sock *zs, struct zc_uring_shared *sh,
+	      struct uring_op *op)
 {
 	while (op_ghost(op)) {
-		int r;
-
-		if (fwd_publish(sh))
-			sh_wake(zs, sh);
-		r = io_uring_wait_cqe(&sh->ring, &(struct io_uring_cqe *){ NULL });
-		ZC_STAT_INC(&zs->tx, syscalls);
-		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME) {
-			sched_yield();
-			ZC_STAT_INC(&zs->tx, syscalls);
-		}
+		sh_sleep(zs, sh);
 		sh_drain(sh, op, UINT32_MAX);
 	}
 }
@@ -2462,7 +2461,6 @@ unsigned int zc__uring_send_batch(struct zc_uring_q *q,
 	struct uring_op none = { .ud = URING_UD_NONE };
 	const unsigned int k = q->tail - q->tail0;
 	unsigned int done;
-	int r;
 
 	if (!sh)	/* not in the context: none went (-ENOBUFS) */
 		return 0;
@@ -2479,16 +2477,7 @@ unsigned int zc__uring_send_batch(struct zc_uring_q *q,
 		batch_drain(sh);
 		if (!sh->bwait)
 			break;
-		/* As in sh_send_one(): what we forwarded must not wait. */
-		if (fwd_publish(sh))
-			sh_wake(v[0].zs, sh);
-		r = io_uring_wait_cqe(&sh->ring,
-				      &(struct io_uring_cqe *){ NULL });
-		ZC_STAT_INC(&v[0].zs->tx, syscalls);
-		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -ETIME) {
-			sched_yield();
-			ZC_STAT_INC(&v[0].zs->tx, syscalls);
-		}
+		sh_sleep(v[0].zs, sh);
 	}
 	sh->bn = 0;	/* v is ours again */
 	/*
