@@ -563,32 +563,14 @@ static void *fault_main(void *arg)
 
 /* ---- sockets ------------------------------------------------------------ */
 
-static socklen_t lo_addr(int family, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-
-		a->sin_family = AF_INET;
-		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		return sizeof(*a);
-	}
-	((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
-	((struct sockaddr_in6 *)ss)->sin6_addr = in6addr_loopback;
-	return sizeof(struct sockaddr_in6);
-}
-
+/* bound_socket() (testutil.c), or the test fails. */
 static int bound(int family, int type, struct sockaddr_storage *ss,
 		 socklen_t *len)
 {
-	int fd = socket(family, type | SOCK_CLOEXEC, 0);
+	int fd = bound_socket(family, type, ss, len);
 
 	if (fd < 0)
-		fail("socket: %s", strerror(errno));
-	*len = lo_addr(family, ss);
-	if (bind(fd, (struct sockaddr *)ss, *len) ||
-	    getsockname(fd, (struct sockaddr *)ss, len))
-		fail("bind: %s", strerror(errno));
+		fail("socket/bind: %s", strerror(-fd));
 	return fd;
 }
 
