@@ -622,6 +622,7 @@ static bool inc_new(struct prng *p, unsigned int i)
 	uint32_t tag = atomic_load(&ninc);
 	struct inc *in;
 	struct zc_opts o = { .sz = sizeof(o) };
+	struct zc_sock *zs;
 	int r;
 
 	if (tag >= MAX_INC)
@@ -708,12 +709,16 @@ static bool inc_new(struct prng *p, unsigned int i)
 	/* Visible to the reaper through the context's lock (zc_open()). */
 	incs[tag] = in;
 	atomic_store(&ninc, tag + 1);
-	r = zc_open(in->fd, &o, &in->zs);
+	r = zc_open(in->fd, &o, &zs);
 	if (r)
 		fail("zc_open(%s %s, max_inflight %u): %s: %s",
 		     in->type == SOCK_STREAM ? "tcp" : "udp",
 		     zc_backend_name(in->backend), o.max_inflight, strerror(-r),
 		     zc_last_error());
+	/* The reaper's zc_foreign() reads it under in->lock. */
+	pthread_mutex_lock(&in->lock);
+	in->zs = zs;
+	pthread_mutex_unlock(&in->lock);
 	slot[i] = in;
 	return true;
 }
@@ -1229,13 +1234,14 @@ static void *reap_main(void *arg)
 			struct inc *in = nn ? incs[prng_below(&p, nn)] : NULL;
 
 			if (in && !pthread_mutex_trylock(&in->life)) {
-				bool ok;
+				struct zc_sock *zs;
 
+				/* NULL until its zc_open() returned. */
 				pthread_mutex_lock(&in->lock);
-				ok = in->state == I_MEMBER;
+				zs = in->state == I_MEMBER ? in->zs : NULL;
 				pthread_mutex_unlock(&in->lock);
-				if (ok) {
-					n = zc_foreign(in->zs, fr, 8);
+				if (zs) {
+					n = zc_foreign(zs, fr, 8);
 					if (n == -EBADF && in->fd_closed)
 						n = 0;
 					if (n < 0)
