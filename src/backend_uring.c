@@ -1061,13 +1061,6 @@ static uint64_t m_ud(uint32_t slot, uint32_t id)
 	return (uint64_t)(slot + URING_SLOT0) << 32 | id;
 }
 
-/* m_ud() of the send of member m at index i of a batch. */
-static uint64_t m_ud_batch(const struct uring_member *m, uint32_t id,
-			   unsigned int i)
-{
-	return m->ud | (uint64_t)(i + 1) << (32 + URING_BIDX_SHIFT) | id;
-}
-
 static inline bool sh_copied(const struct zc_uring_shared *sh,
 			     const struct io_uring_cqe *cqe)
 {

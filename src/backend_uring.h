@@ -72,6 +72,13 @@ void zc__uring_queue_other(struct zc_uring_q *q, struct zc_batch_send *b,
 unsigned int zc__uring_send_batch(struct zc_uring_q *q,
 				  struct zc_batch_send *v, unsigned int n);
 
+/* m_ud() of the send of member m at index i of a batch. */
+static inline uint64_t m_ud_batch(const struct uring_member *m, uint32_t id,
+				  unsigned int i)
+{
+	return m->ud | (uint64_t)(i + 1) << (32 + URING_BIDX_SHIFT) | id;
+}
+
 /*
  * Send b, at index i of the batch, of member zs, queued by the first half
  * (zc__send_start_fast(): one buffer, base, of len bytes, no address or
@@ -93,8 +100,7 @@ zc__uring_queue(struct zc_uring_q *q, struct zc_batch_send *b,
 		zc__uring_queue_other(q, b, i);
 		return;
 	}
-	ud = m->ud | (uint64_t)(i + 1) << (32 + URING_BIDX_SHIFT) |
-	     zs->zc_next;
+	ud = m_ud_batch(m, zs->zc_next, i);
 	b->ud = ud;
 	/*
 	 * io_uring_prep_send_zc(), whole: the SQE built at once (a few wide

@@ -214,20 +214,11 @@ int main(int argc, char **argv)
 	const char *names[] = { "made", "del" };
 	struct CMUnitTest tests[2];
 	size_t n = 0;
-	struct zc_sock *zs;
-	int fd = socket(AF_INET, SOCK_DGRAM, 0), r;
 
 	for (size_t i = 0; i < sizeof(payload); i++)
 		payload[i] = (unsigned char)i;
-	r = zc_open(fd, &(struct zc_opts){ .sz = sizeof(struct zc_opts),
-			.backend = ZC_BACKEND_URING }, &zs);
-	close(fd);
-	if (r == -EOPNOTSUPP) {
-		fprintf(stderr, "SKIP: %s\n", zc_last_error());
+	if (uring_skip())
 		return 77;
-	}
-	if (!r)
-		zc_close(zs);
 	for (size_t i = 0; i < 2; i++) {
 		bool want = argc < 2;
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "zcnotify.h"
 
 /* ---- deterministic data ------------------------------------------------ */
 
@@ -134,5 +135,22 @@ int parse_test_sends(uint64_t *nsends)
 		return -1;
 	}
 	*nsends = v;
+	return 0;
+}
+
+int uring_skip(void)
+{
+	struct zc_sock *zs;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), r;
+
+	r = zc_open(fd, &(struct zc_opts){ .sz = sizeof(struct zc_opts),
+			.backend = ZC_BACKEND_URING }, &zs);
+	close(fd);
+	if (r == -EOPNOTSUPP) {
+		fprintf(stderr, "SKIP: %s\n", zc_last_error());
+		return 77;
+	}
+	if (!r)
+		zc_close(zs);
 	return 0;
 }

@@ -68,4 +68,11 @@ int loopback_pair(int family, int type, int *tx, int *rx,
  */
 int parse_test_sends(uint64_t *nsends);
 
+/*
+ * 77 (and SKIP, saying why, on stderr) if zc_open() refuses
+ * ZC_BACKEND_URING with -EOPNOTSUPP (no liburing in the build, or no
+ * SEND_ZC in the kernel); else 0.
+ */
+int uring_skip(void);
+
 #endif /* ZC_TESTUTIL_H */
